@@ -1,0 +1,595 @@
+"""The pyfuse3 adapter: maps FUSE requests onto the tracefs tree, and nothing else.
+
+The tree (``tracefs/node.py``) never sees pyfuse3 or trio; this module never
+interprets tracing.  What it adds is what only a FUSE server can do
+(see ../shared/notes/fuse.md for the measurements behind each choice):
+
+* inode numbers: one per ``Node`` object, never reused, with kernel lookup counts;
+* the caller's context (pid, comm, CPU, uid) around every request
+  (``Kernel.syscall_enter``/``syscall_exit``), because records carry it;
+* blocking reads: ``WOULD_BLOCK`` becomes a trio wait on the file's wait queue,
+  bounded so that a signal to the blocked reader ends it with EINTR (pyfuse3 has
+  no FUSE_INTERRUPT hook), and cancellable at unmount;
+* poll: the latest ``PollHandle`` per open file is notified from the wait queue;
+* errors at one boundary: ``KernelError`` → its errno, anything else → logged + EIO,
+  so a bug in one file never takes the mount down.
+"""
+
+from __future__ import annotations
+
+import errno
+import faulthandler
+import functools
+import logging
+import os
+import select
+import signal
+import stat
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any
+
+import pyfuse3
+import trio
+
+from .kernel.errors import KernelError, _WouldBlock
+from .tracefs.node import DEFAULT_POLL, Dir, File, Node, OpenFile, OpenMode
+
+log = logging.getLogger("tracefs_sim.fuse")
+
+ENTRY_TIMEOUT = 0.0  # the tree is dynamic: instances, probes and events come and go
+ATTR_TIMEOUT = 0.0
+SIGNAL_RECHECK = 0.05  # seconds between checks of a blocked reader's pending signals
+COMM_TTL = 0.2  # seconds a pid's comm is trusted (exec changes it)
+IDLE_TICK = 0.01
+MAX_TASKS = 10000
+
+
+# ------------------------------------------------------------------------- caller context
+def _read_proc(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def signal_pending(pid: int) -> bool | None:
+    """True if ``pid`` has a pending unblocked signal, None if it is gone (or a zombie).
+
+    ``/proc/<pid>/status``: (SigPnd | ShdPnd) & ~SigBlk (notes/tools.md §4).
+    """
+    text = _read_proc(f"/proc/{pid}/status")
+    if text is None:
+        return None
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("State", "SigPnd", "ShdPnd", "SigBlk"):
+            fields[key] = value.strip()
+    if fields.get("State", "").startswith(("Z", "X")):
+        return None
+    try:
+        pending = int(fields.get("SigPnd", "0"), 16) | int(fields.get("ShdPnd", "0"), 16)
+        blocked = int(fields.get("SigBlk", "0"), 16)
+    except ValueError:
+        return False
+    return bool(pending & ~blocked)
+
+
+class TaskInfo:
+    """comm and CPU of a caller pid, cheap enough to ask on every request."""
+
+    def __init__(self, nr_cpus: int) -> None:
+        self.nr_cpus = max(1, nr_cpus)
+        self._comm: dict[int, tuple[float, str]] = {}
+
+    def comm(self, pid: int) -> str:
+        now = time.monotonic()
+        hit = self._comm.get(pid)
+        if hit is not None and now - hit[0] < COMM_TTL:
+            return hit[1]
+        text = _read_proc(f"/proc/{pid}/comm")
+        comm = text.rstrip("\n") if text is not None else (hit[1] if hit else "<...>")
+        self._remember(pid, now, comm)
+        return comm
+
+    def _remember(self, pid: int, now: float, comm: str) -> None:
+        if len(self._comm) > 4096:  # drop stale entries now and then
+            self._comm = {p: v for p, v in self._comm.items() if now - v[0] < COMM_TTL}
+        self._comm[pid] = (now, comm)
+
+    def lookup(self, pid: int) -> tuple[str, int]:
+        """(comm, cpu) of ``pid``: a pinned task runs on its one allowed CPU, any other
+        on the CPU it last ran on (field 39 of /proc/<pid>/stat), modulo nr_cpus."""
+        if pid <= 0:
+            return "<idle>", 0
+        try:
+            allowed = os.sched_getaffinity(pid)
+        except OSError:
+            allowed = set()
+        if len(allowed) == 1:
+            return self.comm(pid), next(iter(allowed)) % self.nr_cpus
+        text = _read_proc(f"/proc/{pid}/stat")
+        if text is None:
+            return self.comm(pid), 0
+        head, _, tail = text.rpartition(")")
+        comm = head.partition("(")[2]
+        self._remember(pid, time.monotonic(), comm)
+        try:
+            cpu = int(tail.split()[36])  # field 39; tail starts at field 3
+        except (IndexError, ValueError):
+            cpu = 0
+        return comm, cpu % self.nr_cpus
+
+
+# ------------------------------------------------------------------------- open files
+class Handle:
+    """An open file (FUSE fh): the tree's OpenFile plus what only the adapter tracks."""
+
+    __slots__ = ("fh", "ino", "openfile", "mode", "pid", "uid", "poll_handle", "poll_wq",
+                 "waits", "closed")
+
+    def __init__(self, fh: int, ino: int, openfile: OpenFile, mode: OpenMode, pid: int,
+                 uid: int) -> None:
+        self.fh = fh
+        self.ino = ino
+        self.openfile = openfile
+        self.mode = mode
+        self.pid = pid
+        self.uid = uid
+        self.poll_handle: pyfuse3.PollHandle | None = None
+        self.poll_wq: Any = None
+        self.waits: set[trio.Event] = set()
+        self.closed = False
+
+    def notify_poll(self) -> None:
+        """Wait-queue callback: wake a poll()/select() sleeping on this file."""
+        ph, self.poll_handle = self.poll_handle, None
+        if ph is not None:
+            try:
+                ph.notify()
+            except (OSError, RuntimeError) as e:  # the waiter went away
+                log.debug("poll notify fh=%d: %s", self.fh, e)
+
+
+class DirHandle:
+    __slots__ = ("ino", "entries", "pid", "uid")
+
+    def __init__(self, ino: int, pid: int, uid: int) -> None:
+        self.ino = ino
+        self.pid = pid
+        self.uid = uid
+        self.entries: list[tuple[bytes, Node]] | None = None
+
+
+def _boundary(fn: Callable) -> Callable:
+    """The one error boundary: KernelError → errno, anything else → log + EIO."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Operations, *args: Any) -> Any:
+        try:
+            return await fn(self, *args)
+        except pyfuse3.FUSEError:
+            raise
+        except KernelError as e:
+            raise pyfuse3.FUSEError(e.errno) from None
+        except Exception:
+            log.exception("%s%r failed", fn.__name__, args[:3])
+            raise pyfuse3.FUSEError(errno.EIO) from None
+
+    return wrapper
+
+
+class Operations(pyfuse3.Operations):
+    """pyfuse3 operations over a tracefs ``Dir``."""
+
+    supports_dot_lookup = False
+    enable_writeback_cache = False
+    enable_acl = False
+
+    def __init__(self, kernel: Any, root: Dir) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.root = root
+        self.uid = os.getuid()
+        self.gid = os.getgid()
+        self.mount_ns = time.time_ns()
+        self.tasks = TaskInfo(kernel.nr_cpus)
+        # inode numbers: per Node object, never reused
+        self._ino_of: weakref.WeakKeyDictionary[Node, int] = weakref.WeakKeyDictionary()
+        self._node_of: weakref.WeakValueDictionary[int, Node] = weakref.WeakValueDictionary()
+        self._pinned: dict[int, Node] = {}  # inodes the kernel holds (lookup count > 0)
+        self._lookups: dict[int, int] = {}
+        self._parent: dict[int, int] = {}
+        self._next_ino = pyfuse3.ROOT_INODE + 1
+        self._ino_of[root] = pyfuse3.ROOT_INODE
+        self._node_of[pyfuse3.ROOT_INODE] = root
+        self._pinned[pyfuse3.ROOT_INODE] = root
+        self._parent[pyfuse3.ROOT_INODE] = pyfuse3.ROOT_INODE
+        # open files
+        self._handles: dict[int, Handle] = {}
+        self._dirs: dict[int, DirHandle] = {}
+        self._next_fh = 1
+        # blocked waits, cancelled at shutdown
+        self._wait_scopes: set[trio.CancelScope] = set()
+        self.closing = False
+
+    # ------------------------------------------------------------------ helpers
+    def ino(self, node: Node, parent: int | None = None) -> int:
+        ino = self._ino_of.get(node)
+        if ino is None:
+            ino = self._next_ino
+            self._next_ino += 1
+            self._ino_of[node] = ino
+            self._node_of[ino] = node
+        if parent is not None and node.is_dir:
+            self._parent[ino] = parent
+        return ino
+
+    def node(self, ino: int) -> Node:
+        node = self._node_of.get(ino)
+        if node is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        return node
+
+    def _dir(self, ino: int) -> Dir:
+        node = self.node(ino)
+        if not isinstance(node, Dir):
+            raise pyfuse3.FUSEError(errno.ENOTDIR)
+        return node
+
+    def _count_lookup(self, ino: int, node: Node) -> None:
+        self._lookups[ino] = self._lookups.get(ino, 0) + 1
+        self._pinned[ino] = node
+
+    def attrs(self, node: Node, ino: int) -> pyfuse3.EntryAttributes:
+        a = pyfuse3.EntryAttributes()
+        a.st_ino = ino
+        a.generation = 0
+        a.entry_timeout = ENTRY_TIMEOUT
+        a.attr_timeout = ATTR_TIMEOUT
+        if isinstance(node, Dir):
+            a.st_mode = stat.S_IFDIR | (node.mode & 0o7777)
+            a.st_nlink = node.nlink()
+        else:
+            a.st_mode = stat.S_IFREG | (node.mode & 0o7777)
+            a.st_nlink = 1
+        a.st_uid = self.uid
+        a.st_gid = self.gid
+        a.st_rdev = 0
+        a.st_size = 0
+        a.st_blksize = 4096
+        a.st_blocks = 0
+        a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self.mount_ns
+        return a
+
+    def _enter(self, pid: int, uid: int) -> None:
+        comm, cpu = self.tasks.lookup(pid)
+        self.kernel.syscall_enter(pid, comm, cpu, uid)
+
+    def _call(self, pid: int, uid: int, fn: Callable[..., Any], *args: Any) -> Any:
+        """Run ``fn`` in the simulated kernel as task ``pid`` (one syscall)."""
+        self._enter(pid, uid)
+        try:
+            return fn(*args)
+        finally:
+            self.kernel.syscall_exit()
+
+    def _handle(self, fh: int) -> Handle:
+        h = self._handles.get(fh)
+        if h is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        return h
+
+    def _name(self, name: bytes) -> str:
+        return os.fsdecode(name)
+
+    # ------------------------------------------------------------------ inodes
+    @_boundary
+    async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
+                     ) -> pyfuse3.EntryAttributes:
+        parent = self._dir(parent_inode)
+        if name == b".":
+            node: Node | None = parent
+        elif name == b"..":
+            node = self.node(self._parent.get(parent_inode, pyfuse3.ROOT_INODE))
+        else:
+            node = self._call(ctx.pid, ctx.uid, parent.lookup, self._name(name))
+        if node is None:
+            raise pyfuse3.FUSEError(errno.ENOENT)
+        ino = self.ino(node, parent_inode)
+        self._count_lookup(ino, node)
+        return self.attrs(node, ino)
+
+    async def forget(self, inode_list: list[tuple[int, int]]) -> None:
+        try:
+            for ino, nlookup in inode_list:
+                left = self._lookups.get(ino, 0) - nlookup
+                if left > 0:
+                    self._lookups[ino] = left
+                    continue
+                self._lookups.pop(ino, None)
+                if ino != pyfuse3.ROOT_INODE:
+                    self._pinned.pop(ino, None)
+                    if ino not in self._node_of:
+                        self._parent.pop(ino, None)
+        except Exception:
+            log.exception("forget failed")
+
+    @_boundary
+    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        return self.attrs(self.node(inode), inode)
+
+    @_boundary
+    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
+                      fh: int | None, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+        node = self.node(inode)
+        if fields.update_size:
+            if not isinstance(node, File):
+                raise pyfuse3.FUSEError(errno.EISDIR)
+            if attr.st_size != 0:
+                raise pyfuse3.FUSEError(errno.EINVAL)
+            self._call(ctx.pid, ctx.uid, node.truncate)
+        # mode/owner/times: accepted and not kept (tracefs inodes are regenerated)
+        return self.attrs(node, inode)
+
+    @_boundary
+    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+        s = pyfuse3.StatvfsData()
+        s.f_bsize = s.f_frsize = 4096
+        s.f_blocks = s.f_bfree = s.f_bavail = 0
+        s.f_files = s.f_ffree = s.f_favail = 0
+        s.f_namemax = 255
+        return s
+
+    # ------------------------------------------------------------------ directories
+    @_boundary
+    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+        self._dir(inode)
+        fh = self._next_fh
+        self._next_fh += 1
+        self._dirs[fh] = DirHandle(inode, ctx.pid, ctx.uid)
+        return fh
+
+    @_boundary
+    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+        dh = self._dirs.get(fh)
+        if dh is None:
+            raise pyfuse3.FUSEError(errno.EBADF)
+        d = self._dir(dh.ino)
+        if start_id == 0 or dh.entries is None:  # a snapshot per opendir/rewind: stable cookies
+            parent = self.node(self._parent.get(dh.ino, pyfuse3.ROOT_INODE))
+            children = [(os.fsencode(n), c)
+                        for n, c in self._call(dh.pid, dh.uid, lambda: list(d.entries()))]
+            dh.entries = [(b".", d), (b"..", parent), *children]
+        for idx in range(start_id, len(dh.entries)):
+            name, node = dh.entries[idx]
+            ino = self.ino(node, None if name in (b".", b"..") else dh.ino)
+            if not pyfuse3.readdir_reply(token, name, self.attrs(node, ino), idx + 1):
+                return
+            if name not in (b".", b".."):  # readdirplus counts as a lookup, except . and ..
+                self._count_lookup(ino, node)
+
+    async def releasedir(self, fh: int) -> None:
+        self._dirs.pop(fh, None)
+
+    @_boundary
+    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
+                    ) -> pyfuse3.EntryAttributes:
+        parent = self._dir(parent_inode)
+        node = self._call(ctx.pid, ctx.uid, parent.mkdir, self._name(name))
+        ino = self.ino(node, parent_inode)
+        self._count_lookup(ino, node)
+        return self.attrs(node, ino)
+
+    @_boundary
+    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        parent = self._dir(parent_inode)
+        self._call(ctx.pid, ctx.uid, parent.rmdir, self._name(name))
+
+    @_boundary
+    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+        raise pyfuse3.FUSEError(errno.EPERM)
+
+    @_boundary
+    async def rename(self, *args: Any) -> None:
+        raise pyfuse3.FUSEError(errno.EPERM)
+
+    @_boundary
+    async def mknod(self, *args: Any) -> pyfuse3.EntryAttributes:
+        raise pyfuse3.FUSEError(errno.EPERM)
+
+    @_boundary
+    async def symlink(self, *args: Any) -> pyfuse3.EntryAttributes:
+        raise pyfuse3.FUSEError(errno.EPERM)
+
+    @_boundary
+    async def link(self, *args: Any) -> pyfuse3.EntryAttributes:
+        raise pyfuse3.FUSEError(errno.EPERM)
+
+    # ------------------------------------------------------------------ files
+    def _open(self, ino: int, node: Node, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        if not isinstance(node, File):
+            raise pyfuse3.FUSEError(errno.EISDIR)
+        mode = OpenMode.from_flags(flags)
+        openfile = self._call(ctx.pid, ctx.uid, node.open, mode)
+        fh = self._next_fh
+        self._next_fh += 1
+        self._handles[fh] = Handle(fh, ino, openfile, mode, ctx.pid, ctx.uid)
+        return pyfuse3.FileInfo(fh=fh, direct_io=True, keep_cache=False,
+                                nonseekable=bool(openfile.nonseekable))
+
+    @_boundary
+    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+        return self._open(inode, self.node(inode), flags, ctx)
+
+    @_boundary
+    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+                     ctx: pyfuse3.RequestContext) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
+        parent = self._dir(parent_inode)
+        node = self._call(ctx.pid, ctx.uid, parent.create, self._name(name))
+        ino = self.ino(node, parent_inode)
+        fi = self._open(ino, node, flags & ~(os.O_CREAT | os.O_EXCL), ctx)
+        self._count_lookup(ino, node)
+        return fi, self.attrs(node, ino)
+
+    @_boundary
+    async def read(self, fh: int, off: int, size: int) -> bytes:
+        h = self._handle(fh)
+        while True:
+            data = self._call(h.pid, h.uid, h.openfile.read, off, size)
+            if not isinstance(data, _WouldBlock):
+                return bytes(data)
+            if h.mode.nonblock:
+                raise pyfuse3.FUSEError(errno.EAGAIN)
+            await self._wait(h)
+
+    async def _wait(self, h: Handle) -> None:
+        """Sleep until the file's wait queue is woken; EINTR when the reader is signalled,
+        has died, the file is released or the mount is going away."""
+        wq = h.openfile.wait_queue
+        if wq is None:
+            raise KernelError(errno.EIO, "WOULD_BLOCK without a wait queue")
+        if self.closing or h.closed:
+            raise pyfuse3.FUSEError(errno.EINTR)
+        ev = trio.Event()
+        scope = trio.CancelScope()
+        wq.add(ev.set)
+        h.waits.add(ev)
+        self._wait_scopes.add(scope)
+        try:
+            with scope:
+                while not ev.is_set():
+                    with trio.move_on_after(SIGNAL_RECHECK):
+                        await ev.wait()
+                    # check before consuming data: a dead or signalled reader must not eat it
+                    if signal_pending(h.pid) is not False:
+                        raise pyfuse3.FUSEError(errno.EINTR)
+        finally:
+            wq.remove(ev.set)
+            h.waits.discard(ev)
+            self._wait_scopes.discard(scope)
+        if scope.cancelled_caught or h.closed:
+            raise pyfuse3.FUSEError(errno.EINTR)
+
+    @_boundary
+    async def write(self, fh: int, off: int, buf: bytes) -> int:
+        h = self._handle(fh)
+        return self._call(h.pid, h.uid, h.openfile.write, off, buf)
+
+    @_boundary
+    async def flush(self, fh: int) -> None:
+        h = self._handle(fh)
+        self._call(h.pid, h.uid, h.openfile.flush)
+
+    async def release(self, fh: int) -> None:
+        h = self._handles.pop(fh, None)
+        if h is None:
+            return
+        h.closed = True
+        for ev in list(h.waits):
+            ev.set()
+        try:
+            if h.poll_wq is not None:
+                h.poll_wq.remove(h.notify_poll)
+            self._call(h.pid, h.uid, h.openfile.release)
+        except Exception:
+            log.exception("release fh=%d failed", fh)
+
+    async def fsync(self, fh: int, datasync: bool) -> None:
+        return None
+
+    @_boundary
+    async def poll(self, inode: int, fh: int, poll_handle: pyfuse3.PollHandle | None,
+                   ctx: pyfuse3.RequestContext) -> int:
+        h = self._handles.get(fh)
+        if h is None:
+            return DEFAULT_POLL
+        try:
+            if poll_handle is not None:
+                h.poll_handle = poll_handle
+                if h.poll_wq is None:
+                    wq = h.openfile.wait_queue
+                    if wq is not None:
+                        wq.add(h.notify_poll)
+                        h.poll_wq = wq
+            return int(self._call(ctx.pid or h.pid, ctx.uid, h.openfile.poll))
+        except Exception:  # never an errno (ENOSYS would disable poll for the mount)
+            log.exception("poll fh=%d failed", fh)
+            return select.POLLERR
+
+    # ------------------------------------------------------------------ shutdown
+    def cancel_waits(self) -> None:
+        self.closing = True
+        for scope in list(self._wait_scopes):
+            scope.cancel()
+
+    async def destroy(self) -> None:  # type: ignore[override]
+        self.cancel_waits()
+
+
+# ------------------------------------------------------------------------- main loop
+async def _idle_ticker(kernel: Any) -> None:
+    while True:
+        await trio.sleep(IDLE_TICK)
+        try:
+            kernel.idle_tick()
+        except Exception:
+            log.exception("idle_tick failed")
+
+
+async def _signal_watcher(ops: Operations) -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("%s: unmounting", signal.Signals(signum).name)
+            ops.cancel_waits()
+            pyfuse3.terminate()
+            return
+
+
+async def _serve(ops: Operations, kernel: Any) -> None:
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_signal_watcher, ops)
+        if not getattr(kernel, "deterministic", False):
+            nursery.start_soon(_idle_ticker, kernel)
+        await pyfuse3.main(min_tasks=1, max_tasks=MAX_TASKS)
+        ops.cancel_waits()
+        nursery.cancel_scope.cancel()
+
+
+def fuse_options(allow_other: bool, debug: bool) -> set[str]:
+    opts = set(pyfuse3.default_options)  # default_permissions
+    opts |= {"fsname=tracefs", "subtype=tracefs", "default_permissions"}
+    if allow_other:
+        opts.add("allow_other")
+    if debug:
+        opts.add("debug")
+    return opts
+
+
+def run(mountpoint: str, kernel: Any, tree: Dir, allow_other: bool = False,
+        debug: bool = False) -> int:
+    """Mount ``tree`` on ``mountpoint`` and serve until unmounted or SIGINT/SIGTERM."""
+    faulthandler.enable()
+    faulthandler.register(signal.SIGUSR1, all_threads=True)
+    ops = Operations(kernel, tree)
+    pyfuse3.init(ops, mountpoint, fuse_options(allow_other, debug))
+    log.info("mounted on %s (%d CPUs)", mountpoint, kernel.nr_cpus)
+    unmount = True
+    try:
+        trio.run(_serve, ops, kernel)
+    except BaseException as e:  # ExceptionGroup from pyfuse3.main: still unmount, then report
+        if isinstance(e, KeyboardInterrupt):
+            log.info("interrupted")
+        else:
+            log.exception("FUSE main loop failed")
+            return 1
+    finally:
+        # the loop is over: a late SIGTERM/SIGINT (e.g. from a test teardown racing a
+        # fusermount -u) must not kill us half-way through the unmount
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        pyfuse3.close(unmount=unmount)
+    return 0

@@ -1,0 +1,102 @@
+"""Trace clocks (kernel/trace/trace_clock.c and the trace_clocks[] table of trace.c).
+
+Every clock is derived from one boot-relative nanosecond source.  In deterministic
+mode (``--seed``) that source is virtual: it advances by a seeded pseudo-random step
+at every reading, so the same seed and the same commands give the same timestamps.
+"""
+
+from __future__ import annotations
+
+import errno
+import random
+import time
+from dataclasses import dataclass
+
+from .errors import KernelError
+
+TSC_KHZ = 2_496_000  # a plausible x86 TSC frequency: cycles = ns * 2.496
+HZ = 250  # Debian's CONFIG_HZ
+
+
+@dataclass(frozen=True, slots=True)
+class ClockDef:
+    name: str
+    in_ns: bool
+
+
+# Order and names exactly as trace.c's trace_clocks[] on x86_64 (ARCH_TRACE_CLOCKS = x86-tsc).
+CLOCKS: tuple[ClockDef, ...] = (
+    ClockDef("local", True), ClockDef("global", True), ClockDef("counter", False),
+    ClockDef("uptime", False), ClockDef("perf", True), ClockDef("mono", True),
+    ClockDef("mono_raw", True), ClockDef("boot", True), ClockDef("tai", True),
+    ClockDef("x86-tsc", False),
+)
+CLOCK_NAMES = tuple(c.name for c in CLOCKS)
+
+
+class BootClock:
+    """Nanoseconds since boot: real (monotonic) or virtual (seeded)."""
+
+    def __init__(self, rng: random.Random | None = None, boot_offset_ns: int = 4_000_000_000) -> None:
+        self._rng = rng
+        self._virtual = boot_offset_ns
+        self._base = time.monotonic_ns() - boot_offset_ns
+
+    @property
+    def deterministic(self) -> bool:
+        return self._rng is not None
+
+    def ns(self) -> int:
+        if self._rng is None:
+            return time.monotonic_ns() - self._base
+        self._virtual += 150 + self._rng.randrange(1200)
+        return self._virtual
+
+    def advance(self, delta_ns: int) -> None:
+        """Let virtual time pass (a simulated sleep); real time passes by itself."""
+        if self._rng is not None:
+            self._virtual += delta_ns
+
+
+class TraceClock:
+    """One trace_array's selected clock (``trace_clock`` file)."""
+
+    __slots__ = ("boot", "idx", "_counter", "_tai_offset", "_real_offset")
+
+    def __init__(self, boot: BootClock) -> None:
+        self.boot = boot
+        self.idx = 0
+        self._counter = 0
+        self._tai_offset = 1_700_000_000_000_000_000
+        self._real_offset = 0
+
+    @property
+    def name(self) -> str:
+        return CLOCKS[self.idx].name
+
+    @property
+    def in_ns(self) -> bool:
+        return CLOCKS[self.idx].in_ns
+
+    def select(self, name: str) -> None:
+        try:
+            self.idx = CLOCK_NAMES.index(name)
+        except ValueError:
+            raise KernelError(errno.EINVAL) from None
+
+    def now(self) -> int:
+        idx = self.idx
+        if idx == 2:  # counter: an atomic increment per reading
+            self._counter += 1
+            return self._counter
+        ns = self.boot.ns()
+        if idx == 3:  # uptime: jiffies
+            return ns * HZ // 1_000_000_000
+        if idx == 8:  # tai
+            return ns + self._tai_offset
+        if idx == 9:  # x86-tsc: cycles
+            return ns * TSC_KHZ // 1_000_000
+        return ns
+
+    def show(self) -> str:
+        return " ".join(f"[{n}]" if i == self.idx else n for i, n in enumerate(CLOCK_NAMES)) + "\n"

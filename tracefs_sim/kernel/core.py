@@ -1,0 +1,136 @@
+"""``Kernel``: boots and owns every subsystem, like start_kernel() + the initcalls.
+
+Boot order mirrors the dependency order of kernel/trace: data (kallsyms, btf),
+sched and clocks, ftrace, the tracing core (trace_array, tracers), events,
+dynamic events, then the workload that gives tracers something to see.
+Optional subsystems whose module is absent are skipped, so the core boots alone.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import random
+from collections.abc import Callable
+from typing import Any
+
+from .clock import BootClock
+from .sched import Sched, Task
+from .trace import Tracing
+from .trace_output import register_core_printers
+
+# (attribute, module, factory) for subsystems that plug in at boot, in order.
+PLUGINS: tuple[tuple[str, str, str], ...] = (
+    ("ftrace", "ftrace", "boot"),
+    ("fgraph", "fgraph", "boot"),
+    ("events", "trace_events", "boot"),
+    ("function_tracers", "trace_functions", "boot"),
+    ("graph_tracer", "trace_functions_graph", "boot"),
+    ("dynevent", "trace_dynevent", "boot"),
+    ("fprobe_events", "trace_fprobe", "boot"),
+    ("kprobe_events", "trace_kprobe", "boot"),
+    ("workload", "workload", "boot"),
+)
+
+
+class Kernel:
+    """A booted simulated kernel."""
+
+    def __init__(self, nr_cpus: int | None = None, seed: int | None = None,
+                 buffer_kb: int = 1408, plugins: bool = True) -> None:
+        self.nr_cpus = nr_cpus or os.cpu_count() or 1
+        self.seed = seed
+        self.deterministic = seed is not None
+        self.rng = random.Random(seed if seed is not None else os.getpid())
+        self.boot_clock = BootClock(random.Random(seed) if seed is not None else None)
+        self.sched = Sched(self.nr_cpus)
+        self._kallsyms: Any = None
+        self._btf: Any = None
+        self._sys_op = ""
+        self._sys_frames: list | None = None
+        self.log: list[str] = []  # the simulated kernel log (dmesg)
+        self.syscall_hooks: list[Callable[[Task], None]] = []
+        self.trace = Tracing(self, buffer_kb)
+        register_core_printers(self.trace.output)
+        self.trace.boot()
+        self.plugins: dict[str, Any] = {}
+        if plugins:
+            for attr, mod, factory in PLUGINS:
+                try:
+                    module = importlib.import_module(f"{__package__}.{mod}")
+                except ModuleNotFoundError as e:
+                    if e.name != f"{__package__}.{mod}":
+                        raise
+                    continue
+                boot = getattr(module, factory, None)
+                if boot is None:
+                    continue
+                obj = boot(self)
+                self.plugins[attr] = obj
+                if obj is not None and not hasattr(self, attr):
+                    setattr(self, attr, obj)
+
+    # ------------------------------------------------------------------ data
+    @property
+    def kallsyms(self) -> Any:
+        if self._kallsyms is None:
+            from .kallsyms import Kallsyms
+
+            self._kallsyms = Kallsyms()
+        return self._kallsyms
+
+    @property
+    def btf(self) -> Any:
+        if self._btf is None:
+            from .btf import BTF
+
+            self._btf = BTF()
+        return self._btf
+
+    def kallsyms_addr(self, name: str) -> int:
+        addr = self.kallsyms.addr_of(name)
+        return addr or 0
+
+    def printk(self, text: str) -> None:
+        """Append to the simulated kernel log."""
+        self.log.append(text)
+        if len(self.log) > 10000:
+            del self.log[:1000]
+
+    # ------------------------------------------------------------------ syscall context
+    def syscall_enter(self, pid: int, comm: str, cpu: int, uid: int = 0, op: str = "") -> None:
+        """A request from the mount starts running as task ``pid`` on ``cpu``.
+
+        Runs the background workload up to "now" first, so background activity
+        interleaves with the user's requests in time order.
+        """
+        wl = getattr(self, "workload", None)
+        if wl is not None:
+            wl.catch_up()
+        sched = self.sched
+        task = sched.task(pid, comm)
+        task.uid = uid
+        cpu %= self.nr_cpus
+        sched.set_current(cpu, task)
+        for hook in self.syscall_hooks:
+            hook(task)
+        self._sys_op = op
+        self._sys_frames = wl.syscall_begin(op) if (wl is not None and op) else None
+
+    def syscall_exit(self) -> None:
+        """The request returns to user space; the CPU goes back to its idle task."""
+        wl = getattr(self, "workload", None)
+        if wl is not None and self._sys_frames is not None:
+            wl.syscall_end(self._sys_op, self._sys_frames)
+        self._sys_frames = None
+        sched = self.sched
+        sched.irq_flags = 0
+        sched.preempt_count = 0
+        sched.set_current(sched.cpu, sched.idle[sched.cpu])
+
+    def idle_tick(self) -> None:
+        """Called periodically by the adapter (not in deterministic mode) to let the
+        background workload run while no request arrives."""
+        wl = getattr(self, "workload", None)
+        if wl is not None:
+            wl.catch_up()

@@ -1,0 +1,713 @@
+"""The tracing core (kernel/trace/trace.c): trace arrays, tracers, options, error_log.
+
+A ``TraceArray`` is the top-level tracing directory or one ``instances/NAME``: its
+ring buffer (and snapshot buffer), options, clock, tracer, cpumask and error log.
+``Tracing`` owns the global pieces: the instance list, the tracer registry, the
+saved cmdlines/tgids and the output printers.
+
+Writers fill records through ``event_reserve``/``event_buf``/``event_commit``; the
+ring buffer never interprets them, ``trace_output`` does.
+"""
+
+from __future__ import annotations
+
+import errno
+import struct
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from .clock import TraceClock
+from .errors import KernelError
+from .ring_buffer import RingBuffer
+from .sched import TASK_COMM_LEN, Task
+from .trace_output import TraceOutput
+
+if TYPE_CHECKING:
+    from .core import Kernel
+
+# ---------------------------------------------------------------------------- trace flags
+# trace.h TRACE_FLAGS, in bit order (this is also the order trace_options prints).
+TRACE_FLAG_NAMES: tuple[str, ...] = (
+    "print-parent", "sym-offset", "sym-addr", "verbose", "raw", "hex", "bin", "block",
+    "fields", "trace_printk", "annotate", "userstacktrace", "sym-userobj", "printk-msg-only",
+    "context-info", "latency-format", "record-cmd", "record-tgid", "overwrite",
+    "disable_on_free", "irq-info", "markers", "event-fork", "trace_printk_dest",
+    "pause-on-trace", "hash-ptr", "function-trace", "function-fork", "display-graph",
+    "stacktrace",
+)
+_B = {name: 1 << i for i, name in enumerate(TRACE_FLAG_NAMES)}
+ITER_PRINT_PARENT = _B["print-parent"]
+ITER_SYM_OFFSET = _B["sym-offset"]
+ITER_SYM_ADDR = _B["sym-addr"]
+ITER_VERBOSE = _B["verbose"]
+ITER_RAW = _B["raw"]
+ITER_HEX = _B["hex"]
+ITER_BIN = _B["bin"]
+ITER_BLOCK = _B["block"]
+ITER_FIELDS = _B["fields"]
+ITER_PRINTK = _B["trace_printk"]
+ITER_ANNOTATE = _B["annotate"]
+ITER_PRINTK_MSGONLY = _B["printk-msg-only"]
+ITER_CONTEXT_INFO = _B["context-info"]
+ITER_LATENCY_FMT = _B["latency-format"]
+ITER_RECORD_CMD = _B["record-cmd"]
+ITER_RECORD_TGID = _B["record-tgid"]
+ITER_OVERWRITE = _B["overwrite"]
+ITER_STOP_ON_FREE = _B["disable_on_free"]
+ITER_IRQ_INFO = _B["irq-info"]
+ITER_MARKERS = _B["markers"]
+ITER_EVENT_FORK = _B["event-fork"]
+ITER_TRACE_PRINTK = _B["trace_printk_dest"]
+ITER_PAUSE_ON_TRACE = _B["pause-on-trace"]
+ITER_HASH_PTR = _B["hash-ptr"]
+ITER_FUNCTION = _B["function-trace"]
+ITER_FUNC_FORK = _B["function-fork"]
+ITER_DISPLAY_GRAPH = _B["display-graph"]
+ITER_STACKTRACE = _B["stacktrace"]
+
+# trace.c TRACE_DEFAULT_FLAGS (+ FUNCTION_DEFAULT_FLAGS) and the trace_printk_dest of global_trace
+DEFAULT_FLAGS = (ITER_PRINT_PARENT | ITER_PRINTK | ITER_ANNOTATE | ITER_CONTEXT_INFO
+                 | ITER_RECORD_CMD | ITER_OVERWRITE | ITER_IRQ_INFO | ITER_MARKERS
+                 | ITER_HASH_PTR | ITER_FUNCTION | ITER_TRACE_PRINTK)
+TOP_LEVEL_TRACE_FLAGS = ITER_PRINTK | ITER_PRINTK_MSGONLY | ITER_RECORD_CMD
+ZEROED_TRACE_FLAGS = ITER_EVENT_FORK | ITER_FUNC_FORK | ITER_TRACE_PRINTK
+
+# ------------------------------------------------------------------------- entry types
+# trace.h enum trace_type
+TRACE_FN = 1
+TRACE_CTX = 2
+TRACE_WAKE = 3
+TRACE_STACK = 4
+TRACE_PRINT = 5
+TRACE_BPRINT = 6
+TRACE_MMIO_RW = 7
+TRACE_MMIO_MAP = 8
+TRACE_BRANCH = 9
+TRACE_GRAPH_RET = 10
+TRACE_GRAPH_ENT = 11
+TRACE_USER_STACK = 12
+TRACE_BLK = 13
+TRACE_BPUTS = 14
+TRACE_HWLAT = 15
+TRACE_OSNOISE = 16
+TRACE_TIMERLAT = 17
+TRACE_RAW_DATA = 18
+TRACE_FUNC_REPEATS = 19
+
+TRACE_MARKER_MAX_SIZE = 4096
+FAULTED_SIZE = len("<faulted>")
+TRACING_LOG_ERRS_MAX = 8
+TRACING_LOG_LOC_MAX = 128
+CMD_PREFIX = "  Command: "
+SAVED_CMDLINES_DEFAULT = 128
+TRACE_BUF_SIZE_DEFAULT = 1441792  # 1408 KB: CONFIG default trace_buf_size
+
+_ENTRY = struct.Struct("<HBBi")  # struct trace_entry: type, flags, preempt_count, pid
+_PRINT_HDR = struct.Struct("<HBBiQ")  # trace_entry + unsigned long ip
+_RAW_HDR = struct.Struct("<HBBiI")  # trace_entry + unsigned int id
+
+
+@dataclass
+class Tracer:
+    """A registered tracer (``struct tracer``): name, its options, and hooks."""
+
+    name: str
+    options: tuple[tuple[str, bool], ...] = ()
+    init: Callable[[TraceArray], None] | None = None
+    reset: Callable[[TraceArray], None] | None = None
+    allow_instances: bool = True
+    use_max_tr: bool = False
+    print_header: Callable[[TraceArray], str] | None = None
+    print_line: Callable[..., str | None] | None = None
+    # option name -> callback(tr, set) returning False to refuse the change (flag_changed/set_flag)
+    set_flag: Callable[[TraceArray, str, bool], bool] | None = None
+
+
+@dataclass
+class ErrLogEntry:
+    ts: int
+    loc: str
+    text: str
+    cmd: str
+    pos: int
+
+
+@dataclass
+class TraceArray:
+    """``struct trace_array``: the top-level tracing dir or one instance."""
+
+    tracing: Tracing
+    name: str
+    buffer: RingBuffer
+    clock: TraceClock
+    flags: int
+    current_trace: Tracer
+    cpumask: int
+    max_buffer: RingBuffer | None = None
+    allocated_snapshot: bool = False
+    buffer_percent: int = 50
+    max_latency: int = 0
+    err_log: list[ErrLogEntry] = field(default_factory=list)
+    tracer_flags: dict[str, bool] = field(default_factory=dict)
+    ref: int = 0
+    time_start: int = 0
+    snapshot_disabled: int = 0
+    # filled by other subsystems at instance creation (events, ftrace ops, pid lists)
+    events: object | None = None
+    ops: object | None = None
+    extra: dict[str, object] = field(default_factory=dict)
+
+    @property
+    def kernel(self) -> Kernel:
+        return self.tracing.kernel
+
+    @property
+    def is_top(self) -> bool:
+        return self is self.tracing.global_trace
+
+    # -------------------------------------------------------------- record writing
+    def event_reserve(self, cpu: int, type_id: int, size: int) -> int:
+        """Reserve ``size`` bytes (including the 8-byte trace_entry) on ``cpu``.
+
+        Returns the offset of the entry in ``event_buf(cpu)``, or -1 when dropped.
+        The common fields are filled from the current context.
+        """
+        rb = self.buffer
+        off = rb.reserve(cpu, size, self.clock.now())
+        if off < 0:
+            return -1
+        sched = self.tracing.kernel.sched
+        _ENTRY.pack_into(rb.cpu_buffers[cpu].page, off, type_id, sched.irq_flags,
+                         sched.preempt_count, sched.current.pid)
+        return off
+
+    def event_buf(self, cpu: int) -> bytearray:
+        return self.buffer.cpu_buffers[cpu].page
+
+    def event_commit(self, cpu: int) -> None:
+        self.buffer.commit(cpu)
+
+    def is_on(self) -> bool:
+        return not self.buffer.record_disabled
+
+    # --------------------------------------------------------------------- flags
+    def flag(self, mask: int) -> bool:
+        return bool(self.flags & mask)
+
+    def tracer_opt(self, name: str) -> bool:
+        return self.tracer_flags.get(name, False)
+
+    # ------------------------------------------------------------------ error_log
+    def log_err(self, loc: str, cmd: str, err_text: str, pos: int) -> None:
+        """tracing_log_err(): keep at most TRACING_LOG_ERRS_MAX entries, oldest dropped."""
+        loc_full = f"{loc}: error: "[:TRACING_LOG_LOC_MAX - 1]
+        entry = ErrLogEntry(self.tracing.kernel.boot_clock.ns(), loc_full, err_text, cmd, pos)
+        if len(self.err_log) >= TRACING_LOG_ERRS_MAX:
+            self.err_log.pop(0)
+        self.err_log.append(entry)
+
+    def err_log_text(self) -> str:
+        out = []
+        for e in self.err_log:
+            sec, nsec = divmod(e.ts, 1_000_000_000)
+            out.append(f"[{sec:5d}.{nsec // 1000:06d}] {e.loc}{e.text}\n{CMD_PREFIX}{e.cmd}\n"
+                       f"{' ' * (len(CMD_PREFIX) + e.pos)}^\n")
+        return "".join(out)
+
+
+class Tracing:
+    """Global tracing state: instances, tracers, saved cmdlines, printers."""
+
+    def __init__(self, kernel: Kernel, buffer_kb: int) -> None:
+        self.kernel = kernel
+        self.nr_cpus = kernel.nr_cpus
+        self.trace_buf_size = buffer_kb * 1024
+        self.buffer_expanded = False
+        self.tracing_thresh = 0
+        self.tracers: dict[str, Tracer] = {}
+        self.output = TraceOutput(kernel)
+        self.instances: dict[str, TraceArray] = {}
+        self.instance_hooks: list[tuple[Callable[[TraceArray], None], Callable[[TraceArray], None]]] = []
+        self.busy_checks: list[Callable[[TraceArray], bool]] = []
+        # saved_cmdlines / saved_tgids (trace_sched_switch.c)
+        self.cmdline_size = SAVED_CMDLINES_DEFAULT
+        self.cmdlines: dict[int, str] = {}
+        self.tgids: dict[int, int] = {}
+        self.cmdline_ref = 0
+        self.tgid_ref = 0
+        self.global_trace: TraceArray = None  # type: ignore[assignment]
+        self.printk_trace: TraceArray = None  # type: ignore[assignment]
+
+    def boot(self) -> None:
+        """Register the built-in tracers and create global_trace (tracer_alloc_buffers)."""
+        for t in builtin_tracers():
+            self.register_tracer(t)
+        # At boot the buffer holds the minimum until something expands it.
+        self.global_trace = self._new_array("", 1, DEFAULT_FLAGS)
+        self.printk_trace = self.global_trace
+
+    # -------------------------------------------------------------------- tracers
+    def register_tracer(self, tracer: Tracer) -> None:
+        """register_tracer(): replaces a same-named one (plugins refine the built-ins)."""
+        self.tracers[tracer.name] = tracer
+
+    def available_tracers(self, tr: TraceArray) -> str:
+        names = [t.name for t in self.tracers.values() if tr.is_top or t.allow_instances]
+        return " ".join(names) + " \n"
+
+    def tracer_options(self) -> list[str]:
+        """Every tracer's option names (the options/ directory has them all)."""
+        seen: dict[str, None] = {}
+        for t in self.tracers.values():
+            for name, _ in t.options:
+                seen.setdefault(name, None)
+        return list(seen)
+
+    def set_tracer(self, tr: TraceArray, name: str) -> None:
+        """tracing_set_tracer()."""
+        tracer = self.tracers.get(name)
+        if tracer is None:
+            raise KernelError(errno.EINVAL)
+        self.update_buffers()
+        if tracer is tr.current_trace:
+            return
+        if not tr.is_top and not tracer.allow_instances:
+            raise KernelError(errno.EINVAL)
+        if tr.ref and tracer is not tr.current_trace:  # trace_pipe readers hold the tracer
+            raise KernelError(errno.EBUSY)
+        old = tr.current_trace
+        if old.reset:
+            old.reset(tr)
+        tr.current_trace = self.tracers["nop"]
+        if tracer.init:
+            tracer.init(tr)
+        tr.current_trace = tracer
+
+    # --------------------------------------------------------------------- buffers
+    def _new_array(self, name: str, size: int, flags: int) -> TraceArray:
+        k = self.kernel
+        overwrite = bool(flags & ITER_OVERWRITE)
+        rb = RingBuffer(self.nr_cpus, size, overwrite=overwrite)
+        clock = TraceClock(k.boot_clock)
+        tr = TraceArray(self, name, rb, clock, flags, self.tracers["nop"], (1 << self.nr_cpus) - 1)
+        for tracer in self.tracers.values():
+            for opt, default in tracer.options:
+                tr.tracer_flags.setdefault(opt, default)
+        tr.time_start = clock.now()
+        for create, _ in self.instance_hooks:
+            create(tr)
+        return tr
+
+    def update_buffers(self) -> None:
+        """tracing_update_buffers(): expand the boot-time minimal buffer on first use."""
+        if self.buffer_expanded:
+            return
+        self.buffer_expanded = True
+        self.global_trace.buffer.resize(self.trace_buf_size)
+
+    def resize(self, tr: TraceArray, size_bytes: int, cpu: int | None = None) -> None:
+        """tracing_resize_ring_buffer(); the snapshot buffer follows when allocated."""
+        if tr.is_top:
+            self.buffer_expanded = True
+        tr.buffer.resize(size_bytes, cpu)
+        if tr.max_buffer is not None and tr.allocated_snapshot:
+            tr.max_buffer.resize(size_bytes, cpu)
+
+    def reset_buffer(self, tr: TraceArray, cpu: int | None = None) -> None:
+        """tracing_reset_online_cpus() / tracing_reset_cpu()."""
+        tr.buffer.reset(cpu)
+        tr.time_start = tr.clock.now()
+
+    def free_buffer(self, tr: TraceArray) -> None:
+        """free_buffer release: optionally stop tracing, shrink to the minimum."""
+        if tr.flags & ITER_STOP_ON_FREE:
+            self.tracer_tracing_off(tr)
+        self.resize(tr, 0)
+
+    def set_clock(self, tr: TraceClock | TraceArray, name: str) -> None:
+        assert isinstance(tr, TraceArray)
+        tr.clock.select(name)
+        # Changing the clock makes old timestamps meaningless: reset the buffers.
+        self.reset_buffer(tr)
+        if tr.max_buffer is not None:
+            tr.max_buffer.reset()
+
+    # -------------------------------------------------------------- tracing on/off
+    def tracer_tracing_on(self, tr: TraceArray) -> None:
+        tr.buffer.record_enable_all() if tr.buffer.record_disabled else None
+
+    def tracer_tracing_off(self, tr: TraceArray) -> None:
+        if not tr.buffer.record_disabled:
+            tr.buffer.record_disable_all()
+
+    # --------------------------------------------------------------------- flags
+    def set_flag(self, tr: TraceArray, mask: int, enabled: bool) -> None:
+        """set_tracer_flag()."""
+        if bool(tr.flags & mask) == enabled:
+            return
+        if mask == ITER_TRACE_PRINTK:
+            if enabled:
+                self.printk_trace.flags &= ~ITER_TRACE_PRINTK
+                self.printk_trace = tr
+            else:
+                if self.printk_trace is self.global_trace:
+                    raise KernelError(errno.EINVAL)
+                if self.printk_trace is tr:
+                    self.printk_trace = self.global_trace
+                    self.global_trace.flags |= ITER_TRACE_PRINTK
+        if enabled:
+            tr.flags |= mask
+        else:
+            tr.flags &= ~mask
+        if mask == ITER_OVERWRITE:
+            tr.buffer.overwrite = enabled
+            if tr.max_buffer is not None:
+                tr.max_buffer.overwrite = enabled
+
+    def set_option(self, tr: TraceArray, option: str) -> None:
+        """trace_set_options(): ``[no]NAME`` for a core flag or a current-tracer option."""
+        text = option.strip()
+        neg = text.startswith("no")
+        name = text[2:] if neg else text
+        for i, fname in enumerate(TRACE_FLAG_NAMES):
+            if fname == name:
+                if not tr.is_top and (1 << i) & TOP_LEVEL_TRACE_FLAGS:
+                    raise KernelError(errno.EINVAL)
+                self.set_flag(tr, 1 << i, not neg)
+                return
+        tracer = tr.current_trace
+        if any(o == name for o, _ in tracer.options):
+            self.set_tracer_option(tr, tracer, name, not neg)
+            return
+        raise KernelError(errno.EINVAL)
+
+    def set_tracer_option(self, tr: TraceArray, tracer: Tracer, name: str, value: bool) -> None:
+        if tr.tracer_flags.get(name, False) == value:
+            return
+        if tracer.set_flag is not None and tr.current_trace is tracer:
+            if tracer.set_flag(tr, name, value) is False:
+                raise KernelError(errno.EINVAL)
+        tr.tracer_flags[name] = value
+
+    def options_text(self, tr: TraceArray) -> str:
+        """tracing_trace_options_show()."""
+        out = []
+        for i, name in enumerate(TRACE_FLAG_NAMES):
+            if not tr.is_top and (1 << i) & TOP_LEVEL_TRACE_FLAGS:
+                continue
+            out.append(("" if tr.flags & (1 << i) else "no") + name + "\n")
+        for name, _ in tr.current_trace.options:
+            out.append(("" if tr.tracer_flags.get(name) else "no") + name + "\n")
+        return "".join(out)
+
+    # ------------------------------------------------------------------ instances
+    def instance_mkdir(self, name: str) -> TraceArray:
+        if name in self.instances:
+            raise KernelError(errno.EEXIST)
+        g = self.global_trace
+        flags = g.flags & ~ZEROED_TRACE_FLAGS
+        tr = self._new_array(name, self.trace_buf_size, flags)
+        self.instances[name] = tr
+        return tr
+
+    def instance_rmdir(self, name: str) -> None:
+        tr = self.instances.get(name)
+        if tr is None:
+            raise KernelError(errno.ENODEV)
+        if tr.ref or any(check(tr) for check in self.busy_checks):
+            raise KernelError(errno.EBUSY)
+        if tr.current_trace.reset:
+            tr.current_trace.reset(tr)
+        for _, destroy in self.instance_hooks:
+            destroy(tr)
+        if self.printk_trace is tr:
+            self.printk_trace = self.global_trace
+            self.global_trace.flags |= ITER_TRACE_PRINTK
+        del self.instances[name]
+
+    def all_arrays(self) -> list[TraceArray]:
+        return [self.global_trace, *self.instances.values()]
+
+    # ------------------------------------------------------------- saved cmdlines
+    def record_cmdline(self, task: Task) -> None:
+        """tracing_record_cmdline(): remember pid -> comm (bounded like the kernel map)."""
+        if task.pid == 0:
+            return
+        cmdlines = self.cmdlines
+        if task.pid not in cmdlines and len(cmdlines) >= self.cmdline_size:
+            del cmdlines[next(iter(cmdlines))]
+        cmdlines[task.pid] = task.comm
+
+    def record_tgid(self, task: Task) -> None:
+        if task.pid == 0:
+            return
+        self.tgids[task.pid] = task.tgid
+
+    def record_task(self, task: Task) -> None:
+        """tracing_record_taskinfo(): called where the kernel records comm/tgid."""
+        if self.cmdline_ref and self.global_trace.flags & ITER_RECORD_CMD:
+            self.record_cmdline(task)
+        if self.tgid_ref or any(tr.flags & ITER_RECORD_TGID for tr in self.all_arrays()):
+            self.record_tgid(task)
+
+    def find_cmdline(self, pid: int) -> str:
+        if pid == 0:
+            return "<idle>"
+        return self.cmdlines.get(pid, "<...>")
+
+    def saved_cmdlines_text(self) -> str:
+        return "".join(f"{pid} {comm}\n" for pid, comm in self.cmdlines.items())
+
+    def saved_tgids_text(self) -> str:
+        return "".join(f"{pid} {tgid}\n" for pid, tgid in sorted(self.tgids.items()) if tgid)
+
+    # ---------------------------------------------------------------- writers
+    def mark_write(self, tr: TraceArray, data: bytes) -> int:
+        """tracing_mark_write(): a TRACE_PRINT entry with the user's text."""
+        if not tr.flags & ITER_MARKERS:
+            raise KernelError(errno.EINVAL)
+        cnt = min(len(data), TRACE_MARKER_MAX_SIZE)
+        if cnt == 0:
+            return 0
+        meta = _PRINT_HDR.size + 2
+        size = cnt + meta
+        if cnt < FAULTED_SIZE:
+            size += FAULTED_SIZE - cnt
+        max_size = tr.buffer.max_event_size()
+        if size > max_size:
+            cnt = max_size - meta
+            size = cnt + meta
+        k = self.kernel
+        cpu = k.sched.cpu
+        off = tr.event_reserve(cpu, TRACE_PRINT, size)
+        if off < 0:
+            raise KernelError(errno.EBADF)
+        buf = tr.event_buf(cpu)
+        struct.pack_into("<Q", buf, off + 8, k.kallsyms_addr("tracing_mark_write") + 0x4F)
+        text = data[:cnt]
+        if not text.endswith(b"\n"):
+            text += b"\n"
+        start = off + _PRINT_HDR.size
+        buf[start:start + len(text)] = text
+        buf[start + len(text)] = 0
+        tr.event_commit(cpu)
+        return cnt
+
+    def mark_raw_write(self, tr: TraceArray, data: bytes) -> int:
+        """tracing_mark_raw_write(): an id (u32) followed by binary data."""
+        if not tr.flags & ITER_MARKERS:
+            raise KernelError(errno.EINVAL)
+        cnt = len(data)
+        if cnt < 4 or cnt > tr.buffer.max_event_size() - 8:
+            raise KernelError(errno.EINVAL)
+        size = 8 + cnt
+        if cnt < FAULTED_SIZE:
+            size += FAULTED_SIZE - cnt
+        cpu = self.kernel.sched.cpu
+        off = tr.event_reserve(cpu, TRACE_RAW_DATA, size)
+        if off < 0:
+            raise KernelError(errno.EBADF)
+        buf = tr.event_buf(cpu)
+        buf[off + 8:off + 8 + cnt] = data
+        tr.event_commit(cpu)
+        return cnt
+
+    # ----------------------------------------------------------------- snapshot
+    def alloc_snapshot(self, tr: TraceArray) -> None:
+        if tr.max_buffer is None:
+            tr.max_buffer = RingBuffer(self.nr_cpus, 1, overwrite=bool(tr.flags & ITER_OVERWRITE))
+        if not tr.allocated_snapshot:
+            tr.max_buffer.resize(tr.buffer.size_bytes(0))
+            for cpu in range(self.nr_cpus):
+                if tr.buffer.size_bytes(cpu) != tr.max_buffer.size_bytes(cpu):
+                    tr.max_buffer.resize(tr.buffer.size_bytes(cpu), cpu)
+            tr.allocated_snapshot = True
+
+    def free_snapshot(self, tr: TraceArray) -> None:
+        if tr.max_buffer is not None and tr.allocated_snapshot:
+            tr.max_buffer.resize(0)
+            tr.max_buffer.reset()
+        tr.allocated_snapshot = False
+
+    def take_snapshot(self, tr: TraceArray, cpu: int | None = None) -> None:
+        """update_max_tr(): swap the live buffer with the snapshot buffer."""
+        if tr.snapshot_disabled:
+            return
+        self.alloc_snapshot(tr)
+        assert tr.max_buffer is not None
+        if cpu is None:
+            tr.buffer, tr.max_buffer = tr.max_buffer, tr.buffer
+            tr.buffer.record_disabled = tr.max_buffer.record_disabled
+            tr.max_buffer.record_disabled = 0
+            tr.buffer.reset()
+        else:
+            tr.buffer.swap_cpu(tr.max_buffer, cpu)
+            tr.buffer.reset(cpu)
+
+
+def builtin_tracers() -> list[Tracer]:
+    """The tracers of the reference kernel, in available_tracers order.
+
+    function and function_graph are refined by their plugins (trace_functions*.py)
+    which re-register them with the real hooks.
+    """
+    return [
+        Tracer("blk", (("blk_classic", False), ("blk_cgroup", False), ("blk_cgname", False)),
+               allow_instances=True),
+        Tracer("mmiotrace", allow_instances=False),
+        Tracer("function_graph", (
+            ("funcgraph-overrun", False), ("funcgraph-cpu", True), ("funcgraph-overhead", True),
+            ("funcgraph-proc", False), ("funcgraph-duration", True), ("funcgraph-abstime", False),
+            ("funcgraph-irqs", True), ("funcgraph-tail", False), ("sleep-time", True),
+        )),
+        Tracer("function", (("func_stack_trace", False), ("func-no-repeats", False))),
+        Tracer("nop", (("test_nop_accept", False), ("test_nop_refuse", False)),
+               set_flag=_nop_set_flag),
+    ]
+
+
+def _nop_set_flag(tr: TraceArray, name: str, value: bool) -> bool:
+    """trace_nop.c nop_set_flag: test_nop_refuse is refused, test_nop_accept accepted."""
+    return name != "test_nop_refuse"
+
+
+def comm_of(comm: str) -> str:
+    return comm[:TASK_COMM_LEN - 1]
+
+
+# ------------------------------------------------------------------------ readers
+TRACE_SEQ_BUFFER_SIZE = 8192 - 24 - 8  # (PAGE_SIZE * 2) - sizeof(seq_buf) - sizeof(size_t)
+
+
+def buffer_totals(rb: RingBuffer, cpus: list[int]) -> tuple[int, int]:
+    """get_total_entries(): (entries in buffer, entries written = entries + overrun)."""
+    entries = sum(rb.entries(c) for c in cpus)
+    total = entries + sum(rb.overrun(c) for c in cpus)
+    return entries, total
+
+
+def trace_file_text(tr: TraceArray, cpu: int | None = None, snapshot: bool = False) -> list[str | bytes]:
+    """The ``trace`` (or ``snapshot``) file: header then every record, non-consuming."""
+    from .trace_output import merged_records, render_records
+
+    tracing = tr.tracing
+    out = tracing.output
+    rb = tr.max_buffer if snapshot else tr.buffer
+    cpus = list(range(tracing.nr_cpus)) if cpu is None else [cpu]
+    if rb is None:
+        entries = total = 0
+        empty = True
+    else:
+        entries, total = buffer_totals(rb, cpus)
+        empty = all(rb.empty(c) for c in cpus)
+    chunks: list[str | bytes] = []
+    if snapshot and empty:
+        chunks.append(f"# tracer: {tr.current_trace.name}\n#\n")
+        chunks.append(snapshot_help(tr, cpu))
+        return chunks
+    chunks.append(out.header(tr, entries, total, empty, cpu))
+    if rb is not None and not empty:
+        annotate = bool(tr.flags & ITER_ANNOTATE) and any(rb.overrun(c) for c in cpus)
+        chunks.extend(render_records(out, tr, merged_records(rb, cpus), annotate))
+    return chunks
+
+
+def snapshot_help(tr: TraceArray, cpu: int | None) -> str:
+    """print_snapshot_help()."""
+    s = "#\n# * Snapshot is allocated *\n#\n" if tr.allocated_snapshot else "#\n# * Snapshot is freed *\n#\n"
+    s += "# Snapshot commands:\n"
+    if cpu is None:
+        s += ("# echo 0 > snapshot : Clears and frees snapshot buffer\n"
+              "# echo 1 > snapshot : Allocates snapshot buffer, if not already allocated.\n"
+              "#                      Takes a snapshot of the main buffer.\n"
+              "# echo 2 > snapshot : Clears snapshot buffer (but does not allocate or free)\n"
+              "#                      (Doesn't have to be '2' works with any number that\n"
+              "#                       is not a '0' or '1')\n")
+    else:
+        s += ("# echo 0 > snapshot : Invalid for per_cpu snapshot file.\n"
+              "# echo 1 > snapshot : Allocates snapshot buffer, if not already allocated.\n"
+              "#                      Takes a snapshot of the main buffer for this cpu.\n"
+              "# echo 2 > snapshot : Clears this cpu's snapshot buffer (but does not allocate)\n"
+              "#                      (Doesn't have to be '2' works with any number that\n"
+              "#                       is not a '0' or '1')\n")
+    return s
+
+
+class PipeReader:
+    """tracing_read_pipe(): a consuming reader of one trace array (all CPUs or one)."""
+
+    def __init__(self, tr: TraceArray, cpu: int | None = None) -> None:
+        from .trace_output import TraceIter
+
+        self.tr = tr
+        self.cpu = cpu
+        self.leftover = b""
+        self.pos = 0
+        self.it = TraceIter(tr)
+        tr.ref += 1
+        self.closed = False
+
+    def close(self) -> None:
+        if not self.closed:
+            self.closed = True
+            self.tr.ref -= 1
+
+    def _cpus(self) -> list[int]:
+        return list(range(self.tr.tracing.nr_cpus)) if self.cpu is None else [self.cpu]
+
+    def empty(self) -> bool:
+        rb = self.tr.buffer
+        return all(rb.empty(c) for c in self._cpus())
+
+    def read(self, cnt: int) -> bytes | None:
+        """Bytes read, ``b""`` at EOF, or None when the reader would wait."""
+        if self.leftover:
+            data, self.leftover = self.leftover[:cnt], self.leftover[cnt:]
+            self.pos += len(data)
+            return data
+        while True:
+            if self.empty():
+                if not self.tr.is_on() and self.pos:
+                    return b""
+                return None
+            data = self._fill(min(cnt, TRACE_SEQ_BUFFER_SIZE - 1))
+            if data:
+                out, self.leftover = data[:cnt], data[cnt:]
+                self.pos += len(out)
+                return out
+
+    def _fill(self, cnt: int) -> bytes:
+        tr = self.tr
+        rb = tr.buffer
+        out = tr.tracing.output
+        it = self.it
+        it.flags = tr.flags
+        it.in_ns = tr.clock.in_ns
+        cpus = self._cpus()
+        parts: list[bytes] = []
+        used = 0
+        while True:
+            best = None
+            for c in cpus:
+                rec = rb.peek(c)
+                if rec is not None and (best is None or rec[0] < best[0][0]):
+                    best = (rec, c)
+            if best is None:
+                break
+            (ts, buf, off, length), c = best
+            lost = rb.lost_events(c)
+            it.ts, it.cpu, it.buf, it.off, it.size = ts, c, buf, off, length
+            it.idx += 1
+            line = out.print_line(it, ts)
+            if lost:
+                line = f"CPU:{c} [LOST {lost} EVENTS]\n" + (line if isinstance(line, str) else "")
+            data = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
+            if used and used + len(data) > TRACE_SEQ_BUFFER_SIZE:
+                break  # no partial lines: this record stays for the next read
+            rb.consume(c)
+            parts.append(data)
+            used += len(data)
+            if used >= cnt:
+                break
+        return b"".join(parts)

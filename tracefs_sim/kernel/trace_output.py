@@ -1,0 +1,443 @@
+"""Printing trace records (kernel/trace/trace_output.c and the iterator parts of trace.c).
+
+Output is looked up by entry type: ``TraceOutput.register(type, printer)``.  A printer
+returns the text after the context columns, newline included.  The ring buffer never
+formats; this module never stores.
+
+``TraceIter`` is ``struct trace_iterator``: it walks the per-CPU buffers merged by
+timestamp (``trace_find_next_entry``), either non-consuming (the ``trace`` file) or
+consuming (``trace_pipe``).
+"""
+
+from __future__ import annotations
+
+import heapq
+import struct
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .core import Kernel
+    from .trace import TraceArray
+
+_ENTRY = struct.Struct("<HBBi")
+_U64 = struct.Struct("<Q")
+_U32 = struct.Struct("<I")
+
+# sched.py TRACE_FLAG_* bits (kept local to avoid an import cycle)
+_IRQS_OFF, _IRQS_NOSUPPORT, _NEED_RESCHED, _HARDIRQ = 0x01, 0x02, 0x04, 0x08
+_SOFTIRQ, _PREEMPT_RESCHED, _NMI, _BH_OFF = 0x10, 0x20, 0x40, 0x80
+
+UNAME_RELEASE = "6.12.117+deb12-amd64"
+
+
+class TraceIter:
+    """The record being printed: what a printer may look at."""
+
+    __slots__ = ("tr", "cpu", "ts", "buf", "off", "size", "kernel", "flags", "idx", "in_ns", "lost")
+
+    def __init__(self, tr: TraceArray) -> None:
+        self.tr = tr
+        self.kernel = tr.kernel
+        self.cpu = 0
+        self.ts = 0
+        self.buf: bytes | bytearray = b""
+        self.off = 0
+        self.size = 0
+        self.flags = tr.flags
+        self.idx = 0
+        self.in_ns = tr.clock.in_ns
+        self.lost = 0
+
+    @property
+    def type(self) -> int:
+        return self.buf[self.off] | (self.buf[self.off + 1] << 8)
+
+    @property
+    def pid(self) -> int:
+        return struct.unpack_from("<i", self.buf, self.off + 4)[0]
+
+    def entry(self) -> tuple[int, int, int, int]:
+        return _ENTRY.unpack_from(self.buf, self.off)
+
+    def u64(self, rel: int) -> int:
+        return _U64.unpack_from(self.buf, self.off + rel)[0]
+
+    def cstr(self, rel: int, limit: int | None = None) -> str:
+        start = self.off + rel
+        end = self.off + (self.size if limit is None else rel + limit)
+        raw = bytes(self.buf[start:end])
+        nul = raw.find(b"\0")
+        if nul >= 0:
+            raw = raw[:nul]
+        return raw.decode("utf-8", "replace")
+
+
+class Printer:
+    """``struct trace_event_functions``: trace/raw/hex/binary renderings."""
+
+    def trace(self, it: TraceIter) -> str:
+        return f"type: {it.type}\n"
+
+    def raw(self, it: TraceIter) -> str:
+        return self.trace(it)
+
+    def hex(self, it: TraceIter) -> str:
+        return f"type: {it.type}\n"
+
+    def binary(self, it: TraceIter) -> bytes:
+        return b""
+
+
+def hex_field(value: int, size: int) -> str:
+    """SEQ_PUT_HEX_FIELD on little-endian: the value in big-endian hex, then a space."""
+    return f"{value & ((1 << (8 * size)) - 1):0{2 * size}x} "
+
+
+class TraceOutput:
+    """The registry of printers by entry type, plus the line formatter."""
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.printers: dict[int, Printer] = {}
+
+    def register(self, type_id: int, printer: Printer) -> None:
+        self.printers[type_id] = printer
+
+    def unregister(self, type_id: int) -> None:
+        self.printers.pop(type_id, None)
+
+    # ----------------------------------------------------------------- symbols
+    def sym(self, addr: int, flags: int) -> str:
+        """seq_print_ip_sym(): %ps, or %pS with sym-offset, plus <addr> with sym-addr."""
+        from .trace import ITER_SYM_ADDR, ITER_SYM_OFFSET
+
+        if not addr:
+            return "0"
+        ks = self.kernel.kallsyms
+        text = ks.format_pS(addr) if flags & ITER_SYM_OFFSET else ks.format_ps(addr)
+        if flags & ITER_SYM_ADDR:
+            text += f" <{addr:016x}>"
+        return text
+
+    # ------------------------------------------------------------------ context
+    def lat_fmt(self, flags: int, preempt: int) -> str:
+        """trace_print_lat_fmt(): irqs-off, need-resched, hardirq/softirq, preempt depths."""
+        bh_off = flags & _BH_OFF
+        if flags & _IRQS_OFF and bh_off:
+            irqs_off = "D"
+        elif flags & _IRQS_OFF:
+            irqs_off = "d"
+        elif bh_off:
+            irqs_off = "b"
+        elif flags & _IRQS_NOSUPPORT:
+            irqs_off = "X"
+        else:
+            irqs_off = "."
+        nr = flags & (_NEED_RESCHED | _PREEMPT_RESCHED)
+        need = {(_NEED_RESCHED | _PREEMPT_RESCHED): "N", _NEED_RESCHED: "n", _PREEMPT_RESCHED: "p"}.get(nr, ".")
+        nmi, hard, soft = flags & _NMI, flags & _HARDIRQ, flags & _SOFTIRQ
+        hs = ("Z" if nmi and hard else "z" if nmi else "H" if hard and soft else "h" if hard
+              else "s" if soft else ".")
+        p1 = f"{preempt & 0xf:x}" if preempt & 0xf else "."
+        p2 = f"{preempt >> 4:x}" if preempt & 0xf0 else "."
+        return irqs_off + need + hs + p1 + p2
+
+    def print_time(self, it: TraceIter, ts: int) -> str:
+        if it.in_ns:
+            t = (ts + 500) // 1000
+            return f" {t // 1_000_000:5d}.{t % 1_000_000:06d}"
+        return f" {ts:12d}"
+
+    def context(self, it: TraceIter) -> str:
+        """trace_print_context()."""
+        from .trace import ITER_IRQ_INFO, ITER_RECORD_TGID
+
+        _t, eflags, preempt, pid = _ENTRY.unpack_from(it.buf, it.off)
+        tracing = self.kernel.trace
+        comm = tracing.find_cmdline(pid)
+        s = f"{comm:>16}-{pid:<7d} "
+        if it.flags & ITER_RECORD_TGID:
+            tgid = tracing.tgids.get(pid, 0)
+            s += f"({tgid:7d}) " if tgid else "(-------) "
+        s += f"[{it.cpu:03d}] "
+        if it.flags & ITER_IRQ_INFO:
+            s += self.lat_fmt(eflags, preempt)
+        return s + self.print_time(it, it.ts) + ": "
+
+    def lat_context(self, it: TraceIter, next_ts: int) -> str:
+        """trace_print_lat_context() (latency-format)."""
+        from .trace import ITER_VERBOSE
+
+        _t, eflags, preempt, pid = _ENTRY.unpack_from(it.buf, it.off)
+        comm = self.kernel.trace.find_cmdline(pid)
+        if it.flags & ITER_VERBOSE:
+            s = f"{comm:>16} {pid:7d} {it.cpu:3d} {eflags:d} {preempt & 0xf:08x} {it.idx:08x} "
+        else:
+            s = f"{comm[:8]:>8}-{pid:<7d} {it.cpu:3d}" + self.lat_fmt(eflags, preempt)
+        abs_ts = it.ts - it.tr.time_start
+        rel_ts = next_ts - it.ts
+        if it.in_ns:
+            abs_ts = (abs_ts + 500) // 1000
+            rel_ts = (rel_ts + 500) // 1000
+        verbose = it.flags & ITER_VERBOSE
+        if verbose and it.in_ns:
+            s += (f"[{(it.ts + 500) // 1000:08x}] {abs_ts // 1000}.{abs_ts % 1000:03d}ms "
+                  f"(+{rel_ts // 1000}.{rel_ts % 1000:03d}ms): ")
+        elif verbose:
+            s += f"[{it.ts:016x}] {abs_ts} (+{rel_ts}): "
+        elif it.in_ns:
+            s += f" {abs_ts:4d}us{find_mark(rel_ts * 1000)}: "
+        else:
+            s += f" {abs_ts:4d}: "
+        return s
+
+    # --------------------------------------------------------------------- lines
+    def print_line(self, it: TraceIter, next_ts: int | None = None) -> str | bytes:
+        """print_trace_line(): the whole rendering of one record."""
+        from .trace import (ITER_BIN, ITER_CONTEXT_INFO, ITER_HEX, ITER_LATENCY_FMT, ITER_PRINTK,
+                            ITER_PRINTK_MSGONLY, ITER_RAW, TRACE_PRINT)
+
+        flags = it.flags
+        tracer = it.tr.current_trace
+        if tracer.print_line is not None:
+            text = tracer.print_line(it)
+            if text is not None:
+                return text
+        type_id = it.type
+        printer = self.printers.get(type_id)
+        if type_id == TRACE_PRINT and flags & ITER_PRINTK and flags & ITER_PRINTK_MSGONLY:
+            return it.cstr(16)
+        if flags & ITER_BIN:
+            head = b""
+            if flags & ITER_CONTEXT_INFO:
+                head = struct.pack("<iiQ", it.pid, it.cpu, it.ts)
+            return head + (printer.binary(it) if printer else b"")
+        if flags & ITER_HEX:
+            head = ""
+            if flags & ITER_CONTEXT_INFO:
+                head = hex_field(it.pid, 4) + hex_field(it.cpu, 4) + hex_field(it.ts, 8)
+            body = printer.hex(it) if printer else ""
+            return head + body + "\n"
+        if flags & ITER_RAW:
+            head = f"{it.pid} {it.cpu} {it.ts} " if flags & ITER_CONTEXT_INFO else ""
+            return head + (printer.raw(it) if printer else f"{type_id} ?\n")
+        head = ""
+        if flags & ITER_CONTEXT_INFO:
+            if flags & ITER_LATENCY_FMT:
+                head = self.lat_context(it, it.ts if next_ts is None else next_ts)
+            else:
+                head = self.context(it)
+        if printer is None:
+            return head + f"Unknown type {type_id}\n"
+        return head + printer.trace(it)
+
+    # -------------------------------------------------------------------- headers
+    def header(self, tr: TraceArray, entries: int, total: int, empty: bool, cpu: int | None) -> str:
+        """s_show() for the first line: tracer name and the help header."""
+        from .trace import ITER_CONTEXT_INFO, ITER_IRQ_INFO, ITER_LATENCY_FMT, ITER_RECORD_TGID, ITER_VERBOSE
+
+        tracer = tr.current_trace
+        out = [f"# tracer: {tracer.name}\n#\n"]
+        if tracer.print_header is not None:
+            out.append(tracer.print_header(tr))
+            return "".join(out)
+        flags = tr.flags
+        if not flags & ITER_CONTEXT_INFO:
+            return "".join(out)
+        nr = self.kernel.nr_cpus
+        if flags & ITER_LATENCY_FMT:
+            if empty:
+                return "".join(out)
+            out.append(self.latency_header(tr, entries, total, 0 if cpu is None else cpu))
+            if not flags & ITER_VERBOSE:
+                out.append(LAT_HELP_HEADER)
+            return "".join(out)
+        if flags & ITER_VERBOSE:
+            return "".join(out)
+        out.append(f"# entries-in-buffer/entries-written: {entries}/{total}   #P:{nr}\n#\n")
+        tgid = bool(flags & ITER_RECORD_TGID)
+        if flags & ITER_IRQ_INFO:
+            sp = " " * (12 if tgid else 2)
+            pre = "#                            " + sp
+            out.append(f"{pre}  _-----=> irqs-off/BH-disabled\n"
+                       f"{pre} / _----=> need-resched\n"
+                       f"{pre}| / _---=> hardirq/softirq\n"
+                       f"{pre}|| / _--=> preempt-depth\n"
+                       f"{pre}||| / _-=> migrate-disable\n"
+                       f"{pre}|||| /     delay\n")
+            out.append("#           TASK-PID  " + ("     TGID   " if tgid else "  ")
+                       + " CPU#  |||||  TIMESTAMP  FUNCTION\n")
+            out.append("#              | |    " + ("       |    " if tgid else "  ")
+                       + "   |   |||||     |         |\n")
+        else:
+            out.append("#           TASK-PID    " + ("   TGID   " if tgid else "")
+                       + " CPU#     TIMESTAMP  FUNCTION\n")
+            out.append("#              | |      " + ("     |    " if tgid else "")
+                       + "   |         |         |\n")
+        return "".join(out)
+
+    def latency_header(self, tr: TraceArray, entries: int, total: int, cpu: int) -> str:
+        """print_trace_header()."""
+        nr = self.kernel.nr_cpus
+        return (f"# {tr.current_trace.name} latency trace v1.1.5 on {UNAME_RELEASE}\n"
+                "# --------------------------------------------------------------------\n"
+                f"# latency: {tr.max_latency // 1000} us, #{entries}/{total}, CPU#{cpu} |"
+                f" (M:desktop VP:0, KP:0, SP:0 HP:0 #P:{nr})\n"
+                "#    -----------------\n"
+                "#    | task: -0 (uid:0 nice:0 policy:0 rt_prio:0)\n"
+                "#    -----------------\n#\n")
+
+
+LAT_HELP_HEADER = (
+    "#                    _------=> CPU#            \n"
+    "#                   / _-----=> irqs-off/BH-disabled\n"
+    "#                  | / _----=> need-resched    \n"
+    "#                  || / _---=> hardirq/softirq \n"
+    "#                  ||| / _--=> preempt-depth   \n"
+    "#                  |||| / _-=> migrate-disable \n"
+    "#                  ||||| /     delay           \n"
+    "#  cmd     pid     |||||| time  |   caller     \n"
+    "#     \\   /        ||||||  \\    |    /       \n")
+
+_MARKS = ((1_000_000_000, "$"), (100_000_000, "@"), (10_000_000, "*"), (1_000_000, "#"),
+          (100_000, "!"), (10_000, "+"))
+
+
+def find_mark(d: int) -> str:
+    """trace_find_mark(): the overhead mark for a delta in ns."""
+    for val, sym in _MARKS:
+        if d > val:
+            return sym
+    return " "
+
+
+# ------------------------------------------------------------------ merged iteration
+Record = tuple[int, int, bytes | bytearray, int, int]  # ts, cpu, buf, payload offset, length
+
+
+def merged_records(rb, cpus: list[int]) -> Iterator[Record]:
+    """All records of ``cpus`` in timestamp order (non-consuming; trace_find_next_entry)."""
+    def one(cpu: int) -> Iterator[Record]:
+        for ts, buf, off, length in rb.iter_cpu(cpu):
+            yield ts, cpu, buf, off, length
+
+    if len(cpus) == 1:
+        return one(cpus[0])
+    return heapq.merge(*(one(c) for c in cpus), key=lambda r: (r[0], r[1]))
+
+
+def render_records(out: TraceOutput, tr: TraceArray, records: Iterator[Record],
+                   annotate: bool = False) -> Iterator[str | bytes]:
+    """Render records one line group at a time; lat-format needs the next timestamp."""
+    it = TraceIter(tr)
+    from .trace import ITER_LATENCY_FMT
+
+    lat = bool(tr.flags & ITER_LATENCY_FMT)
+    pending: Record | None = None
+    started: set[int] = set()
+
+    def emit(rec: Record, next_ts: int | None) -> str | bytes:
+        it.ts, it.cpu, it.buf, it.off, it.size = rec
+        it.idx += 1
+        text = out.print_line(it, next_ts)
+        if annotate and rec[1] not in started:
+            started.add(rec[1])
+            if it.idx > 1 and isinstance(text, str):
+                text = f"##### CPU {rec[1]} buffer started ####\n" + text
+        return text
+
+    for rec in records:
+        if lat:
+            if pending is not None:
+                yield emit(pending, rec[0])
+            pending = rec
+        else:
+            yield emit(rec, None)
+    if pending is not None:
+        yield emit(pending, pending[0])
+
+
+Show = Callable[[], str]
+
+
+# ------------------------------------------------------------------ core printers
+class PrintPrinter(Printer):
+    """TRACE_PRINT (trace_marker, trace_printk): ``%ps: %s`` with the stored newline."""
+
+    def trace(self, it: TraceIter) -> str:
+        return it.kernel.trace.output.sym(it.u64(8), it.flags) + ": " + it.cstr(16)
+
+    def raw(self, it: TraceIter) -> str:
+        return f"# {it.u64(8):x} {it.cstr(16)}"
+
+
+class RawDataPrinter(Printer):
+    """TRACE_RAW_DATA (trace_marker_raw): the id and every byte of the record."""
+
+    def trace(self, it: TraceIter) -> str:
+        rid = _U32.unpack_from(it.buf, it.off + 8)[0]
+        data = bytes(it.buf[it.off + 12:it.off + it.size])
+        return f"# {rid:x} buf:" + "".join(f" {b:02x}" for b in data) + "\n"
+
+    raw = trace
+
+
+class FnPrinter(Printer):
+    """TRACE_FN: ``func <-parent``."""
+
+    def trace(self, it: TraceIter) -> str:
+        from .trace import ITER_PRINT_PARENT
+
+        out = it.kernel.trace.output
+        ip, parent = struct.unpack_from("<QQ", it.buf, it.off + 8)
+        s = out.sym(ip, it.flags)
+        if it.flags & ITER_PRINT_PARENT and parent:
+            s += " <-" + out.sym(parent, it.flags)
+        return s + "\n"
+
+    def raw(self, it: TraceIter) -> str:
+        ip, parent = struct.unpack_from("<QQ", it.buf, it.off + 8)
+        return f"{ip:x} {parent:x}\n"
+
+    def hex(self, it: TraceIter) -> str:
+        ip, parent = struct.unpack_from("<QQ", it.buf, it.off + 8)
+        return hex_field(ip, 8) + hex_field(parent, 8)
+
+    def binary(self, it: TraceIter) -> bytes:
+        return bytes(it.buf[it.off + 8:it.off + 24])
+
+
+class StackPrinter(Printer):
+    """TRACE_STACK: ``<stack trace>`` then `` => sym`` per caller until ULONG_MAX/0."""
+
+    def trace(self, it: TraceIter) -> str:
+        out = it.kernel.trace.output
+        lines = ["<stack trace>\n"]
+        # struct stack_entry: int size; unsigned long caller[] (at +8 after the entry hdr, +4 pad)
+        pos = it.off + 16
+        end = it.off + it.size
+        while pos + 8 <= end:
+            addr = _U64.unpack_from(it.buf, pos)[0]
+            if addr == 0xFFFFFFFFFFFFFFFF or addr == 0:
+                break
+            lines.append(" => " + out.sym(addr, it.flags) + "\n")
+            pos += 8
+        return "".join(lines)
+
+
+class BputsPrinter(Printer):
+    """TRACE_BPUTS: ``%ps: %s`` with the string stored by address (we store it inline)."""
+
+    def trace(self, it: TraceIter) -> str:
+        return it.kernel.trace.output.sym(it.u64(8), it.flags) + ": " + it.cstr(16)
+
+
+def register_core_printers(out: TraceOutput) -> None:
+    from .trace import TRACE_BPUTS, TRACE_FN, TRACE_PRINT, TRACE_RAW_DATA, TRACE_STACK
+
+    out.register(TRACE_FN, FnPrinter())
+    out.register(TRACE_PRINT, PrintPrinter())
+    out.register(TRACE_RAW_DATA, RawDataPrinter())
+    out.register(TRACE_STACK, StackPrinter())
+    out.register(TRACE_BPUTS, BputsPrinter())

@@ -1,0 +1,114 @@
+"""Reusable file kinds: seq-file reads, per-write control files, helpers for tests.
+
+* ``SeqFile``: the text is produced on the first read at offset 0 (as seq_file
+  restarts at offset 0) and sliced by offset afterwards, so ``cat`` sees one
+  consistent snapshot.
+* ``ControlFile``: a seq-file read plus a write handler run on every ``write()``
+  call, like the kernel's ``kstrtoul_from_user`` files (``tracing_on`` …).
+* ``trunc_handler``: what an O_TRUNC open does (``trace``: clear the buffer).
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+
+from ..kernel.errors import KernelError, _WouldBlock
+from .node import READ_ONLY, WRITE_APPEND, WRITE_TRUNC, Dir, File, OpenFile, OpenMode, walk
+
+ShowFn = Callable[[], str | bytes]
+WriteFn = Callable[[bytes], None]
+
+
+def _as_bytes(text: str | bytes) -> bytes:
+    return text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+
+
+class SeqOpenFile(OpenFile):
+    """Read side of a seq-file; the write side is delegated to ``on_write``."""
+
+    def __init__(self, node: File, mode: OpenMode, show: ShowFn | None,
+                 on_write: WriteFn | None, on_trunc: Callable[[], None] | None) -> None:
+        super().__init__(node, mode)
+        self._show = show
+        self._on_write = on_write
+        self._buf = b""
+        if mode.write and mode.trunc and on_trunc is not None:
+            on_trunc()
+
+    def read(self, offset: int, size: int) -> bytes | _WouldBlock:
+        if self._show is None:
+            raise KernelError(errno.EINVAL)
+        if offset == 0 or not self._buf:
+            self._buf = _as_bytes(self._show())
+        return self._buf[offset:offset + size]
+
+    def write(self, offset: int, data: bytes) -> int:
+        if self._on_write is None:
+            raise KernelError(errno.EINVAL)
+        self._on_write(data)
+        return len(data)
+
+
+def seq_file(mode: int, show: ShowFn | None, write: WriteFn | None = None,
+             trunc: Callable[[], None] | None = None) -> File:
+    """A file whose read is ``show()`` and whose every write runs ``write(data)``."""
+
+    def opener(node: File, m: OpenMode) -> OpenFile:
+        return SeqOpenFile(node, m, show, write, trunc)
+
+    return File(mode, opener)
+
+
+def parse_ulong(data: bytes) -> int:
+    """``kstrtoul_from_user(..., 10, ...)``: digits, one optional trailing newline."""
+    text = data.decode("latin-1")
+    if text.endswith("\n"):
+        text = text[:-1]
+    if not text or not text.isdigit() or not text.isascii():
+        raise KernelError(errno.EINVAL)
+    return int(text, 10)
+
+
+def parse_long(data: bytes) -> int:
+    text = data.decode("latin-1")
+    if text.endswith("\n"):
+        text = text[:-1]
+    body = text[1:] if text[:1] in "+-" else text
+    if not body or not body.isdigit() or not body.isascii():
+        raise KernelError(errno.EINVAL)
+    return int(text, 10)
+
+
+# ----------------------------------------------------------------------------- test helpers
+def read_file(root: Dir, path: str, chunk: int = 65536) -> bytes:
+    """open(O_RDONLY) + read until EOF + close, as ``cat`` does (never blocks)."""
+    node = walk(root, path)
+    if not isinstance(node, File):
+        raise KernelError(errno.EISDIR)
+    f = node.open(READ_ONLY)
+    out = bytearray()
+    try:
+        while True:
+            data = f.read(len(out), chunk)
+            if isinstance(data, _WouldBlock) or not data:
+                break
+            out += data
+    finally:
+        f.release()
+    return bytes(out)
+
+
+def write_file(root: Dir, path: str, data: bytes | str, append: bool = False) -> int:
+    """``echo DATA > path`` (or ``>>`` with append): open, flush, write, flush, release."""
+    node = walk(root, path)
+    if not isinstance(node, File):
+        raise KernelError(errno.EISDIR)
+    f = node.open(WRITE_APPEND if append else WRITE_TRUNC)
+    try:
+        f.flush()
+        n = f.write(0, _as_bytes(data))
+        f.flush()
+    finally:
+        f.release()
+    return n

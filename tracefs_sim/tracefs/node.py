@@ -1,0 +1,175 @@
+"""Nodes of the tracefs tree (inodes) and open-file descriptions.
+
+This is the contract between the file tree and the FUSE adapter:
+
+* ``Dir``: ``lookup(name)``, ``entries()`` (ordered ``(name, node)`` pairs),
+  ``mkdir``/``rmdir``/``create`` (refused by default with the kernel's errno),
+  ``nlink``.
+* ``File``: ``open(mode) -> OpenFile``.
+* ``OpenFile``: ``read(offset, size)`` returning bytes or ``WOULD_BLOCK``,
+  ``write(offset, data)``, ``flush()``, ``release()``, ``poll()``, ``wait_queue``.
+
+The adapter never interprets tracing; the tree never imports pyfuse3 or trio.
+Modes are permission bits only; the adapter adds S_IFDIR/S_IFREG.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import select
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+
+from ..kernel.errors import WOULD_BLOCK, KernelError, _WouldBlock
+from ..kernel.waitqueue import WaitQueue
+
+POLLIN = select.POLLIN | select.POLLRDNORM
+POLLOUT = select.POLLOUT | select.POLLWRNORM
+DEFAULT_POLL = POLLIN | POLLOUT
+
+
+@dataclass(frozen=True, slots=True)
+class OpenMode:
+    """Open flags decoded once (pyfakefs' _OPEN_MODE_MAP idea)."""
+
+    read: bool
+    write: bool
+    trunc: bool
+    append: bool
+    nonblock: bool
+
+    @classmethod
+    def from_flags(cls, flags: int) -> OpenMode:
+        acc = flags & os.O_ACCMODE
+        return cls(
+            read=acc in (os.O_RDONLY, os.O_RDWR),
+            write=acc in (os.O_WRONLY, os.O_RDWR),
+            trunc=bool(flags & os.O_TRUNC),
+            append=bool(flags & os.O_APPEND),
+            nonblock=bool(flags & os.O_NONBLOCK),
+        )
+
+
+READ_ONLY = OpenMode(True, False, False, False, False)
+WRITE_TRUNC = OpenMode(False, True, True, False, False)
+WRITE_APPEND = OpenMode(False, True, False, True, False)
+
+
+class Node:
+    """An inode of the tree: a name-independent object with a permission mode."""
+
+    __slots__ = ("mode", "__weakref__")
+    is_dir = False
+
+    def __init__(self, mode: int) -> None:
+        self.mode = mode
+
+
+class OpenFile:
+    """One open file description (``struct file``): per-open state lives here."""
+
+    nonseekable = False
+
+    def __init__(self, node: File, mode: OpenMode) -> None:
+        self.node = node
+        self.mode = mode
+
+    def read(self, offset: int, size: int) -> bytes | _WouldBlock:
+        raise KernelError(errno.EINVAL)
+
+    def write(self, offset: int, data: bytes) -> int:
+        raise KernelError(errno.EINVAL)
+
+    def flush(self) -> None:
+        """Called at every FLUSH; files that commit at release commit at the first
+        flush after a write (bash flushes before writing too)."""
+
+    def release(self) -> None:
+        """Last close.  Must not raise."""
+
+    def poll(self) -> int:
+        return DEFAULT_POLL
+
+    @property
+    def wait_queue(self) -> WaitQueue | None:
+        """Where a blocked reader waits for a wake-up (None: never blocks)."""
+        return None
+
+
+class File(Node):
+    """A regular file: ``opener(node, mode)`` makes the OpenFile."""
+
+    __slots__ = ("opener",)
+
+    def __init__(self, mode: int, opener: Callable[[File, OpenMode], OpenFile]) -> None:
+        super().__init__(mode)
+        self.opener = opener
+
+    def open(self, mode: OpenMode) -> OpenFile:
+        if mode.write and not self.mode & 0o222:
+            raise KernelError(errno.EACCES)
+        if mode.read and not self.mode & 0o444:
+            raise KernelError(errno.EACCES)
+        return self.opener(self, mode)
+
+    def truncate(self) -> None:
+        """``truncate -s0 FILE`` (setattr size=0): same as an O_TRUNC open."""
+        self.open(WRITE_TRUNC).release()
+
+
+class Dir(Node):
+    """A directory.  Subclasses may compute children lazily (eventfs)."""
+
+    __slots__ = ("_children",)
+    is_dir = True
+
+    def __init__(self, mode: int = 0o750, children: dict[str, Node] | None = None) -> None:
+        super().__init__(mode)
+        self._children: dict[str, Node] = dict(children or {})
+
+    def add(self, name: str, node: Node) -> Node:
+        self._children[name] = node
+        return node
+
+    def remove(self, name: str) -> None:
+        self._children.pop(name, None)
+
+    def lookup(self, name: str) -> Node | None:
+        return self._children.get(name)
+
+    def entries(self) -> Iterable[tuple[str, Node]]:
+        return sorted(self._children.items())
+
+    def nlink(self) -> int:
+        return 2 + sum(1 for _, n in self.entries() if n.is_dir)
+
+    def mkdir(self, name: str) -> Node:
+        raise KernelError(errno.EPERM)
+
+    def rmdir(self, name: str) -> None:
+        raise KernelError(errno.EPERM)
+
+    def create(self, name: str) -> Node:
+        raise KernelError(errno.EACCES)
+
+
+def walk(root: Dir, path: str) -> Node:
+    """Resolve a slash-separated path relative to root (for tests and tools)."""
+    node: Node = root
+    for part in path.strip("/").split("/"):
+        if not part:
+            continue
+        if not isinstance(node, Dir):
+            raise KernelError(errno.ENOTDIR)
+        nxt = node.lookup(part)
+        if nxt is None:
+            raise KernelError(errno.ENOENT)
+        node = nxt
+    return node
+
+
+__all__ = [
+    "DEFAULT_POLL", "POLLIN", "POLLOUT", "READ_ONLY", "WOULD_BLOCK", "WRITE_APPEND", "WRITE_TRUNC",
+    "Dir", "File", "Node", "OpenFile", "OpenMode", "walk",
+]
