@@ -113,7 +113,7 @@ class Enumerator:
 
 
 def _load_blob() -> bytes:
-    ref = resources.files("tracefs_sim.data").joinpath("vmlinux.btf.gz")
+    ref = resources.files("tracefs_sim").joinpath("data", "vmlinux.btf.gz")
     return gzip.decompress(ref.read_bytes())
 
 

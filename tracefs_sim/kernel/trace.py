@@ -153,6 +153,7 @@ class TraceArray:
     ref: int = 0
     time_start: int = 0
     snapshot_disabled: int = 0
+    size_cache: list[int] = field(default_factory=list)
     # filled by other subsystems at instance creation (events, ftrace ops, pid lists)
     events: object | None = None
     ops: object | None = None
@@ -188,8 +189,16 @@ class TraceArray:
     def event_commit(self, cpu: int) -> None:
         self.buffer.commit(cpu)
 
+    def update_size_cache(self, cpu: int | None = None) -> None:
+        """trace.c keeps per_cpu data->entries: the size it last set (not re-read)."""
+        n = self.tracing.nr_cpus
+        if len(self.size_cache) != n:
+            self.size_cache = [self.buffer.size_bytes(c) for c in range(n)]
+        for c in (range(n) if cpu is None else [cpu]):
+            self.size_cache[c] = self.buffer.size_bytes(c)
+
     def is_on(self) -> bool:
-        return not self.buffer.record_disabled
+        return self.buffer.record_is_set_on()
 
     # --------------------------------------------------------------------- flags
     def flag(self, mask: int) -> bool:
@@ -295,6 +304,7 @@ class Tracing:
             for opt, default in tracer.options:
                 tr.tracer_flags.setdefault(opt, default)
         tr.time_start = clock.now()
+        tr.update_size_cache()
         for create, _ in self.instance_hooks:
             create(tr)
         return tr
@@ -311,6 +321,7 @@ class Tracing:
         if tr.is_top:
             self.buffer_expanded = True
         tr.buffer.resize(size_bytes, cpu)
+        tr.update_size_cache(cpu)
         if tr.max_buffer is not None and tr.allocated_snapshot:
             tr.max_buffer.resize(size_bytes, cpu)
 
@@ -335,11 +346,10 @@ class Tracing:
 
     # -------------------------------------------------------------- tracing on/off
     def tracer_tracing_on(self, tr: TraceArray) -> None:
-        tr.buffer.record_enable_all() if tr.buffer.record_disabled else None
+        tr.buffer.record_on()
 
     def tracer_tracing_off(self, tr: TraceArray) -> None:
-        if not tr.buffer.record_disabled:
-            tr.buffer.record_disable_all()
+        tr.buffer.record_off()
 
     # --------------------------------------------------------------------- flags
     def set_flag(self, tr: TraceArray, mask: int, enabled: bool) -> None:
@@ -361,9 +371,9 @@ class Tracing:
         else:
             tr.flags &= ~mask
         if mask == ITER_OVERWRITE:
-            tr.buffer.overwrite = enabled
+            tr.buffer.set_overwrite(enabled)
             if tr.max_buffer is not None:
-                tr.max_buffer.overwrite = enabled
+                tr.max_buffer.set_overwrite(enabled)
 
     def set_option(self, tr: TraceArray, option: str) -> None:
         """trace_set_options(): ``[no]NAME`` for a core flag or a current-tracer option."""
@@ -536,14 +546,14 @@ class Tracing:
             return
         self.alloc_snapshot(tr)
         assert tr.max_buffer is not None
+        live, snap = tr.buffer, tr.max_buffer
         if cpu is None:
-            tr.buffer, tr.max_buffer = tr.max_buffer, tr.buffer
-            tr.buffer.record_disabled = tr.max_buffer.record_disabled
-            tr.max_buffer.record_disabled = 0
-            tr.buffer.reset()
+            live.cpu_buffers, snap.cpu_buffers = snap.cpu_buffers, live.cpu_buffers
         else:
-            tr.buffer.swap_cpu(tr.max_buffer, cpu)
-            tr.buffer.reset(cpu)
+            live.cpu_buffers[cpu], snap.cpu_buffers[cpu] = snap.cpu_buffers[cpu], live.cpu_buffers[cpu]
+        live._update_slow()
+        snap._update_slow()
+        live.reset(cpu)
 
 
 def builtin_tracers() -> list[Tracer]:

@@ -517,8 +517,10 @@ class BtfType(Protocol):
 class ProbeBtf(Protocol):
     """What the probe parser needs from kernel BTF (kernel/btf.py adapts to this)."""
 
-    def func_proto(self, name: str) -> tuple[int, list[tuple[str, int]]] | None:
-        """(return type id, 0 = void; [(param name, type id)]) or None if no BTF."""
+    def func_proto(self, name: str) -> Any:
+        """(return type id, 0 = void; [(param name, type id)]) or None if no BTF; or an
+        object with ``.ret.id``, ``.params[i].name/.type.id`` and ``.variadic``
+        (kernel/btf.py's FuncProto)."""
         ...
 
     def skip_modifiers(self, tid: int) -> BtfType | None: ...
@@ -606,8 +608,14 @@ def _query_btf_context(ctx: ParseContext) -> int:
     if proto is None:
         return -errno.ENOENT
     ctx.btf_queried = True
-    ctx.proto_ret, params = proto
-    params = list(params)
+    if isinstance(proto, tuple):
+        ctx.proto_ret, params = proto
+        params = list(params)
+    else:   # kernel/btf.py FuncProto: .ret (Type), .params (Param(name, type)), .variadic
+        ctx.proto_ret = proto.ret.id
+        params = [(p.name, p.type.id) for p in proto.params]
+        if proto.variadic:
+            params.append(("", 0))      # btf_type_vlen() counts the "..." slot
     if params and ctx.flags & TPARG_FL_TPOINT:
         params = params[1:]     # hide the tracepoint stub's __data
     ctx.params = params

@@ -124,7 +124,7 @@ class PipeOpenFile(OpenFile):
     @property
     def wait_queue(self) -> WaitQueue | None:
         rb = self.tr.buffer
-        return rb.wait_queue(self.cpu)
+        return rb.waitq if self.cpu is None else rb.cpu_buffers[self.cpu].waitq
 
     def release(self) -> None:
         self.reader.close()
@@ -147,7 +147,7 @@ class RawOpenFile(OpenFile):
     def read(self, offset: int, size: int) -> bytes | _WouldBlock:
         if self.pos >= len(self.page):
             rb = self._rb()
-            page = rb.read_page(self.cpu) if rb is not None else None
+            page = rb.read_page(self.cpu, length=size) if rb is not None else None
             if page is None:
                 if self.snapshot or not self.tr.is_on():
                     return b""
@@ -167,7 +167,7 @@ class RawOpenFile(OpenFile):
 
     @property
     def wait_queue(self) -> WaitQueue | None:
-        return self.tr.buffer.wait_queue(self.cpu)
+        return self.tr.buffer.cpu_buffers[self.cpu].waitq
 
 
 # ------------------------------------------------------------------- simple control files
@@ -192,10 +192,10 @@ def _buffer_size(tr: TraceArray, cpu: int | None) -> File:
     tracing = tr.tracing
 
     def show() -> str:
-        rb = tr.buffer
+        cache = tr.size_cache
         if cpu is not None:
-            return f"{rb.size_bytes(cpu) >> 10}\n"
-        sizes = {rb.size_bytes(c) for c in range(tracing.nr_cpus)}
+            return f"{cache[cpu] >> 10}\n"
+        sizes = set(cache)
         if len(sizes) != 1:
             return "X\n"
         size = sizes.pop()
@@ -216,7 +216,7 @@ def _buffer_total(tr: TraceArray) -> File:
     tracing = tr.tracing
 
     def show() -> str:
-        size = sum(tr.buffer.size_bytes(c) >> 10 for c in range(tracing.nr_cpus))
+        size = sum(c >> 10 for c in tr.size_cache)
         if tr.is_top and not tracing.buffer_expanded:
             return f"{size} (expanded: {(tracing.trace_buf_size >> 10) * tracing.nr_cpus})\n"
         return f"{size}\n"
@@ -349,12 +349,15 @@ def _cpumask(tr: TraceArray) -> File:
             mask = int(text, 16)
         except ValueError:
             raise KernelError(errno.EINVAL) from None
+        old = tr.cpumask
         tr.cpumask = mask & ((1 << nr) - 1)
         for cpu in range(nr):
-            if tr.cpumask >> cpu & 1:
-                tr.buffer.record_enable_cpu(cpu)
-            else:
-                tr.buffer.record_disable_cpu(cpu)
+            was = old >> cpu & 1
+            now = tr.cpumask >> cpu & 1
+            if was and not now:
+                tr.buffer.record_disable(cpu)
+            elif now and not was:
+                tr.buffer.record_enable(cpu)
 
     return seq_file(0o640, show, write)
 

@@ -1,0 +1,39 @@
+"""Golden transcripts of a real 6.12 kernel, replayed against fresh mounts (scripts/golden).
+
+A topic scoring below its floor in tests/golden_floors.json fails.  Floors only go up.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+FLOORS = json.loads((ROOT / "tests" / "golden_floors.json").read_text())
+
+
+def shared_dir() -> Path:
+    env = os.environ.get("TRACEFS_SIM_SHARED")
+    return Path(env) if env else ROOT.parent / "shared"
+
+
+@pytest.mark.mount
+@pytest.mark.slow
+def test_golden_topics_meet_their_floors(tmp_path):
+    if not (shared_dir() / "tools" / "golden_compare.py").is_file():
+        pytest.skip(f"no golden tools in {shared_dir()}")
+    out = tmp_path / "golden"
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "golden"), *sorted(FLOORS),
+                        "--out", str(out), "--json", str(out / "results.json")],
+                       capture_output=True, text=True, timeout=60 * 2 * len(FLOORS))
+    print(r.stdout)
+    assert r.returncode == 0, r.stderr
+    results = json.loads((out / "results.json").read_text())["topics"]
+    below = {t: (results.get(t, {}).get("pct", 0.0), floor) for t, floor in FLOORS.items()
+             if results.get(t, {}).get("pct", 0.0) < floor}
+    assert not below, f"topics below their floor (pct, floor): {below}"

@@ -1,0 +1,277 @@
+"""fprobe: a function entry/exit probe on top of ftrace (kernel/trace/fprobe.c, 6.12).
+
+In 6.12 each ``Fprobe`` owns an ``ftrace_ops`` (FTRACE_OPS_FL_SAVE_REGS) whose filter
+selects the probed functions; the exit side uses a ``Rethook`` with a pool of
+``nr_maxactive`` nodes (default: number of probed functions × possible CPUs × 2).
+When the pool is empty at an entry, ``nmissed`` counts it and neither handler runs
+for that call.  ``FPROBE_FL_DISABLED`` soft-disables both handlers.
+
+``FprobeCore`` is the per-kernel part (the ftrace calls and the task rethook lists).
+The ftrace side is duck-typed on the kernel API names: ``ftrace_set_filter(ops, pattern,
+reset)``, ``ftrace_set_notrace``, ``ftrace_set_filter_ips(ops, ips, remove, reset)``,
+``register_ftrace_function(ops)``, ``unregister_ftrace_function(ops)``,
+``ftrace_free_filter(ops)``, ``ftrace_lookup_symbols(sorted_names)``, all returning 0 or
+-errno, and ops objects with ``func(ip, parent_ip, ops, fregs)``, ``flags`` and
+``filter_count()`` (entries of the filter hash).
+
+The probed context ``fregs`` passed to ``func`` must provide the ProbeRegs methods
+(trace_probe.py) plus ``pid`` and ``frame`` (identity of this call on the task's stack);
+the return side is driven by ``FprobeCore.func_return(pid, frame, regs)`` (regs with the
+return value), which the ftrace call-site exit path calls when ``rethook.pending``.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from .rethook import Rethook, RethookCore, RethookNode, rethook_alloc
+
+if TYPE_CHECKING:
+    from .core import Kernel
+
+FPROBE_FL_DISABLED = 1
+FPROBE_FL_KPROBE_SHARED = 2
+FTRACE_OPS_FL_SAVE_REGS = 1 << 2      # include/linux/ftrace.h bit (fallback value)
+
+EntryHandler = Callable[["Fprobe", int, int, Any, Any], int]
+ExitHandler = Callable[["Fprobe", int, int, Any, Any], None]
+
+
+class Fprobe:
+    """``struct fprobe``."""
+
+    def __init__(self, entry_handler: EntryHandler | None = None,
+                 exit_handler: ExitHandler | None = None, entry_data_size: int = 0,
+                 nr_maxactive: int = 0, flags: int = 0) -> None:
+        self.ops: Any = None
+        self.nmissed = 0
+        self.flags = flags
+        self.rethook: Rethook | None = None
+        self.entry_data_size = entry_data_size
+        self.nr_maxactive = nr_maxactive
+        self.entry_handler = entry_handler
+        self.exit_handler = exit_handler
+        self.owner: Any = None        # container_of(): the user's structure
+        self.registered = False
+        self.core: FprobeCore | None = None
+
+    def reset(self) -> None:
+        """``memset(&tf->fp, 0, ...)`` after unregistering (keeps the handlers' owner)."""
+        self.ops = None
+        self.nmissed = 0
+        self.flags = 0
+        self.rethook = None
+        self.registered = False
+
+    def disabled(self) -> bool:
+        return bool(self.flags & FPROBE_FL_DISABLED)
+
+
+def disable_fprobe(fp: Fprobe | None) -> None:
+    if fp is not None:
+        fp.flags |= FPROBE_FL_DISABLED
+
+
+def enable_fprobe(fp: Fprobe | None) -> None:
+    if fp is not None:
+        fp.flags &= ~FPROBE_FL_DISABLED
+
+
+class _FallbackOps:
+    """Stand-in ftrace_ops when kernel/ftrace.py provides no class."""
+
+    def __init__(self, func: Callable[..., None], flags: int) -> None:
+        self.func = func
+        self.flags = flags
+        self.private: Any = None
+
+
+class FprobeCore:
+    """The fprobe library of one kernel."""
+
+    def __init__(self, kernel: Kernel | None = None, ftrace: Any = None) -> None:
+        self.kernel = kernel
+        self.ftrace = ftrace if ftrace is not None else getattr(kernel, "ftrace", None)
+        self.rethooks = RethookCore()
+
+    # ------------------------------------------------------------------ handlers
+    def _make_ops(self, fp: Fprobe) -> Any:
+        def func(ip: int, parent_ip: int, ops: Any, fregs: Any) -> None:
+            self._handler(fp, ip, parent_ip, fregs)
+
+        try:
+            from . import ftrace as _ftrace
+            cls = getattr(_ftrace, "FtraceOps", None)
+            flag = getattr(_ftrace, "FTRACE_OPS_FL_SAVE_REGS", FTRACE_OPS_FL_SAVE_REGS)
+        except ImportError:
+            cls, flag = None, FTRACE_OPS_FL_SAVE_REGS
+        if cls is not None:
+            try:
+                ops = cls(func=func, flags=flag)
+            except TypeError:
+                ops = cls(func)
+                ops.flags |= flag
+        else:
+            ops = _FallbackOps(func, flag)
+        try:
+            ops.private = fp
+        except AttributeError:
+            pass
+        return ops
+
+    def _handler(self, fp: Fprobe, ip: int, parent_ip: int, fregs: Any) -> None:
+        """``fprobe_handler`` → ``__fprobe_handler``."""
+        if fp.disabled():
+            return
+        rh: RethookNode | None = None
+        entry_data = None
+        if fp.exit_handler is not None:
+            rh = fp.rethook.try_get() if fp.rethook is not None else None
+            if rh is None:
+                fp.nmissed += 1
+                return
+            rh.entry_ip = ip
+            rh.entry_parent_ip = parent_ip
+            if fp.entry_data_size:
+                entry_data = rh.data
+                entry_data[:] = bytes(len(entry_data))
+        ret = 0
+        if fp.entry_handler is not None:
+            ret = fp.entry_handler(fp, ip, parent_ip, fregs, entry_data)
+        if rh is not None:
+            if ret:
+                rh.rethook.recycle(rh)
+            else:
+                self.rethooks.hook(rh, getattr(fregs, "pid", 0), parent_ip,
+                                   getattr(fregs, "frame", 0))
+
+    def _exit_handler(self, rh: RethookNode, data: Any, ret_ip: int, regs: Any) -> None:
+        """``fprobe_exit_handler``."""
+        fp: Fprobe = data
+        if fp is None or fp.disabled() or fp.exit_handler is None:
+            return
+        fp.exit_handler(fp, rh.entry_ip, ret_ip, regs,
+                        rh.data if fp.entry_data_size else None)
+
+    def func_return(self, pid: int, frame: Any, regs: Any) -> int:
+        """The rethook trampoline for a returning call (0 if nothing was hooked)."""
+        return self.rethooks.trampoline(pid, frame, regs)
+
+    def pending(self, pid: int, frame: Any) -> bool:
+        return self.rethooks.pending(pid, frame)
+
+    # ------------------------------------------------------------------ registration
+    def _init(self, fp: Fprobe) -> None:
+        fp.nmissed = 0
+        fp.core = self
+        fp.ops = self._make_ops(fp)
+
+    def _init_rethook(self, fp: Fprobe, num: int) -> int:
+        if fp.exit_handler is None:
+            fp.rethook = None
+            return 0
+        if fp.nr_maxactive:
+            num = fp.nr_maxactive
+        else:
+            ncpus = self.kernel.nr_cpus if self.kernel is not None else 1
+            num *= ncpus * 2
+        if num <= 0:
+            return -errno.EINVAL
+        rh = rethook_alloc(fp, self._exit_handler, fp.entry_data_size, num)
+        if isinstance(rh, int):
+            return rh
+        fp.rethook = rh
+        return 0
+
+    def _fail_cleanup(self, fp: Fprobe) -> None:
+        if fp.rethook is not None:
+            fp.rethook.free()
+            fp.rethook = None
+        ft = self.ftrace
+        if ft is not None and fp.ops is not None:
+            ft.ftrace_free_filter(fp.ops)
+
+    def _filter_count(self, fp: Fprobe) -> int:
+        fc = getattr(fp.ops, "filter_count", None)
+        if callable(fc):
+            return int(fc())
+        return 1
+
+    def register_fprobe(self, fp: Fprobe, filter: str | None, notfilter: str | None) -> int:
+        """Probe the functions matching the glob ``filter`` minus ``notfilter``."""
+        if fp is None or filter is None:
+            return -errno.EINVAL
+        ft = self.ftrace
+        if ft is None:
+            return -errno.ENODEV
+        self._init(fp)
+        ret = ft.ftrace_set_filter(fp.ops, filter, 0)
+        if ret:
+            return ret
+        if notfilter:
+            ret = ft.ftrace_set_notrace(fp.ops, notfilter, 0)
+            if ret:
+                self._fail_cleanup(fp)
+                return ret
+        ret = self._init_rethook(fp, self._filter_count(fp))
+        if not ret:
+            ret = ft.register_ftrace_function(fp.ops)
+        if ret:
+            self._fail_cleanup(fp)
+        else:
+            fp.registered = True
+        return ret
+
+    def register_fprobe_ips(self, fp: Fprobe, addrs: list[int]) -> int:
+        """Probe the given ftrace locations."""
+        if fp is None or not addrs:
+            return -errno.EINVAL
+        ft = self.ftrace
+        if ft is None:
+            return -errno.ENODEV
+        self._init(fp)
+        ret = ft.ftrace_set_filter_ips(fp.ops, list(addrs), 0, 0)
+        if ret:
+            return ret
+        ret = self._init_rethook(fp, len(addrs))
+        if not ret:
+            ret = ft.register_ftrace_function(fp.ops)
+        if ret:
+            self._fail_cleanup(fp)
+        else:
+            fp.registered = True
+        return ret
+
+    def register_fprobe_syms(self, fp: Fprobe, syms: list[str]) -> int:
+        """Probe the named functions (all must exist: -ENOENT otherwise)."""
+        if fp is None or not syms:
+            return -errno.EINVAL
+        ft = self.ftrace
+        if ft is None:
+            return -errno.ENODEV
+        addrs = ft.ftrace_lookup_symbols(sorted(syms))
+        if isinstance(addrs, int) or addrs is None:
+            return -errno.ENOENT
+        return self.register_fprobe_ips(fp, list(addrs))
+
+    def unregister_fprobe(self, fp: Fprobe) -> int:
+        if fp is None or not fp.registered:
+            return -errno.EINVAL
+        if fp.rethook is not None:
+            fp.rethook.stop()
+        ft = self.ftrace
+        ret = ft.unregister_ftrace_function(fp.ops) if ft is not None else 0
+        if ret < 0:
+            return ret
+        if fp.rethook is not None:
+            fp.rethook.free()
+        if ft is not None:
+            ft.ftrace_free_filter(fp.ops)
+        fp.registered = False
+        return ret
+
+
+def fprobe_is_registered(fp: Fprobe | None) -> bool:
+    return fp is not None and fp.registered

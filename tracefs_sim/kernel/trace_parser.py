@@ -1,0 +1,89 @@
+"""``struct trace_parser`` and ``trace_get_user()`` (kernel/trace/trace.c, trace.h).
+
+The word reader behind ``set_ftrace_filter``, ``set_graph_function``, ``set_event``…
+Each call consumes at most ONE word (plus the leading blanks and the one blank that
+ends it) and returns how many bytes it consumed: the kernel's ``write()`` then returns
+that short count and user space (stdio, bash's echo) writes the rest again.  A word
+that is not terminated by a blank stays in the parser (``cont``) and continues with
+the next ``write()``; the release/flush path then processes what is left.
+
+Kept separate from the files so the kernel parts (ftrace_regex_write, ftrace_graph_write)
+run the exact kernel algorithm and the tracefs layer only loops.
+"""
+
+from __future__ import annotations
+
+import errno
+
+from .errors import KernelError
+
+# isspace() of the kernel's ctype table: \t \n \v \f \r and space (and 0xa0 as _SP? no:
+# the kernel's _ctype marks only 0x09-0x0d and 0x20 as space, plus 0xa0 as _S|_SP).
+_SPACE = frozenset(b"\t\n\v\f\r \xa0")
+
+
+class TraceParser:
+    """``struct trace_parser`` with ``trace_get_user()`` as ``feed()``."""
+
+    __slots__ = ("buffer", "cont", "fail", "size")
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.buffer = bytearray()
+        self.cont = False
+        self.fail = False
+
+    # trace.h helpers
+    def loaded(self) -> bool:
+        return not self.fail and len(self.buffer) != 0
+
+    def clear(self) -> None:
+        self.cont = False
+        self.buffer.clear()
+
+    @property
+    def word(self) -> str:
+        return self.buffer.decode("latin-1")
+
+    def feed(self, data: bytes, pos: int) -> int:
+        """``trace_get_user(parser, ubuf, cnt, &pos)``: consume one word of ``data``.
+
+        ``pos`` is the file position before this call (0 clears the parser first).
+        Returns the number of bytes consumed; raises ``KernelError(EINVAL)`` when the
+        word does not fit (and marks the parser failed, as trace_parser_fail()).
+        """
+        if not data:
+            return 0
+        if pos == 0:
+            self.clear()
+        n = len(data)
+        read = 0
+        ch = data[0]
+        read = 1
+        if not self.cont:
+            while read < n and ch in _SPACE:
+                ch = data[read]
+                read += 1
+            self.buffer.clear()
+            if ch in _SPACE or ch == 0:
+                return read
+        buf = self.buffer
+        limit = self.size - 1
+        while read <= n and ch not in _SPACE and ch != 0:
+            if len(buf) < limit:
+                buf.append(ch)
+            else:
+                self.fail = True
+                raise KernelError(errno.EINVAL)
+            if read == n:
+                ch = -1  # ran out of input inside the word
+                break
+            ch = data[read]
+            read += 1
+        if ch == -1:
+            # no terminating blank: the word continues with the next write()
+            self.cont = True
+            return read
+        # finished by a blank (or NUL)
+        self.cont = False
+        return read
