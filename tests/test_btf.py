@@ -79,11 +79,11 @@ def test_resolve_and_kinds(btf: BTF) -> None:
 def test_bitfield_member(btf: BTF) -> None:
     sk = btf.find_type("sock")
     assert sk is not None
-    m = btf.find_struct_member(sk, "sk_protocol")
-    assert m is not None
-    # sk_protocol is a u16 in 6.12 (no longer a bitfield); sk_userlocks is a bitfield
-    ul = btf.find_struct_member(sk, "sk_userlocks")
-    assert ul is not None and ul[2].kflag and ul[0].bitfield_size == 4
+    m, anon, container = btf.find_struct_member(sk, "sk_kern_sock")
+    assert container.kflag and anon == 0
+    assert (m.bit_offset, m.bitfield_size) == (4561, 1)
+    assert btf.find_member(sk.id, "sk_txtime_unused") == (m.type.id, 5234, 6, 0, True)
+    assert btf.find_struct_member(sk, "sk_protocol")[0].bitfield_size == 0
 
 
 @needs_ref
@@ -104,3 +104,16 @@ def test_prototypes_match_capture(btf: BTF) -> None:
         assert got == f
         checked += 1
     assert checked >= 200
+
+
+def test_module_function_proto(btf: BTF) -> None:
+    """9p's BTF is not in vmlinux BTF; the prototype comes from the captured list."""
+    p = btf.func_proto("v9fs_vfs_getattr")
+    assert p is not None and btf.func_proto("v9fs_vfs_getattr") is p
+    assert [(q.name, btf.type_str(q.type)) for q in p.params] == [
+        ("idmap", "struct mnt_idmap *"), ("path", "const struct path *"),
+        ("stat", "struct kstat *"), ("request_mask", "u32"), ("flags", "unsigned int")]
+    path = btf.resolve(btf.pointee(p.params[1].type))
+    assert path is not None and path.kind == "struct"
+    last, off = btf.member_path(path, "dentry->d_name.name")
+    assert off == 40 and last.kind == "ptr"

@@ -130,6 +130,11 @@ class BTF:
         self._types_start = 0
         self._str_start = 0
         self._str_end = 0
+        # module functions: vmlinux BTF lacks them, the captured prototypes have them
+        self._mod_protos: dict[str, list[str]] | None = None
+        self._synth: dict[int, Type] = {}
+        self._spelling: dict[int, str] = {}
+        self._protos: dict[str, FuncProto | None] = {}
 
     # ------------------------------------------------------------------ parsing
     def _ensure(self) -> None:
@@ -237,10 +242,22 @@ class BTF:
         return list(self._funcs)
 
     def func_proto(self, name: str) -> FuncProto | None:
-        """btf_find_func_proto(): the prototype of function ``name`` or None (no BTF)."""
+        """btf_find_func_proto(): the prototype of function ``name`` or None (no BTF).
+
+        Module functions (9p, netfs, …) have their BTF in module BTF objects that were
+        not captured; their prototypes come from the captured prototype list instead,
+        with types rebuilt from the C spelling onto vmlinux types (see _synth_type).
+        """
+        if name in self._protos:
+            return self._protos[name]
+        proto = self._func_proto(name)
+        self._protos[name] = proto
+        return proto
+
+    def _func_proto(self, name: str) -> FuncProto | None:
         fid = self.func_id(name)
         if fid is None:
-            return None
+            return self._module_proto(name)
         func = self.get(fid)
         assert func is not None
         proto = self.get(func.ref)
@@ -249,6 +266,80 @@ class BTF:
         params, variadic = self._params(proto)
         ret = self.get(proto.ref) or VOID
         return FuncProto(name, ret, params, variadic, func.vlen)
+
+    def _module_proto(self, name: str) -> FuncProto | None:
+        if self._mod_protos is None:
+            rows: dict[str, list[str]] = {}
+            try:
+                ref = resources.files("tracefs_sim").joinpath("data", "btf_protos.tsv.gz")
+                text = gzip.decompress(ref.read_bytes()).decode()
+            except FileNotFoundError:
+                text = ""
+            for line in text.splitlines():
+                f = line.split("\t")
+                if f[0] not in self._funcs:
+                    rows[f[0]] = f[1:]
+            self._mod_protos = rows
+        row = self._mod_protos.get(name)
+        if row is None:
+            return None
+        params: list[Param] = []
+        variadic = False
+        for i in range(1, len(row) - 1, 2):
+            if row[i] == "...":
+                variadic = True
+                break
+            params.append(Param(row[i + 1], self._synth_type(row[i])))
+        return FuncProto(name, self._synth_type(row[0]), params, variadic, BTF_FUNC_GLOBAL)
+
+    def _new_synth(self, kind: str, name: str = "", size: int = 0, ref: int = 0,
+                   spelling: str | None = None) -> Type:
+        tid = len(self._offs) + len(self._synth)
+        t = Type(tid, kind, name, size=size, ref=ref)
+        self._synth[tid] = t
+        self._cache[tid] = t
+        if spelling is not None:
+            self._spelling[tid] = spelling
+        return t
+
+    def _synth_type(self, spelling: str) -> Type:
+        """A type for a captured C spelling, built on vmlinux types where they exist.
+
+        Handles ``[const] [volatile] base [*[const]]…``; anything else (function
+        pointers, arrays) becomes a pointer that prints with its original spelling.
+        """
+        spelling = spelling.strip()
+        if spelling == "void":
+            return VOID
+        if "(" in spelling or "[" in spelling:
+            return self._new_synth("ptr", size=8, spelling=spelling)
+        head, star, tail = spelling.partition("*")
+        words = head.split()
+        quals = [w for w in words if w in ("const", "volatile")]
+        base_words = [w for w in words if w not in ("const", "volatile")]
+        base_name = " ".join(base_words)
+        t: Type | None = None
+        if base_words and base_words[0] in ("struct", "union", "enum"):
+            kind = base_words[0]
+            tag = " ".join(base_words[1:])
+            t = self.find_type(tag, kind) or (self.find_type(tag, "enum64") if kind == "enum" else None)
+            if t is None:
+                t = self._new_synth("fwd", tag, spelling=base_name)
+        else:
+            t = (self.find_type(base_name, "typedef") or self.find_type(base_name, "int")
+                 or self.find_type(base_name, "float"))
+            if t is None:
+                t = self._new_synth("int", base_name, size=8)
+        for q in reversed(quals):
+            t = self._new_synth(q, ref=t.id)
+        if star:
+            rest = "*" + tail
+            for part in rest.split("*")[1:]:
+                t = self._new_synth("ptr", size=8, ref=t.id)
+                for q in part.split():
+                    if q in ("const", "volatile", "restrict"):
+                        t = self._new_synth(q, ref=t.id)
+        return t
 
     def _params(self, proto: Type) -> tuple[list[Param], bool]:
         blob = self._blob
@@ -441,6 +532,8 @@ class BTF:
 
     # ------------------------------------------------------------------ C spelling
     def base_name(self, t: Type) -> str:
+        if t.id in self._spelling:
+            return self._spelling[t.id]
         if t.kind == "void":
             return "void"
         if t.kind in ("struct", "union"):
@@ -458,6 +551,8 @@ class BTF:
         ``const char (**)[32]``; ``declarator`` is an optional inner declarator (name).
         """
         ty = self._as_type(t) or VOID
+        if ty.id in self._spelling and not declarator:
+            return self._spelling[ty.id]
         inner = declarator
         quals: list[str] = []
         n = 0

@@ -591,12 +591,16 @@ class FprobeEvents:
             tf.fp.flags &= ~FPROBE_FL_DISABLED
         else:
             tf.fp.flags |= FPROBE_FL_DISABLED
-        if self.fprobe is None:
-            return 0
         if tf.is_tracepoint():
             if tf.tpoint is TRACEPOINT_STUB:
                 return 0
             return self._register_tracepoint_fprobe(tf)
+        if self.fprobe is None:
+            # No ftrace yet: accept what ftrace_set_filter would match.
+            ks = self.kallsyms
+            if ks is not None and not ks.is_traceable(tf.symbol):
+                return -errno.EINVAL
+            return 0
         return self.fprobe.register_fprobe(tf.fp, tf.symbol, None)
 
     def _register_tracepoint_fprobe(self, tf: TraceFprobe) -> int:
@@ -604,16 +608,20 @@ class FprobeEvents:
         ret = tpoint.probe_register_may_exist(tpoint.probestub, None)
         if ret < 0:
             return ret
+        if self.fprobe is None:
+            return 0
         return self.fprobe.register_fprobe_ips(tf.fp, [tpoint.probestub])
 
     def _unregister_fprobe(self, tf: TraceFprobe) -> None:
         """``__unregister_trace_fprobe``."""
-        if tf.fp.registered and self.fprobe is not None:
+        if self.fprobe is not None:
+            if not tf.fp.registered:
+                return
             self.fprobe.unregister_fprobe(tf.fp)
             tf.fp.reset()
-            if tf.is_tracepoint() and tf.tpoint is not TRACEPOINT_STUB:
-                tf.tpoint.probe_unregister(tf.tpoint.probestub, None)
-                tf.tpoint = None
+        if tf.is_tracepoint() and tf.tpoint is not TRACEPOINT_STUB:
+            tf.tpoint.probe_unregister(tf.tpoint.probestub, None)
+            tf.tpoint = None
 
     def _unregister_trace_fprobe(self, tf: TraceFprobe) -> int:
         pe = tf.event
@@ -674,7 +682,7 @@ class FprobeEvents:
         k = self.kernel
         comm = b""
         mem: Any = _NoMem()
-        sprint: Callable[[int], str] = lambda a: f"0x{a:x}"
+        sprint: Callable[[int], str] = _hex_addr
         if k is not None:
             comm = k.sched.current.comm.encode("latin-1", "replace")[:15]
             mem = getattr(k, "mem", None) or mem
@@ -732,6 +740,10 @@ class FprobeEvents:
             commit(cpu, off, size)     # filter/trigger evaluation, then ring commit
         else:
             tr.event_commit(cpu)
+
+
+def _hex_addr(addr: int) -> str:
+    return f"0x{addr:x}"
 
 
 class _NoMem:
