@@ -1,103 +1,117 @@
-"""fprobe + rethook (6.12): entry/exit handlers, entry data, maxactive → nmissed, disable."""
+"""fprobe + rethook (6.12) on the simulated ftrace: handlers, entry data, maxactive."""
 
 from __future__ import annotations
 
 import errno
 
+import pytest
+
+from tracefs_sim.kernel import Kernel
 from tracefs_sim.kernel.fprobe import Fprobe, FprobeCore, disable_fprobe, enable_fprobe
 
-
-class FakeFtrace:
-    """The ftrace_ops API names fprobe uses; calls sites by hand."""
-
-    def __init__(self) -> None:
-        self.funcs = {"vfs_read": 0x1000, "vfs_write": 0x2000}
-        self.ops: list = []
-        self.filters: dict[int, set[int]] = {}
-
-    def ftrace_set_filter(self, ops, pattern, reset) -> int:
-        ips = {a for n, a in self.funcs.items() if n == pattern}
-        if not ips:
-            return -errno.EINVAL
-        self.filters[id(ops)] = ips
-        ops.filter_count = lambda: len(ips)
-        return 0
-
-    def ftrace_set_notrace(self, ops, pattern, reset) -> int:
-        return 0
-
-    def ftrace_set_filter_ips(self, ops, ips, remove, reset) -> int:
-        self.filters[id(ops)] = set(ips)
-        return 0
-
-    def register_ftrace_function(self, ops) -> int:
-        self.ops.append(ops)
-        return 0
-
-    def unregister_ftrace_function(self, ops) -> int:
-        self.ops.remove(ops)
-        return 0
-
-    def ftrace_free_filter(self, ops) -> None:
-        self.filters.pop(id(ops), None)
-
-    def ftrace_lookup_symbols(self, names):
-        try:
-            return [self.funcs[n] for n in names]
-        except KeyError:
-            return -errno.ENOENT
-
-    def call(self, ip, parent, fregs) -> None:
-        for ops in list(self.ops):
-            if ip in self.filters.get(id(ops), ()):
-                ops.func(ip, parent, ops, fregs)
+ftrace_mod = pytest.importorskip("tracefs_sim.kernel.ftrace")
 
 
 class Regs:
-    def __init__(self, pid, frame, ret=0):
-        self.pid, self.frame, self.ret = pid, frame, ret
+    def __init__(self, args):
+        self.args = args
 
     def get_kernel_argument(self, n):
-        return 100 + n
-
-    def return_value(self):
-        return self.ret
+        return self.args[n]
 
 
-def test_entry_exit_and_entry_data() -> None:
-    ft = FakeFtrace()
-    core = FprobeCore(ftrace=ft)
+@pytest.fixture
+def k() -> Kernel:
+    k = Kernel(nr_cpus=2, seed=1)
+    if getattr(k, "ftrace", None) is None:
+        k.ftrace = ftrace_mod.Ftrace(k)
+    return k
+
+
+def _run(k: Kernel, name: str, parent: str, args, retval: int) -> None:
+    """One call of ``name`` from ``parent`` through its ftrace call site."""
+    ft = k.ftrace
+    i = k.kallsyms.index_of(name)
+    pip = k.kallsyms.addrs[k.kallsyms.index_of(parent)] + 0x2B
+    token = ft.func_entry(i, pip, Regs(args))
+    ft.func_exit(i, token, retval)
+
+
+def test_entry_exit_entry_data_and_names(k: Kernel) -> None:
+    core = FprobeCore(k)
     seen = []
 
     def entry(fp, ip, ret_ip, regs, data):
-        seen.append(("entry", ip, ret_ip))
-        data[0:8] = regs.get_kernel_argument(0).to_bytes(8, "little")
+        data[0:8] = regs.get_kernel_argument(2).to_bytes(8, "little")
+        seen.append(("entry", k.kallsyms.format_pS(ip), k.kallsyms.format_pS(ret_ip)))
         return 0
 
     def exit_(fp, ip, ret_ip, regs, data):
-        seen.append(("exit", ip, ret_ip, regs.return_value(), int.from_bytes(data[:8], "little")))
+        seen.append(("exit", k.kallsyms.format_ps(ip), k.kallsyms.format_pS(ret_ip),
+                     regs.return_value(), int.from_bytes(data[:8], "little")))
 
-    fp = Fprobe(entry, exit_, entry_data_size=8, nr_maxactive=1)
+    fp = Fprobe(entry, exit_, entry_data_size=8)
     assert core.register_fprobe(fp, "vfs_read", None) == 0
-    ft.call(0x1000, 0x55, Regs(1, 7))
-    ft.call(0x1000, 0x66, Regs(1, 8))          # pool of 1 exhausted → missed
-    assert fp.nmissed == 1
-    assert core.pending(1, 7) is False and core.pending(1, 8) is False or True
-    assert core.func_return(1, 7, Regs(1, 7, ret=42)) == 0x55
-    assert seen == [("entry", 0x1000, 0x55), ("exit", 0x1000, 0x55, 42, 100)]
+    assert fp.rethook is not None and fp.rethook.num == 1 * 2 * 2     # funcs × cpus × 2
+    _run(k, "vfs_read", "ksys_read", [1, 2, 832, 4], 832)
+    assert seen == [("entry", "vfs_read+0x4/0x370", "ksys_read+0x2f/0xf0"),
+                    ("exit", "vfs_read", "ksys_read+0x2f/0xf0", 832, 832)]
     disable_fprobe(fp)
-    ft.call(0x1000, 0x55, Regs(1, 9))
+    _run(k, "vfs_read", "ksys_read", [0, 0, 0, 0], 0)
     assert len(seen) == 2
     enable_fprobe(fp)
     assert core.unregister_fprobe(fp) == 0
     assert core.unregister_fprobe(fp) == -errno.EINVAL
+    _run(k, "vfs_read", "ksys_read", [0, 0, 0, 0], 0)
+    assert len(seen) == 2
 
 
-def test_register_errors_and_syms() -> None:
-    ft = FakeFtrace()
-    core = FprobeCore(ftrace=ft)
-    assert core.register_fprobe(Fprobe(lambda *a: 0), "nosuch", None) == -errno.EINVAL
-    assert core.register_fprobe_syms(Fprobe(lambda *a: 0), ["nosuch"]) == -errno.ENOENT
+def test_maxactive_exhaustion_counts_nmissed(k: Kernel) -> None:
+    core = FprobeCore(k)
+    exits = []
+    fp = Fprobe(exit_handler=lambda fp, ip, r, regs, d: exits.append(regs.return_value()),
+                nr_maxactive=1)
+    assert core.register_fprobe(fp, "vfs_read", None) == 0
+    ft = k.ftrace
+    i = k.kallsyms.index_of("vfs_read")
+    outer = ft.func_entry(i, 0, None)          # holds the only rethook node
+    inner = ft.func_entry(i, 0, None)          # recursion: pool empty → missed
+    ft.func_exit(i, inner, 1)
+    ft.func_exit(i, outer, 2)
+    assert fp.nmissed == 1
+    assert exits == [2]
+    core.unregister_fprobe(fp)
+
+
+def test_register_errors_and_syms(k: Kernel) -> None:
+    core = FprobeCore(k)
+    assert core.register_fprobe(Fprobe(lambda *a: 0), "non_exist_func", None) == -errno.EINVAL
+    assert core.register_fprobe_syms(Fprobe(lambda *a: 0), ["non_exist_func"]) == -errno.ENOENT
     fp = Fprobe(exit_handler=lambda *a: None)
     assert core.register_fprobe_syms(fp, ["vfs_write", "vfs_read"]) == 0
-    assert fp.rethook is not None and fp.rethook.num == 2 * 1 * 2   # num × cpus × 2
+    assert fp.rethook is not None and fp.rethook.num == 2 * 2 * 2
+    assert core.unregister_fprobe(fp) == 0
+
+
+def test_fprobe_event_records_and_prints(k: Kernel) -> None:
+    """f-events through ftrace → rethook → ring buffer → print_fentry/fexit_event."""
+    from tracefs_sim.kernel.trace import trace_file_text
+
+    kind = k.fprobe_events
+    kind.fprobe = FprobeCore(k)
+    k.trace.update_buffers()
+    k.dynevent.write(b"f:myprobe vfs_read count=$arg3:u32\n"
+                     b"f:myret vfs_read%return $retval cnt=$arg3\n")
+
+    class File:
+        tr = k.trace.global_trace
+
+    for n, tf in enumerate(kind.probes()):
+        tf.event.call.type_id = 1529 + n
+        k.trace.output.register(tf.event.call.type_id, tf.event.call.printer)
+        assert tf.event.call.reg(tf.event.call, 0, File) == 0
+    _run(k, "vfs_read", "ksys_read", [0xFFFF1, 2, 832, 3], 832)
+    text = "".join(x if isinstance(x, str) else x.decode() for x in trace_file_text(File.tr))
+    lines = [ln.split(": ", 1)[1] for ln in text.splitlines() if not ln.startswith("#")]
+    assert lines == ["myprobe: (vfs_read+0x4/0x370) count=832",
+                     "myret: (ksys_read+0x2f/0xf0 <- vfs_read) arg1=832 cnt=0x340"]

@@ -6,18 +6,19 @@ selects the probed functions; the exit side uses a ``Rethook`` with a pool of
 When the pool is empty at an entry, ``nmissed`` counts it and neither handler runs
 for that call.  ``FPROBE_FL_DISABLED`` soft-disables both handlers.
 
-``FprobeCore`` is the per-kernel part (the ftrace calls and the task rethook lists).
-The ftrace side is duck-typed on the kernel API names: ``ftrace_set_filter(ops, pattern,
-reset)``, ``ftrace_set_notrace``, ``ftrace_set_filter_ips(ops, ips, remove, reset)``,
-``register_ftrace_function(ops)``, ``unregister_ftrace_function(ops)``,
-``ftrace_free_filter(ops)``, ``ftrace_lookup_symbols(sorted_names)``, all returning 0 or
--errno, and ops objects with ``func(ip, parent_ip, ops, fregs)``, ``flags`` and
-``filter_count()`` (entries of the filter hash).
+``FprobeCore`` is the per-kernel part.  It drives kernel/ftrace.py by the kernel API
+names (``ftrace_set_filter(ops, glob, reset)``, ``ftrace_set_notrace``,
+``ftrace_set_filter_ips``, ``register_ftrace_function``, ``unregister_ftrace_function``,
+``ftrace_free_filter``; they raise KernelError, turned into -errno here) with an
+``FtraceOps(func, OPS_FL_SAVE_REGS, fp)``.  The exit side is hooked with
+``Ftrace.push_ret_hook(current, frame)``: when the call returns, ftrace runs
+``frame[0](frame, retval)`` — our rethook trampoline, which calls the exit handler
+with the entry's return address and a regs view holding the return value.
 
-The probed context ``fregs`` passed to ``func`` must provide the ProbeRegs methods
-(trace_probe.py) plus ``pid`` and ``frame`` (identity of this call on the task's stack);
-the return side is driven by ``FprobeCore.func_return(pid, frame, regs)`` (regs with the
-return value), which the ftrace call-site exit path calls when ``rethook.pending``.
+``fregs`` (whatever the call site passes to ``func_entry``) is handed to the handlers
+as pt_regs; probe events read ``get_kernel_argument(n)`` etc. from it (see
+trace_probe.ProbeRegs).  Without ftrace return hooks (unit tests), ``RethookCore`` keeps
+per-task lists and ``func_return(pid, frame, regs)`` is the trampoline.
 """
 
 from __future__ import annotations
@@ -88,6 +89,39 @@ class _FallbackOps:
         self.private: Any = None
 
 
+def _call(fn: Callable[..., Any], *args: Any) -> int:
+    """Call an ftrace API that raises KernelError (kernel/ftrace.py) or returns -errno."""
+    from .errors import KernelError
+
+    try:
+        ret = fn(*args)
+    except KernelError as e:
+        return -e.errno
+    return ret if isinstance(ret, int) else 0
+
+
+class _RetRegs:
+    """pt_regs at the function return: the return value plus the entry registers."""
+
+    __slots__ = ("entry", "retval")
+
+    def __init__(self, entry: Any, retval: int) -> None:
+        self.entry = entry
+        self.retval = retval
+
+    def return_value(self) -> int:
+        return self.retval
+
+    def get_kernel_argument(self, n: int) -> int:
+        return self.entry.get_kernel_argument(n) if self.entry is not None else 0
+
+    def kernel_stack_nth(self, n: int) -> int:
+        return self.entry.kernel_stack_nth(n) if self.entry is not None else 0
+
+    def stack_pointer(self) -> int:
+        return self.entry.stack_pointer() if self.entry is not None else 0
+
+
 class FprobeCore:
     """The fprobe library of one kernel."""
 
@@ -104,21 +138,14 @@ class FprobeCore:
         try:
             from . import ftrace as _ftrace
             cls = getattr(_ftrace, "FtraceOps", None)
-            flag = getattr(_ftrace, "FTRACE_OPS_FL_SAVE_REGS", FTRACE_OPS_FL_SAVE_REGS)
+            flag = getattr(_ftrace, "OPS_FL_SAVE_REGS", FTRACE_OPS_FL_SAVE_REGS)
         except ImportError:
             cls, flag = None, FTRACE_OPS_FL_SAVE_REGS
         if cls is not None:
-            try:
-                ops = cls(func=func, flags=flag)
-            except TypeError:
-                ops = cls(func)
-                ops.flags |= flag
+            ops = cls(func, flag, fp, name="fprobe")
         else:
             ops = _FallbackOps(func, flag)
-        try:
             ops.private = fp
-        except AttributeError:
-            pass
         return ops
 
     def _handler(self, fp: Fprobe, ip: int, parent_ip: int, fregs: Any) -> None:
@@ -144,8 +171,27 @@ class FprobeCore:
             if ret:
                 rh.rethook.recycle(rh)
             else:
-                self.rethooks.hook(rh, getattr(fregs, "pid", 0), parent_ip,
-                                   getattr(fregs, "frame", 0))
+                self._hook(rh, parent_ip, fregs)
+
+    def _hook(self, rh: RethookNode, parent_ip: int, fregs: Any) -> None:
+        """rethook_hook(): on the task's return-hook stack of kernel/ftrace.py when there
+        is one (its ``func_return`` runs ``frame[0](frame, retval)``), else on our lists."""
+        ft = self.ftrace
+        push = getattr(ft, "push_ret_hook", None)
+        k = self.kernel
+        if push is not None and k is not None:
+            rh.ret_addr = parent_ip
+            push(k.sched.current, [self._ret_frame, rh, fregs])
+            return
+        self.rethooks.hook(rh, getattr(fregs, "pid", 0), parent_ip, getattr(fregs, "frame", 0))
+
+    def _ret_frame(self, frame: list[Any], retval: int) -> None:
+        """The rethook trampoline for one hooked call (frame = [cb, node, entry regs])."""
+        rh: RethookNode = frame[1]
+        handler = rh.rethook.handler
+        if handler is not None:
+            handler(rh, rh.rethook.data, rh.ret_addr, _RetRegs(frame[2], retval))
+        rh.rethook.recycle(rh)
 
     def _exit_handler(self, rh: RethookNode, data: Any, ret_ip: int, regs: Any) -> None:
         """``fprobe_exit_handler``."""
@@ -191,13 +237,14 @@ class FprobeCore:
             fp.rethook = None
         ft = self.ftrace
         if ft is not None and fp.ops is not None:
-            ft.ftrace_free_filter(fp.ops)
+            _call(ft.ftrace_free_filter, fp.ops)
 
     def _filter_count(self, fp: Fprobe) -> int:
         fc = getattr(fp.ops, "filter_count", None)
         if callable(fc):
             return int(fc())
-        return 1
+        fh = getattr(fp.ops, "filter_hash", None)
+        return len(fh) if fh is not None else 1
 
     def register_fprobe(self, fp: Fprobe, filter: str | None, notfilter: str | None) -> int:
         """Probe the functions matching the glob ``filter`` minus ``notfilter``."""
@@ -207,17 +254,17 @@ class FprobeCore:
         if ft is None:
             return -errno.ENODEV
         self._init(fp)
-        ret = ft.ftrace_set_filter(fp.ops, filter, 0)
+        ret = _call(ft.ftrace_set_filter, fp.ops, filter, False)
         if ret:
             return ret
         if notfilter:
-            ret = ft.ftrace_set_notrace(fp.ops, notfilter, 0)
+            ret = _call(ft.ftrace_set_notrace, fp.ops, notfilter, False)
             if ret:
                 self._fail_cleanup(fp)
                 return ret
         ret = self._init_rethook(fp, self._filter_count(fp))
         if not ret:
-            ret = ft.register_ftrace_function(fp.ops)
+            ret = _call(ft.register_ftrace_function, fp.ops)
         if ret:
             self._fail_cleanup(fp)
         else:
@@ -232,12 +279,12 @@ class FprobeCore:
         if ft is None:
             return -errno.ENODEV
         self._init(fp)
-        ret = ft.ftrace_set_filter_ips(fp.ops, list(addrs), 0, 0)
+        ret = _call(ft.ftrace_set_filter_ips, fp.ops, list(addrs), False, False)
         if ret:
             return ret
         ret = self._init_rethook(fp, len(addrs))
         if not ret:
-            ret = ft.register_ftrace_function(fp.ops)
+            ret = _call(ft.register_ftrace_function, fp.ops)
         if ret:
             self._fail_cleanup(fp)
         else:
@@ -251,10 +298,27 @@ class FprobeCore:
         ft = self.ftrace
         if ft is None:
             return -errno.ENODEV
-        addrs = ft.ftrace_lookup_symbols(sorted(syms))
+        lookup = getattr(ft, "ftrace_lookup_symbols", None)
+        if lookup is not None:
+            addrs = lookup(sorted(syms))
+        else:
+            addrs = self._lookup_symbols(sorted(syms))
         if isinstance(addrs, int) or addrs is None:
             return -errno.ENOENT
         return self.register_fprobe_ips(fp, list(addrs))
+
+    def _lookup_symbols(self, syms: list[str]) -> list[int] | None:
+        """ftrace_lookup_symbols(): the ftrace location of each (traceable) symbol."""
+        k, ft = self.kernel, self.ftrace
+        if k is None or ft is None:
+            return None
+        out = []
+        for name in syms:
+            i = k.kallsyms.index_of(name)
+            if i is None:
+                return None
+            out.append(ft.ips[i])
+        return out
 
     def unregister_fprobe(self, fp: Fprobe) -> int:
         if fp is None or not fp.registered:
@@ -262,13 +326,13 @@ class FprobeCore:
         if fp.rethook is not None:
             fp.rethook.stop()
         ft = self.ftrace
-        ret = ft.unregister_ftrace_function(fp.ops) if ft is not None else 0
+        ret = _call(ft.unregister_ftrace_function, fp.ops) if ft is not None else 0
         if ret < 0:
             return ret
         if fp.rethook is not None:
             fp.rethook.free()
         if ft is not None:
-            ft.ftrace_free_filter(fp.ops)
+            _call(ft.ftrace_free_filter, fp.ops)
         fp.registered = False
         return ret
 

@@ -244,7 +244,7 @@ class FtraceOps:
 
     __slots__ = ("func", "flags", "private", "local_hash", "func_hash", "saved_func",
                  "trampoline", "trampoline_size", "subop_list", "managed", "old_hash",
-                 "tramp_func", "site", "core_data", "name", "__weakref__")
+                 "tramp_func", "site", "core_data", "name", "owner", "__weakref__")
 
     def __init__(self, func: OpsFunc | None = None, flags: int = 0, private: object = None,
                  core_data: bool = False, name: str = "") -> None:
@@ -263,6 +263,7 @@ class FtraceOps:
         self.site: Callable[[int, int, Any], None] | None = None
         self.core_data = core_data
         self.name = name
+        self.owner: Any = None  # container_of(): the fgraph_ops/fprobe embedding this ops
 
     @property
     def filter_hash(self) -> FtraceHash:
@@ -322,11 +323,14 @@ def filter_parse_regex(buff: str) -> Glob:
     return Glob(typ, search, negate)
 
 
-def glob_to_regex(pat: str) -> str:
+def glob_to_regex(pat: str, multiline: bool = False) -> str:
     """lib/glob.c glob_match() as a Python regex (``*``, ``?``, ``[a-z]``, ``[!x]``, ``\\``).
 
     A malformed class (no closing ``]``) makes its ``[`` a literal, as glob_match does.
+    ``multiline``: wildcards never cross a newline (matching lines of a joined string).
     """
+    anyc = "[^\\n]" if multiline else "."
+    nl = "\\n" if multiline else ""
     out: list[str] = []
     i = 0
     n = len(pat)
@@ -334,79 +338,68 @@ def glob_to_regex(pat: str) -> str:
         c = pat[i]
         i += 1
         if c == "*":
-            out.append(".*")
+            out.append(anyc + "*")
         elif c == "?":
-            out.append(".")
+            out.append(anyc)
         elif c == "[":
-            j = i
-            inverted = j < n and pat[j] == "!"
-            if inverted:
-                j += 1
-            spans: list[str] = []
-            ok = False
-            first = True
-            while j < n:
-                a = pat[j]
-                if a == "]" and not first:
-                    ok = True
-                    j += 1
-                    break
-                first = False
-                j += 1
-                if j + 1 < n and pat[j] == "-" and pat[j + 1] != "]":
-                    b = pat[j + 1]
-                    j += 2
-                    if a <= b:
-                        spans.append(re.escape(a) + "-" + re.escape(b))
-                    else:
-                        spans.append("(?!)")  # a > b matches nothing
-                elif j < n and pat[j] == "-" and j + 1 >= n:
-                    break  # "[a-" unterminated → literal
-                else:
-                    spans.append(re.escape(a))
-            if not ok:
+            cls = _glob_class(pat, i)
+            if cls is None:
                 out.append(re.escape("["))
                 continue
-            body = "".join(s for s in spans if s != "(?!)")
-            if not body:
-                out.append("." if inverted else "(?!)")
+            inverted, spans, i = cls
+            if not spans:
+                out.append(anyc if inverted else "(?!)")
             else:
-                out.append(("[^" if inverted else "[") + body + "]")
-            i = j
+                out.append(("[^" + nl if inverted else "[") + "".join(spans) + "]")
         elif c == "\\":
             if i < n:
                 out.append(re.escape(pat[i]))
                 i += 1
             else:
-                out.append("(?!)")  # trailing backslash matches only NUL: nothing
+                out.append("(?!)")  # a trailing backslash only matches NUL: nothing
         else:
             out.append(re.escape(c))
     return "".join(out)
 
 
+def _glob_class(pat: str, i: int) -> tuple[bool, list[str], int] | None:
+    """Parse ``[...]`` after the ``[`` at ``i-1``: (inverted, regex spans, next index)."""
+    n = len(pat)
+    inverted = i < n and pat[i] == "!"
+    j = i + 1 if inverted else i
+    spans: list[str] = []
+    if j >= n:
+        return None
+    a = pat[j]
+    j += 1
+    while True:
+        b = a
+        if j + 1 < n and pat[j] == "-" and pat[j + 1] != "]":
+            b = pat[j + 1]
+            j += 2
+        elif j < n and pat[j] == "-" and j + 1 >= n:
+            return None
+        if a <= b:
+            spans.append(re.escape(a) + ("-" + re.escape(b) if b != a else ""))
+        if j >= n:
+            return None
+        a = pat[j]
+        j += 1
+        if a == "]":
+            return inverted, spans, j
+
+
+_KSTRTOUL = re.compile(r"\+?(?:0[xX]([0-9a-fA-F]+)|0([0-7]*)|([1-9][0-9]*))\n?")
+
+
 def kstrtoul(text: str) -> int | None:
-    """kstrtoul(s, 0, &v): base auto-detect, whole string, optional trailing newline."""
-    s = text[:-1] if text.endswith("\n") else text
-    if s.startswith("+"):
-        s = s[1:]
-    if not s:
+    """kstrtoul(s, 0, &v): base auto-detected, the whole string, one optional newline."""
+    m = _KSTRTOUL.fullmatch(text)
+    if m is None:
         return None
-    try:
-        if s[:2] in ("0x", "0X"):
-            if len(s) == 2:
-                return None
-            v = int(s[2:], 16)
-        elif s.startswith("0") and len(s) > 1:
-            v = int(s[1:], 8)
-        else:
-            if not s.isdigit():
-                return None
-            v = int(s, 10)
-    except ValueError:
-        return None
-    if not all(ch.isascii() and (ch.isalnum()) for ch in s) or v > MASK64:
-        return None
-    return v
+    hx, octal, dec = m.groups()
+    v = int(hx, 16) if hx is not None else int(octal or "0", 8) if dec is None else int(dec)
+    return v if v <= MASK64 else None
 
 
 # ----------------------------------------------------------------------- probes & cmds
@@ -587,8 +580,7 @@ class Ftrace:
         elif g.type == MATCH_END_ONLY:
             body = "[^\n]*" + s
         else:
-            body = glob_to_regex(g.search).replace(".*", "[^\n]*").replace(".", "[^\n]")
-            # re.escape never yields a bare '.', so the replace only touches wildcards
+            body = glob_to_regex(g.search, multiline=True)
         return re.compile("^" + body + "$", re.M)
 
     @staticmethod
@@ -900,7 +892,10 @@ class Ftrace:
     def ftrace_shutdown(self, ops: FtraceOps) -> None:
         self._unregister(ops)
         self.start_up -= 1
-        self._ipmodify_update(ops, self._ipmod_hash(ops.filter_hash), FtraceHash())
+        try:  # disabling never fails
+            self._ipmodify_update(ops, self._ipmod_hash(ops.filter_hash), FtraceHash())
+        except KernelError:
+            pass
         dirty = self._hash_rec_update(ops, False)
         ops.flags &= ~OPS_FL_ENABLED
         ops.flags |= OPS_FL_REMOVING
@@ -1110,8 +1105,8 @@ class Ftrace:
         self._ops_update_code(ops, dirty)
 
     def _ops_update_code(self, ops: FtraceOps, dirty: list[int]) -> None:
-        if ops.flags & OPS_FL_ENABLED or ops.func_hash is self.global_ops.local_hash:
-            self._replace_code(dirty)
+        # only enabled ops (or the ones sharing global_ops' hash) dirtied records
+        self._replace_code(dirty)
 
     def _hash_move_and_update_ops(self, ops: FtraceOps, hash_: FtraceHash, enable: bool) -> None:
         """ftrace_hash_move_and_update_ops()."""

@@ -689,7 +689,7 @@ class FprobeEvents:
             ks = self.kallsyms
             if ks is not None and hasattr(ks, "format_pS"):
                 sprint = ks.format_pS
-        return FetchEnv(regs, mem, comm, edata, sprint)
+        return FetchEnv(regs if regs is not None else _NoRegs(), mem, comm, edata, sprint)
 
     def _fentry_dispatcher(self, fp: Any, entry_ip: int, ret_ip: int, regs: Any,
                            entry_data: Any) -> int:
@@ -740,6 +740,22 @@ class FprobeEvents:
             commit(cpu, off, size)     # filter/trigger evaluation, then ring commit
         else:
             tr.event_commit(cpu)
+
+
+class _NoRegs:
+    """The call site passed no register set: every register reads as 0."""
+
+    def get_kernel_argument(self, n: int) -> int:
+        return 0
+
+    def return_value(self) -> int:
+        return 0
+
+    def kernel_stack_nth(self, n: int) -> int:
+        return 0
+
+    def stack_pointer(self) -> int:
+        return 0
 
 
 def _hex_addr(addr: int) -> str:

@@ -16,9 +16,29 @@ import struct
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
+from .trace_flags import (
+    ITER_BIN,
+    ITER_CONTEXT_INFO,
+    ITER_HEX,
+    ITER_IRQ_INFO,
+    ITER_LATENCY_FMT,
+    ITER_PRINT_PARENT,
+    ITER_PRINTK,
+    ITER_PRINTK_MSGONLY,
+    ITER_RAW,
+    ITER_RECORD_TGID,
+    ITER_SYM_ADDR,
+    ITER_SYM_OFFSET,
+    ITER_VERBOSE,
+    TRACE_BPUTS,
+    TRACE_FN,
+    TRACE_PRINT,
+    TRACE_RAW_DATA,
+    TRACE_STACK,
+)
+
 if TYPE_CHECKING:
     from .core import Kernel
-    from .trace import TraceArray
 
 _ENTRY = struct.Struct("<HBBi")
 _U64 = struct.Struct("<Q")
@@ -110,7 +130,6 @@ class TraceOutput:
     # ----------------------------------------------------------------- symbols
     def sym(self, addr: int, flags: int) -> str:
         """seq_print_ip_sym(): %ps, or %pS with sym-offset, plus <addr> with sym-addr."""
-        from .trace import ITER_SYM_ADDR, ITER_SYM_OFFSET
 
         if not addr:
             return "0"
@@ -151,7 +170,6 @@ class TraceOutput:
 
     def context(self, it: TraceIter) -> str:
         """trace_print_context()."""
-        from .trace import ITER_IRQ_INFO, ITER_RECORD_TGID
 
         _t, eflags, preempt, pid = _ENTRY.unpack_from(it.buf, it.off)
         tracing = self.kernel.trace
@@ -167,7 +185,6 @@ class TraceOutput:
 
     def lat_context(self, it: TraceIter, next_ts: int) -> str:
         """trace_print_lat_context() (latency-format)."""
-        from .trace import ITER_VERBOSE
 
         _t, eflags, preempt, pid = _ENTRY.unpack_from(it.buf, it.off)
         comm = self.kernel.trace.find_cmdline(pid)
@@ -195,8 +212,6 @@ class TraceOutput:
     # --------------------------------------------------------------------- lines
     def print_line(self, it: TraceIter, next_ts: int | None = None) -> str | bytes:
         """print_trace_line(): the whole rendering of one record."""
-        from .trace import (ITER_BIN, ITER_CONTEXT_INFO, ITER_HEX, ITER_LATENCY_FMT, ITER_PRINTK,
-                            ITER_PRINTK_MSGONLY, ITER_RAW, TRACE_PRINT)
 
         flags = it.flags
         tracer = it.tr.current_trace
@@ -235,7 +250,6 @@ class TraceOutput:
     # -------------------------------------------------------------------- headers
     def header(self, tr: TraceArray, entries: int, total: int, empty: bool, cpu: int | None) -> str:
         """s_show() for the first line: tracer name and the help header."""
-        from .trace import ITER_CONTEXT_INFO, ITER_IRQ_INFO, ITER_LATENCY_FMT, ITER_RECORD_TGID, ITER_VERBOSE
 
         tracer = tr.current_trace
         out = [f"# tracer: {tracer.name}\n#\n"]
@@ -331,7 +345,6 @@ def render_records(out: TraceOutput, tr: TraceArray, records: Iterator[Record],
                    annotate: bool = False) -> Iterator[str | bytes]:
     """Render records one line group at a time; lat-format needs the next timestamp."""
     it = TraceIter(tr)
-    from .trace import ITER_LATENCY_FMT
 
     lat = bool(tr.flags & ITER_LATENCY_FMT)
     pending: Record | None = None
@@ -387,7 +400,6 @@ class FnPrinter(Printer):
     """TRACE_FN: ``func <-parent``."""
 
     def trace(self, it: TraceIter) -> str:
-        from .trace import ITER_PRINT_PARENT
 
         out = it.kernel.trace.output
         ip, parent = struct.unpack_from("<QQ", it.buf, it.off + 8)
@@ -434,7 +446,6 @@ class BputsPrinter(Printer):
 
 
 def register_core_printers(out: TraceOutput) -> None:
-    from .trace import TRACE_BPUTS, TRACE_FN, TRACE_PRINT, TRACE_RAW_DATA, TRACE_STACK
 
     out.register(TRACE_FN, FnPrinter())
     out.register(TRACE_PRINT, PrintPrinter())

@@ -1,0 +1,38 @@
+"""The unmodified ftrace selftests (scripts/ftracetest): listed cases must PASS.
+
+tests/expected-ftracetest.txt lists the cases (as in the reference TSV, with
+" (instance)" for instance variants).  Skipped when the list is empty, or when the
+tool cannot be set up (not root, no FUSE, no unshare).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+EXPECTED = [line.strip() for line in (ROOT / "tests" / "expected-ftracetest.txt").read_text().splitlines()
+            if line.strip() and not line.lstrip().startswith("#")]
+
+
+@pytest.mark.mount
+@pytest.mark.slow
+def test_expected_ftracetest_cases_pass(tmp_path):
+    if not EXPECTED:
+        pytest.skip("tests/expected-ftracetest.txt lists no case yet")
+    if os.getuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("scripts/ftracetest needs root and unshare")
+    cases = sorted({c.removesuffix(" (instance)") for c in EXPECTED})
+    tsv = tmp_path / "results.tsv"
+    r = subprocess.run(["bash", str(ROOT / "scripts" / "ftracetest"), "--out", str(tsv),
+                        "--timeout", "1200", *cases], capture_output=True, text=True, timeout=1500)
+    if not tsv.is_file():
+        pytest.skip(f"scripts/ftracetest could not run (rc {r.returncode}): {r.stderr[-2000:]}")
+    results = dict(line.split("\t", 1) for line in tsv.read_text().splitlines()
+                   if "\t" in line and not line.startswith(("test\t", "#")))
+    bad = {c: results.get(c, "MISSING") for c in EXPECTED if results.get(c) != "PASS"}
+    assert not bad, f"expected PASS: {bad}\n{r.stdout[-3000:]}"
