@@ -63,6 +63,7 @@ from .trace_flags import (  # noqa: F401  (re-exported for users of .trace)
     TRACE_BPUTS,
     TRACE_BRANCH,
     TRACE_CTX,
+    TRACE_FLAG_NAMES,
     TRACE_FN,
     TRACE_FUNC_REPEATS,
     TRACE_GRAPH_ENT,

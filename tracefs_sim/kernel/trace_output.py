@@ -39,6 +39,7 @@ from .trace_flags import (
 
 if TYPE_CHECKING:
     from .core import Kernel
+    from .trace import TraceArray
 
 _ENTRY = struct.Struct("<HBBi")
 _U64 = struct.Struct("<Q")
