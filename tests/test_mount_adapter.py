@@ -49,7 +49,10 @@ def test_errnos_of_the_namespace(adapter_mount):
     assert "Permission denied" in sh(mnt, "touch newfile").stderr  # create -> EACCES
     assert "Operation not permitted" in sh(mnt, "rm data").stderr  # unlink -> EPERM
     assert "Operation not permitted" in sh(mnt, "mkdir newdir").stderr  # Dir.mkdir default
-    assert "Permission denied" in sh(mnt, "echo x > ro").stderr  # default_permissions
+    # default_permissions: the VFS checks modes; root may open a 0440 file for writing,
+    # and then the write fails as a file without a write op does (EINVAL)
+    err = sh(mnt, "bash -c 'echo x > ro'").stderr
+    assert ("Invalid argument" if os.getuid() == 0 else "Permission denied") in err
     assert "No such file" in sh(mnt, "cat nothing").stderr
 
 
@@ -148,7 +151,7 @@ def test_sigterm_to_server_with_blocked_readers(mount_server):
         assert str(server.path) not in mount_points()
         for p in readers:
             p.wait(timeout=5)
-            assert p.returncode != 124  # ended by the unmount, not by timeout(1)
+            assert p.returncode == 0  # blocked reads end with EOF at unmount (not timeout's 124)
     finally:
         for p in readers:
             p.kill()

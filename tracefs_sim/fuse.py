@@ -444,16 +444,22 @@ class Operations(pyfuse3.Operations):
                 return bytes(data)
             if h.mode.nonblock:
                 raise pyfuse3.FUSEError(errno.EAGAIN)
-            await self._wait(h)
+            if not await self._wait(h):
+                return b""
 
-    async def _wait(self, h: Handle) -> None:
-        """Sleep until the file's wait queue is woken; EINTR when the reader is signalled,
-        has died, the file is released or the mount is going away."""
+    async def _wait(self, h: Handle) -> bool:
+        """Sleep until the file's wait queue is woken (True: read again).
+
+        EINTR when the reader has a pending signal or has died (checked every
+        SIGNAL_RECHECK: pyfuse3 has no FUSE_INTERRUPT).  False (answer EOF) when the
+        file was released or the mount is going away: an EINTR would only make
+        coreutils' safe_read() retry until the connection is aborted.
+        """
         wq = h.openfile.wait_queue
         if wq is None:
             raise KernelError(errno.EIO, "WOULD_BLOCK without a wait queue")
         if self.closing or h.closed:
-            raise pyfuse3.FUSEError(errno.EINTR)
+            return False
         ev = trio.Event()
         scope = trio.CancelScope()
         wq.add(ev.set)
@@ -471,8 +477,7 @@ class Operations(pyfuse3.Operations):
             wq.remove(ev.set)
             h.waits.discard(ev)
             self._wait_scopes.discard(scope)
-        if scope.cancelled_caught or h.closed:
-            raise pyfuse3.FUSEError(errno.EINTR)
+        return not (scope.cancelled_caught or h.closed or self.closing)
 
     @_boundary
     async def write(self, fh: int, off: int, buf: bytes) -> int:
@@ -521,6 +526,9 @@ class Operations(pyfuse3.Operations):
             return select.POLLERR
 
     # ------------------------------------------------------------------ shutdown
+    def waiting(self) -> int:
+        return len(self._wait_scopes)
+
     def cancel_waits(self) -> None:
         self.closing = True
         for scope in list(self._wait_scopes):
@@ -545,6 +553,11 @@ async def _signal_watcher(ops: Operations) -> None:
         async for signum in signals:
             log.info("%s: unmounting", signal.Signals(signum).name)
             ops.cancel_waits()
+            # let the cancelled readers answer EINTR before the session goes away
+            # (otherwise they end with ECONNABORTED when the connection is aborted)
+            with trio.move_on_after(1.0):
+                while ops.waiting():
+                    await trio.sleep(0.005)
             pyfuse3.terminate()
             return
 

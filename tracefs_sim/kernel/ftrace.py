@@ -38,11 +38,12 @@ Filter language (set_ftrace_filter, ftrace_set_filter): ``filter_parse_regex`` t
 
 from __future__ import annotations
 
+import bisect
 import errno
 import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
 from .trace_parser import TraceParser
@@ -151,11 +152,17 @@ def sym_name(fn: object) -> str:
     return getattr(fn, "__ksym__", None) or getattr(fn, "__name__", None) or "ftrace_stub"
 
 
-def sym_ps(fn: object) -> str:
-    """``%pS`` of a kernel function: ``name+0x0/0xSIZE``."""
+def sym_ps(fn: object, kallsyms: Any = None) -> str:
+    """``%pS`` of a kernel function: ``name+0x0/0xSIZE`` (sizes of the reference kernel
+    where known, else the simulated kallsyms', else 0x100)."""
     name = sym_name(fn)
-    size = getattr(fn, "__ksym_size__", None) or KSYM_SIZES.get(name, 0x100)
-    return f"{name}+0x0/{size:#x}"
+    size = getattr(fn, "__ksym_size__", None) or KSYM_SIZES.get(name)
+    if size is None and kallsyms is not None:
+        addr = kallsyms.addr_of(name) if hasattr(kallsyms, "addr_of") else None
+        r = kallsyms.lookup_addr(addr) if addr else None
+        if r is not None:
+            size = r[2]
+    return f"{name}+0x0/{size or 0x100:#x}"
 
 
 def hash_64(val: int, bits: int) -> int:
@@ -450,22 +457,9 @@ class TrFtraceState:
     func_probes: list[FuncProbe] = field(default_factory=list)
     mod_trace: list[ModLoad] = field(default_factory=list)
     mod_notrace: list[ModLoad] = field(default_factory=list)
-
-
-class PidHooks(Protocol):
-    """What set_ftrace_pid (trace.c/ftrace.c pid lists) tells ftrace."""
-
-    def pids_enabled(self, tr: Any) -> bool: ...
-
-    def trace_current(self, tr: Any) -> bool: ...
-
-
-class _NoPids:
-    def pids_enabled(self, tr: Any) -> bool:
-        return False
-
-    def trace_current(self, tr: Any) -> bool:
-        return True
+    function_pids: set[int] | None = None  # set_ftrace_pid
+    function_no_pids: set[int] | None = None  # set_ftrace_notrace_pid
+    follow_fork: bool = False  # the function-fork option
 
 
 # =========================================================================== Ftrace
@@ -486,6 +480,8 @@ class Ftrace:
         self._ip_index: dict[int, int] | None = None
         self._by_name: dict[str, list[int]] | None = None
         self._joined: str | None = None
+        self._sorted: tuple[list[str], list[int]] | None = None
+        self.nr_disabled = 0  # records with FL_DISABLED (none in the reference kernel)
         self._line_starts: list[int] | None = None
         self._avail_text: str | None = None
         self._avail_addrs_text: str | None = None
@@ -497,7 +493,6 @@ class Ftrace:
         self._trace_site: Callable[[int, int, Any], None] = self._stub_site
         self.removed_ops: FtraceOps | None = None
         self.recursion_misses = 0
-        self.pid_hooks: PidHooks = _NoPids()
         self.commands: dict[str, CommandFunc] = {}
         self._tramp_next = self._tramp_base()
         self._tramp_free: list[int] = []
@@ -525,6 +520,12 @@ class Ftrace:
             self._by_name = d
         return self._by_name
 
+    def _sorted_names(self) -> tuple[list[str], list[int]]:
+        if self._sorted is None:
+            order = sorted(range(self.nr_records), key=self.names.__getitem__)
+            self._sorted = ([self.names[i] for i in order], order)
+        return self._sorted
+
     def _joined_names(self) -> tuple[str, list[int]]:
         if self._joined is None:
             self._joined = "\n".join(self.names) + "\n"
@@ -548,12 +549,25 @@ class Ftrace:
                 return list(hits)
             cs = set(cand)
             return [i for i in hits if i in cs]
+        if typ != MATCH_GLOB and not s:  # "*", "**", "foo" with nothing left: everything
+            return list(range(self.nr_records)) if cand is None else list(cand)
         if cand is None:
-            if typ == MATCH_FRONT_ONLY and not s:
-                return list(range(self.nr_records))
+            if typ == MATCH_MIDDLE_ONLY:
+                return [i for i, nm in enumerate(names) if s in nm]
+            if typ == MATCH_END_ONLY:
+                return [i for i, nm in enumerate(names) if nm.endswith(s)]
+            if typ == MATCH_FRONT_ONLY:
+                snames, sidx = self._sorted_names()
+                lo = bisect.bisect_left(snames, s)
+                out = []
+                for j in range(lo, len(snames)):
+                    if not snames[j].startswith(s):
+                        break
+                    out.append(sidx[j])
+                out.sort()
+                return out
             rx = self._regex_for(g)
             joined, starts = self._joined_names()
-            import bisect
             out = []
             for m in rx.finditer(joined):
                 out.append(bisect.bisect_right(starts, m.start()) - 1)
@@ -623,6 +637,8 @@ class Ftrace:
                     if ok:
                         cand.append(i)
             hits = cand if not func_g.len else self._match_func(func_g, cand)
+        if not self.nr_disabled:
+            return hits
         flags = self.flags
         return [i for i in hits if not flags[i] & FL_DISABLED]
 
@@ -643,9 +659,7 @@ class Ftrace:
             for i in hits:
                 ents.pop(i, None)
         else:
-            for i in hits:
-                if i not in ents:
-                    ents[i] = None
+            ents.update(dict.fromkeys(hits))
         return 1 if hits else 0
 
     def _add_rec_by_index(self, hash_: FtraceHash, g: Glob, clear: bool) -> int:
@@ -814,23 +828,105 @@ class Ftrace:
 
     # ------------------------------------------------------------------ pid filtering
     def pids_enabled(self, ops: FtraceOps) -> bool:
-        """ftrace_pids_enabled()."""
+        """ftrace_pids_enabled(): the ops filters on its trace array's pid lists."""
         if not ops.flags & OPS_FL_PID or ops.private is None:
             return False
-        return self.pid_hooks.pids_enabled(ops.private)
+        st = ops.private.extra.get("ftrace") if hasattr(ops.private, "extra") else None
+        return st is not None and (st.function_pids is not None or st.function_no_pids is not None)
+
+    def trace_task(self, tr: Any, task: Any = None) -> bool:
+        """!trace_ignore_this_task(function_pids, function_no_pids, task): the check
+        ftrace_filter_pid_sched_switch_probe() caches in ftrace_ignore_pid."""
+        st = tr.extra.get("ftrace")
+        if st is None:
+            return True
+        if task is None:
+            task = self.k.sched.current  # type: ignore[attr-defined]
+        pids, no_pids = st.function_pids, st.function_no_pids
+        if pids is not None and task.pid not in pids:
+            return False
+        return not (no_pids is not None and task.pid in no_pids)
 
     def _make_pid_func(self, ops: FtraceOps) -> OpsFunc:
-        hooks = self.pid_hooks
+        trace_task = self.trace_task
 
         @ksym("ftrace_pid_func")
         def ftrace_pid_func(ip: int, pip: int, op: FtraceOps, fregs: Any) -> None:
             tr = op.private
-            if tr is not None and not hooks.trace_current(tr):
+            if tr is not None and not trace_task(tr):
                 return
             assert op.saved_func is not None
             op.saved_func(ip, pip, op, fregs)
 
         return ftrace_pid_func
+
+    def pid_write(self, tr: Any, data: bytes, notrace: bool) -> int:
+        """pid_write() + trace_pid_write(): add pids (all or nothing); no pid at all
+        clears the list.  Returns the bytes consumed."""
+        st = self.tr_state(tr)
+        old = st.function_no_pids if notrace else st.function_pids
+        new = set(old) if old is not None else set()
+        nr = len(new)
+        parser = TraceParser(128)
+        read = 0
+        while read < len(data):
+            n = parser.feed(data[read:], 0)
+            read += n
+            if not parser.loaded():
+                break
+            val = kstrtoul(parser.word)
+            if val is None:
+                raise KernelError(errno.EINVAL)
+            pid = val & 0xFFFFFFFF
+            if pid >= 1 << 30:  # trace_pid_list_set(): beyond the pid_list bits
+                raise KernelError(errno.EPERM)
+            new.add(pid)
+            nr += 1
+            parser.clear()
+        result = new if nr else None
+        if notrace:
+            st.function_no_pids = result
+        else:
+            st.function_pids = result
+        self.update_pid_func()
+        return read
+
+    def pid_reset(self, tr: Any, notrace: bool) -> None:
+        """ftrace_pid_reset(): an O_TRUNC open of set_ftrace_(notrace_)pid."""
+        st = self.tr_state(tr)
+        if notrace:
+            st.function_no_pids = None
+        else:
+            st.function_pids = None
+        self.update_pid_func()
+
+    def pid_show(self, tr: Any, notrace: bool) -> str:
+        st = self.tr_state(tr)
+        pids = st.function_no_pids if notrace else st.function_pids
+        if pids is None:
+            return "no pid\n"
+        return "".join(f"{p}\n" for p in sorted(pids))
+
+    def ftrace_pid_follow_fork(self, tr: Any, enable: bool) -> None:
+        """The function-fork option: children of listed tasks join the lists."""
+        self.tr_state(tr).follow_fork = enable
+
+    def sched_process_fork(self, tr: Any, parent: Any, child: Any) -> None:
+        """ftrace_pid_follow_sched_process_fork() for one trace array."""
+        st = self.tr_state(tr)
+        if not st.follow_fork:
+            return
+        for lst in (st.function_pids, st.function_no_pids):
+            if lst is not None and parent.pid in lst:
+                lst.add(child.pid)
+
+    def sched_process_free(self, tr: Any, task: Any) -> None:
+        st = self.tr_state(tr)
+        if not st.follow_fork:
+            return
+        for lst in (st.function_pids, st.function_no_pids):
+            if lst is not None:
+                lst.discard(task.pid)
 
     def update_pid_func(self) -> None:
         """ftrace_update_pid_func(): call after set_ftrace_pid changes."""
@@ -1521,13 +1617,16 @@ class Ftrace:
             ops = [op for op in self.ops_list if op.trampoline and op.func_hash.contains(i)]
             if ops:
                 for op in ops:
-                    out.append(f"\ttramp: {op.trampoline:#x} ({sym_ps(op.func)})")
-                    out.append(f" ->{sym_ps(op.tramp_func)}")
+                    out.append(f"\ttramp: {op.trampoline:#x} ({self._ps(op.func)})")
+                    out.append(f" ->{self._ps(op.tramp_func)}")
             else:
                 out.append("\ttramp: ERROR!")
         else:
-            out.append(f" ->{sym_ps(self.trace_func)}")
+            out.append(f" ->{self._ps(self.trace_func)}")
         return "".join(out)
+
+    def _ps(self, fn: object) -> str:
+        return sym_ps(fn, self.kallsyms)
 
     def enabled_functions_text(self) -> str:
         flags = self.flags
@@ -1566,6 +1665,36 @@ class Ftrace:
                 cnt = (PAGE_SIZE << order) // ENTRY_SIZE
                 left -= min(cnt, left)
         return f"{self.nr_records} pages:{pages} groups: {ngroups}\n"
+
+    # ------------------------------------------------------------------ trace arrays
+    def init_global_array_ops(self, tr: Any) -> None:
+        """ftrace_init_global_array_ops(): the top level uses global_ops."""
+        tr.ops = self.global_ops
+        self.global_ops.private = tr
+        self.tr_state(tr)
+
+    def instance_create(self, tr: Any) -> None:
+        """ftrace_allocate_ftrace_ops() for a new instance."""
+        if getattr(tr, "ops", None) is None:
+            tr.ops = new_trace_ops(self, tr)
+        self.tr_state(tr)
+
+    def instance_destroy(self, tr: Any) -> None:
+        """clear_ftrace_function_probes() + ftrace_destroy_function_files()."""
+        self.clear_ftrace_function_probes(tr)
+        ops = getattr(tr, "ops", None)
+        if ops is None or ops is self.global_ops:
+            return
+        if ops.flags & OPS_FL_ENABLED:
+            try:
+                self.ftrace_shutdown(ops)
+            except KernelError:
+                pass
+        ops.flags |= OPS_FL_DELETED
+        self.ftrace_free_filter(ops)
+        st = self.tr_state(tr)
+        st.mod_trace.clear()
+        st.mod_notrace.clear()
 
     def hash_display_order(self, idxs: Iterable[int]) -> list[int]:
         """Iteration order of a committed ftrace_hash (bucket order, newest first).
@@ -1699,3 +1828,25 @@ class RegexIter:
             ft._hash_move_and_update_ops(self.ops, self.hash, enable)
         except KernelError:
             pass
+
+
+# =========================================================================== boot
+def new_trace_ops(ft: Ftrace, tr: Any) -> FtraceOps:
+    """ftrace_allocate_ftrace_ops(): an instance's function-tracer ops (FL_PID)."""
+    return FtraceOps(_ftrace_stub, OPS_FL_PID, private=tr, name="trace_ops")
+
+
+def boot(kernel: Kernel) -> Ftrace:
+    """Initcall: the records, global_ops for the top-level trace array, and the
+    per-instance ops (``tr.ops``) created/destroyed with ``instances/NAME``."""
+    ft = Ftrace(kernel)
+    tracing = getattr(kernel, "trace", None)
+    if tracing is None:
+        return ft
+    gt = tracing.global_trace
+    if gt is not None:
+        ft.init_global_array_ops(gt)
+    hooks = getattr(tracing, "instance_hooks", None)
+    if hooks is not None:
+        hooks.append((ft.instance_create, ft.instance_destroy))
+    return ft
