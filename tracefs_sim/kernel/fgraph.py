@@ -9,7 +9,7 @@ whose own hash matches gets ``entryfunc(trace, gops)``; the ones returning True 
 
 The shadow stack is the task's ``ret_stack`` list shared with other return hooks (see
 ftrace.py's call-site protocol): a graph frame is ``[handler, func_ip, calltime,
-bitmap, task]``.  Its capacity follows the kernel's one page of longs (97 frames);
+bitmap, task_state]``.  Its capacity follows the kernel's one page of longs (98 frames);
 beyond that the entry is refused and the task's ``trace_overrun`` counts it.
 
 Also here (ftrace.c keeps them, fgraph is their only user): ``set_graph_function`` and
