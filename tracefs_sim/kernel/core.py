@@ -15,6 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 from .clock import BootClock
+from .mm import Memory
 from .sched import Sched, Task
 from .trace import Tracing
 from .trace_output import register_core_printers
@@ -49,6 +50,7 @@ class Kernel:
         self._sys_op = ""
         self._sys_frames: list | None = None
         self.log: list[str] = []  # the simulated kernel log (dmesg)
+        self.mem = Memory(lambda: self.btf)
         self.syscall_hooks: list[Callable[[Task], None]] = []
         self.trace = Tracing(self, buffer_kb)
         register_core_printers(self.trace.output)
@@ -98,7 +100,8 @@ class Kernel:
             del self.log[:1000]
 
     # ------------------------------------------------------------------ syscall context
-    def syscall_enter(self, pid: int, comm: str, cpu: int, uid: int = 0, op: str = "") -> None:
+    def syscall_enter(self, pid: int, comm: str, cpu: int, uid: int = 0, op: str = "",
+                      name: str = "", count: int = 0) -> None:
         """A request from the mount starts running as task ``pid`` on ``cpu``.
 
         Runs the background workload up to "now" first, so background activity
@@ -112,10 +115,13 @@ class Kernel:
         task.uid = uid
         cpu %= self.nr_cpus
         sched.set_current(cpu, task)
+        tracing = self.trace
+        if tracing.cmdline_ref:
+            tracing.record_task(task)
         for hook in self.syscall_hooks:
             hook(task)
         self._sys_op = op
-        self._sys_frames = wl.syscall_begin(op) if (wl is not None and op) else None
+        self._sys_frames = wl.syscall_begin(op, name=name, count=count) if (wl is not None and op) else None
 
     def syscall_exit(self) -> None:
         """The request returns to user space; the CPU goes back to its idle task."""

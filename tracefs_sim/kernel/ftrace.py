@@ -477,6 +477,7 @@ class Ftrace:
         self.nr_records = n
         self.flags: list[int] = [0] * n
         self.site_func: list[Callable[[int, int, Any], None] | None] = [None] * n
+        self.nr_active = 0
         self._ip_index: dict[int, int] | None = None
         self._by_name: dict[str, list[int]] | None = None
         self._joined: str | None = None
@@ -1133,16 +1134,22 @@ class Ftrace:
         site = self.site_func
         check = self._check_record
         caller = self._caller_site
+        active = self.nr_active
         for i in dirty:
             f = check(flags[i])
             flags[i] = f
+            if site[i] is not None:
+                active -= 1
             if not f & FL_ENABLED:
                 site[i] = None
-            elif f & FL_TRAMP_EN:
+                continue
+            active += 1
+            if f & FL_TRAMP_EN:
                 op = self._find_tramp_ops_new(i)
                 site[i] = op.site if op is not None and op.site is not None else caller
             else:
                 site[i] = caller
+        self.nr_active = active  # sites with something attached: 0 lets the workload idle
 
     # ------------------------------------------------------------------ IPMODIFY
     @staticmethod

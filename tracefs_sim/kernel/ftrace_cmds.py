@@ -122,44 +122,43 @@ class TracingHooks:
         return getattr(self.k, "events", None)
 
     def find_event_file(self, tr: Any, system: str, event: str) -> Any:
+        """find_event_file(): trace_events.TraceEvents.find_event() + file()."""
         ev = self._events()
-        fn = getattr(ev, "find_event_file", None) if ev is not None else None
-        return fn(tr, system, event) if fn is not None else None
+        if ev is None:
+            return None
+        call = ev.find_event(system, event)
+        if call is None:
+            return None
+        return ev.file(tr, call)
 
     def event_name(self, file: Any) -> tuple[str, str]:
-        ev = self._events()
-        fn = getattr(ev, "event_file_name", None) if ev is not None else None
-        if fn is not None:
-            return fn(file)
-        return getattr(file, "system", "?"), getattr(file, "name", "?")
+        return file.call.system, file.call.name
 
     def event_try_get_ref(self, file: Any) -> bool:
-        ev = self._events()
-        fn = getattr(ev, "event_try_get_ref", None) if ev is not None else None
-        return fn(file) if fn is not None else True
+        file.call.refcnt += 1
+        return True
 
     def event_put_ref(self, file: Any) -> None:
-        ev = self._events()
-        fn = getattr(ev, "event_put_ref", None) if ev is not None else None
-        if fn is not None:
-            fn(file)
+        file.call.refcnt -= 1
 
     def event_enable_disable(self, file: Any, enable: bool, soft: bool) -> None:
         ev = self._events()
-        fn = getattr(ev, "ftrace_event_enable_disable", None) if ev is not None else None
-        if fn is not None:
-            fn(file, enable, soft)
+        if ev is None:
+            return
+        ret = ev.event_enable_disable(file, enable, soft)
+        if ret:
+            raise KernelError(-ret)
 
     def event_soft_disabled(self, file: Any) -> bool:
-        ev = self._events()
-        fn = getattr(ev, "event_soft_disabled", None) if ev is not None else None
-        return bool(fn(file)) if fn is not None else False
+        return bool(file.soft_disabled)
 
     def set_event_soft_disabled(self, file: Any, disabled: bool) -> None:
-        ev = self._events()
-        fn = getattr(ev, "set_event_soft_disabled", None) if ev is not None else None
-        if fn is not None:
-            fn(file, disabled)
+        from .trace_events import EVENT_FILE_FL_SOFT_DISABLED
+
+        if disabled:
+            file.flags |= EVENT_FILE_FL_SOFT_DISABLED
+        else:
+            file.flags &= ~EVENT_FILE_FL_SOFT_DISABLED
 
 
 # ------------------------------------------------------------------------- the mapper

@@ -275,6 +275,7 @@ class Tracing:
         if old.reset:
             old.reset(tr)
         tr.current_trace = self.tracers["nop"]
+        self.reset_buffer(tr)  # tracer_init() resets the buffers
         if tracer.init:
             tracer.init(tr)
         tr.current_trace = tracer
@@ -356,6 +357,14 @@ class Tracing:
             tr.flags |= mask
         else:
             tr.flags &= ~mask
+        if mask == ITER_FUNC_FORK:
+            ft = getattr(self.kernel, "ftrace", None)
+            if ft is not None:
+                ft.ftrace_pid_follow_fork(tr, enabled)
+        if mask == ITER_EVENT_FORK:
+            ev = getattr(self.kernel, "events", None)
+            if ev is not None and hasattr(ev, "follow_fork"):
+                ev.follow_fork(tr, enabled)
         if mask == ITER_OVERWRITE:
             tr.buffer.set_overwrite(enabled)
             if tr.max_buffer is not None:

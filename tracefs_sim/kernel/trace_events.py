@@ -358,6 +358,17 @@ def _to_int(v: Any) -> int:
     return int(bool(v))
 
 
+# enum constants some print fmts use without TRACE_DEFINE_ENUM (values of 6.12 x86_64)
+ENUM_VALUES: dict[str, int] = {
+    "HRTIMER_MODE_ABS": 0, "HRTIMER_MODE_REL": 1, "HRTIMER_MODE_PINNED": 2,
+    "HRTIMER_MODE_SOFT": 4, "HRTIMER_MODE_HARD": 8, "HRTIMER_MODE_ABS_PINNED": 2,
+    "HRTIMER_MODE_REL_PINNED": 3, "HRTIMER_MODE_ABS_SOFT": 4, "HRTIMER_MODE_REL_SOFT": 5,
+    "HRTIMER_MODE_ABS_PINNED_SOFT": 6, "HRTIMER_MODE_REL_PINNED_SOFT": 7,
+    "HRTIMER_MODE_ABS_HARD": 8, "HRTIMER_MODE_REL_HARD": 9, "HRTIMER_MODE_ABS_PINNED_HARD": 10,
+    "HRTIMER_MODE_REL_PINNED_HARD": 11,
+}
+
+
 class FmtCompiler:
     """Compile one print fmt (``"FMT", ARGS...``) into ``render(ctx) -> str``."""
 
@@ -531,6 +542,9 @@ class FmtCompiler:
                 return lambda c: b
             if val == "NULL":
                 return lambda c: 0
+            if val in ENUM_VALUES:
+                ev = ENUM_VALUES[val]
+                return lambda c: ev
             raise FmtError(f"identifier {val}")
         raise FmtError(f"unexpected {val!r}")
 
@@ -1343,7 +1357,7 @@ class Packer:
         """The whole record (common header zeroed) for ``values`` in field order."""
         rec = bytearray(self.base_size)
         dyn: list[tuple[Field, bytes]] = []
-        for (f, op), v in zip(self.ops, values):
+        for (f, op), v in zip(self.ops, values, strict=False):
             if op is None:
                 if isinstance(v, str):
                     data = v.encode("utf-8", "replace") + b"\0"
@@ -1351,6 +1365,8 @@ class Packer:
                     data = bytes(v)
                 elif v is None:
                     data = b"\0" if f.is_char else b""
+                elif isinstance(v, int):
+                    data = b""
                 else:
                     es = f.elem_size or 1
                     data = b"".join(_mask(int(x), es * 8, False).to_bytes(es, "little") for x in v)
@@ -1367,7 +1383,15 @@ class Packer:
         return rec
 
     def defaults(self) -> list[Any]:
-        return [("" if (f.is_char and (f.count or f.is_dynamic)) else 0) for f in self.fields]
+        out: list[Any] = []
+        for f in self.fields:
+            if f.is_char and (f.count or f.is_dynamic or f.is_rel):
+                out.append("")
+            elif f.is_dynamic or f.is_rel:
+                out.append(b"")
+            else:
+                out.append(0)
+        return out
 
 
 class EventPrinter(Printer):

@@ -725,7 +725,7 @@ def predicate_parse(s: str, nr_parens: int, nr_preds: int, parser: PredParser,
         when[i] = inverts[i] ^ when[i]
         if target[i] <= i:
             raise _Fail(-errno.EINVAL)
-    prog = tuple(zip(preds, when[:N], target[:N]))
+    prog = tuple(zip(preds, when[:N], target[:N], strict=True))
     final = tuple(target)
 
     if N == 1:

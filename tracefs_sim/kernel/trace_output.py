@@ -50,6 +50,7 @@ _IRQS_OFF, _IRQS_NOSUPPORT, _NEED_RESCHED, _HARDIRQ = 0x01, 0x02, 0x04, 0x08
 _SOFTIRQ, _PREEMPT_RESCHED, _NMI, _BH_OFF = 0x10, 0x20, 0x40, 0x80
 
 UNAME_RELEASE = "6.12.117+deb12-amd64"
+FTRACE_TRAMPOLINE_MARKER = 0x7FFFFFFF  # ((unsigned long) INT_MAX)
 
 
 class TraceIter:
@@ -434,7 +435,10 @@ class StackPrinter(Printer):
             addr = _U64.unpack_from(it.buf, pos)[0]
             if addr == 0xFFFFFFFFFFFFFFFF or addr == 0:
                 break
-            lines.append(" => " + out.sym(addr, it.flags) + "\n")
+            if addr == FTRACE_TRAMPOLINE_MARKER:
+                lines.append(" => [FTRACE TRAMPOLINE]\n")
+            else:
+                lines.append(" => " + out.sym(addr, it.flags) + "\n")
             pos += 8
         return "".join(lines)
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 import random
 from typing import TYPE_CHECKING, Any
 
+from .mm import Regs
 from .sched import (
     TRACE_FLAG_HARDIRQ,
     TRACE_FLAG_IRQS_OFF,
@@ -50,7 +51,7 @@ SYSCALL_ENTRY: dict[str, tuple[str, ...]] = {
     "read": ("x64_sys_call", "__x64_sys_read", "ksys_read", "vfs_read"),
     "write": ("x64_sys_call", "__x64_sys_write", "ksys_write", "vfs_write"),
     "openat": ("x64_sys_call", "__x64_sys_openat", "do_sys_openat2", "do_filp_open", "path_openat",
-               "do_dentry_open"),
+               "vfs_open", "do_dentry_open"),
     "close": ("x64_sys_call", "__x64_sys_close", "filp_close"),
     "newfstatat": ("x64_sys_call", "__x64_sys_newfstatat", "vfs_fstatat", "vfs_getattr"),
     "mkdir": ("x64_sys_call", "__x64_sys_mkdir"),
@@ -76,6 +77,13 @@ KTHREADS = (("rcu_preempt", 18, None), ("ksoftirqd/0", 17, 0), ("ksoftirqd/1", 2
             ("kcompactd0", 39, None))
 
 
+BACKGROUND_TPS = ("sched_switch", "sched_waking", "sched_wakeup", "local_timer_entry",
+                  "local_timer_exit", "softirq_entry", "softirq_exit", "sys_enter", "sys_exit",
+                  "sched_process_fork", "sched_process_free", "sys_enter_openat", "sys_enter_read",
+                  "sys_enter_write", "sys_enter_close", "sys_exit_openat", "sys_exit_read",
+                  "sys_exit_write", "sys_exit_close")
+
+
 class Workload:
     """Drives simulated tasks through real kernel code paths."""
 
@@ -95,6 +103,14 @@ class Workload:
         self.children: list[Task] = []
         self.enabled = True
         self.ticks = 0
+        self.stacks: dict[int, list[int]] = {}
+        self._tps: list[Any] | None = None
+        self.calls = 0
+        self.cur_name = "null"
+        self.cur_count = 0
+        self.cur_ret = 0
+        self.cur_file = self.cur_dentry = 0
+        self.user_buf = 0
 
     # ------------------------------------------------------------------ call sites
     def _index(self, name: str) -> int:
@@ -105,47 +121,73 @@ class Workload:
             self._idx[name] = idx
         return idx
 
+    def args_for(self, name: str) -> tuple[int, ...]:
+        """The argument registers of a call of ``name`` in the current context."""
+        fn = FUNC_ARGS.get(name)
+        return fn(self) if fn is not None else ()
+
+    def _enter(self, idx: int, name: str, pip: int) -> Any:
+        """Pass a function's ftrace call site: one list lookup when the site is off."""
+        k = self.k
+        stack = self.stacks.setdefault(id(k.sched.current), [])
+        stack.append(k.kallsyms.addrs[idx] + 0x20)
+        ft = k.ftrace
+        if ft.site_func[idx] is None:
+            return None
+        regs = Regs(self.args_for(name), stack=tuple(reversed(stack[-8:])))
+        regs.ip = k.kallsyms.addrs[idx]
+        return ft.func_entry(idx, pip, regs)
+
+    def _exit(self, idx: int, name: str, token: Any) -> None:
+        k = self.k
+        stack = self.stacks.get(id(k.sched.current))
+        if stack:
+            stack.pop()
+        if token is not None:
+            fn = FUNC_RET.get(name)
+            k.ftrace.func_exit(idx, token, fn(self) if fn is not None else 0)
+
+    def current_stack(self) -> list[int]:
+        """Return addresses of the current task's simulated call chain, innermost first."""
+        return list(reversed(self.stacks.get(id(self.k.sched.current), [])))
+
     def call(self, tree: Tree | str, parent: str | None = None) -> None:
         """Run one function (and its callees) through the ftrace call sites."""
         if isinstance(tree, str):
             name, kids = tree, ()
         else:
             name, kids = tree[0], tree[1:]
-        ft = getattr(self.k, "ftrace", None)
         idx = self._index(name)
-        if ft is None or idx < 0:
+        if idx < 0 or getattr(self.k, "ftrace", None) is None:
             for kid in kids:
                 self.call(kid, parent)
             return
         pidx = self._index(parent) if parent else -1
         pip = self.k.kallsyms.addrs[pidx] + 0x2B if pidx >= 0 else 0
-        token = ft.func_entry(idx, pip)
+        token = self._enter(idx, name, pip)
         for kid in kids:
             self.call(kid, name)
-        ft.func_exit(idx, token)
+        self._exit(idx, name, token)
 
-    def enter_chain(self, names: tuple[str, ...]) -> list[tuple[int, Any]]:
+    def enter_chain(self, names: tuple[str, ...]) -> list[tuple[int, str, Any]]:
         """Enter nested functions without returning (the syscall is in progress)."""
-        ft = getattr(self.k, "ftrace", None)
-        frames: list[tuple[int, Any]] = []
+        frames: list[tuple[int, str, Any]] = []
+        if getattr(self.k, "ftrace", None) is None:
+            return frames
         parent = None
         for name in names:
             idx = self._index(name)
             if idx < 0:
                 continue
-            if ft is not None:
-                pidx = self._index(parent) if parent else -1
-                pip = self.k.kallsyms.addrs[pidx] + 0x2B if pidx >= 0 else 0
-                frames.append((idx, ft.func_entry(idx, pip)))
+            pidx = self._index(parent) if parent else -1
+            pip = self.k.kallsyms.addrs[pidx] + 0x2B if pidx >= 0 else 0
+            frames.append((idx, name, self._enter(idx, name, pip)))
             parent = name
         return frames
 
-    def leave_chain(self, frames: list[tuple[int, Any]]) -> None:
-        ft = getattr(self.k, "ftrace", None)
-        if ft is None:
-            return
-        for idx, token in reversed(frames):
-            ft.func_exit(idx, token)
+    def leave_chain(self, frames: list[tuple[int, str, Any]]) -> None:
+        for idx, name, token in reversed(frames):
+            self._exit(idx, name, token)
 
     def tp(self, name: str) -> Any:
         ev = getattr(self.k, "events", None)
@@ -155,8 +197,12 @@ class Workload:
         return tp if tp is not None and tp.enabled else None
 
     # ------------------------------------------------------------------ syscalls
-    def syscall_begin(self, op: str, args: tuple[int, ...] = ()) -> list[tuple[int, Any]]:
+    def syscall_begin(self, op: str, args: tuple[int, ...] = (), name: str = "",
+                      count: int = 0) -> list[tuple[int, str, Any]]:
         """Entry of a syscall in the current task: tracepoints, then its call chain."""
+        self.cur_name = name or "null"
+        self.cur_count = count
+        self.cur_file, self.cur_dentry = self.k.mem.file_object(self.cur_name)
         nr = SYSCALL_NR.get(op, 0)
         tp = self.tp("sys_enter")
         if tp:
@@ -172,7 +218,10 @@ class Workload:
             self.call(leaf, parent)
         return frames
 
-    def syscall_end(self, op: str, frames: list[tuple[int, Any]], ret: int = 0) -> None:
+    def syscall_end(self, op: str, frames: list[tuple[int, str, Any]], ret: int = 0) -> None:
+        self.cur_ret = ret
+        if op == "close":
+            self.call(("__fput", "dput"), "fput")
         self.leave_chain(frames)
         nr = SYSCALL_NR.get(op, 0)
         tp = self.tp(f"sys_exit_{op}")
@@ -197,6 +246,9 @@ class Workload:
         tp = self.tp("sched_switch")
         if tp:
             tp.fire(prev.comm, prev.pid, prev.prio, prev_state, nxt.comm, nxt.pid, nxt.prio)
+        fg = getattr(k, "fgraph", None)
+        if fg is not None:
+            fg.probe_sched_switch(prev, nxt)
         sched.set_current(cpu, nxt)
 
     def wakeup(self, cpu: int, task: Task) -> None:
@@ -210,6 +262,25 @@ class Workload:
             tp.fire(task.comm, task.pid, task.prio, cpu)
 
     # ------------------------------------------------------------------ ticks
+    def quiet(self) -> bool:
+        """Nothing attached anywhere the background passes: the tick can be skipped,
+        as an idle machine with tracing off costs nothing observable."""
+        k = self.k
+        ft = getattr(k, "ftrace", None)
+        if ft is not None and ft.nr_active:
+            return False
+        tps = self._tps
+        if tps is None:
+            ev = getattr(k, "events", None)
+            tps = []
+            if ev is not None:
+                for name in BACKGROUND_TPS:
+                    tp = ev.tracepoint(name)
+                    if tp is not None:
+                        tps.append(tp)
+            self._tps = tps
+        return not any(tp.enabled for tp in tps)
+
     def tick(self, cpu: int) -> None:
         k = self.k
         sched = k.sched
@@ -257,12 +328,42 @@ class Workload:
         child = sched.task(sched.alloc_pid(), comm)
         child.tgid = child.pid
         idle = sched.idle[cpu]
+        self.fork(self.shell, child)
         self.switch(cpu, child)
         for op in ("openat", "read", "read", "write", "close"):
             frames = self.syscall_begin(op, (3, 0x7FFC0000, 4096))
             self.syscall_end(op, frames, 0)
         self.switch(cpu, idle, prev_state=0x80)  # TASK_DEAD after exit
-        sched.tasks.pop(child.pid, None)
+        self.exit(child)
+
+    def fork(self, parent: Task, child: Task) -> None:
+        """copy_process(): fork tracepoint and the pid-list follow-fork hooks."""
+        k = self.k
+        tp = self.tp("sched_process_fork")
+        if tp:
+            tp.fire(parent.comm, parent.pid, child.comm, child.pid)
+        ft = getattr(k, "ftrace", None)
+        ev = getattr(k, "events", None)
+        for tr in k.trace.all_arrays():
+            if ft is not None:
+                ft.sched_process_fork(tr, parent, child)
+            if ev is not None and hasattr(ev, "sched_process_fork"):
+                ev.sched_process_fork(tr, parent, child)
+
+    def exit(self, task: Task) -> None:
+        k = self.k
+        tp = self.tp("sched_process_free")
+        if tp:
+            tp.fire(task.comm, task.pid, task.prio)
+        ft = getattr(k, "ftrace", None)
+        ev = getattr(k, "events", None)
+        for tr in k.trace.all_arrays():
+            if ft is not None:
+                ft.sched_process_free(tr, task)
+            if ev is not None and hasattr(ev, "sched_process_free"):
+                ev.sched_process_free(tr, task)
+        self.stacks.pop(id(task), None)
+        k.sched.tasks.pop(task.pid, None)
 
     def catch_up(self) -> None:
         """Run the background activity owed since the last call."""
@@ -270,7 +371,10 @@ class Workload:
             return
         k = self.k
         if k.deterministic:
-            n = 2
+            self.calls += 1
+            if self.calls % 4:
+                return
+            n = 1
             k.boot_clock.advance(TICK_NS * n)
         else:
             now = k.boot_clock.ns()
@@ -279,10 +383,37 @@ class Workload:
                 return
             self.last_ns += n * TICK_NS
             n = min(n, MAX_TICKS_PER_CATCH_UP)
+        if self.quiet():
+            self.ticks += n
+            return
         for _ in range(n):
             self.ticks += 1
             for cpu in range(k.nr_cpus):
                 self.tick(cpu)
+
+
+def _file_args(wl: Workload) -> tuple[int, ...]:
+    return (wl.cur_file, wl.user_buf or 0x7FFC00001000, wl.cur_count or 4096, 0xFFFFC90000003E80)
+
+
+FUNC_ARGS = {
+    "vfs_read": _file_args, "vfs_write": _file_args, "rw_verify_area":
+        lambda wl: (0, wl.cur_file, 0xFFFFC90000003E80, wl.cur_count or 4096),
+    "security_file_permission": lambda wl: (wl.cur_file, 4),
+    "dput": lambda wl: (wl.cur_dentry,),
+    "vfs_open": lambda wl: (wl.cur_file + 64, wl.cur_file),
+    "do_dentry_open": lambda wl: (wl.cur_file, 0),
+    "filp_close": lambda wl: (wl.cur_file, 0),
+    "fput": lambda wl: (wl.cur_file,),
+    "__fput": lambda wl: (wl.cur_file,),
+    "ksys_read": lambda wl: (3, 0x7FFC00001000, wl.cur_count or 4096),
+    "ksys_write": lambda wl: (1, 0x7FFC00001000, wl.cur_count or 4096),
+    "kfree": lambda wl: (0xFFFF888100A00000,),
+}
+FUNC_RET = {
+    "vfs_read": lambda wl: wl.cur_ret, "vfs_write": lambda wl: wl.cur_ret,
+    "ksys_read": lambda wl: wl.cur_ret, "ksys_write": lambda wl: wl.cur_ret,
+}
 
 
 def boot(kernel: Kernel) -> Workload:

@@ -1,0 +1,166 @@
+"""Simulated memory: the kernel objects that probes dereference, and the registers.
+
+Probe fetch arguments read memory (``+0($arg1)``, ``$arg1->f_path.dentry->d_name.name``,
+``:string``, ``%pd``).  The workload builds the objects it passes to functions — a
+``struct file`` whose ``f_path.dentry->d_name.name`` is the accessed file's name, a
+``struct dentry``, user buffers — at the offsets BTF gives for the reference kernel, so
+those fetches return what they would on the real kernel.  Anything else faults.
+
+``Regs`` is the pt_regs/ftrace_regs of a probed call: x86-64 argument registers
+(di, si, dx, cx, r8, r9), the return value (ax), a stack and a stack pointer.
+"""
+
+from __future__ import annotations
+
+import bisect
+import struct
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .btf import BTF
+
+KERNEL_HEAP = 0xFFFF_8881_0000_0000
+USER_BASE = 0x0000_7FFC_0000_0000
+STACK_BASE = 0xFFFF_C900_0000_0000
+
+ARG_REGS = ("di", "si", "dx", "cx", "r8", "r9")
+
+
+class Memory:
+    """Sparse simulated memory: objects allocated at increasing addresses."""
+
+    def __init__(self, btf_getter) -> None:
+        self._btf_getter = btf_getter
+        self._starts: list[int] = []
+        self._objs: list[bytearray] = []
+        self._user: list[bool] = []
+        self._next = {False: KERNEL_HEAP, True: USER_BASE}
+        self._offsets: dict[str, int] = {}
+        self._files: dict[str, tuple[int, int]] = {}
+
+    # ---------------------------------------------------------------- allocation
+    def alloc(self, size: int, user: bool = False, data: bytes = b"") -> int:
+        addr = self._next[user]
+        self._next[user] = addr + ((size + 63) & ~63) + 64
+        obj = bytearray(size)
+        obj[:len(data)] = data
+        i = bisect.bisect(self._starts, addr)
+        self._starts.insert(i, addr)
+        self._objs.insert(i, obj)
+        self._user.insert(i, user)
+        return addr
+
+    def _find(self, addr: int) -> tuple[bytearray, int, bool] | None:
+        i = bisect.bisect(self._starts, addr) - 1
+        if i < 0:
+            return None
+        start = self._starts[i]
+        obj = self._objs[i]
+        if addr - start >= len(obj):
+            return None
+        return obj, addr - start, self._user[i]
+
+    def write(self, addr: int, data: bytes) -> None:
+        hit = self._find(addr)
+        if hit is None:
+            raise ValueError(f"write to unmapped {addr:#x}")
+        obj, off, _ = hit
+        obj[off:off + len(data)] = data
+
+    def put_u64(self, addr: int, value: int) -> None:
+        self.write(addr, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
+
+    # ---------------------------------------------------------------- ProbeMem
+    def read(self, addr: int, size: int, user: bool = False) -> bytes | None:
+        hit = self._find(addr)
+        if hit is None:
+            return None
+        obj, off, is_user = hit
+        if is_user != user or off + size > len(obj):
+            return None
+        return bytes(obj[off:off + size])
+
+    def read_str(self, addr: int, maxlen: int, user: bool = False) -> bytes | None:
+        hit = self._find(addr)
+        if hit is None:
+            return None
+        obj, off, is_user = hit
+        if is_user != user:
+            return None
+        raw = bytes(obj[off:off + maxlen])
+        nul = raw.find(b"\0")
+        if nul < 0:
+            return raw[:maxlen - 1]
+        return raw[:nul]
+
+    # ---------------------------------------------------------------- objects
+    def offset(self, struct_name: str, path: str) -> int:
+        """Byte offset of a member chain without '->' (e.g. ``f_path.dentry``)."""
+        key = f"{struct_name}.{path}"
+        off = self._offsets.get(key)
+        if off is None:
+            try:
+                btf: BTF = self._btf_getter()
+                t = btf.find_type(struct_name)
+                off = btf.member_path(t, path)[1] if t is not None else 0
+            except (KeyError, ValueError):
+                off = 0
+            self._offsets[key] = off
+        return off
+
+    def file_object(self, name: str) -> tuple[int, int]:
+        """A ``struct file`` (and its dentry) for a file called ``name``: (file, dentry)."""
+        hit = self._files.get(name)
+        if hit is not None:
+            return hit
+        raw = name.encode("utf-8", "surrogateescape")
+        name_addr = self.alloc(len(raw) + 1, data=raw + b"\0")
+        dentry = self.alloc(256)
+        self.put_u64(dentry + self.offset("dentry", "d_name.name"), name_addr)
+        self.write(dentry + self.offset("dentry", "d_name.len"), struct.pack("<I", len(raw)))
+        f = self.alloc(256)
+        self.put_u64(f + self.offset("file", "f_path.dentry"), dentry)
+        self._files[name] = (f, dentry)
+        if len(self._files) > 4096:
+            self._files.clear()
+        return f, dentry
+
+    def user_string(self, text: bytes) -> int:
+        return self.alloc(len(text) + 1, user=True, data=text + b"\0")
+
+
+class Regs:
+    """pt_regs of a probed call: argument registers, return value, stack."""
+
+    __slots__ = ("args", "ax", "sp", "stack", "ip")
+
+    def __init__(self, args: tuple[int, ...] = (), sp: int = STACK_BASE + 0x3F00,
+                 stack: tuple[int, ...] = ()) -> None:
+        self.args = args
+        self.ax = 0
+        self.sp = sp
+        self.stack = stack
+        self.ip = 0
+
+    def get_kernel_argument(self, n: int) -> int:
+        return self.args[n] if 0 <= n < len(self.args) else 0
+
+    def return_value(self) -> int:
+        return self.ax
+
+    def kernel_stack_nth(self, n: int) -> int:
+        return self.stack[n] if 0 <= n < len(self.stack) else 0
+
+    def stack_pointer(self) -> int:
+        return self.sp
+
+    def reg(self, name: str) -> int:
+        if name in ARG_REGS:
+            return self.get_kernel_argument(ARG_REGS.index(name))
+        if name == "ax":
+            return self.ax
+        if name == "sp":
+            return self.sp
+        if name == "ip":
+            return self.ip
+        return 0

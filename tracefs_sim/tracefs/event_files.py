@@ -1,0 +1,297 @@
+"""The ``events/`` tree and the event control files (trace_events.c + fs/tracefs/event_inode.c).
+
+Like eventfs, nothing is created for the ~1 500 events up front: ``events/``, each
+system and each event directory produce their children on lookup/readdir from the
+kernel's event registry, and keep the nodes they made so inode identities stay stable.
+Every eventfs directory reports nlink 1 and mode 0755; the files have the modes of the
+kernel's callbacks (enable/filter/trigger 0640, format/id/hist 0440).
+
+``events_dir(kernel, tr)``, ``event_instance_files(kernel, tr)`` (set_event,
+set_event_pid, set_event_notrace_pid) and ``event_top_files(kernel)``
+(available_events) are what trace_files.py plugs in.
+"""
+
+from __future__ import annotations
+
+import errno
+from collections.abc import Callable, Iterable
+
+from ..kernel import Kernel
+from ..kernel.errors import KernelError
+from ..kernel.trace import TraceArray
+from ..kernel.trace_events import EVENT_BUF_SIZE, EventCall, EventFile, TraceEvents
+from .files import SeqOpenFile, parse_ulong, seq_file
+from .node import Dir, File, Node, OpenFile, OpenMode
+
+MODE_WRITE = 0o640   # TRACE_MODE_WRITE
+MODE_READ = 0o440    # TRACE_MODE_READ
+_SPACE = " \t\n\v\f\r"
+
+
+class _RefOpenFile(SeqOpenFile):
+    """A seq-file that holds a reference on a dynamic event while open."""
+
+    def __init__(self, node: File, mode: OpenMode, call: EventCall, show, write, trunc) -> None:
+        self.call = call
+        call.refcnt += 1
+        if call.ext is not None and hasattr(call.ext, "refcnt"):
+            call.ext.refcnt += 1
+        self._released = False
+        try:
+            super().__init__(node, mode, show, write, trunc)
+        except BaseException:
+            self.release()
+            raise
+
+    def release(self) -> None:
+        if self._released:
+            return
+        self._released = True
+        self.call.refcnt -= 1
+        if self.call.ext is not None and hasattr(self.call.ext, "refcnt"):
+            self.call.ext.refcnt -= 1
+
+
+def _event_file(mode: int, call: EventCall, show: Callable[[], str | bytes] | None,
+                write: Callable[[bytes], None] | None = None,
+                trunc: Callable[[], None] | None = None) -> File:
+    if call.ext is None:
+        return seq_file(mode, show, write, trunc)
+
+    def opener(node: File, m: OpenMode) -> OpenFile:
+        return _RefOpenFile(node, m, call, show, write, trunc)
+    return File(mode, opener)
+
+
+class EventfsDir(Dir):
+    """A lazily filled eventfs directory: nlink 1, children cached by name."""
+
+    __slots__ = ("_cache",)
+
+    def __init__(self) -> None:
+        super().__init__(0o755)
+        self._cache: dict[str, Node] = {}
+
+    def nlink(self) -> int:
+        return 1
+
+    def _names(self) -> list[str]:
+        raise NotImplementedError
+
+    def _make(self, name: str) -> Node | None:
+        raise NotImplementedError
+
+    def lookup(self, name: str) -> Node | None:
+        if name not in self._names():
+            self._cache.pop(name, None)
+            return None
+        node = self._cache.get(name)
+        if node is None:
+            node = self._make(name)
+            if node is None:
+                return None
+            self._cache[name] = node
+        return node
+
+    def entries(self) -> Iterable[tuple[str, Node]]:
+        out = []
+        for name in self._names():
+            node = self.lookup(name)
+            if node is not None:
+                out.append((name, node))
+        return out
+
+    def mkdir(self, name: str) -> Node:
+        raise KernelError(errno.EPERM)
+
+    def rmdir(self, name: str) -> None:
+        raise KernelError(errno.EPERM)
+
+
+# --------------------------------------------------------------------------- events/
+class EventsDir(EventfsDir):
+    """``events/``: enable, header_page, header_event, then one dir per system."""
+
+    __slots__ = ("kernel", "tr", "ev")
+
+    def __init__(self, kernel: Kernel, tr: TraceArray) -> None:
+        super().__init__()
+        self.kernel = kernel
+        self.tr = tr
+        self.ev: TraceEvents = kernel.events   # type: ignore[attr-defined]
+
+    def _names(self) -> list[str]:
+        return ["enable", "header_page", "header_event", *self.ev.systems()]
+
+    def _make(self, name: str) -> Node | None:
+        ev, tr = self.ev, self.tr
+        if name == "enable":
+            return seq_file(MODE_WRITE, lambda: ev.system_enable_text(tr, None),
+                            lambda d: ev.system_enable_write(tr, None, parse_ulong(d)))
+        if name == "header_page":
+            return seq_file(MODE_READ, lambda: ev.header_page)
+        if name == "header_event":
+            return seq_file(MODE_READ, lambda: ev.header_event)
+        return SystemDir(self, name)
+
+
+class SystemDir(EventfsDir):
+    """``events/SYSTEM/``: enable and filter (none for ftrace), then the events."""
+
+    __slots__ = ("parent", "system")
+
+    def __init__(self, parent: EventsDir, system: str) -> None:
+        super().__init__()
+        self.parent = parent
+        self.system = system
+
+    def _names(self) -> list[str]:
+        ev = self.parent.ev
+        names = [] if self.system == "ftrace" else ["enable", "filter"]
+        if self.system not in ev.systems():
+            return []
+        # eventfs keeps creation order; dynamic events are appended
+        return names + [c.name for c in ev.calls if c.system == self.system]
+
+    def _make(self, name: str) -> Node | None:
+        ev, tr, system = self.parent.ev, self.parent.tr, self.system
+        if name == "enable" and system != "ftrace":
+            return seq_file(MODE_WRITE, lambda: ev.system_enable_text(tr, system),
+                            lambda d: ev.system_enable_write(tr, system, parse_ulong(d)))
+        if name == "filter" and system != "ftrace":
+            from ..kernel import trace_events_filter as tef
+
+            return seq_file(MODE_WRITE, lambda: tef.subsystem_filter_text(ev, tr, system),
+                            lambda d: _filter_write_checked(d, lambda: tef.apply_subsystem_filter(ev, tr, system, d)))
+        call = ev.find_event(system, name)
+        if call is None:
+            return None
+        return EventDir(self.parent, call)
+
+
+def _filter_write_checked(data: bytes, apply: Callable[[], None]) -> None:
+    if len(data) >= 4096:
+        raise KernelError(errno.EINVAL)
+    apply()
+
+
+class EventDir(EventfsDir):
+    """``events/SYSTEM/EVENT/`` from event_callback()'s rules."""
+
+    __slots__ = ("parent", "call")
+
+    def __init__(self, parent: EventsDir, call: EventCall) -> None:
+        super().__init__()
+        self.parent = parent
+        self.call = call
+
+    def _file(self) -> EventFile:
+        f = self.parent.ev.file(self.parent.tr, self.call)
+        if f is None:
+            raise KernelError(errno.ENODEV)
+        return f
+
+    def _names(self) -> list[str]:
+        call = self.call
+        ev = self.parent.ev
+        if ev.find_event(call.system, call.name) is not call:
+            return []
+        names = []
+        if not call.ignore_enable:
+            names += ["enable", "filter"]
+        if not call.ignore_enable or call.name == "print":
+            names.append("trigger")
+        names += ["format", "id", "hist"]
+        return names
+
+    def _make(self, name: str) -> Node | None:
+        call = self.call
+        ev = self.parent.ev
+        if name == "format":
+            return _event_file(MODE_READ, call, call.format_text)
+        if name == "id":
+            return _event_file(MODE_READ, call, lambda: f"{call.type_id}\n")
+        if name == "hist":
+            return _event_file(MODE_READ, call, lambda: "")
+        if name == "enable":
+            return _event_file(MODE_WRITE, call, lambda: self._file().enable_text(),
+                               lambda d: ev.event_enable_write(self._file(), parse_ulong(d)))
+        if name == "filter":
+            from ..kernel import trace_events_filter as tef
+
+            return _event_file(MODE_WRITE, call, lambda: self._file().filter_text(),
+                               lambda d: _filter_write_checked(
+                                   d, lambda: tef.apply_event_filter(ev, self._file(), d)))
+        if name == "trigger":
+            trig = ev.triggers
+
+            def show() -> str:
+                return trig.show(self._file()) if trig is not None else ""
+
+            def write(d: bytes) -> None:
+                if trig is None:
+                    raise KernelError(errno.ENODEV)
+                trig.write(self._file(), d)
+
+            def trunc() -> None:
+                if trig is not None:
+                    trig.clear_all(self._file())
+            return _event_file(MODE_WRITE, call, show, write, trunc)
+        return None
+
+
+def events_dir(kernel: Kernel, tr: TraceArray) -> Dir:
+    """The ``events`` directory of ``tr`` (top level or an instance)."""
+    kernel.events.inst(tr)   # type: ignore[attr-defined]
+    return EventsDir(kernel, tr)
+
+
+# --------------------------------------------------------------------------- set_event
+def _words(data: bytes) -> Iterable[str]:
+    """trace_get_user() words: blank-separated, NUL ends the input."""
+    text = data.decode("latin-1")
+    nul = text.find("\0")
+    if nul >= 0:
+        text = text[:nul]
+    word = []
+    for c in text:
+        if c in _SPACE:
+            if word:
+                yield "".join(word)
+                word = []
+        else:
+            word.append(c)
+            if len(word) > EVENT_BUF_SIZE:
+                raise KernelError(errno.EINVAL)
+    if word:
+        yield "".join(word)
+
+
+def event_instance_files(kernel: Kernel, tr: TraceArray) -> dict[str, Node]:
+    """set_event, set_event_pid, set_event_notrace_pid of one trace array."""
+    ev: TraceEvents = kernel.events   # type: ignore[attr-defined]
+
+    def set_event_write(data: bytes) -> None:
+        for word in _words(data):
+            ev.set_event_write_word(tr, word)
+
+    def pid_file(notrace: bool) -> File:
+        return seq_file(MODE_WRITE, lambda: ev.pids_text(tr, notrace),
+                        lambda d: ev.pid_write(tr, notrace, d) and None,
+                        lambda: ev.clear_pids(tr, not notrace, notrace))
+
+    return {
+        "set_event": seq_file(MODE_WRITE, lambda: ev.set_event_text(tr), set_event_write,
+                              lambda: ev.clear_events(tr)),
+        "set_event_pid": pid_file(False),
+        "set_event_notrace_pid": pid_file(True),
+    }
+
+
+def event_top_files(kernel: Kernel, tr: TraceArray | None = None) -> dict[str, Node]:
+    """Top-level only: available_events."""
+    ev: TraceEvents = kernel.events   # type: ignore[attr-defined]
+    return {"available_events": seq_file(MODE_READ, ev.available_events_text)}
+
+
+__all__ = ["events_dir", "event_instance_files", "event_top_files", "EventsDir"]
