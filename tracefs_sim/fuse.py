@@ -203,6 +203,7 @@ class Operations(pyfuse3.Operations):
         self._pinned: dict[int, Node] = {}  # inodes the kernel holds (lookup count > 0)
         self._lookups: dict[int, int] = {}
         self._parent: dict[int, int] = {}
+        self._names: dict[int, str] = {}
         self._next_ino = pyfuse3.ROOT_INODE + 1
         self._ino_of[root] = pyfuse3.ROOT_INODE
         self._node_of[pyfuse3.ROOT_INODE] = root
@@ -217,7 +218,7 @@ class Operations(pyfuse3.Operations):
         self.closing = False
 
     # ------------------------------------------------------------------ helpers
-    def ino(self, node: Node, parent: int | None = None) -> int:
+    def ino(self, node: Node, parent: int | None = None, name: str = "") -> int:
         ino = self._ino_of.get(node)
         if ino is None:
             ino = self._next_ino
@@ -226,6 +227,8 @@ class Operations(pyfuse3.Operations):
             self._node_of[ino] = node
         if parent is not None and node.is_dir:
             self._parent[ino] = parent
+        if name:
+            self._names[ino] = name
         return ino
 
     def node(self, ino: int) -> Node:
@@ -265,13 +268,15 @@ class Operations(pyfuse3.Operations):
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self.mount_ns
         return a
 
-    def _enter(self, pid: int, uid: int) -> None:
+    def _enter(self, pid: int, uid: int, op: str = "", name: str = "", count: int = 0) -> None:
         comm, cpu = self.tasks.lookup(pid)
-        self.kernel.syscall_enter(pid, comm, cpu, uid)
+        self.kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count)
 
-    def _call(self, pid: int, uid: int, fn: Callable[..., Any], *args: Any) -> Any:
-        """Run ``fn`` in the simulated kernel as task ``pid`` (one syscall)."""
-        self._enter(pid, uid)
+    def _call(self, pid: int, uid: int, fn: Callable[..., Any], *args: Any, op: str = "",
+              name: str = "", count: int = 0) -> Any:
+        """Run ``fn`` in the simulated kernel as task ``pid`` (one syscall ``op`` on the
+        file ``name``: the kernel runs that syscall's code path around ``fn``)."""
+        self._enter(pid, uid, op, name, count)
         try:
             return fn(*args)
         finally:
@@ -299,7 +304,7 @@ class Operations(pyfuse3.Operations):
             node = self._call(ctx.pid, ctx.uid, parent.lookup, self._name(name))
         if node is None:
             raise pyfuse3.FUSEError(errno.ENOENT)
-        ino = self.ino(node, parent_inode)
+        ino = self.ino(node, parent_inode, self._name(name))
         self._count_lookup(ino, node)
         return self.attrs(node, ino)
 
@@ -380,7 +385,7 @@ class Operations(pyfuse3.Operations):
                     ) -> pyfuse3.EntryAttributes:
         parent = self._dir(parent_inode)
         node = self._call(ctx.pid, ctx.uid, parent.mkdir, self._name(name))
-        ino = self.ino(node, parent_inode)
+        ino = self.ino(node, parent_inode, self._name(name))
         self._count_lookup(ino, node)
         return self.attrs(node, ino)
 
@@ -414,7 +419,8 @@ class Operations(pyfuse3.Operations):
         if not isinstance(node, File):
             raise pyfuse3.FUSEError(errno.EISDIR)
         mode = OpenMode.from_flags(flags)
-        openfile = self._call(ctx.pid, ctx.uid, node.open, mode)
+        openfile = self._call(ctx.pid, ctx.uid, node.open, mode, op="openat",
+                              name=self._names.get(ino, ""))
         fh = self._next_fh
         self._next_fh += 1
         self._handles[fh] = Handle(fh, ino, openfile, mode, ctx.pid, ctx.uid)
@@ -430,7 +436,7 @@ class Operations(pyfuse3.Operations):
                      ctx: pyfuse3.RequestContext) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         parent = self._dir(parent_inode)
         node = self._call(ctx.pid, ctx.uid, parent.create, self._name(name))
-        ino = self.ino(node, parent_inode)
+        ino = self.ino(node, parent_inode, self._name(name))
         fi = self._open(ino, node, flags & ~(os.O_CREAT | os.O_EXCL), ctx)
         self._count_lookup(ino, node)
         return fi, self.attrs(node, ino)
@@ -439,7 +445,8 @@ class Operations(pyfuse3.Operations):
     async def read(self, fh: int, off: int, size: int) -> bytes:
         h = self._handle(fh)
         while True:
-            data = self._call(h.pid, h.uid, h.openfile.read, off, size)
+            data = self._call(h.pid, h.uid, h.openfile.read, off, size, op="read",
+                              name=self._names.get(h.ino, ""), count=size)
             if not isinstance(data, _WouldBlock):
                 return bytes(data)
             if h.mode.nonblock:
@@ -482,7 +489,8 @@ class Operations(pyfuse3.Operations):
     @_boundary
     async def write(self, fh: int, off: int, buf: bytes) -> int:
         h = self._handle(fh)
-        return self._call(h.pid, h.uid, h.openfile.write, off, buf)
+        return self._call(h.pid, h.uid, h.openfile.write, off, buf, op="write",
+                          name=self._names.get(h.ino, ""), count=len(buf))
 
     @_boundary
     async def flush(self, fh: int) -> None:
@@ -499,7 +507,8 @@ class Operations(pyfuse3.Operations):
         try:
             if h.poll_wq is not None:
                 h.poll_wq.remove(h.notify_poll)
-            self._call(h.pid, h.uid, h.openfile.release)
+            self._call(h.pid, h.uid, h.openfile.release, op="close",
+                       name=self._names.get(h.ino, ""))
         except Exception:
             log.exception("release fh=%d failed", fh)
 

@@ -504,11 +504,13 @@ class Tracing:
         if not tr.flags & ITER_MARKERS:
             raise KernelError(errno.EINVAL)
         cnt = len(data)
-        if cnt < 4 or cnt > tr.buffer.max_event_size() - 8:
+        if cnt < 4:
             raise KernelError(errno.EINVAL)
-        size = 8 + cnt
-        if cnt < FAULTED_SIZE:
-            size += FAULTED_SIZE - cnt
+        size = 12 + cnt  # sizeof(struct raw_data_entry) + cnt
+        if cnt < FAULTED_SIZE + 4:
+            size += FAULTED_SIZE + 4 - cnt
+        if size > tr.buffer.max_event_size():
+            raise KernelError(errno.EINVAL)
         cpu = self.kernel.sched.cpu
         off = tr.event_reserve(cpu, TRACE_RAW_DATA, size)
         if off < 0:

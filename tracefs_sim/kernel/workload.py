@@ -287,7 +287,7 @@ class Workload:
         saved = (sched.cpu, sched.current, sched.irq_flags, sched.preempt_count)
         sched.run_on(cpu)
         sched.irq_flags = TRACE_FLAG_HARDIRQ | TRACE_FLAG_IRQS_OFF
-        sched.preempt_count = 0x10001
+        sched.preempt_count = 1  # trace_entry byte: depth 1 in the handler
         tp = self.tp("local_timer_entry")
         if tp:
             tp.fire(236)
@@ -296,7 +296,7 @@ class Workload:
         if tp:
             tp.fire(236)
         sched.irq_flags = TRACE_FLAG_SOFTIRQ
-        sched.preempt_count = 0x100
+        sched.preempt_count = 0
         for vec in (1, 9):  # TIMER_SOFTIRQ, RCU_SOFTIRQ
             tp = self.tp("softirq_entry")
             if tp:
