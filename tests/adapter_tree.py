@@ -95,9 +95,9 @@ def build(kernel) -> Dir:
     last: dict[str, object] = {}
     real_enter = kernel.syscall_enter
 
-    def syscall_enter(pid, comm, cpu, uid=0):
+    def syscall_enter(pid, comm, cpu, uid=0, **kw):
         last.update(pid=pid, comm=comm, cpu=cpu, uid=uid)
-        return real_enter(pid, comm, cpu, uid)
+        return real_enter(pid, comm, cpu, uid, **kw)
 
     kernel.syscall_enter = syscall_enter
     snapshot: dict[str, object] = {}

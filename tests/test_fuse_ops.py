@@ -18,7 +18,7 @@ from tracefs_sim.fuse import Operations
 def ops(kernel):
     calls = []
     enter, leave = kernel.syscall_enter, kernel.syscall_exit
-    kernel.syscall_enter = lambda *a: (calls.append(("enter", *a)), enter(*a))[1]
+    kernel.syscall_enter = lambda *a, **kw: (calls.append(("enter", *a)), enter(*a, **kw))[1]
     kernel.syscall_exit = lambda: (calls.append(("exit",)), leave())[1]
     o = Operations(kernel, build(kernel))
     o.calls = calls
