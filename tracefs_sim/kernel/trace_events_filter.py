@@ -100,7 +100,7 @@ class _Fail(Exception):
 
 
 def _isspace(c: str) -> bool:
-    return c in " \t\n\v\f\r"
+    return c != "" and c in " \t\n\v\f\r"
 
 
 def _isalnum(c: str) -> bool:

@@ -38,12 +38,11 @@ def _data_text(name: str) -> bytes:
 
 
 def placeholder(mode: int) -> File:
-    """A file of a feature not built yet: same mode, ENODEV on open."""
+    """A file of a feature not built yet: same mode, reads empty, accepts only an empty
+    write (``echo > FILE`` resets it), anything else is EINVAL as an unknown command."""
+    from .dynevent_files import inert_file
 
-    def opener(node: File, m: OpenMode) -> OpenFile:
-        raise KernelError(errno.ENODEV)
-
-    return File(mode, opener)
+    return inert_file(mode)
 
 
 def _optional(module: str, func: str, *args: object) -> dict[str, Node] | Node | None:
