@@ -287,6 +287,9 @@ class Tracing:
         rb = RingBuffer(self.nr_cpus, size, overwrite=overwrite)
         clock = TraceClock(k.boot_clock)
         tr = TraceArray(self, name, rb, clock, flags, self.tracers["nop"], (1 << self.nr_cpus) - 1)
+        # The snapshot buffer exists from the start at the minimum size (as
+        # allocate_trace_buffers() does), so per-CPU disables apply to both buffers.
+        tr.max_buffer = RingBuffer(self.nr_cpus, 1, overwrite=overwrite)
         for tracer in self.tracers.values():
             for opt, default in tracer.options:
                 tr.tracer_flags.setdefault(opt, default)
@@ -522,8 +525,7 @@ class Tracing:
 
     # ----------------------------------------------------------------- snapshot
     def alloc_snapshot(self, tr: TraceArray) -> None:
-        if tr.max_buffer is None:
-            tr.max_buffer = RingBuffer(self.nr_cpus, 1, overwrite=bool(tr.flags & ITER_OVERWRITE))
+        assert tr.max_buffer is not None
         if not tr.allocated_snapshot:
             tr.max_buffer.resize(tr.buffer.size_bytes(0))
             for cpu in range(self.nr_cpus):

@@ -735,14 +735,12 @@ def predicate_parse(s: str, nr_parens: int, nr_preds: int, parser: PredParser,
         return lambda buf, off: not p0(buf, off)
 
     def run(buf: Any, off: int) -> bool:
+        # filter_match_preds(): a taken branch lands on target + 1 (the for loop's i++)
         i = 0
         while i < N:
             p, w, t = prog[i]
             if int(bool(p(buf, off))) == w:
                 i = t
-                if i >= N:
-                    break
-                continue
             i += 1
         return bool(final[i])
     return run

@@ -129,7 +129,11 @@ class EventsDir(EventfsDir):
             return seq_file(MODE_WRITE, lambda: ev.system_enable_text(tr, None),
                             lambda d: ev.system_enable_write(tr, None, parse_ulong(d)))
         if name == "header_page":
-            return seq_file(MODE_READ, lambda: ev.header_page)
+            # ring_buffer_print_page_header(): the data size follows the sub-buffer size
+            def header_page() -> bytes:
+                data = tr.buffer.subbuf_size - 16
+                return ev.header_page.replace(b"size:4080;", f"size:{data};".encode())
+            return seq_file(MODE_READ, header_page)
         if name == "header_event":
             return seq_file(MODE_READ, lambda: ev.header_event)
         return SystemDir(self, name)

@@ -353,10 +353,13 @@ def _cpumask(tr: TraceArray) -> File:
         for cpu in range(nr):
             was = old >> cpu & 1
             now = tr.cpumask >> cpu & 1
-            if was and not now:
-                tr.buffer.record_disable(cpu)
-            elif now and not was:
-                tr.buffer.record_enable(cpu)
+            for rb in (tr.buffer, tr.max_buffer):  # tracing_set_cpumask(): both buffers
+                if rb is None:
+                    continue
+                if was and not now:
+                    rb.record_disable(cpu)
+                elif now and not was:
+                    rb.record_enable(cpu)
 
     return seq_file(0o640, show, write)
 
