@@ -125,6 +125,8 @@ class TaskInfo:
 
 
 # ------------------------------------------------------------------------- open files
+REMOUNT_XATTR = b"trusted.tracefs_sim.remount"
+
 class Handle:
     """An open file (FUSE fh): the tree's OpenFile plus what only the adapter tracks."""
 
@@ -203,6 +205,8 @@ class Operations(pyfuse3.Operations):
         self._pinned: dict[int, Node] = {}  # inodes the kernel holds (lookup count > 0)
         self._lookups: dict[int, int] = {}
         self._parent: dict[int, int] = {}
+        self._paths: dict[int, str] = {pyfuse3.ROOT_INODE: ""}
+        self._owner: dict[str, tuple[int | None, int | None]] = {}
         self._names: dict[int, str] = {}
         self._next_ino = pyfuse3.ROOT_INODE + 1
         self._ino_of[root] = pyfuse3.ROOT_INODE
@@ -229,6 +233,8 @@ class Operations(pyfuse3.Operations):
             self._parent[ino] = parent
         if name:
             self._names[ino] = name
+            if parent is not None:
+                self._paths[ino] = f"{self._paths.get(parent, '')}/{name}"
         return ino
 
     def node(self, ino: int) -> Node:
@@ -259,8 +265,9 @@ class Operations(pyfuse3.Operations):
         else:
             a.st_mode = stat.S_IFREG | (node.mode & 0o7777)
             a.st_nlink = 1
-        a.st_uid = self.uid
-        a.st_gid = self.gid
+        owner = self._owner.get(self._paths.get(ino, ""))
+        a.st_uid = self.uid if owner is None or owner[0] is None else owner[0]
+        a.st_gid = self.gid if owner is None or owner[1] is None else owner[1]
         a.st_rdev = 0
         a.st_size = 0
         a.st_blksize = 4096
@@ -337,8 +344,37 @@ class Operations(pyfuse3.Operations):
             if attr.st_size != 0:
                 raise pyfuse3.FUSEError(errno.EINVAL)
             self._call(ctx.pid, ctx.uid, node.truncate)
-        # mode/owner/times: accepted and not kept (tracefs inodes are regenerated)
+        if fields.update_uid or fields.update_gid:
+            # tracefs keeps chown/chgrp per inode (eventfs per entry) until a remount
+            # with uid=/gid= resets them: keyed by path, as lazy nodes are recreated
+            path = self._paths.get(inode, "")
+            uid, gid = self._owner.get(path, (None, None))
+            if fields.update_uid:
+                uid = attr.st_uid
+            if fields.update_gid:
+                gid = attr.st_gid
+            self._owner[path] = (uid, gid)
+        # mode and times: accepted and not kept
         return self.attrs(node, inode)
+
+    @_boundary
+    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
+        """``trusted.tracefs_sim.remount`` on the root: the tracefs remount options
+        (``uid=``/``gid=``) that FUSE cannot deliver (scripts/tools/mount sends them)."""
+        if inode != pyfuse3.ROOT_INODE or name != REMOUNT_XATTR:
+            raise pyfuse3.FUSEError(errno.ENOTSUP)
+        self.remount(value.decode("latin-1"))
+
+    def remount(self, options: str) -> None:
+        """tracefs_apply_options(): new owner/group for every inode, chown/chgrp reset."""
+        for opt in options.split(","):
+            key, _, val = opt.partition("=")
+            if key in ("uid", "gid") and val.isdigit():
+                idx = 0 if key == "uid" else 1
+                setattr(self, key, int(val))
+                for path, owner in list(self._owner.items()):
+                    cleared = (None, owner[1]) if idx == 0 else (owner[0], None)
+                    self._owner[path] = cleared
 
     @_boundary
     async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
