@@ -265,9 +265,7 @@ class Operations(pyfuse3.Operations):
         else:
             a.st_mode = stat.S_IFREG | (node.mode & 0o7777)
             a.st_nlink = 1
-        owner = self._owner.get(self._paths.get(ino, ""))
-        a.st_uid = self.uid if owner is None or owner[0] is None else owner[0]
-        a.st_gid = self.gid if owner is None or owner[1] is None else owner[1]
+        a.st_uid, a.st_gid = self.owner_of(self._paths.get(ino, ""))
         a.st_rdev = 0
         a.st_size = 0
         a.st_blksize = 4096
@@ -357,6 +355,18 @@ class Operations(pyfuse3.Operations):
         # mode and times: accepted and not kept
         return self.attrs(node, inode)
 
+    def owner_of(self, path: str) -> tuple[int, int]:
+        """set_tracefs_inode_owner(): the inode's own chown/chgrp, else its root's (the
+        instance directory for files of an instance), else the mount's uid/gid."""
+        uid, gid = self._owner.get(path, (None, None))
+        if uid is None or gid is None:
+            parts = path.split("/")
+            if len(parts) > 3 and parts[1] == "instances":
+                ruid, rgid = self._owner.get("/".join(parts[:3]), (None, None))
+                uid = ruid if uid is None else uid
+                gid = rgid if gid is None else gid
+        return (self.uid if uid is None else uid, self.gid if gid is None else gid)
+
     @_boundary
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
         """``trusted.tracefs_sim.remount`` on the root: the tracefs remount options
@@ -422,6 +432,10 @@ class Operations(pyfuse3.Operations):
         parent = self._dir(parent_inode)
         node = self._call(ctx.pid, ctx.uid, parent.mkdir, self._name(name))
         ino = self.ino(node, parent_inode, self._name(name))
+        path = self._paths.get(ino, "")
+        self._owner.pop(path, None)  # a new instance takes its parent's explicit owner
+        if self._paths.get(parent_inode, "") in self._owner:
+            self._owner[path] = self._owner[self._paths[parent_inode]]
         self._count_lookup(ino, node)
         return self.attrs(node, ino)
 
@@ -429,6 +443,9 @@ class Operations(pyfuse3.Operations):
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         parent = self._dir(parent_inode)
         self._call(ctx.pid, ctx.uid, parent.rmdir, self._name(name))
+        gone = f"{self._paths.get(parent_inode, '')}/{self._name(name)}"
+        for path in [p for p in self._owner if p == gone or p.startswith(gone + "/")]:
+            del self._owner[path]
 
     @_boundary
     async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
