@@ -12,6 +12,7 @@ consuming (``trace_pipe``).
 from __future__ import annotations
 
 import heapq
+from operator import itemgetter
 import struct
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
@@ -56,7 +57,8 @@ FTRACE_TRAMPOLINE_MARKER = 0x7FFFFFFF  # ((unsigned long) INT_MAX)
 class TraceIter:
     """The record being printed: what a printer may look at."""
 
-    __slots__ = ("tr", "cpu", "ts", "buf", "off", "size", "kernel", "flags", "idx", "in_ns", "lost")
+    __slots__ = ("tr", "cpu", "ts", "buf", "off", "size", "kernel", "flags", "idx", "in_ns", "lost",
+                 "ctx_cache")
 
     def __init__(self, tr: TraceArray) -> None:
         self.tr = tr
@@ -70,6 +72,9 @@ class TraceIter:
         self.idx = 0
         self.in_ns = tr.clock.in_ns
         self.lost = 0
+        # context prefixes by (entry header, cpu): valid for one rendering pass only,
+        # since saved comms change as tasks run
+        self.ctx_cache: dict[tuple[bytes, int], str] = {}
 
     @property
     def type(self) -> int:
@@ -122,6 +127,7 @@ class TraceOutput:
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self.printers: dict[int, Printer] = {}
+        self._sym_cache: dict[tuple[int, int], str] = {}
 
     def register(self, type_id: int, printer: Printer) -> None:
         self.printers[type_id] = printer
@@ -133,12 +139,19 @@ class TraceOutput:
     def sym(self, addr: int, flags: int) -> str:
         """seq_print_ip_sym(): %ps, or %pS with sym-offset, plus <addr> with sym-addr."""
 
+        key = (addr, flags & (ITER_SYM_OFFSET | ITER_SYM_ADDR))
+        text = self._sym_cache.get(key)
+        if text is not None:
+            return text
         if not addr:
             return "0"
         ks = self.kernel.kallsyms
         text = ks.format_pS(addr) if flags & ITER_SYM_OFFSET else ks.format_ps(addr)
         if flags & ITER_SYM_ADDR:
             text += f" <{addr:016x}>"
+        if len(self._sym_cache) > 200_000:
+            self._sym_cache.clear()
+        self._sym_cache[key] = text
         return text
 
     # ------------------------------------------------------------------ context
@@ -173,17 +186,25 @@ class TraceOutput:
     def context(self, it: TraceIter) -> str:
         """trace_print_context()."""
 
-        _t, eflags, preempt, pid = _ENTRY.unpack_from(it.buf, it.off)
-        tracing = self.kernel.trace
-        comm = tracing.find_cmdline(pid)
-        s = f"{comm:>16}-{pid:<7d} "
-        if it.flags & ITER_RECORD_TGID:
-            tgid = tracing.tgids.get(pid, 0)
-            s += f"({tgid:7d}) " if tgid else "(-------) "
-        s += f"[{it.cpu:03d}] "
-        if it.flags & ITER_IRQ_INFO:
-            s += self.lat_fmt(eflags, preempt)
-        return s + self.print_time(it, it.ts) + ": "
+        off = it.off
+        key = (bytes(it.buf[off + 2:off + 8]), it.cpu)
+        s = it.ctx_cache.get(key)
+        if s is None:
+            _t, eflags, preempt, pid = _ENTRY.unpack_from(it.buf, off)
+            tracing = self.kernel.trace
+            comm = tracing.find_cmdline(pid)
+            s = f"{comm:>16}-{pid:<7d} "
+            if it.flags & ITER_RECORD_TGID:
+                tgid = tracing.tgids.get(pid, 0)
+                s += f"({tgid:7d}) " if tgid else "(-------) "
+            s += f"[{it.cpu:03d}] "
+            if it.flags & ITER_IRQ_INFO:
+                s += self.lat_fmt(eflags, preempt)
+            it.ctx_cache[key] = s
+        if it.in_ns:
+            t = (it.ts + 500) // 1000
+            return f"{s} {t // 1_000_000:5d}.{t % 1_000_000:06d}: "
+        return f"{s} {it.ts:12d}: "
 
     def lat_context(self, it: TraceIter, next_ts: int) -> str:
         """trace_print_lat_context() (latency-format)."""
@@ -340,7 +361,8 @@ def merged_records(rb, cpus: list[int]) -> Iterator[Record]:
 
     if len(cpus) == 1:
         return one(cpus[0])
-    return heapq.merge(*(one(c) for c in cpus), key=lambda r: (r[0], r[1]))
+    # stable merge: equal timestamps come out lowest CPU first, as trace_find_next_entry
+    return heapq.merge(*(one(c) for c in cpus), key=itemgetter(0))
 
 
 def render_records(out: TraceOutput, tr: TraceArray, records: Iterator[Record],
@@ -362,6 +384,22 @@ def render_records(out: TraceOutput, tr: TraceArray, records: Iterator[Record],
                 text = f"##### CPU {rec[1]} buffer started ####\n" + text
         return text
 
+    slow = (ITER_BIN | ITER_HEX | ITER_RAW | ITER_LATENCY_FMT | ITER_PRINTK_MSGONLY)
+    if (not annotate and not tr.flags & slow and tr.flags & ITER_CONTEXT_INFO
+            and tr.current_trace.print_line is None):
+        # the common case, without the per-line option checks of print_line()
+        printers = out.printers
+        context = out.context
+        for rec in records:
+            it.ts, it.cpu, buf, off, it.size = rec
+            it.buf, it.off = buf, off
+            it.idx += 1
+            p = printers.get(buf[off] | (buf[off + 1] << 8))
+            if p is None:
+                yield out.print_line(it, None)
+            else:
+                yield context(it) + p.trace(it)
+        return
     for rec in records:
         if lat:
             if pending is not None:
@@ -401,14 +439,25 @@ class RawDataPrinter(Printer):
 class FnPrinter(Printer):
     """TRACE_FN: ``func <-parent``."""
 
-    def trace(self, it: TraceIter) -> str:
+    def __init__(self) -> None:
+        self._cache: dict[tuple[bytes, int], str] = {}
 
-        out = it.kernel.trace.output
-        ip, parent = struct.unpack_from("<QQ", it.buf, it.off + 8)
-        s = out.sym(ip, it.flags)
-        if it.flags & ITER_PRINT_PARENT and parent:
-            s += " <-" + out.sym(parent, it.flags)
-        return s + "\n"
+    def trace(self, it: TraceIter) -> str:
+        off = it.off
+        flags = it.flags & (ITER_PRINT_PARENT | ITER_SYM_OFFSET | ITER_SYM_ADDR)
+        key = (bytes(it.buf[off + 8:off + 24]), flags)
+        text = self._cache.get(key)
+        if text is None:
+            out = it.kernel.trace.output
+            ip, parent = struct.unpack_from("<QQ", it.buf, off + 8)
+            text = out.sym(ip, flags)
+            if flags & ITER_PRINT_PARENT and parent:
+                text += " <-" + out.sym(parent, flags)
+            text += "\n"
+            if len(self._cache) > 100_000:
+                self._cache.clear()
+            self._cache[key] = text
+        return text
 
     def raw(self, it: TraceIter) -> str:
         ip, parent = struct.unpack_from("<QQ", it.buf, it.off + 8)
