@@ -1562,7 +1562,11 @@ class Tracepoint:
         self.probestub = probestub
 
     def _update(self) -> None:
-        self.enabled = bool(self.files or self.probes)
+        enabled = bool(self.files or self.probes)
+        if enabled != self.enabled:
+            # a count of live tracepoints lets an idle workload skip its work in O(1)
+            self.events.nr_enabled_tps += 1 if enabled else -1
+        self.enabled = enabled
 
     # tracepoint_probe_register & co (used by tprobes)
     def register_probe(self, fn: Any, data: Any = None) -> int:
@@ -1608,6 +1612,7 @@ class TraceEvents:
     """``k.events``: the event calls, per-instance files, set_event, tracepoints."""
 
     def __init__(self, kernel: Kernel) -> None:
+        self.nr_enabled_tps = 0  # Tracepoints with a file or probe attached (see Tracepoint._update)
         self.kernel = kernel
         formats, avail, self.header_page, self.header_event = load_event_data()
         self.calls: list[EventCall] = []     # ftrace_events / tr->events order

@@ -104,7 +104,6 @@ class Workload:
         self.enabled = True
         self.ticks = 0
         self.stacks: dict[int, list[int]] = {}
-        self._tps: list[Any] | None = None
         self.calls = 0
         self.cur_name = "null"
         self.cur_count = 0
@@ -200,6 +199,8 @@ class Workload:
     def syscall_begin(self, op: str, args: tuple[int, ...] = (), name: str = "",
                       count: int = 0) -> list[tuple[int, str, Any]]:
         """Entry of a syscall in the current task: tracepoints, then its call chain."""
+        if self.quiet():
+            return []  # nothing attached: the path would leave no trace, skip it
         self.cur_name = name or "null"
         self.cur_count = count
         self.cur_file, self.cur_dentry = self.k.mem.file_object(self.cur_name)
@@ -219,6 +220,8 @@ class Workload:
         return frames
 
     def syscall_end(self, op: str, frames: list[tuple[int, str, Any]], ret: int = 0) -> None:
+        if not frames and self.quiet():
+            return
         self.cur_ret = ret
         if op == "close":
             self.call(("__fput", "dput"), "fput")
@@ -263,23 +266,15 @@ class Workload:
 
     # ------------------------------------------------------------------ ticks
     def quiet(self) -> bool:
-        """Nothing attached anywhere the background passes: the tick can be skipped,
-        as an idle machine with tracing off costs nothing observable."""
+        """Nothing attached anywhere: no ftrace site and no tracepoint is live, so the
+        background and the syscall paths would leave no trace and can be skipped (an
+        idle machine with tracing off costs nothing observable)."""
         k = self.k
         ft = getattr(k, "ftrace", None)
         if ft is not None and ft.nr_active:
             return False
-        tps = self._tps
-        if tps is None:
-            ev = getattr(k, "events", None)
-            tps = []
-            if ev is not None:
-                for name in BACKGROUND_TPS:
-                    tp = ev.tracepoint(name)
-                    if tp is not None:
-                        tps.append(tp)
-            self._tps = tps
-        return not any(tp.enabled for tp in tps)
+        ev = getattr(k, "events", None)
+        return ev is None or not ev.nr_enabled_tps
 
     def tick(self, cpu: int) -> None:
         k = self.k
