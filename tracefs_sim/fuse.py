@@ -42,6 +42,7 @@ ENTRY_TIMEOUT = 0.0  # the tree is dynamic: instances, probes and events come an
 ATTR_TIMEOUT = 0.0
 SIGNAL_RECHECK = 0.05  # seconds between checks of a blocked reader's pending signals
 COMM_TTL = 0.2  # seconds a pid's comm is trusted (exec changes it)
+CPU_TTL = 0.02  # seconds a pid's last CPU is trusted (one request after another)
 IDLE_TICK = 0.01
 MAX_TASKS = 10000
 
@@ -84,6 +85,7 @@ class TaskInfo:
     def __init__(self, nr_cpus: int) -> None:
         self.nr_cpus = max(1, nr_cpus)
         self._comm: dict[int, tuple[float, str]] = {}
+        self._stat: dict[int, tuple[float, str, int]] = {}
 
     def comm(self, pid: int) -> str:
         now = time.monotonic()
@@ -111,6 +113,10 @@ class TaskInfo:
             allowed = set()
         if len(allowed) == 1:
             return self.comm(pid), next(iter(allowed)) % self.nr_cpus
+        now = time.monotonic()
+        hit = self._stat.get(pid)
+        if hit is not None and now - hit[0] < CPU_TTL:
+            return hit[1], hit[2]
         text = _read_proc(f"/proc/{pid}/stat")
         if text is None:
             return self.comm(pid), 0
@@ -118,10 +124,13 @@ class TaskInfo:
         comm = head.partition("(")[2]
         self._remember(pid, time.monotonic(), comm)
         try:
-            cpu = int(tail.split()[36])  # field 39; tail starts at field 3
+            cpu = int(tail.split()[36]) % self.nr_cpus  # field 39; tail starts at field 3
         except (IndexError, ValueError):
             cpu = 0
-        return comm, cpu % self.nr_cpus
+        if len(self._stat) > 4096:
+            self._stat.clear()
+        self._stat[pid] = (now, comm, cpu)
+        return comm, cpu
 
 
 # ------------------------------------------------------------------------- open files
