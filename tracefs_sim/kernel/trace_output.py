@@ -12,9 +12,9 @@ consuming (``trace_pipe``).
 from __future__ import annotations
 
 import heapq
-from operator import itemgetter
 import struct
 from collections.abc import Callable, Iterator
+from operator import itemgetter
 from typing import TYPE_CHECKING
 
 from .trace_flags import (
