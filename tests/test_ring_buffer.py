@@ -577,3 +577,38 @@ def test_reserve_pack_commit_api():
     rb.commit(0)
     ts, page, o, n = rb.peek(0)
     assert (ts, n, struct.unpack_from("<QQ", page, o)) == (123, 16, (7, 8))
+
+
+def test_discard_rolls_back_the_last_event_and_forces_an_absolute_stamp():
+    rb = RingBuffer(1, 8192)
+    rb.write(0, 1000, b"a" * 8)
+    cb = rb.cpu_buffers[0]
+    before = (cb.write, rb.bytes(0))
+    off = rb.reserve(0, 16, 1100)
+    struct.pack_into("<QQ", cb.page, off, 1, 2)
+    rb.discard(0)                       # filtered after reserve: never an entry
+    assert (cb.write, rb.bytes(0)) == before
+    assert rb.entries(0) == 1
+    rb.write(0, 1200, b"c" * 8)
+    p = decode_page(rb.read_page(0))
+    assert [e[0] for e in p["events"]] == [3, "stamp", 3]
+    assert [e[1] for e in data_events(p)] == [1000, 1200]
+    assert rb.entries(0) == 0 and rb.read_events(0) == 2
+    rb.write(0, 1300, b"d" * 8)          # one absolute stamp only
+    p = decode_page(rb.read_page(0))
+    assert [e[0] for e in p["events"]] == [3]
+
+
+def test_discard_after_time_extend_and_first_on_page():
+    rb = RingBuffer(1, 8192)
+    off = rb.reserve(0, 8, 50)           # first event of the page
+    rb.discard(0)
+    assert rb.empty(0) and rb.entries(0) == 0 and rb.bytes(0) == 0
+    rb.write(0, 60, b"a" * 8)
+    off = rb.reserve(0, 8, 60 + (3 << 27))   # needs a time extend: both go
+    assert off >= 0
+    rb.discard(0)
+    rb.discard(0)                        # nothing reserved: no effect
+    rb.write(0, 70 + (3 << 27), b"b" * 8)
+    assert [t for t, *_ in rb.iter_cpu(0)] == [60, 70 + (3 << 27)]
+    assert rb.entries(0) == 2

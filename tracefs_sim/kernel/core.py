@@ -30,6 +30,7 @@ PLUGINS: tuple[tuple[str, str, str], ...] = (
     ("dynevent", "trace_dynevent", "boot"),
     ("fprobe_events", "trace_fprobe", "boot"),
     ("kprobe_events", "trace_kprobe", "boot"),
+    ("uprobe_events", "trace_uprobe", "boot"),
     ("workload", "workload", "boot"),
 )
 

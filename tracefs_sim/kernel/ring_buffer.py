@@ -165,7 +165,7 @@ class CpuBuffer:
         "entries", "overrun", "commit_overrun", "dropped_events", "read",
         "bytes_base", "read_bytes", "lost_events", "last_overrun",
         "pages_touched", "pages_lost", "pages_read", "shortest_full",
-        "waitq", "full_waitq", "_wl",
+        "waitq", "full_waitq", "_wl", "last_w", "force_stamp",
     )
 
     def __init__(self, cpu: int, nr_pages: int, subbuf_size: int) -> None:
@@ -177,6 +177,10 @@ class CpuBuffer:
         self.record_disabled = 0
         self.slow = False
         self.shortest_full = 0
+        # discard(): start of the last reserved event; force_stamp: the next event
+        # carries an absolute TIME_STAMP (rb_try_to_discard zeroes before_stamp)
+        self.last_w = -1
+        self.force_stamp = False
         self.install_pages(nr_pages, subbuf_size)
         self.reset_counters()
 
@@ -198,6 +202,8 @@ class CpuBuffer:
         self.write = 0
 
     def reset_counters(self) -> None:
+        self.last_w = -1
+        self.force_stamp = False
         self.write_stamp = 0
         self.read_stamp = 0
         self.tail_base = 0
@@ -401,6 +407,7 @@ class RingBuffer:
             return self._reserve(cb, length, ts)
         cb.write = nw
         cb.write_stamp = ts
+        cb.last_w = w
         w += 16
         _pack_u32(cb.page, w, (delta << 5) | ((total - 4) >> 2))
         return w + 4
@@ -412,6 +419,32 @@ class RingBuffer:
         if cb._wl or self._any_wl:
             cb.waitq.wake_up()
             self.waitq.wake_up()
+
+    def discard(self, cpu: int) -> None:
+        """``ring_buffer_discard_commit`` of the event just reserved on ``cpu`` (not
+        committed): ``rb_event_discard`` makes it padding (after its time extend, if
+        any) and, as it is the last event of the tail page, ``rb_try_to_discard`` moves
+        the write index back over it.  It never counts as an entry, and the next event
+        on this CPU gets an absolute time stamp."""
+        cb = self.cpu_buffers[cpu]
+        start = cb.last_w
+        if start < 0:
+            return
+        cb.last_w = -1
+        page = cb.page
+        o = BUF_PAGE_HDR_SIZE + start
+        end = BUF_PAGE_HDR_SIZE + cb.write
+        head = _unpack_u32(page, o)[0]
+        if head & 31 in (RINGBUF_TYPE_TIME_EXTEND, RINGBUF_TYPE_TIME_STAMP):
+            o += RB_LEN_TIME_EXTEND
+            head = _unpack_u32(page, o)[0]
+        if end - o >= RB_EVNT_MIN_SIZE:
+            _pack_u32x2(page, o, RINGBUF_TYPE_PADDING | ((head >> 5 or 1) << 5),
+                        end - o - RB_EVNT_HDR_SIZE)
+        cb.write = start
+        if start:
+            cb.force_stamp = True
+            cb.slow = True
 
     def write(self, cpu: int, ts: int, payload: bytes) -> bool:
         """``ring_buffer_write``: reserve + copy (alignment bytes zeroed) + commit."""
@@ -445,6 +478,13 @@ class RingBuffer:
             return -1
         total = rb_calculate_event_length(length)
         absolute = self.time_stamp_abs
+        if cb.force_stamp:
+            cb.force_stamp = False
+            cb.slow = bool(self.record_disabled or cb.record_disabled) or absolute
+            # after a discard the write stamp is bogus: an absolute stamp unless the
+            # event starts a page (__rb_reserve_next: before_stamp != write_stamp)
+            if not absolute and cb.write and cb.write + total + RB_LEN_TIME_EXTEND <= self.capacity:
+                absolute = True
         if absolute:
             total += RB_LEN_TIME_EXTEND
             if total > self.max_data_size:
@@ -468,6 +508,7 @@ class RingBuffer:
             break
         cb.write = w + need
         cb.write_stamp = ts
+        cb.last_w = w
         page = cb.page
         o = BUF_PAGE_HDR_SIZE + w
         if absolute:

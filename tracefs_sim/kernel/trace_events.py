@@ -366,6 +366,8 @@ ENUM_VALUES: dict[str, int] = {
     "HRTIMER_MODE_ABS_PINNED_SOFT": 6, "HRTIMER_MODE_REL_PINNED_SOFT": 7,
     "HRTIMER_MODE_ABS_HARD": 8, "HRTIMER_MODE_REL_HARD": 9, "HRTIMER_MODE_ABS_PINNED_HARD": 10,
     "HRTIMER_MODE_REL_PINNED_HARD": 11,
+    # a variable, not an enum: the kmem page events print (struct page *)vmemmap_base + pfn
+    "vmemmap_base": 0xFFFFEA0000000000,
 }
 
 

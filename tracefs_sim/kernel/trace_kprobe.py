@@ -51,7 +51,7 @@ from typing import TYPE_CHECKING, Any
 
 from . import trace_probe as _tp
 from .trace_dynevent import DynEvent, DynEvents
-from .trace_fprobe import FEXIT_HEAD_SIZE, FENTRY_HEAD_SIZE, ProbeEvent
+from .trace_fprobe import FENTRY_HEAD_SIZE, FEXIT_HEAD_SIZE, ProbeEvent
 from .trace_probe import (
     MAX_ARGSTR_LEN,
     MAX_EVENT_NAME_LEN,
@@ -75,8 +75,8 @@ from .trace_probe import (
     argv_split,
     compare_arg_type,
     kstrtol,
-    kstrtoul,
     kstrtouint,
+    kstrtoul,
     match_command_args,
     sanitize_event_name,
     set_print_fmt,

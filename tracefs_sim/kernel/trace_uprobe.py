@@ -630,9 +630,11 @@ def _runs(task: Any, exe: str | None, tu: TraceUprobe) -> bool:
     assert tu.path is not None
     if exe is not None and exe == tu.path.real:
         return True
-    base = tu.path.real.rsplit("/", 1)[-1]
     comm = getattr(task, "comm", "")
-    return bool(comm) and comm == base[:15]
+    if not comm:
+        return False
+    # comm is the basename the task was exec'd by: the probed name or its target
+    return any(comm == p.rsplit("/", 1)[-1][:15] for p in (tu.filename, tu.path.real))
 
 
 def boot(kernel: Kernel) -> UprobeEvents | None:

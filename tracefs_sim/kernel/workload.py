@@ -44,6 +44,8 @@ TIMER_IRQ: Tree = ("__sysvec_apic_timer_interrupt", ("hrtimer_interrupt", (
 SOFTIRQ: Tree = ("irq_exit_rcu", ("handle_softirqs", ("run_timer_softirq", "_raw_spin_lock",
                                                       "_raw_spin_unlock"), "rcu_core"))
 WORK: Tree = ("process_one_work", ("vmstat_update", "mutex_lock", "mutex_unlock"), "kfree")
+FORK: Tree = ("kernel_clone", ("copy_process", "kmem_cache_alloc_noprof", "_raw_spin_lock",
+                                "_raw_spin_unlock"), "wake_up_new_task")
 SCHEDULE: Tree = ("schedule", "pick_next_task_fair", "_raw_spin_lock", "_raw_spin_unlock")
 WAKEUP: Tree = ("try_to_wake_up", "ttwu_do_activate", "_raw_spin_lock", "_raw_spin_unlock")
 
@@ -57,6 +59,7 @@ SYSCALL_ENTRY: dict[str, tuple[str, ...]] = {
     "mkdir": ("x64_sys_call", "__x64_sys_mkdir"),
     "rmdir": ("x64_sys_call", "__x64_sys_rmdir"),
     "getdents64": ("x64_sys_call", "__x64_sys_getdents64", "iterate_dir"),
+    "clone": ("x64_sys_call", "__x64_sys_clone"),
 }
 SYSCALL_LEAVES: dict[str, tuple[Tree, ...]] = {
     "read": ("fdget_pos", "rw_verify_area", "security_file_permission", "__fsnotify_parent"),
@@ -65,7 +68,7 @@ SYSCALL_LEAVES: dict[str, tuple[Tree, ...]] = {
                "security_file_open", "fd_install"),
     "close": ("fput",),
     "newfstatat": ("security_inode_getattr",),
-    "mkdir": (), "rmdir": (), "getdents64": (),
+    "mkdir": (), "rmdir": (), "getdents64": (), "clone": (),
 }
 # x86_64 syscall numbers
 SYSCALL_NR = {"read": 0, "write": 1, "close": 3, "newfstatat": 262, "openat": 257, "mkdir": 83,
@@ -131,11 +134,16 @@ class Workload:
         stack = self.stacks.setdefault(id(k.sched.current), [])
         stack.append(k.kallsyms.addrs[idx] + 0x20)
         ft = k.ftrace
-        if ft.site_func[idx] is None:
+        kp = self.kprobes
+        bp = kp is not None and idx in kp.bp_funcs
+        if ft.site_func[idx] is None and not bp:
             return None
         regs = Regs(self.args_for(name), stack=tuple(reversed(stack[-8:])))
         regs.ip = k.kallsyms.addrs[idx]
-        return ft.func_entry(idx, pip, regs)
+        token = ft.func_entry(idx, pip, regs)
+        if bp:  # int3 kprobes inside the function body fire after the ftrace site
+            kp.breakpoint_hit(idx, pip, regs)
+        return token
 
     def _exit(self, idx: int, name: str, token: Any) -> None:
         k = self.k
@@ -273,6 +281,9 @@ class Workload:
         ft = getattr(k, "ftrace", None)
         if ft is not None and ft.nr_active:
             return False
+        kp = self.kprobes
+        if kp is not None and kp.nr_bp_armed:
+            return False
         ev = getattr(k, "events", None)
         return ev is None or not ev.nr_enabled_tps
 
@@ -323,17 +334,26 @@ class Workload:
         child = sched.task(sched.alloc_pid(), comm)
         child.tgid = child.pid
         idle = sched.idle[cpu]
+        self.switch(cpu, self.shell)
+        frames = self.syscall_begin("clone")
         self.fork(self.shell, child)
-        self.switch(cpu, child)
-        for op in ("openat", "read", "read", "write", "close"):
-            frames = self.syscall_begin(op, (3, 0x7FFC0000, 4096))
+        self.syscall_end("clone", frames, child.pid)
+        self.switch(cpu, child, prev_state=1)
+        for op, name in (("openat", comm), ("read", comm), ("read", comm), ("write", "pts"),
+                         ("close", comm)):
+            frames = self.syscall_begin(op, (3, 0x7FFC0000, 4096), name=name, count=4096)
             self.syscall_end(op, frames, 0)
         self.switch(cpu, idle, prev_state=0x80)  # TASK_DEAD after exit
         self.exit(child)
 
+    @property
+    def kprobes(self) -> Any:
+        return getattr(self.k, "kprobes", None)
+
     def fork(self, parent: Task, child: Task) -> None:
-        """copy_process(): fork tracepoint and the pid-list follow-fork hooks."""
+        """kernel_clone() → copy_process(): fork tracepoint and follow-fork hooks."""
         k = self.k
+        self.call(FORK)
         tp = self.tp("sched_process_fork")
         if tp:
             tp.fire(parent.comm, parent.pid, child.comm, child.pid)
@@ -404,6 +424,7 @@ FUNC_ARGS = {
     "ksys_read": lambda wl: (3, 0x7FFC00001000, wl.cur_count or 4096),
     "ksys_write": lambda wl: (1, 0x7FFC00001000, wl.cur_count or 4096),
     "kfree": lambda wl: (0xFFFF888100A00000,),
+    "kernel_clone": lambda wl: (0xFFFFC90000003F00,),
 }
 FUNC_RET = {
     "vfs_read": lambda wl: wl.cur_ret, "vfs_write": lambda wl: wl.cur_ret,
