@@ -303,8 +303,7 @@ class Tracing:
         """tracing_update_buffers(): expand the boot-time minimal buffer on first use."""
         if self.buffer_expanded:
             return
-        self.buffer_expanded = True
-        self.global_trace.buffer.resize(self.trace_buf_size)
+        self.resize(self.global_trace, self.trace_buf_size)
 
     def resize(self, tr: TraceArray, size_bytes: int, cpu: int | None = None) -> None:
         """tracing_resize_ring_buffer(); the snapshot buffer follows when allocated."""

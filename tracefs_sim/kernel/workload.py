@@ -5,12 +5,16 @@ to run work items, RCU, and a simulated shell session whose children (cat, ls, s
 seq) fork, exec, read, write and exit.  Foreground: every request that reaches the
 mount runs the syscall path of the real kernel (``x64_sys_call`` → ``ksys_read`` →
 ``vfs_read`` → …) in the caller's task, so a probe on ``vfs_read`` fires when the user
-runs ``cat``.
+runs ``cat``.  Host processes that reach the mount are scheduled in (``run_task``), and
+the adapter reports the processes they forked and that exited (``host_spawn`` /
+``host_exit``), so fork, exec and exit events follow what really ran.
 
 Code paths are trees of real function names of the reference kernel; names that are
 not traceable there are dropped at boot, so every site that fires is a real site.
 Each function passes through its ftrace call site (``Ftrace.func_entry``/``func_exit``),
-so a disabled site costs one list lookup.  Tracepoints fire through ``k.events``.
+so a disabled site costs one list lookup.  Tracepoints fire through ``k.events`` at the
+places the real kernel emits them, with the values (in field order) and the context
+(irq flags, preempt depth) it would record.
 
 Time: ``catch_up()`` runs the ticks that elapsed since the last call (bounded per call);
 in deterministic mode (``--seed``) each call runs a fixed number of ticks instead.
@@ -19,12 +23,15 @@ in deterministic mode (``--seed``) each call runs a fixed number of ticks instea
 from __future__ import annotations
 
 import random
+import zlib
 from typing import TYPE_CHECKING, Any
 
 from .mm import Regs
 from .sched import (
     TRACE_FLAG_HARDIRQ,
     TRACE_FLAG_IRQS_OFF,
+    TRACE_FLAG_NEED_RESCHED,
+    TRACE_FLAG_PREEMPT_RESCHED,
     TRACE_FLAG_SOFTIRQ,
     Task,
 )
@@ -35,7 +42,10 @@ if TYPE_CHECKING:
 Tree = tuple  # (name, child, child, ...) ; a str is a leaf
 
 TICK_NS = 4_000_000  # HZ=250
+HZ = 250
+INITIAL_JIFFIES = (1 << 32) - 300 * HZ  # jiffies at boot (INITIAL_JIFFIES, 64-bit)
 MAX_TICKS_PER_CATCH_UP = 25
+HOST_TICKS = 2  # a host task idle for this many ticks has blocked (it is switched out)
 
 TIMER_IRQ: Tree = ("__sysvec_apic_timer_interrupt", ("hrtimer_interrupt", (
     "__hrtimer_run_queues", ("tick_nohz_handler", ("update_process_times", "account_process_tick",
@@ -44,8 +54,6 @@ TIMER_IRQ: Tree = ("__sysvec_apic_timer_interrupt", ("hrtimer_interrupt", (
 SOFTIRQ: Tree = ("irq_exit_rcu", ("handle_softirqs", ("run_timer_softirq", "_raw_spin_lock",
                                                       "_raw_spin_unlock"), "rcu_core"))
 WORK: Tree = ("process_one_work", ("vmstat_update", "mutex_lock", "mutex_unlock"), "kfree")
-FORK: Tree = ("kernel_clone", ("copy_process", "kmem_cache_alloc_noprof", "_raw_spin_lock",
-                                "_raw_spin_unlock"), "wake_up_new_task")
 SCHEDULE: Tree = ("schedule", "pick_next_task_fair", "_raw_spin_lock", "_raw_spin_unlock")
 WAKEUP: Tree = ("try_to_wake_up", "ttwu_do_activate", "_raw_spin_lock", "_raw_spin_unlock")
 
@@ -59,7 +67,10 @@ SYSCALL_ENTRY: dict[str, tuple[str, ...]] = {
     "mkdir": ("x64_sys_call", "__x64_sys_mkdir"),
     "rmdir": ("x64_sys_call", "__x64_sys_rmdir"),
     "getdents64": ("x64_sys_call", "__x64_sys_getdents64", "iterate_dir"),
-    "clone": ("x64_sys_call", "__x64_sys_clone"),
+    "clone": ("x64_sys_call", "__x64_sys_clone", "kernel_clone"),
+    "execve": ("x64_sys_call", "__x64_sys_execve", "do_execveat_common", "bprm_execve"),
+    "exit_group": ("x64_sys_call", "__x64_sys_exit_group", "do_group_exit", "do_exit"),
+    "wait4": ("x64_sys_call", "__x64_sys_wait4", "kernel_wait4", "do_wait"),
 }
 SYSCALL_LEAVES: dict[str, tuple[Tree, ...]] = {
     "read": ("fdget_pos", "rw_verify_area", "security_file_permission", "__fsnotify_parent"),
@@ -68,23 +79,108 @@ SYSCALL_LEAVES: dict[str, tuple[Tree, ...]] = {
                "security_file_open", "fd_install"),
     "close": ("fput",),
     "newfstatat": ("security_inode_getattr",),
-    "mkdir": (), "rmdir": (), "getdents64": (), "clone": (),
+    "mkdir": (), "rmdir": (), "getdents64": (),
+    "clone": (("copy_process", "kmem_cache_alloc_noprof"),),
+    "execve": (), "exit_group": (), "wait4": (),
 }
 # x86_64 syscall numbers
 SYSCALL_NR = {"read": 0, "write": 1, "close": 3, "newfstatat": 262, "openat": 257, "mkdir": 83,
               "rmdir": 84, "getdents64": 217, "clock_nanosleep": 230, "execve": 59,
               "exit_group": 231, "clone": 56, "wait4": 61}
+AT_FDCWD = 0xFFFFFF9C  # -100 as the int the caller passed
+USER_PTR = 0x7FFC00001000
+# typical argument registers of a request that reached the mount (the adapter does not
+# see the caller's registers): fd 3, a stack buffer, the request's byte count
+SYSCALL_ARGS: dict[str, tuple[int, ...]] = {
+    "read": (3, USER_PTR, 4096), "write": (1, USER_PTR, 4096),
+    "openat": (AT_FDCWD, 0x7FFC00002F40, 0x80000, 0), "close": (3,),
+    "newfstatat": (AT_FDCWD, 0x7FFC00002F40, 0x7FFC00001E30, 0),
+    "getdents64": (3, 0x55D1E7B70000, 32768), "mkdir": (0x7FFC00002F40, 0o777),
+    "rmdir": (0x7FFC00002F40,), "execve": (0x55D1E7B6F2A0, 0x55D1E7B6F300, 0x55D1E7B6A010),
+    "exit_group": (0,), "wait4": (0xFFFFFFFF, 0x7FFC00001D9C, 0, 0),
+}
+CLONE_FLAGS = 0x01200011  # CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID | SIGCHLD
+CLONE_THREAD_FLAGS = 0x003D0F00  # pthread_create()
+
+# sched_switch prev_state as __trace_sched_switch_state() reports it
+STATE_RUNNING = 0
+STATE_S = 0x1  # TASK_INTERRUPTIBLE
+STATE_D = 0x2  # TASK_UNINTERRUPTIBLE
+STATE_Z = 0x20  # EXIT_ZOMBIE
+STATE_I = 0x80  # TASK_IDLE (TASK_REPORT_IDLE)
+STATE_PREEMPTED = 0x100  # TASK_REPORT_MAX: "R+"
+PWR_EVENT_EXIT = 0xFFFFFFFF
+SIGCHLD = 17
+CLD_EXITED = 1
+NR_CPUS = 8192  # CONFIG_NR_CPUS: req_cpu of work queued on WORK_CPU_UNBOUND
+
+# gfp flags (include/linux/gfp_types.h, 6.12 bit numbers)
+GFP_KERNEL = 0xCC0
+__GFP_ZERO = 0x100
+__GFP_COMP = 0x40000
+__GFP_ACCOUNT = 0x400000
+GFP_KERNEL_ACCOUNT = GFP_KERNEL | __GFP_ACCOUNT
+GFP_HIGHUSER_MOVABLE = 0x100CCA
+# timer flags (include/linux/timer.h)
+TIMER_DEFERRABLE = 0x80000
+TIMER_PINNED = 0x100000
+TIMER_IRQSAFE = 0x200000
+HRTIMER_MODE_ABS = 0
+HRTIMER_MODE_ABS_PINNED_HARD = 10
+
+PCPU_BASE = 0xFFFF88807DA00000  # per-CPU areas: base + cpu * PCPU_STRIDE
+PCPU_STRIDE = 0x200000
+TICK_SCHED_TIMER = 0x1E3C0  # &tick_cpu_sched.sched_timer within a per-CPU area
+VMSTAT_WORK = 0x1D4A0  # &vmstat_work (a delayed_work: its timer is at +0x20)
+MEMCG_FLUSH_WORK = 0xFFFFFFFFB3A4E6E0  # stats_flush_dwork (a static delayed_work)
+KTHREAD_STACK = 0xFFFFC90000080000  # kthread stacks: base + pid * 0x4000
+TIMER_VECTOR = 236  # LOCAL_TIMER_VECTOR
+NET_IRQ, NET_IRQ_NAME = 26, "virtio0-input.0"
 
 KTHREADS = (("rcu_preempt", 18, None), ("ksoftirqd/0", 17, 0), ("ksoftirqd/1", 27, 1),
             ("kworker/0:0", 9, 0), ("kworker/1:1", 46, 1), ("kworker/u8:3", 100, None),
             ("kcompactd0", 39, None))
+CHILD_PROGRAMS = (("cat", "/usr/bin/cat"), ("ls", "/usr/bin/ls"), ("sleep", "/usr/bin/sleep"),
+                  ("seq", "/usr/bin/seq"))
+# slab caches of the syscall paths: (object size, slab size, gfp, accounted)
+CACHES = {"names_cache": (4096, 4096, GFP_KERNEL, 0), "filp": (232, 256, GFP_KERNEL | __GFP_ZERO, 1),
+          "task_struct": (13248, 13312, GFP_KERNEL, 0), "mm_struct": (1408, 1536, GFP_KERNEL, 1),
+          "seq_file": (120, 128, GFP_KERNEL | __GFP_ZERO, 0)}
+
+BACKGROUND_TPS = (
+    "sched_switch", "sched_waking", "sched_wakeup", "sched_wakeup_new", "sched_migrate_task",
+    "sched_stat_runtime", "sched_process_fork", "sched_process_exec", "sched_process_exit",
+    "sched_process_free", "sched_process_wait", "sched_prepare_exec",
+    "local_timer_entry", "local_timer_exit", "irq_handler_entry", "irq_handler_exit",
+    "softirq_entry", "softirq_exit", "softirq_raise",
+    "timer_init", "timer_start", "timer_cancel", "timer_expire_entry", "timer_expire_exit",
+    "hrtimer_cancel", "hrtimer_start", "hrtimer_expire_entry", "hrtimer_expire_exit",
+    "workqueue_queue_work", "workqueue_activate_work", "workqueue_execute_start",
+    "workqueue_execute_end", "kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free",
+    "mm_page_alloc", "signal_generate", "signal_deliver", "task_newtask", "task_rename",
+    "cpu_idle", "sys_enter", "sys_exit",
+    "sys_enter_openat", "sys_enter_read", "sys_enter_write", "sys_enter_close",
+    "sys_enter_newfstatat", "sys_enter_clone", "sys_enter_execve", "sys_enter_exit_group",
+    "sys_enter_wait4", "sys_exit_openat", "sys_exit_read", "sys_exit_write", "sys_exit_close",
+    "sys_exit_newfstatat", "sys_exit_clone", "sys_exit_execve", "sys_exit_wait4")
+
+# trace_entry context of the code that fires an event: (irq flags, preempt depth)
+D = TRACE_FLAG_IRQS_OFF
+HARDIRQ = TRACE_FLAG_HARDIRQ | TRACE_FLAG_IRQS_OFF
+NEED_RESCHED = TRACE_FLAG_NEED_RESCHED | TRACE_FLAG_PREEMPT_RESCHED  # 'N'
 
 
-BACKGROUND_TPS = ("sched_switch", "sched_waking", "sched_wakeup", "local_timer_entry",
-                  "local_timer_exit", "softirq_entry", "softirq_exit", "sys_enter", "sys_exit",
-                  "sched_process_fork", "sched_process_free", "sys_enter_openat", "sys_enter_read",
-                  "sys_enter_write", "sys_enter_close", "sys_exit_openat", "sys_exit_read",
-                  "sys_exit_write", "sys_exit_close")
+def jiffies_of(ns: int) -> int:
+    return (INITIAL_JIFFIES + ns // TICK_NS) & 0xFFFFFFFFFFFFFFFF
+
+
+def wheel_bucket(expires: int, clk: int) -> tuple[int, int]:
+    """calc_wheel_index(): (bucket_expiry, idx) of a timer-wheel timer (levels 0-2)."""
+    delta = expires - clk
+    lvl = 0 if delta < 63 else 1 if delta < 504 else 2
+    shift = 3 * lvl
+    e = (expires >> shift) + 1
+    return e << shift, lvl * 64 + (e & 63)
 
 
 class Workload:
@@ -96,23 +192,39 @@ class Workload:
         self.last_ns = kernel.boot_clock.ns()
         self._idx: dict[str, int] = {}
         self.kthreads: list[Task] = []
+        self.kthread_cpu: dict[int, int | None] = {}
         for comm, pid, cpu in KTHREADS:
             t = kernel.sched.task(pid, comm, kthread=True)
-            t.prio = 120 if not comm.startswith("rcu") else 120
+            t.prio = 120
             if cpu is not None and cpu >= kernel.nr_cpus:
                 continue
             self.kthreads.append(t)
+            self.kthread_cpu[pid] = cpu
+        self.rcu = kernel.sched.task(18, "rcu_preempt", kthread=True)
         self.shell = kernel.sched.task(168, "sh")
         self.children: list[Task] = []
         self.enabled = True
         self.ticks = 0
         self.stacks: dict[int, list[int]] = {}
+        self._tps: list[Any] | None = None
+        self._tpc: dict[str, Any] = {}
+        self._sites: dict[str, int] = {}
         self.calls = 0
         self.cur_name = "null"
         self.cur_count = 0
         self.cur_ret = 0
         self.cur_file = self.cur_dentry = 0
         self.user_buf = 0
+        n = kernel.nr_cpus
+        # scheduling state the tracepoints report
+        self.task_cpu: dict[int, int] = {}        # pid -> CPU it last ran on
+        self.run_start: dict[int, int] = {}       # pid -> ns it was switched in
+        self.host: list[Task | None] = [None] * n  # host task running on a CPU since a request
+        self.host_tick = [0] * n                   # tick of that task's last request
+        self.asleep: set[int] = set()              # host pids switched out asleep
+        self.raised = [0] * n                      # pending softirq bits per CPU
+        self.obj = 0xFFFF888104000000              # slab objects handed out
+        self.parent_of: dict[int, int] = {}        # host pid -> parent pid
 
     # ------------------------------------------------------------------ call sites
     def _index(self, name: str) -> int:
@@ -122,6 +234,21 @@ class Workload:
             idx = -1 if i is None else i
             self._idx[name] = idx
         return idx
+
+    def site(self, name: str) -> int:
+        """A return address inside ``name`` (a call site of it: ``_RET_IP_``)."""
+        addr = self._sites.get(name)
+        if addr is None:
+            ks = self.k.kallsyms
+            base = ks.addr_of(name) or 0
+            r = ks.lookup_addr(base) if base else None
+            size = r[2] if r else 0x40
+            addr = base + 0x10 + zlib.crc32(name.encode()) % max(1, size - 0x18) if base else 0
+            self._sites[name] = addr
+        return addr
+
+    def sym(self, name: str) -> int:
+        return self.k.kallsyms.addr_of(name) or 0
 
     def args_for(self, name: str) -> tuple[int, ...]:
         """The argument registers of a call of ``name`` in the current context."""
@@ -134,16 +261,11 @@ class Workload:
         stack = self.stacks.setdefault(id(k.sched.current), [])
         stack.append(k.kallsyms.addrs[idx] + 0x20)
         ft = k.ftrace
-        kp = self.kprobes
-        bp = kp is not None and idx in kp.bp_funcs
-        if ft.site_func[idx] is None and not bp:
+        if ft.site_func[idx] is None:
             return None
         regs = Regs(self.args_for(name), stack=tuple(reversed(stack[-8:])))
         regs.ip = k.kallsyms.addrs[idx]
-        token = ft.func_entry(idx, pip, regs)
-        if bp:  # int3 kprobes inside the function body fire after the ftrace site
-            kp.breakpoint_hit(idx, pip, regs)
-        return token
+        return ft.func_entry(idx, pip, regs)
 
     def _exit(self, idx: int, name: str, token: Any) -> None:
         k = self.k
@@ -176,12 +298,12 @@ class Workload:
             self.call(kid, name)
         self._exit(idx, name, token)
 
-    def enter_chain(self, names: tuple[str, ...]) -> list[tuple[int, str, Any]]:
+    def enter_chain(self, names: tuple[str, ...], parent: str | None = None
+                    ) -> list[tuple[int, str, Any]]:
         """Enter nested functions without returning (the syscall is in progress)."""
         frames: list[tuple[int, str, Any]] = []
         if getattr(self.k, "ftrace", None) is None:
             return frames
-        parent = None
         for name in names:
             idx = self._index(name)
             if idx < 0:
@@ -196,23 +318,84 @@ class Workload:
         for idx, name, token in reversed(frames):
             self._exit(idx, name, token)
 
+    # ------------------------------------------------------------------ tracepoints
     def tp(self, name: str) -> Any:
-        ev = getattr(self.k, "events", None)
-        if ev is None:
-            return None
-        tp = ev.tracepoint(name)
+        """The tracepoint ``name`` when something is attached to it, else None."""
+        tp = self._tpc.get(name, False)
+        if tp is False:
+            ev = getattr(self.k, "events", None)
+            if ev is None:
+                return None
+            tp = ev.tracepoint(name)
+            self._tpc[name] = tp
         return tp if tp is not None and tp.enabled else None
+
+    def emit(self, name: str, *values: Any) -> None:
+        """trace_NAME(...) in the current context."""
+        tp = self.tp(name)
+        if tp:
+            tp.fire(*values)
+
+    def emit_ctx(self, flags: int, depth: int, name: str, *values: Any) -> None:
+        """trace_NAME(...) under extra locks/irq state: the record's flags and preempt
+        depth are those of the tracepoint's call site."""
+        tp = self.tp(name)
+        if tp:
+            sched = self.k.sched
+            saved = sched.irq_flags, sched.preempt_count
+            sched.irq_flags = flags | (saved[0] & (TRACE_FLAG_HARDIRQ | TRACE_FLAG_SOFTIRQ))
+            sched.preempt_count = depth
+            try:
+                tp.fire(*values)
+            finally:
+                sched.irq_flags, sched.preempt_count = saved
+
+    def _base(self) -> int:
+        """Preempt depth of the running task: the idle loop runs with preemption off."""
+        sched = self.k.sched
+        return 1 if sched.current is sched.idle[sched.cpu] else 0
+
+    def alloc_obj(self, size: int) -> int:
+        self.obj += (size + 63) & ~63
+        if self.obj > 0xFFFF888140000000:
+            self.obj = 0xFFFF888104000000
+        return self.obj
+
+    def cache_alloc(self, cache: str, caller: str, ptr: int = 0) -> int:
+        """kmem_cache_alloc(cachep) called from ``caller``: the object's address."""
+        size, slab, gfp, acct = CACHES[cache]
+        ptr = ptr or self.alloc_obj(slab)
+        self.emit("kmem_cache_alloc", self.site(caller), ptr, size, slab, gfp, -1, acct)
+        return ptr
+
+    def cache_free(self, cache: str, caller: str, ptr: int) -> None:
+        self.emit("kmem_cache_free", self.site(caller), ptr, cache)
+
+    def kmalloc(self, caller: str, size: int, gfp: int = GFP_KERNEL) -> int:
+        alloc = max(8, 1 << (size - 1).bit_length())
+        ptr = self.alloc_obj(alloc)
+        self.emit("kmalloc", self.site(caller), ptr, size, alloc, gfp, -1)
+        return ptr
+
+    def kfree(self, caller: str, ptr: int) -> None:
+        self.emit("kfree", self.site(caller), ptr)
+
+    def page_alloc(self, gfp: int, migratetype: int) -> None:
+        if self.tp("mm_page_alloc"):
+            self.emit("mm_page_alloc", 0x100000 + self.rng.randrange(0x3FFFF), 0, gfp, migratetype)
 
     # ------------------------------------------------------------------ syscalls
     def syscall_begin(self, op: str, args: tuple[int, ...] = (), name: str = "",
                       count: int = 0) -> list[tuple[int, str, Any]]:
         """Entry of a syscall in the current task: tracepoints, then its call chain."""
-        if self.quiet():
-            return []  # nothing attached: the path would leave no trace, skip it
         self.cur_name = name or "null"
         self.cur_count = count
         self.cur_file, self.cur_dentry = self.k.mem.file_object(self.cur_name)
         nr = SYSCALL_NR.get(op, 0)
+        if not args:
+            args = SYSCALL_ARGS.get(op, ())
+            if count and op in ("read", "write", "getdents64"):
+                args = (*args[:2], count)
         tp = self.tp("sys_enter")
         if tp:
             a = (list(args) + [0] * 6)[:6]
@@ -225,11 +408,17 @@ class Workload:
         parent = chain[-1] if chain else None
         for leaf in SYSCALL_LEAVES.get(op, ()):
             self.call(leaf, parent)
+        if op in ("openat", "newfstatat", "mkdir", "rmdir"):
+            # getname_flags() copies the path into a names_cache buffer; putname() frees it
+            names = self.cache_alloc("names_cache", "getname_flags")
+            if op == "openat":
+                self.cache_alloc("filp", "alloc_empty_file", self.cur_file)
+            self.cache_free("names_cache", "putname", names)
         return frames
 
-    def syscall_end(self, op: str, frames: list[tuple[int, str, Any]], ret: int = 0) -> None:
-        if not frames and self.quiet():
-            return
+    def syscall_end(self, op: str, frames: list[tuple[int, str, Any]], ret: int | None = None) -> None:
+        if ret is None:
+            ret = 3 if op == "openat" else self.cur_count if op in ("read", "write") else 0
         self.cur_ret = ret
         if op == "close":
             self.call(("__fput", "dput"), "fput")
@@ -241,9 +430,17 @@ class Workload:
         tp = self.tp("sys_exit")
         if tp:
             tp.fire(nr, ret)
+        if op == "close":
+            # the last fput() defers __fput() to task_work: it runs on the way to user space
+            self.cache_free("filp", "__fput", self.cur_file)
+
+    def syscall(self, op: str, args: tuple[int, ...] = (), name: str = "", count: int = 0,
+                ret: int | None = None) -> None:
+        self.syscall_end(op, self.syscall_begin(op, args, name, count), ret)
 
     # ------------------------------------------------------------------ scheduling
     def switch(self, cpu: int, nxt: Task, prev_state: int = 0) -> None:
+        """__schedule() on ``cpu``: the current task gives the CPU to ``nxt``."""
         k = self.k
         sched = k.sched
         prev = sched.curr[cpu]
@@ -251,134 +448,425 @@ class Workload:
             return
         sched.run_on(cpu)
         self.call(SCHEDULE)
+        now = 0
+        if prev.pid and self.tp("sched_stat_runtime"):
+            now = k.boot_clock.ns()
+            ran = now - self.run_start.get(prev.pid, now)
+            runtime = ran if ran > 20_000 else ran + 6_000 + self.rng.randrange(40_000)
+            self.emit_ctx(D, 2, "sched_stat_runtime", prev.comm, prev.pid, runtime)
         tracing = k.trace
         tracing.record_task(prev)
         tracing.record_task(nxt)
-        tp = self.tp("sched_switch")
-        if tp:
-            tp.fire(prev.comm, prev.pid, prev.prio, prev_state, nxt.comm, nxt.pid, nxt.prio)
+        self.emit_ctx(D, 2, "sched_switch", prev.comm, prev.pid, prev.prio, prev_state,
+                      nxt.comm, nxt.pid, nxt.prio)
         fg = getattr(k, "fgraph", None)
         if fg is not None:
             fg.probe_sched_switch(prev, nxt)
         sched.set_current(cpu, nxt)
+        if nxt.pid:
+            self.task_cpu[nxt.pid] = cpu
+            if now or self.tp("sched_stat_runtime"):
+                self.run_start[nxt.pid] = now or k.boot_clock.ns()
+        if prev is self.host[cpu]:
+            self.host[cpu] = None
+            if prev_state not in (STATE_RUNNING, STATE_PREEMPTED, STATE_Z):
+                self.asleep.add(prev.pid)
 
     def wakeup(self, cpu: int, task: Task) -> None:
+        """try_to_wake_up(task) from the code running on ``cpu``, onto ``cpu``."""
         self.k.sched.run_on(cpu)
-        tp = self.tp("sched_waking")
-        if tp:
-            tp.fire(task.comm, task.pid, task.prio, cpu)
+        base = self._base()
+        self.emit_ctx(D, base + 2, "sched_waking", task.comm, task.pid, task.prio, cpu)
         self.call(WAKEUP)
-        tp = self.tp("sched_wakeup")
-        if tp:
-            tp.fire(task.comm, task.pid, task.prio, cpu)
+        last = self.task_cpu.get(task.pid)
+        if task.pid and last is not None and last != cpu:
+            self.emit_ctx(D, base + 2, "sched_migrate_task", task.comm, task.pid, task.prio, last, cpu)
+        self.task_cpu[task.pid] = cpu
+        # the woken task preempts idle: need-resched is set when the wakeup is traced
+        resched = NEED_RESCHED if self.k.sched.curr[cpu].pid == 0 else 0
+        self.emit_ctx(D | resched, base + 3, "sched_wakeup", task.comm, task.pid, task.prio, cpu)
+        self.asleep.discard(task.pid)
+
+    def wakeup_new(self, cpu: int, task: Task) -> None:
+        """wake_up_new_task(): the forked child is put on ``cpu``'s run queue."""
+        self.task_cpu[task.pid] = cpu
+        self.emit_ctx(D, self._base() + 2, "sched_wakeup_new", task.comm, task.pid, task.prio, cpu)
+
+    def run_task(self, cpu: int, task: Task) -> None:
+        """A host task's request starts on ``cpu``: the scheduler gave it the CPU
+        (woken first when it had blocked), unless it is already running there."""
+        sched = self.k.sched
+        if not self.enabled or task.pid <= 0:
+            sched.set_current(cpu, task)
+            return
+        for c, t in enumerate(self.host):
+            if t is task and c != cpu:     # it moved: it blocked on the other CPU
+                self._host_off(c, STATE_S)
+        if self.host[cpu] is not task:
+            if self.host[cpu] is not None:
+                self._host_off(cpu, STATE_S)
+            sched.set_current(cpu, sched.idle[cpu])
+            if task.pid in self.asleep:
+                self.wakeup(cpu, task)
+            self.emit_ctx(D, 1, "cpu_idle", PWR_EVENT_EXIT, cpu)
+            self.switch(cpu, task)
+            self.host[cpu] = task
+        self.host_tick[cpu] = self.ticks
+        sched.set_current(cpu, task)
+
+    def _host_off(self, cpu: int, state: int) -> None:
+        """The host task running on ``cpu`` blocks (or exits): the CPU goes idle."""
+        task = self.host[cpu]
+        if task is None:
+            return
+        sched = self.k.sched
+        saved = sched.cpu, sched.current
+        sched.set_current(cpu, task)
+        self.switch(cpu, sched.idle[cpu], prev_state=state)
+        self.emit_ctx(D, 1, "cpu_idle", 1, cpu)
+        self.host[cpu] = None
+        sched.set_current(cpu, sched.idle[cpu])
+        if saved[0] != cpu:
+            sched.cpu, sched.current = saved
 
     # ------------------------------------------------------------------ ticks
     def quiet(self) -> bool:
-        """Nothing attached anywhere: no ftrace site and no tracepoint is live, so the
-        background and the syscall paths would leave no trace and can be skipped (an
-        idle machine with tracing off costs nothing observable)."""
+        """Nothing attached anywhere the background passes: the tick can be skipped,
+        as an idle machine with tracing off costs nothing observable."""
         k = self.k
         ft = getattr(k, "ftrace", None)
         if ft is not None and ft.nr_active:
             return False
-        kp = self.kprobes
-        if kp is not None and kp.nr_bp_armed:
-            return False
-        ev = getattr(k, "events", None)
-        return ev is None or not ev.nr_enabled_tps
+        tps = self._tps
+        if tps is None:
+            ev = getattr(k, "events", None)
+            tps = []
+            if ev is not None:
+                for name in BACKGROUND_TPS:
+                    tp = ev.tracepoint(name)
+                    if tp is not None:
+                        tps.append(tp)
+            self._tps = tps
+        return not any(tp.enabled for tp in tps)
 
     def tick(self, cpu: int) -> None:
         k = self.k
         sched = k.sched
         saved = (sched.cpu, sched.current, sched.irq_flags, sched.preempt_count)
         sched.run_on(cpu)
-        sched.irq_flags = TRACE_FLAG_HARDIRQ | TRACE_FLAG_IRQS_OFF
-        sched.preempt_count = 1  # trace_entry byte: depth 1 in the handler
-        tp = self.tp("local_timer_entry")
-        if tp:
-            tp.fire(236)
-        self.call(TIMER_IRQ)
-        tp = self.tp("local_timer_exit")
-        if tp:
-            tp.fire(236)
-        sched.irq_flags = TRACE_FLAG_SOFTIRQ
-        sched.preempt_count = 0
-        for vec in (1, 9):  # TIMER_SOFTIRQ, RCU_SOFTIRQ
-            tp = self.tp("softirq_entry")
-            if tp:
-                tp.fire(vec)
-            self.call(SOFTIRQ if vec == 1 else "rcu_core")
-            tp = self.tp("softirq_exit")
-            if tp:
-                tp.fire(vec)
-        sched.irq_flags, sched.preempt_count = 0, 0
-        # now and then a kworker runs a work item, or the shell runs a child
+        host = self.host[cpu]
+        if host is not None and self.ticks - self.host_tick[cpu] >= HOST_TICKS:
+            self._host_off(cpu, STATE_S)    # no request for a while: it blocked
+        elif host is not None:
+            sched.set_current(cpu, host)    # interrupted in user space
+        cur = sched.current
+        idle = cur is sched.idle[cpu]
+        base = 1 if idle else 0
+        now = k.boot_clock.ns()
+        jiffies = jiffies_of(now)
+        # ---- hardirq: the local APIC timer
+        sched.irq_flags = HARDIRQ
+        sched.preempt_count = base
+        self.emit("local_timer_entry", TIMER_VECTOR)
+        frames = self.enter_chain(("__sysvec_apic_timer_interrupt", "hrtimer_interrupt"))
+        tick_timer = PCPU_BASE + cpu * PCPU_STRIDE + TICK_SCHED_TIMER
+        nohz = self.sym("tick_nohz_handler")
+        self.emit_ctx(HARDIRQ, base + 1, "hrtimer_cancel", tick_timer)
+        inner = self.enter_chain(("__hrtimer_run_queues",), "hrtimer_interrupt")
+        self.emit("hrtimer_expire_entry", tick_timer, now, nohz)
+        upt = self.enter_chain(("tick_nohz_handler", "update_process_times"), "__hrtimer_run_queues")
+        self.call("account_process_tick", "update_process_times")
         r = self.rng.random()
-        if r < 0.25 and self.kthreads:
-            kt = self.rng.choice(self.kthreads)
-            idle = sched.idle[cpu]
-            self.wakeup(cpu, kt)
-            self.switch(cpu, kt)
-            sched.set_current(cpu, kt)
-            self.call(WORK)
-            self.switch(cpu, idle, prev_state=1)
-        elif r < 0.35:
+        kt = self._timer_task(cpu, r)
+        vecs = [1]                                       # run_local_timers(): TIMER_SOFTIRQ
+        self.emit("softirq_raise", 1)
+        self.call("rcu_sched_clock_irq", "update_process_times")
+        if kt is self.rcu or self.ticks % 2 == 0:
+            vecs.append(9)                               # rcu_sched_clock_irq(): RCU_SOFTIRQ
+            self.emit("softirq_raise", 9)
+        sched_tick = self.enter_chain(("sched_tick",), "update_process_times")
+        if not idle:
+            runtime = TICK_NS - self.rng.randrange(TICK_NS // 4)
+            self.emit_ctx(HARDIRQ, base + 1, "sched_stat_runtime", cur.comm, cur.pid, runtime)
+        self.leave_chain(sched_tick)
+        self.leave_chain(upt)
+        self.emit("hrtimer_expire_exit", tick_timer)
+        expires = (now // TICK_NS + 1) * TICK_NS
+        self.emit_ctx(HARDIRQ, base + 1, "hrtimer_start", tick_timer, nohz, expires, expires,
+                      HRTIMER_MODE_ABS, 0)
+        self.leave_chain(inner)
+        self.call("_raw_spin_lock", "hrtimer_interrupt")
+        self.call("_raw_spin_unlock", "hrtimer_interrupt")
+        self.leave_chain(frames)
+        self.emit("local_timer_exit", TIMER_VECTOR)
+        if r > 0.97:
+            # a virtio-net receive interrupt: NET_RX work for the softirq
+            self.emit("irq_handler_entry", NET_IRQ, NET_IRQ_NAME)
+            self.emit_ctx(HARDIRQ, base, "softirq_raise", 3)
+            self.emit("irq_handler_exit", NET_IRQ, 1)
+            vecs.insert(0, 3)
+        # ---- softirqs on the way out of the interrupt
+        sched.irq_flags = TRACE_FLAG_SOFTIRQ
+        sched.preempt_count = base
+        woken: Task | None = None
+        for vec in vecs:
+            self.emit("softirq_entry", vec)
+            if vec == 1:
+                self.call(SOFTIRQ)
+                if kt is not None:
+                    woken = kt
+                    self._expire_timer(cpu, kt, jiffies, base)
+            elif vec == 9:
+                self.call("rcu_core")
+            else:
+                self.call("net_rx_action")
+            self.emit("softirq_exit", vec)
+        sched.irq_flags, sched.preempt_count = 0, 0
+        if idle:
+            self.emit_ctx(D, 1, "cpu_idle", PWR_EVENT_EXIT, cpu)
+        # ---- the woken kthread runs, or the shell runs a child
+        if woken is not None:
+            self._run_kthread(cpu, woken, jiffies)
+        elif r < 0.35 and self.rng.random() < 0.4 and self.host[cpu] is None:
             self.run_child(cpu)
+        if sched.curr[cpu] is sched.idle[cpu]:
+            self.emit_ctx(D, 1, "cpu_idle", 1, cpu)
         sched.cpu, sched.current, sched.irq_flags, sched.preempt_count = saved
 
+    def _timer_task(self, cpu: int, r: float) -> Task | None:
+        """The kthread whose timer expires in this tick on ``cpu``, if any: the RCU
+        grace-period kthread every other jiffy, now and then a kworker or kcompactd."""
+        if self.rcu in self.kthreads and self.ticks % 2 == 1 and \
+                cpu == (self.ticks // 2) % self.k.nr_cpus:
+            return self.rcu
+        if r < 0.2:
+            cands = [t for t in self.kthreads if t is not self.rcu
+                     and self.kthread_cpu.get(t.pid) in (None, cpu) and not t.comm.startswith("ksoftirqd")]
+            if cands:
+                return self.rng.choice(cands)
+        return None
+
+    def _work_of(self, kt: Task, cpu: int) -> tuple[int, str, str, int, int]:
+        """(work struct, function, workqueue, req_cpu, pool cpu) a kworker runs."""
+        if self.kthread_cpu.get(kt.pid) is None:
+            return MEMCG_FLUSH_WORK, "flush_memcg_stats_dwork", "events_unbound", NR_CPUS, -1
+        work = PCPU_BASE + cpu * PCPU_STRIDE + VMSTAT_WORK
+        return work, "vmstat_update", "mm_percpu_wq", cpu, cpu
+
+    def _expire_timer(self, cpu: int, kt: Task, jiffies: int, base: int) -> None:
+        """expire_timers() in the timer softirq: the timer of ``kt`` runs."""
+        worker = kt.comm.startswith("kworker")
+        if worker:
+            work, fn, wq, req_cpu, pool_cpu = self._work_of(kt, cpu)
+            timer, tfn = work + 0x20, "delayed_work_timer_fn"
+        else:
+            timer, tfn = KTHREAD_STACK + kt.pid * 0x4000 + 0x3D60, "process_timeout"
+        tfn_addr = self.sym(tfn)
+        self.emit_ctx(D, base + 1, "timer_cancel", timer)
+        self.emit("timer_expire_entry", timer, jiffies, tfn_addr, jiffies)
+        if worker:
+            self.emit_ctx(D, base + 1, "workqueue_queue_work", work, self.sym(fn), wq, req_cpu, pool_cpu)
+            self.emit_ctx(D, base + 1, "workqueue_activate_work", work, self.sym(fn))
+        self.wakeup(cpu, kt)
+        self.emit("timer_expire_exit", timer)
+
+    def _run_kthread(self, cpu: int, kt: Task, jiffies: int) -> None:
+        sched = self.k.sched
+        host = self.host[cpu]
+        prev = sched.curr[cpu]
+        self.switch(cpu, kt, prev_state=STATE_PREEMPTED if prev.pid else STATE_RUNNING)
+        sched.set_current(cpu, kt)
+        state = STATE_S
+        if kt.comm.startswith("kworker"):
+            work, fn, wq, req_cpu, _ = self._work_of(kt, cpu)
+            fn_addr = self.sym(fn)
+            self.emit("workqueue_execute_start", work, fn_addr)
+            self.call(WORK)
+            # the work re-arms itself: queue_delayed_work() → add_timer()
+            timer = work + 0x20
+            expires = jiffies + HZ
+            bucket, idx = wheel_bucket(expires, jiffies)
+            flags = cpu | TIMER_DEFERRABLE | TIMER_IRQSAFE | (TIMER_PINNED if req_cpu != NR_CPUS else 0)
+            self.emit_ctx(D, 1, "timer_start", timer, self.sym("delayed_work_timer_fn"), expires,
+                          bucket, jiffies, flags | idx << 22)
+            self.emit("workqueue_execute_end", work, fn_addr)
+            state = STATE_I
+        else:
+            # schedule_timeout(): an on-stack timer that wakes the thread again
+            timer = KTHREAD_STACK + kt.pid * 0x4000 + 0x3D60
+            delay = 2 if kt is self.rcu else HZ // 2
+            expires = jiffies + delay
+            bucket, idx = wheel_bucket(expires, jiffies)
+            self.emit("timer_init", timer)
+            self.emit_ctx(D, 1, "timer_start", timer, self.sym("process_timeout"), expires, bucket,
+                          jiffies, cpu | idx << 22)
+            if kt is self.rcu:
+                state = STATE_I
+        if host is not None and prev is host:
+            self.switch(cpu, host, prev_state=state)   # the preempted host task resumes
+            self.host[cpu] = host
+        else:
+            self.switch(cpu, sched.idle[cpu], prev_state=state)
+
     def run_child(self, cpu: int) -> None:
-        """The shell runs ``cat``/``ls``: fork, a few syscalls, exit."""
+        """The shell runs ``cat``/``ls``: fork, exec, a few syscalls, exit, reaped."""
         k = self.k
         sched = k.sched
-        comm = self.rng.choice(("cat", "ls", "sleep", "seq"))
-        child = sched.task(sched.alloc_pid(), comm)
-        child.tgid = child.pid
+        comm, path = self.rng.choice(CHILD_PROGRAMS)
+        shell = self.shell
         idle = sched.idle[cpu]
-        self.switch(cpu, self.shell)
-        frames = self.syscall_begin("clone")
-        self.fork(self.shell, child)
-        self.syscall_end("clone", frames, child.pid)
-        self.switch(cpu, child, prev_state=1)
-        for op, name in (("openat", comm), ("read", comm), ("read", comm), ("write", "pts"),
-                         ("close", comm)):
-            frames = self.syscall_begin(op, (3, 0x7FFC0000, 4096), name=name, count=4096)
-            self.syscall_end(op, frames, 0)
-        self.switch(cpu, idle, prev_state=0x80)  # TASK_DEAD after exit
+        # the shell wakes up and forks
+        self.wakeup(cpu, shell)
+        self.switch(cpu, shell)
+        child = sched.task(sched.alloc_pid(), shell.comm)
+        child.tgid = child.pid
+        self.clone(cpu, shell, child)
+        frames = self.syscall_begin("wait4")
+        self.emit("sched_process_wait", shell.comm, 0, shell.prio)
+        self.switch(cpu, child, prev_state=STATE_S)   # the shell waits for it
+        self.execve(child, comm, path)
+        for op, name in (("openat", f"/usr/share/{comm}"), ("newfstatat", comm), ("read", comm),
+                         ("read", comm), ("write", "stdout"), ("close", comm)):
+            self.syscall(op, name=name, count=4096 if op == "read" else 64 if op == "write" else 0)
+        self.exit_task(cpu, child, parent=shell)
+        # the shell returns from wait4() with the child reaped, handles SIGCHLD, sleeps
+        self.syscall_end("wait4", frames, ret=child.pid)
+        self.emit_ctx(D, 1, "signal_deliver", SIGCHLD, 0, CLD_EXITED, 0x55D1E7B6E1A0, 0x14000000)
         self.exit(child)
+        self.switch(cpu, idle, prev_state=STATE_S)
 
-    @property
-    def kprobes(self) -> Any:
-        return getattr(self.k, "kprobes", None)
+    def clone(self, cpu: int, parent: Task, child: Task, flags: int = CLONE_FLAGS,
+              target: int | None = None) -> None:
+        """clone(): copy_process() and the new task's first wakeup, in ``parent``."""
+        frames = self.syscall_begin("clone", (flags, 0, 0, 0x7F3A5C1D5A10, 0))
+        self.cache_alloc("task_struct", "copy_process")
+        self.emit("task_newtask", child.pid, child.comm, flags, 0)
+        self.fork(parent, child)
+        self.wakeup_new(cpu if target is None else target, child)
+        self.syscall_end("clone", frames, ret=child.pid)
+
+    def execve(self, task: Task, comm: str, path: str) -> None:
+        """execve() in ``task``: a new mm, the comm change, the exec event."""
+        frames = self.syscall_begin("execve", name=path)
+        self.cache_alloc("mm_struct", "mm_alloc")
+        self.emit("sched_prepare_exec", path, path, task.pid, task.comm)
+        old = task.comm
+        task.comm = comm[:15]
+        self.emit_ctx(0, 1, "task_rename", task.pid, old, task.comm, 0)
+        self.k.trace.record_task(task)
+        self.emit("sched_process_exec", path, task.pid, task.pid)
+        self.syscall_end("execve", frames, ret=0)
+        for _ in range(2):   # the first page faults of the new image
+            self.page_alloc(GFP_HIGHUSER_MOVABLE | __GFP_ZERO, 1)
+
+    def exit_task(self, cpu: int, task: Task, parent: Task | None = None) -> None:
+        """exit_group() in ``task`` (current on ``cpu``): do_exit(), the parent's
+        SIGCHLD and wakeup, the last switch (to the parent when it was woken here)."""
+        frames = self.syscall_begin("exit_group")
+        self.emit("sched_process_exit", task.comm, task.pid, task.prio)
+        if parent is not None:
+            for c, t in enumerate(self.host):
+                if t is parent:            # it was blocked in wait4() all along
+                    self._host_off(c, STATE_S)
+                    self.k.sched.set_current(cpu, task)
+            self.emit_ctx(D, 2, "signal_generate", SIGCHLD, 0, CLD_EXITED, parent.comm, parent.pid, 1, 0)
+            self.wakeup(cpu, parent)
+        self.leave_chain(frames)
+        nxt = parent if parent is not None and self.task_cpu.get(parent.pid) == cpu \
+            else self.k.sched.idle[cpu]
+        if self.host[cpu] is task:
+            self.host[cpu] = None
+        self.switch(cpu, nxt, prev_state=STATE_Z)
 
     def fork(self, parent: Task, child: Task) -> None:
-        """kernel_clone() → copy_process(): fork tracepoint and follow-fork hooks."""
+        """copy_process(): fork tracepoint and the pid-list follow-fork hooks."""
         k = self.k
-        self.call(FORK)
-        tp = self.tp("sched_process_fork")
-        if tp:
-            tp.fire(parent.comm, parent.pid, child.comm, child.pid)
+        self.emit("sched_process_fork", parent.comm, parent.pid, child.comm, child.pid)
         ft = getattr(k, "ftrace", None)
-        ev = getattr(k, "events", None)
-        for tr in k.trace.all_arrays():
-            if ft is not None:
+        if ft is not None:
+            for tr in k.trace.all_arrays():
                 ft.sched_process_fork(tr, parent, child)
-            if ev is not None and hasattr(ev, "sched_process_fork"):
-                ev.sched_process_fork(tr, parent, child)
+        ev = getattr(k, "events", None)
+        if ev is not None:
+            ev.on_fork(parent.pid, child.pid)
 
     def exit(self, task: Task) -> None:
+        """delayed_put_task_struct(): sched_process_free (an RCU callback) and the
+        pid-list hooks registered on it."""
         k = self.k
-        tp = self.tp("sched_process_free")
-        if tp:
-            tp.fire(task.comm, task.pid, task.prio)
+        sched = k.sched
+        saved = sched.irq_flags, sched.preempt_count
+        sched.irq_flags, sched.preempt_count = TRACE_FLAG_SOFTIRQ, self._base()
+        self.emit("sched_process_free", task.comm, task.pid, task.prio)
+        sched.irq_flags, sched.preempt_count = saved
         ft = getattr(k, "ftrace", None)
-        ev = getattr(k, "events", None)
-        for tr in k.trace.all_arrays():
-            if ft is not None:
+        if ft is not None:
+            for tr in k.trace.all_arrays():
                 ft.sched_process_free(tr, task)
-            if ev is not None and hasattr(ev, "sched_process_free"):
-                ev.sched_process_free(tr, task)
+        ev = getattr(k, "events", None)
+        if ev is not None:
+            ev.on_exit(task.pid)
         self.stacks.pop(id(task), None)
+        self.task_cpu.pop(task.pid, None)
+        self.run_start.pop(task.pid, None)
+        self.asleep.discard(task.pid)
         k.sched.tasks.pop(task.pid, None)
+
+    # ------------------------------------------------------------------ host processes
+    def host_spawn(self, parent_pid: int, parent_comm: str, pid: int, comm: str, cpu: int,
+                   exe: str | None = None, alive: bool = True, thread: bool = False) -> None:
+        """A host process forked ``pid`` (seen by the adapter): the clone in the
+        parent, the exec when its comm changed, its exit when it is already gone."""
+        if not self.enabled:
+            return
+        k = self.k
+        sched = k.sched
+        cpu %= k.nr_cpus
+        self.catch_up()
+        saved = sched.cpu, sched.current
+        parent = sched.task(parent_pid, parent_comm)
+        pcpu = next((c for c, t in enumerate(self.host) if t is parent), cpu)
+        self.run_task(pcpu, parent)
+        child = sched.task(pid, parent.comm)
+        child.tgid = parent.tgid if thread else pid
+        self.parent_of[pid] = parent_pid
+        self.clone(pcpu, parent, child, CLONE_THREAD_FLAGS if thread else CLONE_FLAGS, target=cpu)
+        self.host_tick[pcpu] = self.ticks
+        self.run_task(cpu, child)
+        if not thread and comm != parent.comm:
+            self.execve(child, comm, exe or f"/usr/bin/{comm}")
+        elif comm != child.comm:
+            child.comm = comm[:15]
+        if not alive:
+            self.host_exit(pid)
+        sched.cpu, sched.current = saved
+
+    def host_exit(self, pid: int) -> None:
+        """Host task ``pid`` exited (and was reaped): exit_group(), last switch, free."""
+        k = self.k
+        sched = k.sched
+        task = sched.tasks.get(pid)
+        if task is None or not self.enabled:
+            return
+        saved = sched.cpu, sched.current
+        cpu = next((c for c, t in enumerate(self.host) if t is task), None)
+        if cpu is None:
+            cpu = self.task_cpu.get(pid, 0) % k.nr_cpus
+            self.run_task(cpu, task)
+        sched.set_current(cpu, task)
+        ppid = self.parent_of.pop(pid, None)
+        parent = sched.tasks.get(ppid) if ppid is not None else None
+        self.exit_task(cpu, task, parent if parent is not None and parent.pid else None)
+        if sched.curr[cpu] is sched.idle[cpu]:
+            self.emit_ctx(D, 1, "cpu_idle", 1, cpu)
+        else:
+            self.host[cpu] = sched.curr[cpu]
+            self.host_tick[cpu] = self.ticks
+        self.exit(task)
+        if saved[1] is not task:
+            sched.cpu, sched.current = saved
+        else:
+            sched.set_current(cpu, sched.idle[cpu])
 
     def catch_up(self) -> None:
         """Run the background activity owed since the last call."""
@@ -424,7 +912,6 @@ FUNC_ARGS = {
     "ksys_read": lambda wl: (3, 0x7FFC00001000, wl.cur_count or 4096),
     "ksys_write": lambda wl: (1, 0x7FFC00001000, wl.cur_count or 4096),
     "kfree": lambda wl: (0xFFFF888100A00000,),
-    "kernel_clone": lambda wl: (0xFFFFC90000003F00,),
 }
 FUNC_RET = {
     "vfs_read": lambda wl: wl.cur_ret, "vfs_write": lambda wl: wl.cur_ret,
