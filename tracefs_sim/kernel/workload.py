@@ -116,10 +116,10 @@ NR_CPUS = 8192  # CONFIG_NR_CPUS: req_cpu of work queued on WORK_CPU_UNBOUND
 
 # gfp flags (include/linux/gfp_types.h, 6.12 bit numbers)
 GFP_KERNEL = 0xCC0
-__GFP_ZERO = 0x100
-__GFP_COMP = 0x40000
-__GFP_ACCOUNT = 0x400000
-GFP_KERNEL_ACCOUNT = GFP_KERNEL | __GFP_ACCOUNT
+GFP_ZERO = 0x100
+GFP_COMP = 0x40000
+GFP_ACCOUNT = 0x400000
+GFP_KERNEL_ACCOUNT = GFP_KERNEL | GFP_ACCOUNT
 GFP_HIGHUSER_MOVABLE = 0x100CCA
 # timer flags (include/linux/timer.h)
 TIMER_DEFERRABLE = 0x80000
@@ -143,9 +143,9 @@ KTHREADS = (("rcu_preempt", 18, None), ("ksoftirqd/0", 17, 0), ("ksoftirqd/1", 2
 CHILD_PROGRAMS = (("cat", "/usr/bin/cat"), ("ls", "/usr/bin/ls"), ("sleep", "/usr/bin/sleep"),
                   ("seq", "/usr/bin/seq"))
 # slab caches of the syscall paths: (object size, slab size, gfp, accounted)
-CACHES = {"names_cache": (4096, 4096, GFP_KERNEL, 0), "filp": (232, 256, GFP_KERNEL | __GFP_ZERO, 1),
+CACHES = {"names_cache": (4096, 4096, GFP_KERNEL, 0), "filp": (232, 256, GFP_KERNEL | GFP_ZERO, 1),
           "task_struct": (13248, 13312, GFP_KERNEL, 0), "mm_struct": (1408, 1536, GFP_KERNEL, 1),
-          "seq_file": (120, 128, GFP_KERNEL | __GFP_ZERO, 0)}
+          "seq_file": (120, 128, GFP_KERNEL | GFP_ZERO, 0)}
 
 BACKGROUND_TPS = (
     "sched_switch", "sched_waking", "sched_wakeup", "sched_wakeup_new", "sched_migrate_task",
@@ -416,9 +416,7 @@ class Workload:
             self.cache_free("names_cache", "putname", names)
         return frames
 
-    def syscall_end(self, op: str, frames: list[tuple[int, str, Any]], ret: int | None = None) -> None:
-        if ret is None:
-            ret = 3 if op == "openat" else self.cur_count if op in ("read", "write") else 0
+    def syscall_end(self, op: str, frames: list[tuple[int, str, Any]], ret: int = 0) -> None:
         self.cur_ret = ret
         if op == "close":
             self.call(("__fput", "dput"), "fput")
@@ -434,8 +432,9 @@ class Workload:
             # the last fput() defers __fput() to task_work: it runs on the way to user space
             self.cache_free("filp", "__fput", self.cur_file)
 
-    def syscall(self, op: str, args: tuple[int, ...] = (), name: str = "", count: int = 0,
-                ret: int | None = None) -> None:
+    def syscall(self, op: str, args: tuple[int, ...] = (), name: str = "", count: int = 0) -> None:
+        """A whole syscall of a simulated task, returning what it would (fd, bytes)."""
+        ret = 3 if op == "openat" else count if op in ("read", "write") else 0
         self.syscall_end(op, self.syscall_begin(op, args, name, count), ret)
 
     # ------------------------------------------------------------------ scheduling
@@ -618,6 +617,8 @@ class Workload:
                     self._expire_timer(cpu, kt, jiffies, base)
             elif vec == 9:
                 self.call("rcu_core")
+                if r < 0.1:   # a grace period ended: kfree_rcu() callbacks run
+                    self.kfree("rcu_do_batch", self.alloc_obj(64))
             else:
                 self.call("net_rx_action")
             self.emit("softirq_exit", vec)
@@ -748,16 +749,17 @@ class Workload:
     def execve(self, task: Task, comm: str, path: str) -> None:
         """execve() in ``task``: a new mm, the comm change, the exec event."""
         frames = self.syscall_begin("execve", name=path)
+        bprm = self.kmalloc("alloc_bprm", 432, GFP_KERNEL | GFP_ZERO)
         self.cache_alloc("mm_struct", "mm_alloc")
         self.emit("sched_prepare_exec", path, path, task.pid, task.comm)
         old = task.comm
         task.comm = comm[:15]
         self.emit_ctx(0, 1, "task_rename", task.pid, old, task.comm, 0)
-        self.k.trace.record_task(task)
         self.emit("sched_process_exec", path, task.pid, task.pid)
+        self.kfree("free_bprm", bprm)
         self.syscall_end("execve", frames, ret=0)
         for _ in range(2):   # the first page faults of the new image
-            self.page_alloc(GFP_HIGHUSER_MOVABLE | __GFP_ZERO, 1)
+            self.page_alloc(GFP_HIGHUSER_MOVABLE | GFP_ZERO, 1)
 
     def exit_task(self, cpu: int, task: Task, parent: Task | None = None) -> None:
         """exit_group() in ``task`` (current on ``cpu``): do_exit(), the parent's
