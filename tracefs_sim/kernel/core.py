@@ -9,6 +9,7 @@ Optional subsystems whose module is absent are skipped, so the core boots alone.
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 import random
 from collections.abc import Callable
@@ -52,6 +53,10 @@ class Kernel:
         self._sys_frames: list | None = None
         self.log: list[str] = []  # the simulated kernel log (dmesg)
         self.mem = Memory(lambda: self.btf)
+        # text addresses given to the functions of loaded Python modules (insmod)
+        self.module_syms: dict[int, tuple[str, str]] = {}
+        self._next_module_addr = 0xFFFFFFFFC1000000
+        self.modules: dict[str, Any] = {}
         self.syscall_hooks: list[Callable[[Task], None]] = []
         self.trace = Tracing(self, buffer_kb)
         register_core_printers(self.trace.output)
@@ -95,10 +100,46 @@ class Kernel:
         return addr or 0
 
     def printk(self, text: str) -> None:
-        """Append to the simulated kernel log."""
-        self.log.append(text)
+        """Append to the simulated kernel log (also logged by the mount on stderr)."""
+        sec, ns = divmod(self.boot_clock.ns(), 1_000_000_000)
+        line = f"[{sec:5d}.{ns // 1000:06d}] {text.rstrip()}"
+        self.log.append(line)
+        logging.getLogger("tracefs_sim.kernel.printk").info("%s", line)
         if len(self.log) > 10000:
             del self.log[:1000]
+
+    def module_symbol(self, func: Callable[..., Any], module: str) -> int:
+        """An address for a Python function of a loaded module, so ``%ps`` names it."""
+        for addr, (name, mod) in self.module_syms.items():
+            if name == func.__name__ and mod == module:
+                return addr
+        addr = self._next_module_addr
+        self._next_module_addr += 0x100
+        self.module_syms[addr] = (func.__name__, module)
+        return addr
+
+    def insmod(self, path: str, **params: str) -> Any:
+        """Load a Python file as a kernel module: import it and call its
+        ``init_module(kernel, **params)`` (a non-zero return fails the load)."""
+        import importlib.util
+        import os.path
+
+        name = os.path.splitext(os.path.basename(path))[0]
+        spec = importlib.util.spec_from_file_location(f"tracefs_sim_module_{name}", path)
+        if spec is None or spec.loader is None:
+            raise OSError(f"cannot load {path}")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        ret = module.init_module(self, **params) if hasattr(module, "init_module") else 0
+        if ret:
+            raise OSError(f"{name}: init_module returned {ret}")
+        self.modules[name] = module
+        return module
+
+    def rmmod(self, name: str) -> None:
+        module = self.modules.pop(name)
+        if hasattr(module, "cleanup_module"):
+            module.cleanup_module(self)
 
     # ------------------------------------------------------------------ syscall context
     def syscall_enter(self, pid: int, comm: str, cpu: int, uid: int = 0, op: str = "",
@@ -115,7 +156,11 @@ class Kernel:
         task = sched.task(pid, comm)
         task.uid = uid
         cpu %= self.nr_cpus
-        sched.set_current(cpu, task)
+        run_task = getattr(wl, "run_task", None)
+        if run_task is not None:
+            run_task(cpu, task)  # scheduled in (a sched_switch) unless it already ran there
+        else:
+            sched.set_current(cpu, task)
         tracing = self.trace
         if tracing.cmdline_ref:
             tracing.record_task(task)

@@ -501,6 +501,25 @@ class Tracing:
         tr.event_commit(cpu)
         return cnt
 
+    def trace_printk(self, text: str, ip: int = 0) -> bool:
+        """trace_printk(): a TRACE_PRINT entry in the instance that owns trace_printk
+        output (``printk_trace``), from the caller's context; ``ip`` names the caller."""
+        tr = self.printk_trace
+        if not tr.flags & ITER_PRINTK:
+            return False
+        data = text.encode("utf-8", "replace")[:TRACE_MARKER_MAX_SIZE]
+        cpu = self.kernel.sched.cpu
+        off = tr.event_reserve(cpu, TRACE_PRINT, _PRINT_HDR.size + len(data) + 2)
+        if off < 0:
+            return False
+        buf = tr.event_buf(cpu)
+        struct.pack_into("<Q", buf, off + 8, ip)
+        start = off + _PRINT_HDR.size
+        buf[start:start + len(data)] = data
+        buf[start + len(data)] = 0
+        tr.event_commit(cpu)
+        return True
+
     def mark_raw_write(self, tr: TraceArray, data: bytes) -> int:
         """tracing_mark_raw_write(): an id (u32) followed by binary data."""
         if not tr.flags & ITER_MARKERS:

@@ -145,6 +145,9 @@ class TraceOutput:
             return text
         if not addr:
             return "0"
+        mod = self.kernel.module_syms.get(addr)
+        if mod is not None:  # a function of a loaded Python module ("[mod]" as %ps shows it)
+            return f"{mod[0]} [{mod[1]}]"
         ks = self.kernel.kallsyms
         text = ks.format_pS(addr) if flags & ITER_SYM_OFFSET else ks.format_ps(addr)
         if flags & ITER_SYM_ADDR:
