@@ -33,6 +33,7 @@ from typing import Any
 import pyfuse3
 import trio
 
+from .hostprocs import HostProcs
 from .kernel.errors import KernelError, _WouldBlock
 from .tracefs.node import DEFAULT_POLL, Dir, File, Node, OpenFile, OpenMode
 
@@ -208,6 +209,7 @@ class Operations(pyfuse3.Operations):
         self.gid = os.getgid()
         self.mount_ns = time.time_ns()
         self.tasks = TaskInfo(kernel.nr_cpus)
+        self.hostprocs = HostProcs()  # host forks/exits since the last request
         # inode numbers: per Node object, never reused
         self._ino_of: weakref.WeakKeyDictionary[Node, int] = weakref.WeakKeyDictionary()
         self._node_of: weakref.WeakValueDictionary[int, Node] = weakref.WeakValueDictionary()
@@ -283,6 +285,7 @@ class Operations(pyfuse3.Operations):
         return a
 
     def _enter(self, pid: int, uid: int, op: str = "", name: str = "", count: int = 0) -> None:
+        self.hostprocs.sync(self.kernel, pid, self.tasks.lookup)
         comm, cpu = self.tasks.lookup(pid)
         self.kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count)
 
@@ -408,6 +411,8 @@ class Operations(pyfuse3.Operations):
     @_boundary
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
         self._dir(inode)
+        name = self._paths.get(inode, "").rsplit("/", 1)[-1] or "."
+        self._call(ctx.pid, ctx.uid, lambda: None, op="openat", name=name)
         fh = self._next_fh
         self._next_fh += 1
         self._dirs[fh] = DirHandle(inode, ctx.pid, ctx.uid)
@@ -422,7 +427,8 @@ class Operations(pyfuse3.Operations):
         if start_id == 0 or dh.entries is None:  # a snapshot per opendir/rewind: stable cookies
             parent = self.node(self._parent.get(dh.ino, pyfuse3.ROOT_INODE))
             children = [(os.fsencode(n), c)
-                        for n, c in self._call(dh.pid, dh.uid, lambda: list(d.entries()))]
+                        for n, c in self._call(dh.pid, dh.uid, lambda: list(d.entries()),
+                                               op="getdents64")]
             dh.entries = [(b".", d), (b"..", parent), *children]
         for idx in range(start_id, len(dh.entries)):
             name, node = dh.entries[idx]
@@ -433,13 +439,15 @@ class Operations(pyfuse3.Operations):
                 self._count_lookup(ino, node)
 
     async def releasedir(self, fh: int) -> None:
-        self._dirs.pop(fh, None)
+        dh = self._dirs.pop(fh, None)
+        if dh is not None:
+            self._call(dh.pid, dh.uid, lambda: None, op="close")
 
     @_boundary
     async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
                     ) -> pyfuse3.EntryAttributes:
         parent = self._dir(parent_inode)
-        node = self._call(ctx.pid, ctx.uid, parent.mkdir, self._name(name))
+        node = self._call(ctx.pid, ctx.uid, parent.mkdir, self._name(name), op="mkdir")
         ino = self.ino(node, parent_inode, self._name(name))
         path = self._paths.get(ino, "")
         self._owner.pop(path, None)  # a new instance takes its parent's explicit owner
@@ -451,7 +459,7 @@ class Operations(pyfuse3.Operations):
     @_boundary
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         parent = self._dir(parent_inode)
-        self._call(ctx.pid, ctx.uid, parent.rmdir, self._name(name))
+        self._call(ctx.pid, ctx.uid, parent.rmdir, self._name(name), op="rmdir")
         gone = f"{self._paths.get(parent_inode, '')}/{self._name(name)}"
         for path in [p for p in self._owner if p == gone or p.startswith(gone + "/")]:
             del self._owner[path]

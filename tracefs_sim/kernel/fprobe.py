@@ -135,6 +135,8 @@ class FprobeCore:
         def func(ip: int, parent_ip: int, ops: Any, fregs: Any) -> None:
             self._handler(fp, ip, parent_ip, fregs)
 
+        func.__ksym__ = "fprobe_handler"        # type: ignore[attr-defined]  # %pS in enabled_functions
+        func.__ksym_size__ = 0x240              # type: ignore[attr-defined]
         try:
             from . import ftrace as _ftrace
             cls = getattr(_ftrace, "FtraceOps", None)

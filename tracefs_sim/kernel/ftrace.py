@@ -513,6 +513,18 @@ class Ftrace:
             self._ip_index = {a: i for i, a in enumerate(self.ips)}
         return self._ip_index.get(ip)
 
+    def ftrace_location(self, ip: int) -> int | None:
+        """ftrace_location(): the record at ``ip``, or the one of the function that
+        starts at ``ip`` (sym+0 maps to its __fentry__ site, after the endbr64)."""
+        i = self.ip_to_index(ip)
+        if i is None:
+            res = self.k.kallsyms.lookup_addr(ip)
+            if res is not None and res[1] == 0:
+                j = bisect.bisect_left(self.ips, ip)
+                if j < len(self.ips) and self.ips[j] < ip + res[2]:
+                    i = j
+        return i
+
     def _name_index(self) -> dict[str, list[int]]:
         if self._by_name is None:
             d: dict[str, list[int]] = {}
@@ -1360,7 +1372,7 @@ class Ftrace:
             raise KernelError(errno.EINVAL)
         if ips is not None:
             for ip in ips:
-                i = self.ip_to_index(ip)
+                i = self.ftrace_location(ip)
                 if i is None:
                     raise KernelError(errno.EINVAL)
                 if remove:

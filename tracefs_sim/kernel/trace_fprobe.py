@@ -696,9 +696,25 @@ class FprobeEvents:
         tf: TraceFprobe = fp.owner
         if tf.event.flags & TP_FLAG_TRACE:
             env = self._env(regs, None)
+            depth = self._entry_depth(fp, entry_ip, tf.is_tracepoint())
             for file in list(tf.event.files):
-                self._write(tf, file, env, FENTRY_HEAD_SIZE, (entry_ip,))
+                self._write(tf, file, env, FENTRY_HEAD_SIZE, (entry_ip,), depth)
         return 0
+
+    def _entry_depth(self, fp: Any, entry_ip: int, tpoint: bool) -> int:
+        """Preemption disabled on top of the call site's when the record is reserved:
+        fprobe_handler's recursion lock, minus the one trace_event_buffer_reserve()
+        discounts (tracing_gen_ctx_dec), plus arch_ftrace_ops_list_func's lock when the
+        site is shared with other ops, plus the tracepoint's own for a tprobe."""
+        depth = 1 if tpoint else 0
+        k = self.kernel
+        ft = getattr(k, "ftrace", None) if k is not None else None
+        if ft is not None:
+            i = ft.ip_to_index(entry_ip)
+            ops = fp.ops
+            if i is None or ops is None or ft.site_func[i] is not getattr(ops, "site", None):
+                depth += 1
+        return depth
 
     def _fexit_entry_handler(self, fp: Any, entry_ip: int, ret_ip: int, regs: Any,
                              entry_data: Any) -> int:
@@ -713,10 +729,12 @@ class FprobeEvents:
         if tf.event.flags & TP_FLAG_TRACE:
             env = self._env(regs, entry_data)
             for file in list(tf.event.files):
-                self._write(tf, file, env, FEXIT_HEAD_SIZE, (entry_ip, ret_ip))
+                # rethook_trampoline_handler disables preemption, fprobe_exit_handler
+                # takes the recursion lock, the reserve discounts one
+                self._write(tf, file, env, FEXIT_HEAD_SIZE, (entry_ip, ret_ip), 1)
 
     def _write(self, tf: TraceFprobe, file: Any, env: FetchEnv, head: int,
-               words: tuple[int, ...]) -> None:
+               words: tuple[int, ...], depth: int = 0) -> None:
         """__fentry_trace_func / __fexit_trace_func for one linked event file."""
         if getattr(file, "soft_disabled", False):
             return
@@ -731,6 +749,8 @@ class FprobeEvents:
         if off < 0:
             return
         buf = tr.event_buf(cpu)
+        if depth:
+            buf[off + 3] = min(buf[off + 3] + depth, 0xFF)
         buf[off + 8:off + size] = bytes(size - 8)
         for i, w in enumerate(words):
             _Q.pack_into(buf, off + 8 + 8 * i, w & 0xFFFFFFFFFFFFFFFF)
@@ -792,4 +812,7 @@ def boot(kernel: Kernel) -> FprobeEvents | None:
                         kallsyms=kernel.kallsyms, tracepoints=getattr(kernel, "tracepoints", None),
                         kernel=kernel)
     dyn.register(kind)
+    from .tracepoint import install
+
+    install(kernel)     # tracepoints call __probestub_NAME through its ftrace site
     return kind

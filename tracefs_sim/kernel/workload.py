@@ -54,8 +54,12 @@ TIMER_IRQ: Tree = ("__sysvec_apic_timer_interrupt", ("hrtimer_interrupt", (
 SOFTIRQ: Tree = ("irq_exit_rcu", ("handle_softirqs", ("run_timer_softirq", "_raw_spin_lock",
                                                       "_raw_spin_unlock"), "rcu_core"))
 WORK: Tree = ("process_one_work", ("vmstat_update", "mutex_lock", "mutex_unlock"), "kfree")
+FORK: Tree = ("kernel_clone", ("copy_process", "kmem_cache_alloc_noprof", "_raw_spin_lock",
+                                "_raw_spin_unlock"), "wake_up_new_task")
 SCHEDULE: Tree = ("schedule", "pick_next_task_fair", "_raw_spin_lock", "_raw_spin_unlock")
 WAKEUP: Tree = ("try_to_wake_up", "ttwu_do_activate", "_raw_spin_lock", "_raw_spin_unlock")
+
+OPEN_EXEC: Tree = ("do_open_execat", ("do_filp_open", ("path_openat", ("vfs_open", "do_dentry_open"))))
 
 SYSCALL_ENTRY: dict[str, tuple[str, ...]] = {
     "read": ("x64_sys_call", "__x64_sys_read", "ksys_read", "vfs_read"),
@@ -63,12 +67,17 @@ SYSCALL_ENTRY: dict[str, tuple[str, ...]] = {
     "openat": ("x64_sys_call", "__x64_sys_openat", "do_sys_openat2", "do_filp_open", "path_openat",
                "vfs_open", "do_dentry_open"),
     "close": ("x64_sys_call", "__x64_sys_close", "filp_close"),
-    "newfstatat": ("x64_sys_call", "__x64_sys_newfstatat", "vfs_fstatat", "vfs_getattr"),
+    "newfstatat": ("x64_sys_call", "__x64_sys_newfstatat", "vfs_fstatat", "vfs_statx"),
+    # glibc's fstat(fd) is newfstatat(fd, "", AT_EMPTY_PATH): vfs_fstatat() → vfs_fstat()
+    "fstat": ("x64_sys_call", "__x64_sys_newfstatat", "vfs_fstatat", "vfs_fstat", "vfs_getattr"),
+    "pread64": ("x64_sys_call", "__x64_sys_pread64", "vfs_read"),
+    "mmap": ("x64_sys_call", "__x64_sys_mmap", "ksys_mmap_pgoff", "vm_mmap_pgoff", "do_mmap"),
+    "access": ("x64_sys_call", "__x64_sys_access", "do_faccessat"),
     "mkdir": ("x64_sys_call", "__x64_sys_mkdir"),
     "rmdir": ("x64_sys_call", "__x64_sys_rmdir"),
     "getdents64": ("x64_sys_call", "__x64_sys_getdents64", "iterate_dir"),
     "clone": ("x64_sys_call", "__x64_sys_clone", "kernel_clone"),
-    "execve": ("x64_sys_call", "__x64_sys_execve", "do_execveat_common", "bprm_execve"),
+    "execve": ("x64_sys_call", "__x64_sys_execve"),
     "exit_group": ("x64_sys_call", "__x64_sys_exit_group", "do_group_exit", "do_exit"),
     "wait4": ("x64_sys_call", "__x64_sys_wait4", "kernel_wait4", "do_wait"),
 }
@@ -78,15 +87,26 @@ SYSCALL_LEAVES: dict[str, tuple[Tree, ...]] = {
     "openat": (("getname", "getname_flags", "kmem_cache_alloc_noprof"), "alloc_fd",
                "security_file_open", "fd_install"),
     "close": ("fput",),
-    "newfstatat": ("security_inode_getattr",),
+    "newfstatat": ("filename_lookup", ("vfs_statx_path", ("vfs_getattr", "security_inode_getattr",
+                                                          "vfs_getattr_nosec"))),
+    "fstat": ("security_inode_getattr", "vfs_getattr_nosec"),
+    "pread64": ("rw_verify_area", "security_file_permission", "__fsnotify_parent"),
+    "mmap": ("__get_unmapped_area", "mmap_region"),
+    "access": ("filename_lookup",),
     "mkdir": (), "rmdir": (), "getdents64": (),
-    "clone": (("copy_process", "kmem_cache_alloc_noprof"),),
-    "execve": (), "exit_group": (), "wait4": (),
+    "clone": (FORK[1],),   # kernel_clone() → copy_process()
+    # alloc_bprm() opens the file; load_elf_binary() opens the interpreter (ld.so)
+    "execve": (("alloc_bprm", OPEN_EXEC), ("bprm_execve", ("load_elf_binary", ("open_exec", OPEN_EXEC),
+                                                           "begin_new_exec"))),
+    "exit_group": (), "wait4": (),
 }
 # x86_64 syscall numbers
 SYSCALL_NR = {"read": 0, "write": 1, "close": 3, "newfstatat": 262, "openat": 257, "mkdir": 83,
               "rmdir": 84, "getdents64": 217, "clock_nanosleep": 230, "execve": 59,
-              "exit_group": 231, "clone": 56, "wait4": 61}
+              "exit_group": 231, "clone": 56, "wait4": 61, "pread64": 17, "mmap": 9, "access": 21}
+# ops that are a special path of another syscall (its number and tracepoints)
+SYSCALL_ALIAS = {"fstat": "newfstatat"}
+AT_EMPTY_PATH = 0x1000
 AT_FDCWD = 0xFFFFFF9C  # -100 as the int the caller passed
 USER_PTR = 0x7FFC00001000
 # typical argument registers of a request that reached the mount (the adapter does not
@@ -98,7 +118,12 @@ SYSCALL_ARGS: dict[str, tuple[int, ...]] = {
     "getdents64": (3, 0x55D1E7B70000, 32768), "mkdir": (0x7FFC00002F40, 0o777),
     "rmdir": (0x7FFC00002F40,), "execve": (0x55D1E7B6F2A0, 0x55D1E7B6F300, 0x55D1E7B6A010),
     "exit_group": (0,), "wait4": (0xFFFFFFFF, 0x7FFC00001D9C, 0, 0),
+    "fstat": (3, 0x7F3A5C1F8F2D, 0x7FFC00001E30, AT_EMPTY_PATH),
+    "pread64": (3, 0x7FFC00001B60, 784, 64), "mmap": (0, 0x2000, 1, 0x802, 3, 0),
+    "access": (0x7F3A5C1F9B20, 4),
 }
+# the dynamic loader (glibc's ld.so) of a new image: the libraries it maps
+LIBS = {"bash": ("libtinfo.so.6", "libc.so.6"), "ls": ("libselinux.so.1", "libc.so.6", "libpcre2-8.so.0")}
 CLONE_FLAGS = 0x01200011  # CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID | SIGCHLD
 CLONE_THREAD_FLAGS = 0x003D0F00  # pthread_create()
 
@@ -147,23 +172,6 @@ CACHES = {"names_cache": (4096, 4096, GFP_KERNEL, 0), "filp": (232, 256, GFP_KER
           "task_struct": (13248, 13312, GFP_KERNEL, 0), "mm_struct": (1408, 1536, GFP_KERNEL, 1),
           "seq_file": (120, 128, GFP_KERNEL | GFP_ZERO, 0)}
 
-BACKGROUND_TPS = (
-    "sched_switch", "sched_waking", "sched_wakeup", "sched_wakeup_new", "sched_migrate_task",
-    "sched_stat_runtime", "sched_process_fork", "sched_process_exec", "sched_process_exit",
-    "sched_process_free", "sched_process_wait", "sched_prepare_exec",
-    "local_timer_entry", "local_timer_exit", "irq_handler_entry", "irq_handler_exit",
-    "softirq_entry", "softirq_exit", "softirq_raise",
-    "timer_init", "timer_start", "timer_cancel", "timer_expire_entry", "timer_expire_exit",
-    "hrtimer_cancel", "hrtimer_start", "hrtimer_expire_entry", "hrtimer_expire_exit",
-    "workqueue_queue_work", "workqueue_activate_work", "workqueue_execute_start",
-    "workqueue_execute_end", "kmalloc", "kfree", "kmem_cache_alloc", "kmem_cache_free",
-    "mm_page_alloc", "signal_generate", "signal_deliver", "task_newtask", "task_rename",
-    "cpu_idle", "sys_enter", "sys_exit",
-    "sys_enter_openat", "sys_enter_read", "sys_enter_write", "sys_enter_close",
-    "sys_enter_newfstatat", "sys_enter_clone", "sys_enter_execve", "sys_enter_exit_group",
-    "sys_enter_wait4", "sys_exit_openat", "sys_exit_read", "sys_exit_write", "sys_exit_close",
-    "sys_exit_newfstatat", "sys_exit_clone", "sys_exit_execve", "sys_exit_wait4")
-
 # trace_entry context of the code that fires an event: (irq flags, preempt depth)
 D = TRACE_FLAG_IRQS_OFF
 HARDIRQ = TRACE_FLAG_HARDIRQ | TRACE_FLAG_IRQS_OFF
@@ -206,7 +214,6 @@ class Workload:
         self.enabled = True
         self.ticks = 0
         self.stacks: dict[int, list[int]] = {}
-        self._tps: list[Any] | None = None
         self._tpc: dict[str, Any] = {}
         self._sites: dict[str, int] = {}
         self.calls = 0
@@ -225,6 +232,7 @@ class Workload:
         self.raised = [0] * n                      # pending softirq bits per CPU
         self.obj = 0xFFFF888104000000              # slab objects handed out
         self.parent_of: dict[int, int] = {}        # host pid -> parent pid
+        self.seen: set[int] = {self.shell.pid}     # host pids whose start is accounted for
 
     # ------------------------------------------------------------------ call sites
     def _index(self, name: str) -> int:
@@ -261,11 +269,16 @@ class Workload:
         stack = self.stacks.setdefault(id(k.sched.current), [])
         stack.append(k.kallsyms.addrs[idx] + 0x20)
         ft = k.ftrace
-        if ft.site_func[idx] is None:
+        kp = self.kprobes
+        bp = kp is not None and idx in kp.bp_funcs
+        if ft.site_func[idx] is None and not bp:
             return None
         regs = Regs(self.args_for(name), stack=tuple(reversed(stack[-8:])))
         regs.ip = k.kallsyms.addrs[idx]
-        return ft.func_entry(idx, pip, regs)
+        token = ft.func_entry(idx, pip, regs)
+        if bp:  # int3 kprobes inside the function body fire after the ftrace site
+            kp.breakpoint_hit(idx, pip, regs)
+        return token
 
     def _exit(self, idx: int, name: str, token: Any) -> None:
         k = self.k
@@ -388,19 +401,22 @@ class Workload:
     def syscall_begin(self, op: str, args: tuple[int, ...] = (), name: str = "",
                       count: int = 0) -> list[tuple[int, str, Any]]:
         """Entry of a syscall in the current task: tracepoints, then its call chain."""
+        if self.quiet():
+            return []  # nothing attached: the path would leave no trace, skip it
         self.cur_name = name or "null"
         self.cur_count = count
         self.cur_file, self.cur_dentry = self.k.mem.file_object(self.cur_name)
-        nr = SYSCALL_NR.get(op, 0)
+        sc = SYSCALL_ALIAS.get(op, op)
+        nr = SYSCALL_NR.get(sc, 0)
         if not args:
             args = SYSCALL_ARGS.get(op, ())
-            if count and op in ("read", "write", "getdents64"):
-                args = (*args[:2], count)
+            if count and op in ("read", "write", "getdents64", "pread64"):
+                args = (*args[:2], count, *args[3:])
         tp = self.tp("sys_enter")
         if tp:
             a = (list(args) + [0] * 6)[:6]
             tp.fire(nr, a)
-        tp = self.tp(f"sys_enter_{op}")
+        tp = self.tp(f"sys_enter_{sc}")
         if tp:
             tp.fire_defaults(nr, *args)
         chain = SYSCALL_ENTRY.get(op, ("x64_sys_call",))
@@ -417,12 +433,15 @@ class Workload:
         return frames
 
     def syscall_end(self, op: str, frames: list[tuple[int, str, Any]], ret: int = 0) -> None:
+        if not frames and self.quiet():
+            return
         self.cur_ret = ret
         if op == "close":
             self.call(("__fput", "dput"), "fput")
         self.leave_chain(frames)
-        nr = SYSCALL_NR.get(op, 0)
-        tp = self.tp(f"sys_exit_{op}")
+        sc = SYSCALL_ALIAS.get(op, op)
+        nr = SYSCALL_NR.get(sc, 0)
+        tp = self.tp(f"sys_exit_{sc}")
         if tp:
             tp.fire_defaults(nr, ret)
         tp = self.tp("sys_exit")
@@ -434,7 +453,7 @@ class Workload:
 
     def syscall(self, op: str, args: tuple[int, ...] = (), name: str = "", count: int = 0) -> None:
         """A whole syscall of a simulated task, returning what it would (fd, bytes)."""
-        ret = 3 if op == "openat" else count if op in ("read", "write") else 0
+        ret = 3 if op == "openat" else count if op in ("read", "write", "pread64") else 0
         self.syscall_end(op, self.syscall_begin(op, args, name, count), ret)
 
     # ------------------------------------------------------------------ scheduling
@@ -498,6 +517,10 @@ class Workload:
         if not self.enabled or task.pid <= 0:
             sched.set_current(cpu, task)
             return
+        if task.pid not in self.seen:
+            self.seen.add(task.pid)
+            if self.k.deterministic and not self.quiet():
+                self.spawn_requester(cpu, task)
         for c, t in enumerate(self.host):
             if t is task and c != cpu:     # it moved: it blocked on the other CPU
                 self._host_off(c, STATE_S)
@@ -530,23 +553,22 @@ class Workload:
 
     # ------------------------------------------------------------------ ticks
     def quiet(self) -> bool:
-        """Nothing attached anywhere the background passes: the tick can be skipped,
-        as an idle machine with tracing off costs nothing observable."""
+        """Nothing attached anywhere: no ftrace site and no tracepoint is live, so the
+        background and the syscall paths would leave no trace and can be skipped (an
+        idle machine with tracing off costs nothing observable)."""
         k = self.k
         ft = getattr(k, "ftrace", None)
         if ft is not None and ft.nr_active:
             return False
-        tps = self._tps
-        if tps is None:
-            ev = getattr(k, "events", None)
-            tps = []
-            if ev is not None:
-                for name in BACKGROUND_TPS:
-                    tp = ev.tracepoint(name)
-                    if tp is not None:
-                        tps.append(tp)
-            self._tps = tps
-        return not any(tp.enabled for tp in tps)
+        kp = self.kprobes
+        if kp is not None and kp.nr_bp_armed:
+            return False
+        ev = getattr(k, "events", None)
+        return ev is None or not ev.nr_enabled_tps
+
+    @property
+    def kprobes(self) -> Any:
+        return getattr(self.k, "kprobes", None)
 
     def tick(self, cpu: int) -> None:
         k = self.k
@@ -743,7 +765,9 @@ class Workload:
         self.cache_alloc("task_struct", "copy_process")
         self.emit("task_newtask", child.pid, child.comm, flags, 0)
         self.fork(parent, child)
+        wake = self.enter_chain(("wake_up_new_task",), "kernel_clone")
         self.wakeup_new(cpu if target is None else target, child)
+        self.leave_chain(wake)
         self.syscall_end("clone", frames, ret=child.pid)
 
     def execve(self, task: Task, comm: str, path: str) -> None:
@@ -760,6 +784,31 @@ class Workload:
         self.syscall_end("execve", frames, ret=0)
         for _ in range(2):   # the first page faults of the new image
             self.page_alloc(GFP_HIGHUSER_MOVABLE | GFP_ZERO, 1)
+        self.load_libraries(task.comm)
+
+    def load_libraries(self, comm: str) -> None:
+        """What glibc's ld.so does in a new dynamically linked image before main():
+        ld.so.preload, ld.so.cache, then each library's ELF header (read), program
+        headers (pread64), fstat and mappings."""
+        if self.quiet():
+            return
+        self.syscall("access", name="ld.so.preload")
+        self.syscall("openat", name="ld.so.cache")
+        self.syscall("fstat", name="ld.so.cache")
+        self.syscall("mmap", name="ld.so.cache")
+        self.syscall("close", name="ld.so.cache")
+        for lib in LIBS.get(comm, ("libc.so.6",)):
+            self.syscall("openat", name=lib)
+            self.syscall("read", name=lib, count=832)
+            libc = lib.startswith("libc.")
+            if libc:   # the PT_NOTE/PT_GNU_PROPERTY segments, read again by offset
+                self.syscall("pread64", name=lib, count=784)
+            self.syscall("fstat", name=lib)
+            if libc:
+                self.syscall("pread64", name=lib, count=784)
+            self.syscall("mmap", name=lib)
+            self.syscall("mmap", name=lib)
+            self.syscall("close", name=lib)
 
     def exit_task(self, cpu: int, task: Task, parent: Task | None = None) -> None:
         """exit_group() in ``task`` (current on ``cpu``): do_exit(), the parent's
@@ -824,6 +873,7 @@ class Workload:
         k = self.k
         sched = k.sched
         cpu %= k.nr_cpus
+        self.seen.update((parent_pid, pid))
         self.catch_up()
         saved = sched.cpu, sched.current
         parent = sched.task(parent_pid, parent_comm)
@@ -842,6 +892,14 @@ class Workload:
         if not alive:
             self.host_exit(pid)
         sched.cpu, sched.current = saved
+
+    def spawn_requester(self, cpu: int, task: Task) -> None:
+        """A deterministic kernel does not watch the host's forks (they are not
+        reproducible): a process whose first request this is was just started by the
+        shell.  Its clone in the shell, the exec of its program and the dynamic loader
+        run before the request, as they would have on the machine."""
+        comm = task.comm
+        self.host_spawn(self.shell.pid, self.shell.comm, task.pid, comm, cpu, f"/usr/bin/{comm}")
 
     def host_exit(self, pid: int) -> None:
         """Host task ``pid`` exited (and was reaped): exit_group(), last switch, free."""
@@ -914,6 +972,7 @@ FUNC_ARGS = {
     "ksys_read": lambda wl: (3, 0x7FFC00001000, wl.cur_count or 4096),
     "ksys_write": lambda wl: (1, 0x7FFC00001000, wl.cur_count or 4096),
     "kfree": lambda wl: (0xFFFF888100A00000,),
+    "kernel_clone": lambda wl: (0xFFFFC90000003F00,),
 }
 FUNC_RET = {
     "vfs_read": lambda wl: wl.cur_ret, "vfs_write": lambda wl: wl.cur_ret,

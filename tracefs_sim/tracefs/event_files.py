@@ -157,6 +157,14 @@ class SystemDir(EventfsDir):
         # eventfs keeps creation order; dynamic events are appended
         return names + [c.name for c in ev.calls if c.system == self.system]
 
+    def lookup(self, name: str) -> Node | None:
+        # a dynamic event removed and re-added under the same name is a new call:
+        # drop the cached directory of the old one (eventfs frees it on removal)
+        node = self._cache.get(name)
+        if isinstance(node, EventDir) and self.parent.ev.find_event(self.system, name) is not node.call:
+            del self._cache[name]
+        return super().lookup(name)
+
     def _make(self, name: str) -> Node | None:
         ev, tr, system = self.parent.ev, self.parent.tr, self.system
         if name == "enable" and system != "ftrace":

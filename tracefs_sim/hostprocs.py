@@ -1,0 +1,156 @@
+"""Host processes seen from the mount: which were forked, which exited.
+
+The simulated kernel only sees the requests that reach the mount, but on the machine
+it stands for every fork, exec and exit is a tracepoint (``sched_process_fork`` feeds
+triggers, ``set_event_pid`` follows forks with ``event-fork``).  So before each request
+the adapter asks this watcher what happened on the host since the previous one:
+
+* the pids allocated since (``/proc/sys/kernel/ns_last_pid`` moved) are forks: a live
+  one with its parent, comm, exe and CPU from ``/proc``; one already gone (a subshell,
+  a command that failed to exec) is attributed to the parent of the next live newcomer,
+  or to the requester;
+* processes reported before that are gone (or zombies) exited.
+
+The kernel turns them into its clone / exec / exit paths (``Workload.host_spawn`` and
+``host_exit``).  Deterministic kernels (``--seed``) are left alone: host activity is
+not reproducible.  The server's own threads are not reported.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+LAST_PID = "/proc/sys/kernel/ns_last_pid"
+PID_MAX = "/proc/sys/kernel/pid_max"
+MAX_NEW = 48           # newcomers reported per request (the most recent ones)
+MAX_KNOWN = 256        # processes watched for their exit
+EXIT_CHECK = 0.02      # seconds between scans of the watched processes
+
+
+def _read(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def proc_status(pid: int) -> dict[str, str] | None:
+    """Name, State, Tgid, PPid of ``pid`` (None: gone)."""
+    text = _read(f"/proc/{pid}/status")
+    if text is None:
+        return None
+    out: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("Name", "State", "Tgid", "PPid"):
+            out[key] = value.strip()
+            if len(out) == 4:
+                break
+    return out
+
+
+def _alive(st: dict[str, str] | None) -> bool:
+    return st is not None and not st.get("State", "").startswith(("Z", "X"))
+
+
+class HostProcs:
+    """Watches host pids between requests (one per adapter)."""
+
+    def __init__(self) -> None:
+        last = _read(LAST_PID)
+        self.enabled = last is not None and last.strip().isdigit()
+        self.last = int(last) if self.enabled and last is not None else 0
+        pid_max = _read(PID_MAX)
+        self.pid_max = int(pid_max) if pid_max and pid_max.strip().isdigit() else 1 << 22
+        self.me = os.getpid()
+        self.known: dict[int, str] = {}     # pid -> comm, reported and watched for exit
+        self.next_check = 0.0
+
+    def _new_pids(self) -> list[int]:
+        text = _read(LAST_PID)
+        if text is None or not text.strip().isdigit():
+            return []
+        last = int(text)
+        if last == self.last:
+            return []
+        prev, self.last = self.last, last
+        if last > prev:
+            pids = range(max(prev + 1, last - MAX_NEW + 1), last + 1)
+            return list(pids)
+        # the pid space wrapped (pids restart above 300)
+        pids = [*range(prev + 1, self.pid_max), *range(301, last + 1)]
+        return pids[-MAX_NEW:]
+
+    def _comm(self, pid: int, st: dict[str, str] | None = None) -> str:
+        if pid in self.known:
+            return self.known[pid]
+        st = st or proc_status(pid)
+        return st.get("Name", "<...>") if st else "<...>"
+
+    def sync(self, kernel: Any, pid: int, cpu_of: Any) -> None:
+        """Report to ``kernel`` what happened on the host before ``pid``'s request.
+        ``cpu_of(pid) -> (comm, cpu)`` is the adapter's caller lookup."""
+        if not self.enabled or getattr(kernel, "deterministic", False):
+            return
+        wl = getattr(kernel, "workload", None)
+        if wl is None or not hasattr(wl, "host_spawn"):
+            return
+        new = self._new_pids()
+        if new:
+            self._spawned(wl, new, pid, cpu_of)
+        now = time.monotonic()
+        if now >= self.next_check:
+            self.next_check = now + EXIT_CHECK
+            for p in list(self.known):
+                if p != pid and not _alive(proc_status(p)):
+                    del self.known[p]
+                    wl.host_exit(p)
+        if pid > 0 and pid not in self.known:
+            self._watch(pid, self._comm(pid))
+
+    def _watch(self, pid: int, comm: str) -> None:
+        if len(self.known) >= MAX_KNOWN:
+            del self.known[next(iter(self.known))]
+        self.known[pid] = comm
+
+    def _spawned(self, wl: Any, pids: list[int], req: int, cpu_of: Any) -> None:
+        sts = [(p, proc_status(p)) for p in pids]
+        req_new = req in pids
+        req_st = dict(sts).get(req) if req_new else None
+        fallback = int(req_st.get("PPid", "0")) if req_new and req_st else req
+        for i, (p, st) in enumerate(sts):
+            alive = _alive(st)
+            if st is not None and int(st.get("Tgid", p)) == self.me:
+                continue                            # the server's own threads
+            if alive and st is not None:
+                tgid = int(st.get("Tgid", p))
+                thread = tgid != p
+                parent = tgid if thread else int(st.get("PPid", "0"))
+                if parent <= 0:
+                    continue
+                comm = st.get("Name", "<...>")
+                pcomm = self._comm(parent)
+                exe = None
+                if comm != pcomm and not thread:
+                    try:
+                        exe = os.readlink(f"/proc/{p}/exe")
+                    except OSError:
+                        exe = None
+                cpu = cpu_of(p)[1]
+                wl.host_spawn(parent, pcomm, p, comm, cpu, exe, alive=True, thread=thread)
+                self._watch(p, comm)
+            else:
+                # gone already: forked by whoever forked the next live newcomer
+                parent = fallback
+                for _q, qst in sts[i + 1:]:
+                    if _alive(qst) and qst is not None:
+                        parent = int(qst.get("PPid", "0")) or fallback
+                        break
+                if parent <= 0:
+                    continue
+                pcomm = self._comm(parent)
+                cpu = cpu_of(parent)[1]
+                wl.host_spawn(parent, pcomm, p, pcomm, cpu, None, alive=False)
