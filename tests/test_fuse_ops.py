@@ -19,7 +19,7 @@ def ops(kernel):
     calls = []
     enter, leave = kernel.syscall_enter, kernel.syscall_exit
     kernel.syscall_enter = lambda *a, **kw: (calls.append(("enter", *a)), enter(*a, **kw))[1]
-    kernel.syscall_exit = lambda: (calls.append(("exit",)), leave())[1]
+    kernel.syscall_exit = lambda *a, **kw: (calls.append(("exit",)), leave(*a, **kw))[1]
     o = Operations(kernel, build(kernel))
     o.calls = calls
     return o

@@ -373,3 +373,45 @@ def test_uprobe_add_fire_remove(fresh: Env) -> None:
     assert "myevent" not in env.read("uprobe_events")
     assert env.write("uprobe_events", "", append=False) == 0
     assert env.read("uprobe_profile") == ""
+
+
+# ----------------------------------------------------------------------------- fetched memory
+def test_eventfs_create_dir_name_is_a_kernel_string(fresh: Env) -> None:
+    """kprobe_args_string.tc / kprobe_args_char.tc: a new event's directory is made by
+    eventfs_create_dir(name, ...), so ``+0(%di)`` reads the event's name."""
+    env = fresh
+    assert env.write("kprobe_events", "p:testprobe eventfs_create_dir arg1=+0(%di):string "
+                     "arg2=+0(%di):char arg3=+0(%di):char[4]", append=False) == 0
+    assert env.write("events/kprobes/testprobe/enable", "1") == 0
+    assert env.write("kprobe_events", "p:test kernel_clone") == 0
+    assert "testprobe: (eventfs_create_dir+0x4/0x" in env.read("trace")
+    assert "arg1=\"test\" arg2='t' arg3={'t','e','s','t'}" in env.read("trace")
+
+
+def test_linux_proc_banner_symbol(fresh: Env) -> None:
+    """kprobe_args_symbol.tc: linux_proc_banner is an R symbol whose string is
+    /proc/version's format."""
+    from tracefs_sim.kernel.version import LINUX_PROC_BANNER, proc_version
+
+    env = fresh
+    ks = env.k.kallsyms
+    assert any(ln.endswith(" R linux_proc_banner") for ln in ks.text_lines())
+    assert env.write("kprobe_events", "p:s kernel_clone arg1=@linux_proc_banner:string "
+                     "arg2=@linux_proc_banner:u8", append=False) == 0
+    assert env.write("events/kprobes/enable", "1") == 0
+    env.k.workload.run_child(0)
+    trace = env.read("trace")
+    assert f'arg1="{LINUX_PROC_BANNER}" arg2=37' in trace
+    assert proc_version().startswith("Linux version 6.12.117+deb12-amd64 (debian-kernel@")
+
+
+def test_readded_event_has_a_fresh_directory(fresh: Env) -> None:
+    """busy_check.tc: an event removed and added again under the same name gets a
+    directory with its files (not the cached one of the freed call)."""
+    env = fresh
+    assert env.write("kprobe_events", "p:myevent kernel_clone", append=False) == 0
+    assert env.read("events/kprobes/myevent/enable") == "0\n"
+    assert env.write("kprobe_events", "", append=False) == 0
+    assert env.write("kprobe_events", "p:myevent kernel_clone") == 0
+    assert env.write("events/kprobes/myevent/enable", "1") == 0
+    assert env.read("events/kprobes/myevent/enable") == "1\n"

@@ -210,6 +210,7 @@ class Operations(pyfuse3.Operations):
         self.mount_ns = time.time_ns()
         self.tasks = TaskInfo(kernel.nr_cpus)
         self.hostprocs = HostProcs()  # host forks/exits since the last request
+        self.sysctl: Any = None  # a SysctlMirror (mount --sysctl-dir): synced per request
         # inode numbers: per Node object, never reused
         self._ino_of: weakref.WeakKeyDictionary[Node, int] = weakref.WeakKeyDictionary()
         self._node_of: weakref.WeakValueDictionary[int, Node] = weakref.WeakValueDictionary()
@@ -285,6 +286,8 @@ class Operations(pyfuse3.Operations):
         return a
 
     def _enter(self, pid: int, uid: int, op: str = "", name: str = "", count: int = 0) -> None:
+        if self.sysctl is not None:
+            self.sysctl.sync()
         self.hostprocs.sync(self.kernel, pid, self.tasks.lookup)
         comm, cpu = self.tasks.lookup(pid)
         self.kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count)
@@ -294,10 +297,20 @@ class Operations(pyfuse3.Operations):
         """Run ``fn`` in the simulated kernel as task ``pid`` (one syscall ``op`` on the
         file ``name``: the kernel runs that syscall's code path around ``fn``)."""
         self._enter(pid, uid, op, name, count)
+        ret = 0
         try:
-            return fn(*args)
+            res = fn(*args)
+            # the syscall's return value (what a return probe of vfs_read sees)
+            if isinstance(res, (bytes, bytearray)):
+                ret = len(res)
+            elif isinstance(res, int) and not isinstance(res, bool):
+                ret = res
+            return res
+        except KernelError as e:
+            ret = -e.errno
+            raise
         finally:
-            self.kernel.syscall_exit()
+            self.kernel.syscall_exit(ret)
 
     def _handle(self, fh: int) -> Handle:
         h = self._handles.get(fh)
@@ -662,11 +675,12 @@ def fuse_options(allow_other: bool, debug: bool) -> set[str]:
 
 
 def run(mountpoint: str, kernel: Any, tree: Dir, allow_other: bool = False,
-        debug: bool = False) -> int:
+        debug: bool = False, sysctl: Any = None) -> int:
     """Mount ``tree`` on ``mountpoint`` and serve until unmounted or SIGINT/SIGTERM."""
     faulthandler.enable()
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     ops = Operations(kernel, tree)
+    ops.sysctl = sysctl
     pyfuse3.init(ops, mountpoint, fuse_options(allow_other, debug))
     log.info("mounted on %s (%d CPUs)", mountpoint, kernel.nr_cpus)
     unmount = True

@@ -46,6 +46,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--buffer-kb", type=int, default=1408, help="per-CPU ring buffer size")
     ap.add_argument("--allow-other", action="store_true", help="let other users access the mount")
     ap.add_argument("--debug", action="store_true", help="debug logging (and libfuse's request log)")
+    ap.add_argument("--module", action="append", default=[], metavar="FILE.py",
+                    help="load a Python kernel module (its init_module(kernel, **args)) before "
+                         "mounting; cleanup_module(kernel) runs at unmount (repeatable)")
+    ap.add_argument("--module-arg", action="append", default=[], metavar="K=V",
+                    help="a parameter for the modules' init_module (repeatable)")
+    ap.add_argument("--sysctl-dir", default=None, metavar="DIR",
+                    help="mirror the simulated kernel's sysctls as files under DIR (e.g. a tmpfs "
+                         "shadowing /proc/sys in a private mount namespace: scripts/ftracetest)")
     ap.add_argument("--tree-factory", default=None, help=argparse.SUPPRESS)  # tests: module:function
     return ap.parse_args(argv)
 
@@ -62,13 +70,43 @@ def main(argv: list[str] | None = None) -> int:
 
     nr_cpus = args.cpus if args.cpus and args.cpus > 0 else possible_cpus()
     kernel = Kernel(nr_cpus=nr_cpus, seed=args.seed, buffer_kb=args.buffer_kb)
+    wl = getattr(kernel, "workload", None)
+    if wl is not None and kernel.deterministic:
+        wl.synth_host_start = True  # host forks are not watched: simulate a requester's start
     if args.tree_factory:
         tree = _load_factory(args.tree_factory)(kernel)
     else:
         from .tracefs import build_tree
 
         tree = build_tree(kernel)
-    return fuse.run(args.mountpoint, kernel, tree, allow_other=args.allow_other, debug=args.debug)
+    params: dict[str, str] = {}
+    for kv in args.module_arg:
+        key, sep, value = kv.partition("=")
+        if not sep or not key:
+            print(f"tracefs-sim: --module-arg: expected K=V, got {kv!r}", file=sys.stderr)
+            return 2
+        params[key] = value
+    loaded: list[str] = []
+    mirror = None
+    try:
+        for path in args.module:
+            try:
+                kernel.insmod(path, **params)
+            except OSError as e:
+                print(f"tracefs-sim: --module {path}: {e}", file=sys.stderr)
+                return 1
+            loaded.append(os.path.splitext(os.path.basename(path))[0])
+        if args.sysctl_dir:
+            from .sysctl_mirror import SysctlMirror
+
+            mirror = SysctlMirror(kernel, args.sysctl_dir)
+        return fuse.run(args.mountpoint, kernel, tree, allow_other=args.allow_other, debug=args.debug,
+                        sysctl=mirror)
+    finally:
+        if mirror is not None:
+            mirror.close()
+        for name in reversed(loaded):
+            kernel.rmmod(name)
 
 
 if __name__ == "__main__":

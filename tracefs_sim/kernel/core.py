@@ -28,8 +28,10 @@ PLUGINS: tuple[tuple[str, str, str], ...] = (
     ("events", "trace_events", "boot"),
     ("function_tracers", "trace_functions", "boot"),
     ("graph_tracer", "trace_functions_graph", "boot"),
+    ("stack_tracer", "trace_stack", "boot"),
     ("dynevent", "trace_dynevent", "boot"),
     ("fprobe_events", "trace_fprobe", "boot"),
+    ("eprobe_events", "trace_eprobe", "boot"),
     ("kprobe_events", "trace_kprobe", "boot"),
     ("uprobe_events", "trace_uprobe", "boot"),
     ("workload", "workload", "boot"),
@@ -57,6 +59,9 @@ class Kernel:
         self.module_syms: dict[int, tuple[str, str]] = {}
         self._next_module_addr = 0xFFFFFFFFC1000000
         self.modules: dict[str, Any] = {}
+        # /proc/sys entries of the simulated kernel: path under /proc/sys ->
+        # (read() -> text, write(text) raising KernelError); the mount mirrors them
+        self.sysctls: dict[str, tuple[Callable[[], str], Callable[[str], None]]] = {}
         self.syscall_hooks: list[Callable[[Task], None]] = []
         self.trace = Tracing(self, buffer_kb)
         register_core_printers(self.trace.output)
@@ -169,11 +174,11 @@ class Kernel:
         self._sys_op = op
         self._sys_frames = wl.syscall_begin(op, name=name, count=count) if (wl is not None and op) else None
 
-    def syscall_exit(self) -> None:
-        """The request returns to user space; the CPU goes back to its idle task."""
+    def syscall_exit(self, ret: int = 0) -> None:
+        """The request returns ``ret`` to user space; the CPU goes back to its idle task."""
         wl = getattr(self, "workload", None)
         if wl is not None and self._sys_frames is not None:
-            wl.syscall_end(self._sys_op, self._sys_frames)
+            wl.syscall_end(self._sys_op, self._sys_frames, ret=ret)
         self._sys_frames = None
         sched = self.sched
         sched.irq_flags = 0

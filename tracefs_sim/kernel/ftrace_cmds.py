@@ -40,6 +40,8 @@ class FuncCmdHooks(Protocol):
 
     def trace_stack(self, tr: Any, skip: int) -> None: ...
 
+    def trace_dump_stack(self, skip: int) -> None: ...
+
     def ftrace_dump(self, all_cpus: bool) -> None: ...
 
     def tracing_snapshot_instance(self, tr: Any) -> None: ...
@@ -86,9 +88,21 @@ class TracingHooks:
         return bool(self._tracing.global_trace.is_on())
 
     def trace_stack(self, tr: Any, skip: int) -> None:
+        """__trace_stack() from a probe callback: a TRACE_STACK entry in ``tr``.  With
+        the ORC unwinder the skipped frames are the probe's own; the unwind starts in
+        the trampoline (``[FTRACE TRAMPOLINE]``), then the traced function."""
         fn = getattr(self._tracing, "trace_stack", None)
         if fn is not None:
             fn(tr, skip)
+            return
+        ftr = getattr(self.k, "function_tracers", None)
+        if ftr is not None:
+            ftr.trace_stack(tr, 0, 0)
+
+    def trace_dump_stack(self, skip: int) -> None:
+        """trace_dump_stack(): the stack into the trace_printk destination array."""
+        tracing = self._tracing
+        self.trace_stack(getattr(tracing, "printk_trace", None) or tracing.global_trace, skip)
 
     def ftrace_dump(self, all_cpus: bool) -> None:
         fn = getattr(self._tracing, "ftrace_dump", None)
@@ -285,12 +299,12 @@ class FuncCommands:
         if not self.h.tracing_is_on():
             return
         if data is None:
-            self.h.trace_stack(tr, self.FTRACE_STACK_SKIP)
+            self.h.trace_dump_stack(self.FTRACE_STACK_SKIP)
             return
         if ip not in data or not data[ip]:
             return
         data[ip] = (data[ip] - 1) & UNLIMITED
-        self.h.trace_stack(tr, self.FTRACE_STACK_SKIP)
+        self.h.trace_dump_stack(self.FTRACE_STACK_SKIP)
 
     @staticmethod
     def _update_count(ip: int, data: Any) -> bool:

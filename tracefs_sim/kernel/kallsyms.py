@@ -22,6 +22,8 @@ from bisect import bisect_right
 from collections.abc import Iterator
 from importlib import resources
 
+from .version import DATA_SYMBOLS
+
 # Bytes after the last symbol of a region, when nothing follows it (the data has no
 # _etext); matches the spacing gen_data.py gives symbols past the last known one.
 _LAST_SIZE = 0x40
@@ -140,6 +142,13 @@ class Kallsyms:
             addrs.byteswap()
         if len(addrs) != len(names):
             raise ValueError("kallsyms data files disagree")
+        # CONFIG_KALLSYMS_ALL: the data symbols probes fetch (@SYM), before the modules'
+        at = next((i for i, m in enumerate(mods) if m is not None), len(names))
+        for t, name, addr in reversed(DATA_SYMBOLS):
+            names.insert(at, name)
+            types.insert(at, t)
+            mods.insert(at, None)
+            addrs.insert(at, addr)
         first: dict[str, int] = {}
         for i in range(len(names) - 1, -1, -1):
             first[names[i]] = i

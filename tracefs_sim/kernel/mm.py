@@ -50,6 +50,25 @@ class Memory:
         self._user.insert(i, user)
         return addr
 
+    def map(self, addr: int, data: bytes) -> None:
+        """Place a static kernel object (a .rodata/.data symbol) at its link address."""
+        if self._find(addr) is not None:
+            return
+        i = bisect.bisect(self._starts, addr)
+        self._starts.insert(i, addr)
+        self._objs.insert(i, bytearray(data))
+        self._user.insert(i, False)
+
+    def kernel_string(self, text: str) -> int:
+        """A NUL-terminated kernel string (one per distinct text: names passed to calls)."""
+        hit = self._files.get("\0str:" + text)
+        if hit is not None:
+            return hit[0]
+        raw = text.encode("utf-8", "surrogateescape")
+        addr = self.alloc(len(raw) + 1, data=raw + b"\0")
+        self._files["\0str:" + text] = (addr, 0)
+        return addr
+
     def _find(self, addr: int) -> tuple[bytearray, int, bool] | None:
         i = bisect.bisect(self._starts, addr) - 1
         if i < 0:

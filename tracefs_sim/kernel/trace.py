@@ -88,6 +88,7 @@ TRACING_LOG_LOC_MAX = 128
 CMD_PREFIX = "  Command: "
 SAVED_CMDLINES_DEFAULT = 128
 TRACE_BUF_SIZE_DEFAULT = 1441792  # 1408 KB: CONFIG default trace_buf_size
+SIMULATED_MEM_AVAILABLE = 256 << 20  # what the simulated machine can give ring buffers
 
 _ENTRY = struct.Struct("<HBBi")  # struct trace_entry: type, flags, preempt_count, pid
 _PRINT_HDR = struct.Struct("<HBBiQ")  # trace_entry + unsigned long ip
@@ -306,7 +307,14 @@ class Tracing:
         self.resize(self.global_trace, self.trace_buf_size)
 
     def resize(self, tr: TraceArray, size_bytes: int, cpu: int | None = None) -> None:
-        """tracing_resize_ring_buffer(); the snapshot buffer follows when allocated."""
+        """tracing_resize_ring_buffer(); the snapshot buffer follows when allocated.
+
+        __rb_allocate_pages() refuses with ENOMEM what exceeds si_mem_available(); the
+        simulated machine has SIMULATED_MEM_AVAILABLE bytes for all CPU buffers together.
+        """
+        ncpu = 1 if cpu is not None else self.nr_cpus
+        if size_bytes * ncpu > SIMULATED_MEM_AVAILABLE:
+            raise KernelError(errno.ENOMEM)
         if tr.is_top:
             self.buffer_expanded = True
         tr.buffer.resize(size_bytes, cpu)

@@ -1592,11 +1592,15 @@ class Tracepoint:
     unregister_probe = probe_unregister
 
     def fire(self, *values: Any) -> None:
-        """trace_NAME(args): run the probes, then write the event to each instance."""
+        """trace_NAME(args): the probes in priority order: callbacks (default priority)
+        first, then the event's own (writes to each instance), then the probe stubs
+        tprobes registered with priority 0."""
         if self.probes:
-            self.events.call_probes(self, values)
+            self.events.call_probes(self, values, False)
         if self.files and self.call is not None:
             self.events.write_event(self, values)
+        if self.probes:
+            self.events.call_probes(self, values, True)
 
     def fire_defaults(self, *values: Any) -> None:
         """Like fire() with missing trailing values taken as 0 / ""."""
@@ -1615,6 +1619,11 @@ class TraceEvents:
 
     def __init__(self, kernel: Kernel) -> None:
         self.nr_enabled_tps = 0  # Tracepoints with a file or probe attached (see Tracepoint._update)
+        self._calls_gen = 0  # bumped when calls change: invalidates the set_event index
+        self._index_gen = -1
+        self._by_system: dict[str, list[EventCall]] = {}
+        self._by_name: dict[str, list[EventCall]] = {}
+        self._pos: dict[int, int] = {}
         self.kernel = kernel
         formats, avail, self.header_page, self.header_event = load_event_data()
         self.calls: list[EventCall] = []     # ftrace_events / tr->events order
@@ -1651,8 +1660,10 @@ class TraceEvents:
     def _link(self, call: EventCall, head: bool = False) -> None:
         if head:
             self.calls.insert(0, call)
+            self._calls_gen += 1
         else:
             self.calls.append(call)
+            self._calls_gen += 1
         self.by_name[(call.system, call.name)] = call
         self.by_id[call.type_id] = call
         self.used_ids.add(call.type_id)
@@ -1699,6 +1710,9 @@ class TraceEvents:
             self.systems_order.append(system)
         printer = getattr(ext, "printer", None) or EventPrinter(call)
         self.kernel.trace.output.register(type_id, printer)
+        wl = getattr(self.kernel, "workload", None)
+        if wl is not None and hasattr(wl, "eventfs_create_dir"):
+            wl.eventfs_create_dir(name)   # event_create_dir() of the top instance
         for inst in self.instances.values():
             f = EventFile(self, call, inst.tr)
             files = inst.files
@@ -1732,6 +1746,7 @@ class TraceEvents:
             if f is not None:
                 f.flags |= EVENT_FILE_FL_FREED
         self.calls.remove(call)
+        self._calls_gen += 1
         del self.by_name[(call.system, call.name)]
         self.by_id.pop(call.type_id, None)
         self.used_ids.discard(call.type_id)
@@ -1874,8 +1889,10 @@ class TraceEvents:
         """__ftrace_set_clr_event_nolock(): -EINVAL when nothing matched."""
         ret = -errno.EINVAL
         eret = 0
-        for call, file in list(self.inst(tr).files.items()):
-            if call.ignore_enable:
+        files = self.inst(tr).files
+        for call in self._candidates(match, sub, event):
+            file = files.get(call)
+            if file is None or call.ignore_enable:
                 continue
             if match and match != call.name and match != call.system:
                 continue
@@ -1888,6 +1905,27 @@ class TraceEvents:
                 eret = ret
             ret = eret
         return ret
+
+    def _candidates(self, match: str | None, sub: str | None, event: str | None) -> list[EventCall]:
+        """The calls a set_event word can match, from a name/system index (in list
+        order), so one word costs O(matches) rather than O(all 1,500 events)."""
+        if self._index_gen != self._calls_gen:
+            by_system: dict[str, list[EventCall]] = {}
+            by_name: dict[str, list[EventCall]] = {}
+            for call in self.calls:
+                by_system.setdefault(call.system, []).append(call)
+                by_name.setdefault(call.name, []).append(call)
+            self._by_system, self._by_name = by_system, by_name
+            self._pos = {id(c): i for i, c in enumerate(self.calls)}
+            self._index_gen = self._calls_gen
+        if sub:
+            return list(self._by_system.get(sub, ()))
+        if event:
+            return list(self._by_name.get(event, ()))
+        if match:
+            both = {id(c): c for c in (*self._by_name.get(match, ()), *self._by_system.get(match, ()))}
+            return sorted(both.values(), key=lambda c: self._pos[id(c)])
+        return list(self.calls)
 
     def set_clr_event_str(self, tr: TraceArray, buf: str, set_: bool) -> int:
         """ftrace_set_clr_event(): ``sys:event``, ``sys:``, ``:event``, ``name``."""
@@ -2091,11 +2129,14 @@ class TraceEvents:
             return tp if tp is not None and tp.probestub else None
         return tp
 
-    def call_probes(self, tp: Tracepoint, values: tuple[Any, ...]) -> None:
+    def call_probes(self, tp: Tracepoint, values: tuple[Any, ...], stubs: bool | None = None) -> None:
+        """Callbacks (``stubs`` False), probe stubs (True: ``__probestub_*`` addresses,
+        run through their ftrace site by ``stub_caller``) or both (None)."""
         for func, data in list(tp.probes):
             if callable(func):
-                func(data, *values) if data is not None else func(*values)
-            elif isinstance(func, int) and self.stub_caller is not None:
+                if stubs is not True:
+                    func(data, *values) if data is not None else func(*values)
+            elif isinstance(func, int) and self.stub_caller is not None and stubs is not False:
                 self.stub_caller(func, values)
 
     # ------------------------------------------------------------- writing

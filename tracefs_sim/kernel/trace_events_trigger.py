@@ -78,9 +78,10 @@ class TriggerCommands:
         return "# Available triggers:\n#" + "".join(" " + c for c in COMMANDS) + "\n"
 
     def show(self, file: EventFile) -> str:
-        if not file.triggers:
+        shown = [t for t in file.triggers if "probe" not in t.extra]   # eprobes print nothing
+        if not shown:
             return self.available_text()
-        return "".join(t.show() for t in file.triggers)
+        return "".join(t.show() for t in shown)
 
     # --------------------------------------------------------------- parsing
     def write(self, file: EventFile, data: bytes) -> int:
@@ -248,12 +249,31 @@ class TriggerCommands:
                 return
 
     def clear_all(self, file: EventFile) -> None:
-        """unreg_all of every command (O_TRUNC open, instance removal)."""
+        """unreg_all of every command (O_TRUNC open, instance removal); eprobes' triggers
+        are not commands and stay."""
         for t in list(file.triggers):
-            self._unregister(file, t)
+            if "probe" not in t.extra:
+                self._unregister(file, t)
+
+    def attach_probe(self, file: EventFile, data: TriggerData) -> None:
+        """enable_eprobe(): an eprobe's trigger (``data.extra["probe"]`` is called with
+        each record of ``file``'s event) goes at the tail of the list."""
+        file.triggers.append(data)
+        self._trigger_mode(file, True)
+        self._update_cond(file)
+
+    def detach_probe(self, file: EventFile, data: TriggerData) -> bool:
+        """disable_eprobe(): False when the trigger is not on ``file``."""
+        if not any(t is data for t in file.triggers):
+            return False
+        file.triggers = [t for t in file.triggers if t is not data]
+        self._trigger_mode(file, False)
+        self._update_cond(file)
+        return True
 
     def _update_cond(self, file: EventFile) -> None:
-        if any(t.pred is not None for t in file.triggers):
+        # update_cond_flag(): a filter, or a command that needs the record (eprobe)
+        if any(t.pred is not None or "probe" in t.extra for t in file.triggers):
             file.flags |= EVENT_FILE_FL_TRIGGER_COND
         else:
             file.flags &= ~EVENT_FILE_FL_TRIGGER_COND
@@ -275,16 +295,32 @@ class TriggerCommands:
 
     # --------------------------------------------------------------- firing
     def call_pre(self, file: EventFile, rec: bytes | bytearray) -> None:
-        """event_triggers_call(): each trigger whose filter matches the record."""
+        """event_triggers_call(): each trigger whose filter matches the record.  An
+        eprobe's trigger writes a record nested in this event's: it runs in call_post,
+        after this record is committed (its place in the buffer), unless this record is
+        not going to be (soft disabled)."""
+        soft = file.flags & EVENT_FILE_FL_SOFT_DISABLED
         for t in list(file.triggers):
+            if not soft and "probe" in t.extra:
+                continue
             if t.pred is not None and not t.pred(rec, 0):
                 continue
             self._fire(file, t, rec)
 
     def call_post(self, file: EventFile, rec: bytes | bytearray, recorded: bool) -> None:
-        """event_triggers_post_call(): nothing is deferred in the simulation."""
+        """event_triggers_post_call(): the eprobe triggers call_pre deferred."""
+        if file.flags & EVENT_FILE_FL_SOFT_DISABLED:
+            return
+        for t in list(file.triggers):
+            if "probe" in t.extra and (t.pred is None or t.pred(rec, 0)):
+                self._fire(file, t, rec)
 
     def _fire(self, file: EventFile, t: TriggerData, rec: bytes | bytearray) -> None:
+        probe = t.extra.get("probe")
+        if probe is not None:       # eprobe_trigger_func(): needs the record
+            if rec:
+                probe(rec)
+            return
         tracing = self.kernel.trace
         tr = file.tr
         cmd = t.cmd

@@ -83,6 +83,12 @@ from .trace_probe import (
 if TYPE_CHECKING:
     from .core import Kernel
 
+EVENT_FILE_FL_SOFT_DISABLED = 1 << 6    # include/linux/trace_events.h (trace_events.py)
+EVENT_FILE_FL_TRIGGER_MODE = 1 << 7
+EVENT_FILE_FL_TRIGGER_COND = 1 << 8
+EVENT_FILE_FL_PID_FILTER = 1 << 9
+_SOFT_CHECK = EVENT_FILE_FL_TRIGGER_MODE | EVENT_FILE_FL_SOFT_DISABLED | EVENT_FILE_FL_PID_FILTER
+
 FPROBE_EVENT_SYSTEM = "fprobes"
 TRACEPOINT_EVENT_SYSTEM = "tracepoints"
 RETHOOK_MAXACTIVE_MAX = 4096
@@ -92,8 +98,8 @@ TRACE_REG_UNREGISTER = 1
 TRACE_REG_PERF_REGISTER = 2
 TRACE_REG_PERF_UNREGISTER = 3
 
-TRACE_EVENT_FL_DYNAMIC = 1 << 6       # illustrative flag bits for the event call
-TRACE_EVENT_FL_FPROBE = 1 << 8
+TRACE_EVENT_FL_DYNAMIC = 1 << 5       # include/linux/trace_events.h (trace_events.py)
+TRACE_EVENT_FL_FPROBE = 1 << 9
 
 FENTRY_HEAD_SIZE = 16   # struct fentry_trace_entry_head: trace_entry + ip
 FEXIT_HEAD_SIZE = 24    # struct fexit_trace_entry_head: trace_entry + func + ret_ip
@@ -736,30 +742,58 @@ class FprobeEvents:
     def _write(self, tf: TraceFprobe, file: Any, env: FetchEnv, head: int,
                words: tuple[int, ...], depth: int = 0) -> None:
         """__fentry_trace_func / __fexit_trace_func for one linked event file."""
-        if getattr(file, "soft_disabled", False):
+        if self.kernel is not None:
+            write_probe_record(self.kernel, file, tf.tp, tf.event.call.type_id, env, head,
+                               words, depth)
+
+
+def write_probe_record(k: Kernel, file: Any, tp: TraceProbe, type_id: int, env: FetchEnv,
+                       head: int, words: tuple[int, ...] = (), depth: int = 0) -> None:
+    """One probe event record into one event file (fprobe, tprobe and eprobe events):
+    trace_trigger_soft_disabled(), trace_event_buffer_reserve() (pid filter), the head
+    words and the fetched arguments, then trace_event_buffer_commit() (conditional
+    triggers, the event filter).  ``depth`` is added to the preempt count."""
+    flags = getattr(file, "flags", 0)
+    tev = getattr(file, "events", None)
+    trig = getattr(tev, "triggers", None) if tev is not None else None
+    if flags & _SOFT_CHECK and not flags & EVENT_FILE_FL_TRIGGER_COND:
+        if flags & EVENT_FILE_FL_TRIGGER_MODE and trig is not None and file.triggers:
+            trig.call_pre(file, b"")      # event_triggers_call(file, NULL): no filters
+        if flags & EVENT_FILE_FL_SOFT_DISABLED:
             return
-        k = self.kernel
-        if k is None:
-            return
-        tr = file.tr
-        dsize = get_data_size(tf.tp, env)
-        size = head + tf.tp.size + dsize
-        cpu = k.sched.cpu
-        off = tr.event_reserve(cpu, tf.event.call.type_id, size)
-        if off < 0:
-            return
-        buf = tr.event_buf(cpu)
-        if depth:
-            buf[off + 3] = min(buf[off + 3] + depth, 0xFF)
-        buf[off + 8:off + size] = bytes(size - 8)
-        for i, w in enumerate(words):
-            _Q.pack_into(buf, off + 8 + 8 * i, w & 0xFFFFFFFFFFFFFFFF)
-        store_trace_args(buf, off + head, tf.tp, env, head, dsize)
-        commit = getattr(file, "commit", None)
-        if commit is not None:
-            commit(cpu, off, size)     # filter/trigger evaluation, then ring commit
-        else:
-            tr.event_commit(cpu)
+    tr = file.tr
+    if flags & EVENT_FILE_FL_PID_FILTER and tev is not None and \
+            tev.ignore_pid(tr.events, k.sched.current.pid):
+        return
+    dsize = get_data_size(tp, env)
+    size = head + tp.size + dsize
+    cpu = k.sched.cpu
+    off = tr.event_reserve(cpu, type_id, size)
+    if off < 0:
+        return
+    buf = tr.event_buf(cpu)
+    if depth:
+        buf[off + 3] = min(buf[off + 3] + depth, 0xFF)
+    buf[off + 8:off + size] = bytes(size - 8)
+    for i, w in enumerate(words):
+        _Q.pack_into(buf, off + 8 + 8 * i, w & 0xFFFFFFFFFFFFFFFF)
+    store_trace_args(buf, off + head, tp, env, head, dsize)
+    if tev is None:
+        tr.event_commit(cpu)
+        return
+    # event_trigger_unlock_commit() → __event_trigger_test_discard().  The conditional
+    # triggers run on a copy once the record is committed (an eprobe trigger writes a
+    # record of its own: the ring buffer takes one reservation at a time per CPU)
+    rec = b""
+    if flags & EVENT_FILE_FL_TRIGGER_COND and trig is not None and file.triggers:
+        rec = bytes(buf[off:off + size])
+    if flags & EVENT_FILE_FL_SOFT_DISABLED or not file.passes(buf, off):
+        tr.buffer.discard(cpu)
+    else:
+        tr.event_commit(cpu)
+    if rec and trig is not None:
+        trig.call_pre(file, rec)
+        trig.call_post(file, rec, True)
 
 
 class _NoRegs:

@@ -1369,6 +1369,11 @@ def boot(kernel: Kernel) -> KprobeEvents | None:
         return None
     core = KprobeCore(kernel)
     kernel.kprobes = core   # type: ignore[attr-defined]
+    mem = getattr(kernel, "mem", None)
+    if mem is not None:
+        from .version import map_banner
+
+        map_banner(mem)     # @linux_proc_banner fetches read .rodata
     btf: Any = None
     try:
         btf = kernel.btf

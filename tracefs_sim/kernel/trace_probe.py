@@ -557,6 +557,7 @@ class ParseContext:
     offset: int = 0
     log: ProbeLog = field(default_factory=ProbeLog)
     tracepoint: bool = False
+    event: Any = None                   # eprobes: the attached event call (its .fields)
 
     def err(self, offset: int, err: ProbeErr) -> None:
         self.log.err(offset, err)
@@ -887,12 +888,26 @@ def _check_prepare_btf_string_fetch(typename: str, prog: _Prog, ctx: ParseContex
 
 
 # ----------------------------------------------------------------------------- the parser
+def _parse_trace_event_arg(arg: str, code: FetchInsn, ctx: ParseContext) -> int:
+    """``parse_trace_event_arg``: ``$FIELD`` of the event an eprobe is attached to."""
+    for f in getattr(ctx.event, "fields", None) or ():
+        if f.name == arg:
+            code.op = FetchOp.TP_ARG
+            code.data = f
+            return 0
+    return -errno.ENOENT
+
+
 def _parse_probe_vars(orig_arg: str, prog: _Prog, ctx: ParseContext) -> int:
     code = prog.cur()
     err = ProbeErr.BAD_VAR
     arg = orig_arg[1:]
 
     if ctx.flags & TPARG_FL_TEVENT:
+        if code.data is not None:
+            return -errno.EFAULT
+        if _parse_trace_event_arg(arg, code, ctx) == 0:
+            return 0
         if arg in ("comm", "COMM"):
             code.op = FetchOp.COMM
             return 0
@@ -1568,6 +1583,8 @@ class FetchEnv:
     comm: bytes = b""
     edata: bytearray | None = None
     sprint_symbol: Callable[[int], str] = lambda addr: f"0x{addr:x}"
+    rec: bytes | bytearray | None = None    # eprobes: the attached event's record
+    rec_addr: int = 0                       # where that record "is" (string fields' address)
 
 
 _M64 = 0xFFFFFFFFFFFFFFFF
@@ -1631,11 +1648,35 @@ def process_fetch_insn(code: list[FetchInsn], env: FetchEnv, dest: bytearray | N
     elif op == FetchOp.DATA:
         val = 0
         datap = insn.data
+    elif op == FetchOp.TP_ARG:
+        val, datap = _get_event_field(insn.data, env)
     else:
         return -errno.EILSEQ
     val &= _M64
     pc += 1
     return _fetch_bottom(code, pc, val, env, dest, doff, base, datap)
+
+
+def _get_event_field(f: Any, env: FetchEnv) -> tuple[int, bytes | None]:
+    """trace_eprobe.c ``get_event_field``: the field's value, or for a string field its
+    address in the record (and the string itself, which a string store copies)."""
+    rec = env.rec or b""
+    off = f.offset
+    if f.filter_type in (_FILTER_DYN_STRING, _FILTER_RDYN_STRING, _FILTER_STATIC_STRING):
+        if f.filter_type == _FILTER_STATIC_STRING:
+            start, end = off, off + f.size
+        else:
+            loc = int.from_bytes(rec[off:off + 4], "little")
+            start = (loc & 0xFFFF) + (off + 4 if f.filter_type == _FILTER_RDYN_STRING else 0)
+            end = start + (loc >> 16)
+        raw = bytes(rec[start:end])
+        nul = raw.find(b"\0")
+        return env.rec_addr + start, (raw if nul < 0 else raw[:nul]) + b"\0"
+    size = f.size if f.size in (1, 2, 4) else 8
+    return int.from_bytes(rec[off:off + size], "little", signed=bool(f.is_signed)), None
+
+
+_FILTER_STATIC_STRING, _FILTER_DYN_STRING, _FILTER_RDYN_STRING = 1, 2, 3
 
 
 def _fetch_bottom(code: list[FetchInsn], pc: int, val: int, env: FetchEnv,

@@ -59,6 +59,10 @@ FORK: Tree = ("kernel_clone", ("copy_process", "kmem_cache_alloc_noprof", "_raw_
 SCHEDULE: Tree = ("schedule", "pick_next_task_fair", "_raw_spin_lock", "_raw_spin_unlock")
 WAKEUP: Tree = ("try_to_wake_up", "ttwu_do_activate", "_raw_spin_lock", "_raw_spin_unlock")
 
+# functions that only tail-call (jmp) the next one of a syscall's chain: no stack frame
+TAIL_CALLS = ("x64_sys_call", "__x64_sys_read", "__x64_sys_write")
+# return addresses below a syscall's first function: (symbol, offset)
+SYSCALL_ENTRY_FRAMES = (("do_syscall_64", 0x82), ("entry_SYSCALL_64_after_hwframe", 0x76))
 OPEN_EXEC: Tree = ("do_open_execat", ("do_filp_open", ("path_openat", ("vfs_open", "do_dentry_open"))))
 
 SYSCALL_ENTRY: dict[str, tuple[str, ...]] = {
@@ -124,6 +128,8 @@ SYSCALL_ARGS: dict[str, tuple[int, ...]] = {
 }
 # the dynamic loader (glibc's ld.so) of a new image: the libraries it maps
 LIBS = {"bash": ("libtinfo.so.6", "libc.so.6"), "ls": ("libselinux.so.1", "libc.so.6", "libpcre2-8.so.0")}
+EVENTFS_PARENT = 0xFFFF888103E5C300   # the system's struct eventfs_inode
+EVENTFS_ENTRIES = 0xFFFFFFFFB1A3C2A0  # event_entries[] (.rodata)
 CLONE_FLAGS = 0x01200011  # CLONE_CHILD_CLEARTID | CLONE_CHILD_SETTID | SIGCHLD
 CLONE_THREAD_FLAGS = 0x003D0F00  # pthread_create()
 
@@ -216,12 +222,15 @@ class Workload:
         self.stacks: dict[int, list[int]] = {}
         self._tpc: dict[str, Any] = {}
         self._sites: dict[str, int] = {}
+        self._tail_sites: set[int] | None = None
+        self._entry_sites: list[int] = []
         self.calls = 0
         self.cur_name = "null"
         self.cur_count = 0
         self.cur_ret = 0
         self.cur_file = self.cur_dentry = 0
         self.user_buf = 0
+        self.cur_dir_name = 0
         n = kernel.nr_cpus
         # scheduling state the tracepoints report
         self.task_cpu: dict[int, int] = {}        # pid -> CPU it last ran on
@@ -233,6 +242,9 @@ class Workload:
         self.obj = 0xFFFF888104000000              # slab objects handed out
         self.parent_of: dict[int, int] = {}        # host pid -> parent pid
         self.seen: set[int] = {self.shell.pid}     # host pids whose start is accounted for
+        # the mount of a deterministic kernel sets this: its requesters' forks are not
+        # watched, so a new requester's start is simulated (``spawn_requester``)
+        self.synth_host_start = False
 
     # ------------------------------------------------------------------ call sites
     def _index(self, name: str) -> int:
@@ -255,6 +267,14 @@ class Workload:
             self._sites[name] = addr
         return addr
 
+    def _ret_in(self, name: str, off: int) -> int:
+        """``name+off``, kept inside the symbol (sizes of non-traceable symbols are
+        reconstructed, smaller than the reference kernel's)."""
+        base = self.sym(name)
+        r = self.k.kallsyms.lookup_addr(base)
+        size = r[2] if r else off + 8
+        return base + (off if off < size else size - 8)
+
     def sym(self, name: str) -> int:
         return self.k.kallsyms.addr_of(name) or 0
 
@@ -267,7 +287,7 @@ class Workload:
         """Pass a function's ftrace call site: one list lookup when the site is off."""
         k = self.k
         stack = self.stacks.setdefault(id(k.sched.current), [])
-        stack.append(k.kallsyms.addrs[idx] + 0x20)
+        stack.append(self._sites.get(name) or self.site(name))  # a return address in it
         ft = k.ftrace
         kp = self.kprobes
         bp = kp is not None and idx in kp.bp_funcs
@@ -290,8 +310,21 @@ class Workload:
             k.ftrace.func_exit(idx, token, fn(self) if fn is not None else 0)
 
     def current_stack(self) -> list[int]:
-        """Return addresses of the current task's simulated call chain, innermost first."""
-        return list(reversed(self.stacks.get(id(self.k.sched.current), [])))
+        """Return addresses of the current task's simulated call chain, innermost first,
+        as the ORC unwinder reports them: tail calls leave no frame (``x64_sys_call``
+        jumps to ``__x64_sys_read``, which jumps to ``ksys_read``) and a syscall's
+        chain sits on ``do_syscall_64`` and the entry code."""
+        chain = self.stacks.get(id(self.k.sched.current))
+        if not chain:
+            return []
+        tail = self._tail_sites
+        if tail is None:
+            tail = self._tail_sites = {a for a in map(self.site, TAIL_CALLS) if a}
+            self._entry_sites = [self._ret_in(n, off) for n, off in SYSCALL_ENTRY_FRAMES if self.sym(n)]
+        out = [a for a in reversed(chain) if a not in tail]
+        if chain[0] == self.site("x64_sys_call"):
+            out += self._entry_sites
+        return out
 
     def call(self, tree: Tree | str, parent: str | None = None) -> None:
         """Run one function (and its callees) through the ftrace call sites."""
@@ -451,6 +484,13 @@ class Workload:
             # the last fput() defers __fput() to task_work: it runs on the way to user space
             self.cache_free("filp", "__fput", self.cur_file)
 
+    def eventfs_create_dir(self, name: str) -> None:
+        """event_create_dir() of a new event: ``eventfs_create_dir(name, parent, entries,
+        size, data)`` in the task that added it, ``name`` a kernel string (probes on it
+        fetch ``+0(%di):string``)."""
+        self.cur_dir_name = self.k.mem.kernel_string(name)
+        self.call("eventfs_create_dir", "trace_add_event_call")
+
     def syscall(self, op: str, args: tuple[int, ...] = (), name: str = "", count: int = 0) -> None:
         """A whole syscall of a simulated task, returning what it would (fd, bytes)."""
         ret = 3 if op == "openat" else count if op in ("read", "write", "pread64") else 0
@@ -519,7 +559,7 @@ class Workload:
             return
         if task.pid not in self.seen:
             self.seen.add(task.pid)
-            if self.k.deterministic and not self.quiet():
+            if self.synth_host_start and not self.quiet():
                 self.spawn_requester(cpu, task)
         for c, t in enumerate(self.host):
             if t is task and c != cpu:     # it moved: it blocked on the other CPU
@@ -972,11 +1012,13 @@ FUNC_ARGS = {
     "ksys_read": lambda wl: (3, 0x7FFC00001000, wl.cur_count or 4096),
     "ksys_write": lambda wl: (1, 0x7FFC00001000, wl.cur_count or 4096),
     "kfree": lambda wl: (0xFFFF888100A00000,),
+    "eventfs_create_dir": lambda wl: (wl.cur_dir_name, EVENTFS_PARENT, EVENTFS_ENTRIES, 6, wl.cur_file),
     "kernel_clone": lambda wl: (0xFFFFC90000003F00,),
 }
 FUNC_RET = {
     "vfs_read": lambda wl: wl.cur_ret, "vfs_write": lambda wl: wl.cur_ret,
     "ksys_read": lambda wl: wl.cur_ret, "ksys_write": lambda wl: wl.cur_ret,
+    "kernel_clone": lambda wl: wl.cur_ret,
 }
 
 

@@ -43,33 +43,24 @@ def dynamic_events_file(kernel: Any) -> File:
 
 
 def stack_files(kernel: Any) -> dict[str, Node]:
-    """stack_max_size, stack_trace and stack_trace_filter of the stack tracer."""
-    state = {"max": 0}
-
-    def show_max() -> str:
-        return f"{state['max']}\n"
+    """stack_max_size, stack_trace and stack_trace_filter of the stack tracer
+    (kernel/trace_stack.py)."""
+    st = getattr(kernel, "stack_tracer", None)
+    ft = getattr(kernel, "ftrace", None)
+    if st is None or ft is None:
+        return {}
+    from ..kernel.ftrace import ITER_FILTER
+    from .ftrace_files import regex_file
 
     def write_max(data: bytes) -> None:
-        state["max"] = parse_ulong(data)
+        st.max_size_write(parse_ulong(data))
 
-    def show_trace() -> str:
-        return ("        Depth    Size   Location    (0 entries)\n"
-                "        -----    ----   --------\n")
-
-    files: dict[str, Node] = {
-        "stack_max_size": seq_file(0o640, show_max, write_max),
-        "stack_trace": seq_file(0o440, show_trace),
+    return {
+        "stack_max_size": seq_file(0o640, st.max_size_show, write_max),
+        "stack_trace": seq_file(0o440, st.trace_show),
+        # ftrace_regex_open(NULL, &trace_ops, FTRACE_ITER_FILTER, ...): no trace array
+        "stack_trace_filter": regex_file(lambda r, w, t: ft.regex_open(None, st.ops, ITER_FILTER, r, w, t)),
     }
-    ft = getattr(kernel, "ftrace", None)
-    if ft is not None:
-        from ..kernel.ftrace import ITER_FILTER, FtraceOps
-        from .ftrace_files import regex_file
-
-        ops = FtraceOps(func=lambda ip, pip, op, fregs: None, name="stack_trace_call")
-        tr = kernel.trace.global_trace
-        files["stack_trace_filter"] = regex_file(
-            lambda r, w, t: ft.regex_open(tr, ops, ITER_FILTER, r, w, t))
-    return files
 
 
 def dynevent_top_files(kernel: Any) -> dict[str, Node]:

@@ -1,0 +1,80 @@
+"""The simulated kernel's /proc/sys entries as plain files (``mount --sysctl-dir DIR``).
+
+Some tracing controls are sysctls, not tracefs files (``kernel/stack_tracer_enabled``);
+scripts write them under /proc/sys, which belongs to the host kernel.  A test harness
+can shadow those paths in a private mount namespace with a tmpfs (scripts/ftracetest
+does) and give its root to the server: every entry of ``kernel.sysctls`` is created
+there (never over an existing file: a real sysctl is left alone) holding the kernel's
+value.  Before each request the adapter looks for files changed since (one small
+read each) and hands the new text to the kernel, as a write(2) to the sysctl would; the file
+is then rewritten with the value the kernel kept (a rejected value is reverted, as a
+re-read of the sysctl would show; the writer's write(2) itself cannot fail).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+
+from .kernel.errors import KernelError
+
+log = logging.getLogger(__name__)
+
+
+class SysctlMirror:
+    """Plain files under ``root`` kept in step with ``kernel.sysctls``."""
+
+    def __init__(self, kernel: Any, root: str) -> None:
+        self.kernel = kernel
+        self.root = root
+        self.entries: dict[str, list[Any]] = {}  # path -> [read, write, text published]
+        for rel, (read, write) in sorted(getattr(kernel, "sysctls", {}).items()):
+            path = os.path.join(root, rel)
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+            except FileExistsError:
+                log.warning("sysctl %s: %s exists, not mirrored", rel, path)
+                continue
+            except OSError as e:
+                log.warning("sysctl %s: cannot create %s: %s", rel, path, e)
+                continue
+            os.close(fd)
+            self.entries[path] = [read, write, None]
+            self._publish(path)
+
+    def _publish(self, path: str) -> None:
+        ent = self.entries[path]
+        text = ent[0]()
+        try:
+            with open(path, "w") as f:
+                f.write(text)
+        except OSError as e:
+            log.warning("sysctl %s: %s", path, e)
+        ent[2] = text
+
+    def sync(self) -> None:
+        """Apply the files written since the last call (compared by content: a tmpfs
+        mtime is too coarse to see two quick writes)."""
+        for path, ent in self.entries.items():
+            try:
+                with open(path) as f:
+                    text = f.read()
+            except OSError:
+                continue
+            if text == ent[2]:
+                continue
+            try:
+                ent[1](text)
+            except KernelError as e:
+                log.info("sysctl %s: %r rejected (errno %d)", path, text, e.errno)
+            self._publish(path)
+
+    def close(self) -> None:
+        """Remove the files this mirror created."""
+        for path in self.entries:
+            try:
+                os.unlink(path)
+            except OSError:
+                pass
+        self.entries.clear()
