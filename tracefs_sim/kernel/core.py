@@ -32,6 +32,7 @@ PLUGINS: tuple[tuple[str, str, str], ...] = (
     ("dynevent", "trace_dynevent", "boot"),
     ("fprobe_events", "trace_fprobe", "boot"),
     ("eprobe_events", "trace_eprobe", "boot"),
+    ("synth_events", "trace_events_synth", "boot"),
     ("kprobe_events", "trace_kprobe", "boot"),
     ("uprobe_events", "trace_uprobe", "boot"),
     ("workload", "workload", "boot"),

@@ -1316,6 +1316,41 @@ class Packer:
         self.ops: list[tuple[Field, Callable[[bytearray, int, Any], None] | None]] = []
         for f in fields:
             self.ops.append((f, self._op(f)))
+        self._fast_init()
+
+    def _fast_init(self) -> None:
+        """One struct for records of scalar ints and char arrays only (most events):
+        ``pack`` then costs one ``pack_into``; anything it cannot take (an int out of
+        range, None, a list) falls back to the per-field packers."""
+        self.fast: struct.Struct | None = None
+        self.chars: list[tuple[int, int]] = []      # (value index, array size)
+        self.order: list[int] | None = None         # value indexes in offset order
+        if self.dynamic or not self.fields:
+            return
+        idx = sorted(range(len(self.fields)), key=lambda i: self.fields[i].offset)
+        fmt, pos = "<", 8
+        for i in idx:
+            f = self.fields[i]
+            if f.offset < pos:
+                return
+            if f.count:
+                if not f.is_char:
+                    return
+                code = f"{f.size}s"
+                self.chars.append((i, f.size))
+            else:
+                c = _INT_FMT.get((f.size, f.is_signed))
+                if c is None:
+                    return
+                code = c
+            if f.offset > pos:
+                fmt += f"{f.offset - pos}x"
+            fmt += code
+            pos = f.offset + f.size
+        if pos > self.base_size:
+            return
+        self.order = None if idx == list(range(len(idx))) else idx
+        self.fast = struct.Struct(fmt)
 
     @staticmethod
     def _op(f: Field) -> Callable[[bytearray, int, Any], None] | None:
@@ -1357,6 +1392,27 @@ class Packer:
 
     def pack(self, values: tuple[Any, ...]) -> bytearray:
         """The whole record (common header zeroed) for ``values`` in field order."""
+        fast = self.fast
+        if fast is not None and len(values) == len(self.fields):
+            vals = list(values)
+            for i, size in self.chars:
+                v = vals[i]
+                if isinstance(v, str):   # a C string: NUL-terminated within the array
+                    vals[i] = v.encode("utf-8", "replace")[:size - 1]
+                elif v is None:
+                    vals[i] = b""
+            if self.order is not None:
+                vals = [vals[i] for i in self.order]
+            rec = bytearray(self.base_size)
+            try:
+                fast.pack_into(rec, 8, *vals)
+                return rec
+            except (struct.error, TypeError):
+                pass
+        return self.pack_fields(values)
+
+    def pack_fields(self, values: tuple[Any, ...]) -> bytearray:
+        """``pack`` field by field (masking ints to their width)."""
         rec = bytearray(self.base_size)
         dyn: list[tuple[Field, bytes]] = []
         for (f, op), v in zip(self.ops, values, strict=False):

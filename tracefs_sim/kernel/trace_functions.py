@@ -19,12 +19,16 @@ from typing import TYPE_CHECKING, Any
 from .errors import KernelError
 from .ftrace import Ftrace, FtraceOps, _ftrace_stub, ksym
 from .ftrace_cmds import FuncCommands, TracingHooks, register_func_commands
+from .trace_output import Printer
 
 if TYPE_CHECKING:
     from .core import Kernel
 
 TRACE_FN = 1
 TRACE_STACK = 4
+TRACE_FUNC_REPEATS = 19
+U16_MAX = 0xFFFF
+_REPEATS = struct.Struct("<QQHHI")  # struct func_repeats_entry
 FTRACE_TRAMPOLINE_MARKER = 0x7FFFFFFF  # (unsigned long)INT_MAX
 FTRACE_STACK_ENTRIES = 8  # kept short: the tests and golden show 5 callers
 _FN = struct.Struct("<QQ")
@@ -66,6 +70,39 @@ class FunctionTracer:
         struct.pack_into("<i", buf, off + 8, len(calls))
         for n, a in enumerate([*calls, 0]):
             struct.pack_into("<Q", buf, off + 16 + 8 * n, a)
+        tr.event_commit(cpu)
+
+    def is_repeat(self, tr: Any, ip: int, parent_ip: int) -> bool:
+        """is_repeat_check() + process_repeats(): True for another consecutive call of
+        the same function from the same place on this CPU (counted, not recorded);
+        otherwise the pending repeats are flushed as a TRACE_FUNC_REPEATS entry."""
+        per_cpu = tr.extra.get("last_func_repeats")
+        if per_cpu is None:
+            per_cpu = tr.extra["last_func_repeats"] = {}
+        cpu = self.k.sched.cpu
+        last = per_cpu.get(cpu)
+        if last is None:
+            last = per_cpu[cpu] = [0, 0, 0, 0]  # ip, parent_ip, count, ts_last_call
+        if last[0] == ip and last[1] == parent_ip and last[2] < U16_MAX:
+            last[3] = tr.clock.now()
+            last[2] += 1
+            return True
+        if last[2]:
+            self.trace_last_func_repeats(tr, last)
+            last[2] = 0
+        last[0], last[1] = ip, parent_ip
+        return False
+
+    def trace_last_func_repeats(self, tr: Any, last: list[int]) -> None:
+        """trace_last_func_repeats(): the count and how long ago the last repeat was."""
+        cpu = self.k.sched.cpu
+        now = tr.clock.now()
+        off = tr.event_reserve(cpu, TRACE_FUNC_REPEATS, 8 + _REPEATS.size)
+        if off < 0:
+            return
+        delta = max(0, now - last[3])
+        _REPEATS.pack_into(tr.event_buf(cpu), off + 8, last[0], last[1], last[2],
+                           (delta >> 32) & U16_MAX, delta & 0xFFFFFFFF)
         tr.event_commit(cpu)
 
     # ------------------------------------------------------------------ callbacks
@@ -111,11 +148,8 @@ class FunctionTracer:
             if bit < 0:
                 return
             try:
-                last = tr.extra.setdefault("last_func_repeats", {})
-                cpu = self.k.sched.cpu
-                if last.get(cpu) == (ip, pip):
-                    return  # a repeat: counted, not recorded (TRACE_FUNC_REPEATS: TODO)
-                last[cpu] = (ip, pip)
+                if self.is_repeat(tr, ip, pip):
+                    return
                 self.trace_function(tr, ip, pip)
             finally:
                 ft.recursion_unlock(bit)
@@ -125,13 +159,14 @@ class FunctionTracer:
             tr = op.private
             if not tr.extra.get("function_enabled"):
                 return
-            last = tr.extra.setdefault("last_func_repeats", {})
-            cpu = self.k.sched.cpu
-            if last.get(cpu) == (ip, pip):
-                return
-            last[cpu] = (ip, pip)
-            self.trace_function(tr, ip, pip)
-            self.trace_stack(tr, ip, pip)
+            disabled = tr.extra.get("data_disabled", 0) + 1
+            tr.extra["data_disabled"] = disabled
+            try:
+                if disabled == 1 and not self.is_repeat(tr, ip, pip):
+                    self.trace_function(tr, ip, pip)
+                    self.trace_stack(tr, ip, pip)
+            finally:
+                tr.extra["data_disabled"] = disabled - 1
 
         return {(False, False): function_trace_call, (True, False): function_stack_trace_call,
                 (False, True): function_no_repeats_trace_call,
@@ -203,4 +238,32 @@ def boot(kernel: Kernel) -> FunctionTracer | None:
         tracer.print_header = old.print_header
         tracer.print_line = old.print_line
     tracing.register_tracer(tracer)
+    tracing.output.register(TRACE_FUNC_REPEATS, FuncRepeatsPrinter())
     return ftr
+
+
+class FuncRepeatsPrinter(Printer):
+    """trace_func_repeats_print(): the function line, then how often it was repeated
+    and when the last repeat was (``last_ts``, in the trace clock's format)."""
+
+    def _fields(self, it: Any) -> tuple[int, int, int, int]:
+        ip, pip, count, top, bottom = _REPEATS.unpack_from(it.buf, it.off + 8)
+        return ip, pip, count, (top << 32) | bottom
+
+    def trace(self, it: Any) -> str:
+        from .trace_flags import ITER_PRINT_PARENT, ITER_SYM_ADDR, ITER_SYM_OFFSET
+
+        ip, pip, count, delta = self._fields(it)
+        out = it.kernel.trace.output
+        flags = it.flags & (ITER_PRINT_PARENT | ITER_SYM_OFFSET | ITER_SYM_ADDR)
+        text = out.sym(ip, flags)
+        if flags & ITER_PRINT_PARENT and pip:
+            text += " <-" + out.sym(pip, flags)
+        return f"{text} (repeats: {count}, last_ts:{out.print_time(it, it.ts - delta)})\n"
+
+    def raw(self, it: Any) -> str:
+        ip, pip, count, delta = self._fields(it)
+        return f"{ip} {pip} {count} {delta}\n"
+
+    def binary(self, it: Any) -> bytes:  # no binary form: trace_nop_print()
+        return f"type: {TRACE_FUNC_REPEATS}\n".encode()

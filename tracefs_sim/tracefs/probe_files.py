@@ -27,6 +27,16 @@ class ProbeEventsOpenFile(DynEventsOpenFile):
         return self.kind.run_command(line)
 
 
+class SynthEventsOpenFile(ProbeEventsOpenFile):
+    """``synthetic_events`` (trace_events_synth.c): ``NAME\tFIELDS`` lines; a write runs
+    create_or_delete_synth_event per line; O_TRUNC releases the synthetic events."""
+
+    def read(self, offset: int, size: int) -> bytes:
+        if offset == 0 or not self._buf:
+            self._buf = self.kind.file_text().encode()
+        return self._buf[offset:offset + size]
+
+
 def probe_events_file(dyn: Any, kind: Any) -> File:
     return File(TRACE_MODE_WRITE, lambda node, m: ProbeEventsOpenFile(node, m, dyn, kind))
 
@@ -45,6 +55,10 @@ def probe_top_files(kernel: Any) -> dict[str, Node]:
     if up is not None:
         files["uprobe_events"] = probe_events_file(dyn, up)
         files["uprobe_profile"] = seq_file(TRACE_MODE_READ, up.profile_text)
+    synth = getattr(kernel, "synth_events", None)
+    if synth is not None:
+        files["synthetic_events"] = File(
+            TRACE_MODE_WRITE, lambda node, m: SynthEventsOpenFile(node, m, dyn, synth))
     return files
 
 
