@@ -60,7 +60,8 @@ def test_usage_example_vfs_read_entry_and_exit(mounted):
     assert entries and exits, trace
     assert all(m["flags"] == "...1." for m in entries + exits)   # two fprobes share vfs_read
     readme = run(mounted, "cat README")
-    assert int(exits[0]["ret"]) == min(len(readme.encode()), int(entries[0]["count"]))
+    # cat's read of the file returns its size (the dynamic loader's reads come first)
+    assert len(readme.encode()) in [int(m["ret"]) for m in exits]
     # enabled probes are busy
     r = sh(mounted, "/bin/echo '-:fprobes/vfs_read__entry' >> dynamic_events")
     assert r.returncode != 0 and "Device or resource busy" in r.stderr
@@ -95,15 +96,22 @@ def test_tracepoint_probe_shows_raw_parameters(mounted):
 
 def test_tracepoint_probe_dereferences_task_fields(mounted):
     run(mounted, "echo 't sched_switch comm=next->comm:string next_pid=next->pid' > dynamic_events")
+    run(mounted, "echo 1 > events/sched/sched_switch/enable")
     run(mounted, "echo 1 > events/tracepoints/enable")
-    run(mounted, "cat README > /dev/null")
+    run(mounted, "for i in 1 2 3; do cat README > /dev/null; done")
     run(mounted, "echo 0 > tracing_on")
-    pat = re.compile(CTX + r'sched_switch: \(__probestub_sched_switch\+0x4/0x10\) '
+    lines = run(mounted, "cat trace").splitlines()
+    cooked = re.compile(CTX + r"sched_switch: prev_comm=.* ==> next_comm=(?P<next>.*) "
+                        r"next_pid=(?P<npid>\d+) next_prio=\d+$")
+    raw = re.compile(CTX + r'sched_switch: \(__probestub_sched_switch\+0x4/0x10\) '
                      r'comm="(?P<next>[^"]*)" next_pid=(?P<npid>\d+)$')
-    ms = [m for m in map(pat.match, run(mounted, "cat trace").splitlines()) if m]
-    assert ms
-    # the switch to the reader: next->comm and next->pid are the reader's own
-    assert any(m["next"] == "cat" and int(m["npid"]) > 0 for m in ms)
+    pairs = [(cooked.match(a), raw.match(b)) for a, b in zip(lines, lines[1:], strict=False)]
+    pairs = [(c, r) for c, r in pairs if c and r]
+    assert pairs, "\n".join(lines)
+    # next->comm and next->pid read from the task_struct are what the event recorded
+    for c, r in pairs:
+        assert (r["next"], r["npid"]) == (c["next"], c["npid"])
+    assert any(int(r["npid"]) > 0 for _, r in pairs)
 
 
 def test_syntax_errors_go_to_error_log(mounted):

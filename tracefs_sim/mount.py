@@ -1,4 +1,7 @@
-"""``tracefs-sim MOUNTPOINT``: boot a simulated kernel and serve its tracefs in the foreground."""
+"""``tracefs-sim MOUNTPOINT``: boot a simulated kernel and serve its tracefs in the foreground.
+
+``tracefs-sim run [options] -- CMD`` is dispatched to :mod:`tracefs_sim.run`.
+"""
 
 from __future__ import annotations
 
@@ -59,6 +62,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["run"]:  # ``tracefs-sim run [options] -- CMD``: tracefs_sim/run.py
+        from .run import main as run_main
+
+        return run_main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
