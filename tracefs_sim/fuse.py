@@ -80,6 +80,33 @@ def signal_pending(pid: int) -> bool | None:
     return bool(pending & ~blocked)
 
 
+def fd_nonblock(pid: int, ino: int, name: str) -> bool:
+    """True if ``pid`` holds an fd on our inode ``ino`` with O_NONBLOCK set *now*.
+
+    pyfuse3's read() gets no file flags, so an ``fcntl(F_SETFL, O_NONBLOCK)`` after open
+    (perf ftrace's trace_pipe fd) is invisible; without this its final drain read, made
+    after tracing_on=0 on an empty buffer, blocks for ever.  Asked only before blocking:
+    ``/proc/<pid>/fdinfo/N`` (flags, ino) of fds whose link names ``name``.
+    """
+    try:
+        fds = os.listdir(f"/proc/{pid}/fdinfo")
+    except OSError:
+        return False
+    for fd in fds:
+        text = _read_proc(f"/proc/{pid}/fdinfo/{fd}")
+        if text is None or f"\nino:\t{ino}\n" not in text + "\n":
+            continue
+        try:
+            if not os.readlink(f"/proc/{pid}/fd/{fd}").endswith("/" + name):
+                continue
+            flags = int(text.split("flags:", 1)[1].split()[0], 8)
+        except (OSError, IndexError, ValueError):
+            continue
+        if flags & os.O_NONBLOCK:
+            return True
+    return False
+
+
 class TaskInfo:
     """comm and CPU of a caller pid, cheap enough to ask on every request."""
 
@@ -532,7 +559,7 @@ class Operations(pyfuse3.Operations):
                               name=self._names.get(h.ino, ""), count=size)
             if not isinstance(data, _WouldBlock):
                 return bytes(data)
-            if h.mode.nonblock:
+            if h.mode.nonblock or fd_nonblock(h.pid, h.ino, self._names.get(h.ino, "")):
                 raise pyfuse3.FUSEError(errno.EAGAIN)
             if not await self._wait(h):
                 return b""

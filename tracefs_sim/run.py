@@ -6,7 +6,8 @@ a list of paths for ``TRACEFS_MAGIC`` then reads ``/proc/mounts``, perf-tools ha
 ``/sys/kernel/debug/tracing`` (see ../shared/notes/tools.md).  A ``fuse.tracefs`` mount is found
 by none of them.  So CMD runs in a private mount namespace set up like this:
 
-* every tracefs/debugfs mount is detached, then a real tracefs is mounted on
+* every tracefs/debugfs mount (and other simulator mounts: ftracetest takes the first
+  ``/proc/mounts`` line containing "tracefs") is detached from the namespace, then a real tracefs is mounted on
   ``/sys/kernel/tracing`` (it gives the ``tracefs`` line libtracefs and perf look for) and the
   simulator is mounted over it ("over-mount": path lookup lands in the simulator);
 * a real debugfs is mounted on ``/sys/kernel/debug`` (else libtracefs' ``tracefs_debug_dir()``
@@ -120,7 +121,7 @@ def _possible_cpus() -> int:
 def _prepare(nr_cpus: int, work: str) -> None:
     """Everything but the simulator mount itself (namespace already private)."""
     for mp, fstype in sorted(_mounts(), key=lambda m: m[0], reverse=True):  # innermost first
-        if fstype in ("tracefs", "debugfs"):
+        if fstype in ("tracefs", "debugfs", "fuse.tracefs"):  # other sims: our copies only
             _sh("umount", "-l", mp, check=False)
     _sh("mount", "-t", "tracefs", "nodev", TRACING)
     if os.path.isdir(DEBUGFS):

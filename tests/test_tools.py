@@ -1,0 +1,159 @@
+"""Unmodified tracing tools against the simulator through ``tracefs-sim run`` (tracefs_sim/run.py).
+
+Each test runs ``python -m tracefs_sim run --cpus 2 --seed 1 -- CMD`` (its own private mount
+namespace and its own simulated kernel).  Needs root and /dev/fuse; trace-cmd is installed with
+scripts/setup-tools when missing, and the trace-cmd tests are skipped when that fails.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = [
+    pytest.mark.mount,
+    pytest.mark.skipif(os.geteuid() != 0, reason="tracefs-sim run needs root"),
+]
+
+
+def run(cmd: str, cwd: Path, timeout: float = 120, cpus: int = 2) -> subprocess.CompletedProcess:
+    """``sh -c CMD`` through the wrapper; stdout and stderr together in ``.stdout``."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "tracefs_sim", "run", "--cpus", str(cpus), "--seed", "1",
+                           "--server-log", str(cwd / "server.log"), "--", "sh", "-c", cmd],
+                          cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, text=True, timeout=timeout)
+
+
+def host_tracing_mounts() -> list[str]:
+    """Mounts of the host's tracing paths (others' simulator mounts elsewhere come and go)."""
+    with open("/proc/self/mounts") as f:
+        return [line for line in f if " /sys/kernel/" in line or " /proc/" in line
+                or " /sys/devices/" in line]
+
+
+@pytest.fixture(scope="module")
+def trace_cmd() -> str:
+    if shutil.which("trace-cmd") is None:
+        r = subprocess.run(["bash", str(ROOT / "scripts/setup-tools"), "trace-cmd"],
+                           capture_output=True, text=True, timeout=600)
+        if r.returncode or shutil.which("trace-cmd") is None:
+            pytest.skip(f"trace-cmd cannot be installed: {r.stderr[-500:]}")
+    return "trace-cmd"
+
+
+# ------------------------------------------------------------------- the wrapper itself
+
+def test_run_namespace(tmp_path: Path) -> None:
+    before = host_tracing_mounts()
+    r = run("grep -E ' (fuse\\.)?tracefs ' /proc/mounts; cat /sys/devices/system/cpu/possible;"
+            " grep -c . /proc/kallsyms; grep -w vfs_read /proc/kallsyms;"
+            " echo 1 > /proc/sys/kernel/ftrace_enabled && echo ftrace_enabled-ok;"
+            " cat /sys/kernel/tracing/available_tracers /sys/kernel/debug/tracing/tracing_on;"
+            " ls -d /sys/kernel/tracing/per_cpu/cpu*; exit 7", tmp_path, cpus=3)
+    out = r.stdout
+    assert r.returncode == 7, out
+    lines = out.splitlines()
+    # libtracefs' pick (first type "tracefs"), and ftracetest's (first line containing "tracefs")
+    assert lines[0] == "nodev /sys/kernel/tracing tracefs rw,relatime 0 0", out
+    assert "tracefs /sys/kernel/tracing fuse.tracefs" in out
+    assert "tracefs /sys/kernel/debug/tracing fuse.tracefs" in out
+    assert "0-2" in lines
+    assert any(line.endswith(" T vfs_read") for line in lines), out
+    assert "ftrace_enabled-ok" in lines
+    assert "function_graph" in out and "function" in out
+    assert [x for x in lines if x.startswith("/sys/kernel/tracing/per_cpu/")] == [
+        f"/sys/kernel/tracing/per_cpu/cpu{i}" for i in range(3)]
+    assert host_tracing_mounts() == before  # nothing leaked to the host namespace
+
+
+def test_run_exit_status_and_missing_command(tmp_path: Path) -> None:
+    assert run("true", tmp_path).returncode == 0
+    assert run("kill -TERM $$", tmp_path).returncode == 128 + 15
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    r = subprocess.run([sys.executable, "-m", "tracefs_sim", "run", "--", "/nonexistent/cmd"],
+                       env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 127, r.stderr
+
+
+# ------------------------------------------------------------------- trace-cmd
+
+def test_trace_cmd_list(tmp_path: Path, trace_cmd: str) -> None:
+    r = run("trace-cmd list -t && echo --- && trace-cmd list -e | grep -E '^(sched:sched_switch|ftrace:function)$'"
+            " && echo --- && trace-cmd list -f | grep -x vfs_read", tmp_path)
+    assert r.returncode == 0, r.stdout
+    tracers = r.stdout.split("---")[0].split()
+    assert {"function", "function_graph", "nop"} <= set(tracers), r.stdout
+    assert "sched:sched_switch" in r.stdout and "vfs_read" in r.stdout
+
+
+def test_trace_cmd_stat_and_reset(tmp_path: Path, trace_cmd: str) -> None:
+    r = run("trace-cmd stat && echo === && trace-cmd reset && echo reset-ok", tmp_path, timeout=180)
+    assert r.returncode == 0, r.stdout
+    assert "Tracing is enabled" in r.stdout
+    assert "All disabled" in r.stdout
+    assert "reset-ok" in r.stdout
+
+
+def test_trace_cmd_record_nosplice_report(tmp_path: Path, trace_cmd: str) -> None:
+    r = run("trace-cmd record --nosplice -p function -l vfs_read -- sleep 0.5 && trace-cmd report",
+            tmp_path, timeout=180)
+    assert r.returncode == 0, r.stdout
+    assert (tmp_path / "trace.dat").stat().st_size > 0
+    rows = [line for line in r.stdout.splitlines() if "function:" in line]
+    assert rows, r.stdout
+    # function names resolved from the simulated kallsyms copied into trace.dat, comms from
+    # saved_cmdlines ("comm-pid"), never a bare address
+    assert all(line.split()[-1] == "vfs_read" for line in rows), rows
+    comms = {line.split()[0].rsplit("-", 1)[0] for line in rows}
+    assert comms & {"trace-cmd", "sleep"}, comms
+    # trace.dat is self-contained: report works again outside the namespace
+    again = subprocess.run(["trace-cmd", "report", "-i", str(tmp_path / "trace.dat")],
+                           capture_output=True, text=True, timeout=60)
+    assert again.returncode == 0 and "vfs_read" in again.stdout, again.stderr
+
+
+def test_trace_cmd_start_show_stop(tmp_path: Path, trace_cmd: str) -> None:
+    r = run("trace-cmd start -p function -l vfs_read && cat /sys/kernel/tracing/current_tracer"
+            " && trace-cmd show | tail -3 && trace-cmd stop && cat /sys/kernel/tracing/tracing_on",
+            tmp_path, timeout=180)
+    assert r.returncode == 0, r.stdout
+    lines = r.stdout.splitlines()
+    assert "function" in lines
+    assert any(" vfs_read <-" in line for line in lines), r.stdout
+    assert lines[-1] == "0"
+
+
+# ------------------------------------------------------------------- perf, perf-tools
+
+def _need(tool: str, package: str) -> None:
+    if shutil.which(tool) is None:
+        subprocess.run(["bash", str(ROOT / "scripts/setup-tools"), package], capture_output=True, timeout=600)
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} ({package}) cannot be installed")
+
+
+def test_perf_tools_functrace_tpoint(tmp_path: Path) -> None:
+    _need("functrace-perf", "perf-tools-unstable")
+    r = run("timeout -s KILL 30 functrace-perf -d 1 vfs_read | head -5; echo ===;"
+            " timeout -s KILL 30 tpoint-perf -d 1 sched:sched_switch | head -5", tmp_path)
+    assert r.returncode == 0, r.stdout
+    funcs, switches = r.stdout.split("===")
+    assert any(line.rstrip().endswith(": vfs_read <-ksys_read") or " vfs_read <-" in line
+               for line in funcs.splitlines()), r.stdout
+    assert "sched_switch: prev_comm=" in switches, r.stdout
+
+
+def test_perf_ftrace_ends(tmp_path: Path) -> None:
+    """perf's drain read after tracing_on=0 is O_NONBLOCK by fcntl: it must not hang."""
+    _need("perf", "linux-perf")
+    r = run("timeout -s KILL 30 perf ftrace -T vfs_read -- sleep 0.3", tmp_path)
+    assert r.returncode == 0, r.stdout
+    assert "# tracer: function" in r.stdout
