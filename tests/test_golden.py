@@ -27,13 +27,20 @@ def shared_dir() -> Path:
 def test_golden_topics_meet_their_floors(tmp_path):
     if not (shared_dir() / "tools" / "golden_compare.py").is_file():
         pytest.skip(f"no golden tools in {shared_dir()}")
-    out = tmp_path / "golden"
-    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "golden"), *sorted(FLOORS),
+    below = below_floors(tmp_path / "golden", sorted(FLOORS))
+    if below:
+        # a fresh replay of those topics tells a regression from background activity that
+        # happened to fall inside a transcript block
+        below = below_floors(tmp_path / "golden-retry", sorted(below))
+    assert not below, f"topics below their floor (pct, floor): {below}"
+
+
+def below_floors(out: Path, topics: list[str]) -> dict[str, tuple[float, float]]:
+    r = subprocess.run([sys.executable, str(ROOT / "scripts" / "golden"), *topics,
                         "--out", str(out), "--json", str(out / "results.json")],
-                       capture_output=True, text=True, timeout=60 * 2 * len(FLOORS))
+                       capture_output=True, text=True, timeout=60 * 2 * len(topics))
     print(r.stdout)
     assert r.returncode == 0, r.stderr
     results = json.loads((out / "results.json").read_text())["topics"]
-    below = {t: (results.get(t, {}).get("pct", 0.0), floor) for t, floor in FLOORS.items()
-             if results.get(t, {}).get("pct", 0.0) < floor}
-    assert not below, f"topics below their floor (pct, floor): {below}"
+    return {t: (results.get(t, {}).get("pct", 0.0), FLOORS[t]) for t in topics
+            if results.get(t, {}).get("pct", 0.0) < FLOORS[t]}
