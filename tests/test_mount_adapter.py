@@ -210,3 +210,42 @@ def test_possible_cpus(tmp_path):
     assert possible_cpus(str(f)) == 6
     f.write_text("0\n")
     assert possible_cpus(str(f)) == 1
+
+
+def _fusectl() -> str | None:
+    """The fuse control filesystem (mounted here when it is not yet), or None."""
+    path = "/sys/fs/fuse/connections"
+    if not os.path.isdir(path):
+        return None
+    if not os.listdir(path):
+        subprocess.run(["mount", "-t", "fusectl", "none", path], capture_output=True)
+    return path if os.listdir(path) or os.path.ismount(path) else None
+
+
+def test_aborted_connection_ends_the_server_cleanly(mount_server):
+    ctl = _fusectl()
+    if ctl is None:
+        pytest.skip("no fuse control filesystem to abort a connection through")
+    server = mount_server(tree_factory="adapter_tree:build")
+    reader = subprocess.Popen(["timeout", "-k", "1", "10", "cat", "pipe"], cwd=server.path,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(0.3)
+        conn = os.minor(os.stat(server.path).st_dev)
+        with open(f"{ctl}/{conn}/abort", "w") as f:
+            f.write("1")
+        # the session ends with ECONNABORTED, not ENODEV: still a normal end
+        assert server.proc.wait(timeout=5) == 0
+        reader.wait(timeout=5)
+    finally:
+        reader.kill()
+        subprocess.run(["fusermount3", "-u", "-z", str(server.path)], capture_output=True)
+    assert "Traceback" not in server.stderr()
+
+
+def test_only_a_connection_abort_counts_as_a_normal_end():
+    from tracefs_sim.fuse import _connection_aborted
+    nested = ExceptionGroup("main", [ExceptionGroup("loop", [ConnectionAbortedError(103, "x")])])
+    assert _connection_aborted(nested)
+    assert not _connection_aborted(ExceptionGroup("main", [ConnectionAbortedError(), OSError()]))
+    assert not _connection_aborted(RuntimeError())

@@ -691,6 +691,13 @@ async def _serve(ops: Operations, kernel: Any) -> None:
         nursery.cancel_scope.cancel()
 
 
+def _connection_aborted(exc: BaseException) -> bool:
+    """True when ``exc`` (possibly a nested exception group) is only the end of the session."""
+    if isinstance(exc, BaseExceptionGroup):
+        return all(_connection_aborted(sub) for sub in exc.exceptions)
+    return isinstance(exc, ConnectionAbortedError)
+
+
 def fuse_options(allow_other: bool, debug: bool) -> set[str]:
     opts = set(pyfuse3.default_options)  # default_permissions
     opts |= {"fsname=tracefs", "subtype=tracefs", "default_permissions"}
@@ -716,6 +723,11 @@ def run(mountpoint: str, kernel: Any, tree: Dir, allow_other: bool = False,
     except BaseException as e:  # ExceptionGroup from pyfuse3.main: still unmount, then report
         if isinstance(e, KeyboardInterrupt):
             log.info("interrupted")
+        elif _connection_aborted(e):
+            # a lazy unmount (fusermount -u -z) or an abort through
+            # /sys/fs/fuse/connections ends the session with ECONNABORTED instead of
+            # ENODEV: the mount is gone either way, which is a normal end for us
+            log.info("connection aborted: %s", mountpoint)
         else:
             log.exception("FUSE main loop failed")
             return 1
