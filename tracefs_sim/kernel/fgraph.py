@@ -36,7 +36,7 @@ from .ftrace import (
     filter_parse_regex,
     ksym,
 )
-from .trace_parser import TraceParser
+from .trace_parser import TraceParser, write_words
 
 if TYPE_CHECKING:
     from .core import Kernel
@@ -405,18 +405,8 @@ class GraphRegexIter:
         return read
 
     def write(self, data: bytes) -> int:
-        done = 0
-        while done < len(data):
-            try:
-                n = self.write_once(data[done:])
-            except KernelError:
-                if done:
-                    return done
-                raise
-            if n <= 0:
-                break
-            done += n
-        return done
+        """A write(2): one word per call, as user space re-writing after short writes."""
+        return write_words(self.write_once, data)
 
     def show(self) -> str:
         return self.fgraph.graph_show_text(self.type)

@@ -46,7 +46,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
-from .trace_parser import TraceParser
+from .trace_parser import TraceParser, write_words
 
 if TYPE_CHECKING:
     from .core import Kernel
@@ -1800,24 +1800,8 @@ class RegexIter:
         return read
 
     def write(self, data: bytes) -> int:
-        """A write(2): loop over words like user space re-writing after short writes.
-
-        Returns the bytes accepted; an error after some words were accepted returns the
-        count so far (the caller's retry then gets the error), as the kernel's short
-        write + retry would.
-        """
-        done = 0
-        while done < len(data):
-            try:
-                n = self.write_once(data[done:])
-            except KernelError:
-                if done:
-                    return done
-                raise
-            if n <= 0:
-                break
-            done += n
-        return done
+        """A write(2): one word per call, as user space re-writing after short writes."""
+        return write_words(self.write_once, data)
 
     def show(self) -> str:
         return self.ftrace.filter_show_text(self)

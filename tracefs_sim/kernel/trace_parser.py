@@ -14,6 +14,7 @@ run the exact kernel algorithm and the tracefs layer only loops.
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 
 from .errors import KernelError
 
@@ -87,3 +88,24 @@ class TraceParser:
         # finished by a blank (or NUL)
         self.cont = False
         return read
+
+
+def write_words(write_once: Callable[[bytes], int], data: bytes) -> int:
+    """A write(2) through a one-word-per-call writer, as user space re-writing short writes.
+
+    Returns the bytes accepted; an error after some words were accepted returns the count
+    so far (the caller's retry then gets the error), as the kernel's short write + retry
+    would.
+    """
+    done = 0
+    while done < len(data):
+        try:
+            n = write_once(data[done:])
+        except KernelError:
+            if done:
+                return done
+            raise
+        if n <= 0:
+            break
+        done += n
+    return done
