@@ -264,14 +264,7 @@ class FprobeCore:
             if ret:
                 self._fail_cleanup(fp)
                 return ret
-        ret = self._init_rethook(fp, self._filter_count(fp))
-        if not ret:
-            ret = _call(ft.register_ftrace_function, fp.ops)
-        if ret:
-            self._fail_cleanup(fp)
-        else:
-            fp.registered = True
-        return ret
+        return self._arm(fp, self._filter_count(fp))
 
     def register_fprobe_ips(self, fp: Fprobe, addrs: list[int]) -> int:
         """Probe the given ftrace locations."""
@@ -284,9 +277,13 @@ class FprobeCore:
         ret = _call(ft.ftrace_set_filter_ips, fp.ops, list(addrs), False, False)
         if ret:
             return ret
-        ret = self._init_rethook(fp, len(addrs))
+        return self._arm(fp, len(addrs))
+
+    def _arm(self, fp: Fprobe, num: int) -> int:
+        """The common tail of register_fprobe*(): rethook for ``num`` sites, then the ops."""
+        ret = self._init_rethook(fp, num)
         if not ret:
-            ret = _call(ft.register_ftrace_function, fp.ops)
+            ret = _call(self.ftrace.register_ftrace_function, fp.ops)
         if ret:
             self._fail_cleanup(fp)
         else:
