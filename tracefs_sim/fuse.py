@@ -338,6 +338,8 @@ class Operations(pyfuse3.Operations):
             raise
         finally:
             self.kernel.syscall_exit(ret)
+            if self.sysctl is not None:
+                self.sysctl.publish()
 
     def _handle(self, fh: int) -> Handle:
         h = self._handles.get(fh)

@@ -57,6 +57,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--sysctl-dir", default=None, metavar="DIR",
                     help="mirror the simulated kernel's sysctls as files under DIR (e.g. a tmpfs "
                          "shadowing /proc/sys in a private mount namespace: scripts/ftracetest)")
+    ap.add_argument("--debugfs-dir", default=None, metavar="DIR",
+                    help="publish the simulated kernel's debugfs files (kprobes/list) under DIR "
+                         "(e.g. a tmpfs on /sys/kernel/debug in a private mount namespace)")
     ap.add_argument("--tree-factory", default=None, help=argparse.SUPPRESS)  # tests: module:function
     return ap.parse_args(argv)
 
@@ -104,10 +107,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"tracefs-sim: --module {path}: {e}", file=sys.stderr)
                 return 1
             loaded.append(os.path.splitext(os.path.basename(path))[0])
-        if args.sysctl_dir:
+        if args.sysctl_dir or args.debugfs_dir:
             from .sysctl_mirror import SysctlMirror
 
-            mirror = SysctlMirror(kernel, args.sysctl_dir)
+            mirror = SysctlMirror(kernel, args.sysctl_dir, args.debugfs_dir)
         return fuse.run(args.mountpoint, kernel, tree, allow_other=args.allow_other, debug=args.debug,
                         sysctl=mirror)
     finally:

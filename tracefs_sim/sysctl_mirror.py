@@ -23,12 +23,20 @@ log = logging.getLogger(__name__)
 
 
 class SysctlMirror:
-    """Plain files under ``root`` kept in step with ``kernel.sysctls``."""
+    """Plain files under ``root`` kept in step with ``kernel.sysctls``; optionally also
+    the kernel's read-only debugfs files (``kernel.debugfs``, e.g. kprobes/list) under
+    ``debugfs_root``, republished after every request that may have changed them."""
 
-    def __init__(self, kernel: Any, root: str) -> None:
+    def __init__(self, kernel: Any, root: str | None, debugfs_root: str | None = None) -> None:
         self.kernel = kernel
         self.root = root
         self.entries: dict[str, list[Any]] = {}  # path -> [read, write, text published]
+        self.published: dict[str, list[Any]] = {}  # debugfs path -> [read, text published]
+        self.made_dirs: list[str] = []
+        if debugfs_root:
+            self._add_debugfs(debugfs_root)
+        if root is None:
+            return
         for rel, (read, write) in sorted(getattr(kernel, "sysctls", {}).items()):
             path = os.path.join(root, rel)
             try:
@@ -70,11 +78,46 @@ class SysctlMirror:
                 log.info("sysctl %s: %r rejected (errno %d)", path, text, e.errno)
             self._publish(path)
 
+    def _add_debugfs(self, root: str) -> None:
+        for rel, read in sorted(getattr(self.kernel, "debugfs", {}).items()):
+            path = os.path.join(root, rel)
+            parent = os.path.dirname(path)
+            try:
+                if not os.path.isdir(parent):
+                    os.makedirs(parent, mode=0o700)
+                    self.made_dirs.append(parent)
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o444)
+            except OSError as e:
+                log.warning("debugfs %s: cannot create %s: %s", rel, path, e)
+                continue
+            os.close(fd)
+            self.published[path] = [read, None]
+        self.publish()
+
+    def publish(self) -> None:
+        """Rewrite the debugfs files whose text changed (after a request)."""
+        for path, ent in self.published.items():
+            text = ent[0]()
+            if text == ent[1]:
+                continue
+            try:
+                with open(path, "w") as f:
+                    f.write(text)
+            except OSError as e:
+                log.warning("debugfs %s: %s", path, e)
+            ent[1] = text
+
     def close(self) -> None:
-        """Remove the files this mirror created."""
-        for path in self.entries:
+        """Remove the files (and directories) this mirror created."""
+        for path in [*self.entries, *self.published]:
             try:
                 os.unlink(path)
             except OSError:
                 pass
+        for d in reversed(self.made_dirs):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
         self.entries.clear()
+        self.published.clear()

@@ -63,6 +63,9 @@ class Kernel:
         # /proc/sys entries of the simulated kernel: path under /proc/sys ->
         # (read() -> text, write(text) raising KernelError); the mount mirrors them
         self.sysctls: dict[str, tuple[Callable[[], str], Callable[[str], None]]] = {}
+        # read-only debugfs files of the simulated kernel: path under /sys/kernel/debug ->
+        # read() -> text (kprobes/list); the mount can publish them (--debugfs-dir)
+        self.debugfs: dict[str, Callable[[], str]] = {}
         self.syscall_hooks: list[Callable[[Task], None]] = []
         self.trace = Tracing(self, buffer_kb)
         register_core_printers(self.trace.output)

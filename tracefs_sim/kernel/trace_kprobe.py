@@ -106,6 +106,11 @@ KPROBE_FLAG_GONE = 1
 KPROBE_FLAG_DISABLED = 2
 KPROBE_FLAG_OPTIMIZED = 4
 KPROBE_FLAG_FTRACE = 8
+KPROBE_HASH_BITS = 6
+GOLDEN_RATIO_64 = 0x61C8864680B583EB
+JMP32_INSN_SIZE = 5
+MAX_INSN_SIZE = 15
+SYSCTL_OPTIMIZATION = "debug/kprobes-optimization"
 KPROBE_FLAG_ON_FUNC_ENTRY = 16
 
 MCOUNT_INSN_SIZE = 5        # call __fentry__
@@ -299,6 +304,17 @@ def insn_boundary(start: int, off: int, fentry_at: int) -> bool:
     return pos == off
 
 
+def _insn_boostable(addr: int) -> bool:
+    """Whether the simulated instruction at ``addr`` can run out of line (can_boost()):
+    most can; about one in five (indirect jumps, int3, rip-relative forms…) cannot."""
+    return ((addr * 0x9E3779B97F4A7C15) & M64) >> 61 != 0 or addr % 3 != 0
+
+
+def _hash_ptr(addr: int, bits: int) -> int:
+    """hash_64(): the bucket of ``addr`` in a table of 2**bits."""
+    return ((addr * GOLDEN_RATIO_64) & M64) >> (64 - bits)
+
+
 # --------------------------------------------------------------------------- kprobes core
 class Kprobe:
     """``struct kprobe`` (the fields the simulation uses)."""
@@ -345,7 +361,7 @@ class Kretprobe:
 class _Aggr:
     """The probes at one address (the kernel's aggr_kprobe when there are several)."""
 
-    __slots__ = ("addr", "probes", "ftrace", "armed", "func_index")
+    __slots__ = ("addr", "probes", "ftrace", "armed", "func_index", "optimized")
 
     def __init__(self, addr: int, ftrace: bool, func_index: int) -> None:
         self.addr = addr
@@ -353,6 +369,7 @@ class _Aggr:
         self.ftrace = ftrace
         self.armed = False
         self.func_index = func_index
+        self.optimized = False    # replaced by a jump (optprobe) instead of an int3
 
     def all_disabled(self) -> bool:
         return all(p.disabled() for p in self.probes)
@@ -429,6 +446,10 @@ class KprobeCore:
         self._rec_index: dict[int, int] | None = None
         self._blacklist: list[tuple[int, int]] | None = None
         self.ops: Any = None
+        self.allow_optimization = True                # sysctl debug/kprobes-optimization
+        if kernel is not None:
+            kernel.sysctls[SYSCTL_OPTIMIZATION] = (self.sysctl_read, self.sysctl_write)
+            kernel.debugfs["kprobes/list"] = self.list_text
         if self.ftrace is not None:
             from .ftrace import OPS_FL_SAVE_REGS, FtraceOps
 
@@ -643,6 +664,76 @@ class KprobeCore:
         rp.active = False
         self.unregister_kprobe(rp.kp)
 
+    # ------------------------------------------------------------------ optprobes
+    def can_optimize(self, addr: int) -> bool:
+        """arch/x86 ``can_optimize()`` + ``copy_optimized_instructions()`` on the simulated
+        instruction layout: a 5-byte relative jump must fit in the function, and every
+        instruction it covers must be relocatable (boostable) — which instructions are is
+        a deterministic property of the address, as their bytes would be."""
+        r = self.ks.lookup_addr(addr)
+        if r is None or self._in_blacklist(addr):
+            return False
+        _name, off, size, _mod = r
+        if size - off < JMP32_INSN_SIZE:
+            return False
+        start = addr - off
+        end = off + JMP32_INSN_SIZE
+        pos = off
+        while pos < end:
+            n = 1
+            while n < MAX_INSN_SIZE and not insn_boundary(start, pos + n, self.fentry_offset(start)):
+                n += 1
+            if not _insn_boostable(start + pos):
+                return False
+            pos += n
+        return True
+
+    def _optimize(self, ap: _Aggr) -> None:
+        """``optimize_kprobe()``: only int3 probes, while allowed and enabled.  The kernel
+        queues the work for the optimizer (OPTIMIZE_DELAY); here it is done at once."""
+        ap.optimized = (self.allow_optimization and ap.armed and not ap.ftrace
+                        and not ap.all_disabled() and self.can_optimize(ap.addr))
+
+    def sysctl_read(self) -> str:
+        return f"{int(self.allow_optimization)}\n"
+
+    def sysctl_write(self, text: str) -> None:
+        """proc_kprobes_optimization_handler: proc_dointvec_minmax in [0, 1]."""
+        from .errors import KernelError
+
+        try:
+            val = int(text.strip() or "x", 0)
+        except ValueError:
+            raise KernelError(errno.EINVAL) from None
+        if val not in (0, 1):
+            raise KernelError(errno.EINVAL)
+        self.allow_optimization = bool(val)
+        for ap in self.table.values():
+            self._optimize(ap)
+
+    def list_text(self) -> str:
+        """debugfs kprobes/list: the kprobe hash table in bucket order (hash_ptr of the
+        address, KPROBE_HASH_BITS), newest first in a bucket, one line per probe."""
+        buckets: dict[int, list[_Aggr]] = {}
+        for ap in self.table.values():
+            buckets.setdefault(_hash_ptr(ap.addr, KPROBE_HASH_BITS), []).insert(0, ap)
+        out = []
+        for b in sorted(buckets):
+            for ap in buckets[b]:
+                r = self.ks.lookup_addr(ap.addr)
+                for p in ap.probes:
+                    kind = "r" if p.rp is not None else "k"
+                    if r is not None:
+                        head = f"{ap.addr:016x}  {kind}  {r[0]}+{r[1]:#x}  {r[3] or ' '} "
+                    else:
+                        head = f"{ap.addr:016x}  {kind}  {ap.addr:#x} "
+                    gone = bool(p.flags & KPROBE_FLAG_GONE)
+                    out.append(head + ("[GONE]" if gone else "")
+                               + ("[DISABLED]" if p.disabled() and not gone else "")
+                               + ("[OPTIMIZED]" if ap.optimized else "")
+                               + ("[FTRACE]" if ap.ftrace else "") + "\n")
+        return "".join(out)
+
     # ------------------------------------------------------------------ arming
     def _arm(self, ap: _Aggr) -> int:
         if ap.ftrace:
@@ -653,6 +744,7 @@ class KprobeCore:
             self.bp_funcs.setdefault(ap.func_index, []).append(ap)
             self.nr_bp_armed += 1
         ap.armed = True
+        self._optimize(ap)
         return 0
 
     def _disarm(self, ap: _Aggr) -> None:
@@ -666,6 +758,7 @@ class KprobeCore:
                 if not lst:
                     del self.bp_funcs[ap.func_index]
         ap.armed = False
+        ap.optimized = False
 
     def _arm_ftrace(self, addr: int) -> int:
         """``__arm_kprobe_ftrace`` on kprobe_ftrace_ops."""
