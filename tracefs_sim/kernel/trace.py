@@ -15,7 +15,7 @@ import errno
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .clock import TraceClock
 from .errors import KernelError
@@ -501,13 +501,33 @@ class Tracing:
         buf = tr.event_buf(cpu)
         struct.pack_into("<Q", buf, off + 8, k.kallsyms_addr("tracing_mark_write") + 0x4F)
         text = data[:cnt]
+        start = off + _PRINT_HDR.size
+        marker = self._marker_file(tr)
+        rec = None
+        if marker is not None and marker.triggers:
+            # the triggers of events/ftrace/print see the text without the added newline
+            buf[start:start + cnt] = text
+            buf[start + cnt] = 0
+            rec = bytes(buf[off:off + size])
+            trig = marker.events.triggers
+            if trig is not None:
+                trig.call_pre(marker, rec)
         if not text.endswith(b"\n"):
             text += b"\n"
-        start = off + _PRINT_HDR.size
         buf[start:start + len(text)] = text
         buf[start + len(text)] = 0
         tr.event_commit(cpu)
+        if rec is not None and marker is not None and marker.events.triggers is not None:
+            marker.events.triggers.call_post(marker, rec, True)
         return cnt
+
+    def _marker_file(self, tr: TraceArray) -> Any:
+        """tr->trace_marker_file: the ftrace/print event of this instance."""
+        ev = getattr(self.kernel, "events", None)
+        if ev is None:
+            return None
+        call = ev.find_event("ftrace", "print")
+        return ev.file(tr, call) if call is not None else None
 
     def trace_printk(self, text: str, ip: int = 0) -> bool:
         """trace_printk(): a TRACE_PRINT entry in the instance that owns trace_printk

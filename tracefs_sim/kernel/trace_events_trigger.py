@@ -1,7 +1,8 @@
 """Event triggers (kernel/trace/trace_events_trigger.c).
 
 The command registry (``traceon``, ``traceoff``, ``snapshot``, ``stacktrace``,
-``enable_event``, ``disable_event``; the hist commands are listed but refused here),
+``enable_event``, ``disable_event``, ``enable_hist``, ``disable_hist``; ``hist`` itself
+is trace_events_hist.py),
 the ``trigger`` file text and parsing (``CMD[:COUNT] [if FILTER]``, ``!CMD`` removal,
 O_TRUNC removes all), and the calls made when the event fires.  Registering a trigger
 soft-enables its event (TRIGGER_MODE) so the tracepoint runs even while the event is
@@ -33,9 +34,12 @@ COMMANDS = ("traceon", "traceoff", "snapshot", "stacktrace", "enable_event", "di
             "enable_hist", "disable_hist", "hist")
 # enum event_trigger_type
 ETT_TRACE_ONOFF, ETT_SNAPSHOT, ETT_STACKTRACE, ETT_EVENT_ENABLE, ETT_EVENT_HIST = 1, 2, 4, 8, 16
+ETT_HIST_ENABLE = 32
 TRIGGER_TYPE = {"traceon": ETT_TRACE_ONOFF, "traceoff": ETT_TRACE_ONOFF, "snapshot": ETT_SNAPSHOT,
                 "stacktrace": ETT_STACKTRACE, "enable_event": ETT_EVENT_ENABLE,
-                "disable_event": ETT_EVENT_ENABLE}
+                "disable_event": ETT_EVENT_ENABLE, "hist": ETT_EVENT_HIST,
+                "enable_hist": ETT_HIST_ENABLE, "disable_hist": ETT_HIST_ENABLE}
+TARGET_COMMANDS = ("enable_event", "disable_event", "enable_hist", "disable_hist")
 PAGE_SIZE = 4096
 STACK_SKIP_NAMES = ("trace_event_buffer_commit", "trace_event_raw_event_{}", "__traceiter_{}")
 
@@ -58,7 +62,10 @@ class TriggerData:
         return TRIGGER_TYPE.get(self.cmd, 0)
 
     def show(self) -> str:
-        if self.cmd in ("enable_event", "disable_event"):
+        hist = self.extra.get("hist_text")
+        if hist is not None:
+            return hist(self)
+        if self.cmd in TARGET_COMMANDS:
             s = f"{self.cmd}:{self.system}:{self.event}"
         else:
             s = self.cmd
@@ -72,6 +79,9 @@ class TriggerCommands:
     def __init__(self, kernel: Kernel, events: TraceEvents) -> None:
         self.kernel = kernel
         self.events = events
+        from .trace_events_hist import Hists
+
+        self.hists = Hists(kernel, events, self)
 
     # --------------------------------------------------------------- file text
     def available_text(self) -> str:
@@ -115,9 +125,17 @@ class TriggerCommands:
             return -errno.EINVAL
         if command in ("traceon", "traceoff", "snapshot", "stacktrace"):
             return self._parse_simple(file, glob, command, nxt)
-        if command in ("enable_event", "disable_event"):
+        if command in TARGET_COMMANDS:
             return self._parse_enable(file, glob, command, nxt)
-        return -errno.EINVAL   # hist triggers: not simulated
+        return self._parse_hist(file, glob, nxt)
+
+    def _parse_hist(self, file: EventFile, glob: str, nxt: str | None) -> int:
+        """event_hist_trigger_parse(); the trigger prints through the hist code."""
+        ret = self.hists.parse(file, glob, "hist", nxt)
+        for t in file.triggers:
+            if t.cmd == "hist":
+                t.extra["hist_text"] = self.hists.trigger_text
+        return ret
 
     @staticmethod
     def _separate(param_and_filter: str | None, required: bool) -> tuple[int, str | None, str | None]:
@@ -222,13 +240,13 @@ class TriggerCommands:
     def _same(self, a: TriggerData, b: TriggerData) -> bool:
         if a.cmd != b.cmd:
             return False
-        if a.trigger_type == ETT_EVENT_ENABLE:
+        if a.trigger_type in (ETT_EVENT_ENABLE, ETT_HIST_ENABLE):
             return a.target is b.target
         return True
 
     def _register(self, file: EventFile, data: TriggerData) -> int:
         for t in file.triggers:
-            if data.trigger_type == ETT_EVENT_ENABLE:
+            if data.trigger_type in (ETT_EVENT_ENABLE, ETT_HIST_ENABLE):
                 if self._same(t, data):
                     return -errno.EEXIST
             elif t.trigger_type == data.trigger_type:
@@ -252,8 +270,9 @@ class TriggerCommands:
         """unreg_all of every command (O_TRUNC open, instance removal); eprobes' triggers
         are not commands and stay."""
         for t in list(file.triggers):
-            if "probe" not in t.extra:
+            if "probe" not in t.extra and t.cmd != "hist":
                 self._unregister(file, t)
+        self.hists.unreg_all(file)
 
     def attach_probe(self, file: EventFile, data: TriggerData) -> None:
         """enable_eprobe(): an eprobe's trigger (``data.extra["probe"]`` is called with
@@ -273,7 +292,8 @@ class TriggerCommands:
 
     def _update_cond(self, file: EventFile) -> None:
         # update_cond_flag(): a filter, or a command that needs the record (eprobe)
-        if any(t.pred is not None or "probe" in t.extra for t in file.triggers):
+        if any(t.pred is not None or "probe" in t.extra or t.cmd == "hist"
+               for t in file.triggers):
             file.flags |= EVENT_FILE_FL_TRIGGER_COND
         else:
             file.flags &= ~EVENT_FILE_FL_TRIGGER_COND
@@ -324,6 +344,10 @@ class TriggerCommands:
         tracing = self.kernel.trace
         tr = file.tr
         cmd = t.cmd
+        if cmd == "hist":
+            if rec:
+                self.hists.fire(t, file, rec)
+            return
         if cmd in ("traceon", "traceoff"):
             on = tr.buffer.record_is_set_on()
             if on == (cmd == "traceon"):
@@ -338,6 +362,14 @@ class TriggerCommands:
                 tracing.tracer_tracing_off(tr)
             return
         if not t.count:
+            return
+        if cmd in ("enable_hist", "disable_hist"):   # hist_enable_trigger()
+            assert t.target is not None
+            if t.count != -1:
+                t.count -= 1
+            for h in t.target.triggers:
+                if h.cmd == "hist":
+                    h.extra["paused"] = cmd == "disable_hist"
             return
         if cmd in ("enable_event", "disable_event"):
             target = t.target

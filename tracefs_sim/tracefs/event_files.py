@@ -224,7 +224,9 @@ class EventDir(EventfsDir):
         if name == "id":
             return _event_file(MODE_READ, call, lambda: f"{call.type_id}\n")
         if name == "hist":
-            return _event_file(MODE_READ, call, lambda: "")
+            return _event_file(MODE_READ, call,
+                               lambda: ev.triggers.hists.hist_text(self._file())
+                               if ev.triggers is not None else "")
         if name == "enable":
             return _event_file(MODE_WRITE, call, lambda: self._file().enable_text(),
                                lambda d: ev.event_enable_write(self._file(), parse_ulong(d)))
