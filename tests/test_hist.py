@@ -219,3 +219,67 @@ def test_variable_reference_needs_the_variable_set(env):
     assert env.write("events/sched/sched_waking/trigger",
                      "hist:keys=prio:ts0=common_timestamp", append=True) == errno.EINVAL
     assert "Variable already defined" in env.read("error_log")
+
+
+def test_onmatch_generates_the_synthetic_event(env):
+    """trace-marker-synthetic: start/end markers of one pid → a latency synthetic event."""
+    assert env.write("synthetic_events", "latency u64 lat; pid_t pid") == 0
+    assert env.write("events/synthetic/latency/enable", "1") == 0
+    assert env.write("events/ftrace/print/trigger",
+                     'hist:keys=common_pid:ts0=common_timestamp.usecs if buf == "start"') == 0
+    act = ('hist:keys=common_pid:lat=common_timestamp.usecs-$ts0:'
+           'onmatch(ftrace.print).latency($lat) if buf == "end"')
+    # the action's parameter count must match the synthetic event's fields
+    assert env.write("events/ftrace/print/trigger", act, append=True) == errno.EINVAL
+    assert "Param count doesn't match synthetic event field count" in env.read("error_log")
+    # and their types: an unsigned long is no pid_t
+    act = act.replace("latency($lat)", "trace(latency,$lat,ip)")
+    assert env.write("events/ftrace/print/trigger", act, append=True) == errno.EINVAL
+    assert "Param type doesn't match synthetic event field type" in env.read("error_log")
+    act = act.replace("trace(latency,$lat,ip)", "trace(latency,$lat,common_pid)")
+    assert env.write("events/ftrace/print/trigger", act, append=True) == 0
+    assert ":onmatch(ftrace.print).trace(latency,$lat,common_pid) if buf" in env.read(
+        "events/ftrace/print/trigger")
+    assert env.write("events/synthetic/latency/trigger", "hist:keys=lat") == 0
+    env.write("trace_marker", "end")            # no start yet: nothing
+    env.write("trace_marker", "start")
+    env.write("trace_marker", "end")
+    lines = [ln for ln in env.read("trace").splitlines() if "latency:" in ln]
+    pid = env.k.sched.current.pid
+    assert len(lines) == 1 and lines[0].endswith(f" pid={pid}"), lines
+    lat = int(lines[0].split("lat=")[1].split()[0])
+    assert f"{{ lat: {lat:10d} }} hitcount:          1" in env.read("events/synthetic/latency/hist")
+
+
+def test_onmatch_refuses_save_and_snapshot(env):
+    trig = "events/sched/sched_waking/trigger"
+    assert env.write(trig, "hist:keys=comm:onmatch(sched.sched_wakeup).snapshot()", True) \
+        == errno.EINVAL
+    loc, command, pointer = env.errlog_last()
+    assert loc.endswith("hist:sched:sched_waking: error: Handler doesn't support action")
+    assert pointer.index("^") - len("  Command: ") == command.index("snapshot") - len("  Command: ")
+
+
+def test_onmax_saves_fields_and_prints_the_max(env):
+    assert env.write("events/sched/sched_waking/trigger",
+                     "hist:keys=pid:ts0=common_timestamp.usecs") == 0
+    assert env.write("events/sched/sched_wakeup/trigger",
+                     "hist:keys=pid:lat=common_timestamp.usecs-$ts0:onmax($lat).save(comm,prio)") == 0
+    for prio in (120, 99):
+        env.wl.emit("sched_waking", "pinger", 42, prio, 1)
+        env.wl.emit("sched_wakeup", "pinger", 42, prio, 1)
+    hist = env.read("events/sched/sched_wakeup/hist")
+    assert "\n\tmax: " in hist
+    assert "  comm: pinger                            prio:        " in hist
+
+
+def test_remote_field_variable_hist(env):
+    assert env.write("synthetic_events", "wl u64 lat; int prio") == 0
+    assert env.write("events/sched/sched_waking/trigger",
+                     "hist:keys=pid:ts0=common_timestamp.usecs") == 0
+    act = ("hist:keys=pid:lat=common_timestamp.usecs-$ts0:"
+           "onmatch(sched.sched_waking).wl($lat,sched.sched_waking.prio)")
+    assert env.write("events/sched/sched_wakeup/trigger", act) == 0
+    assert "synthetic_prio=prio" in env.read("events/sched/sched_waking/hist")
+    assert env.write("events/sched/sched_wakeup/trigger", "!" + act, append=True) == 0
+    assert "synthetic_prio=prio" not in env.read("events/sched/sched_waking/hist")

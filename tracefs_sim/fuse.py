@@ -238,6 +238,7 @@ class Operations(pyfuse3.Operations):
         self.tasks = TaskInfo(kernel.nr_cpus)
         self.hostprocs = HostProcs()  # host forks/exits since the last request
         self.sysctl: Any = None  # a SysctlMirror (mount --sysctl-dir): synced per request
+        self.mountpoint = ""  # absolute, set by run(): the pathnames callers pass
         # inode numbers: per Node object, never reused
         self._ino_of: weakref.WeakKeyDictionary[Node, int] = weakref.WeakKeyDictionary()
         self._node_of: weakref.WeakValueDictionary[int, Node] = weakref.WeakValueDictionary()
@@ -312,18 +313,19 @@ class Operations(pyfuse3.Operations):
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self.mount_ns
         return a
 
-    def _enter(self, pid: int, uid: int, op: str = "", name: str = "", count: int = 0) -> None:
+    def _enter(self, pid: int, uid: int, op: str = "", name: str = "", count: int = 0,
+               path: str = "") -> None:
         if self.sysctl is not None:
             self.sysctl.sync()
         self.hostprocs.sync(self.kernel, pid, self.tasks.lookup)
         comm, cpu = self.tasks.lookup(pid)
-        self.kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count)
+        self.kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count, path=path)
 
     def _call(self, pid: int, uid: int, fn: Callable[..., Any], *args: Any, op: str = "",
-              name: str = "", count: int = 0) -> Any:
+              name: str = "", count: int = 0, path: str = "") -> Any:
         """Run ``fn`` in the simulated kernel as task ``pid`` (one syscall ``op`` on the
         file ``name``: the kernel runs that syscall's code path around ``fn``)."""
-        self._enter(pid, uid, op, name, count)
+        self._enter(pid, uid, op, name, count, path)
         ret = 0
         try:
             res = fn(*args)
@@ -340,6 +342,10 @@ class Operations(pyfuse3.Operations):
             self.kernel.syscall_exit(ret)
             if self.sysctl is not None:
                 self.sysctl.publish()
+
+    def _abspath(self, ino: int) -> str:
+        """The file's absolute path through the mount (what a caller's pathname names)."""
+        return self.mountpoint + self._paths.get(ino, "")
 
     def _handle(self, fh: int) -> Handle:
         h = self._handles.get(fh)
@@ -454,7 +460,8 @@ class Operations(pyfuse3.Operations):
     async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
         self._dir(inode)
         name = self._paths.get(inode, "").rsplit("/", 1)[-1] or "."
-        self._call(ctx.pid, ctx.uid, lambda: None, op="openat", name=name)
+        self._call(ctx.pid, ctx.uid, lambda: None, op="openat", name=name,
+                   path=self._abspath(inode))
         fh = self._next_fh
         self._next_fh += 1
         self._dirs[fh] = DirHandle(inode, ctx.pid, ctx.uid)
@@ -489,7 +496,8 @@ class Operations(pyfuse3.Operations):
     async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
                     ) -> pyfuse3.EntryAttributes:
         parent = self._dir(parent_inode)
-        node = self._call(ctx.pid, ctx.uid, parent.mkdir, self._name(name), op="mkdir")
+        node = self._call(ctx.pid, ctx.uid, parent.mkdir, self._name(name), op="mkdir",
+                          path=f"{self._abspath(parent_inode)}/{self._name(name)}")
         ino = self.ino(node, parent_inode, self._name(name))
         path = self._paths.get(ino, "")
         self._owner.pop(path, None)  # a new instance takes its parent's explicit owner
@@ -501,7 +509,8 @@ class Operations(pyfuse3.Operations):
     @_boundary
     async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         parent = self._dir(parent_inode)
-        self._call(ctx.pid, ctx.uid, parent.rmdir, self._name(name), op="rmdir")
+        self._call(ctx.pid, ctx.uid, parent.rmdir, self._name(name), op="rmdir",
+                   path=f"{self._abspath(parent_inode)}/{self._name(name)}")
         gone = f"{self._paths.get(parent_inode, '')}/{self._name(name)}"
         for path in [p for p in self._owner if p == gone or p.startswith(gone + "/")]:
             del self._owner[path]
@@ -532,7 +541,7 @@ class Operations(pyfuse3.Operations):
             raise pyfuse3.FUSEError(errno.EISDIR)
         mode = OpenMode.from_flags(flags)
         openfile = self._call(ctx.pid, ctx.uid, node.open, mode, op="openat",
-                              name=self._names.get(ino, ""))
+                              name=self._names.get(ino, ""), path=self._abspath(ino))
         fh = self._next_fh
         self._next_fh += 1
         self._handles[fh] = Handle(fh, ino, openfile, mode, ctx.pid, ctx.uid)
@@ -717,6 +726,7 @@ def run(mountpoint: str, kernel: Any, tree: Dir, allow_other: bool = False,
     faulthandler.register(signal.SIGUSR1, all_threads=True)
     ops = Operations(kernel, tree)
     ops.sysctl = sysctl
+    ops.mountpoint = os.path.abspath(mountpoint)
     pyfuse3.init(ops, mountpoint, fuse_options(allow_other, debug))
     log.info("mounted on %s (%d CPUs)", mountpoint, kernel.nr_cpus)
     unmount = True

@@ -152,7 +152,7 @@ class Kernel:
 
     # ------------------------------------------------------------------ syscall context
     def syscall_enter(self, pid: int, comm: str, cpu: int, uid: int = 0, op: str = "",
-                      name: str = "", count: int = 0) -> None:
+                      name: str = "", count: int = 0, path: str = "") -> None:
         """A request from the mount starts running as task ``pid`` on ``cpu``.
 
         Runs the background workload up to "now" first, so background activity
@@ -176,7 +176,8 @@ class Kernel:
         for hook in self.syscall_hooks:
             hook(task)
         self._sys_op = op
-        self._sys_frames = wl.syscall_begin(op, name=name, count=count) if (wl is not None and op) else None
+        self._sys_frames = (wl.syscall_begin(op, name=name, count=count, path=path)
+                            if (wl is not None and op) else None)
 
     def syscall_exit(self, ret: int = 0) -> None:
         """The request returns ``ret`` to user space; the CPU goes back to its idle task."""

@@ -147,6 +147,16 @@ class Memory:
     def user_string(self, text: bytes) -> int:
         return self.alloc(len(text) + 1, user=True, data=text + b"\0")
 
+    def user_path(self, path: str) -> int:
+        """A pathname in user memory, one per distinct path (a process's path buffer)."""
+        key = "\0upath:" + path
+        hit = self._files.get(key)
+        if hit is not None:
+            return hit[0]
+        addr = self.user_string(path.encode("utf-8", "surrogateescape"))
+        self._files[key] = (addr, 0)
+        return addr
+
 
 class Regs:
     """pt_regs of a probed call: argument registers, return value, stack."""

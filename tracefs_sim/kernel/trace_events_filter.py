@@ -551,6 +551,12 @@ class PredParser:
                 return i, p_comm
             if ft == FILTER_STATIC_STRING:
                 fsize = field.size
+                if not fsize:   # char buf[] (ftrace print): NUL-terminated, as len 0 means
+                    def p_str0(buf: Any, o: int) -> bool:
+                        raw = bytes(buf[o + foff:])
+                        raw = raw[:raw.find(b"\0")] if b"\0" in raw else raw
+                        return match(raw, len(raw)) ^ not_
+                    return i, p_str0
                 return i, lambda buf, o: match(bytes(buf[o + foff:o + foff + fsize]), fsize) ^ not_
             if ft in (FILTER_DYN_STRING, FILTER_RDYN_STRING):
                 rel = ft == FILTER_RDYN_STRING

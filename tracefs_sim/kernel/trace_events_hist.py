@@ -120,7 +120,52 @@ ERR = {
     "UNARY_MINUS_SUBEXPR": "Unary minus not supported in sub-expressions",
     "DIVISION_BY_ZERO": "Division by zero",
     "NEED_NOHC_VAL": "Non-hitcount value is required for 'nohitcount'",
+    "SYNTH_EVENT_NOT_FOUND": "Couldn't find synthetic event",
+    "SYNTH_COUNT_MISMATCH": "Param count doesn't match synthetic event field count",
+    "SYNTH_TYPE_MISMATCH": "Param type doesn't match synthetic event field type",
+    "FIELD_VAR_CREATE_FAIL": "Couldn't create field variable",
+    "ONX_NOT_VAR": "For onmax(x) or onchange(x), x must be a variable",
+    "ONX_VAR_NOT_FOUND": "Couldn't find onmax or onchange variable",
+    "PARAM_NOT_FOUND": "Couldn't find param",
+    "ACTION_NOT_FOUND": "No action found",
+    "NO_SAVE_PARAMS": "No params found for save()",
+    "ACTION_MISMATCH": "Handler doesn't support action",
+    "NO_CLOSING_PAREN": "No closing paren found",
+    "SUBSYS_NOT_FOUND": "Missing subsystem",
+    "INVALID_SUBSYS_EVENT": "Invalid subsystem or event name",
 }
+
+
+@dataclass
+class Action:
+    """``struct action_data``: HANDLER(...).ACTION(params)."""
+
+    handler: str                        # onmatch / onmax / onchange
+    action: str = ""                    # trace / save / snapshot
+    name: str = ""                      # action name as written (synth event or keyword)
+    synth_name: str = ""
+    use_trace_keyword: bool = False
+    params: list[str] = field(default_factory=list)
+    match_system: str = ""
+    match_event: str = ""
+    var_str: str = ""                   # onmax($var) / onchange($var)
+    synth: Any = None
+    getters: list[Callable[..., Any]] = field(default_factory=list)
+    track_ref: Any = None               # the var ref tracked by onmax/onchange
+
+    def spec(self) -> str:
+        """print_actions_spec() of one action."""
+        if self.handler == "onmatch":
+            s = f"onmatch({self.match_system}.{self.match_event})."
+        else:
+            s = f"{self.handler}({self.var_str})."
+        if self.action == "snapshot":
+            return s + "snapshot()"
+        if self.action == "save":
+            return s + "save(" + ",".join(self.params) + ")"
+        if self.use_trace_keyword:
+            return s + f"trace({self.synth_name}" + "".join("," + p for p in self.params) + ")"
+        return s + f"{self.synth_name}(" + ",".join(self.params) + ")"
 
 _INT_READ = {(1, False): struct.Struct("<B"), (1, True): struct.Struct("<b"),
              (2, False): struct.Struct("<H"), (2, True): struct.Struct("<h"),
@@ -347,7 +392,7 @@ def _order_base_2(v: int) -> int:
 class Elt:
     """``struct tracing_map_elt`` + hist_elt_data."""
 
-    __slots__ = ("key", "sums", "vars", "var_set", "comm")
+    __slots__ = ("key", "sums", "vars", "var_set", "comm", "saved")
 
     def __init__(self, key: tuple, n_sums: int, n_vars: int, comm: str) -> None:
         self.key = key
@@ -355,6 +400,7 @@ class Elt:
         self.vars = [0] * n_vars
         self.var_set = [False] * n_vars
         self.comm = comm
+        self.saved: dict[int, list[Any]] = {}      # action index -> save() values
 
 
 class TracingMap:
@@ -429,6 +475,10 @@ class HistData:
         self.key_idx: list[int] = []          # map field indices that are keys
         self.sum_of: list[int] = []           # fields index -> sum slot (-1: none)
         self.actions: list[str] = list(attrs.actions)
+        self.action_data: list[Action] = []
+        self.field_var_hists: list[tuple[Any, str]] = []    # (file, hist command)
+        self.track_slots: dict[int, int] = {}   # onmax/onchange action -> element var slot
+        self.snapshot: tuple[int, tuple, str] | None = None   # (value, key, comm) taken
         self.var_defs: list[tuple[str, str]] = []
 
     # ------------------------------------------------------------------ errors
@@ -505,11 +555,19 @@ class Hists:
             for t in list(file.triggers):
                 if t.cmd == "hist" and self.match(data, t, named, False):
                     self._unregister(file, t)
+                    self._drop_field_var_hists(t.extra["hist"])
                     break
             return 0
         if self._update_only(data, file):
             return 0
+        try:
+            self._create_actions(hist)
+        except HistError as e:
+            self._drop_field_var_hists(hist)
+            return e.errno
         ret = self._register(file, data)
+        if ret:
+            self._drop_field_var_hists(hist)
         if ret == 0:
             self.last_cmd = ""
             self.last_cmd_loc = ""
@@ -595,6 +653,8 @@ class Hists:
     def _create_hist_data(self, attrs: Attrs, file: EventFile, remove: bool) -> HistData:
         """create_hist_data(): fields (vals, vars, keys), sort keys, the map."""
         hist = HistData(self, attrs, file, remove)
+        for text in attrs.actions:
+            hist.action_data.append(self._parse_action(hist, text))
         self._parse_var_defs(hist)
         self._create_val_fields(hist)
         for name, expr in hist.var_defs:
@@ -1078,7 +1138,7 @@ class Hists:
             return False
         if not ignore_filter and data.filter_str and data.filter_str != test.filter_str:
             return False
-        return h.actions == ht.actions
+        return [a.spec() for a in h.action_data] == [a.spec() for a in ht.action_data]
 
     def _find_named(self, name: str | None) -> Any:
         if not name:
@@ -1192,7 +1252,185 @@ class Hists:
 
     def run_actions(self, hist: HistData, elt: Elt, rec: bytes | bytearray, key: tuple,
                     ref_vals: list[int]) -> None:
-        """hist_trigger_actions(): the inter-event actions (none simulated yet)."""
+        """hist_trigger_actions(): onmatch traces its synthetic event; onmax/onchange
+        keep the tracked value per element and save fields or take a snapshot."""
+        from .trace_events_synth import trace_synth
+
+        ctx = self._ctx(hist.file)
+        for i, act in enumerate(hist.action_data):
+            if act.handler != "onmatch":
+                ref = act.track_ref
+                val = ref_vals[ref.var_ref_idx] if ref is not None else 0
+                slot = hist.track_slots[i]
+                cur = elt.vars[slot]
+                better = (val > cur) if act.handler == "onmax" else (val != cur)
+                if not better:
+                    continue
+                elt.vars[slot] = val
+                elt.var_set[slot] = True
+                if act.action == "save":
+                    elt.saved[i] = [g(rec, ctx, ref_vals) for g in act.getters]
+                    continue
+                if act.action == "snapshot":
+                    tr = hist.file.tr
+                    self.kernel.trace.take_snapshot(tr)
+                    hist.snapshot = (val, elt.key, elt.comm)
+                    continue
+            if act.synth is None:
+                continue
+            values = [g(rec, ctx, ref_vals) for g in act.getters]
+            trace_synth(self.kernel, act.synth, values)
+
+    # ------------------------------------------------------------------ actions
+    def _parse_action(self, hist: HistData, text: str) -> Action:
+        """parse_actions() of one ``onmatch(..)`` / ``onmax(..)`` / ``onchange(..)``."""
+        tr = hist.tr
+        handler, _, rest = text.partition("(")
+        act = Action(handler)
+        head, close, rest = rest.partition(")")
+        if handler == "onmatch":
+            if not close:
+                self.hist_err(tr, "NO_CLOSING_PAREN", head)
+                raise HistError(-errno.EINVAL)
+            system, dot, event = head.partition(".")
+            if not dot:
+                self.hist_err(tr, "SUBSYS_NOT_FOUND", system)
+                raise HistError(-errno.EINVAL)
+            call = self.events.find_event(system, event)
+            if call is None or self.events.file(tr, call) is None:
+                self.hist_err(tr, "INVALID_SUBSYS_EVENT", event)
+                raise HistError(-errno.EINVAL)
+            act.match_system, act.match_event = system, event
+        else:
+            if not close:
+                raise HistError(-errno.EINVAL)
+            act.var_str = head
+        _, dot, rest = rest.partition(".")
+        name, paren, rest = rest.partition("(")
+        if not dot or not paren:
+            self.hist_err(tr, "ACTION_NOT_FOUND", None)
+            raise HistError(-errno.EINVAL)
+        params, close, _ = rest.partition(")")
+        act.name = name
+        if name.startswith("save"):
+            if not close:
+                self.hist_err(tr, "NO_SAVE_PARAMS", None)
+                raise HistError(-errno.EINVAL)
+            act.action = "save"
+        elif name.startswith("snapshot"):
+            if not close:
+                self.hist_err(tr, "NO_CLOSING_PAREN", params)
+                raise HistError(-errno.EINVAL)
+            act.action = "snapshot"
+        else:
+            act.action = "trace"
+            act.use_trace_keyword = name.startswith("trace")
+        if act.action in ("save", "snapshot") and handler == "onmatch":
+            self.hist_err(tr, "ACTION_MISMATCH", name)
+            raise HistError(-errno.EINVAL)
+        plist = [p.strip() for p in params.split(",")] if params else []
+        if act.action == "trace":
+            if act.use_trace_keyword:
+                if not plist:
+                    raise HistError(-errno.EINVAL)
+                act.synth_name = plist.pop(0)
+            else:
+                act.synth_name = name
+        if act.action != "snapshot":
+            act.params = plist
+        return act
+
+    def _create_actions(self, hist: HistData) -> None:
+        """create_actions(): synthetic event, parameters, tracked variables."""
+        hist.track_slots = {}
+        assert hist.map is not None
+        for i, act in enumerate(hist.action_data):
+            if act.handler != "onmatch":
+                if not act.var_str.startswith("$"):
+                    hist.err("ONX_NOT_VAR", act.var_str)
+                    raise HistError(-errno.EINVAL)
+                try:
+                    ref = self._parse_var_ref(hist, None, None, act.var_str)
+                except HistError:
+                    hist.err("ONX_VAR_NOT_FOUND", act.var_str[1:])
+                    raise
+                act.track_ref = ref
+                hist.track_slots[i] = hist.map.n_vars
+                hist.map.n_vars += 1
+            if act.action == "trace":
+                synth = getattr(self.kernel, "synth_events", None)
+                se = synth.find(act.synth_name) if synth is not None else None
+                if se is None:
+                    hist.err("SYNTH_EVENT_NOT_FOUND", act.synth_name)
+                    raise HistError(-errno.EINVAL)
+                if len(act.params) != len(se.fields):
+                    hist.err("SYNTH_COUNT_MISMATCH", act.synth_name)
+                    raise HistError(-errno.EINVAL)
+                act.synth = se
+            act.getters = []
+            for pos, p in enumerate(act.params):
+                getter, ptype, psize, psigned = self._param_getter(hist, act, p)
+                if act.synth is not None and not _synth_field_ok(act.synth.fields[pos], ptype,
+                                                                  psize, psigned):
+                    hist.err("SYNTH_TYPE_MISMATCH", p)
+                    raise HistError(-errno.EINVAL)
+                act.getters.append(getter)
+
+    def _param_getter(self, hist: HistData, act: Action, param: str
+                      ) -> tuple[Callable[..., Any], str, int, bool]:
+        """A parameter's value at action time: a variable reference, a field of this
+        event, or ``SYS.EVENT.FIELD`` through a field variable on that event."""
+        if param.startswith("$"):
+            ref = self._parse_var_ref(hist, None, None, param)
+            assert ref is not None
+            return _ref_getter(ref.var_ref_idx), ref.type, ref.size, ref.is_signed
+        parts = param.split(".")
+        if len(parts) == 3 and parts[2].startswith("$"):     # SYS.EVENT.$var
+            ref = self._parse_var_ref(hist, parts[0], parts[1], parts[2])
+            assert ref is not None
+            return _ref_getter(ref.var_ref_idx), ref.type, ref.size, ref.is_signed
+        if len(parts) == 3:
+            return self._remote_field_var(hist, parts[0], parts[1], parts[2], param)
+        fld = hist.file.call.find_field(param)
+        if fld is None and param not in ("common_timestamp", "common_cpu"):
+            hist.err("PARAM_NOT_FOUND", param)
+            raise HistError(-errno.EINVAL)
+        hf = self._parse_atom(hist, param, 0, None)
+        return ((lambda rec, ctx, vals: self._eval(hf, rec, ctx, vals)), hf.type, hf.size,
+                hf.is_signed)
+
+    def _remote_field_var(self, hist: HistData, system: str, event: str, fname: str,
+                          param: str) -> tuple[Callable[..., Any], str, int, bool]:
+        """create_field_var_hist(): ``synthetic_FIELD=FIELD`` on a histogram of the other
+        event with that histogram's keys, read back by reference."""
+        call = self.events.find_event(system, event)
+        file = self.events.file(hist.tr, call) if call is not None else None
+        target = None
+        if file is not None:
+            target = next((t.extra["hist"] for t in file.triggers if t.cmd == "hist"), None)
+        if file is None or target is None or call.find_field(fname) is None:
+            hist.err("FIELD_VAR_CREATE_FAIL", param)
+            raise HistError(-errno.EINVAL)
+        keys = ",".join(field_print(k) for k in target.keys())
+        cmd = f"keys={keys}:synthetic_{fname}={fname}"
+        saved = (self.last_cmd, self.last_cmd_loc)
+        ret = self.triggers._parse_hist(file, "hist", cmd)
+        self.last_cmd, self.last_cmd_loc = saved
+        if ret:
+            hist.err("FIELD_VAR_CREATE_FAIL", param)
+            raise HistError(-errno.EINVAL)
+        hist.field_var_hists.append((file, cmd))
+        ref = self._parse_var_ref(hist, system, event, f"$synthetic_{fname}")
+        assert ref is not None
+        return _ref_getter(ref.var_ref_idx), ref.type, ref.size, ref.is_signed
+
+    def _drop_field_var_hists(self, hist: HistData) -> None:
+        """unregister_field_var_hists()."""
+        for file, cmd in hist.field_var_hists:
+            saved = (self.last_cmd, self.last_cmd_loc)
+            self.triggers._parse_hist(file, "!hist", cmd)
+            self.last_cmd, self.last_cmd_loc = saved
+        hist.field_var_hists.clear()
 
     def _resolve_refs(self, hist: HistData, key: tuple, vals: list[int], self_: bool) -> bool:
         for i, ref in enumerate(hist.var_refs):
@@ -1339,8 +1577,8 @@ class Hists:
             s += f":clock={hist.attrs.clock}"
         if hist.attrs.no_hitcount:
             s += ":nohitcount"
-        for act in hist.actions:
-            s += ":" + act
+        for act in hist.action_data:
+            s += ":" + act.spec()
         if data.filter_str:
             s += f" if {data.filter_str}"
         s += " [paused]" if data.extra.get("paused") else " [active]"
@@ -1362,6 +1600,13 @@ class Hists:
             hist: HistData = t.extra["hist"]
             entries = self._sorted_entries(hist)
             self._print_entries(out, hist, entries)
+            snap = next((a for a in hist.action_data if a.action == "snapshot"), None)
+            if snap is not None and hist.snapshot is not None:
+                val, key, comm = hist.snapshot
+                out.append("\nSnapshot taken (see tracing/snapshot).  Details:\n")
+                out.append(f"\ttriggering value {{ {snap.handler}({snap.var_str}) }}: {val:10d}")
+                fake = Elt(key, 0, 0, comm)
+                out.append("\ttriggered by event with key: " + self._key_text(hist, fake) + "\n")
             assert hist.map is not None
             out.append(f"\nTotals:\n    Hits: {hist.map.hits}\n    Entries: {len(entries)}\n"
                        f"    Dropped: {hist.map.drops}\n")
@@ -1426,7 +1671,26 @@ class Hists:
                 if hf.flags & (FL_VAR | FL_EXPR):
                     continue
                 out.append(" " + self._val_text(hist, i, field_name(hf), hf.flags, stats, e))
+            out.append(self._track_text(hist, e))
             out.append("\n")
+
+    @staticmethod
+    def _track_text(hist: HistData, e: Elt) -> str:
+        """print_actions() / track_data_print(): the tracked value and saved fields."""
+        out = []
+        for i, act in enumerate(hist.action_data):
+            if act.handler == "onmatch" or act.action == "snapshot":
+                continue
+            label = "max" if act.handler == "onmax" else "changed"
+            out.append(f"\n\t{label}: {e.vars[hist.track_slots[i]]:10d}")
+            if act.action != "save":
+                continue
+            for name, v in zip(act.params, e.saved.get(i, [0] * len(act.params)), strict=False):
+                if isinstance(v, bytes):
+                    out.append(f"  {name}: {v.decode('latin-1'):<32}")
+                else:
+                    out.append(f"  {name}: {v:10d}")
+        return "".join(out)
 
     @staticmethod
     def _val_text(hist: HistData, i: int, name: str, flags: int,
@@ -1488,6 +1752,22 @@ class Hists:
         return self._syscall_names.get(nr)
 
 
+def _ref_getter(idx: int) -> Callable[..., Any]:
+    return lambda rec, ctx, vals: vals[idx] if idx < len(vals) else 0
+
+
+def _synth_field_ok(f: Any, ptype: str, psize: int, psigned: bool) -> bool:
+    """check_synth_field(): a parameter's type against the synthetic field's."""
+    if "char[" in ptype and f.is_string and f.is_dynamic:
+        return True
+    if "long[" in ptype and f.is_stack:
+        return True
+    ftype = f.type.removeprefix("__data_loc ")
+    if ftype != ptype and (f.size != psize or (not f.is_string and f.is_signed != psigned)):
+        return False
+    return True
+
+
 def _has_var_refs(hf: HistField, level: int = 0) -> bool:
     if level > 3:
         return False
@@ -1512,8 +1792,10 @@ def _read_string(fld: Field, rec: bytes | bytearray) -> bytes:
         if fld.filter_type == FILTER_RDYN_STRING:
             off += fld.offset + fld.size
         raw = bytes(rec[off:off + ln])
-    else:
+    elif fld.size:
         raw = bytes(rec[fld.offset:fld.offset + fld.size])
+    else:                       # char buf[]: to the NUL
+        raw = bytes(rec[fld.offset:])
     nul = raw.find(b"\0")
     return raw if nul < 0 else raw[:nul]
 

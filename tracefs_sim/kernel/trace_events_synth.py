@@ -139,6 +139,7 @@ class SynthEventCall:
         self.flags = TRACE_EVENT_FL_TRACEPOINT
         self.refcnt = 0
         self.print_fmt = _print_fmt(se.fields)
+        self.printer = SynthPrinter(se)
 
     def fields(self) -> list[SynthField]:
         return self.se.fields
@@ -402,3 +403,144 @@ def boot(kernel: Kernel) -> SynthEvents | None:
     kind = SynthEvents(dyn, kernel, getattr(kernel, "events", None))
     dyn.register(kind)
     return kind
+
+
+# ----------------------------------------------------------------------------- firing
+_NUM_FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
+
+
+def synth_record(se: SynthEvent, values: list[Any]) -> bytearray:
+    """The body of ``struct synth_trace_event`` for ``values`` (one per field, in order):
+    a u64 slot per number, 256 bytes per fixed string, a (offset, len) slot per dynamic
+    string or stack with its data after the fixed part (trace_string()/trace_stack())."""
+    import struct
+
+    fixed = 8 + sum(STR_VAR_LEN_MAX if f.is_string and not f.is_dynamic else 8
+                    for f in se.fields)
+    rec = bytearray(fixed)
+    tail = bytearray()
+    for f, v in zip(se.fields, values, strict=False):
+        if f.is_string:
+            raw = v if isinstance(v, (bytes, bytearray)) else str(v).encode("utf-8", "replace")
+            nul = raw.find(b"\0")
+            raw = bytes(raw if nul < 0 else raw[:nul])[:STR_VAR_LEN_MAX - 1]
+            if f.is_dynamic:
+                data = raw + b"\0"
+                struct.pack_into("<I", rec, f.offset, ((len(data)) << 16) | (fixed + len(tail)))
+                tail += data
+            else:
+                rec[f.offset:f.offset + len(raw)] = raw
+        elif f.is_stack:
+            addrs = [int(a) for a in (v or [])]
+            data = struct.pack(f"<{len(addrs) + 1}Q", len(addrs), *addrs)
+            struct.pack_into("<I", rec, f.offset, (len(data) << 16) | (fixed + len(tail)))
+            tail += data
+        else:
+            struct.pack_into("<Q", rec, f.offset, int(v) & ((1 << 64) - 1))
+    return rec + tail
+
+
+def trace_synth(kernel: Any, se: SynthEvent, values: list[Any]) -> None:
+    """trace_event_raw_event_synth(): one record in every trace array where the event is
+    enabled (or has triggers), through its filter and triggers like any event."""
+    from .trace_events import _ENTRY, EVENT_FILE_FL_ENABLED, EVENT_FILE_FL_SOFT_DISABLED
+
+    events = getattr(kernel, "events", None)
+    if events is None:
+        return
+    call = events._wrapper(se.call)
+    if call is None:
+        return
+    body: bytearray | None = None
+    sched = kernel.sched
+    for inst in list(events.instances.values()):
+        file = inst.files.get(call)
+        if file is None or not (file.flags & EVENT_FILE_FL_ENABLED or file.triggers):
+            continue
+        if body is None:
+            body = synth_record(se, values)
+            _ENTRY.pack_into(body, 0, call.type_id, sched.irq_flags & 0xFF,
+                             sched.preempt_count & 0xFF, sched.current.pid)
+        rec = bytes(body)
+        trig = events.triggers if file.triggers else None
+        if trig is not None:
+            trig.call_pre(file, rec)
+        ok = not file.flags & EVENT_FILE_FL_SOFT_DISABLED and file.passes(rec, 0)
+        if ok and file.flags & EVENT_FILE_FL_ENABLED:
+            events.write_record(file.tr, rec)
+        if trig is not None:
+            trig.call_post(file, rec, ok)
+
+
+class SynthPrinter:
+    """print_synth_event(): ``NAME: field=value ...`` (string fields ``%.*s``)."""
+
+    def __init__(self, se: SynthEvent) -> None:
+        self.se = se
+
+    def trace(self, it: Any) -> str:
+        import struct
+
+        buf, off = it.buf, it.off
+        out = [f"{self.se.name}: "]
+        n = len(self.se.fields)
+        verbose = bool(getattr(it.tr, "flags", 0) & _iter_verbose())
+        for i, f in enumerate(self.se.fields):
+            space = "" if i == n - 1 else " "
+            fmt = _field_fmt(f.type)
+            if verbose:
+                out.append(f"{fmt} ")
+            if f.is_string:
+                if f.is_dynamic:
+                    (loc,) = struct.unpack_from("<I", buf, off + f.offset)
+                    raw = bytes(buf[off + (loc & 0xFFFF):off + (loc & 0xFFFF) + (loc >> 16)])
+                else:
+                    raw = bytes(buf[off + f.offset:off + f.offset + STR_VAR_LEN_MAX])
+                nul = raw.find(b"\0")
+                text = (raw if nul < 0 else raw[:nul]).decode("latin-1")
+                out.append(f"{f.name}={text}{space}")
+            elif f.is_stack:
+                (loc,) = struct.unpack_from("<I", buf, off + f.offset)
+                start, ln = off + (loc & 0xFFFF), loc >> 16
+                words = struct.unpack_from(f"<{ln // 8}Q", buf, start) if ln >= 8 else ()
+                ks = getattr(it.kernel, "kallsyms", None)
+                out.append(f"{f.name}=STACK:\n")
+                for a in words[1:]:
+                    out.append(f"=> {ks.format_pS(a) if ks is not None else hex(a)}\n")
+            else:
+                size = f.size if f.size in _NUM_FMT else 8
+                (v,) = struct.unpack_from(_NUM_FMT[size], buf, off + f.offset)
+                out.append(f"{f.name}={_format_num(fmt, v, size)}{space}")
+                if f.type == "gfp_t":
+                    out.append(f" ({_gfp_text(v)})")
+        return "".join(out) + "\n"
+
+    def raw(self, it: Any) -> str:
+        return self.trace(it)
+
+    def hex(self, it: Any) -> str:
+        return self.trace(it)
+
+    def binary(self, it: Any) -> bytes:
+        return b""
+
+
+def _iter_verbose() -> int:
+    from .trace_flags import ITER_VERBOSE
+
+    return ITER_VERBOSE
+
+
+def _format_num(fmt: str, v: int, size: int) -> str:
+    bits = size * 8
+    if fmt.endswith("x"):
+        return f"{v:x}"
+    if fmt.endswith("d") and v >> (bits - 1):
+        v -= 1 << bits
+    return str(v)
+
+
+def _gfp_text(v: int) -> str:
+    from .trace_events import print_flags
+
+    return print_flags(v, "|", []) if v else ""

@@ -115,6 +115,8 @@ AT_FDCWD = 0xFFFFFF9C  # -100 as the int the caller passed
 USER_PTR = 0x7FFC00001000
 # typical argument registers of a request that reached the mount (the adapter does not
 # see the caller's registers): fd 3, a stack buffer, the request's byte count
+# the pathname argument of the path syscalls (its index)
+PATH_ARG = {"openat": 1, "newfstatat": 1, "mkdir": 0, "rmdir": 0}
 SYSCALL_ARGS: dict[str, tuple[int, ...]] = {
     "read": (3, USER_PTR, 4096), "write": (1, USER_PTR, 4096),
     "openat": (AT_FDCWD, 0x7FFC00002F40, 0x80000, 0), "close": (3,),
@@ -432,8 +434,12 @@ class Workload:
 
     # ------------------------------------------------------------------ syscalls
     def syscall_begin(self, op: str, args: tuple[int, ...] = (), name: str = "",
-                      count: int = 0) -> list[tuple[int, str, Any]]:
-        """Entry of a syscall in the current task: tracepoints, then its call chain."""
+                      count: int = 0, path: str = "") -> list[tuple[int, str, Any]]:
+        """Entry of a syscall in the current task: tracepoints, then its call chain.
+
+        ``path`` is the pathname the caller passed (openat/newfstatat/mkdir/rmdir): it is
+        placed in the task's user memory and its address becomes the filename argument,
+        so ``+0($arg2):ustring`` and ``$filename`` fetches read it."""
         if self.quiet():
             return []  # nothing attached: the path would leave no trace, skip it
         self.cur_name = name or "null"
@@ -445,6 +451,10 @@ class Workload:
             args = SYSCALL_ARGS.get(op, ())
             if count and op in ("read", "write", "getdents64", "pread64"):
                 args = (*args[:2], count, *args[3:])
+            pos = PATH_ARG.get(op)
+            if path and pos is not None:
+                uaddr = self.k.mem.user_path(path)
+                args = (*args[:pos], uaddr, *args[pos + 1:])
         tp = self.tp("sys_enter")
         if tp:
             a = (list(args) + [0] * 6)[:6]
