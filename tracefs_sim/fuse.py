@@ -319,7 +319,8 @@ class Operations(pyfuse3.Operations):
             self.sysctl.sync()
         self.hostprocs.sync(self.kernel, pid, self.tasks.lookup)
         comm, cpu = self.tasks.lookup(pid)
-        self.kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count, path=path)
+        self.kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count, path=path,
+                                  before=lambda: self.hostprocs.chdir(self.kernel, pid))
 
     def _call(self, pid: int, uid: int, fn: Callable[..., Any], *args: Any, op: str = "",
               name: str = "", count: int = 0, path: str = "") -> Any:
@@ -669,11 +670,13 @@ class Operations(pyfuse3.Operations):
 
 
 # ------------------------------------------------------------------------- main loop
-async def _idle_ticker(kernel: Any) -> None:
+async def _idle_ticker(kernel: Any, ops: Any = None) -> None:
     while True:
         await trio.sleep(IDLE_TICK)
         try:
             kernel.idle_tick()
+            if ops is not None:
+                ops.hostprocs.poll(kernel, ops.tasks.lookup)
         except Exception:
             log.exception("idle_tick failed")
 
@@ -696,7 +699,7 @@ async def _serve(ops: Operations, kernel: Any) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_signal_watcher, ops)
         if not getattr(kernel, "deterministic", False):
-            nursery.start_soon(_idle_ticker, kernel)
+            nursery.start_soon(_idle_ticker, kernel, ops)
         await pyfuse3.main(min_tasks=1, max_tasks=MAX_TASKS)
         ops.cancel_waits()
         nursery.cancel_scope.cancel()

@@ -12,7 +12,12 @@ the adapter asks this watcher what happened on the host since the previous one:
 * processes reported before that are gone (or zombies) exited.
 
 The kernel turns them into its clone / exec / exit paths (``Workload.host_spawn`` and
-``host_exit``).  Deterministic kernels (``--seed``) are left alone: host activity is
+``host_exit``).  Between requests the adapter's idle ticker calls ``poll()``: the same
+fork/exit scan, plus — while a scheduler tracepoint is enabled — the watched processes'
+voluntary context switches and comm: each switch the host scheduler made is a sleep and
+a wakeup of the simulated task (``Workload.host_run``: sched_waking, sched_wakeup,
+sched_switch in and out), a comm change is its exec.  So ``ping -c 5`` run next to the
+mount wakes up in the trace the way it does on the machine.  Deterministic kernels (``--seed``) are left alone: host activity is
 not reproducible.  The server's own threads are not reported.
 """
 
@@ -45,9 +50,9 @@ def proc_status(pid: int) -> dict[str, str] | None:
     out: dict[str, str] = {}
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key in ("Name", "State", "Tgid", "PPid"):
+        if key in ("Name", "State", "Tgid", "PPid", "voluntary_ctxt_switches"):
             out[key] = value.strip()
-            if len(out) == 4:
+            if len(out) == 5:
                 break
     return out
 
@@ -67,6 +72,8 @@ class HostProcs:
         self.pid_max = int(pid_max) if pid_max and pid_max.strip().isdigit() else 1 << 22
         self.me = os.getpid()
         self.known: dict[int, str] = {}     # pid -> comm, reported and watched for exit
+        self.vcs: dict[int, int] = {}       # pid -> voluntary context switches seen
+        self.cwd: dict[int, str] = {}       # pid -> working directory at its last request
         self.next_check = 0.0
 
     def _new_pids(self) -> list[int]:
@@ -111,10 +118,67 @@ class HostProcs:
         if pid > 0 and pid not in self.known:
             self._watch(pid, self._comm(pid))
 
+    def chdir(self, kernel: Any, pid: int) -> None:
+        """Once ``pid`` runs in the kernel: a working directory changed since its last
+        request was a chdir(2) (read from /proc/PID/cwd while a chdir event is traced)."""
+        wl = getattr(kernel, "workload", None)
+        if (pid <= 0 or wl is None or not hasattr(wl, "chdir_traced")
+                or getattr(kernel, "deterministic", False)):
+            return
+        if not wl.chdir_traced():
+            self.cwd.pop(pid, None)
+            return
+        try:
+            cwd = os.readlink(f"/proc/{pid}/cwd")
+        except OSError:
+            return
+        seen = self.cwd.get(pid)
+        if len(self.cwd) >= MAX_KNOWN and pid not in self.cwd:
+            del self.cwd[next(iter(self.cwd))]
+        self.cwd[pid] = cwd
+        if seen is not None and seen != cwd:
+            wl.host_chdir(cwd)
+
     def _watch(self, pid: int, comm: str) -> None:
         if len(self.known) >= MAX_KNOWN:
-            del self.known[next(iter(self.known))]
+            old = next(iter(self.known))
+            del self.known[old]
+            self.vcs.pop(old, None)
         self.known[pid] = comm
+
+    def poll(self, kernel: Any, cpu_of: Any) -> None:
+        """Between requests (idle ticker): forks, exits, and — while the scheduler's
+        events are traced — the watched processes' sleeps, wakeups and execs."""
+        if not self.enabled or getattr(kernel, "deterministic", False):
+            return
+        wl = getattr(kernel, "workload", None)
+        if wl is None or not hasattr(wl, "host_run"):
+            return
+        new = self._new_pids()
+        if new:
+            self._spawned(wl, new, 0, cpu_of)
+        if not wl.sched_traced():
+            self.vcs.clear()
+            return
+        for p in list(self.known):
+            st = proc_status(p)
+            if not _alive(st):
+                del self.known[p]
+                self.vcs.pop(p, None)
+                wl.host_exit(p)
+                continue
+            assert st is not None
+            name = st.get("Name", "")
+            if name and name != self.known[p]:
+                self.known[p] = name
+                wl.host_exec(p, name)
+            vcs = st.get("voluntary_ctxt_switches", "")
+            if not vcs.isdigit():
+                continue
+            n, seen = int(vcs), self.vcs.get(p)
+            self.vcs[p] = n
+            if seen is not None and n > seen:
+                wl.host_run(p, cpu_of(p)[1], n - seen)
 
     def _spawned(self, wl: Any, pids: list[int], req: int, cpu_of: Any) -> None:
         sts = [(p, proc_status(p)) for p in pids]

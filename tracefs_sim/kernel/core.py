@@ -152,11 +152,13 @@ class Kernel:
 
     # ------------------------------------------------------------------ syscall context
     def syscall_enter(self, pid: int, comm: str, cpu: int, uid: int = 0, op: str = "",
-                      name: str = "", count: int = 0, path: str = "") -> None:
+                      name: str = "", count: int = 0, path: str = "",
+                      before: Callable[[], None] | None = None) -> None:
         """A request from the mount starts running as task ``pid`` on ``cpu``.
 
         Runs the background workload up to "now" first, so background activity
-        interleaves with the user's requests in time order.
+        interleaves with the user's requests in time order.  ``before`` runs once the
+        task has the CPU, ahead of the request's syscall (what the task did meanwhile).
         """
         wl = getattr(self, "workload", None)
         if wl is not None:
@@ -175,6 +177,8 @@ class Kernel:
             tracing.record_task(task)
         for hook in self.syscall_hooks:
             hook(task)
+        if before is not None:
+            before()
         self._sys_op = op
         self._sys_frames = (wl.syscall_begin(op, name=name, count=count, path=path)
                             if (wl is not None and op) else None)

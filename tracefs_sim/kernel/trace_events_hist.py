@@ -1441,7 +1441,9 @@ class Hists:
             if (self_ and vh is not hist) or (not self_ and vh is hist):
                 continue
             assert vh.map is not None
-            elt = vh.map.lookup(key)
+            # tracing_map_lookup() compares the defining hist's key_size bytes of this
+            # hist's key: its leading key fields
+            elt = vh.map.lookup(key[:vh.n_keys] if len(key) > vh.n_keys else key)
             if elt is None or not elt.var_set[var.var_idx]:
                 return False
             vals[i] = elt.vars[var.var_idx]

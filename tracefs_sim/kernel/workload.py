@@ -78,6 +78,7 @@ SYSCALL_ENTRY: dict[str, tuple[str, ...]] = {
     "mmap": ("x64_sys_call", "__x64_sys_mmap", "ksys_mmap_pgoff", "vm_mmap_pgoff", "do_mmap"),
     "access": ("x64_sys_call", "__x64_sys_access", "do_faccessat"),
     "mkdir": ("x64_sys_call", "__x64_sys_mkdir"),
+    "chdir": ("x64_sys_call", "__x64_sys_chdir", "set_fs_pwd"),
     "rmdir": ("x64_sys_call", "__x64_sys_rmdir"),
     "getdents64": ("x64_sys_call", "__x64_sys_getdents64", "iterate_dir"),
     "clone": ("x64_sys_call", "__x64_sys_clone", "kernel_clone"),
@@ -107,7 +108,8 @@ SYSCALL_LEAVES: dict[str, tuple[Tree, ...]] = {
 # x86_64 syscall numbers
 SYSCALL_NR = {"read": 0, "write": 1, "close": 3, "newfstatat": 262, "openat": 257, "mkdir": 83,
               "rmdir": 84, "getdents64": 217, "clock_nanosleep": 230, "execve": 59,
-              "exit_group": 231, "clone": 56, "wait4": 61, "pread64": 17, "mmap": 9, "access": 21}
+              "exit_group": 231, "clone": 56, "wait4": 61, "pread64": 17, "mmap": 9, "access": 21,
+              "chdir": 80}
 # ops that are a special path of another syscall (its number and tracepoints)
 SYSCALL_ALIAS = {"fstat": "newfstatat"}
 AT_EMPTY_PATH = 0x1000
@@ -116,13 +118,13 @@ USER_PTR = 0x7FFC00001000
 # typical argument registers of a request that reached the mount (the adapter does not
 # see the caller's registers): fd 3, a stack buffer, the request's byte count
 # the pathname argument of the path syscalls (its index)
-PATH_ARG = {"openat": 1, "newfstatat": 1, "mkdir": 0, "rmdir": 0}
+PATH_ARG = {"openat": 1, "newfstatat": 1, "mkdir": 0, "rmdir": 0, "chdir": 0}
 SYSCALL_ARGS: dict[str, tuple[int, ...]] = {
     "read": (3, USER_PTR, 4096), "write": (1, USER_PTR, 4096),
     "openat": (AT_FDCWD, 0x7FFC00002F40, 0x80000, 0), "close": (3,),
     "newfstatat": (AT_FDCWD, 0x7FFC00002F40, 0x7FFC00001E30, 0),
     "getdents64": (3, 0x55D1E7B70000, 32768), "mkdir": (0x7FFC00002F40, 0o777),
-    "rmdir": (0x7FFC00002F40,), "execve": (0x55D1E7B6F2A0, 0x55D1E7B6F300, 0x55D1E7B6A010),
+    "rmdir": (0x7FFC00002F40,), "chdir": (0x7FFC00002F40,), "execve": (0x55D1E7B6F2A0, 0x55D1E7B6F300, 0x55D1E7B6A010),
     "exit_group": (0,), "wait4": (0xFFFFFFFF, 0x7FFC00001D9C, 0, 0),
     "fstat": (3, 0x7F3A5C1F8F2D, 0x7FFC00001E30, AT_EMPTY_PATH),
     "pread64": (3, 0x7FFC00001B60, 784, 64), "mmap": (0, 0x2000, 1, 0x802, 3, 0),
@@ -138,6 +140,7 @@ CLONE_THREAD_FLAGS = 0x003D0F00  # pthread_create()
 # sched_switch prev_state as __trace_sched_switch_state() reports it
 STATE_RUNNING = 0
 STATE_S = 0x1  # TASK_INTERRUPTIBLE
+HOST_RUNS_MAX = 8   # wakeups replayed per host task and poll
 STATE_D = 0x2  # TASK_UNINTERRUPTIBLE
 STATE_Z = 0x20  # EXIT_ZOMBIE
 STATE_I = 0x80  # TASK_IDLE (TASK_REPORT_IDLE)
@@ -941,6 +944,50 @@ class Workload:
             child.comm = comm[:15]
         if not alive:
             self.host_exit(pid)
+        sched.cpu, sched.current = saved
+
+    def sched_traced(self) -> bool:
+        """Is any scheduler tracepoint a host task's wakeups would pass enabled?"""
+        return bool(self.tp("sched_switch") or self.tp("sched_waking") or self.tp("sched_wakeup"))
+
+    def host_run(self, pid: int, cpu: int, n: int) -> None:
+        """Host task ``pid`` slept and was woken ``n`` times since last seen (its
+        voluntary context switches): each time woken, switched in, and blocking again."""
+        task = self.k.sched.tasks.get(pid)
+        if task is None or not self.enabled:
+            return
+        self.catch_up()
+        sched = self.k.sched
+        saved = sched.cpu, sched.current
+        cpu %= self.k.nr_cpus
+        for _ in range(min(n, HOST_RUNS_MAX)):
+            if task.pid not in self.asleep and self.host[cpu] is not task:
+                self.asleep.add(task.pid)
+            self.run_task(cpu, task)
+            self._host_off(cpu, STATE_S)
+        sched.cpu, sched.current = saved
+
+    def chdir_traced(self) -> bool:
+        return bool(self.tp("sys_enter_chdir") or self.tp("sys_exit_chdir")
+                    or self.tp("sys_enter") or self.tp("sys_exit"))
+
+    def host_chdir(self, path: str) -> None:
+        """The current (requesting) host task changed directory to ``path`` since its
+        last request: its chdir(2), with the pathname in its user memory."""
+        self.syscall_end("chdir", self.syscall_begin("chdir", name=path.rsplit("/", 1)[-1],
+                                                     path=path), 0)
+
+    def host_exec(self, pid: int, comm: str) -> None:
+        """Host task ``pid`` changed its comm: it exec'd ``comm``."""
+        task = self.k.sched.tasks.get(pid)
+        if task is None or not self.enabled or task.comm == comm[:15]:
+            return
+        sched = self.k.sched
+        saved = sched.cpu, sched.current
+        cpu = self.task_cpu.get(pid, 0) % self.k.nr_cpus
+        self.run_task(cpu, task)
+        self.execve(task, comm, f"/usr/bin/{comm}")
+        self._host_off(cpu, STATE_S)
         sched.cpu, sched.current = saved
 
     def spawn_requester(self, cpu: int, task: Task) -> None:

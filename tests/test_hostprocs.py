@@ -1,0 +1,81 @@
+"""Host activity mirrored into the simulated kernel (tracefs_sim/hostprocs.py).
+
+Between requests the idle ticker polls: a host process's voluntary context switches
+are sleeps and wakeups of its simulated task; a working directory changed since the
+requester's last request is its chdir(2), with the pathname in its user memory.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+
+from tracefs_sim.hostprocs import HostProcs
+from tracefs_sim.kernel import Kernel
+from tracefs_sim.tracefs import build_tree
+from tracefs_sim.tracefs.files import read_file, write_file
+
+
+def _host() -> HostProcs:
+    hp = HostProcs()
+    if not hp.enabled:
+        pytest.skip("no /proc/sys/kernel/ns_last_pid")
+    return hp
+
+
+def test_a_sleeping_host_process_wakes_up_in_the_trace():
+    hp = _host()
+    k = Kernel(nr_cpus=2)          # unseeded: host activity is mirrored
+    root = build_tree(k)
+    write_file(root, "set_event", "sched:sched_waking sched:sched_wakeup sched:sched_switch")
+    cpu_of = lambda p: ("", 0)     # noqa: E731 - the adapter's (comm, cpu) lookup
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "import time\nfor _ in range(20): time.sleep(0.02)"])
+    try:
+        deadline = time.monotonic() + 5
+        while proc.pid not in hp.known and time.monotonic() < deadline:
+            hp.poll(k, cpu_of)
+            time.sleep(0.01)
+        assert proc.pid in hp.known
+        time.sleep(0.15)
+        hp.poll(k, cpu_of)
+    finally:
+        proc.wait(timeout=10)
+    text = read_file(root, "trace").decode()
+    comm = hp.known.get(proc.pid, "python3")[:15]
+    assert f"sched_waking: comm={comm} pid={proc.pid} " in text
+    assert f"sched_wakeup: comm={comm} pid={proc.pid} " in text
+    assert f"next_comm={comm} next_pid={proc.pid} " in text
+    assert f"prev_comm={comm} prev_pid={proc.pid} prev_prio=120 prev_state=S" in text
+    # exits are noticed too
+    hp.poll(k, cpu_of)
+    assert proc.pid not in hp.known
+
+
+def test_a_changed_working_directory_is_a_chdir(tmp_path):
+    hp = _host()
+    k = Kernel(nr_cpus=2)
+    root = build_tree(k)
+    write_file(root, "dynamic_events", "e:ech syscalls/sys_enter_chdir file=+0($filename):ustring")
+    write_file(root, "events/eprobes/ech/enable", "1")
+    me = os.getpid()
+
+    def request() -> None:
+        k.syscall_enter(me, "pytest", 0, before=lambda: hp.chdir(k, me))
+        k.syscall_exit(0)
+
+    old = os.getcwd()
+    try:
+        request()                       # remembers the working directory
+        os.chdir(tmp_path)
+        request()                       # the change is a chdir(2) before this request
+        request()                       # no further change: nothing
+    finally:
+        os.chdir(old)
+    lines = [ln for ln in read_file(root, "trace").decode().splitlines() if " ech: " in ln]
+    assert len(lines) == 1, lines
+    assert lines[0].endswith(f'file="{tmp_path}"')
