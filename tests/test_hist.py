@@ -283,3 +283,24 @@ def test_remote_field_variable_hist(env):
     assert "synthetic_prio=prio" in env.read("events/sched/sched_waking/hist")
     assert env.write("events/sched/sched_wakeup/trigger", "!" + act, append=True) == 0
     assert "synthetic_prio=prio" not in env.read("events/sched/sched_waking/hist")
+
+
+def test_hist_file_polls_for_new_hits(env):
+    """event_hist_poll(): readable while hits happened since the last read; POLLPRI once
+    per new hit count; the wait queue wakes pollers on a hit."""
+    import os
+    import select
+
+    from tracefs_sim.tracefs.node import OpenMode, walk
+
+    assert env.write(f"{KMALLOC}/trigger", "hist:keys=bytes_req") == 0
+    f = walk(env.root, f"{KMALLOC}/hist").open(OpenMode.from_flags(os.O_RDONLY))
+    assert f.poll() == 0
+    woken = []
+    f.wait_queue.add(lambda: woken.append(1))
+    env.kmalloc(0x1000, 1, 8)
+    assert woken
+    assert f.poll() == select.POLLIN | select.POLLRDNORM | select.POLLPRI
+    assert f.poll() == select.POLLIN | select.POLLRDNORM        # PRI once per count
+    assert b"Hits: 1\n" in f.read(0, 65536)
+    assert f.poll() == 0

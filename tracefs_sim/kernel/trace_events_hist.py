@@ -507,6 +507,13 @@ class Hists:
         self.last_cmd = ""
         self.last_cmd_loc = ""
         self._syscall_names: dict[int, str] | None = None
+        from .waitqueue import WaitQueue
+
+        self.poll_wq = WaitQueue()          # hist_poll_wq: woken by every histogram hit
+
+    def hit_count(self, file: EventFile) -> int:
+        """get_hist_hit_count(): the hits of every histogram on the event."""
+        return sum(t.extra["hist"].map.hits for t in file.triggers if t.cmd == "hist")
 
     # ------------------------------------------------------------------ error_log
     def hist_err(self, tr: Any, kind: str, text: str | None) -> None:
@@ -1249,6 +1256,8 @@ class Hists:
             elt.sums[slot] = (elt.sums[slot] + (v if isinstance(v, int) else 0)) & M64
         if self._resolve_refs(hist, key, ref_vals, True):
             self.run_actions(hist, elt, rec, key, ref_vals)
+        if self.poll_wq:
+            self.poll_wq.wake_up()          # hist_poll_wakeup()
 
     def run_actions(self, hist: HistData, elt: Elt, rec: bytes | bytearray, key: tuple,
                     ref_vals: list[int]) -> None:

@@ -14,12 +14,15 @@ set_event_pid, set_event_notrace_pid) and ``event_top_files(kernel)``
 from __future__ import annotations
 
 import errno
+import select
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from ..kernel import Kernel
 from ..kernel.errors import KernelError
 from ..kernel.trace import TraceArray
 from ..kernel.trace_events import EVENT_BUF_SIZE, EventCall, EventFile, TraceEvents
+from ..kernel.waitqueue import WaitQueue
 from .files import SeqOpenFile, parse_ulong, seq_file
 from .node import Dir, File, Node, OpenFile, OpenMode
 
@@ -50,6 +53,39 @@ class _RefOpenFile(SeqOpenFile):
         self.call.refcnt -= 1
         if self.call.ext is not None and hasattr(self.call.ext, "refcnt"):
             self.call.ext.refcnt -= 1
+
+
+class HistOpenFile(SeqOpenFile):
+    """events/SYS/EVENT/hist (event_hist_open/poll): a seq-file that polls readable
+    while the event's histograms got hits since the last read, and POLLPRI once per
+    new hit count (the 6.12 hist poll)."""
+
+    def __init__(self, node: File, mode: OpenMode, ev: Any, file_of: Callable[[], Any]) -> None:
+        self.hists = ev.triggers.hists
+        self.file_of = file_of
+        self.last_read = 0
+        self.last_act = self.hists.hit_count(file_of())
+        super().__init__(node, mode, self._show_hist, None, None)
+
+    def _show_hist(self) -> str:
+        file = self.file_of()
+        text = self.hists.hist_text(file)
+        self.last_read = self.last_act = self.hists.hit_count(file)
+        return text
+
+    def poll(self) -> int:
+        cnt = self.hists.hit_count(self.file_of())
+        mask = 0
+        if self.last_read != cnt:
+            mask |= select.POLLIN | select.POLLRDNORM
+        if self.last_act != cnt:
+            self.last_act = cnt
+            mask |= select.POLLPRI
+        return mask
+
+    @property
+    def wait_queue(self) -> WaitQueue | None:
+        return self.hists.poll_wq
 
 
 def _event_file(mode: int, call: EventCall, show: Callable[[], str | bytes] | None,
@@ -224,9 +260,9 @@ class EventDir(EventfsDir):
         if name == "id":
             return _event_file(MODE_READ, call, lambda: f"{call.type_id}\n")
         if name == "hist":
-            return _event_file(MODE_READ, call,
-                               lambda: ev.triggers.hists.hist_text(self._file())
-                               if ev.triggers is not None else "")
+            if ev.triggers is None:
+                return _event_file(MODE_READ, call, lambda: "")
+            return File(MODE_READ, lambda node, m: HistOpenFile(node, m, ev, self._file))
         if name == "enable":
             return _event_file(MODE_WRITE, call, lambda: self._file().enable_text(),
                                lambda d: ev.event_enable_write(self._file(), parse_ulong(d)))
