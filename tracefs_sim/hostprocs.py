@@ -117,6 +117,11 @@ class HostProcs:
                     wl.host_exit(p)
         if pid > 0 and pid not in self.known:
             self._watch(pid, self._comm(pid))
+        elif pid > 0 and hasattr(wl, "host_exec"):
+            comm = cpu_of(pid)[0]
+            if comm not in ("", "<...>") and comm != self.known[pid]:
+                self.known[pid] = comm          # it exec'd since its last request
+                wl.host_exec(pid, comm)
 
     def chdir(self, kernel: Any, pid: int) -> None:
         """Once ``pid`` runs in the kernel: a working directory changed since its last
