@@ -15,9 +15,8 @@ import re
 import pytest
 
 from tracefs_sim.kernel import Kernel
-from tracefs_sim.kernel.errors import KernelError
 from tracefs_sim.tracefs import build_tree
-from tracefs_sim.tracefs.files import read_file, write_file
+from tracefs_sim.tracefs.files import read_file, write_errno
 from tracefs_sim.tracefs.node import READ_ONLY, walk
 
 EBUSY, ENOENT, EEXIST, EINVAL = errno.EBUSY, errno.ENOENT, errno.EEXIST, errno.EINVAL
@@ -32,11 +31,7 @@ class Env:
 
     def write(self, path: str, text: str, append: bool = True) -> int:
         """``echo TEXT >> path`` (``>`` without append): 0 or the errno."""
-        try:
-            write_file(self.root, path, text, append=append)
-        except KernelError as e:
-            return e.errno
-        return 0
+        return write_errno(self.root, path, text, append)
 
     def read(self, path: str) -> str:
         return read_file(self.root, path).decode()

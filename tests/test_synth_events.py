@@ -9,9 +9,8 @@ import errno
 import pytest
 
 from tracefs_sim.kernel import Kernel
-from tracefs_sim.kernel.errors import KernelError
 from tracefs_sim.tracefs import build_tree
-from tracefs_sim.tracefs.files import read_file, write_file
+from tracefs_sim.tracefs.files import read_file, write_errno
 
 
 class Env:
@@ -20,11 +19,7 @@ class Env:
         self.root = build_tree(self.k)
 
     def write(self, path: str, text: str, append: bool = True) -> int:
-        try:
-            write_file(self.root, path, text, append=append)
-        except KernelError as e:
-            return e.errno
-        return 0
+        return write_errno(self.root, path, text, append)
 
     def read(self, path: str) -> str:
         return read_file(self.root, path).decode()

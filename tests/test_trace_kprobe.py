@@ -15,11 +15,10 @@ import errno
 import pytest
 
 from tracefs_sim.kernel import Kernel
-from tracefs_sim.kernel.errors import KernelError
 from tracefs_sim.kernel.trace_kprobe import insn_boundary, regs_query_register_offset
 from tracefs_sim.kernel.trace_probe import ProbeErr
 from tracefs_sim.tracefs import build_tree
-from tracefs_sim.tracefs.files import read_file, write_file
+from tracefs_sim.tracefs.files import read_file, write_errno
 
 E = ProbeErr
 EINVAL, ENOENT, EEXIST = errno.EINVAL, errno.ENOENT, errno.EEXIST
@@ -40,11 +39,7 @@ class Env:
 
     def write(self, path: str, text: str, append: bool = True) -> int:
         """0 or the errno of the write (or of the O_TRUNC open)."""
-        try:
-            write_file(self.root, path, text, append=append)
-        except KernelError as e:
-            return e.errno
-        return 0
+        return write_errno(self.root, path, text, append)
 
     def read(self, path: str) -> str:
         return read_file(self.root, path).decode()

@@ -22,6 +22,16 @@ from .kernel.errors import KernelError
 log = logging.getLogger(__name__)
 
 
+def _rewrite(path: str, text: str, what: str) -> str:
+    """Replace the content of one mirrored file (a failure is logged, not raised)."""
+    try:
+        with open(path, "w") as f:
+            f.write(text)
+    except OSError as e:
+        log.warning("%s %s: %s", what, path, e)
+    return text
+
+
 class SysctlMirror:
     """Plain files under ``root`` kept in step with ``kernel.sysctls``; optionally also
     the kernel's read-only debugfs files (``kernel.debugfs``, e.g. kprobes/list) under
@@ -53,13 +63,7 @@ class SysctlMirror:
 
     def _publish(self, path: str) -> None:
         ent = self.entries[path]
-        text = ent[0]()
-        try:
-            with open(path, "w") as f:
-                f.write(text)
-        except OSError as e:
-            log.warning("sysctl %s: %s", path, e)
-        ent[2] = text
+        ent[2] = _rewrite(path, ent[0](), "sysctl")
 
     def sync(self) -> None:
         """Apply the files written since the last call (compared by content: a tmpfs
@@ -98,14 +102,8 @@ class SysctlMirror:
         """Rewrite the debugfs files whose text changed (after a request)."""
         for path, ent in self.published.items():
             text = ent[0]()
-            if text == ent[1]:
-                continue
-            try:
-                with open(path, "w") as f:
-                    f.write(text)
-            except OSError as e:
-                log.warning("debugfs %s: %s", path, e)
-            ent[1] = text
+            if text != ent[1]:
+                ent[1] = _rewrite(path, text, "debugfs")
 
     def close(self) -> None:
         """Remove the files (and directories) this mirror created."""

@@ -112,3 +112,12 @@ def write_file(root: Dir, path: str, data: bytes | str, append: bool = False) ->
     finally:
         f.release()
     return n
+
+
+def write_errno(root: Dir, path: str, data: bytes | str, append: bool = False) -> int:
+    """``echo DATA > path`` (``>>``), reporting 0 or the errno the shell would print."""
+    try:
+        write_file(root, path, data, append=append)
+    except KernelError as e:
+        return e.errno
+    return 0
