@@ -40,6 +40,10 @@ from .tracefs.node import DEFAULT_POLL, Dir, File, Node, OpenFile, OpenMode
 log = logging.getLogger("tracefs_sim.fuse")
 
 ENTRY_TIMEOUT = 0.0  # the tree is dynamic: instances, probes and events come and go
+# ... except the dentries that stay for the life of the mount (Dir.stable_child: the
+# static files, built-in event directories): the VFS may keep those, which saves a LOOKUP
+# per path component (ftracetest's reset greps open every events/*/*/trigger and filter)
+STABLE_ENTRY_TIMEOUT = 300.0
 ATTR_TIMEOUT = 0.0
 SIGNAL_RECHECK = 0.05  # seconds between checks of a blocked reader's pending signals
 COMM_TTL = 0.2  # seconds a pid's comm is trusted (exec changes it)
@@ -248,6 +252,7 @@ class Operations(pyfuse3.Operations):
         self._paths: dict[int, str] = {pyfuse3.ROOT_INODE: ""}
         self._owner: dict[str, tuple[int | None, int | None]] = {}
         self._names: dict[int, str] = {}
+        self._stable: set[int] = {pyfuse3.ROOT_INODE}  # inodes whose dentry may be cached
         self._next_ino = pyfuse3.ROOT_INODE + 1
         self._ino_of[root] = pyfuse3.ROOT_INODE
         self._node_of[pyfuse3.ROOT_INODE] = root
@@ -275,6 +280,10 @@ class Operations(pyfuse3.Operations):
             self._names[ino] = name
             if parent is not None:
                 self._paths[ino] = f"{self._paths.get(parent, '')}/{name}"
+                pnode = self._node_of.get(parent)
+                if (parent in self._stable and isinstance(pnode, Dir)
+                        and pnode.stable_child(name)):
+                    self._stable.add(ino)
         return ino
 
     def node(self, ino: int) -> Node:
@@ -297,7 +306,7 @@ class Operations(pyfuse3.Operations):
         a = pyfuse3.EntryAttributes()
         a.st_ino = ino
         a.generation = 0
-        a.entry_timeout = ENTRY_TIMEOUT
+        a.entry_timeout = STABLE_ENTRY_TIMEOUT if ino in self._stable else ENTRY_TIMEOUT
         a.attr_timeout = ATTR_TIMEOUT
         if isinstance(node, Dir):
             a.st_mode = stat.S_IFDIR | (node.mode & 0o7777)
@@ -752,4 +761,5 @@ def run(mountpoint: str, kernel: Any, tree: Dir, allow_other: bool = False,
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         pyfuse3.close(unmount=unmount)
+        ops.hostprocs.close()
     return 0

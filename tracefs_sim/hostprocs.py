@@ -24,6 +24,7 @@ not reproducible.  The server's own threads are not reported.
 from __future__ import annotations
 
 import os
+import select
 import time
 from typing import Any
 
@@ -75,12 +76,27 @@ class HostProcs:
         self.vcs: dict[int, int] = {}       # pid -> voluntary context switches seen
         self.cwd: dict[int, str] = {}       # pid -> working directory at its last request
         self.next_check = 0.0
+        self._last_fd: int | None = None
+        # a pidfd per watched process: it turns readable when the process exits, so one
+        # poll(2) finds the exits among all of them (no /proc read per process)
+        self.pidfds: dict[int, int] = {}
+        self.exits = select.poll()
+
+    def _last_pid(self) -> int | None:
+        """ns_last_pid through one descriptor kept open (a pread per request, not an
+        open/read/close: this runs before every request)."""
+        try:
+            if self._last_fd is None:
+                self._last_fd = os.open(LAST_PID, os.O_RDONLY | os.O_CLOEXEC)
+            text = os.pread(self._last_fd, 32, 0)
+        except OSError:
+            return None
+        return int(text) if text.strip().isdigit() else None
 
     def _new_pids(self) -> list[int]:
-        text = _read(LAST_PID)
-        if text is None or not text.strip().isdigit():
+        last = self._last_pid()
+        if last is None:
             return []
-        last = int(text)
         if last == self.last:
             return []
         prev, self.last = self.last, last
@@ -111,9 +127,9 @@ class HostProcs:
         now = time.monotonic()
         if now >= self.next_check:
             self.next_check = now + EXIT_CHECK
-            for p in list(self.known):
-                if p != pid and not _alive(proc_status(p)):
-                    del self.known[p]
+            for p in self._exited():
+                if p != pid:
+                    self._forget(p)
                     wl.host_exit(p)
         if pid > 0 and pid not in self.known:
             self._watch(pid, self._comm(pid))
@@ -146,10 +162,35 @@ class HostProcs:
 
     def _watch(self, pid: int, comm: str) -> None:
         if len(self.known) >= MAX_KNOWN:
-            old = next(iter(self.known))
-            del self.known[old]
-            self.vcs.pop(old, None)
+            self._forget(next(iter(self.known)))
         self.known[pid] = comm
+        try:
+            fd = os.pidfd_open(pid)
+        except (OSError, AttributeError):
+            return                  # a thread, or gone already: _exited() reads its status
+        self.pidfds[pid] = fd
+        self.exits.register(fd, select.POLLIN)
+
+    def _forget(self, pid: int) -> None:
+        self.known.pop(pid, None)
+        self.vcs.pop(pid, None)
+        fd = self.pidfds.pop(pid, None)
+        if fd is not None:
+            self.exits.unregister(fd)
+            os.close(fd)
+
+    def _exited(self) -> list[int]:
+        """Watched processes that exited (zombies included) since the last call."""
+        ready = {fd for fd, _ in self.exits.poll(0)}
+        return [p for p in self.known
+                if (self.pidfds[p] in ready if p in self.pidfds else not _alive(proc_status(p)))]
+
+    def close(self) -> None:
+        for p in list(self.pidfds):
+            self._forget(p)
+        if self._last_fd is not None:
+            os.close(self._last_fd)
+            self._last_fd = None
 
     def poll(self, kernel: Any, cpu_of: Any) -> None:
         """Between requests (idle ticker): forks, exits, and — while the scheduler's
@@ -168,8 +209,7 @@ class HostProcs:
         for p in list(self.known):
             st = proc_status(p)
             if not _alive(st):
-                del self.known[p]
-                self.vcs.pop(p, None)
+                self._forget(p)
                 wl.host_exit(p)
                 continue
             assert st is not None

@@ -5,14 +5,17 @@ scripts write them under /proc/sys, which belongs to the host kernel.  A test ha
 can shadow those paths in a private mount namespace with a tmpfs (scripts/ftracetest
 does) and give its root to the server: every entry of ``kernel.sysctls`` is created
 there (never over an existing file: a real sysctl is left alone) holding the kernel's
-value.  Before each request the adapter looks for files changed since (one small
-read each) and hands the new text to the kernel, as a write(2) to the sysctl would; the file
+value.  Before each request the adapter looks for files changed since (an inotify
+descriptor tells whether any was written: one non-blocking read, where the fallback
+is a small read of each file) and hands the new text to the kernel, as a write(2) to the sysctl would; the file
 is then rewritten with the value the kernel kept (a rejected value is reverted, as a
 re-read of the sysctl would show; the writer's write(2) itself cannot fail).
 """
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import logging
 import os
 from typing import Any
@@ -32,6 +35,44 @@ def _rewrite(path: str, text: str, what: str) -> str:
     return text
 
 
+IN_MODIFY = 0x2
+IN_CLOSE_WRITE = 0x8
+IN_NONBLOCK = os.O_NONBLOCK
+IN_CLOEXEC = os.O_CLOEXEC
+
+
+class _Inotify:
+    """The libc inotify calls (the standard library has none): one descriptor that turns
+    readable when a watched file is written."""
+
+    def __init__(self) -> None:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        self._add = libc.inotify_add_watch
+        self._add.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+        fd = libc.inotify_init1(IN_NONBLOCK | IN_CLOEXEC)
+        if fd < 0:
+            raise OSError(ctypes.get_errno(), "inotify_init1")
+        self.fd: int = fd
+
+    def watch(self, path: str) -> None:
+        if self._add(self.fd, os.fsencode(path), IN_MODIFY | IN_CLOSE_WRITE) < 0:
+            raise OSError(ctypes.get_errno(), f"inotify_add_watch {path}")
+
+    def changed(self) -> bool:
+        """Whether any watched file was written since the last call (drains the events)."""
+        seen = False
+        while True:
+            try:
+                if not os.read(self.fd, 4096):
+                    return seen
+            except BlockingIOError:
+                return seen
+            seen = True
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
 class SysctlMirror:
     """Plain files under ``root`` kept in step with ``kernel.sysctls``; optionally also
     the kernel's read-only debugfs files (``kernel.debugfs``, e.g. kprobes/list) under
@@ -43,6 +84,7 @@ class SysctlMirror:
         self.entries: dict[str, list[Any]] = {}  # path -> [read, write, text published]
         self.published: dict[str, list[Any]] = {}  # debugfs path -> [read, text published]
         self.made_dirs: list[str] = []
+        self.inotify: _Inotify | None = None
         if debugfs_root:
             self._add_debugfs(debugfs_root)
         if root is None:
@@ -60,6 +102,16 @@ class SysctlMirror:
             os.close(fd)
             self.entries[path] = [read, write, None]
             self._publish(path)
+        if self.entries:
+            try:
+                self.inotify = _Inotify()
+                for path in self.entries:
+                    self.inotify.watch(path)
+            except (OSError, AttributeError) as e:
+                log.info("sysctl mirror: no inotify (%s): each file is read per request", e)
+                if self.inotify is not None:
+                    self.inotify.close()
+                self.inotify = None
 
     def _publish(self, path: str) -> None:
         ent = self.entries[path]
@@ -68,6 +120,8 @@ class SysctlMirror:
     def sync(self) -> None:
         """Apply the files written since the last call (compared by content: a tmpfs
         mtime is too coarse to see two quick writes)."""
+        if self.inotify is not None and not self.inotify.changed():
+            return
         for path, ent in self.entries.items():
             try:
                 with open(path) as f:
@@ -119,3 +173,6 @@ class SysctlMirror:
                 pass
         self.entries.clear()
         self.published.clear()
+        if self.inotify is not None:
+            self.inotify.close()
+            self.inotify = None

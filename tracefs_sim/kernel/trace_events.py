@@ -1707,6 +1707,7 @@ class TraceEvents:
             if call.system not in self._sys_seen:
                 self._sys_seen.add(call.system)
                 self.systems_order.append(call.system)
+        self.static_systems = frozenset(self.systems_order)
         self.on_change: list[Callable[[], None]] = []   # eventfs invalidation hooks
         self.triggers: Any = None           # trace_events_trigger.TriggerCommands
         self.filters: Any = None            # trace_events_filter module
@@ -1736,6 +1737,13 @@ class TraceEvents:
     def systems(self) -> list[str]:
         """Systems in eventfs creation order (event_subsystem_dir)."""
         return list(self.systems_order)
+
+    def has_system(self, system: str) -> bool:
+        return system in self.systems_order
+
+    def static_system(self, system: str) -> bool:
+        """A system with a built-in event: it exists for the life of the kernel."""
+        return system in self.static_systems
 
     def system_calls(self, system: str) -> list[EventCall]:
         return [c for c in self.calls if c.system == system]

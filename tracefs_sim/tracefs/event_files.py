@@ -117,8 +117,12 @@ class EventfsDir(Dir):
     def _make(self, name: str) -> Node | None:
         raise NotImplementedError
 
+    def _has(self, name: str) -> bool:
+        """Whether ``name`` is a child now (the subclasses answer without a listing)."""
+        return name in self._names()
+
     def lookup(self, name: str) -> Node | None:
-        if name not in self._names():
+        if not self._has(name):
             self._cache.pop(name, None)
             return None
         node = self._cache.get(name)
@@ -159,6 +163,13 @@ class EventsDir(EventfsDir):
     def _names(self) -> list[str]:
         return ["enable", "header_page", "header_event", *self.ev.systems()]
 
+    def _has(self, name: str) -> bool:
+        return name in ("enable", "header_page", "header_event") or self.ev.has_system(name)
+
+    def stable_child(self, name: str) -> bool:
+        """A system of built-in events never goes; one of dynamic events only may."""
+        return name in ("enable", "header_page", "header_event") or self.ev.static_system(name)
+
     def _make(self, name: str) -> Node | None:
         ev, tr = self.ev, self.tr
         if name == "enable":
@@ -192,6 +203,20 @@ class SystemDir(EventfsDir):
             return []
         # eventfs keeps creation order; dynamic events are appended
         return names + [c.name for c in ev.calls if c.system == self.system]
+
+    def _has(self, name: str) -> bool:
+        ev = self.parent.ev
+        if not ev.has_system(self.system):
+            return False
+        if name in ("enable", "filter"):
+            return self.system != "ftrace"
+        return ev.find_event(self.system, name) is not None
+
+    def stable_child(self, name: str) -> bool:
+        if name in ("enable", "filter"):
+            return True
+        call = self.parent.ev.find_event(self.system, name)
+        return call is not None and not call.is_dynamic
 
     def lookup(self, name: str) -> Node | None:
         # a dynamic event removed and re-added under the same name is a new call:

@@ -151,6 +151,12 @@ class Dir(Node):
     def create(self, name: str) -> Node:
         raise KernelError(errno.EACCES)
 
+    def stable_child(self, name: str) -> bool:
+        """Whether the child ``name`` stays for the life of the mount (the adapter lets
+        the VFS cache such dentries; a child that can go away is looked up each time).
+        A plain directory is filled when built; the ones that change say so."""
+        return True
+
 
 def walk(root: Dir, path: str) -> Node:
     """Resolve a slash-separated path relative to root (for tests and tools)."""

@@ -528,6 +528,9 @@ class InstancesDir(Dir):
         self.kernel.trace.instance_rmdir(name)
         self.remove(name)
 
+    def stable_child(self, name: str) -> bool:
+        return False
+
 
 TOP_ONLY_PLACEHOLDERS: dict[str, int] = {
     "available_events": 0o440, "available_filter_functions": 0o440,
