@@ -33,6 +33,7 @@ PID_MAX = "/proc/sys/kernel/pid_max"
 MAX_NEW = 48           # newcomers reported per request (the most recent ones)
 MAX_KNOWN = 256        # processes watched for their exit
 EXIT_CHECK = 0.02      # seconds between scans of the watched processes
+FORK_CHECK = 0.005     # seconds between fork scans while the same processes make requests
 
 
 def _read(path: str) -> str | None:
@@ -76,6 +77,7 @@ class HostProcs:
         self.vcs: dict[int, int] = {}       # pid -> voluntary context switches seen
         self.cwd: dict[int, str] = {}       # pid -> working directory at its last request
         self.next_check = 0.0
+        self.next_fork_check = 0.0
         self._last_fd: int | None = None
         # a pidfd per watched process: it turns readable when the process exits, so one
         # poll(2) finds the exits among all of them (no /proc read per process)
@@ -121,10 +123,14 @@ class HostProcs:
         wl = getattr(kernel, "workload", None)
         if wl is None or not hasattr(wl, "host_spawn"):
             return
-        new = self._new_pids()
-        if new:
-            self._spawned(wl, new, pid, cpu_of)
         now = time.monotonic()
+        # a newcomer's request follows its fork: look for forks then, and otherwise at
+        # most every FORK_CHECK (reading ns_last_pid is the dearest part of a request)
+        if pid not in self.known or now >= self.next_fork_check:
+            self.next_fork_check = now + FORK_CHECK
+            new = self._new_pids()
+            if new:
+                self._spawned(wl, new, pid, cpu_of)
         if now >= self.next_check:
             self.next_check = now + EXIT_CHECK
             for p in self._exited():

@@ -140,6 +140,8 @@ class Dir(Node):
         return sorted(self._children.items())
 
     def nlink(self) -> int:
+        if type(self).entries is Dir.entries:   # no listing to build: count the children
+            return 2 + sum(1 for n in self._children.values() if n.is_dir)
         return 2 + sum(1 for _, n in self.entries() if n.is_dir)
 
     def mkdir(self, name: str) -> Node:
