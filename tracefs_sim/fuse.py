@@ -33,6 +33,7 @@ from typing import Any
 import pyfuse3
 import trio
 
+from . import syscall_mirror
 from .hostprocs import HostProcs
 from .kernel.errors import KernelError, _WouldBlock
 from .tracefs.node import DEFAULT_POLL, Dir, File, Node, OpenFile, OpenMode
@@ -243,6 +244,8 @@ class Operations(pyfuse3.Operations):
         self.hostprocs = HostProcs()  # host forks/exits since the last request
         self.sysctl: Any = None  # a SysctlMirror (mount --sysctl-dir): synced per request
         self.mountpoint = ""  # absolute, set by run(): the pathnames callers pass
+        self._mps: list[str] = []    # where the mount is visible (bind mounts too)
+        self._mps_until = 0.0
         # inode numbers: per Node object, never reused
         self._ino_of: weakref.WeakKeyDictionary[Node, int] = weakref.WeakKeyDictionary()
         self._node_of: weakref.WeakValueDictionary[int, Node] = weakref.WeakValueDictionary()
@@ -365,6 +368,32 @@ class Operations(pyfuse3.Operations):
 
     def _name(self, name: bytes) -> str:
         return os.fsdecode(name)
+
+    def host_syscall(self, n: syscall_mirror.Notification) -> None:
+        """A path syscall a filtered host process makes (``syscall_mirror``): run it
+        through the simulated kernel as that process, unless nothing is attached (it
+        would leave no trace) or it names a file of the mount (the FUSE request that
+        follows runs the same path with the file it knows)."""
+        wl = getattr(self.kernel, "workload", None)
+        if wl is None or wl.quiet() or n.op is None:
+            return
+        paths = n.paths()
+        if paths is None:
+            return
+        target = syscall_mirror.resolve(n, paths[-1])
+        now = time.monotonic()
+        if now >= self._mps_until:
+            self._mps = syscall_mirror.mount_points(self.mountpoint)
+            self._mps_until = now + 1.0
+        if any(target == mp or target.startswith(mp + "/") for mp in self._mps):
+            return
+        try:
+            uid = os.stat(f"/proc/{n.pid}").st_uid
+        except OSError:
+            return      # gone
+        self._enter(n.pid, uid, n.op, os.path.basename(target) or target,
+                    path=paths if len(paths) > 1 else paths[0])
+        self.kernel.syscall_exit(3 if n.op in ("open", "openat") else 0)
 
     # ------------------------------------------------------------------ inodes
     @_boundary
@@ -704,11 +733,72 @@ async def _signal_watcher(ops: Operations) -> None:
             return
 
 
-async def _serve(ops: Operations, kernel: Any) -> None:
+async def _syscall_socket(ops: Operations, path: str, nursery: trio.Nursery) -> None:
+    """Accept syscall_mirror launchers: each hands over a seccomp listener."""
+    import socket
+
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.setblocking(False)
+    srv.bind(path)
+    srv.listen(8)
+    try:
+        while True:
+            await trio.lowlevel.wait_readable(srv)
+            try:
+                conn, _ = srv.accept()
+            except BlockingIOError:
+                continue
+            with conn:
+                conn.setblocking(False)
+                await trio.lowlevel.wait_readable(conn)
+                try:
+                    _, fds, _, _ = socket.recv_fds(conn, 16, 4)
+                except OSError:
+                    continue
+                for fd in fds:
+                    nursery.start_soon(_mirror_syscalls, ops, syscall_mirror.Listener(fd))
+                conn.setblocking(True)
+                conn.sendall(syscall_mirror.GO if fds else b"N")
+    finally:
+        srv.close()
+        try:
+            os.unlink(path)
+        except OSError:
+            pass
+
+
+async def _mirror_syscalls(ops: Operations, lst: syscall_mirror.Listener) -> None:
+    """Serve one listener until every process under its filter is gone."""
+    poller = select.poll()
+    poller.register(lst.fd, select.POLLIN)
+    try:
+        while True:
+            await trio.lowlevel.wait_readable(lst.fd)
+            events = dict(poller.poll(0)).get(lst.fd, 0)
+            if not events & select.POLLIN:
+                if events & (select.POLLHUP | select.POLLERR):
+                    return
+                continue
+            n = lst.receive()
+            if n is None:
+                continue
+            try:
+                ops.host_syscall(n)
+            except Exception:
+                log.exception("mirroring syscall %d of pid %d failed", n.nr, n.pid)
+            finally:
+                lst.proceed(n)
+    finally:
+        lst.close()
+
+
+async def _serve(ops: Operations, kernel: Any, syscall_socket: str | None = None) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_signal_watcher, ops)
         if not getattr(kernel, "deterministic", False):
             nursery.start_soon(_idle_ticker, kernel, ops)
+        if syscall_socket:
+            nursery.start_soon(_syscall_socket, ops, syscall_socket, nursery)
         await pyfuse3.main(min_tasks=1, max_tasks=MAX_TASKS)
         ops.cancel_waits()
         nursery.cancel_scope.cancel()
@@ -732,7 +822,7 @@ def fuse_options(allow_other: bool, debug: bool) -> set[str]:
 
 
 def run(mountpoint: str, kernel: Any, tree: Dir, allow_other: bool = False,
-        debug: bool = False, sysctl: Any = None) -> int:
+        debug: bool = False, sysctl: Any = None, syscall_socket: str | None = None) -> int:
     """Mount ``tree`` on ``mountpoint`` and serve until unmounted or SIGINT/SIGTERM."""
     faulthandler.enable()
     faulthandler.register(signal.SIGUSR1, all_threads=True)
@@ -743,7 +833,7 @@ def run(mountpoint: str, kernel: Any, tree: Dir, allow_other: bool = False,
     log.info("mounted on %s (%d CPUs)", mountpoint, kernel.nr_cpus)
     unmount = True
     try:
-        trio.run(_serve, ops, kernel)
+        trio.run(_serve, ops, kernel, syscall_socket)
     except BaseException as e:  # ExceptionGroup from pyfuse3.main: still unmount, then report
         if isinstance(e, KeyboardInterrupt):
             log.info("interrupted")

@@ -60,6 +60,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--debugfs-dir", default=None, metavar="DIR",
                     help="publish the simulated kernel's debugfs files (kprobes/list) under DIR "
                          "(e.g. a tmpfs on /sys/kernel/debug in a private mount namespace)")
+    ap.add_argument("--syscall-socket", default=None, metavar="PATH",
+                    help="listen on the unix socket PATH for commands started with "
+                         "'python -m tracefs_sim.syscall_mirror PATH -- CMD': their open and "
+                         "symlink syscalls outside the mount run through the simulated kernel")
     ap.add_argument("--tree-factory", default=None, help=argparse.SUPPRESS)  # tests: module:function
     return ap.parse_args(argv)
 
@@ -112,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
 
             mirror = SysctlMirror(kernel, args.sysctl_dir, args.debugfs_dir)
         return fuse.run(args.mountpoint, kernel, tree, allow_other=args.allow_other, debug=args.debug,
-                        sysctl=mirror)
+                        sysctl=mirror, syscall_socket=args.syscall_socket)
     finally:
         if mirror is not None:
             mirror.close()

@@ -20,6 +20,8 @@ if TYPE_CHECKING:
     from .btf import BTF
 
 KERNEL_HEAP = 0xFFFF_8881_0000_0000
+PATH_MAX = 4096
+MAX_FILE_OBJECTS = 4096   # struct file objects kept for names seen (oldest freed first)
 USER_BASE = 0x0000_7FFC_0000_0000
 STACK_BASE = 0xFFFF_C900_0000_0000
 
@@ -37,6 +39,8 @@ class Memory:
         self._next = {False: KERNEL_HEAP, True: USER_BASE}
         self._offsets: dict[str, int] = {}
         self._files: dict[str, tuple[int, int]] = {}
+        self._path_bufs: dict[int, int] = {}
+        self._file_objs: dict[str, tuple[int, int, int]] = {}
 
     # ---------------------------------------------------------------- allocation
     def alloc(self, size: int, user: bool = False, data: bytes = b"") -> int:
@@ -140,21 +144,32 @@ class Memory:
         f = self.alloc(256)
         self.put_u64(f + self.offset("file", "f_path.dentry"), dentry)
         self._files[name] = (f, dentry)
-        if len(self._files) > 4096:
-            self._files.clear()
+        self._file_objs[name] = (f, dentry, name_addr)
+        if len(self._file_objs) > MAX_FILE_OBJECTS:   # the dcache shrinks: free the oldest
+            old = next(iter(self._file_objs))
+            for addr in self._file_objs.pop(old):
+                self.free(addr)
+            del self._files[old]
         return f, dentry
+
+    def free(self, addr: int) -> None:
+        """Release the object that starts at ``addr`` (later reads of it fault)."""
+        i = bisect.bisect_left(self._starts, addr)
+        if i < len(self._starts) and self._starts[i] == addr:
+            del self._starts[i], self._objs[i], self._user[i]
 
     def user_string(self, text: bytes) -> int:
         return self.alloc(len(text) + 1, user=True, data=text + b"\0")
 
-    def user_path(self, path: str) -> int:
-        """A pathname in user memory, one per distinct path (a process's path buffer)."""
-        key = "\0upath:" + path
-        hit = self._files.get(key)
-        if hit is not None:
-            return hit[0]
-        addr = self.user_string(path.encode("utf-8", "surrogateescape"))
-        self._files[key] = (addr, 0)
+    def user_path(self, path: str, slot: int = 0) -> int:
+        """A pathname in user memory: the caller's path buffer (PATH_MAX bytes, one per
+        argument ``slot``), rewritten by each call as a process reuses its buffer, so
+        any number of distinct paths costs no memory."""
+        addr = self._path_bufs.get(slot)
+        if addr is None:
+            addr = self._path_bufs[slot] = self.alloc(PATH_MAX, user=True)
+        raw = path.encode("utf-8", "surrogateescape")[:PATH_MAX - 1]
+        self.write(addr, raw + b"\0")
         return addr
 
 

@@ -70,7 +70,12 @@ SYSCALL_ENTRY: dict[str, tuple[str, ...]] = {
     "write": ("x64_sys_call", "__x64_sys_write", "ksys_write", "vfs_write"),
     "openat": ("x64_sys_call", "__x64_sys_openat", "do_sys_openat2", "do_filp_open", "path_openat",
                "vfs_open", "do_dentry_open"),
+    # open(2) (and creat) reach do_sys_openat2() through do_sys_open()
+    "open": ("x64_sys_call", "__x64_sys_open", "do_sys_open", "do_sys_openat2", "do_filp_open",
+             "path_openat", "vfs_open", "do_dentry_open"),
     "close": ("x64_sys_call", "__x64_sys_close", "filp_close"),
+    "symlinkat": ("x64_sys_call", "__x64_sys_symlinkat", "do_symlinkat"),
+    "symlink": ("x64_sys_call", "__x64_sys_symlink", "do_symlinkat"),
     "newfstatat": ("x64_sys_call", "__x64_sys_newfstatat", "vfs_fstatat", "vfs_statx"),
     # glibc's fstat(fd) is newfstatat(fd, "", AT_EMPTY_PATH): vfs_fstatat() → vfs_fstat()
     "fstat": ("x64_sys_call", "__x64_sys_newfstatat", "vfs_fstatat", "vfs_fstat", "vfs_getattr"),
@@ -91,7 +96,14 @@ SYSCALL_LEAVES: dict[str, tuple[Tree, ...]] = {
     "write": ("fdget_pos", "rw_verify_area", "security_file_permission", "__fsnotify_parent"),
     "openat": (("getname", "getname_flags", "kmem_cache_alloc_noprof"), "alloc_fd",
                "security_file_open", "fd_install"),
+    "open": (("getname", "getname_flags", "kmem_cache_alloc_noprof"), "alloc_fd",
+             "security_file_open", "fd_install"),
     "close": ("fput",),
+    # do_symlinkat(): getname() of both names, filename_create(), vfs_symlink(), done_path_create()
+    "symlinkat": (("getname", "getname_flags"), ("filename_create", "lookup_one_qstr_excl"),
+                  ("vfs_symlink", "security_inode_symlink"), "done_path_create", "putname"),
+    "symlink": (("getname", "getname_flags"), ("filename_create", "lookup_one_qstr_excl"),
+                ("vfs_symlink", "security_inode_symlink"), "done_path_create", "putname"),
     "newfstatat": ("filename_lookup", ("vfs_statx_path", ("vfs_getattr", "security_inode_getattr",
                                                           "vfs_getattr_nosec"))),
     "fstat": ("security_inode_getattr", "vfs_getattr_nosec"),
@@ -109,7 +121,7 @@ SYSCALL_LEAVES: dict[str, tuple[Tree, ...]] = {
 SYSCALL_NR = {"read": 0, "write": 1, "close": 3, "newfstatat": 262, "openat": 257, "mkdir": 83,
               "rmdir": 84, "getdents64": 217, "clock_nanosleep": 230, "execve": 59,
               "exit_group": 231, "clone": 56, "wait4": 61, "pread64": 17, "mmap": 9, "access": 21,
-              "chdir": 80}
+              "chdir": 80, "open": 2, "symlink": 88, "symlinkat": 266}
 # ops that are a special path of another syscall (its number and tracepoints)
 SYSCALL_ALIAS = {"fstat": "newfstatat"}
 AT_EMPTY_PATH = 0x1000
@@ -118,10 +130,14 @@ USER_PTR = 0x7FFC00001000
 # typical argument registers of a request that reached the mount (the adapter does not
 # see the caller's registers): fd 3, a stack buffer, the request's byte count
 # the pathname argument of the path syscalls (its index)
-PATH_ARG = {"openat": 1, "newfstatat": 1, "mkdir": 0, "rmdir": 0, "chdir": 0}
+PATH_ARG: dict[str, int | tuple[int, ...]] = {
+    "openat": 1, "newfstatat": 1, "mkdir": 0, "rmdir": 0, "chdir": 0, "open": 0, "access": 0,
+    "symlinkat": (0, 2), "symlink": (0, 1)}   # (target, link path)
 SYSCALL_ARGS: dict[str, tuple[int, ...]] = {
     "read": (3, USER_PTR, 4096), "write": (1, USER_PTR, 4096),
     "openat": (AT_FDCWD, 0x7FFC00002F40, 0x80000, 0), "close": (3,),
+    "open": (0x7FFC00002F40, 0x8241, 0o666),
+    "symlinkat": (0x7FFC00002F00, AT_FDCWD, 0x7FFC00002F40), "symlink": (0x7FFC00002F00, 0x7FFC00002F40),
     "newfstatat": (AT_FDCWD, 0x7FFC00002F40, 0x7FFC00001E30, 0),
     "getdents64": (3, 0x55D1E7B70000, 32768), "mkdir": (0x7FFC00002F40, 0o777),
     "rmdir": (0x7FFC00002F40,), "chdir": (0x7FFC00002F40,), "execve": (0x55D1E7B6F2A0, 0x55D1E7B6F300, 0x55D1E7B6A010),
@@ -131,6 +147,7 @@ SYSCALL_ARGS: dict[str, tuple[int, ...]] = {
     "access": (0x7F3A5C1F9B20, 4),
 }
 # the dynamic loader (glibc's ld.so) of a new image: the libraries it maps
+LIB_DIR = "/lib/x86_64-linux-gnu"
 LIBS = {"bash": ("libtinfo.so.6", "libc.so.6"), "ls": ("libselinux.so.1", "libc.so.6", "libpcre2-8.so.0")}
 EVENTFS_PARENT = 0xFFFF888103E5C300   # the system's struct eventfs_inode
 EVENTFS_ENTRIES = 0xFFFFFFFFB1A3C2A0  # event_entries[] (.rodata)
@@ -233,6 +250,9 @@ class Workload:
         self.cur_name = "null"
         self.cur_count = 0
         self.cur_ret = 0
+        self.sys_args: tuple[int, ...] = ()
+        self.sys_op = ""
+        self.sys_paths: tuple[str, ...] = ()
         self.cur_file = self.cur_dentry = 0
         self.user_buf = 0
         self.cur_dir_name = 0
@@ -437,7 +457,7 @@ class Workload:
 
     # ------------------------------------------------------------------ syscalls
     def syscall_begin(self, op: str, args: tuple[int, ...] = (), name: str = "",
-                      count: int = 0, path: str = "") -> list[tuple[int, str, Any]]:
+                      count: int = 0, path: str | tuple[str, ...] = "") -> list[tuple[int, str, Any]]:
         """Entry of a syscall in the current task: tracepoints, then its call chain.
 
         ``path`` is the pathname the caller passed (openat/newfstatat/mkdir/rmdir): it is
@@ -456,8 +476,16 @@ class Workload:
                 args = (*args[:2], count, *args[3:])
             pos = PATH_ARG.get(op)
             if path and pos is not None:
-                uaddr = self.k.mem.user_path(path)
-                args = (*args[:pos], uaddr, *args[pos + 1:])
+                # one pathname, or several (symlinkat: target, link) for as many slots
+                paths = (path,) if isinstance(path, str) else tuple(path)
+                slots = (pos,) if isinstance(pos, int) else pos
+                regs = list(args)
+                for slot, (i, p) in enumerate(zip(slots, paths, strict=False)):
+                    regs[i] = self.k.mem.user_path(p, slot)
+                args = tuple(regs)
+        self.sys_args = args
+        self.sys_op = op
+        self.sys_paths = (path,) if isinstance(path, str) else tuple(path)
         tp = self.tp("sys_enter")
         if tp:
             a = (list(args) + [0] * 6)[:6]
@@ -470,10 +498,10 @@ class Workload:
         parent = chain[-1] if chain else None
         for leaf in SYSCALL_LEAVES.get(op, ()):
             self.call(leaf, parent)
-        if op in ("openat", "newfstatat", "mkdir", "rmdir"):
+        if op in ("openat", "open", "newfstatat", "mkdir", "rmdir"):
             # getname_flags() copies the path into a names_cache buffer; putname() frees it
             names = self.cache_alloc("names_cache", "getname_flags")
-            if op == "openat":
+            if op in ("openat", "open"):
                 self.cache_alloc("filp", "alloc_empty_file", self.cur_file)
             self.cache_free("names_cache", "putname", names)
         return frames
@@ -504,10 +532,14 @@ class Workload:
         self.cur_dir_name = self.k.mem.kernel_string(name)
         self.call("eventfs_create_dir", "trace_add_event_call")
 
-    def syscall(self, op: str, args: tuple[int, ...] = (), name: str = "", count: int = 0) -> None:
-        """A whole syscall of a simulated task, returning what it would (fd, bytes)."""
-        ret = 3 if op == "openat" else count if op in ("read", "write", "pread64") else 0
-        self.syscall_end(op, self.syscall_begin(op, args, name, count), ret)
+    def syscall(self, op: str, args: tuple[int, ...] = (), name: str = "", count: int = 0,
+                path: str = "") -> None:
+        """A whole syscall of a simulated task, returning what it would (fd, bytes).
+        ``path``: the pathname it passes (its last component names the file)."""
+        ret = 3 if op in ("openat", "open") else count if op in ("read", "write", "pread64") else 0
+        if path and not name:
+            name = path.rpartition("/")[2]
+        self.syscall_end(op, self.syscall_begin(op, args, name, count, path), ret)
 
     # ------------------------------------------------------------------ scheduling
     def switch(self, cpu: int, nxt: Task, prev_state: int = 0) -> None:
@@ -801,9 +833,11 @@ class Workload:
         self.emit("sched_process_wait", shell.comm, 0, shell.prio)
         self.switch(cpu, child, prev_state=STATE_S)   # the shell waits for it
         self.execve(child, comm, path)
-        for op, name in (("openat", f"/usr/share/{comm}"), ("newfstatat", comm), ("read", comm),
-                         ("read", comm), ("write", "stdout"), ("close", comm)):
-            self.syscall(op, name=name, count=4096 if op == "read" else 64 if op == "write" else 0)
+        data = f"/usr/share/doc/{comm}/README"
+        for op, name in (("openat", data), ("newfstatat", data), ("read", "README"),
+                         ("read", "README"), ("write", "stdout"), ("close", "README")):
+            self.syscall(op, name="" if name == data else name, path=name if name == data else "",
+                         count=4096 if op == "read" else 64 if op == "write" else 0)
         self.exit_task(cpu, child, parent=shell)
         # the shell returns from wait4() with the child reaped, handles SIGCHLD, sleeps
         self.syscall_end("wait4", frames, ret=child.pid)
@@ -845,13 +879,13 @@ class Workload:
         headers (pread64), fstat and mappings."""
         if self.quiet():
             return
-        self.syscall("access", name="ld.so.preload")
-        self.syscall("openat", name="ld.so.cache")
+        self.syscall("access", path="/etc/ld.so.preload")
+        self.syscall("openat", path="/etc/ld.so.cache")
         self.syscall("fstat", name="ld.so.cache")
         self.syscall("mmap", name="ld.so.cache")
         self.syscall("close", name="ld.so.cache")
         for lib in LIBS.get(comm, ("libc.so.6",)):
-            self.syscall("openat", name=lib)
+            self.syscall("openat", path=f"{LIB_DIR}/{lib}")
             self.syscall("read", name=lib, count=832)
             libc = lib.startswith("libc.")
             if libc:   # the PT_NOTE/PT_GNU_PROPERTY segments, read again by offset
@@ -1056,7 +1090,29 @@ def _file_args(wl: Workload) -> tuple[int, ...]:
     return (wl.cur_file, wl.user_buf or 0x7FFC00001000, wl.cur_count or 4096, 0xFFFFC90000003E80)
 
 
+OPEN_HOW = 0xFFFFC90000003EE8      # do_sys_open()'s struct open_how on the kernel stack
+SYMLINK_DIR = 0xFFFF888104A1C9C0   # the parent directory's inode
+
+
+def _openat2_args(wl: Workload) -> tuple[int, ...]:
+    """do_sys_openat2(dfd, filename, how): the caller's dfd and pathname pointer."""
+    a = wl.sys_args
+    if wl.sys_op == "open":
+        return (AT_FDCWD, a[0] if a else 0, OPEN_HOW)
+    return (a[0] if a else AT_FDCWD, a[1] if len(a) > 1 else 0, OPEN_HOW)
+
+
+def _symlink_args(wl: Workload) -> tuple[int, ...]:
+    """vfs_symlink(idmap, dir, dentry, oldname): kernel objects only (oldname is the
+    getname() copy of the target)."""
+    target = wl.sys_paths[0] if wl.sys_paths and wl.sys_paths[0] else "?"
+    return (wl.sym("nop_mnt_idmap"), SYMLINK_DIR, wl.cur_dentry, wl.k.mem.kernel_string(target))
+
+
 FUNC_ARGS = {
+    "do_sys_openat2": _openat2_args,
+    "do_sys_open": lambda wl: (AT_FDCWD, *(wl.sys_args[:3] or (0, 0, 0))),
+    "vfs_symlink": _symlink_args,
     "vfs_read": _file_args, "vfs_write": _file_args, "rw_verify_area":
         lambda wl: (0, wl.cur_file, 0xFFFFC90000003E80, wl.cur_count or 4096),
     "security_file_permission": lambda wl: (wl.cur_file, 4),
