@@ -538,6 +538,7 @@ class Fuzzer:
         self.reset_every = reset_every
         self.normalize_counts = normalize_counts  # trigger counters tick with the workload: activity, not state
         self.last: Command | None = None
+        self._snap: dict[str, bytes | list[str] | None] | None = None
 
     def snapshot(self) -> dict[str, bytes | list[str] | None]:
         snap: dict[str, bytes | list[str] | None] = {}
@@ -555,6 +556,7 @@ class Fuzzer:
 
     def reset(self) -> None:
         """Bring the state back to small, so snapshots stay cheap (errors are ignored)."""
+        self._snap = None
         for path, data in [("current_tracer", b"nop\n"), ("set_event", b"\n"),
                            ("events/sched/sched_switch/filter", b"0\n")]:
             self._quiet_write(path, data)
@@ -583,7 +585,10 @@ class Fuzzer:
         st.commands += 1
         st.kinds[cmd.kind] = st.kinds.get(cmd.kind, 0) + 1
         st.bytes += len(cmd.data)
-        before = self.snapshot()
+        # the state after the previous command is this one's "before" (re-read only when
+        # that command was accepted or the state was reset): one snapshot per command
+        before = self._snap if self._snap is not None else self.snapshot()
+        self._snap = None
         writes_done, err = 0, 0
         old = signal.signal(signal.SIGALRM, _alarm) if self.driver.name == "tree" else None
         if old is not None:
@@ -617,6 +622,7 @@ class Fuzzer:
         name = errno.errorcode.get(err, str(err))
         st.errnos[name] = st.errnos.get(name, 0) + 1
         after = self.snapshot()
+        self._snap = after
         skip = _excluded(cmd, writes_done) if cmd.op == "write" else set()
         for k, v in before.items():
             # tracing_update_buffers() runs at the start of ftrace_event_write(),

@@ -124,9 +124,11 @@ class HostProcs:
         if wl is None or not hasattr(wl, "host_spawn"):
             return
         now = time.monotonic()
-        # a newcomer's request follows its fork: look for forks then, and otherwise at
-        # most every FORK_CHECK (reading ns_last_pid is the dearest part of a request)
-        if pid not in self.known or now >= self.next_fork_check:
+        # before every request while a fork would leave a mark (a kernel_clone probe, sched
+        # events, event-fork); otherwise on a newcomer's request (it follows its fork) or
+        # every FORK_CHECK: reading ns_last_pid is the dearest part of an idle request
+        if (pid not in self.known or now >= self.next_fork_check
+                or not hasattr(wl, "forks_observed") or wl.forks_observed()):
             self.next_fork_check = now + FORK_CHECK
             new = self._new_pids()
             if new:

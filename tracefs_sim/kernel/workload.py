@@ -980,6 +980,17 @@ class Workload:
             self.host_exit(pid)
         sched.cpu, sched.current = saved
 
+    def forks_observed(self) -> bool:
+        """Would a host fork leave a mark now: something attached (kernel_clone probes,
+        sched events) or a pid list that follows forks (event-fork, function-fork)?"""
+        if not self.quiet():
+            return True
+        from .trace import ITER_EVENT_FORK, ITER_FUNC_FORK
+
+        tracing = getattr(self.k, "trace", None)
+        return tracing is not None and any(
+            tr.flags & (ITER_EVENT_FORK | ITER_FUNC_FORK) for tr in tracing.all_arrays())
+
     def sched_traced(self) -> bool:
         """Is any scheduler tracepoint a host task's wakeups would pass enabled?"""
         return bool(self.tp("sched_switch") or self.tp("sched_waking") or self.tp("sched_wakeup"))
