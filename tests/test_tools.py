@@ -83,6 +83,21 @@ def test_run_exit_status_and_missing_command(tmp_path: Path) -> None:
     assert r.returncode == 127, r.stderr
 
 
+def test_run_mirrors_the_commands_host_opens(tmp_path: Path) -> None:
+    """CMD runs under tracefs_sim.syscall_mirror: its opens of host files pass
+    do_sys_openat2 in the simulated kernel, with the pathname it passed."""
+    (tmp_path / "hostfile").write_text("x\n")
+    cmd = ("cd /sys/kernel/tracing"
+           " && echo 'p:op do_sys_openat2 path=+0($arg2):ustring' > kprobe_events"
+           f" && echo 1 > events/kprobes/op/enable && cat {tmp_path}/hostfile > /dev/null"
+           " && echo 0 > events/kprobes/op/enable && grep -o 'path=\"[^\"]*\"' trace")
+    r = run(cmd, tmp_path)
+    assert r.returncode == 0, r.stdout
+    paths = r.stdout.split()
+    assert f'path="{tmp_path}/hostfile"' in paths, r.stdout
+    assert 'path="/dev/null"' in paths, r.stdout
+
+
 # ------------------------------------------------------------------- trace-cmd
 
 def test_trace_cmd_list(tmp_path: Path, trace_cmd: str) -> None:

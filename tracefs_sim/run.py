@@ -138,8 +138,11 @@ def _mounted(path: str) -> bool:
     return any(mp == path and fstype.startswith("fuse") for mp, fstype in _mounts())
 
 
-def _start_server(args: argparse.Namespace, nr_cpus: int, log: str) -> subprocess.Popen:
+def _start_server(args: argparse.Namespace, nr_cpus: int, log: str,
+                  syscall_socket: str | None = None) -> subprocess.Popen:
     cmd = [sys.executable, "-m", "tracefs_sim", TRACING, "--cpus", str(nr_cpus)]
+    if syscall_socket:
+        cmd += ["--syscall-socket", syscall_socket]
     if args.seed is not None:
         cmd += ["--seed", str(args.seed)]
     if args.buffer_kb is not None:
@@ -224,7 +227,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             _prepare(nr_cpus, work)
-            proc = _start_server(args, nr_cpus, log)
+            sock = os.path.join(work, "syscalls.sock")
+            proc = _start_server(args, nr_cpus, log, sock)
             _sh("mount", "--bind", TRACING, os.path.join(DEBUGFS, "tracing"), check=False)
         except (OSError, RuntimeError) as e:
             print(f"tracefs-sim run: {e}", file=sys.stderr)
@@ -234,7 +238,13 @@ def main(argv: list[str] | None = None) -> int:
             except OSError:
                 pass
             return 2
-        return _run_cmd(args.cmd)
+        # CMD's open/symlink syscalls outside the mount pass the simulated kernel too
+        # (a probe on do_sys_openat2 sees what it opens): tracefs_sim.syscall_mirror
+        for _ in range(100):
+            if os.path.exists(sock):
+                break
+            time.sleep(0.02)
+        return _run_cmd([sys.executable, "-m", "tracefs_sim.syscall_mirror", sock, "--", *args.cmd])
     finally:
         if proc is not None:
             _stop_server(proc)

@@ -247,14 +247,23 @@ def launch(sock_path: str, argv: list[str], nrs: list[int] | None = None) -> Non
     except OSError as e:
         print(f"syscall_mirror: no server at {sock_path} ({e}): running unfiltered",
               file=sys.stderr)
-        os.execvp(argv[0], argv)
+        _exec(argv)
     fd = install_filter(nrs or sorted(SYSCALLS))
     socket.send_fds(s, [b"L"], [fd])
     os.close(fd)
     if s.recv(1) != GO:
         print("syscall_mirror: the server refused the listener", file=sys.stderr)
     s.close()
-    os.execvp(argv[0], argv)
+    _exec(argv)
+
+
+def _exec(argv: list[str]) -> None:
+    """exec ``argv``; a command that cannot run exits 127/126 as a shell's would."""
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as e:
+        print(f"{argv[0]}: {e.strerror}", file=sys.stderr)
+        os._exit(127 if isinstance(e, FileNotFoundError) else 126)
 
 
 def main(args: list[str] | None = None) -> int:
