@@ -356,6 +356,23 @@ class Operations(pyfuse3.Operations):
             if self.sysctl is not None:
                 self.sysctl.publish()
 
+    def _in_task(self, pid: int, fn: Callable[[], Any]) -> Any:
+        """Run ``fn`` as task ``pid`` without a syscall of its own: RELEASE reaches us
+        asynchronously (the closer does not wait for it), so it neither advances the
+        background workload nor schedules the task (a seeded run stays reproducible);
+        the close(2) itself ran at FLUSH."""
+        sched = getattr(self.kernel, "sched", None)
+        if sched is None:
+            return fn()
+        comm, cpu = self.tasks.lookup(pid)
+        cpu %= self.kernel.nr_cpus
+        saved = sched.cpu, sched.current, sched.curr[cpu]
+        sched.set_current(cpu, sched.task(pid, comm))
+        try:
+            return fn()
+        finally:
+            sched.cpu, sched.current, sched.curr[cpu] = saved
+
     def _abspath(self, ino: int) -> str:
         """The file's absolute path through the mount (what a caller's pathname names)."""
         return self.mountpoint + self._paths.get(ino, "")
@@ -527,9 +544,7 @@ class Operations(pyfuse3.Operations):
                 self._count_lookup(ino, node)
 
     async def releasedir(self, fh: int) -> None:
-        dh = self._dirs.pop(fh, None)
-        if dh is not None:
-            self._call(dh.pid, dh.uid, lambda: None, op="close")
+        self._dirs.pop(fh, None)     # asynchronous, like RELEASE: no syscall path
 
     @_boundary
     async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
@@ -654,8 +669,10 @@ class Operations(pyfuse3.Operations):
 
     @_boundary
     async def flush(self, fh: int) -> None:
+        """close(2) of one descriptor: the caller waits for FLUSH, so the close syscall's
+        path (filp_close, fput) runs here, in order with the caller's other requests."""
         h = self._handle(fh)
-        self._call(h.pid, h.uid, h.openfile.flush)
+        self._call(h.pid, h.uid, h.openfile.flush, op="close", name=self._names.get(h.ino, ""))
 
     async def release(self, fh: int) -> None:
         h = self._handles.pop(fh, None)
@@ -667,8 +684,7 @@ class Operations(pyfuse3.Operations):
         try:
             if h.poll_wq is not None:
                 h.poll_wq.remove(h.notify_poll)
-            self._call(h.pid, h.uid, h.openfile.release, op="close",
-                       name=self._names.get(h.ino, ""))
+            self._in_task(h.pid, h.openfile.release)
         except Exception:
             log.exception("release fh=%d failed", fh)
 
