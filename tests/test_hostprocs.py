@@ -8,6 +8,7 @@ requester's last request is its chdir(2), with the pathname in its user memory.
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -41,12 +42,12 @@ def test_a_sleeping_host_process_wakes_up_in_the_trace():
             hp.poll(k, cpu_of)
             time.sleep(0.01)
         assert proc.pid in hp.known
+        comm = hp.known[proc.pid][:15]
         time.sleep(0.15)
         hp.poll(k, cpu_of)
     finally:
         proc.wait(timeout=10)
     text = read_file(root, "trace").decode()
-    comm = hp.known.get(proc.pid, "python3")[:15]
     assert f"sched_waking: comm={comm} pid={proc.pid} " in text
     assert f"sched_wakeup: comm={comm} pid={proc.pid} " in text
     assert f"next_comm={comm} next_pid={proc.pid} " in text
@@ -79,3 +80,29 @@ def test_a_changed_working_directory_is_a_chdir(tmp_path):
     lines = [ln for ln in read_file(root, "trace").decode().splitlines() if " ech: " in ln]
     assert len(lines) == 1, lines
     assert lines[0].endswith(f'file="{tmp_path}"')
+
+
+def test_an_exec_is_seen_by_a_hist_trigger_without_sched_events():
+    """Only a hist trigger on sched_process_exec is attached (no sched_switch/wakeup
+    event): a host process seen at its fork that execs later still passes the exec
+    tracepoint (trigger-synthetic-event-dynstring.tc's ping)."""
+    hp = _host()
+    k = Kernel(nr_cpus=2)
+    root = build_tree(k)
+    write_file(root, "events/sched/sched_process_exec/trigger", "hist:key=pid")
+    cpu_of = lambda p: ("", 0)     # noqa: E731
+    proc = subprocess.Popen([sys.executable, "-c",
+                             "import os, time\ntime.sleep(0.3)\nos.execvp('sleep', ['sleep', '0.3'])"])
+    try:
+        deadline = time.monotonic() + 5
+        while proc.pid not in hp.known and time.monotonic() < deadline:
+            hp.poll(k, cpu_of)
+            time.sleep(0.01)
+        assert proc.pid in hp.known
+        while hp.known.get(proc.pid) != "sleep" and time.monotonic() < deadline:
+            hp.poll(k, cpu_of)
+            time.sleep(0.01)
+    finally:
+        proc.wait(timeout=10)
+    hist = read_file(root, "events/sched/sched_process_exec/hist").decode()
+    assert re.search(rf"\{{ pid:\s+{proc.pid} \}} hitcount:\s+1$", hist, re.M), hist

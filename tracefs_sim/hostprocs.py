@@ -201,8 +201,9 @@ class HostProcs:
             self._last_fd = None
 
     def poll(self, kernel: Any, cpu_of: Any) -> None:
-        """Between requests (idle ticker): forks, exits, and — while the scheduler's
-        events are traced — the watched processes' sleeps, wakeups and execs."""
+        """Between requests (idle ticker): forks; the watched processes' execs and exits
+        while anything is attached; their sleeps and wakeups while the scheduler's events
+        are traced."""
         if not self.enabled or getattr(kernel, "deterministic", False):
             return
         wl = getattr(kernel, "workload", None)
@@ -211,9 +212,13 @@ class HostProcs:
         new = self._new_pids()
         if new:
             self._spawned(wl, new, 0, cpu_of)
-        if not wl.sched_traced():
+        # execs and exits matter whenever something is attached (a hist trigger on
+        # sched_process_exec/exit, a kprobe); sleeps and wakeups only to sched events
+        sched = wl.sched_traced()
+        if not sched:
             self.vcs.clear()
-            return
+            if not (hasattr(wl, "forks_observed") and wl.forks_observed()):
+                return
         for p in list(self.known):
             st = proc_status(p)
             if not _alive(st):
@@ -226,7 +231,7 @@ class HostProcs:
                 self.known[p] = name
                 wl.host_exec(p, name)
             vcs = st.get("voluntary_ctxt_switches", "")
-            if not vcs.isdigit():
+            if not sched or not vcs.isdigit():
                 continue
             n, seen = int(vcs), self.vcs.get(p)
             self.vcs[p] = n
