@@ -471,6 +471,7 @@ class Ftrace:
         ks = kernel.kallsyms  # type: ignore[attr-defined]
         self.kallsyms = ks
         self.names: list[str] = list(ks.names)
+        self._match_cache: dict[tuple[int, str, int], tuple[int, ...]] = {}
         self.ips: list[int] = list(ks.addrs)
         self.mods: list[str | None] = [m or None for m in ks.mods]
         n = len(self.names)
@@ -553,7 +554,21 @@ class Ftrace:
 
     # ------------------------------------------------------------------ matching
     def _match_func(self, g: Glob, cand: Iterable[int] | None = None) -> list[int]:
-        """ftrace_match() of every record name (or of ``cand``) against ``g``."""
+        """ftrace_match() of every record name (or of ``cand``) against ``g``.  Scans of
+        every record are remembered per pattern (the record list only grows by modules):
+        a write repeating one glob thousands of times scans once."""
+        if cand is not None or g.type == MATCH_FULL:
+            return self._match_func_scan(g, cand)
+        key = (g.type, g.search, self.nr_records)
+        hit = self._match_cache.get(key)
+        if hit is None:
+            hit = tuple(self._match_func_scan(g, None))
+            if len(self._match_cache) >= 64:
+                del self._match_cache[next(iter(self._match_cache))]
+            self._match_cache[key] = hit
+        return list(hit)
+
+    def _match_func_scan(self, g: Glob, cand: Iterable[int] | None) -> list[int]:
         names = self.names
         typ, s = g.type, g.search
         if typ == MATCH_FULL:
