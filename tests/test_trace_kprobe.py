@@ -410,3 +410,22 @@ def test_readded_event_has_a_fresh_directory(fresh: Env) -> None:
     assert env.write("kprobe_events", "p:myevent kernel_clone") == 0
     assert env.write("events/kprobes/myevent/enable", "1") == 0
     assert env.read("events/kprobes/myevent/enable") == "1\n"
+
+
+def test_kernel_mode_fetches_of_user_addresses_read_user_memory() -> None:
+    """x86-64 (CONFIG_ARCH_HAS_NON_OVERLAPPING_ADDRESS_SPACE): ``+0(%si):string`` of a
+    user pointer reads user memory (perf-tools' opensnoop relies on it), while
+    ``:ustring``/``+u`` of a kernel pointer fault (a faulted number reads 0)."""
+    e = Env()
+    assert e.write("kprobe_events", "p:op do_sys_openat2 f=+0(%si):string u=+0(%si):ustring "
+                   "c=+0(%si):u8", append=False) == 0
+    assert e.write("kprobe_events", "p:sl vfs_symlink d=+0($arg3):ustring k=+u0($arg3):u64") == 0
+    assert e.write("events/kprobes/enable", "1") == 0
+    e.k.syscall_enter(4242, "sh", 0, op="openat", name="null", path="/dev/null")
+    e.k.syscall_exit(3)
+    e.k.syscall_enter(4243, "ln", 0, op="symlinkat", name="bar", path=("foo", "/tmp/bar"))
+    e.k.syscall_exit(0)
+    assert e.write("events/kprobes/enable", "0") == 0
+    lines = e.read("trace").splitlines()
+    assert any("sh-4242" in ln and 'f="/dev/null" u="/dev/null" c=47' in ln for ln in lines), lines
+    assert any("ln-4243" in ln and "d=(fault) k=0" in ln for ln in lines), lines

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 KERNEL_HEAP = 0xFFFF_8881_0000_0000
 PATH_MAX = 4096
+TASK_SIZE_MAX = 0x0000_7FFF_FFFF_F000   # x86-64 user space ends here
 MAX_FILE_OBJECTS = 4096   # struct file objects kept for names seen (oldest freed first)
 USER_BASE = 0x0000_7FFC_0000_0000
 STACK_BASE = 0xFFFF_C900_0000_0000
@@ -95,6 +96,11 @@ class Memory:
 
     # ---------------------------------------------------------------- ProbeMem
     def read(self, addr: int, size: int, user: bool = False) -> bytes | None:
+        """A probe's read: ``user`` for ``+u``/``ustring`` (a kernel address faults).  A
+        kernel-mode read below TASK_SIZE reads user memory, as x86-64's probe_mem_read()
+        and fetch_store_string() do (CONFIG_ARCH_HAS_NON_OVERLAPPING_ADDRESS_SPACE)."""
+        if addr < TASK_SIZE_MAX:
+            user = True
         hit = self._find(addr)
         if hit is None:
             return None
@@ -104,6 +110,8 @@ class Memory:
         return bytes(obj[off:off + size])
 
     def read_str(self, addr: int, maxlen: int, user: bool = False) -> bytes | None:
+        if addr < TASK_SIZE_MAX:
+            user = True
         hit = self._find(addr)
         if hit is None:
             return None
