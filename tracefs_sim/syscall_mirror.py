@@ -248,7 +248,12 @@ def launch(sock_path: str, argv: list[str], nrs: list[int] | None = None) -> Non
         print(f"syscall_mirror: no server at {sock_path} ({e}): running unfiltered",
               file=sys.stderr)
         _exec(argv)
-    fd = install_filter(nrs or sorted(SYSCALLS))
+    try:
+        fd = install_filter(nrs or sorted(SYSCALLS))
+    except OSError as e:   # no seccomp user notification here: the command still runs
+        print(f"syscall_mirror: {e}: running unfiltered", file=sys.stderr)
+        s.close()
+        _exec(argv)
     socket.send_fds(s, [b"L"], [fd])
     os.close(fd)
     if s.recv(1) != GO:
