@@ -138,7 +138,8 @@ def test_trace_cmd_record_nosplice_report(tmp_path: Path, trace_cmd: str) -> Non
 
 
 # a fixed sequence of requests from one pinned shell: with --seed the simulated workload
-# advances per request, so the recorded trace is the same on every run
+# advances per request (and per mirrored host open: LC_ALL=C keeps cat from opening
+# locale files), so the recorded trace is the same on every run
 DETERMINISTIC = """cd /sys/kernel/tracing
 echo 0 > tracing_on
 echo > trace
@@ -168,7 +169,7 @@ def normalize_report(text: str) -> str:
 def test_trace_cmd_report_of_a_seeded_run_matches_the_expected_output(
         tmp_path: Path, trace_cmd: str) -> None:
     (tmp_path / "det.sh").write_text(DETERMINISTIC)
-    r = run(f"taskset -c 0 sh {tmp_path}/det.sh && trace-cmd extract -o {tmp_path}/det.dat > /dev/null 2>&1"
+    r = run(f"LC_ALL=C LANG=C taskset -c 0 sh {tmp_path}/det.sh && trace-cmd extract -o {tmp_path}/det.dat > /dev/null 2>&1"
             f" && trace-cmd report -i {tmp_path}/det.dat", tmp_path, timeout=180)
     assert r.returncode == 0, r.stdout
     got = normalize_report(r.stdout)
