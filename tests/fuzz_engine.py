@@ -29,6 +29,7 @@ from tracefs_sim.kernel.errors import KernelError, _WouldBlock
 from tracefs_sim.tracefs.node import READ_ONLY, WRITE_APPEND, WRITE_TRUNC, Dir, File
 
 HANG_SECONDS = 10.0
+BIG_SNAPSHOT = 256 * 1024   # bytes of snapshot above which the state is reset
 KSRC_TESTS = Path("/work/ksrc/linux-source-6.12/tools/testing/selftests/ftrace/test.d")
 
 # ------------------------------------------------------------------------------- the corpus
@@ -539,6 +540,7 @@ class Fuzzer:
         self.normalize_counts = normalize_counts  # trigger counters tick with the workload: activity, not state
         self.last: Command | None = None
         self._snap: dict[str, bytes | list[str] | None] | None = None
+        self.big = False
 
     def snapshot(self) -> dict[str, bytes | list[str] | None]:
         snap: dict[str, bytes | list[str] | None] = {}
@@ -547,16 +549,22 @@ class Fuzzer:
         paths = list(GLOBAL_SNAPSHOT)
         for name in insts:
             paths += [f"instances/{name}/{p}" for p in INSTANCE_SNAPSHOT]
+        size = 0
         for p in paths:
             data = self.driver.read(p)
             if data is not None and self.normalize_counts:
                 data = _COUNT_RE.sub(b"#", data)
             snap[p] = data
+            size += len(data) if data is not None else 0
+        # a filter of every function (43k lines, with probes) makes each snapshot cost
+        # a second: bring the state back to small before the next command
+        self.big = size > BIG_SNAPSHOT
         return snap
 
     def reset(self) -> None:
         """Bring the state back to small, so snapshots stay cheap (errors are ignored)."""
         self._snap = None
+        self.big = False
         for path, data in [("current_tracer", b"nop\n"), ("set_event", b"\n"),
                            ("events/sched/sched_switch/filter", b"0\n")]:
             self._quiet_write(path, data)
@@ -644,7 +652,7 @@ class Fuzzer:
         for i in range(n):
             if deadline is not None and time.monotonic() > deadline:
                 break
-            if i and i % self.reset_every == 0:
+            if i and (i % self.reset_every == 0 or self.big):
                 self.reset()
             self.last = self.gen.next()
             self.run_one(self.last)
@@ -702,7 +710,7 @@ def run_mount_commands(fuzzer: Fuzzer, proc, n: int, deadline: float | None = No
                 fuzzer.findings.append(Finding("crash", fuzzer.last or Command("?", "?"),
                                                f"mount server exited ({proc.returncode})"))
                 break
-            if i and i % fuzzer.reset_every == 0:
+            if i and (i % fuzzer.reset_every == 0 or fuzzer.big):
                 fuzzer.reset()
             fuzzer.last = fuzzer.gen.next()
             try:
