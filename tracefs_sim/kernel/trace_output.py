@@ -188,7 +188,18 @@ class TraceOutput:
 
     def context(self, it: TraceIter) -> str:
         """trace_print_context()."""
+        off = it.off
+        s = it.ctx_cache.get((bytes(it.buf[off + 2:off + 8]), it.cpu))
+        if s is None:
+            s = self.context_prefix(it)
+        if it.in_ns:
+            t = (it.ts + 500) // 1000
+            return f"{s} {t // 1_000_000:5d}.{t % 1_000_000:06d}: "
+        return f"{s} {it.ts:12d}: "
 
+    def context_prefix(self, it: TraceIter) -> str:
+        """The part of trace_print_context() before the time stamp (comm-pid, tgid, CPU,
+        flags), remembered per entry header and CPU for the rendering pass."""
         off = it.off
         key = (bytes(it.buf[off + 2:off + 8]), it.cpu)
         s = it.ctx_cache.get(key)
@@ -204,10 +215,7 @@ class TraceOutput:
             if it.flags & ITER_IRQ_INFO:
                 s += self.lat_fmt(eflags, preempt)
             it.ctx_cache[key] = s
-        if it.in_ns:
-            t = (it.ts + 500) // 1000
-            return f"{s} {t // 1_000_000:5d}.{t % 1_000_000:06d}: "
-        return f"{s} {it.ts:12d}: "
+        return s
 
     def lat_context(self, it: TraceIter, next_ts: int) -> str:
         """trace_print_lat_context() (latency-format)."""
@@ -390,18 +398,26 @@ def render_records(out: TraceOutput, tr: TraceArray, records: Iterator[Record],
     slow = (ITER_BIN | ITER_HEX | ITER_RAW | ITER_LATENCY_FMT | ITER_PRINTK_MSGONLY)
     if (not annotate and not tr.flags & slow and tr.flags & ITER_CONTEXT_INFO
             and tr.current_trace.print_line is None):
-        # the common case, without the per-line option checks of print_line()
+        # the common case, without the per-line option checks of print_line(): the
+        # context prefix cached per entry header, the time stamp formatted in place
         printers = out.printers
-        context = out.context
+        prefix = out.context_prefix
+        cache = it.ctx_cache
+        in_ns = it.in_ns
         for rec in records:
-            it.ts, it.cpu, buf, off, it.size = rec
-            it.buf, it.off = buf, off
+            ts, cpu, buf, off, it.size = rec
+            it.ts, it.cpu, it.buf, it.off = ts, cpu, buf, off
             it.idx += 1
             p = printers.get(buf[off] | (buf[off + 1] << 8))
             if p is None:
                 yield out.print_line(it, None)
+                continue
+            s = cache.get((bytes(buf[off + 2:off + 8]), cpu)) or prefix(it)
+            if in_ns:
+                t = (ts + 500) // 1000
+                yield f"{s} {t // 1_000_000:5d}.{t % 1_000_000:06d}: {p.trace(it)}"
             else:
-                yield context(it) + p.trace(it)
+                yield f"{s} {ts:12d}: {p.trace(it)}"
         return
     for rec in records:
         if lat:

@@ -70,9 +70,12 @@ class TraceOpenFile(OpenFile):
 
     def read(self, offset: int, size: int) -> bytes | _WouldBlock:
         if self._data is None or offset == 0:
-            parts = trace_file_text(self.tr, self.cpu, self.snapshot)
-            self._data = b"".join(p.encode("utf-8", "surrogateescape") if isinstance(p, str) else p
-                                  for p in parts)
+            parts = list(trace_file_text(self.tr, self.cpu, self.snapshot))
+            if all(type(p) is str for p in parts):   # one encode for the whole text
+                self._data = "".join(parts).encode("utf-8", "surrogateescape")
+            else:
+                self._data = b"".join(p.encode("utf-8", "surrogateescape") if isinstance(p, str)
+                                      else p for p in parts)
         return self._data[offset:offset + size]
 
     def write(self, offset: int, data: bytes) -> int:
