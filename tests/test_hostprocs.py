@@ -104,5 +104,8 @@ def test_an_exec_is_seen_by_a_hist_trigger_without_sched_events():
             time.sleep(0.01)
     finally:
         proc.wait(timeout=10)
+    # the exec to sleep passed the tracepoint (python's own exec after the fork may too,
+    # when the fork was seen late: one or two hits)
     hist = read_file(root, "events/sched/sched_process_exec/hist").decode()
-    assert re.search(rf"\{{ pid:\s+{proc.pid} \}} hitcount:\s+1$", hist, re.M), hist
+    assert re.search(rf"\{{ pid:\s+{proc.pid} \}} hitcount:\s+[12]$", hist, re.M), hist
+    assert hp.known.get(proc.pid, "sleep") == "sleep"
