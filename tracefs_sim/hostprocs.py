@@ -30,7 +30,7 @@ from typing import Any
 
 LAST_PID = "/proc/sys/kernel/ns_last_pid"
 PID_MAX = "/proc/sys/kernel/pid_max"
-MAX_NEW = 48           # newcomers reported per request (the most recent ones)
+MAX_NEW = 128          # newcomers reported per scan (the most recent ones)
 MAX_KNOWN = 256        # processes watched for their exit
 EXIT_CHECK = 0.02      # seconds between scans of the watched processes
 FORK_CHECK = 0.005     # seconds between fork scans while the same processes make requests
@@ -79,6 +79,11 @@ class HostProcs:
         self.next_check = 0.0
         self.next_fork_check = 0.0
         self._last_fd: int | None = None
+        self.last_req = 0                   # the last process that made a request
+        try:
+            self.mnt_ns: str | None = os.readlink("/proc/self/ns/mnt")
+        except OSError:
+            self.mnt_ns = None
         # a pidfd per watched process: it turns readable when the process exits, so one
         # poll(2) finds the exits among all of them (no /proc read per process)
         self.pidfds: dict[int, int] = {}
@@ -139,6 +144,8 @@ class HostProcs:
                 if p != pid:
                     self._forget(p)
                     wl.host_exit(p)
+        if pid > 0:
+            self.last_req = pid
         if pid > 0 and pid not in self.known:
             self._watch(pid, self._comm(pid))
         elif pid > 0 and hasattr(wl, "host_exec"):
@@ -167,6 +174,17 @@ class HostProcs:
         self.cwd[pid] = cwd
         if seen is not None and seen != cwd:
             wl.host_chdir(cwd)
+
+    def _same_mnt_ns(self, pid: int) -> bool:
+        """Is ``pid`` in the server's mount namespace?  Concurrent simulators in private
+        namespaces (scripts/ftracetest shards, tracefs-sim run) each see their own
+        processes; a plain mount shares the host's namespace and sees them all."""
+        if self.mnt_ns is None:
+            return True
+        try:
+            return os.readlink(f"/proc/{pid}/ns/mnt") == self.mnt_ns
+        except OSError:
+            return True
 
     def _watch(self, pid: int, comm: str) -> None:
         if len(self.known) >= MAX_KNOWN:
@@ -242,11 +260,15 @@ class HostProcs:
         sts = [(p, proc_status(p)) for p in pids]
         req_new = req in pids
         req_st = dict(sts).get(req) if req_new else None
-        fallback = int(req_st.get("PPid", "0")) if req_new and req_st else req
+        # a process gone before anyone saw it (a subshell) was forked by the requester, or
+        # between requests (the idle poll) by the last process that made one
+        fallback = int(req_st.get("PPid", "0")) if req_new and req_st else (req or self.last_req)
         for i, (p, st) in enumerate(sts):
             alive = _alive(st)
             if st is not None and int(st.get("Tgid", p)) == self.me:
                 continue                            # the server's own threads
+            if alive and not self._same_mnt_ns(p):
+                continue                            # another namespace's "machine"
             if alive and st is not None:
                 tgid = int(st.get("Tgid", p))
                 thread = tgid != p
