@@ -334,7 +334,6 @@ class TreeDriver:
         f = node.open(WRITE_TRUNC if trunc else WRITE_APPEND)
         done = 0
         try:
-            f.flush()
             for chunk in chunks:
                 while chunk:
                     n = f.write(0, chunk)
@@ -343,9 +342,7 @@ class TreeDriver:
                     chunk = chunk[n:]
                 if not chunk:
                     done += 1
-                f.flush()
-            if not chunks:
-                f.flush()
+            f.flush()   # once, at close(2), as FUSE sends FLUSH
         except KernelError as e:
             return done, e.errno
         finally:

@@ -347,8 +347,13 @@ def event_instance_files(kernel: Kernel, tr: TraceArray) -> dict[str, Node]:
     ev: TraceEvents = kernel.events   # type: ignore[attr-defined]
 
     def set_event_write(data: bytes) -> None:
+        last = None
         for word in _words(data):
-            ev.set_event_write_word(tr, word)
+            # the same word again right after it succeeded changes nothing (enabling or
+            # disabling twice is a no-op): 16,000 "*:*" in one write cost one pass
+            if word != last:
+                ev.set_event_write_word(tr, word)
+                last = word
 
     def pid_file(notrace: bool) -> File:
         return seq_file(MODE_WRITE, lambda: ev.pids_text(tr, notrace),
