@@ -35,16 +35,19 @@ def test_a_sleeping_host_process_wakes_up_in_the_trace():
     write_file(root, "set_event", "sched:sched_waking sched:sched_wakeup sched:sched_switch")
     cpu_of = lambda p: ("", 0)     # noqa: E731 - the adapter's (comm, cpu) lookup
     proc = subprocess.Popen([sys.executable, "-c",
-                             "import time\nfor _ in range(20): time.sleep(0.02)"])
+                             "import time\nfor _ in range(40): time.sleep(0.02)"])
     try:
         deadline = time.monotonic() + 5
         while proc.pid not in hp.known and time.monotonic() < deadline:
             hp.poll(k, cpu_of)
             time.sleep(0.01)
         assert proc.pid in hp.known
+        # poll while it runs (several polls: a loaded machine may run it late)
         comm = hp.known[proc.pid][:15]
-        time.sleep(0.15)
-        hp.poll(k, cpu_of)
+        while proc.poll() is None and time.monotonic() < deadline + 5:
+            time.sleep(0.05)
+            comm = hp.known.get(proc.pid, comm)[:15]
+            hp.poll(k, cpu_of)
     finally:
         proc.wait(timeout=10)
     text = read_file(root, "trace").decode()
