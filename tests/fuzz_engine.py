@@ -570,6 +570,20 @@ class Fuzzer:
                 if line and not line.startswith("#"):
                     self._quiet_write(p, b"!" + line.split(" [")[0].split(":count=")[0].split(
                         ":unlimited")[0].encode() + b"\n", trunc=False)
+        # function probes (func:traceoff, :enable_event:...) survive an O_TRUNC of
+        # set_ftrace_filter: remove each command from every function ("!*:cmd[:args]",
+        # and with a count for counted probes, as ftracetest's reset_ftrace_filter does)
+        probes = set()
+        for line in (self.driver.read("set_ftrace_filter") or b"").decode(errors="replace").splitlines():
+            parts = line.split(":")
+            if len(parts) > 1 and not line.startswith("#"):
+                rest = [x for x in parts[1:] if x != "unlimited" and not x.startswith("count=")
+                        and not x.isdigit()]
+                probes.add(":".join(rest))
+        for cmd in sorted(probes):
+            # a counted probe has its own ops: removing it needs a count too
+            for text in (f"!*:{cmd}\n", f"!*:{cmd}:0\n"):
+                self._quiet_write("set_ftrace_filter", text.encode(), trunc=False)
         for f in ("set_ftrace_filter", "set_ftrace_notrace", "set_graph_function",
                   "set_graph_notrace", "dynamic_events"):
             self._quiet_write(f, b"")
