@@ -27,7 +27,6 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
 from .ftrace import (
-    FL_DISABLED,
     FTRACE_BUFF_MAX,
     OPS_FL_INITIALIZED,
     OPS_FL_PID,
@@ -330,18 +329,18 @@ class Fgraph:
         g = filter_parse_regex(buffer)
         fail = True
         if g.type != 5:  # MATCH_INDEX never matches here (ftrace_match has no case)
+            # DISABLED records are already left out of the match set
             hits = ft._match_record_set(g, None, False)
             ents = hash_.ents
-            flags = ft.flags
-            for i in hits:
-                if flags[i] & FL_DISABLED:
-                    continue
-                if not g.negate:
+            if not g.negate:
+                if hits:
                     fail = False
-                    ents.setdefault(i)
-                elif i in ents:
-                    del ents[i]
-                    fail = False
+                    ents.update(dict.fromkeys(hits))
+            else:
+                for i in hits:
+                    if i in ents:
+                        del ents[i]
+                        fail = False
         if fail:
             raise KernelError(errno.EINVAL)
 
@@ -388,6 +387,7 @@ class GraphRegexIter:
         self.parser = TraceParser(FTRACE_BUFF_MAX)
         self.pos = 0
         self.released = False
+        self.last_added: str | None = None
 
     def write_once(self, data: bytes) -> int:
         """ftrace_graph_write(): one word per call."""
@@ -401,7 +401,11 @@ class GraphRegexIter:
         if parser.loaded() and not parser.cont:
             word = parser.word
             parser.clear()
-            self.fgraph.graph_set_hash(self.new_hash, word)
+            # adding the same glob again right after it matched changes nothing (a
+            # negated one would fail the second time: it is always applied)
+            if word != self.last_added:
+                self.fgraph.graph_set_hash(self.new_hash, word)
+                self.last_added = word if not word.startswith("!") else None
         return read
 
     def write(self, data: bytes) -> int:

@@ -1790,6 +1790,7 @@ class RegexIter:
         self.read_mode = read
         self.write_mode = write
         self.parser = TraceParser(FTRACE_BUFF_MAX)
+        self.last_added: str | None = None
         self.pos = 0
         self.released = False
 
@@ -1811,7 +1812,11 @@ class RegexIter:
         if parser.loaded() and not parser.cont:
             word = parser.word
             parser.clear()
-            self._process(word)
+            # a plain glob added again right after it matched changes nothing; negations
+            # and commands (func:cmd) are always processed
+            if word != self.last_added:
+                self._process(word)
+                self.last_added = word if not word.startswith("!") and ":" not in word else None
         return read
 
     def write(self, data: bytes) -> int:
