@@ -449,7 +449,9 @@ def _excluded(cmd: Command, writes_done: int) -> set[str]:
     else:
         base, pre = cmd.path, ""
     data = cmd.data
-    multi = writes_done > 0 or len(data.split()) > 1 or data.count(b"\n") > 1
+    # words end at blanks and at NUL (trace_get_user): "*\0x" is two words
+    multi = (writes_done > 0 or len(data.replace(b"\0", b" ").split()) > 1
+             or data.count(b"\n") > 1)
     out: set[str] = set()
     if base in _REGEX_FILES:
         # ftrace_regex_open(O_TRUNC) starts from an empty hash and ftrace_regex_release()

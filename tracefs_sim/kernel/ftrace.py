@@ -472,6 +472,8 @@ class Ftrace:
         self.kallsyms = ks
         self.names: list[str] = list(ks.names)
         self._match_cache: dict[tuple[int, str, int], tuple[int, ...]] = {}
+        self._by_mod: dict[str | None, list[int]] = {}
+        self._by_mod_key = -1
         self.ips: list[int] = list(ks.addrs)
         self.mods: list[str | None] = [m or None for m in ks.mods]
         n = len(self.names)
@@ -641,6 +643,16 @@ class Ftrace:
             return re.fullmatch(glob_to_regex(s), text, re.S) is not None
         return False  # MATCH_INDEX: ftrace_match has no case for it
 
+    def _records_by_mod(self) -> dict[str | None, list[int]]:
+        """Record indexes per module (None: the core kernel), rebuilt when records change."""
+        key = self.nr_records
+        if self._by_mod_key != key:
+            groups: dict[str | None, list[int]] = {}
+            for i, m in enumerate(self.mods):
+                groups.setdefault(m, []).append(i)
+            self._by_mod, self._by_mod_key = groups, key
+        return self._by_mod
+
     def _match_record_set(self, func_g: Glob, mod_g: Glob | None, exclude_mod: bool) -> list[int]:
         """The records ftrace_match_record() accepts (DISABLED records skipped)."""
         if mod_g is None:
@@ -654,16 +666,10 @@ class Ftrace:
                 else:
                     cand = [i for i, m in enumerate(mods) if m is not None]
             else:
-                cache: dict[str | None, bool] = {}
-                cand = []
-                for i, m in enumerate(mods):
-                    ok = cache.get(m)
-                    if ok is None:
-                        mm = m is not None and self._match_str(m, mod_g)
-                        ok = mm != exclude_mod
-                        cache[m] = ok
-                    if ok:
-                        cand.append(i)
+                # match each module name once, then take its records (in record order)
+                cand = sorted(i for m, idx in self._records_by_mod().items()
+                              if (m is not None and self._match_str(m, mod_g)) != exclude_mod
+                              for i in idx)
             hits = cand if not func_g.len else self._match_func(func_g, cand)
         if not self.nr_disabled:
             return hits
