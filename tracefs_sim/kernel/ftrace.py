@@ -1579,7 +1579,7 @@ class Ftrace:
 
     # ------------------------------------------------------------------ :mod: command
     def _module_exists(self, module: str) -> bool:
-        return any(m == module for m in set(self.mods))
+        return module in self._records_by_mod()
 
     def _cache_mod(self, tr: Any, func: str, module: str, enable: bool) -> None:
         st = self.tr_state(tr)
