@@ -84,6 +84,8 @@ def test_host_opens_and_symlinks_reach_the_simulated_kernel(mount_server, tmp_pa
     r = subprocess.run(["timeout", "-k", "1", "60", sys.executable, "-m", "tracefs_sim.syscall_mirror",
                         str(sock), "--", "sh", "-c", SCRIPT], cwd=srv.path, env=env,
                        capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    if "running unfiltered" in r.stderr:
+        pytest.skip("no seccomp user notification on this host")
     assert r.returncode == 0, r.stderr
     opened = (out / "open.txt").read_text()
     assert 'path="/dev/null" path2="/dev/null"' in opened

@@ -94,6 +94,8 @@ def test_run_mirrors_the_commands_host_opens(tmp_path: Path) -> None:
            f" && echo 1 > events/kprobes/op/enable && cat {tmp_path}/hostfile > /dev/null"
            " && echo 0 > events/kprobes/op/enable && grep -o 'path=\"[^\"]*\"' trace")
     r = run(cmd, tmp_path)
+    if "running unfiltered" in r.stdout:
+        pytest.skip("no seccomp user notification on this host")
     assert r.returncode == 0, r.stdout
     paths = r.stdout.split()
     assert f'path="{tmp_path}/hostfile"' in paths, r.stdout
