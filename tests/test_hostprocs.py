@@ -28,26 +28,34 @@ def _host() -> HostProcs:
     return hp
 
 
+def _cpu_of(pid: int) -> tuple[str, int]:
+    return "", 0                   # the adapter's (comm, cpu) lookup
+
+
+def _poll_until(hp: HostProcs, k: Kernel, done, deadline: float) -> None:
+    """Poll as the idle ticker does (every 10 ms) until ``done()`` or the deadline."""
+    while not done() and time.monotonic() < deadline:
+        hp.poll(k, _cpu_of)
+        time.sleep(0.01)
+
+
 def test_a_sleeping_host_process_wakes_up_in_the_trace():
     hp = _host()
     k = Kernel(nr_cpus=2)          # unseeded: host activity is mirrored
     root = build_tree(k)
     write_file(root, "set_event", "sched:sched_waking sched:sched_wakeup sched:sched_switch")
-    cpu_of = lambda p: ("", 0)     # noqa: E731 - the adapter's (comm, cpu) lookup
     proc = subprocess.Popen([sys.executable, "-c",
                              "import time\nfor _ in range(40): time.sleep(0.02)"])
     try:
         deadline = time.monotonic() + 5
-        while proc.pid not in hp.known and time.monotonic() < deadline:
-            hp.poll(k, cpu_of)
-            time.sleep(0.01)
+        _poll_until(hp, k, lambda: proc.pid in hp.known, deadline)
         assert proc.pid in hp.known
         # poll while it runs (several polls: a loaded machine may run it late)
         comm = hp.known[proc.pid][:15]
         while proc.poll() is None and time.monotonic() < deadline + 5:
             time.sleep(0.05)
             comm = hp.known.get(proc.pid, comm)[:15]
-            hp.poll(k, cpu_of)
+            hp.poll(k, _cpu_of)
     finally:
         proc.wait(timeout=10)
     text = read_file(root, "trace").decode()
@@ -56,7 +64,7 @@ def test_a_sleeping_host_process_wakes_up_in_the_trace():
     assert f"next_comm={comm} next_pid={proc.pid} " in text
     assert f"prev_comm={comm} prev_pid={proc.pid} prev_prio=120 prev_state=S" in text
     # exits are noticed too
-    hp.poll(k, cpu_of)
+    hp.poll(k, _cpu_of)
     assert proc.pid not in hp.known
 
 
@@ -93,18 +101,13 @@ def test_an_exec_is_seen_by_a_hist_trigger_without_sched_events():
     k = Kernel(nr_cpus=2)
     root = build_tree(k)
     write_file(root, "events/sched/sched_process_exec/trigger", "hist:key=pid")
-    cpu_of = lambda p: ("", 0)     # noqa: E731
     proc = subprocess.Popen([sys.executable, "-c",
                              "import os, time\ntime.sleep(0.3)\nos.execvp('sleep', ['sleep', '0.3'])"])
     try:
         deadline = time.monotonic() + 5
-        while proc.pid not in hp.known and time.monotonic() < deadline:
-            hp.poll(k, cpu_of)
-            time.sleep(0.01)
+        _poll_until(hp, k, lambda: proc.pid in hp.known, deadline)
         assert proc.pid in hp.known
-        while hp.known.get(proc.pid) != "sleep" and time.monotonic() < deadline:
-            hp.poll(k, cpu_of)
-            time.sleep(0.01)
+        _poll_until(hp, k, lambda: hp.known.get(proc.pid) == "sleep", deadline)
     finally:
         proc.wait(timeout=10)
     # the exec to sleep passed the tracepoint (python's own exec after the fork may too,

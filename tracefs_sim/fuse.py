@@ -24,6 +24,7 @@ import logging
 import os
 import select
 import signal
+import socket
 import stat
 import time
 import weakref
@@ -751,8 +752,6 @@ async def _signal_watcher(ops: Operations) -> None:
 
 async def _syscall_socket(ops: Operations, path: str, nursery: trio.Nursery) -> None:
     """Accept syscall_mirror launchers: each hands over a seccomp listener."""
-    import socket
-
     srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     srv.setblocking(False)
     srv.bind(path)

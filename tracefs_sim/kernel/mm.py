@@ -39,9 +39,9 @@ class Memory:
         self._user: list[bool] = []
         self._next = {False: KERNEL_HEAP, True: USER_BASE}
         self._offsets: dict[str, int] = {}
-        self._files: dict[str, tuple[int, int]] = {}
+        self._files: dict[str, tuple[int, int, int]] = {}   # name -> file, dentry, name
+        self._strings: dict[str, int] = {}
         self._path_bufs: dict[int, int] = {}
-        self._file_objs: dict[str, tuple[int, int, int]] = {}
 
     # ---------------------------------------------------------------- allocation
     def alloc(self, size: int, user: bool = False, data: bytes = b"") -> int:
@@ -66,12 +66,10 @@ class Memory:
 
     def kernel_string(self, text: str) -> int:
         """A NUL-terminated kernel string (one per distinct text: names passed to calls)."""
-        hit = self._files.get("\0str:" + text)
-        if hit is not None:
-            return hit[0]
-        raw = text.encode("utf-8", "surrogateescape")
-        addr = self.alloc(len(raw) + 1, data=raw + b"\0")
-        self._files["\0str:" + text] = (addr, 0)
+        addr = self._strings.get(text)
+        if addr is None:
+            raw = text.encode("utf-8", "surrogateescape")
+            addr = self._strings[text] = self.alloc(len(raw) + 1, data=raw + b"\0")
         return addr
 
     def _find(self, addr: int) -> tuple[bytearray, int, bool] | None:
@@ -95,29 +93,29 @@ class Memory:
         self.write(addr, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
 
     # ---------------------------------------------------------------- ProbeMem
+    def _probe_find(self, addr: int, user: bool) -> tuple[bytearray, int] | None:
+        """The object a probe's access at ``addr`` reaches, or None (a fault)."""
+        hit = self._find(addr)
+        if hit is None:
+            return None
+        obj, off, is_user = hit
+        return (obj, off) if is_user == (user or addr < TASK_SIZE_MAX) else None
+
     def read(self, addr: int, size: int, user: bool = False) -> bytes | None:
         """A probe's read: ``user`` for ``+u``/``ustring`` (a kernel address faults).  A
         kernel-mode read below TASK_SIZE reads user memory, as x86-64's probe_mem_read()
         and fetch_store_string() do (CONFIG_ARCH_HAS_NON_OVERLAPPING_ADDRESS_SPACE)."""
-        if addr < TASK_SIZE_MAX:
-            user = True
-        hit = self._find(addr)
-        if hit is None:
+        hit = self._probe_find(addr, user)
+        if hit is None or hit[1] + size > len(hit[0]):
             return None
-        obj, off, is_user = hit
-        if is_user != user or off + size > len(obj):
-            return None
+        obj, off = hit
         return bytes(obj[off:off + size])
 
     def read_str(self, addr: int, maxlen: int, user: bool = False) -> bytes | None:
-        if addr < TASK_SIZE_MAX:
-            user = True
-        hit = self._find(addr)
+        hit = self._probe_find(addr, user)
         if hit is None:
             return None
-        obj, off, is_user = hit
-        if is_user != user:
-            return None
+        obj, off = hit
         raw = bytes(obj[off:off + maxlen])
         nul = raw.find(b"\0")
         if nul < 0:
@@ -143,7 +141,7 @@ class Memory:
         """A ``struct file`` (and its dentry) for a file called ``name``: (file, dentry)."""
         hit = self._files.get(name)
         if hit is not None:
-            return hit
+            return hit[0], hit[1]
         raw = name.encode("utf-8", "surrogateescape")
         name_addr = self.alloc(len(raw) + 1, data=raw + b"\0")
         dentry = self.alloc(256)
@@ -151,13 +149,10 @@ class Memory:
         self.write(dentry + self.offset("dentry", "d_name.len"), struct.pack("<I", len(raw)))
         f = self.alloc(256)
         self.put_u64(f + self.offset("file", "f_path.dentry"), dentry)
-        self._files[name] = (f, dentry)
-        self._file_objs[name] = (f, dentry, name_addr)
-        if len(self._file_objs) > MAX_FILE_OBJECTS:   # the dcache shrinks: free the oldest
-            old = next(iter(self._file_objs))
-            for addr in self._file_objs.pop(old):
+        self._files[name] = (f, dentry, name_addr)
+        if len(self._files) > MAX_FILE_OBJECTS:   # the dcache shrinks: free the oldest
+            for addr in self._files.pop(next(iter(self._files))):
                 self.free(addr)
-            del self._files[old]
         return f, dentry
 
     def free(self, addr: int) -> None:

@@ -188,10 +188,7 @@ class TraceOutput:
 
     def context(self, it: TraceIter) -> str:
         """trace_print_context()."""
-        off = it.off
-        s = it.ctx_cache.get((bytes(it.buf[off + 2:off + 8]), it.cpu))
-        if s is None:
-            s = self.context_prefix(it)
+        s = self.context_prefix(it)
         if it.in_ns:
             t = (it.ts + 500) // 1000
             return f"{s} {t // 1_000_000:5d}.{t % 1_000_000:06d}: "

@@ -91,19 +91,22 @@ SYSCALL_ENTRY: dict[str, tuple[str, ...]] = {
     "exit_group": ("x64_sys_call", "__x64_sys_exit_group", "do_group_exit", "do_exit"),
     "wait4": ("x64_sys_call", "__x64_sys_wait4", "kernel_wait4", "do_wait"),
 }
+# do_sys_openat2() (openat and open): getname(), a free fd, the security hook, fd_install()
+OPEN_LEAVES: tuple[Tree, ...] = (("getname", "getname_flags", "kmem_cache_alloc_noprof"),
+                                 "alloc_fd", "security_file_open", "fd_install")
+# do_symlinkat(): getname() of both names, filename_create(), vfs_symlink(), done_path_create()
+SYMLINK_LEAVES: tuple[Tree, ...] = (("getname", "getname_flags"),
+                                    ("filename_create", "lookup_one_qstr_excl"),
+                                    ("vfs_symlink", "security_inode_symlink"),
+                                    "done_path_create", "putname")
 SYSCALL_LEAVES: dict[str, tuple[Tree, ...]] = {
     "read": ("fdget_pos", "rw_verify_area", "security_file_permission", "__fsnotify_parent"),
     "write": ("fdget_pos", "rw_verify_area", "security_file_permission", "__fsnotify_parent"),
-    "openat": (("getname", "getname_flags", "kmem_cache_alloc_noprof"), "alloc_fd",
-               "security_file_open", "fd_install"),
-    "open": (("getname", "getname_flags", "kmem_cache_alloc_noprof"), "alloc_fd",
-             "security_file_open", "fd_install"),
+    "openat": OPEN_LEAVES,
+    "open": OPEN_LEAVES,
     "close": ("fput",),
-    # do_symlinkat(): getname() of both names, filename_create(), vfs_symlink(), done_path_create()
-    "symlinkat": (("getname", "getname_flags"), ("filename_create", "lookup_one_qstr_excl"),
-                  ("vfs_symlink", "security_inode_symlink"), "done_path_create", "putname"),
-    "symlink": (("getname", "getname_flags"), ("filename_create", "lookup_one_qstr_excl"),
-                ("vfs_symlink", "security_inode_symlink"), "done_path_create", "putname"),
+    "symlinkat": SYMLINK_LEAVES,
+    "symlink": SYMLINK_LEAVES,
     "newfstatat": ("filename_lookup", ("vfs_statx_path", ("vfs_getattr", "security_inode_getattr",
                                                           "vfs_getattr_nosec"))),
     "fstat": ("security_inode_getattr", "vfs_getattr_nosec"),
@@ -465,6 +468,7 @@ class Workload:
         so ``+0($arg2):ustring`` and ``$filename`` fetches read it."""
         if self.quiet():
             return []  # nothing attached: the path would leave no trace, skip it
+        paths = (path,) if isinstance(path, str) else tuple(path)
         self.cur_name = name or "null"
         self.cur_count = count
         self.cur_file, self.cur_dentry = self.k.mem.file_object(self.cur_name)
@@ -477,7 +481,6 @@ class Workload:
             pos = PATH_ARG.get(op)
             if path and pos is not None:
                 # one pathname, or several (symlinkat: target, link) for as many slots
-                paths = (path,) if isinstance(path, str) else tuple(path)
                 slots = (pos,) if isinstance(pos, int) else pos
                 regs = list(args)
                 for slot, (i, p) in enumerate(zip(slots, paths, strict=False)):
@@ -485,7 +488,7 @@ class Workload:
                 args = tuple(regs)
         self.sys_args = args
         self.sys_op = op
-        self.sys_paths = (path,) if isinstance(path, str) else tuple(path)
+        self.sys_paths = paths
         tp = self.tp("sys_enter")
         if tp:
             a = (list(args) + [0] * 6)[:6]
