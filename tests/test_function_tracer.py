@@ -39,3 +39,72 @@ def test_repeats_are_counted_then_flushed_by_the_next_function() -> None:
         k.workload.call("_raw_spin_lock", "schedule")
     lines = [x for x in read_file(root, "trace").decode().splitlines() if not x.startswith("#")]
     assert len(lines) == 3 and "repeats" not in "".join(lines)
+
+
+def _plain_and_lines(k: Kernel, annotate: bool) -> tuple[str, str]:
+    """The trace text of the top buffer by the fast renderer and by print_trace_line()."""
+    from tracefs_sim.kernel.trace_output import TraceIter, _render_lines, _render_plain, merged_records
+
+    tr = k.trace.global_trace
+    recs = merged_records(tr.buffer, list(range(k.nr_cpus)))
+    plain: list[str | bytes] = []
+    _render_plain(k.trace.output, TraceIter(tr), recs, plain, annotate)
+    lines = list(_render_lines(k.trace.output, TraceIter(tr), recs, annotate))
+    return "".join(map(str, plain)), "".join(map(str, lines))
+
+
+def test_fast_trace_rendering_matches_print_trace_line() -> None:
+    """The trace file's common-case renderer (cached context columns and function text,
+    times formatted per millisecond) prints what print_trace_line() prints, for function
+    records among other entry types, on every CPU, with the overrun annotation."""
+    k = Kernel(nr_cpus=2, seed=3)
+    root = build_tree(k)
+    write_file(root, "buffer_size_kb", b"8")
+    write_file(root, "current_tracer", b"function")
+    write_file(root, "set_event", b"sched:sched_switch\nsyscalls:sys_enter_read")
+    for i in range(400):
+        k.syscall_enter(300 + i % 3, "cat", i % 2, op="read", name="trace", count=4096)
+        k.syscall_exit(4096)
+        if i >= 390:    # late enough not to be overwritten
+            write_file(root, "trace_marker", f"mark {i}\n")
+    write_file(root, "tracing_on", b"0")
+    stats = [read_file(root, f"per_cpu/cpu{c}/stats").decode() for c in (0, 1)]
+    assert all(not re.search(r"^overrun: 0$", s, re.M) for s in stats)  # both CPUs lost pages
+    plain, lines = _plain_and_lines(k, annotate=True)
+    assert plain == lines
+    assert plain.count("buffer started ####\n") == 1       # the CPU that does not come first
+    assert " vfs_read <-ksys_read\n" in plain and "sched_switch: prev_comm=" in plain
+    assert "tracing_mark_write: mark " in plain
+    text = read_file(root, "trace").decode()
+    assert text.endswith(plain) and "##### CPU " in text
+    write_file(root, "options/sym-offset", b"1")
+    write_file(root, "options/record-tgid", b"1")
+    plain, lines = _plain_and_lines(k, annotate=False)
+    assert plain == lines and "vfs_read+0x" in plain
+
+
+def test_function_tracer_with_tracing_off_lets_the_machine_idle() -> None:
+    """With tracing off the function tracer's callbacks can record nothing: the simulated
+    machine skips the calls (Workload.quiet) unless something else is attached or the
+    callback keeps state (func-no-repeats)."""
+    k = Kernel(nr_cpus=1, seed=1)
+    root = build_tree(k)
+    wl = k.workload
+    assert wl.quiet()
+    write_file(root, "current_tracer", b"function")
+    assert not wl.quiet()
+    write_file(root, "tracing_on", b"0")
+    assert wl.quiet()
+    write_file(root, "options/func-no-repeats", b"1")
+    assert not wl.quiet()
+    write_file(root, "options/func-no-repeats", b"0")
+    assert wl.quiet()
+    write_file(root, "set_ftrace_filter", b"vfs_read:traceon")   # another ops: it acts
+    assert not wl.quiet()
+    write_file(root, "set_ftrace_filter", b"!vfs_read:traceon", append=True)
+    assert wl.quiet()
+    write_file(root, "tracing_on", b"1")
+    assert not wl.quiet()
+    k.syscall_enter(300, "cat", 0, op="read", name="trace", count=4096)
+    k.syscall_exit(4096)
+    assert " vfs_read <-ksys_read" in read_file(root, "trace").decode()

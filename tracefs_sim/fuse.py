@@ -22,13 +22,14 @@ import faulthandler
 import functools
 import logging
 import os
+import resource
 import select
 import signal
 import socket
 import stat
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pyfuse3
@@ -47,6 +48,12 @@ ENTRY_TIMEOUT = 0.0  # the tree is dynamic: instances, probes and events come an
 # per path component (ftracetest's reset greps open every events/*/*/trigger and filter)
 STABLE_ENTRY_TIMEOUT = 300.0
 ATTR_TIMEOUT = 0.0
+# The attributes of those stable inodes never change behind the VFS's back: modes are
+# fixed, eventfs directories keep nlink 1, a chown/chgrp answers with the new attributes,
+# mkdir/rmdir make the VFS drop the parent's (fuse_dir_changed) and a remount invalidates
+# them. With default_permissions every path component's permission check otherwise costs
+# a GETATTR (five per stat of events/SYS/EVENT/trigger).
+STABLE_ATTR_TIMEOUT = STABLE_ENTRY_TIMEOUT
 SIGNAL_RECHECK = 0.05  # seconds between checks of a blocked reader's pending signals
 COMM_TTL = 0.2  # seconds a pid's comm is trusted (exec changes it)
 CPU_TTL = 0.02  # seconds a pid's last CPU is trusted (one request after another)
@@ -310,8 +317,10 @@ class Operations(pyfuse3.Operations):
         a = pyfuse3.EntryAttributes()
         a.st_ino = ino
         a.generation = 0
-        a.entry_timeout = STABLE_ENTRY_TIMEOUT if ino in self._stable else ENTRY_TIMEOUT
-        a.attr_timeout = ATTR_TIMEOUT
+        if ino in self._stable:
+            a.entry_timeout, a.attr_timeout = STABLE_ENTRY_TIMEOUT, STABLE_ATTR_TIMEOUT
+        else:
+            a.entry_timeout, a.attr_timeout = ENTRY_TIMEOUT, ATTR_TIMEOUT
         if isinstance(node, Dir):
             a.st_mode = stat.S_IFDIR | (node.mode & 0o7777)
             a.st_nlink = node.nlink()
@@ -440,8 +449,11 @@ class Operations(pyfuse3.Operations):
                 self._lookups.pop(ino, None)
                 if ino != pyfuse3.ROOT_INODE:
                     self._pinned.pop(ino, None)
-                    if ino not in self._node_of:
+                    if ino not in self._node_of:    # gone from the tree: never seen again
                         self._parent.pop(ino, None)
+                        self._paths.pop(ino, None)
+                        self._names.pop(ino, None)
+                        self._stable.discard(ino)
         except Exception:
             log.exception("forget failed")
 
@@ -469,6 +481,10 @@ class Operations(pyfuse3.Operations):
             if fields.update_gid:
                 gid = attr.st_gid
             self._owner[path] = (uid, gid)
+            # an instance's files take its directory's owner: drop the attributes the
+            # VFS keeps for them (owner_of)
+            self._invalidate_attrs(ino for ino, p in list(self._paths.items())
+                                   if p.startswith(path + "/") and ino in self._lookups)
         # mode and times: accepted and not kept
         return self.attrs(node, inode)
 
@@ -491,6 +507,19 @@ class Operations(pyfuse3.Operations):
         if inode != pyfuse3.ROOT_INODE or name != REMOUNT_XATTR:
             raise pyfuse3.FUSEError(errno.ENOTSUP)
         self.remount(value.decode("latin-1"))
+        # every inode's owner may have changed: drop the attributes the VFS keeps
+        self._invalidate_attrs([pyfuse3.ROOT_INODE, *self._lookups])
+
+    def _invalidate_attrs(self, inodes: Iterable[int]) -> None:
+        """Make the VFS ask again for the attributes of ``inodes`` (those it may cache:
+        stable ones).  Attributes only: no page cache, no inode lock, safe in a handler."""
+        for ino in inodes:
+            if ino not in self._stable:
+                continue
+            try:
+                pyfuse3.invalidate_inode(ino, attr_only=True)
+            except OSError:
+                pass    # forgotten meanwhile
 
     def remount(self, options: str) -> None:
         """tracefs_apply_options(): new owner/group for every inode, chown/chgrp reset."""
@@ -867,4 +896,7 @@ def run(mountpoint: str, kernel: Any, tree: Dir, allow_other: bool = False,
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         pyfuse3.close(unmount=unmount)
         ops.hostprocs.close()
+        ru = resource.getrusage(resource.RUSAGE_SELF)
+        log.info("unmounted: %.2f s user, %.2f s system, max RSS %d KiB",
+                 ru.ru_utime, ru.ru_stime, ru.ru_maxrss)
     return 0

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib
 import logging
 import os
@@ -115,8 +116,21 @@ def main(argv: list[str] | None = None) -> int:
             from .sysctl_mirror import SysctlMirror
 
             mirror = SysctlMirror(kernel, args.sysctl_dir, args.debugfs_dir)
-        return fuse.run(args.mountpoint, kernel, tree, allow_other=args.allow_other, debug=args.debug,
-                        sysctl=mirror, syscall_socket=args.syscall_socket)
+        serve = functools.partial(fuse.run, args.mountpoint, kernel, tree,
+                                  allow_other=args.allow_other, debug=args.debug,
+                                  sysctl=mirror, syscall_socket=args.syscall_socket)
+        profile = os.environ.get("TRACEFS_SIM_PROFILE")
+        if not profile:
+            return serve()
+        # a developer's view of where the server's time goes (scripts/ftracetest passes
+        # the variable through): the cProfile stats file is written at unmount
+        import cProfile
+
+        prof = cProfile.Profile()
+        try:
+            return prof.runcall(serve)
+        finally:
+            prof.dump_stats(profile)
     finally:
         if mirror is not None:
             mirror.close()

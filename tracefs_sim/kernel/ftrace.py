@@ -251,7 +251,7 @@ class FtraceOps:
 
     __slots__ = ("func", "flags", "private", "local_hash", "func_hash", "saved_func",
                  "trampoline", "trampoline_size", "subop_list", "managed", "old_hash",
-                 "tramp_func", "site", "core_data", "name", "owner", "__weakref__")
+                 "tramp_func", "site", "core_data", "name", "owner", "quiet", "__weakref__")
 
     def __init__(self, func: OpsFunc | None = None, flags: int = 0, private: object = None,
                  core_data: bool = False, name: str = "") -> None:
@@ -271,6 +271,10 @@ class FtraceOps:
         self.core_data = core_data
         self.name = name
         self.owner: Any = None  # container_of(): the fgraph_ops/fprobe embedding this ops
+        # the simulator's own: True while the callback can leave no trace at all (a
+        # function tracer whose ring buffer records nothing), so the simulated machine
+        # may skip the calls it would make (Workload.quiet)
+        self.quiet: Callable[[], bool] | None = None
 
     @property
     def filter_hash(self) -> FtraceHash:
@@ -1160,6 +1164,14 @@ class Ftrace:
             if op.func_hash.contains(i):
                 return op
         return None
+
+    def ops_quiet(self) -> bool:
+        """Every registered ops says its callback can leave no trace now."""
+        for op in self.ops_list:
+            q = op.quiet
+            if q is None or not q():
+                return False
+        return True
 
     def _replace_code(self, dirty: Iterable[int]) -> None:
         """ftrace_replace_code(): apply the records' new state to their call sites."""

@@ -231,6 +231,44 @@ class CpuBuffer:
         return self.write if page is self.tp else page.commit
 
 
+def _decode_page(data: bytearray, pos: int, end: int, stamp: int, cpu: int,
+                 out: list[tuple[int, int, bytearray, int, int]]) -> bool:
+    """Append ``(ts, cpu, data, payload_offset, payload_len)`` for the data events of
+    ``data[pos:end]`` (``stamp``: the time the first delta applies to).  False when an
+    absolute TIME_STAMP went backwards."""
+    add = out.append
+    monotonic = True
+    if len(data) & 3:
+        raise ValueError("a sub-buffer is a whole number of words")
+    # the events are word-aligned: index the page as u32 words (no unpack per event)
+    with memoryview(data) as mv, mv.cast("I") as words:
+        while pos < end:
+            w = words[pos >> 2]
+            tl = w & 31
+            if 0 < tl <= RINGBUF_TYPE_DATA_TYPE_LEN_MAX:
+                stamp += w >> 5
+                add((stamp, cpu, data, pos + 4, tl << 2))
+                pos += 4 + (tl << 2)
+            elif tl == 0:
+                a0 = words[(pos >> 2) + 1]
+                stamp += w >> 5
+                add((stamp, cpu, data, pos + 8, a0 - 4))
+                pos += 4 + a0
+            elif tl == RINGBUF_TYPE_PADDING:
+                if not w >> 5:
+                    break
+                pos += 4 + words[(pos >> 2) + 1]
+            elif tl == RINGBUF_TYPE_TIME_EXTEND:
+                stamp += (words[(pos >> 2) + 1] << TS_SHIFT) + (w >> 5)
+                pos += RB_LEN_TIME_EXTEND
+            else:
+                abs_ts = rb_fix_abs_ts((words[(pos >> 2) + 1] << TS_SHIFT) | (w >> 5), stamp)
+                monotonic = monotonic and abs_ts >= stamp
+                stamp = abs_ts
+                pos += RB_LEN_TIME_EXTEND
+    return monotonic
+
+
 class RingBuffer:
     """``struct trace_buffer``: ``nr_cpus`` per-CPU buffers of ``nr_pages`` sub-buffers.
 
@@ -787,10 +825,10 @@ class RingBuffer:
             self._advance_reader(cb)
         return ev
 
-    def iter_cpu(self, cpu: int) -> Iterator[tuple[int, bytearray, int, int]]:
-        """Non-consuming iteration (``ring_buffer_read_start``/``ring_buffer_iter_peek``)
-        over the unconsumed data events, oldest first.  Writers must not run while the
-        iterator is live (the kernel's ``trace`` file stops them too)."""
+    def _read_pages(self, cpu: int) -> Iterator[tuple[bytearray, int, int, int]]:
+        """The unconsumed part of every page of ``cpu``, oldest first:
+        ``(data, start, end, stamp)`` with the offsets past the page header and the
+        time stamp the first event's delta applies to."""
         cb = self.cpu_buffers[cpu]
         reader = cb.reader
         pages: list[BufferPage] = [reader]
@@ -811,34 +849,29 @@ class RingBuffer:
             elif pos < end:
                 stamp = _U64.unpack_from(page.data, 0)[0]
             first = False
-            if pos >= end:
-                continue
-            data = page.data
-            end += BUF_PAGE_HDR_SIZE
-            pos += BUF_PAGE_HDR_SIZE
-            while pos < end:
-                w = _unpack_u32(data, pos)[0]
-                tl = w & 31
-                if tl == 0:
-                    a0 = _unpack_u32(data, pos + 4)[0]
-                    stamp += w >> 5
-                    yield stamp, data, pos + 8, a0 - 4
-                    pos += 4 + a0
-                elif tl <= RINGBUF_TYPE_DATA_TYPE_LEN_MAX:
-                    stamp += w >> 5
-                    yield stamp, data, pos + 4, tl * 4
-                    pos += 4 + tl * 4
-                elif tl == RINGBUF_TYPE_PADDING:
-                    if not w >> 5:
-                        break
-                    pos += 4 + _unpack_u32(data, pos + 4)[0]
-                elif tl == RINGBUF_TYPE_TIME_EXTEND:
-                    stamp += (_unpack_u32(data, pos + 4)[0] << TS_SHIFT) + (w >> 5)
-                    pos += RB_LEN_TIME_EXTEND
-                else:
-                    stamp = rb_fix_abs_ts((_unpack_u32(data, pos + 4)[0] << TS_SHIFT) | (w >> 5),
-                                          stamp)
-                    pos += RB_LEN_TIME_EXTEND
+            if pos < end:
+                yield page.data, pos + BUF_PAGE_HDR_SIZE, end + BUF_PAGE_HDR_SIZE, stamp
+
+    def read_records(self, cpu: int, out: list[tuple[int, int, bytearray, int, int]]) -> bool:
+        """Append ``(ts, cpu, page, payload_offset, payload_len)`` for every unconsumed
+        data event of ``cpu`` to ``out``, oldest first: the non-consuming walk
+        (``ring_buffer_read_start``/``ring_buffer_iter_peek``) in bulk, for the ``trace``
+        file, which renders everything at once.  False when a time stamp went backwards
+        (an absolute TIME_STAMP), so CPUs cannot be merged by a sort.  Writers must not
+        run meanwhile (the kernel's ``trace`` file stops them too)."""
+        monotonic = True
+        for data, pos, end, stamp in self._read_pages(cpu):
+            monotonic = _decode_page(data, pos, end, stamp, cpu, out) and monotonic
+        return monotonic
+
+    def iter_cpu(self, cpu: int) -> Iterator[tuple[int, bytearray, int, int]]:
+        """Non-consuming iteration over the unconsumed data events of ``cpu``, oldest
+        first, ``(ts, page, payload_offset, payload_len)``; decoded a page at a time."""
+        for data, pos, end, stamp in self._read_pages(cpu):
+            recs: list[tuple[int, int, bytearray, int, int]] = []
+            _decode_page(data, pos, end, stamp, cpu, recs)
+            for ts, _cpu, page, off, length in recs:
+                yield ts, page, off, length
 
     def read_page(self, cpu: int, full: bool = False, length: int | None = None) -> bytes | None:
         """``ring_buffer_read_page``: consume up to one sub-buffer, return it whole.

@@ -12,6 +12,7 @@ ring buffer never interprets them, ``trace_output`` does.
 from __future__ import annotations
 
 import errno
+import gc
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -664,7 +665,16 @@ def trace_file_text(tr: TraceArray, cpu: int | None = None, snapshot: bool = Fal
     chunks.append(out.header(tr, entries, total, empty, cpu))
     if rb is not None and not empty:
         annotate = bool(tr.flags & ITER_ANNOTATE) and any(rb.overrun(c) for c in cpus)
-        chunks.extend(render_records(out, tr, merged_records(rb, cpus), annotate))
+        # tens of thousands of records and text fragments that all stay alive until the
+        # text is joined: the cyclic GC would scan them again and again (and the whole
+        # heap at each full collection) while they cannot form a cycle
+        enabled = gc.isenabled()
+        gc.disable()
+        try:
+            chunks.extend(render_records(out, tr, merged_records(rb, cpus), annotate))
+        finally:
+            if enabled:
+                gc.enable()
     return chunks
 
 

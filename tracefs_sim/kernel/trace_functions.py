@@ -186,6 +186,7 @@ class FunctionTracer:
         func = self.select_trace_function(tr.tracer_opt(OPT_STACK), tr.tracer_opt(OPT_NO_REPEATS))
         tr.ops.func = func  # ftrace_init_array_ops()
         tr.ops.private = tr
+        self._set_quiet(tr)
         tracing = self.k.trace
         tracing.cmdline_ref += 1  # tracing_start_cmdline_record()
         tr.extra["function_enabled"] = False
@@ -203,6 +204,7 @@ class FunctionTracer:
         if tracing.cmdline_ref:
             tracing.cmdline_ref -= 1
         tr.ops.func = _ftrace_stub  # ftrace_reset_array_ops()
+        tr.ops.quiet = None
 
     def set_flag(self, tr: Any, name: str, value: bool) -> bool:
         """func_set_flag(): swap the callback while the tracer runs."""
@@ -215,8 +217,20 @@ class FunctionTracer:
             return True
         self.ft.unregister_ftrace_function(tr.ops)
         tr.ops.func = func
+        self._set_quiet(tr, norep)
         self.ft.register_ftrace_function(tr.ops)
         return True
+
+    def _set_quiet(self, tr: Any, no_repeats: bool | None = None) -> None:
+        """The callbacks record into ``tr``'s ring buffer only: while it records nothing
+        (tracing_on 0) they leave no trace, except func-no-repeats, whose repeat count
+        goes on and is written once recording resumes."""
+        if no_repeats is None:
+            no_repeats = tr.tracer_opt(OPT_NO_REPEATS)
+        if no_repeats:
+            tr.ops.quiet = None
+        else:
+            tr.ops.quiet = lambda: not tr.buffer.record_is_on() or not tr.extra.get("function_enabled")
 
 
 def boot(kernel: Kernel) -> FunctionTracer | None:

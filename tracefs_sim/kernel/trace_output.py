@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import heapq
 import struct
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
@@ -361,22 +361,43 @@ def find_mark(d: int) -> str:
 Record = tuple[int, int, bytes | bytearray, int, int]  # ts, cpu, buf, payload offset, length
 
 
-def merged_records(rb, cpus: list[int]) -> Iterator[Record]:
-    """All records of ``cpus`` in timestamp order (non-consuming; trace_find_next_entry)."""
-    def one(cpu: int) -> Iterator[Record]:
-        for ts, buf, off, length in rb.iter_cpu(cpu):
-            yield ts, cpu, buf, off, length
+def merged_records(rb, cpus: list[int]) -> list[Record]:
+    """All records of ``cpus`` in timestamp order (non-consuming; trace_find_next_entry).
 
-    if len(cpus) == 1:
-        return one(cpus[0])
-    # stable merge: equal timestamps come out lowest CPU first, as trace_find_next_entry
-    return heapq.merge(*(one(c) for c in cpus), key=itemgetter(0))
+    trace_find_next_entry() takes the oldest head, the lowest CPU on a tie: a stable
+    sort of the CPUs' records concatenated in CPU order, as long as every CPU's time
+    stamps only go forward (otherwise the heads are merged as the kernel does)."""
+    per_cpu: list[list[Record]] = []
+    monotonic = True
+    for cpu in cpus:
+        recs: list[Record] = []
+        monotonic = rb.read_records(cpu, recs) and monotonic
+        per_cpu.append(recs)
+    if len(per_cpu) == 1:
+        return per_cpu[0]
+    if not monotonic:
+        return list(heapq.merge(*per_cpu, key=itemgetter(0)))
+    merged = [rec for recs in per_cpu for rec in recs]
+    merged.sort(key=itemgetter(0))
+    return merged
 
 
-def render_records(out: TraceOutput, tr: TraceArray, records: Iterator[Record],
-                   annotate: bool = False) -> Iterator[str | bytes]:
-    """Render records one line group at a time; lat-format needs the next timestamp."""
+def render_records(out: TraceOutput, tr: TraceArray, records: Iterable[Record],
+                   annotate: bool = False) -> list[str | bytes]:
+    """The text of ``records`` (lines, or fragments of lines in the common case)."""
     it = TraceIter(tr)
+    slow = (ITER_BIN | ITER_HEX | ITER_RAW | ITER_LATENCY_FMT | ITER_PRINTK_MSGONLY)
+    if not tr.flags & slow and tr.flags & ITER_CONTEXT_INFO and tr.current_trace.print_line is None:
+        text: list[str | bytes] = []
+        _render_plain(out, it, records, text, annotate)
+        return text
+    return list(_render_lines(out, it, records, annotate))
+
+
+def _render_lines(out: TraceOutput, it: TraceIter, records: Iterable[Record],
+                  annotate: bool) -> Iterator[str | bytes]:
+    """Render records one line group at a time; lat-format needs the next timestamp."""
+    tr = it.tr
 
     lat = bool(tr.flags & ITER_LATENCY_FMT)
     pending: Record | None = None
@@ -392,30 +413,6 @@ def render_records(out: TraceOutput, tr: TraceArray, records: Iterator[Record],
                 text = f"##### CPU {rec[1]} buffer started ####\n" + text
         return text
 
-    slow = (ITER_BIN | ITER_HEX | ITER_RAW | ITER_LATENCY_FMT | ITER_PRINTK_MSGONLY)
-    if (not annotate and not tr.flags & slow and tr.flags & ITER_CONTEXT_INFO
-            and tr.current_trace.print_line is None):
-        # the common case, without the per-line option checks of print_line(): the
-        # context prefix cached per entry header, the time stamp formatted in place
-        printers = out.printers
-        prefix = out.context_prefix
-        cache = it.ctx_cache
-        in_ns = it.in_ns
-        for rec in records:
-            ts, cpu, buf, off, it.size = rec
-            it.ts, it.cpu, it.buf, it.off = ts, cpu, buf, off
-            it.idx += 1
-            p = printers.get(buf[off] | (buf[off + 1] << 8))
-            if p is None:
-                yield out.print_line(it, None)
-                continue
-            s = cache.get((bytes(buf[off + 2:off + 8]), cpu)) or prefix(it)
-            if in_ns:
-                t = (ts + 500) // 1000
-                yield f"{s} {t // 1_000_000:5d}.{t % 1_000_000:06d}: {p.trace(it)}"
-            else:
-                yield f"{s} {ts:12d}: {p.trace(it)}"
-        return
     for rec in records:
         if lat:
             if pending is not None:
@@ -425,6 +422,83 @@ def render_records(out: TraceOutput, tr: TraceArray, records: Iterator[Record],
             yield emit(rec, None)
     if pending is not None:
         yield emit(pending, pending[0])
+
+
+_FN_KEY = struct.Struct("<QQQ").unpack_from    # entry header, ip, parent_ip
+_HDR_KEY = struct.Struct("<Q").unpack_from      # entry header: type, flags, preempt, pid
+
+
+_USEC3 = tuple(f"{n:03d}" for n in range(1000))  # the microseconds, three digits at a time
+
+
+def _render_plain(out: TraceOutput, it: TraceIter, records: Iterable[Record],
+                  text: list[str | bytes], annotate: bool = False) -> None:
+    """The common case of print_trace_line() (context info, no raw/hex/bin/latency, the
+    tracer prints no lines of its own), without its per-line option checks; appends the
+    text to ``text`` in fragments (the ``trace`` file joins them).
+
+    Per rendering pass (saved comms change as tasks run) the context columns are kept per
+    entry header and CPU, and a function record's whole text around the time stamp per
+    header, ip, parent and CPU; the seconds and milliseconds once per millisecond.
+    ``annotate``: mark where each CPU's records start (some were overwritten)."""
+    printers = out.printers
+    fn_printer = printers.get(TRACE_FN)
+    prefix = out.context_prefix
+    nr = it.kernel.nr_cpus
+    fn_cache: list[dict[tuple[int, int, int], tuple[str, str]]] = [{} for _ in range(nr)]
+    ctx_cache: list[dict[tuple[int], str]] = [{} for _ in range(nr)]
+    fn_body: dict[tuple[int, int], str] = {}
+    in_ns = it.in_ns
+    last_ms = -1
+    sec_ms = ""
+    usec3 = _USEC3
+    add = text.extend
+    started = [False] * nr if annotate else None
+    for rec in records:
+        ts, cpu, buf, off, _size = rec
+        if started is not None and not started[cpu]:
+            # print_trace_line()'s annotation: a CPU whose first records were lost
+            started[cpu] = True
+            if text:
+                text.append(f"##### CPU {cpu} buffer started ####\n")
+        try:
+            key = _FN_KEY(buf, off)
+        except struct.error:    # a short record at the end of a page: not a function's
+            key = None
+        parts = fn_cache[cpu].get(key)      # only function records are kept there
+        if parts is None:
+            type_id = buf[off] | (buf[off + 1] << 8)
+            it.ts, it.cpu, it.buf, it.off, it.size = rec
+            if type_id == TRACE_FN and fn_printer is not None and key is not None:
+                # a new combination of known columns and a known function is common
+                hkey = (key[0],)
+                pre = ctx_cache[cpu].get(hkey)
+                if pre is None:
+                    pre = ctx_cache[cpu][hkey] = prefix(it) + " "
+                body = fn_body.get(key[1:])
+                if body is None:
+                    body = fn_body[key[1:]] = ": " + fn_printer.trace(it)
+                parts = fn_cache[cpu][key] = (pre, body)
+            else:
+                p = printers.get(type_id)
+                it.idx += 1
+                if p is None:
+                    text.append(out.print_line(it, None))
+                    continue
+                hkey = _HDR_KEY(buf, off)
+                pre = ctx_cache[cpu].get(hkey)
+                if pre is None:
+                    pre = ctx_cache[cpu][hkey] = prefix(it) + " "
+                parts = (pre, ": " + p.trace(it))
+        if in_ns:
+            t = (ts + 500) // 1000
+            ms = t // 1000
+            if ms != last_ms:
+                last_ms = ms
+                sec_ms = f"{ms // 1000:5d}.{usec3[ms % 1000]}"
+            add((parts[0], sec_ms, usec3[t - ms * 1000], parts[1]))
+        else:
+            add((parts[0], f"{ts:12d}", parts[1]))
 
 
 Show = Callable[[], str]

@@ -641,12 +641,13 @@ class Workload:
 
     # ------------------------------------------------------------------ ticks
     def quiet(self) -> bool:
-        """Nothing attached anywhere: no ftrace site and no tracepoint is live, so the
-        background and the syscall paths would leave no trace and can be skipped (an
-        idle machine with tracing off costs nothing observable)."""
+        """Nothing attached anywhere: no ftrace site (or only callbacks that can record
+        nothing, such as the function tracer with tracing off) and no tracepoint is
+        live, so the background and the syscall paths would leave no trace and can be
+        skipped (an idle machine with tracing off costs nothing observable)."""
         k = self.k
         ft = getattr(k, "ftrace", None)
-        if ft is not None and ft.nr_active:
+        if ft is not None and ft.nr_active and not ft.ops_quiet():
             return False
         kp = self.kprobes
         if kp is not None and kp.nr_bp_armed:

@@ -70,10 +70,10 @@ class TraceOpenFile(OpenFile):
 
     def read(self, offset: int, size: int) -> bytes | _WouldBlock:
         if self._data is None or offset == 0:
-            parts = list(trace_file_text(self.tr, self.cpu, self.snapshot))
-            if all(type(p) is str for p in parts):   # one encode for the whole text
-                self._data = "".join(parts).encode("utf-8", "surrogateescape")
-            else:
+            parts = trace_file_text(self.tr, self.cpu, self.snapshot)
+            try:    # one encode for the whole text
+                self._data = "".join(parts).encode("utf-8", "surrogateescape")  # type: ignore[arg-type]
+            except TypeError:   # binary records (options/bin) among the text
                 self._data = b"".join(p.encode("utf-8", "surrogateescape") if isinstance(p, str)
                                       else p for p in parts)
         return self._data[offset:offset + size]
@@ -532,7 +532,10 @@ class InstancesDir(Dir):
         self.remove(name)
 
     def stable_child(self, name: str) -> bool:
-        return False
+        """An instance goes only by rmdir, after which the VFS drops its dentry and every
+        one below it (a new instance of that name is looked up afresh): its tree may be
+        cached like the top level's."""
+        return True
 
 
 TOP_ONLY_PLACEHOLDERS: dict[str, int] = {
