@@ -77,3 +77,16 @@ def test_function_tracer_sees_the_callers_reads(mounted):
     assert "# tracer: function" in out
     assert any(line.lstrip().startswith("cat-") and "vfs_read <-ksys_read" in line
                for line in out.splitlines()), out[-2000:]
+
+
+def test_appends_after_writes_start_at_offset_zero(mounted):
+    """Appends after writes through the mount (whose stable files the VFS may cache) add
+    words and definitions, as on tracefs."""
+    sh(mounted, "echo vfs_read > set_graph_function && echo vfs_write >> set_graph_function"
+                " && echo ksys_read >> set_graph_function")
+    assert sorted(sh(mounted, "cat set_graph_function").stdout.split()) == ["ksys_read", "vfs_read",
+                                                                           "vfs_write"]
+    sh(mounted, "echo > set_graph_function")
+    r = sh(mounted, "echo 'f:myfp vfs_read' >> dynamic_events && echo 'f:myfp2 vfs_write' >> dynamic_events"
+                    " && cat dynamic_events; echo > dynamic_events")
+    assert r.stdout == "f:fprobes/myfp vfs_read\nf:fprobes/myfp2 vfs_write\n", r.stdout + r.stderr

@@ -48,11 +48,16 @@ ENTRY_TIMEOUT = 0.0  # the tree is dynamic: instances, probes and events come an
 # per path component (ftracetest's reset greps open every events/*/*/trigger and filter)
 STABLE_ENTRY_TIMEOUT = 300.0
 ATTR_TIMEOUT = 0.0
-# The attributes of those stable inodes never change behind the VFS's back: modes are
-# fixed, eventfs directories keep nlink 1, a chown/chgrp answers with the new attributes,
-# mkdir/rmdir make the VFS drop the parent's (fuse_dir_changed) and a remount invalidates
-# them. With default_permissions every path component's permission check otherwise costs
-# a GETATTR (five per stat of events/SYS/EVENT/trigger).
+# The attributes of those stable directories never change behind the VFS's back: modes
+# are fixed, eventfs directories keep nlink 1, a chown/chgrp answers with the new
+# attributes, mkdir/rmdir make the VFS drop the parent's (fuse_dir_changed) and a remount
+# invalidates them. With default_permissions every path component's permission check
+# otherwise costs a GETATTR (four of the five per stat of events/SYS/EVENT/trigger).
+# Regular files keep timeout 0: a write makes the VFS raise the i_size it caches to the
+# write's end (fuse_write_update_attr), which an O_APPEND write then starts from; the
+# GETATTR of each open's permission check puts it back to tracefs's 0 (with cached file
+# attributes `trace-cmd record -p function_graph -g vfs_read` after other commands
+# recorded no vfs_read: tests/test_tools.py).
 STABLE_ATTR_TIMEOUT = STABLE_ENTRY_TIMEOUT
 SIGNAL_RECHECK = 0.05  # seconds between checks of a blocked reader's pending signals
 COMM_TTL = 0.2  # seconds a pid's comm is trusted (exec changes it)
@@ -318,7 +323,8 @@ class Operations(pyfuse3.Operations):
         a.st_ino = ino
         a.generation = 0
         if ino in self._stable:
-            a.entry_timeout, a.attr_timeout = STABLE_ENTRY_TIMEOUT, STABLE_ATTR_TIMEOUT
+            a.entry_timeout = STABLE_ENTRY_TIMEOUT
+            a.attr_timeout = STABLE_ATTR_TIMEOUT if isinstance(node, Dir) else ATTR_TIMEOUT
         else:
             a.entry_timeout, a.attr_timeout = ENTRY_TIMEOUT, ATTR_TIMEOUT
         if isinstance(node, Dir):
