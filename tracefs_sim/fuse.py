@@ -29,7 +29,7 @@ import socket
 import stat
 import time
 import weakref
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from typing import Any
 
 import pyfuse3
@@ -487,10 +487,6 @@ class Operations(pyfuse3.Operations):
             if fields.update_gid:
                 gid = attr.st_gid
             self._owner[path] = (uid, gid)
-            # an instance's files take its directory's owner: drop the attributes the
-            # VFS keeps for them (owner_of)
-            self._invalidate_attrs(ino for ino, p in list(self._paths.items())
-                                   if p.startswith(path + "/") and ino in self._lookups)
         # mode and times: accepted and not kept
         return self.attrs(node, inode)
 
@@ -513,19 +509,15 @@ class Operations(pyfuse3.Operations):
         if inode != pyfuse3.ROOT_INODE or name != REMOUNT_XATTR:
             raise pyfuse3.FUSEError(errno.ENOTSUP)
         self.remount(value.decode("latin-1"))
-        # every inode's owner may have changed: drop the attributes the VFS keeps
-        self._invalidate_attrs([pyfuse3.ROOT_INODE, *self._lookups])
-
-    def _invalidate_attrs(self, inodes: Iterable[int]) -> None:
-        """Make the VFS ask again for the attributes of ``inodes`` (those it may cache:
-        stable ones).  Attributes only: no page cache, no inode lock, safe in a handler."""
-        for ino in inodes:
-            if ino not in self._stable:
-                continue
-            try:
-                pyfuse3.invalidate_inode(ino, attr_only=True)
-            except OSError:
-                pass    # forgotten meanwhile
+        # every inode's owner may have changed: make the VFS ask again for the
+        # attributes it keeps (the stable directories' only, see attrs()); attributes
+        # only: no page cache, no inode lock, safe in a handler
+        for ino in [pyfuse3.ROOT_INODE, *self._lookups]:
+            if ino in self._stable and isinstance(self._node_of.get(ino), Dir):
+                try:
+                    pyfuse3.invalidate_inode(ino, attr_only=True)
+                except OSError:
+                    pass    # forgotten meanwhile
 
     def remount(self, options: str) -> None:
         """tracefs_apply_options(): new owner/group for every inode, chown/chgrp reset."""

@@ -238,9 +238,8 @@ def _decode_page(data: bytearray, pos: int, end: int, stamp: int, cpu: int,
     absolute TIME_STAMP went backwards."""
     add = out.append
     monotonic = True
-    if len(data) & 3:
-        raise ValueError("a sub-buffer is a whole number of words")
-    # the events are word-aligned: index the page as u32 words (no unpack per event)
+    # the events are word-aligned: index the page as u32 words (no unpack per event;
+    # cast() refuses a sub-buffer that is not a whole number of words)
     with memoryview(data) as mv, mv.cast("I") as words:
         while pos < end:
             w = words[pos >> 2]
