@@ -144,6 +144,40 @@ def test_instance_has_own_event_state(k: Kernel, root) -> None:
     assert not k.events.tracepoint("sched_switch").enabled
 
 
+@pytest.mark.parametrize("path", ["events/sched/sched_switch/enable", "events/sched/enable",
+                                  "events/enable", "events/sched/sched_switch/hist", "trace",
+                                  "set_ftrace_filter", "options/overwrite",
+                                  "per_cpu/cpu1/trace_pipe_raw", "trace_marker"])
+def test_an_open_file_keeps_its_instance(k: Kernel, root, path: str) -> None:
+    """trace_array_get() at open: rmdir is EBUSY until the last such file is released,
+    and a write through a descriptor kept past the rmdir cannot reach the freed
+    instance (a file of it opened later gets ENODEV)."""
+    inst = walk(root, "instances")
+    inst.mkdir("foo")
+    node = walk(root, f"instances/foo/{path}")
+    of = node.open(READ_ONLY)
+    assert err_of(lambda: inst.rmdir("foo")) == errno.EBUSY
+    assert walk(root, "instances").lookup("foo") is not None
+    of.release()
+    of.release()        # a second release does not drop a second reference
+    enable = walk(root, "instances/foo/events/sched/sched_switch/enable")
+    inst.rmdir("foo")
+    assert err_of(lambda: enable.open(WRITE_TRUNC)) == errno.ENODEV
+    assert not k.events.tracepoint("sched_switch").files
+
+
+def test_files_whose_open_takes_no_instance_reference(root) -> None:
+    inst = walk(root, "instances")
+    inst.mkdir("foo")
+    held = [walk(root, f"instances/foo/{p}").open(READ_ONLY)
+            for p in ("tracing_max_latency", "events/sched/sched_switch/format",
+                      "events/sched/sched_switch/id", "events/sched/sched_switch/trigger",
+                      "events/header_page")]
+    inst.rmdir("foo")
+    for of in held:
+        of.release()
+
+
 # ------------------------------------------------------------------ filters
 FILTER = "events/sched/sched_switch/filter"
 

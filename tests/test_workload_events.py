@@ -224,3 +224,45 @@ def test_host_procs_reports_forks_and_exits() -> None:
     hp.next_check = 0
     hp.sync(k, 1, lambda pid: ("x", 0))
     assert re.search(rf"sched_process_exit: comm=\S+ pid={live.pid} ", read_file(root, "trace").decode())
+
+
+def test_a_requester_that_exec_d_runs_its_exec_first(kt) -> None:
+    """A deterministic mount does not watch host forks: a known requester whose comm
+    changed between requests exec'd (trace-cmd's child becoming the recorded command):
+    sched_process_exec and ld.so's reads of it run before its request."""
+    k, root = kt
+    k.workload.synth_host_start = True
+    write_file(root, "events/sched/sched_process_exec/enable", "1")
+    write_file(root, "events/syscalls/sys_enter_read/enable", "1")
+    k.syscall_enter(4321, "trace-cmd", 1, op="read", name="set_ftrace_pid", count=8192)
+    k.syscall_exit()
+    write_file(root, "trace", "")
+    k.syscall_enter(4321, "sleep", 1, op="openat", name="ld.so.cache", path="/etc/ld.so.cache")
+    k.syscall_exit()
+    lines = body(root)
+    execs = [ln for ln in lines if "sched_process_exec:" in ln]
+    assert len(execs) == 1 and "filename=/usr/bin/sleep pid=4321" in execs[0], lines
+    assert execs[0].split()[0] == "sleep-4321"
+    reads = [ln for ln in lines if "sys_read(" in ln]
+    assert reads and all(ln.split()[0] == "sleep-4321" for ln in reads), lines
+    # the same comm again: no second exec
+    k.syscall_enter(4321, "sleep", 1, op="openat", name="libc.so.6", path="/lib/libc.so.6")
+    k.syscall_exit()
+    assert sum("sched_process_exec:" in ln for ln in body(root)) == 1
+
+
+def test_disabled_call_sites_leave_no_mark(kt, monkeypatch) -> None:
+    """With no ftrace site patched and no int3 probe armed a call tree is skipped whole,
+    and a syscall's frames are still pushed (a stack trace inside shows them)."""
+    k, _root = kt
+    wl, ft = k.workload, k.ftrace
+    entered: list[int] = []
+    monkeypatch.setattr(ft, "func_entry", lambda idx, pip, regs: entered.append(idx))
+    assert not ft.nr_active
+    wl.call(("vfs_read", ("rw_verify_area", "security_file_permission")), "ksys_read")
+    assert not entered and not wl.stacks.get(id(k.sched.current))
+    frames = wl.enter_chain(("x64_sys_call", "__x64_sys_read", "ksys_read"))
+    assert [name for _, name, _ in frames] == ["x64_sys_call", "__x64_sys_read", "ksys_read"]
+    assert wl.site("ksys_read") in wl.current_stack()
+    wl.leave_chain(frames)
+    assert not wl.stacks.get(id(k.sched.current)) and not entered

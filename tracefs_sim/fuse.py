@@ -29,7 +29,7 @@ import socket
 import stat
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import pyfuse3
@@ -48,16 +48,17 @@ ENTRY_TIMEOUT = 0.0  # the tree is dynamic: instances, probes and events come an
 # per path component (ftracetest's reset greps open every events/*/*/trigger and filter)
 STABLE_ENTRY_TIMEOUT = 300.0
 ATTR_TIMEOUT = 0.0
-# The attributes of those stable directories never change behind the VFS's back: modes
-# are fixed, eventfs directories keep nlink 1, a chown/chgrp answers with the new
-# attributes, mkdir/rmdir make the VFS drop the parent's (fuse_dir_changed) and a remount
-# invalidates them. With default_permissions every path component's permission check
-# otherwise costs a GETATTR (four of the five per stat of events/SYS/EVENT/trigger).
-# Regular files keep timeout 0: a write makes the VFS raise the i_size it caches to the
-# write's end (fuse_write_update_attr), which an O_APPEND write then starts from; the
-# GETATTR of each open's permission check puts it back to tracefs's 0 (with cached file
-# attributes `trace-cmd record -p function_graph -g vfs_read` after other commands
-# recorded no vfs_read: tests/test_tools.py).
+# The attributes of stable nodes never change behind the VFS's back: modes are fixed,
+# eventfs directories keep nlink 1, a chown/chgrp answers with the new attributes (and
+# drops the cached ones of an instance's inodes, which take its owner), mkdir/rmdir make
+# the VFS drop the parent's (fuse_dir_changed) and a remount invalidates them all.  With
+# default_permissions every path component's permission check otherwise costs a GETATTR.
+# A file's size: a write makes the VFS raise the i_size it caches to the write's end
+# (fuse_write_update_attr) but also marks size and mtime stale, so the next stat asks
+# again and sees tracefs's 0; an O_APPEND write starts at that i_size, and no tracefs
+# write handler looks at the position.  What still costs a GETATTR per stat is atime:
+# every read marks it stale (fuse_invalidate_atime), so grep's fstat() of a file read
+# before asks again.
 STABLE_ATTR_TIMEOUT = STABLE_ENTRY_TIMEOUT
 SIGNAL_RECHECK = 0.05  # seconds between checks of a blocked reader's pending signals
 COMM_TTL = 0.2  # seconds a pid's comm is trusted (exec changes it)
@@ -148,31 +149,39 @@ class TaskInfo:
             self._comm = {p: v for p, v in self._comm.items() if now - v[0] < COMM_TTL}
         self._comm[pid] = (now, comm)
 
+    def refresh(self, pid: int) -> None:
+        """Forget what is cached of ``pid`` (a syscall it makes right after an exec
+        must see the new comm)."""
+        self._comm.pop(pid, None)
+        self._stat.pop(pid, None)
+
     def lookup(self, pid: int) -> tuple[str, int]:
         """(comm, cpu) of ``pid``: a pinned task runs on its one allowed CPU, any other
-        on the CPU it last ran on (field 39 of /proc/<pid>/stat), modulo nr_cpus."""
+        on the CPU it last ran on (field 39 of /proc/<pid>/stat), modulo nr_cpus.  Kept
+        CPU_TTL: one request after another asks again within microseconds."""
         if pid <= 0:
             return "<idle>", 0
+        now = time.monotonic()
+        hit = self._stat.get(pid)
+        if hit is not None and now - hit[0] < CPU_TTL:
+            return hit[1], hit[2]
         try:
             allowed = os.sched_getaffinity(pid)
         except OSError:
             allowed = set()
         if len(allowed) == 1:
-            return self.comm(pid), next(iter(allowed)) % self.nr_cpus
-        now = time.monotonic()
-        hit = self._stat.get(pid)
-        if hit is not None and now - hit[0] < CPU_TTL:
-            return hit[1], hit[2]
-        text = _read_proc(f"/proc/{pid}/stat")
-        if text is None:
-            return self.comm(pid), 0
-        head, _, tail = text.rpartition(")")
-        comm = head.partition("(")[2]
-        self._remember(pid, time.monotonic(), comm)
-        try:
-            cpu = int(tail.split()[36]) % self.nr_cpus  # field 39; tail starts at field 3
-        except (IndexError, ValueError):
-            cpu = 0
+            comm, cpu = self.comm(pid), next(iter(allowed)) % self.nr_cpus
+        else:
+            text = _read_proc(f"/proc/{pid}/stat")
+            if text is None:
+                return self.comm(pid), 0
+            head, _, tail = text.rpartition(")")
+            comm = head.partition("(")[2]
+            self._remember(pid, now, comm)
+            try:
+                cpu = int(tail.split()[36]) % self.nr_cpus  # field 39; tail starts at field 3
+            except (IndexError, ValueError):
+                cpu = 0
         if len(self._stat) > 4096:
             self._stat.clear()
         self._stat[pid] = (now, comm, cpu)
@@ -324,7 +333,7 @@ class Operations(pyfuse3.Operations):
         a.generation = 0
         if ino in self._stable:
             a.entry_timeout = STABLE_ENTRY_TIMEOUT
-            a.attr_timeout = STABLE_ATTR_TIMEOUT if isinstance(node, Dir) else ATTR_TIMEOUT
+            a.attr_timeout = STABLE_ATTR_TIMEOUT
         else:
             a.entry_timeout, a.attr_timeout = ENTRY_TIMEOUT, ATTR_TIMEOUT
         if isinstance(node, Dir):
@@ -345,8 +354,9 @@ class Operations(pyfuse3.Operations):
                path: str = "") -> None:
         if self.sysctl is not None:
             self.sysctl.sync()
-        self.hostprocs.sync(self.kernel, pid, self.tasks.lookup)
-        comm, cpu = self.tasks.lookup(pid)
+        lookup = self.tasks.lookup
+        comm, cpu = lookup(pid)
+        self.hostprocs.sync(self.kernel, pid, lambda p: (comm, cpu) if p == pid else lookup(p))
         self.kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count, path=path,
                                   before=lambda: self.hostprocs.chdir(self.kernel, pid))
 
@@ -424,6 +434,7 @@ class Operations(pyfuse3.Operations):
             uid = os.stat(f"/proc/{n.pid}").st_uid
         except OSError:
             return      # gone
+        self.tasks.refresh(n.pid)
         self._enter(n.pid, uid, n.op, os.path.basename(target) or target,
                     path=paths if len(paths) > 1 else paths[0])
         self.kernel.syscall_exit(3 if n.op in ("open", "openat") else 0)
@@ -487,6 +498,10 @@ class Operations(pyfuse3.Operations):
             if fields.update_gid:
                 gid = attr.st_gid
             self._owner[path] = (uid, gid)
+            # an instance's files take its directory's owner (owner_of): drop the
+            # attributes the VFS keeps for the ones below
+            self._invalidate_attrs(ino for ino, p in list(self._paths.items())
+                                   if p.startswith(path + "/"))
         # mode and times: accepted and not kept
         return self.attrs(node, inode)
 
@@ -509,15 +524,19 @@ class Operations(pyfuse3.Operations):
         if inode != pyfuse3.ROOT_INODE or name != REMOUNT_XATTR:
             raise pyfuse3.FUSEError(errno.ENOTSUP)
         self.remount(value.decode("latin-1"))
-        # every inode's owner may have changed: make the VFS ask again for the
-        # attributes it keeps (the stable directories' only, see attrs()); attributes
-        # only: no page cache, no inode lock, safe in a handler
-        for ino in [pyfuse3.ROOT_INODE, *self._lookups]:
-            if ino in self._stable and isinstance(self._node_of.get(ino), Dir):
-                try:
-                    pyfuse3.invalidate_inode(ino, attr_only=True)
-                except OSError:
-                    pass    # forgotten meanwhile
+        # every inode's owner may have changed: drop the attributes the VFS keeps
+        self._invalidate_attrs([pyfuse3.ROOT_INODE, *self._lookups])
+
+    def _invalidate_attrs(self, inodes: Iterable[int]) -> None:
+        """Make the VFS ask again for the attributes of ``inodes`` (it caches only the
+        stable ones').  Attributes only: no page cache, no inode lock, safe in a handler."""
+        for ino in inodes:
+            if ino not in self._stable:
+                continue
+            try:
+                pyfuse3.invalidate_inode(ino, attr_only=True)
+            except OSError:
+                pass    # forgotten meanwhile
 
     def remount(self, options: str) -> None:
         """tracefs_apply_options(): new owner/group for every inode, chown/chgrp reset."""

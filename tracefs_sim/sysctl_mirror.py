@@ -18,6 +18,7 @@ import ctypes
 import ctypes.util
 import logging
 import os
+import select
 from typing import Any
 
 from .kernel.errors import KernelError
@@ -53,6 +54,8 @@ class _Inotify:
         if fd < 0:
             raise OSError(ctypes.get_errno(), "inotify_init1")
         self.fd: int = fd
+        self._poll = select.poll()     # asked before every request: a poll is cheaper
+        self._poll.register(fd, select.POLLIN)   # than a read failing with EAGAIN
 
     def watch(self, path: str) -> None:
         if self._add(self.fd, os.fsencode(path), IN_MODIFY | IN_CLOSE_WRITE) < 0:
@@ -60,6 +63,8 @@ class _Inotify:
 
     def changed(self) -> bool:
         """Whether any watched file was written since the last call (drains the events)."""
+        if not self._poll.poll(0):
+            return False
         seen = False
         while True:
             try:

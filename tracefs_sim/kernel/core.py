@@ -164,6 +164,12 @@ class Kernel:
         if wl is not None:
             wl.catch_up()
         sched = self.sched
+        known = sched.tasks.get(pid)
+        if (known is not None and wl is not None and getattr(wl, "synth_host_start", False)
+                and comm not in ("", "<...>") and known.comm != comm[:15]):
+            # a requester whose comm changed exec'd since its last request: its execve
+            # and ld.so run first (a kernel that watches the host learns it from there)
+            wl.host_exec(pid, comm)
         task = sched.task(pid, comm)
         task.uid = uid
         cpu %= self.nr_cpus

@@ -138,7 +138,9 @@ class TraceArray:
     max_latency: int = 0
     err_log: list[ErrLogEntry] = field(default_factory=list)
     tracer_flags: dict[str, bool] = field(default_factory=dict)
-    ref: int = 0
+    ref: int = 0            # trace_ref: consuming readers (trace_pipe), hold the tracer
+    file_ref: int = 0       # trace_array_get() by open files of an instance
+    freed: bool = False     # removed (rmdir): trace_array_get() fails with ENODEV
     time_start: int = 0
     snapshot_disabled: int = 0
     size_cache: list[int] = field(default_factory=list)
@@ -154,6 +156,16 @@ class TraceArray:
     @property
     def is_top(self) -> bool:
         return self is self.tracing.global_trace
+
+    def array_get(self) -> None:
+        """trace_array_get(): an open file keeps its instance (rmdir is EBUSY)."""
+        if self.freed:
+            raise KernelError(errno.ENODEV)
+        self.file_ref += 1
+
+    def array_put(self) -> None:
+        if self.file_ref:
+            self.file_ref -= 1
 
     # -------------------------------------------------------------- record writing
     def event_reserve(self, cpu: int, type_id: int, size: int) -> int:
@@ -431,7 +443,9 @@ class Tracing:
         tr = self.instances.get(name)
         if tr is None:
             raise KernelError(errno.ENODEV)
-        if tr.ref or any(check(tr) for check in self.busy_checks):
+        # __remove_instance(): any open file of the instance (tr->ref > 1) or a reader
+        # holding its tracer (trace_ref)
+        if tr.ref or tr.file_ref or any(check(tr) for check in self.busy_checks):
             raise KernelError(errno.EBUSY)
         if tr.current_trace.reset:
             tr.current_trace.reset(tr)
@@ -441,6 +455,7 @@ class Tracing:
             self.printk_trace = self.global_trace
             self.global_trace.flags |= ITER_TRACE_PRINTK
         del self.instances[name]
+        tr.freed = True
 
     def all_arrays(self) -> list[TraceArray]:
         return [self.global_trace, *self.instances.values()]

@@ -355,7 +355,16 @@ class Workload:
         return out
 
     def call(self, tree: Tree | str, parent: str | None = None) -> None:
-        """Run one function (and its callees) through the ftrace call sites."""
+        """Run one function (and its callees) through the ftrace call sites.  With no
+        site patched and no int3 probe armed the whole call returns having left no
+        mark (its frames are popped again), so it is skipped: a disabled call site
+        costs almost nothing."""
+        k = self.k
+        ft = getattr(k, "ftrace", None)
+        if ft is None or not ft.nr_active:
+            kp = getattr(k, "kprobes", None)
+            if kp is None or not kp.nr_bp_armed:
+                return
         if isinstance(tree, str):
             name, kids = tree, ()
         else:
@@ -376,7 +385,20 @@ class Workload:
                     ) -> list[tuple[int, str, Any]]:
         """Enter nested functions without returning (the syscall is in progress)."""
         frames: list[tuple[int, str, Any]] = []
-        if getattr(self.k, "ftrace", None) is None:
+        k = self.k
+        ft = getattr(k, "ftrace", None)
+        if ft is None:
+            return frames
+        kp = getattr(k, "kprobes", None)
+        if not ft.nr_active and (kp is None or not kp.nr_bp_armed):
+            # no site patched: only the frames (a stack trace taken inside shows them)
+            stack = self.stacks.setdefault(id(k.sched.current), [])
+            sites = self._sites
+            for name in names:
+                idx = self._index(name)
+                if idx >= 0:
+                    stack.append(sites.get(name) or self.site(name))
+                    frames.append((idx, name, None))
             return frames
         for name in names:
             idx = self._index(name)

@@ -130,8 +130,20 @@ class EventfsDir(Dir):
             node = self._make(name)
             if node is None:
                 return None
+            if isinstance(node, File) and name in self._PINNED:
+                tr = self._tr()
+                if not tr.is_top:
+                    node.pin = tr
             self._cache[name] = node
         return node
+
+    # files whose open takes a reference on the instance: system_tr_open(),
+    # subsystem_open(), tracing_open_file_tr() (format, id, trigger and the headers
+    # take none)
+    _PINNED: frozenset[str] = frozenset()
+
+    def _tr(self) -> TraceArray:
+        raise NotImplementedError
 
     def entries(self) -> Iterable[tuple[str, Node]]:
         out = []
@@ -159,6 +171,11 @@ class EventsDir(EventfsDir):
         self.kernel = kernel
         self.tr = tr
         self.ev: TraceEvents = kernel.events   # type: ignore[attr-defined]
+
+    _PINNED = frozenset({"enable"})
+
+    def _tr(self) -> TraceArray:
+        return self.tr
 
     def _names(self) -> list[str]:
         return ["enable", "header_page", "header_event", *self.ev.systems()]
@@ -195,6 +212,11 @@ class SystemDir(EventfsDir):
         super().__init__()
         self.parent = parent
         self.system = system
+
+    _PINNED = frozenset({"enable", "filter"})
+
+    def _tr(self) -> TraceArray:
+        return self.parent.tr
 
     def _names(self) -> list[str]:
         ev = self.parent.ev
@@ -257,6 +279,11 @@ class EventDir(EventfsDir):
         super().__init__()
         self.parent = parent
         self.call = call
+
+    _PINNED = frozenset({"enable", "filter", "hist"})
+
+    def _tr(self) -> TraceArray:
+        return self.parent.tr
 
     def _file(self) -> EventFile:
         f = self.parent.ev.file(self.parent.tr, self.call)

@@ -20,6 +20,7 @@ import os
 import select
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from ..kernel.errors import WOULD_BLOCK, KernelError, _WouldBlock
 from ..kernel.waitqueue import WaitQueue
@@ -97,23 +98,70 @@ class OpenFile:
         return None
 
 
-class File(Node):
-    """A regular file: ``opener(node, mode)`` makes the OpenFile."""
+class Pin(Protocol):
+    """What an open file holds for its life: trace_array_get()/trace_array_put() of
+    the instance it belongs to (rmdir is EBUSY while any is open)."""
 
-    __slots__ = ("opener",)
+    def array_get(self) -> None: ...
+
+    def array_put(self) -> None: ...
+
+
+class File(Node):
+    """A regular file: ``opener(node, mode)`` makes the OpenFile; ``pin`` (an
+    instance's trace array, set by the tree) is held from open to release."""
+
+    __slots__ = ("opener", "pin")
 
     def __init__(self, mode: int, opener: Callable[[File, OpenMode], OpenFile]) -> None:
         super().__init__(mode)
         self.opener = opener
+        self.pin: Pin | None = None
 
     def open(self, mode: OpenMode) -> OpenFile:
         """Permission checks are the VFS's (default_permissions): root may open a
         0220 file for reading, and then ``read`` fails with EINVAL as in the kernel."""
-        return self.opener(self, mode)
+        pin = self.pin
+        if pin is None:
+            return self.opener(self, mode)
+        pin.array_get()     # ENODEV once the instance is gone
+        try:
+            of = self.opener(self, mode)
+        except BaseException:
+            pin.array_put()
+            raise
+        _hold(of, pin)
+        return of
 
     def truncate(self) -> None:
         """``truncate -s0 FILE`` (setattr size=0): same as an O_TRUNC open."""
         self.open(WRITE_TRUNC).release()
+
+
+def _hold(of: OpenFile, pin: Pin) -> None:
+    """Make ``of.release()`` drop ``pin`` once, after the file's own release."""
+    release = of.release
+    held = [True]
+
+    def release_and_put() -> None:
+        try:
+            release()
+        finally:
+            if held:
+                held.clear()
+                pin.array_put()
+
+    of.release = release_and_put    # type: ignore[method-assign]
+
+
+def pin_files(d: Dir, pin: Pin, skip: frozenset[str] = frozenset()) -> None:
+    """Let every file of the (static) tree ``d`` hold ``pin`` while open, except the
+    names in ``skip`` (files whose open takes no reference)."""
+    for name, node in d._children.items():
+        if isinstance(node, File) and name not in skip:
+            node.pin = pin
+        elif type(node) is Dir:
+            pin_files(node, pin, skip)
 
 
 class Dir(Node):

@@ -25,7 +25,7 @@ from ..kernel.trace import (
 )
 from ..kernel.waitqueue import WaitQueue
 from .files import parse_ulong, seq_file
-from .node import POLLIN, POLLOUT, Dir, File, Node, OpenFile, OpenMode
+from .node import POLLIN, POLLOUT, Dir, File, Node, OpenFile, OpenMode, pin_files
 
 PID_MAX_DEFAULT = 0x8000
 
@@ -483,6 +483,10 @@ def instance_files(kernel: Kernel, tr: TraceArray) -> Dir:
     files = _optional("ftrace_files", "ftrace_files", kernel, tr)
     for name in ("set_ftrace_filter", "set_ftrace_notrace", "set_ftrace_notrace_pid", "set_ftrace_pid"):
         d.add(name, files[name] if isinstance(files, dict) and name in files else placeholder(0o640))
+    if not tr.is_top:
+        # every open of an instance's file takes trace_array_get() (tracing_max_latency's
+        # tracing_open_generic() does not): rmdir is EBUSY while one is open
+        pin_files(d, tr, skip=frozenset({"tracing_max_latency"}))
     return d
 
 
@@ -532,10 +536,11 @@ class InstancesDir(Dir):
         self.remove(name)
 
     def stable_child(self, name: str) -> bool:
-        """Instances come and go: their dentries are looked up each time.  (Letting the
-        VFS keep an instance's tree, which rmdir would drop, made ftracetest's
-        instance-event.tc, a mkdir/rmdir slam, 4-10x slower: left as it was.)"""
-        return False
+        """An instance's tree stays until its rmdir, which drops its dentry (the VFS
+        then cannot reach the cached ones below): the VFS may keep them.  A file of a
+        removed instance reached anyway (a process's cwd inside it) holds no
+        reference: its open fails with ENODEV (File.pin)."""
+        return True
 
 
 TOP_ONLY_PLACEHOLDERS: dict[str, int] = {
