@@ -44,7 +44,7 @@ def test_expected_ftracetest_cases_pass(tmp_path):
 
 
 JOBS = 2
-TIMEOUT = 2700   # seconds for one run; a local run of every case takes about 600
+TIMEOUT = 2700   # seconds for one run; a local run of every case takes about 300
 
 
 def run_cases(tsv: Path, cases: list[str], jobs: int = 1

@@ -202,6 +202,24 @@ def test_signal_pending_and_task_info():
         child.wait()
 
 
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_task_info_sees_a_pin_made_right_after_a_request():
+    """``taskset -c 1 echo x > trace_marker``: the child opens the file, then taskset pins
+    it and echo writes within microseconds: the write's CPU is the pinned one."""
+    info = TaskInfo(2)
+    child = subprocess.Popen(["sleep", "2"])
+    try:
+        os.sched_setaffinity(child.pid, {0, 1})
+        info.lookup(child.pid)
+        os.sched_setaffinity(child.pid, {1})
+        assert info.lookup(child.pid)[1] == 1
+        os.sched_setaffinity(child.pid, {0})
+        assert info.lookup(child.pid)[1] == 0
+    finally:
+        child.kill()
+        child.wait()
+
+
 def test_possible_cpus(tmp_path):
     f = tmp_path / "possible"
     f.write_text("0-3\n")

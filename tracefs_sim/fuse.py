@@ -157,31 +157,31 @@ class TaskInfo:
 
     def lookup(self, pid: int) -> tuple[str, int]:
         """(comm, cpu) of ``pid``: a pinned task runs on its one allowed CPU, any other
-        on the CPU it last ran on (field 39 of /proc/<pid>/stat), modulo nr_cpus.  Kept
-        CPU_TTL: one request after another asks again within microseconds."""
+        on the CPU it last ran on (field 39 of /proc/<pid>/stat), modulo nr_cpus.  The
+        affinity is asked every time: ``taskset -c 1 echo x > trace_marker`` opens the
+        file before taskset pins the process and writes right after."""
         if pid <= 0:
             return "<idle>", 0
-        now = time.monotonic()
-        hit = self._stat.get(pid)
-        if hit is not None and now - hit[0] < CPU_TTL:
-            return hit[1], hit[2]
         try:
             allowed = os.sched_getaffinity(pid)
         except OSError:
             allowed = set()
         if len(allowed) == 1:
-            comm, cpu = self.comm(pid), next(iter(allowed)) % self.nr_cpus
-        else:
-            text = _read_proc(f"/proc/{pid}/stat")
-            if text is None:
-                return self.comm(pid), 0
-            head, _, tail = text.rpartition(")")
-            comm = head.partition("(")[2]
-            self._remember(pid, now, comm)
-            try:
-                cpu = int(tail.split()[36]) % self.nr_cpus  # field 39; tail starts at field 3
-            except (IndexError, ValueError):
-                cpu = 0
+            return self.comm(pid), next(iter(allowed)) % self.nr_cpus
+        now = time.monotonic()
+        hit = self._stat.get(pid)
+        if hit is not None and now - hit[0] < CPU_TTL:
+            return hit[1], hit[2]
+        text = _read_proc(f"/proc/{pid}/stat")
+        if text is None:
+            return self.comm(pid), 0
+        head, _, tail = text.rpartition(")")
+        comm = head.partition("(")[2]
+        self._remember(pid, time.monotonic(), comm)
+        try:
+            cpu = int(tail.split()[36]) % self.nr_cpus  # field 39; tail starts at field 3
+        except (IndexError, ValueError):
+            cpu = 0
         if len(self._stat) > 4096:
             self._stat.clear()
         self._stat[pid] = (now, comm, cpu)
