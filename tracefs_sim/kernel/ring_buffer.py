@@ -84,6 +84,9 @@ _U32X2 = struct.Struct("<II")
 _U64 = struct.Struct("<Q")
 _HDR = struct.Struct("<Qq")
 _pack_u32 = _U32.pack_into
+# rb_calculate_event_length() of a small (type_len) event, header included, by payload
+# length: 4-byte aligned, at least 8 (the fast path's table lookup)
+_EVENT_TOTAL = tuple(8 if n <= 4 else 16 if n <= 8 else (n + 7) & -4 for n in range(113))
 _pack_u32x2 = _U32X2.pack_into
 _unpack_u32 = _U32.unpack_from
 _unpack_u32x2 = _U32X2.unpack_from
@@ -433,12 +436,7 @@ class RingBuffer:
         if cb.slow or length > 112 or not w:
             return self._reserve(cb, length, ts)
         delta = ts - cb.write_stamp
-        if length > 8:
-            total = (length + 7) & -4
-        elif length > 4:
-            total = 16
-        else:
-            total = 8
+        total = _EVENT_TOTAL[length]
         nw = w + total
         if delta >> 27 or nw > self.capacity:
             return self._reserve(cb, length, ts)
