@@ -147,7 +147,8 @@ def test_instance_has_own_event_state(k: Kernel, root) -> None:
 @pytest.mark.parametrize("path", ["events/sched/sched_switch/enable", "events/sched/enable",
                                   "events/enable", "events/sched/sched_switch/hist", "trace",
                                   "set_ftrace_filter", "options/overwrite",
-                                  "per_cpu/cpu1/trace_pipe_raw", "trace_marker"])
+                                  "per_cpu/cpu1/trace_pipe_raw", "trace_marker",
+                                  "tracing_max_latency"])
 def test_an_open_file_keeps_its_instance(k: Kernel, root, path: str) -> None:
     """trace_array_get() at open: rmdir is EBUSY until the last such file is released,
     and a write through a descriptor kept past the rmdir cannot reach the freed
@@ -170,7 +171,7 @@ def test_files_whose_open_takes_no_instance_reference(root) -> None:
     inst = walk(root, "instances")
     inst.mkdir("foo")
     held = [walk(root, f"instances/foo/{p}").open(READ_ONLY)
-            for p in ("tracing_max_latency", "events/sched/sched_switch/format",
+            for p in ("events/sched/sched_switch/format",
                       "events/sched/sched_switch/id", "events/sched/sched_switch/trigger",
                       "events/header_page")]
     inst.rmdir("foo")

@@ -17,7 +17,7 @@ from typing import Any
 
 from .clock import BootClock
 from .mm import Memory
-from .sched import Sched, Task
+from .sched import TASK_COMM_LEN, Sched, Task
 from .trace import Tracing
 from .trace_output import register_core_printers
 
@@ -166,7 +166,7 @@ class Kernel:
         sched = self.sched
         known = sched.tasks.get(pid)
         if (known is not None and wl is not None and getattr(wl, "synth_host_start", False)
-                and comm not in ("", "<...>") and known.comm != comm[:15]):
+                and comm not in ("", "<...>") and known.comm != comm[:TASK_COMM_LEN - 1]):
             # a requester whose comm changed exec'd since its last request: its execve
             # and ld.so run first (a kernel that watches the host learns it from there)
             wl.host_exec(pid, comm)

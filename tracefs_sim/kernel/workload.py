@@ -354,17 +354,22 @@ class Workload:
             out += self._entry_sites
         return out
 
+    def _sites_armed(self) -> bool:
+        """Can a function's entry do anything: an ftrace site patched, or an int3
+        kprobe armed inside some function body?"""
+        ft = getattr(self.k, "ftrace", None)
+        if ft is not None and ft.nr_active:
+            return True
+        kp = getattr(self.k, "kprobes", None)
+        return kp is not None and bool(kp.nr_bp_armed)
+
     def call(self, tree: Tree | str, parent: str | None = None) -> None:
         """Run one function (and its callees) through the ftrace call sites.  With no
         site patched and no int3 probe armed the whole call returns having left no
         mark (its frames are popped again), so it is skipped: a disabled call site
         costs almost nothing."""
-        k = self.k
-        ft = getattr(k, "ftrace", None)
-        if ft is None or not ft.nr_active:
-            kp = getattr(k, "kprobes", None)
-            if kp is None or not kp.nr_bp_armed:
-                return
+        if not self._sites_armed():
+            return
         if isinstance(tree, str):
             name, kids = tree, ()
         else:
@@ -386,11 +391,9 @@ class Workload:
         """Enter nested functions without returning (the syscall is in progress)."""
         frames: list[tuple[int, str, Any]] = []
         k = self.k
-        ft = getattr(k, "ftrace", None)
-        if ft is None:
+        if getattr(k, "ftrace", None) is None:
             return frames
-        kp = getattr(k, "kprobes", None)
-        if not ft.nr_active and (kp is None or not kp.nr_bp_armed):
+        if not self._sites_armed():
             # no site patched: only the frames (a stack trace taken inside shows them)
             stack = self.stacks.setdefault(id(k.sched.current), [])
             sites = self._sites

@@ -141,27 +141,27 @@ class File(Node):
 def _hold(of: OpenFile, pin: Pin) -> None:
     """Make ``of.release()`` drop ``pin`` once, after the file's own release."""
     release = of.release
-    held = [True]
+    held = True
 
     def release_and_put() -> None:
+        nonlocal held
         try:
             release()
         finally:
             if held:
-                held.clear()
+                held = False
                 pin.array_put()
 
     of.release = release_and_put    # type: ignore[method-assign]
 
 
-def pin_files(d: Dir, pin: Pin, skip: frozenset[str] = frozenset()) -> None:
-    """Let every file of the (static) tree ``d`` hold ``pin`` while open, except the
-    names in ``skip`` (files whose open takes no reference)."""
-    for name, node in d._children.items():
-        if isinstance(node, File) and name not in skip:
+def pin_files(d: Dir, pin: Pin) -> None:
+    """Let every file of the (static) tree ``d`` hold ``pin`` while open."""
+    for node in d._children.values():
+        if isinstance(node, File):
             node.pin = pin
         elif type(node) is Dir:
-            pin_files(node, pin, skip)
+            pin_files(node, pin)
 
 
 class Dir(Node):

@@ -484,9 +484,9 @@ def instance_files(kernel: Kernel, tr: TraceArray) -> Dir:
     for name in ("set_ftrace_filter", "set_ftrace_notrace", "set_ftrace_notrace_pid", "set_ftrace_pid"):
         d.add(name, files[name] if isinstance(files, dict) and name in files else placeholder(0o640))
     if not tr.is_top:
-        # every open of an instance's file takes trace_array_get() (tracing_max_latency's
-        # tracing_open_generic() does not): rmdir is EBUSY while one is open
-        pin_files(d, tr, skip=frozenset({"tracing_max_latency"}))
+        # every open of an instance's file takes trace_array_get() (tracing_open_generic_tr
+        # and its kin): rmdir is EBUSY while one is open
+        pin_files(d, tr)
     return d
 
 
