@@ -18,10 +18,7 @@ TRAMP = r"0x[0-9a-f]+"
 
 @pytest.fixture(scope="module")
 def booted():
-    k = Kernel(nr_cpus=2, seed=1, plugins=False)
-    k.ftrace = F.boot(k)
-    k.fgraph = G.boot(k)
-    return k
+    return Kernel(nr_cpus=2, seed=1)
 
 
 @pytest.fixture

@@ -322,8 +322,6 @@ def test_event_commands_golden_09(sh):
 
 def test_function_tracer_records(sh):
     k = sh.k
-    if "function_tracers" not in k.plugins:
-        pytest.skip("no function tracer plugin")
     sh.ok("set_ftrace_filter", "vfs_read")
     sh.ok("current_tracer", "function")
     k.syscall_enter(300, "cat", 1, op="read")

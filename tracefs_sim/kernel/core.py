@@ -3,55 +3,95 @@
 Boot order mirrors the dependency order of kernel/trace: data (kallsyms, btf),
 sched and clocks, ftrace, the tracing core (trace_array, tracers), events,
 dynamic events, then the workload that gives tracers something to see.
-Optional subsystems whose module is absent are skipped, so the core boots alone.
+Every subsystem is built by an explicit call in ``Kernel.__init__``: nothing is looked up
+by name, so a missing or broken piece fails the boot instead of leaving inert files.
 """
 
 from __future__ import annotations
 
-import importlib
 import logging
 import os
 import random
 from collections.abc import Callable
-from typing import Any
+from types import ModuleType
 
+from . import (
+    fgraph,
+    ftrace,
+    trace_dynevent,
+    trace_eprobe,
+    trace_events,
+    trace_events_filter,
+    trace_events_synth,
+    trace_fprobe,
+    trace_functions,
+    trace_functions_graph,
+    trace_kprobe,
+    trace_stack,
+    trace_uprobe,
+    workload,
+)
+from .btf import BTF
 from .clock import BootClock
+from .fgraph import Fgraph
+from .fprobe import FprobeCore
+from .ftrace import Ftrace
+from .kallsyms import Kallsyms
 from .mm import Memory
 from .sched import TASK_COMM_LEN, Sched, Task
 from .trace import Tracing
+from .trace_dynevent import DynEvents
+from .trace_eprobe import EprobeEvents
+from .trace_events import TraceEvents
+from .trace_events_synth import SynthEvents
+from .trace_events_trigger import TriggerCommands
+from .trace_fprobe import FprobeEvents
+from .trace_functions import FunctionTracer
+from .trace_functions_graph import GraphTracer
+from .trace_kprobe import KprobeCore, KprobeEvents
 from .trace_output import register_core_printers
-
-# (attribute, module, factory) for subsystems that plug in at boot, in order.
-PLUGINS: tuple[tuple[str, str, str], ...] = (
-    ("ftrace", "ftrace", "boot"),
-    ("fgraph", "fgraph", "boot"),
-    ("events", "trace_events", "boot"),
-    ("function_tracers", "trace_functions", "boot"),
-    ("graph_tracer", "trace_functions_graph", "boot"),
-    ("stack_tracer", "trace_stack", "boot"),
-    ("dynevent", "trace_dynevent", "boot"),
-    ("fprobe_events", "trace_fprobe", "boot"),
-    ("eprobe_events", "trace_eprobe", "boot"),
-    ("synth_events", "trace_events_synth", "boot"),
-    ("kprobe_events", "trace_kprobe", "boot"),
-    ("uprobe_events", "trace_uprobe", "boot"),
-    ("workload", "workload", "boot"),
-)
+from .trace_stack import StackTracer
+from .trace_uprobe import UprobeEvents
+from .workload import Workload
 
 
 class Kernel:
-    """A booted simulated kernel."""
+    """A booted simulated kernel: every subsystem is a typed field, built in
+    ``__init__`` in the kernel's initcall order by explicit calls.  A missing or broken
+    piece fails here, at boot, with its own exception."""
+
+    nr_cpus: int
+    sched: Sched
+    kallsyms: Kallsyms
+    btf: BTF
+    mem: Memory
+    trace: Tracing
+    ftrace: Ftrace
+    fgraph: Fgraph
+    events: TraceEvents
+    function_tracer: FunctionTracer
+    graph_tracer: GraphTracer
+    stack_tracer: StackTracer
+    dynevent: DynEvents
+    fprobe: FprobeCore
+    fprobe_events: FprobeEvents
+    eprobe_events: EprobeEvents
+    synth_events: SynthEvents
+    kprobes: KprobeCore
+    kprobe_events: KprobeEvents
+    uprobe_events: UprobeEvents
+    workload: Workload
 
     def __init__(self, nr_cpus: int | None = None, seed: int | None = None,
-                 buffer_kb: int = 1408, plugins: bool = True) -> None:
+                 buffer_kb: int = 1408) -> None:
         self.nr_cpus = nr_cpus or os.cpu_count() or 1
         self.seed = seed
         self.deterministic = seed is not None
         self.rng = random.Random(seed if seed is not None else os.getpid())
         self.boot_clock = BootClock(random.Random(seed) if seed is not None else None)
         self.sched = Sched(self.nr_cpus)
-        self._kallsyms: Any = None
-        self._btf: Any = None
+        self.kallsyms = Kallsyms()
+        self.btf = BTF()
         self._sys_op = ""
         self._sys_frames: list | None = None
         self.log: list[str] = []  # the simulated kernel log (dmesg)
@@ -59,7 +99,7 @@ class Kernel:
         # text addresses given to the functions of loaded Python modules (insmod)
         self.module_syms: dict[int, tuple[str, str]] = {}
         self._next_module_addr = 0xFFFFFFFFC1000000
-        self.modules: dict[str, Any] = {}
+        self.modules: dict[str, ModuleType] = {}
         # /proc/sys entries of the simulated kernel: path under /proc/sys ->
         # (read() -> text, write(text) raising KernelError); the mount mirrors them
         self.sysctls: dict[str, tuple[Callable[[], str], Callable[[str], None]]] = {}
@@ -67,43 +107,29 @@ class Kernel:
         # read() -> text (kprobes/list); the mount can publish them (--debugfs-dir)
         self.debugfs: dict[str, Callable[[], str]] = {}
         self.syscall_hooks: list[Callable[[Task], None]] = []
+        # the initcalls, in order
         self.trace = Tracing(self, buffer_kb)
         register_core_printers(self.trace.output)
         self.trace.boot()
-        self.plugins: dict[str, Any] = {}
-        if plugins:
-            for attr, mod, factory in PLUGINS:
-                try:
-                    module = importlib.import_module(f"{__package__}.{mod}")
-                except ModuleNotFoundError as e:
-                    if e.name != f"{__package__}.{mod}":
-                        raise
-                    continue
-                boot = getattr(module, factory, None)
-                if boot is None:
-                    continue
-                obj = boot(self)
-                self.plugins[attr] = obj
-                if obj is not None and not hasattr(self, attr):
-                    setattr(self, attr, obj)
+        self.ftrace = ftrace.boot(self)
+        self.fgraph = fgraph.boot(self)
+        self.events = trace_events.boot(self)
+        self.events.filters = trace_events_filter
+        self.events.triggers = TriggerCommands(self, self.events)
+        self.function_tracer = trace_functions.boot(self)
+        self.graph_tracer = trace_functions_graph.boot(self)
+        self.stack_tracer = trace_stack.boot(self)
+        self.dynevent = trace_dynevent.boot(self)
+        self.fprobe = FprobeCore(self)
+        self.fprobe_events = trace_fprobe.boot(self)
+        self.eprobe_events = trace_eprobe.boot(self)
+        self.synth_events = trace_events_synth.boot(self)
+        self.kprobes = KprobeCore(self)
+        self.kprobe_events = trace_kprobe.boot(self)
+        self.uprobe_events = trace_uprobe.boot(self)
+        self.workload = workload.boot(self)
 
     # ------------------------------------------------------------------ data
-    @property
-    def kallsyms(self) -> Any:
-        if self._kallsyms is None:
-            from .kallsyms import Kallsyms
-
-            self._kallsyms = Kallsyms()
-        return self._kallsyms
-
-    @property
-    def btf(self) -> Any:
-        if self._btf is None:
-            from .btf import BTF
-
-            self._btf = BTF()
-        return self._btf
-
     def kallsyms_addr(self, name: str) -> int:
         addr = self.kallsyms.addr_of(name)
         return addr or 0
@@ -117,7 +143,7 @@ class Kernel:
         if len(self.log) > 10000:
             del self.log[:1000]
 
-    def module_symbol(self, func: Callable[..., Any], module: str) -> int:
+    def module_symbol(self, func: Callable[..., object], module: str) -> int:
         """An address for a Python function of a loaded module, so ``%ps`` names it."""
         for addr, (name, mod) in self.module_syms.items():
             if name == func.__name__ and mod == module:
@@ -127,7 +153,7 @@ class Kernel:
         self.module_syms[addr] = (func.__name__, module)
         return addr
 
-    def insmod(self, path: str, **params: str) -> Any:
+    def insmod(self, path: str, **params: str) -> ModuleType:
         """Load a Python file as a kernel module: import it and call its
         ``init_module(kernel, **params)`` (a non-zero return fails the load)."""
         import importlib.util
@@ -160,12 +186,11 @@ class Kernel:
         interleaves with the user's requests in time order.  ``before`` runs once the
         task has the CPU, ahead of the request's syscall (what the task did meanwhile).
         """
-        wl = getattr(self, "workload", None)
-        if wl is not None:
-            wl.catch_up()
+        wl = self.workload
+        wl.catch_up()
         sched = self.sched
         known = sched.tasks.get(pid)
-        if (known is not None and wl is not None and getattr(wl, "synth_host_start", False)
+        if (known is not None and wl.synth_host_start
                 and comm not in ("", "<...>") and known.comm != comm[:TASK_COMM_LEN - 1]):
             # a requester whose comm changed exec'd since its last request: its execve
             # and ld.so run first (a kernel that watches the host learns it from there)
@@ -173,11 +198,7 @@ class Kernel:
         task = sched.task(pid, comm)
         task.uid = uid
         cpu %= self.nr_cpus
-        run_task = getattr(wl, "run_task", None)
-        if run_task is not None:
-            run_task(cpu, task)  # scheduled in (a sched_switch) unless it already ran there
-        else:
-            sched.set_current(cpu, task)
+        wl.run_task(cpu, task)  # scheduled in (a sched_switch) unless it already ran there
         tracing = self.trace
         if tracing.cmdline_ref:
             tracing.record_task(task)
@@ -186,14 +207,12 @@ class Kernel:
         if before is not None:
             before()
         self._sys_op = op
-        self._sys_frames = (wl.syscall_begin(op, name=name, count=count, path=path)
-                            if (wl is not None and op) else None)
+        self._sys_frames = wl.syscall_begin(op, name=name, count=count, path=path) if op else None
 
     def syscall_exit(self, ret: int = 0) -> None:
         """The request returns ``ret`` to user space; the CPU goes back to its idle task."""
-        wl = getattr(self, "workload", None)
-        if wl is not None and self._sys_frames is not None:
-            wl.syscall_end(self._sys_op, self._sys_frames, ret=ret)
+        if self._sys_frames is not None:
+            self.workload.syscall_end(self._sys_op, self._sys_frames, ret=ret)
         self._sys_frames = None
         sched = self.sched
         sched.irq_flags = 0
@@ -203,6 +222,4 @@ class Kernel:
     def idle_tick(self) -> None:
         """Called periodically by the adapter (not in deterministic mode) to let the
         background workload run while no request arrives."""
-        wl = getattr(self, "workload", None)
-        if wl is not None:
-            wl.catch_up()
+        self.workload.catch_up()

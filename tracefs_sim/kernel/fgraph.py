@@ -436,9 +436,6 @@ class GraphRegexIter:
             self.fgraph.graph_notrace_hash = new
 
 
-def boot(kernel: Kernel) -> Fgraph | None:
+def boot(kernel: Kernel) -> Fgraph:
     """Initcall: the fgraph core on top of ``kernel.ftrace``."""
-    ft = getattr(kernel, "ftrace", None)
-    if ft is None:
-        return None
-    return Fgraph(kernel, ft)
+    return Fgraph(kernel, kernel.ftrace)

@@ -1881,13 +1881,7 @@ def boot(kernel: Kernel) -> Ftrace:
     """Initcall: the records, global_ops for the top-level trace array, and the
     per-instance ops (``tr.ops``) created/destroyed with ``instances/NAME``."""
     ft = Ftrace(kernel)
-    tracing = getattr(kernel, "trace", None)
-    if tracing is None:
-        return ft
-    gt = tracing.global_trace
-    if gt is not None:
-        ft.init_global_array_ops(gt)
-    hooks = getattr(tracing, "instance_hooks", None)
-    if hooks is not None:
-        hooks.append((ft.instance_create, ft.instance_destroy))
+    tracing = kernel.trace
+    ft.init_global_array_ops(tracing.global_trace)
+    tracing.instance_hooks.append((ft.instance_create, ft.instance_destroy))
     return ft

@@ -387,11 +387,8 @@ class EprobeEvents:
         write_probe_record(k, link.file, ep.tp, ep.call.type_id, env, EPROBE_HEAD_SIZE)
 
 
-def boot(kernel: Kernel) -> EprobeEvents | None:
+def boot(kernel: Kernel) -> EprobeEvents:
     """core_initcall(trace_events_eprobe_init_early)."""
-    dyn = getattr(kernel, "dynevent", None)
-    if dyn is None:
-        return None
-    kind = EprobeEvents(dyn, kernel, getattr(kernel, "events", None))
-    dyn.register(kind)
+    kind = EprobeEvents(kernel.dynevent, kernel, kernel.events)
+    kernel.dynevent.register(kind)
     return kind

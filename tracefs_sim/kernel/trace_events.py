@@ -2289,21 +2289,7 @@ class TraceEvents:
 def boot(kernel: Kernel) -> TraceEvents:
     """event_trace_init + early_event_add_tracer: calls, printers, per-instance files."""
     ev = TraceEvents(kernel)
-    kernel.events = ev   # type: ignore[attr-defined]
-    kernel.tracepoints = ev   # type: ignore[attr-defined]
     ev.register_printers()
-    try:
-        from . import trace_events_filter
-
-        ev.filters = trace_events_filter
-    except ImportError:   # pragma: no cover - partial checkouts
-        ev.filters = None
-    try:
-        from .trace_events_trigger import TriggerCommands
-
-        ev.triggers = TriggerCommands(kernel, ev)
-    except ImportError:   # pragma: no cover
-        ev.triggers = None
     tracing = kernel.trace
     for tr in tracing.all_arrays():
         ev.init_instance(tr)

@@ -395,13 +395,10 @@ class SynthEvents:
         return 0, f, consumed
 
 
-def boot(kernel: Kernel) -> SynthEvents | None:
+def boot(kernel: Kernel) -> SynthEvents:
     """core_initcall(trace_events_synth_init_early)."""
-    dyn = getattr(kernel, "dynevent", None)
-    if dyn is None:
-        return None
-    kind = SynthEvents(dyn, kernel, getattr(kernel, "events", None))
-    dyn.register(kind)
+    kind = SynthEvents(kernel.dynevent, kernel, kernel.events)
+    kernel.dynevent.register(kind)
     return kind
 
 

@@ -79,6 +79,7 @@ from .trace_probe import (
     traceprobe_parse_probe_arg,
     traceprobe_update_arg,
 )
+from .tracepoint import install as install_probestubs
 
 if TYPE_CHECKING:
     from .core import Kernel
@@ -826,27 +827,11 @@ class _NoMem:
         return None
 
 
-def boot(kernel: Kernel) -> FprobeEvents | None:
+def boot(kernel: Kernel) -> FprobeEvents:
     """core_initcall(init_fprobe_trace_early): register the kind with dyn_event."""
-    dyn = getattr(kernel, "dynevent", None)
-    if dyn is None:
-        return None
-    from .fprobe import FprobeCore
-
-    fprobe = getattr(kernel, "fprobe", None)
-    if fprobe is None and getattr(kernel, "ftrace", None) is not None:
-        fprobe = FprobeCore(kernel)
-        kernel.fprobe = fprobe   # type: ignore[attr-defined]
-    btf: Any = None
-    try:
-        btf = kernel.btf          # kernel/btf.py BTF implements the ProbeBtf protocol
-    except (ImportError, OSError, FileNotFoundError):
-        btf = None
-    kind = FprobeEvents(dyn, events=getattr(kernel, "events", None), fprobe=fprobe, btf=btf,
-                        kallsyms=kernel.kallsyms, tracepoints=getattr(kernel, "tracepoints", None),
+    kind = FprobeEvents(kernel.dynevent, events=kernel.events, fprobe=kernel.fprobe,
+                        btf=kernel.btf, kallsyms=kernel.kallsyms, tracepoints=kernel.events,
                         kernel=kernel)
-    dyn.register(kind)
-    from .tracepoint import install
-
-    install(kernel)     # tracepoints call __probestub_NAME through its ftrace site
+    kernel.dynevent.register(kind)
+    install_probestubs(kernel)     # tracepoints call __probestub_NAME through its ftrace site
     return kind

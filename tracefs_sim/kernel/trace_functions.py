@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 from .errors import KernelError
 from .ftrace import Ftrace, FtraceOps, _ftrace_stub, ksym
 from .ftrace_cmds import FuncCommands, TracingHooks, register_func_commands
+from .trace import Tracer
 from .trace_output import Printer
 
 if TYPE_CHECKING:
@@ -233,14 +234,10 @@ class FunctionTracer:
             tr.ops.quiet = lambda: not tr.buffer.record_is_on() or not tr.extra.get("function_enabled")
 
 
-def boot(kernel: Kernel) -> FunctionTracer | None:
+def boot(kernel: Kernel) -> FunctionTracer:
     """init_function_trace(): the function tracer and the function commands."""
-    ft = getattr(kernel, "ftrace", None)
-    tracing = getattr(kernel, "trace", None)
-    if ft is None or tracing is None:
-        return None
-    from .trace import Tracer
-
+    ft = kernel.ftrace
+    tracing = kernel.trace
     ftr = FunctionTracer(kernel, ft)
     if "traceon" not in ft.commands:
         ftr.cmds = register_func_commands(ft, TracingHooks(kernel))

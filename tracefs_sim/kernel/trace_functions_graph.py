@@ -34,6 +34,7 @@ from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from .fgraph import FgraphEnt, FgraphOps, FgraphRet
+from .trace import Tracer
 from .trace_flags import (
     ITER_CONTEXT_INFO,
     ITER_LATENCY_FMT,
@@ -685,15 +686,11 @@ class GraphEventPrinter(Printer):
         return f"type: {it.type}\n".encode()
 
 
-def boot(kernel: Kernel) -> GraphTracer | None:
+def boot(kernel: Kernel) -> GraphTracer:
     """init_graph_trace(): the graph events' printers and the function_graph tracer."""
-    ft = getattr(kernel, "ftrace", None)
-    fg = getattr(kernel, "fgraph", None)
-    tracing = getattr(kernel, "trace", None)
-    if ft is None or fg is None or tracing is None:
-        return None
-    from .trace import Tracer
-
+    ft = kernel.ftrace
+    fg = kernel.fgraph
+    tracing = kernel.trace
     g = GraphTracer(kernel, ft, fg)
     printer = GraphEventPrinter(g)
     tracing.output.register(TRACE_GRAPH_ENT, printer)

@@ -89,6 +89,7 @@ from .trace_probe import (
     traceprobe_parse_probe_arg,
     traceprobe_update_arg,
 )
+from .version import map_banner
 
 if TYPE_CHECKING:
     from .core import Kernel
@@ -1454,24 +1455,11 @@ class _NoMem:
         return None
 
 
-def boot(kernel: Kernel) -> KprobeEvents | None:
-    """core_initcall(init_kprobe_trace_early): the kprobes core (``k.kprobes``) and the
-    kind registered with dyn_event."""
-    dyn = getattr(kernel, "dynevent", None)
-    if dyn is None:
-        return None
-    core = KprobeCore(kernel)
-    kernel.kprobes = core   # type: ignore[attr-defined]
-    mem = getattr(kernel, "mem", None)
-    if mem is not None:
-        from .version import map_banner
-
-        map_banner(mem)     # @linux_proc_banner fetches read .rodata
-    btf: Any = None
-    try:
-        btf = kernel.btf
-    except (ImportError, OSError, FileNotFoundError):
-        btf = None
-    kind = KprobeEvents(dyn, core, events=getattr(kernel, "events", None), btf=btf, kernel=kernel)
-    dyn.register(kind)
+def boot(kernel: Kernel) -> KprobeEvents:
+    """core_initcall(init_kprobe_trace_early): the kind registered with dyn_event, on the
+    kprobes core (``k.kprobes``)."""
+    map_banner(kernel.mem)     # @linux_proc_banner fetches read .rodata
+    kind = KprobeEvents(kernel.dynevent, kernel.kprobes, events=kernel.events, btf=kernel.btf,
+                        kernel=kernel)
+    kernel.dynevent.register(kind)
     return kind

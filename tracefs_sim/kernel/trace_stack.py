@@ -160,12 +160,8 @@ class StackTracer:
         return "".join(out)
 
 
-def boot(kernel: Kernel) -> StackTracer | None:
+def boot(kernel: Kernel) -> StackTracer:
     """stack_trace_init(): the tracer and its sysctl."""
-    if getattr(kernel, "ftrace", None) is None:
-        return None
     st = StackTracer(kernel)
-    sysctls = getattr(kernel, "sysctls", None)
-    if sysctls is not None:
-        sysctls[SYSCTL] = (st.sysctl_read, st.sysctl_write)
+    kernel.sysctls[SYSCTL] = (st.sysctl_read, st.sysctl_write)
     return st

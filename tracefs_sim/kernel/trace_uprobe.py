@@ -637,15 +637,10 @@ def _runs(task: Any, exe: str | None, tu: TraceUprobe) -> bool:
     return any(comm == p.rsplit("/", 1)[-1][:15] for p in (tu.filename, tu.path.real))
 
 
-def boot(kernel: Kernel) -> UprobeEvents | None:
+def boot(kernel: Kernel) -> UprobeEvents:
     """fs_initcall(init_uprobe_trace): register the kind (after the kprobe kind, which
     must see each line first) and watch syscall entries for probed executables."""
-    dyn = getattr(kernel, "dynevent", None)
-    if dyn is None:
-        return None
-    kind = UprobeEvents(dyn, events=getattr(kernel, "events", None), kernel=kernel)
-    dyn.register(kind)
-    hooks = getattr(kernel, "syscall_hooks", None)
-    if hooks is not None:
-        hooks.append(kind.task_hook)
+    kind = UprobeEvents(kernel.dynevent, events=kernel.events, kernel=kernel)
+    kernel.dynevent.register(kind)
+    kernel.syscall_hooks.append(kind.task_hook)
     return kind
