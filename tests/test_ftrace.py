@@ -12,6 +12,7 @@ from tracefs_sim.kernel import fgraph as G
 from tracefs_sim.kernel import ftrace as F
 from tracefs_sim.kernel.core import Kernel
 from tracefs_sim.kernel.errors import KernelError
+from tracefs_sim.kernel.lib import glob_to_regex, kstrtoul
 
 TRAMP = r"0x[0-9a-f]+"
 
@@ -86,7 +87,7 @@ def test_filter_parse_regex(text, typ, search, neg):
     ("a\\*b", ["a*b"], ["axb"]),
 ])
 def test_glob_match_semantics(pat, yes, no):
-    rx = re.compile(F.glob_to_regex(pat), re.S)
+    rx = re.compile(glob_to_regex(pat), re.S)
     for s in yes:
         assert rx.fullmatch(s), (pat, s)
     for s in no:
@@ -94,12 +95,12 @@ def test_glob_match_semantics(pat, yes, no):
 
 
 def test_kstrtoul_bases():
-    assert F.kstrtoul("100") == 100
-    assert F.kstrtoul("0x10") == 16
-    assert F.kstrtoul("010") == 8
-    assert F.kstrtoul("08") is None
-    assert F.kstrtoul("1abc") is None
-    assert F.kstrtoul("1_0") is None
+    assert kstrtoul("100") == (0, 100)
+    assert kstrtoul("0x10") == (0, 16)
+    assert kstrtoul("010") == (0, 8)
+    assert kstrtoul("08")[0] == -errno.EINVAL
+    assert kstrtoul("1abc")[0] == -errno.EINVAL
+    assert kstrtoul("1_0")[0] == -errno.EINVAL
 
 
 # ------------------------------------------------------------------------ matching

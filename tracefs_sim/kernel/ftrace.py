@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
+from .lib import MASK64, PAGE_SIZE, glob_to_regex, kstrtoul
 from .trace_parser import TraceParser, write_words
 
 if TYPE_CHECKING:
@@ -113,7 +114,6 @@ ITER_ADDRS = 1 << 8
 FTRACE_BUFF_MAX = 670
 # sizeof(struct dyn_ftrace) on x86_64 and PAGE_SIZE, for dyn_ftrace_total_info
 ENTRY_SIZE = 16
-PAGE_SIZE = 4096
 
 # trace_recursion.h
 TRACE_FTRACE_START = 0
@@ -123,7 +123,6 @@ TRACE_CTX_TRANSITION = 4
 _NMI, _HARDIRQ, _SOFTIRQ = 0x40, 0x08, 0x10  # TRACE_FLAG_* bits of sched.irq_flags
 
 GOLDEN_RATIO_64 = 0x61C8864680B583EB
-MASK64 = (1 << 64) - 1
 
 # Sizes of the kernel functions that appear as %pS in enabled_functions (from the
 # reference kernel where known).  Callables name their symbol with ``__ksym__``.
@@ -334,83 +333,6 @@ def filter_parse_regex(buff: str) -> Glob:
     return Glob(typ, search, negate)
 
 
-def glob_to_regex(pat: str, multiline: bool = False) -> str:
-    """lib/glob.c glob_match() as a Python regex (``*``, ``?``, ``[a-z]``, ``[!x]``, ``\\``).
-
-    A malformed class (no closing ``]``) makes its ``[`` a literal, as glob_match does.
-    ``multiline``: wildcards never cross a newline (matching lines of a joined string).
-    """
-    anyc = "[^\\n]" if multiline else "."
-    nl = "\\n" if multiline else ""
-    out: list[str] = []
-    i = 0
-    n = len(pat)
-    while i < n:
-        c = pat[i]
-        i += 1
-        if c == "*":
-            out.append(anyc + "*")
-        elif c == "?":
-            out.append(anyc)
-        elif c == "[":
-            cls = _glob_class(pat, i)
-            if cls is None:
-                out.append(re.escape("["))
-                continue
-            inverted, spans, i = cls
-            if not spans:
-                out.append(anyc if inverted else "(?!)")
-            else:
-                out.append(("[^" + nl if inverted else "[") + "".join(spans) + "]")
-        elif c == "\\":
-            if i < n:
-                out.append(re.escape(pat[i]))
-                i += 1
-            else:
-                out.append("(?!)")  # a trailing backslash only matches NUL: nothing
-        else:
-            out.append(re.escape(c))
-    return "".join(out)
-
-
-def _glob_class(pat: str, i: int) -> tuple[bool, list[str], int] | None:
-    """Parse ``[...]`` after the ``[`` at ``i-1``: (inverted, regex spans, next index)."""
-    n = len(pat)
-    inverted = i < n and pat[i] == "!"
-    j = i + 1 if inverted else i
-    spans: list[str] = []
-    if j >= n:
-        return None
-    a = pat[j]
-    j += 1
-    while True:
-        b = a
-        if j + 1 < n and pat[j] == "-" and pat[j + 1] != "]":
-            b = pat[j + 1]
-            j += 2
-        elif j < n and pat[j] == "-" and j + 1 >= n:
-            return None
-        if a <= b:
-            spans.append(re.escape(a) + ("-" + re.escape(b) if b != a else ""))
-        if j >= n:
-            return None
-        a = pat[j]
-        j += 1
-        if a == "]":
-            return inverted, spans, j
-
-
-_KSTRTOUL = re.compile(r"\+?(?:0[xX]([0-9a-fA-F]+)|0([0-7]*)|([1-9][0-9]*))\n?")
-
-
-def kstrtoul(text: str) -> int | None:
-    """kstrtoul(s, 0, &v): base auto-detected, the whole string, one optional newline."""
-    m = _KSTRTOUL.fullmatch(text)
-    if m is None:
-        return None
-    hx, octal, dec = m.groups()
-    v = int(hx, 16) if hx is not None else int(octal or "0", 8) if dec is None else int(dec)
-    return v if v <= MASK64 else None
 
 
 # ----------------------------------------------------------------------- probes & cmds
@@ -701,8 +623,8 @@ class Ftrace:
         return 1 if hits else 0
 
     def _add_rec_by_index(self, hash_: FtraceHash, g: Glob, clear: bool) -> int:
-        idx = kstrtoul(g.search)
-        if idx is None:
+        err, idx = kstrtoul(g.search)
+        if err:
             return 0
         idx -= 1
         if idx < 0 or idx >= self.nr_records:
@@ -912,8 +834,8 @@ class Ftrace:
             read += n
             if not parser.loaded():
                 break
-            val = kstrtoul(parser.word)
-            if val is None:
+            err, val = kstrtoul(parser.word)
+            if err:
                 raise KernelError(errno.EINVAL)
             pid = val & 0xFFFFFFFF
             if pid >= 1 << 30:  # trace_pid_list_set(): beyond the pid_list bits

@@ -17,7 +17,8 @@ import errno
 from typing import TYPE_CHECKING, Any, Protocol
 
 from .errors import KernelError
-from .ftrace import Ftrace, FtraceHash, FuncProbe, FuncProbeOps, kstrtoul
+from .ftrace import Ftrace, FtraceHash, FuncProbe, FuncProbeOps
+from .lib import kstrtoul
 
 if TYPE_CHECKING:
     from .core import Kernel
@@ -334,8 +335,8 @@ class FuncCommands:
         if param is not None:
             number = param.split(":", 1)[0]
             if number:
-                v = kstrtoul(number)
-                if v is None:
+                err, v = kstrtoul(number)
+                if err:
                     raise KernelError(errno.EINVAL)
                 count = v
         self.ft.register_ftrace_function_probe(glob, tr, ops, count)
@@ -398,8 +399,8 @@ class FuncCommands:
         if param is not None:
             number = param.split(":", 1)[0]
             if number:
-                v = kstrtoul(number)
-                if v is None:
+                err, v = kstrtoul(number)
+                if err:
                     raise KernelError(errno.EINVAL)
                 count = v
         self.h.tracing_arm_snapshot(tr)
@@ -495,8 +496,8 @@ class FuncCommands:
             number = count_param.split(":", 1)[0]
             if not number:
                 raise KernelError(errno.EINVAL)
-            v = kstrtoul(number)
-            if v is None:
+            err, v = kstrtoul(number)
+            if err:
                 raise KernelError(errno.EINVAL)
             data.count = v
         if not self.h.event_try_get_ref(file):

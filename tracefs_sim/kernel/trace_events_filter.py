@@ -19,6 +19,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
+from .lib import isalnum, isdigit, isspace
 from .trace_events import (
     EVENT_FILE_FL_FILTERED,
     FILTER_COMM,
@@ -99,18 +100,6 @@ class _Fail(Exception):
         self.ret = ret
 
 
-def _isspace(c: str) -> bool:
-    return c != "" and c in " \t\n\v\f\r"
-
-
-def _isalnum(c: str) -> bool:
-    return c.isascii() and c.isalnum() if c else False
-
-
-def _isdigit(c: str) -> bool:
-    return c in "0123456789" if c else False
-
-
 # --------------------------------------------------------------------------- calc_stack
 def calc_stack(s: str) -> tuple[int, int, int, int]:
     """Returns (ret, parens, preds, err_index); ret -1/-2/-3 as the kernel."""
@@ -124,7 +113,7 @@ def calc_stack(s: str) -> tuple[int, int, int, int]:
     i = 0
     while i < n:
         c = s[i]
-        if _isspace(c):
+        if isspace(c):
             i += 1
             continue
         if quote:
@@ -380,10 +369,10 @@ class PredParser:
             return s[j] if j < len(s) else ""
 
         i = 0
-        while _isspace(ch(i)):
+        while isspace(ch(i)):
             i += 1
         b = i
-        while _isalnum(ch(i)) or ch(i) == "_":
+        while isalnum(ch(i)) or ch(i) == "_":
             i += 1
         if i == b:
             raise _Fail(-1)
@@ -400,7 +389,7 @@ class PredParser:
         if rest.startswith(".function"):
             function = True
             i += len(".function")
-        while _isspace(ch(i)):
+        while isspace(ch(i)):
             i += 1
         op = -1
         for n, o in enumerate(OPS):
@@ -411,7 +400,7 @@ class PredParser:
             pe.set(FILT_ERR_INVALID_OP, pos + i)
             raise _Fail(-errno.EINVAL)
         i += len(OPS[op])
-        while _isspace(ch(i)):
+        while isspace(ch(i)):
             i += 1
         b = i
 
@@ -424,8 +413,8 @@ class PredParser:
                 fail(FILT_ERR_ILLEGAL_FIELD_OP, pos + i)
             if op not in (OP_NE, OP_EQ):
                 fail(FILT_ERR_INVALID_OP, pos + i)
-            if _isdigit(ch(i)):
-                while _isalnum(ch(i)):
+            if isdigit(ch(i)):
+                while isalnum(ch(i)):
                     i += 1
                 if i - b >= 24:
                     fail(FILT_ERR_OPERAND_TOO_LONG, pos + i)
@@ -434,7 +423,7 @@ class PredParser:
                     fail(FILT_ERR_INVALID_VALUE, pos + i)
             else:
                 b = i
-                while ch(i) and not _isspace(ch(i)):
+                while ch(i) and not isspace(ch(i)):
                     i += 1
                 ip = k.kallsyms.addr_of(s[start + b:start + i]) if k is not None else 0
                 if not ip:
@@ -571,14 +560,14 @@ class PredParser:
                 return i, p_loc
             # a char * into kernel/user memory: the simulation cannot read it
             return i, lambda buf, o: False
-        if _isdigit(c) or c == "-":
+        if isdigit(c) or c == "-":
             if _is_string_field(field):
                 fail(FILT_ERR_EXPECT_STRING, pos + i)
             if op == OP_GLOB:
                 fail(FILT_ERR_ILLEGAL_FIELD_OP, pos + i)
             if c == "-":
                 i += 1
-            while _isalnum(ch(i)):
+            while isalnum(ch(i)):
                 i += 1
             if i - b >= 24:
                 fail(FILT_ERR_OPERAND_TOO_LONG, pos + i)
@@ -646,7 +635,7 @@ def predicate_parse(s: str, nr_parens: int, nr_preds: int, parser: PredParser,
         nxt = ptr
         ptr += 1
         c = ch(nxt)
-        if _isspace(c):
+        if isspace(c):
             continue
         if c == "(":
             if len(stack) - 1 >= nr_parens - 1:
@@ -672,7 +661,7 @@ def predicate_parse(s: str, nr_parens: int, nr_preds: int, parser: PredParser,
             nxt = ptr
             ptr += 1
             c = ch(nxt)
-            if _isspace(c):
+            if isspace(c):
                 continue
             if c in (")", ""):
                 pass

@@ -58,12 +58,12 @@ from .trace_probe import (
     ProbeErr,
     ProbeField,
     TraceProbe,
-    _isalnum,
-    _isdigit,
     argv_split,
     compare_arg_type,
     define_arg_fields,
     get_data_size,
+    isalnum,
+    isdigit,
     kstrtouint,
     match_command_args,
     print_args,
@@ -395,14 +395,14 @@ class FprobeEvents:
             return 0, symbol, True
         if is_tracepoint:
             for i, c in enumerate(symbol):
-                if not (_isalnum(c) or c == "_"):
+                if not (isalnum(c) or c == "_"):
                     self._log_err(i, ProbeErr.BAD_TP_NAME)
                     return -errno.EINVAL, "", False
         for i in range(2, len(argv)):
             t = argv[i].find("$retval")
             if t >= 0:
                 nxt = argv[i][t + 7:t + 8]
-                if not (nxt and (_isalnum(nxt) or nxt == "_")):
+                if not (nxt and (isalnum(nxt) or nxt == "_")):
                     if is_tracepoint:
                         self._log_set(i)
                         self._log_err(t, ProbeErr.RETVAL_ON_PROBE)
@@ -431,7 +431,7 @@ class FprobeEvents:
         colon = a0.find(":", 1)
         event: str | None = a0[colon + 1:] if colon >= 0 else None
         maxactive = 0
-        if a0[1:2] and _isdigit(a0[1]):
+        if a0[1:2] and isdigit(a0[1]):
             length = (colon - 1) if colon >= 0 else len(a0) - 1
             if length > MAX_EVENT_NAME_LEN - 1:
                 self._log_err(1, ProbeErr.BAD_MAXACT)
@@ -463,7 +463,7 @@ class FprobeEvents:
                 group = grp
         if not event:
             if is_tracepoint:
-                buf = ("_" if symbol[:1] and _isdigit(symbol[0]) else "") + symbol
+                buf = ("_" if symbol[:1] and isdigit(symbol[0]) else "") + symbol
             else:
                 buf = f"{symbol}__{'exit' if is_return else 'entry'}"
             event = sanitize_event_name(buf[:MAX_EVENT_NAME_LEN - 1])

@@ -71,9 +71,9 @@ from .trace_probe import (
     ParseContext,
     ProbeErr,
     TraceProbe,
-    _isdigit,
     argv_split,
     compare_arg_type,
+    isdigit,
     kstrtol,
     kstrtouint,
     kstrtoul,
@@ -1050,7 +1050,7 @@ class KprobeEvents:
         event: str | None = a0[colon + 1:] if colon >= 0 else None
         group = KPROBE_EVENT_SYSTEM
         maxactive = 0
-        if a0[1:2] and _isdigit(a0[1]):
+        if a0[1:2] and isdigit(a0[1]):
             if not is_return:
                 self._log_err(1, ProbeErr.BAD_MAXACT_TYPE)
                 return -errno.EINVAL

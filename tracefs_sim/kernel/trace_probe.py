@@ -33,6 +33,22 @@ from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from typing import Any, Protocol
 
+from .lib import (  # noqa: F401  (kstrto*/is_good_name users import them from here until moved)
+    argv_split,
+    is_good_name,
+    is_good_system_name,
+    isalnum,
+    isalpha,
+    isdigit,
+    isxdigit,
+    kstrtol,
+    kstrtouint,
+    kstrtoul,
+    kstrtoull,
+    sanitize_event_name,
+    simple_strtoul,
+)
+
 # ----------------------------------------------------------------------------- limits
 MAX_TRACE_ARGS = 128
 MAX_ARGSTR_LEN = 63
@@ -220,145 +236,6 @@ class ProbeLog:
         cmd, pos = self.command_and_pos(offset)
         if self.sink is not None:
             self.sink(self.subsystem, cmd, err.value, pos)
-
-
-# ----------------------------------------------------------------------------- C helpers
-def _isdigit(c: str) -> bool:
-    return "0" <= c <= "9"
-
-
-def _isalpha(c: str) -> bool:
-    return ("a" <= c <= "z") or ("A" <= c <= "Z")
-
-
-def _isalnum(c: str) -> bool:
-    return _isalpha(c) or _isdigit(c)
-
-
-def _isxdigit(c: str) -> bool:
-    return _isdigit(c) or ("a" <= c.lower() <= "f" and len(c) == 1)
-
-
-def _digit_val(c: str) -> int:
-    if _isdigit(c):
-        return ord(c) - 48
-    lc = c.lower()
-    if "a" <= lc <= "z":
-        return ord(lc) - 87
-    return 99
-
-
-def _fixup_radix(s: str, base: int) -> tuple[int, int]:
-    """``_parse_integer_fixup_radix``: returns (base, index past the prefix)."""
-    if base == 0:
-        if s[:1] == "0":
-            if s[1:2].lower() == "x" and _isxdigit(s[2:3] or "z"):
-                return 16, 2
-            return 8, 0
-        return 10, 0
-    if base == 16 and s[:1] == "0" and s[1:2].lower() == "x":
-        return 16, 2
-    return base, 0
-
-
-def kstrtoull(s: str, base: int = 0) -> tuple[int, int]:
-    """Returns (err, value) where err is 0, -EINVAL or -ERANGE, like the kernel."""
-    if s[:1] == "+":
-        s = s[1:]
-    base, i = _fixup_radix(s, base)
-    val = 0
-    n = 0
-    overflow = False
-    while i < len(s):
-        d = _digit_val(s[i])
-        if d >= base:
-            break
-        val = val * base + d
-        if val > 0xFFFFFFFFFFFFFFFF:
-            overflow = True
-        i += 1
-        n += 1
-    if n == 0:
-        return -errno.EINVAL, 0
-    if overflow:
-        return -errno.ERANGE, 0
-    rest = s[i:]
-    if rest == "\n":
-        rest = ""
-    if rest:
-        return -errno.EINVAL, 0
-    return 0, val
-
-
-def kstrtoul(s: str, base: int = 0) -> tuple[int, int]:
-    return kstrtoull(s, base)
-
-
-def kstrtouint(s: str, base: int = 0) -> tuple[int, int]:
-    err, v = kstrtoull(s, base)
-    if err:
-        return err, 0
-    if v > 0xFFFFFFFF:
-        return -errno.ERANGE, 0
-    return 0, v
-
-
-def kstrtol(s: str, base: int = 0) -> tuple[int, int]:
-    if s[:1] == "-":
-        err, v = kstrtoull(s[1:], base)
-        if err:
-            return err, 0
-        if v > (1 << 63):
-            return -errno.ERANGE, 0
-        return 0, -v
-    err, v = kstrtoull(s, base)
-    if err:
-        return err, 0
-    if v > (1 << 63) - 1:
-        return -errno.ERANGE, 0
-    return 0, v
-
-
-def simple_strtoul(s: str, base: int = 0) -> tuple[int, int]:
-    """Returns (value, index of the first unparsed char)."""
-    base, i = _fixup_radix(s, base)
-    val = 0
-    while i < len(s):
-        d = _digit_val(s[i])
-        if d >= base:
-            break
-        val = (val * base + d) & 0xFFFFFFFFFFFFFFFF
-        i += 1
-    return val, i
-
-
-def is_good_name(name: str, hash_ok: bool = False) -> bool:
-    """``__is_good_name``: C identifier (plus '-' for system names)."""
-    if not name:
-        return False
-    c = name[0]
-    if not _isalpha(c) and c != "_" and (not hash_ok or c != "-"):
-        return False
-    for c in name[1:]:
-        if not _isalnum(c) and c != "_" and (not hash_ok or c != "-"):
-            return False
-    return True
-
-
-def is_good_system_name(name: str) -> bool:
-    return is_good_name(name, hash_ok=True)
-
-
-def sanitize_event_name(name: str) -> str:
-    """trace.h's sanitize_event_name: note it never touches the first character."""
-    if not name:
-        return name
-    return name[0] + "".join("_" if c in ":.*" else c for c in name[1:])
-
-
-def argv_split(text: str) -> list[str]:
-    """lib/argv_split.c: split on isspace() runs, no quoting."""
-    return text.split()
 
 
 # ----------------------------------------------------------------------------- fetch types
@@ -928,7 +805,7 @@ def _parse_probe_vars(orig_arg: str, prog: _Prog, ctx: ParseContext) -> int:
         if rest == "":
             code.op = FetchOp.STACKP
             return 0
-        if _isdigit(rest[0]):
+        if isdigit(rest[0]):
             ret, param = kstrtoul(rest, 10)
             if ret:
                 ctx.err(ctx.offset, err)
@@ -975,7 +852,7 @@ def _parse_probe_vars(orig_arg: str, prog: _Prog, ctx: ParseContext) -> int:
 
 
 def _str_to_immediate(s: str) -> tuple[int, int]:
-    if s[:1] and _isdigit(s[0]):
+    if s[:1] and isdigit(s[0]):
         return kstrtoul(s, 0)
     if s[:1] == "-":
         err, v = kstrtol(s, 0)
@@ -1005,7 +882,7 @@ def _parse_probe_arg(arg: str, prog: _Prog, ctx: ParseContext) -> int:
     elif c0 == "@":
         offset = 0
         c1 = arg[1:2]
-        if c1 and _isdigit(c1):
+        if c1 and isdigit(c1):
             ret, param = kstrtoul(arg[1:], 0)
             if ret:
                 ctx.err(ctx.offset, ProbeErr.BAD_MEM_ADDR)
@@ -1096,7 +973,7 @@ def _parse_probe_arg(arg: str, prog: _Prog, ctx: ParseContext) -> int:
             else:
                 prog.code[code].op = FetchOp.IMM
                 prog.code[code].immediate = imm
-    elif c0 and (_isalpha(c0) or c0 == "_"):
+    elif c0 and (isalpha(c0) or c0 == "_"):
         if not tparg_is_function_entry(ctx.flags) and not tparg_is_function_return(ctx.flags):
             ctx.err(ctx.offset, ProbeErr.NOSUP_BTFARG)
             return -errno.EINVAL
@@ -1344,7 +1221,7 @@ def _argv_has_var_arg(argv: list[str], ctx: ParseContext) -> tuple[int, int]:
                 ctx.err(0, ProbeErr.NOFENTRY_ARGS)
                 return -errno.EINVAL, args_idx
             c4 = a[4:5]
-            if c4 and _isdigit(c4):
+            if c4 and isdigit(c4):
                 found = 1
                 continue
             if c4 != "*":

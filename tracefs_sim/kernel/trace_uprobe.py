@@ -50,9 +50,9 @@ from .trace_probe import (
     ProbeErr,
     TraceProbe,
     _fetch_bottom,
-    _isdigit,
     argv_split,
     compare_arg_type,
+    isdigit,
     kstrtoul,
     match_command_args,
     print_args,
@@ -330,7 +330,7 @@ class UprobeEvents:
         if "/" not in spec:
             return -errno.ECANCELED
         colon = spec.rfind(":")
-        if colon < 0 or not (spec[colon + 1:colon + 2] and _isdigit(spec[colon + 1])):
+        if colon < 0 or not (spec[colon + 1:colon + 2] and isdigit(spec[colon + 1])):
             return -errno.ECANCELED
         log = self.dyn.probe_log
         log.init("trace_uprobe", argv)
