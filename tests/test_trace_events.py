@@ -367,7 +367,7 @@ def test_add_remove_event_call(k: Kernel, root) -> None:
     assert k.events.remove_event_call(ext) == -errno.EBUSY   # file open
     f.release()
     assert k.events.remove_event_call(ext) == 0
-    assert k.trace.global_trace.extra.get("clear_trace")
+    assert k.trace.global_trace.clear_trace
     assert walk(root, "events").lookup("mygrp") is None
     assert k.events.alloc_id() == 1529
 

@@ -791,15 +791,13 @@ class Ftrace:
         """ftrace_pids_enabled(): the ops filters on its trace array's pid lists."""
         if not ops.flags & OPS_FL_PID or ops.private is None:
             return False
-        st = ops.private.extra.get("ftrace") if hasattr(ops.private, "extra") else None
-        return st is not None and (st.function_pids is not None or st.function_no_pids is not None)
+        st = ops.private.ftrace_state
+        return st.function_pids is not None or st.function_no_pids is not None
 
     def trace_task(self, tr: Any, task: Any = None) -> bool:
         """!trace_ignore_this_task(function_pids, function_no_pids, task): the check
         ftrace_filter_pid_sched_switch_probe() caches in ftrace_ignore_pid."""
-        st = tr.extra.get("ftrace")
-        if st is None:
-            return True
+        st = tr.ftrace_state
         if task is None:
             task = self.k.sched.current  # type: ignore[attr-defined]
         pids, no_pids = st.function_pids, st.function_no_pids
@@ -1396,12 +1394,8 @@ class Ftrace:
 
     @staticmethod
     def tr_state(tr: Any) -> TrFtraceState:
-        """The ftrace fields of a trace_array (kept in ``tr.extra['ftrace']``)."""
-        extra = tr.extra
-        st = extra.get("ftrace")
-        if st is None:
-            st = extra["ftrace"] = TrFtraceState()
-        return st
+        """The ftrace fields of a trace_array."""
+        return tr.ftrace_state
 
     def _make_probe_ops(self, probe: FuncProbe) -> FtraceOps:
         @ksym("function_trace_probe_call")

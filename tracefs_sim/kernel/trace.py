@@ -20,12 +20,16 @@ from typing import TYPE_CHECKING, Any
 
 from .clock import TraceClock
 from .errors import KernelError
+from .ftrace import TrFtraceState
 from .ring_buffer import RingBuffer
 from .sched import TASK_COMM_LEN, Task
 from .trace_output import TraceOutput
 
 if TYPE_CHECKING:
     from .core import Kernel
+    from .fgraph import FgraphOps
+    from .ftrace import FtraceOps
+    from .trace_events import InstanceEvents
 
 from .trace_flags import (  # noqa: F401  (re-exported for users of .trace)
     _B,
@@ -144,10 +148,16 @@ class TraceArray:
     time_start: int = 0
     snapshot_disabled: int = 0
     size_cache: list[int] = field(default_factory=list)
-    # filled by other subsystems at instance creation (events, ftrace ops, pid lists)
-    events: object | None = None
-    ops: object | None = None
-    extra: dict[str, object] = field(default_factory=dict)
+    # the fields of struct trace_array that other subsystems own, set when they create
+    # the instance (trace_events, ftrace, the function and function_graph tracers)
+    events: InstanceEvents | None = None
+    ops: FtraceOps | None = None            # tr->ops: the function tracer's ftrace_ops
+    ftrace_state: TrFtraceState = field(default_factory=TrFtraceState)  # pids, probes, :mod:
+    gops: FgraphOps | None = None           # tr->gops: the function_graph tracer's
+    function_enabled: bool = False          # tr->function_enabled
+    data_disabled: int = 0                  # the per-CPU data->disabled, summed
+    last_func_repeats: dict[int, list[int]] = field(default_factory=dict)  # per CPU
+    clear_trace: bool = False               # tr->clear_trace: reset after an event removal
 
     @property
     def kernel(self) -> Kernel:

@@ -237,9 +237,10 @@ def boot(kernel: Kernel) -> DynEvents:
 
     def reset_all() -> None:
         # tracing_reset_all_online_cpus(): only arrays where a removed event had been
-        # enabled (trace_events' remove path sets tr.extra["clear_trace"]).
+        # enabled (trace_events' remove path sets tr.clear_trace).
         for tr in tracing.all_arrays():
-            if tr.extra.pop("clear_trace", False):
+            if tr.clear_trace:
+                tr.clear_trace = False
                 tracing.reset_buffer(tr)
                 if tr.max_buffer is not None:
                     tr.max_buffer.reset(None)

@@ -1804,7 +1804,7 @@ class TraceEvents:
             if f.flags & EVENT_FILE_FL_ENABLED:
                 return -errno.EBUSY
             if f.flags & EVENT_FILE_FL_WAS_ENABLED:
-                inst.tr.extra["clear_trace"] = True
+                inst.tr.clear_trace = True
         for inst in self.instances.values():
             f = inst.files.pop(call, None)
             if f is not None:

@@ -17,7 +17,7 @@ Interfaces used (all optional, so the kind can be unit-tested with fakes):
 * ``events``: ``add_event_call(call) -> int`` (0, -EEXIST when GRP/EVENT exists, …;
   assigns ``call.type_id``, creates ``events/GRP/EVENT``, registers ``call.printer``
   with the output registry) and ``remove_event_call(call) -> int`` (0 or -EBUSY; sets
-  ``tr.extra["clear_trace"]`` where the event was ever enabled).  An event file calls
+  ``tr.clear_trace`` where the event was ever enabled).  An event file calls
   ``call.reg(call, TRACE_REG_REGISTER | TRACE_REG_UNREGISTER, file)``; ``file.tr`` is its
   TraceArray and ``file.soft_disabled`` (optional) the trigger soft-disable state.
   ``call.refcnt`` > 0 while event files are open (trace_event_dyn_busy).

@@ -77,9 +77,7 @@ class FunctionTracer:
         """is_repeat_check() + process_repeats(): True for another consecutive call of
         the same function from the same place on this CPU (counted, not recorded);
         otherwise the pending repeats are flushed as a TRACE_FUNC_REPEATS entry."""
-        per_cpu = tr.extra.get("last_func_repeats")
-        if per_cpu is None:
-            per_cpu = tr.extra["last_func_repeats"] = {}
+        per_cpu = tr.last_func_repeats
         cpu = self.k.sched.cpu
         last = per_cpu.get(cpu)
         if last is None:
@@ -108,7 +106,7 @@ class FunctionTracer:
 
     # ------------------------------------------------------------------ callbacks
     def _enabled(self, tr: Any) -> bool:
-        return bool(tr.extra.get("function_enabled"))
+        return bool(tr.function_enabled)
 
     def _make_calls(self) -> dict[tuple[bool, bool], Any]:
         ft = self.ft
@@ -116,7 +114,7 @@ class FunctionTracer:
         @ksym("function_trace_call")
         def function_trace_call(ip: int, pip: int, op: FtraceOps, fregs: Any) -> None:
             tr = op.private
-            if not tr.extra.get("function_enabled"):
+            if not tr.function_enabled:
                 return
             bit = ft.recursion_trylock(ip, pip)
             if bit < 0:
@@ -129,21 +127,21 @@ class FunctionTracer:
         @ksym("function_stack_trace_call")
         def function_stack_trace_call(ip: int, pip: int, op: FtraceOps, fregs: Any) -> None:
             tr = op.private
-            if not tr.extra.get("function_enabled"):
+            if not tr.function_enabled:
                 return
-            disabled = tr.extra.get("data_disabled", 0) + 1
-            tr.extra["data_disabled"] = disabled
+            disabled = tr.data_disabled + 1
+            tr.data_disabled = disabled
             try:
                 if disabled == 1:
                     self.trace_function(tr, ip, pip)
                     self.trace_stack(tr, ip, pip)
             finally:
-                tr.extra["data_disabled"] = disabled - 1
+                tr.data_disabled = disabled - 1
 
         @ksym("function_no_repeats_trace_call")
         def function_no_repeats_trace_call(ip: int, pip: int, op: FtraceOps, fregs: Any) -> None:
             tr = op.private
-            if not tr.extra.get("function_enabled"):
+            if not tr.function_enabled:
                 return
             bit = ft.recursion_trylock(ip, pip)
             if bit < 0:
@@ -158,16 +156,16 @@ class FunctionTracer:
         @ksym("function_stack_no_repeats_trace_call")
         def function_stack_no_repeats_trace_call(ip: int, pip: int, op: FtraceOps, fregs: Any) -> None:
             tr = op.private
-            if not tr.extra.get("function_enabled"):
+            if not tr.function_enabled:
                 return
-            disabled = tr.extra.get("data_disabled", 0) + 1
-            tr.extra["data_disabled"] = disabled
+            disabled = tr.data_disabled + 1
+            tr.data_disabled = disabled
             try:
                 if disabled == 1 and not self.is_repeat(tr, ip, pip):
                     self.trace_function(tr, ip, pip)
                     self.trace_stack(tr, ip, pip)
             finally:
-                tr.extra["data_disabled"] = disabled - 1
+                tr.data_disabled = disabled - 1
 
         return {(False, False): function_trace_call, (True, False): function_stack_trace_call,
                 (False, True): function_no_repeats_trace_call,
@@ -190,13 +188,13 @@ class FunctionTracer:
         self._set_quiet(tr)
         tracing = self.k.trace
         tracing.cmdline_ref += 1  # tracing_start_cmdline_record()
-        tr.extra["function_enabled"] = False
+        tr.function_enabled = False
         self.ft.register_ftrace_function(tr.ops)
-        tr.extra["function_enabled"] = True
+        tr.function_enabled = True
 
     def reset(self, tr: Any) -> None:
         """function_trace_reset()."""
-        tr.extra["function_enabled"] = False
+        tr.function_enabled = False
         try:
             self.ft.unregister_ftrace_function(tr.ops)
         except KernelError:
@@ -231,7 +229,7 @@ class FunctionTracer:
         if no_repeats:
             tr.ops.quiet = None
         else:
-            tr.ops.quiet = lambda: not tr.buffer.record_is_on() or not tr.extra.get("function_enabled")
+            tr.ops.quiet = lambda: not tr.buffer.record_is_on() or not tr.function_enabled
 
 
 def boot(kernel: Kernel) -> FunctionTracer:

@@ -1,7 +1,7 @@
 """The ``function_graph`` tracer (kernel/trace/trace_functions_graph.c, Linux 6.12).
 
 Recording: every trace array (top level and each instance) owns an ``FgraphOps``
-(``tr.extra["gops"]``, as ``tr->gops``) whose ftrace_ops shares the array's own filter
+(``tr.gops``, as ``tr->gops``) whose ftrace_ops shares the array's own filter
 hashes (``fgraph.init_ops(gops, tr.ops)``), so set_ftrace_filter/notrace and
 set_ftrace_pid of that array select the functions.  ``init`` registers it with the
 fgraph core; its entry callback applies set_graph_notrace, the pid lists,
@@ -277,12 +277,12 @@ class GraphTracer:
     # ------------------------------------------------------------------ per-array ops
     def alloc_gops(self, tr: TraceArray) -> FgraphOps:
         """allocate_fgraph_ops() / init_array_fgraph_ops(): share tr.ops' hashes."""
-        gops = tr.extra.get("gops")
+        gops = tr.gops
         if isinstance(gops, FgraphOps):
             return gops
         gops = FgraphOps(self.trace_graph_entry, self.trace_graph_return, private=tr)
         self.fg.init_ops(gops, getattr(tr, "ops", None))  # type: ignore[arg-type]
-        tr.extra["gops"] = gops
+        tr.gops = gops
         return gops
 
     def instance_create(self, tr: TraceArray) -> None:
@@ -290,7 +290,7 @@ class GraphTracer:
 
     def instance_destroy(self, tr: TraceArray) -> None:
         """free_fgraph_ops() (the tracer was reset by the rmdir before)."""
-        gops = tr.extra.pop("gops", None)
+        gops, tr.gops = tr.gops, None
         if isinstance(gops, FgraphOps):
             self.fg.unregister_ftrace_graph(gops)
 
@@ -387,7 +387,7 @@ class GraphTracer:
         tracing = self.k.trace
         if tracing.cmdline_ref:
             tracing.cmdline_ref -= 1
-        gops = tr.extra.get("gops")
+        gops = tr.gops
         if isinstance(gops, FgraphOps):
             self.fg.unregister_ftrace_graph(gops)
 
