@@ -68,6 +68,7 @@ from .trace_flags import (  # noqa: F401  (re-exported for users of .trace)
     TRACE_BPUTS,
     TRACE_BRANCH,
     TRACE_CTX,
+    TRACE_ENTRY,
     TRACE_FLAG_NAMES,
     TRACE_FN,
     TRACE_FUNC_REPEATS,
@@ -95,7 +96,6 @@ SAVED_CMDLINES_DEFAULT = 128
 TRACE_BUF_SIZE_DEFAULT = 1441792  # 1408 KB: CONFIG default trace_buf_size
 SIMULATED_MEM_AVAILABLE = 256 << 20  # what the simulated machine can give ring buffers
 
-_ENTRY = struct.Struct("<HBBi")  # struct trace_entry: type, flags, preempt_count, pid
 _PRINT_HDR = struct.Struct("<HBBiQ")  # trace_entry + unsigned long ip
 _RAW_HDR = struct.Struct("<HBBiI")  # trace_entry + unsigned int id
 
@@ -189,7 +189,7 @@ class TraceArray:
         if off < 0:
             return -1
         sched = self.tracing.kernel.sched
-        _ENTRY.pack_into(rb.cpu_buffers[cpu].page, off, type_id, sched.irq_flags,
+        TRACE_ENTRY.pack_into(rb.cpu_buffers[cpu].page, off, type_id, sched.irq_flags,
                          sched.preempt_count, sched.current.pid)
         return off
 
