@@ -50,6 +50,7 @@ the next write/consume):
 
 from __future__ import annotations
 
+import builtins
 import errno
 import struct
 from collections.abc import Iterator
@@ -870,7 +871,7 @@ class RingBuffer:
             for ts, _cpu, page, off, length in recs:
                 yield ts, page, off, length
 
-    def read_page(self, cpu: int, full: bool = False, length: int | None = None) -> bytes | None:
+    def read_page(self, cpu: int, full: bool = False, length: int | None = None) -> builtins.bytes | None:
         """``ring_buffer_read_page``: consume up to one sub-buffer, return it whole.
 
         ``length`` is the reader's buffer size (trace.c passes the read() count;

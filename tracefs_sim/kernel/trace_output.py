@@ -264,10 +264,10 @@ class TraceOutput:
         if type_id == TRACE_PRINT and flags & ITER_PRINTK and flags & ITER_PRINTK_MSGONLY:
             return it.cstr(16)
         if flags & ITER_BIN:
-            head = b""
+            bin_head = b""
             if flags & ITER_CONTEXT_INFO:
-                head = struct.pack("<iiQ", it.pid, it.cpu, it.ts)
-            return head + (printer.binary(it) if printer else b"")
+                bin_head = struct.pack("<iiQ", it.pid, it.cpu, it.ts)
+            return bin_head + (printer.binary(it) if printer else b"")
         if flags & ITER_HEX:
             head = ""
             if flags & ITER_CONTEXT_INFO:
@@ -367,7 +367,7 @@ def find_mark(d: int) -> str:
 
 
 # ------------------------------------------------------------------ merged iteration
-Record = tuple[int, int, bytes | bytearray, int, int]  # ts, cpu, buf, payload offset, length
+Record = tuple[int, int, bytearray, int, int]  # ts, cpu, page, payload offset, length
 
 
 def merged_records(rb: RingBuffer, cpus: list[int]) -> list[Record]:

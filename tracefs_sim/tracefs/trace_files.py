@@ -458,16 +458,21 @@ def _stats(tr: TraceArray, cpu: int) -> File:
 def per_cpu_dir(tr: TraceArray) -> Dir:
     d = Dir(0o750)
     for cpu in range(tr.tracing.nr_cpus):
-        c = Dir(0o750)
-        c.add("buffer_size_kb", _buffer_size(tr, cpu))
-        c.add("snapshot", trace_file(tr, cpu, snapshot=True))
-        c.add("snapshot_raw", File(TRACE_MODE_READ, lambda n, m, cpu=cpu: RawOpenFile(n, m, tr, cpu, True)))
-        c.add("stats", _stats(tr, cpu))
-        c.add("trace", trace_file(tr, cpu))
-        c.add("trace_pipe", File(TRACE_MODE_READ, lambda n, m, cpu=cpu: PipeOpenFile(n, m, tr, cpu)))
-        c.add("trace_pipe_raw", File(TRACE_MODE_READ, lambda n, m, cpu=cpu: RawOpenFile(n, m, tr, cpu, False)))
-        d.add(f"cpu{cpu}", c)
+        d.add(f"cpu{cpu}", _cpu_dir(tr, cpu))
     return d
+
+
+def _cpu_dir(tr: TraceArray, cpu: int) -> Dir:
+    """tracing_init_tracefs_percpu(): ``per_cpu/cpuN``."""
+    c = Dir(0o750)
+    c.add("buffer_size_kb", _buffer_size(tr, cpu))
+    c.add("snapshot", trace_file(tr, cpu, snapshot=True))
+    c.add("snapshot_raw", File(TRACE_MODE_READ, lambda n, m: RawOpenFile(n, m, tr, cpu, True)))
+    c.add("stats", _stats(tr, cpu))
+    c.add("trace", trace_file(tr, cpu))
+    c.add("trace_pipe", File(TRACE_MODE_READ, lambda n, m: PipeOpenFile(n, m, tr, cpu)))
+    c.add("trace_pipe_raw", File(TRACE_MODE_READ, lambda n, m: RawOpenFile(n, m, tr, cpu, False)))
+    return c
 
 
 EVENT_INSTANCE_FILES = ("set_event", "set_event_notrace_pid", "set_event_pid")
