@@ -97,37 +97,16 @@ PER_CPU_CPU0 = _listing("""
 -r--r----- trace_pipe_raw
 """)
 
-INSTANCE = _listing("""
--r--r----- available_tracers
--rw-r----- buffer_percent
--rw-r----- buffer_size_kb
--rw-r----- buffer_subbuf_size_kb
--r--r----- buffer_total_size_kb
--rw-r----- current_tracer
--rw-r----- error_log
-drwxr-xr-x events
---w------- free_buffer
-drwxr-x--- options
-drwxr-x--- per_cpu
--rw-r----- set_event
--rw-r----- set_event_notrace_pid
--rw-r----- set_event_pid
--rw-r----- set_ftrace_filter
--rw-r----- set_ftrace_notrace
--rw-r----- set_ftrace_notrace_pid
--rw-r----- set_ftrace_pid
--rw-r----- snapshot
--r--r----- timestamp_mode
--rw-r----- trace
--rw-r----- trace_clock
---w--w---- trace_marker
---w--w---- trace_marker_raw
--rw-r----- trace_options
--r--r----- trace_pipe
--rw-r----- tracing_cpumask
--rw-r----- tracing_max_latency
--rw-r----- tracing_on
-""")
+# an instance has init_tracer_tracefs()'s files, with the modes of the top level
+TOP_LEVEL_ONLY = {
+    "README", "available_events", "available_filter_functions", "available_filter_functions_addrs",
+    "dyn_ftrace_total_info", "dynamic_events", "enabled_functions", "instances", "kprobe_events",
+    "kprobe_profile", "max_graph_depth", "printk_formats", "saved_cmdlines", "saved_cmdlines_size",
+    "saved_tgids", "set_graph_function", "set_graph_notrace", "stack_max_size", "stack_trace",
+    "stack_trace_filter", "synthetic_events", "touched_functions", "tracing_thresh",
+    "uprobe_events", "uprobe_profile",
+}
+INSTANCE = {name: mode for name, mode in TOP_LEVEL.items() if name not in TOP_LEVEL_ONLY}
 
 
 def _mode_string(node: Node) -> str:
