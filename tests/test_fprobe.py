@@ -9,8 +9,6 @@ import pytest
 from tracefs_sim.kernel import Kernel
 from tracefs_sim.kernel.fprobe import Fprobe, FprobeCore, disable_fprobe, enable_fprobe
 
-ftrace_mod = pytest.importorskip("tracefs_sim.kernel.ftrace")
-
 
 class Regs:
     def __init__(self, args):
@@ -22,10 +20,7 @@ class Regs:
 
 @pytest.fixture
 def k() -> Kernel:
-    k = Kernel(nr_cpus=2, seed=1)
-    if getattr(k, "ftrace", None) is None:
-        k.ftrace = ftrace_mod.Ftrace(k)
-    return k
+    return Kernel(nr_cpus=2, seed=1)
 
 
 def _run(k: Kernel, name: str, parent: str, args, retval: int) -> None:

@@ -49,3 +49,33 @@ def test_two_kernels_are_independent():
     assert read_file(tb, "trace_clock").startswith(b"[local]")
     assert read_file(tb, "buffer_size_kb") == b"7 (expanded: 1408)\n"
     assert read_file(ta, "buffer_size_kb") == b"103\n"
+
+
+def test_subsystems_and_files_are_wired_by_explicit_calls():
+    """No subsystem or file builder is looked up by name at run time (importlib), so a
+    missing piece fails at import or boot instead of being skipped."""
+    for pkg in ("kernel", "tracefs"):
+        for path in (ROOT / "tracefs_sim" / pkg).glob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if isinstance(node, ast.Attribute) and node.attr == "import_module":
+                    raise AssertionError(f"{path.name}:{node.lineno}: importlib.import_module")
+                if isinstance(node, ast.ImportFrom) and node.module == "importlib":
+                    names = {a.name for a in node.names}
+                    assert "import_module" not in names, f"{path.name}: imports import_module"
+
+
+def test_kernel_subsystems_are_typed_fields():
+    """Every subsystem the Kernel builds is declared with its type on the class (what
+    other modules may rely on without getattr)."""
+    from tracefs_sim.kernel import Kernel
+    from tracefs_sim.kernel.core import Kernel as CoreKernel
+
+    assert Kernel is CoreKernel
+    k = Kernel(nr_cpus=1, seed=1)
+    hints = CoreKernel.__annotations__
+    for name in ("trace", "ftrace", "fgraph", "events", "dynevent", "fprobe", "kprobes",
+                 "fprobe_events", "kprobe_events", "uprobe_events", "workload"):
+        assert name in hints, name
+        assert getattr(k, name) is not None, name
+    assert k.trace.global_trace is k.trace.printk_trace

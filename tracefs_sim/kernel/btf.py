@@ -14,11 +14,11 @@ first use (one pass recording each type's byte offset and the FUNC names), and
 
 from __future__ import annotations
 
-import gzip
 import struct
 from array import array
 from dataclasses import dataclass, field
-from importlib import resources
+
+from .refdata import data_bytes
 
 BTF_MAGIC = 0xEB9F
 
@@ -113,8 +113,7 @@ class Enumerator:
 
 
 def _load_blob() -> bytes:
-    ref = resources.files("tracefs_sim").joinpath("data", "vmlinux.btf.gz")
-    return gzip.decompress(ref.read_bytes())
+    return data_bytes("vmlinux.btf.gz")
 
 
 class BTF:
@@ -270,11 +269,7 @@ class BTF:
     def _module_proto(self, name: str) -> FuncProto | None:
         if self._mod_protos is None:
             rows: dict[str, list[str]] = {}
-            try:
-                ref = resources.files("tracefs_sim").joinpath("data", "btf_protos.tsv.gz")
-                text = gzip.decompress(ref.read_bytes()).decode()
-            except FileNotFoundError:
-                text = ""
+            text = data_bytes("btf_protos.tsv.gz").decode()
             for line in text.splitlines():
                 f = line.split("\t")
                 if f[0] not in self._funcs:

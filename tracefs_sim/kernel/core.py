@@ -9,6 +9,7 @@ by name, so a missing or broken piece fails the boot instead of leaving inert fi
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import random
@@ -95,7 +96,7 @@ class Kernel:
         self._sys_op = ""
         self._sys_frames: list | None = None
         self.log: list[str] = []  # the simulated kernel log (dmesg)
-        self.mem = Memory(lambda: self.btf)
+        self.mem = Memory(self.btf)
         # text addresses given to the functions of loaded Python modules (insmod)
         self.module_syms: dict[int, tuple[str, str]] = {}
         self._next_module_addr = 0xFFFFFFFFC1000000
@@ -110,7 +111,6 @@ class Kernel:
         # the initcalls, in order
         self.trace = Tracing(self, buffer_kb)
         register_core_printers(self.trace.output)
-        self.trace.boot()
         self.ftrace = ftrace.boot(self)
         self.fgraph = fgraph.boot(self)
         self.events = trace_events.boot(self)
@@ -156,9 +156,6 @@ class Kernel:
     def insmod(self, path: str, **params: str) -> ModuleType:
         """Load a Python file as a kernel module: import it and call its
         ``init_module(kernel, **params)`` (a non-zero return fails the load)."""
-        import importlib.util
-        import os.path
-
         name = os.path.splitext(os.path.basename(path))[0]
         spec = importlib.util.spec_from_file_location(f"tracefs_sim_module_{name}", path)
         if spec is None or spec.loader is None:

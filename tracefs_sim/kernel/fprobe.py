@@ -15,10 +15,8 @@ names (``ftrace_set_filter(ops, glob, reset)``, ``ftrace_set_notrace``,
 ``frame[0](frame, retval)`` — our rethook trampoline, which calls the exit handler
 with the entry's return address and a regs view holding the return value.
 
-``fregs`` (whatever the call site passes to ``func_entry``) is handed to the handlers
-as pt_regs; probe events read ``get_kernel_argument(n)`` etc. from it (see
-trace_probe.ProbeRegs).  Without ftrace return hooks (unit tests), ``RethookCore`` keeps
-per-task lists and ``func_return(pid, frame, regs)`` is the trampoline.
+``fregs`` (whatever the call site passes to ``func_entry``, None included) is handed to
+the handlers as pt_regs; probe events read ``get_kernel_argument(n)`` etc. from it.
 """
 
 from __future__ import annotations
@@ -27,17 +25,22 @@ import errno
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from .rethook import Rethook, RethookCore, RethookNode, rethook_alloc
+from .errors import KernelError
+from .ftrace import OPS_FL_SAVE_REGS, FtraceOps, ksym
+from .mm import PtRegs
+from .rethook import Rethook, RethookNode, rethook_alloc
 
 if TYPE_CHECKING:
     from .core import Kernel
+    from .ftrace import Ftrace
 
 FPROBE_FL_DISABLED = 1
 FPROBE_FL_KPROBE_SHARED = 2
-FTRACE_OPS_FL_SAVE_REGS = 1 << 2      # include/linux/ftrace.h bit (fallback value)
 
-EntryHandler = Callable[["Fprobe", int, int, Any, Any], int]
-ExitHandler = Callable[["Fprobe", int, int, Any, Any], None]
+# (fp, entry ip, return address, regs, entry data): the entry handler returns non-zero
+# to skip the exit handler of this call
+EntryHandler = Callable[["Fprobe", int, int, "PtRegs | None", "bytearray | None"], int]
+ExitHandler = Callable[["Fprobe", int, int, PtRegs, "bytearray | None"], None]
 
 
 class Fprobe:
@@ -46,15 +49,15 @@ class Fprobe:
     def __init__(self, entry_handler: EntryHandler | None = None,
                  exit_handler: ExitHandler | None = None, entry_data_size: int = 0,
                  nr_maxactive: int = 0, flags: int = 0) -> None:
-        self.ops: Any = None
+        self.ops: FtraceOps | None = None
         self.nmissed = 0
         self.flags = flags
-        self.rethook: Rethook | None = None
+        self.rethook: Rethook[Fprobe] | None = None
         self.entry_data_size = entry_data_size
         self.nr_maxactive = nr_maxactive
         self.entry_handler = entry_handler
         self.exit_handler = exit_handler
-        self.owner: Any = None        # container_of(): the user's structure
+        self.owner: Any = None        # container_of(): the user's structure, any type
         self.registered = False
         self.core: FprobeCore | None = None
 
@@ -80,24 +83,13 @@ def enable_fprobe(fp: Fprobe | None) -> None:
         fp.flags &= ~FPROBE_FL_DISABLED
 
 
-class _FallbackOps:
-    """Stand-in ftrace_ops when kernel/ftrace.py provides no class."""
-
-    def __init__(self, func: Callable[..., None], flags: int) -> None:
-        self.func = func
-        self.flags = flags
-        self.private: Any = None
-
-
-def _call(fn: Callable[..., Any], *args: Any) -> int:
-    """Call an ftrace API that raises KernelError (kernel/ftrace.py) or returns -errno."""
-    from .errors import KernelError
-
+def _call(fn: Callable[..., None], *args: object) -> int:
+    """Call an ftrace API of kernel/ftrace.py (it raises KernelError): 0 or -errno."""
     try:
-        ret = fn(*args)
+        fn(*args)
     except KernelError as e:
         return -e.errno
-    return ret if isinstance(ret, int) else 0
+    return 0
 
 
 class _RetRegs:
@@ -105,7 +97,7 @@ class _RetRegs:
 
     __slots__ = ("entry", "retval")
 
-    def __init__(self, entry: Any, retval: int) -> None:
+    def __init__(self, entry: PtRegs | None, retval: int) -> None:
         self.entry = entry
         self.retval = retval
 
@@ -125,36 +117,23 @@ class _RetRegs:
 class FprobeCore:
     """The fprobe library of one kernel."""
 
-    def __init__(self, kernel: Kernel | None = None, ftrace: Any = None) -> None:
+    def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
-        self.ftrace = ftrace if ftrace is not None else getattr(kernel, "ftrace", None)
-        self.rethooks = RethookCore()
+        self.ftrace: Ftrace = kernel.ftrace
 
     # ------------------------------------------------------------------ handlers
-    def _make_ops(self, fp: Fprobe) -> Any:
-        def func(ip: int, parent_ip: int, ops: Any, fregs: Any) -> None:
+    def _make_ops(self, fp: Fprobe) -> FtraceOps:
+        @ksym("fprobe_handler", 0x240)   # %pS in enabled_functions
+        def func(ip: int, parent_ip: int, ops: FtraceOps, fregs: PtRegs | None) -> None:
             self._handler(fp, ip, parent_ip, fregs)
 
-        func.__ksym__ = "fprobe_handler"        # type: ignore[attr-defined]  # %pS in enabled_functions
-        func.__ksym_size__ = 0x240              # type: ignore[attr-defined]
-        try:
-            from . import ftrace as _ftrace
-            cls = getattr(_ftrace, "FtraceOps", None)
-            flag = getattr(_ftrace, "OPS_FL_SAVE_REGS", FTRACE_OPS_FL_SAVE_REGS)
-        except ImportError:
-            cls, flag = None, FTRACE_OPS_FL_SAVE_REGS
-        if cls is not None:
-            ops = cls(func, flag, fp, name="fprobe")
-        else:
-            ops = _FallbackOps(func, flag)
-            ops.private = fp
-        return ops
+        return FtraceOps(func, OPS_FL_SAVE_REGS, fp, name="fprobe")
 
-    def _handler(self, fp: Fprobe, ip: int, parent_ip: int, fregs: Any) -> None:
+    def _handler(self, fp: Fprobe, ip: int, parent_ip: int, fregs: PtRegs | None) -> None:
         """``fprobe_handler`` → ``__fprobe_handler``."""
         if fp.disabled():
             return
-        rh: RethookNode | None = None
+        rh: RethookNode[Fprobe] | None = None
         entry_data = None
         if fp.exit_handler is not None:
             rh = fp.rethook.try_get() if fp.rethook is not None else None
@@ -173,48 +152,31 @@ class FprobeCore:
             if ret:
                 rh.rethook.recycle(rh)
             else:
-                self._hook(rh, parent_ip, fregs)
-
-    def _hook(self, rh: RethookNode, parent_ip: int, fregs: Any) -> None:
-        """rethook_hook(): on the task's return-hook stack of kernel/ftrace.py when there
-        is one (its ``func_return`` runs ``frame[0](frame, retval)``), else on our lists."""
-        ft = self.ftrace
-        push = getattr(ft, "push_ret_hook", None)
-        k = self.kernel
-        if push is not None and k is not None:
-            rh.ret_addr = parent_ip
-            push(k.sched.current, [self._ret_frame, rh, fregs])
-            return
-        self.rethooks.hook(rh, getattr(fregs, "pid", 0), parent_ip, getattr(fregs, "frame", 0))
+                # rethook_hook(): on the task's return-hook stack of kernel/ftrace.py
+                rh.ret_addr = parent_ip
+                self.ftrace.push_ret_hook(self.kernel.sched.current, [self._ret_frame, rh, fregs])
 
     def _ret_frame(self, frame: list[Any], retval: int) -> None:
         """The rethook trampoline for one hooked call (frame = [cb, node, entry regs])."""
-        rh: RethookNode = frame[1]
+        rh: RethookNode[Fprobe] = frame[1]
         handler = rh.rethook.handler
         if handler is not None:
             handler(rh, rh.rethook.data, rh.ret_addr, _RetRegs(frame[2], retval))
         rh.rethook.recycle(rh)
 
-    def _exit_handler(self, rh: RethookNode, data: Any, ret_ip: int, regs: Any) -> None:
+    def _exit_handler(self, rh: RethookNode[Fprobe], fp: Fprobe, ret_ip: int, regs: PtRegs) -> None:
         """``fprobe_exit_handler``."""
-        fp: Fprobe = data
-        if fp is None or fp.disabled() or fp.exit_handler is None:
+        if fp.disabled() or fp.exit_handler is None:
             return
         fp.exit_handler(fp, rh.entry_ip, ret_ip, regs,
                         rh.data if fp.entry_data_size else None)
 
-    def func_return(self, pid: int, frame: Any, regs: Any) -> int:
-        """The rethook trampoline for a returning call (0 if nothing was hooked)."""
-        return self.rethooks.trampoline(pid, frame, regs)
-
-    def pending(self, pid: int, frame: Any) -> bool:
-        return self.rethooks.pending(pid, frame)
-
     # ------------------------------------------------------------------ registration
-    def _init(self, fp: Fprobe) -> None:
+    def _init(self, fp: Fprobe) -> FtraceOps:
         fp.nmissed = 0
         fp.core = self
-        fp.ops = self._make_ops(fp)
+        ops = fp.ops = self._make_ops(fp)
+        return ops
 
     def _init_rethook(self, fp: Fprobe, num: int) -> int:
         if fp.exit_handler is None:
@@ -223,8 +185,7 @@ class FprobeCore:
         if fp.nr_maxactive:
             num = fp.nr_maxactive
         else:
-            ncpus = self.kernel.nr_cpus if self.kernel is not None else 1
-            num *= ncpus * 2
+            num *= self.kernel.nr_cpus * 2
         if num <= 0:
             return -errno.EINVAL
         rh = rethook_alloc(fp, self._exit_handler, fp.entry_data_size, num)
@@ -237,44 +198,31 @@ class FprobeCore:
         if fp.rethook is not None:
             fp.rethook.free()
             fp.rethook = None
-        ft = self.ftrace
-        if ft is not None and fp.ops is not None:
-            _call(ft.ftrace_free_filter, fp.ops)
-
-    def _filter_count(self, fp: Fprobe) -> int:
-        fc = getattr(fp.ops, "filter_count", None)
-        if callable(fc):
-            return int(fc())
-        fh = getattr(fp.ops, "filter_hash", None)
-        return len(fh) if fh is not None else 1
+        if fp.ops is not None:
+            _call(self.ftrace.ftrace_free_filter, fp.ops)
 
     def register_fprobe(self, fp: Fprobe, filter: str | None, notfilter: str | None) -> int:
         """Probe the functions matching the glob ``filter`` minus ``notfilter``."""
         if fp is None or filter is None:
             return -errno.EINVAL
         ft = self.ftrace
-        if ft is None:
-            return -errno.ENODEV
-        self._init(fp)
-        ret = _call(ft.ftrace_set_filter, fp.ops, filter, False)
+        ops = self._init(fp)
+        ret = _call(ft.ftrace_set_filter, ops, filter, False)
         if ret:
             return ret
         if notfilter:
-            ret = _call(ft.ftrace_set_notrace, fp.ops, notfilter, False)
+            ret = _call(ft.ftrace_set_notrace, ops, notfilter, False)
             if ret:
                 self._fail_cleanup(fp)
                 return ret
-        return self._arm(fp, self._filter_count(fp))
+        return self._arm(fp, len(ops.filter_hash))
 
     def register_fprobe_ips(self, fp: Fprobe, addrs: list[int]) -> int:
         """Probe the given ftrace locations."""
         if fp is None or not addrs:
             return -errno.EINVAL
-        ft = self.ftrace
-        if ft is None:
-            return -errno.ENODEV
-        self._init(fp)
-        ret = _call(ft.ftrace_set_filter_ips, fp.ops, list(addrs), False, False)
+        ops = self._init(fp)
+        ret = _call(self.ftrace.ftrace_set_filter_ips, ops, list(addrs), False, False)
         if ret:
             return ret
         return self._arm(fp, len(addrs))
@@ -294,29 +242,20 @@ class FprobeCore:
         """Probe the named functions (all must exist: -ENOENT otherwise)."""
         if fp is None or not syms:
             return -errno.EINVAL
-        ft = self.ftrace
-        if ft is None:
-            return -errno.ENODEV
-        lookup = getattr(ft, "ftrace_lookup_symbols", None)
-        if lookup is not None:
-            addrs = lookup(sorted(syms))
-        else:
-            addrs = self._lookup_symbols(sorted(syms))
-        if isinstance(addrs, int) or addrs is None:
+        addrs = self._lookup_symbols(sorted(syms))
+        if addrs is None:
             return -errno.ENOENT
-        return self.register_fprobe_ips(fp, list(addrs))
+        return self.register_fprobe_ips(fp, addrs)
 
     def _lookup_symbols(self, syms: list[str]) -> list[int] | None:
         """ftrace_lookup_symbols(): the ftrace location of each (traceable) symbol."""
-        k, ft = self.kernel, self.ftrace
-        if k is None or ft is None:
-            return None
+        ks, ips = self.kernel.kallsyms, self.ftrace.ips
         out = []
         for name in syms:
-            i = k.kallsyms.index_of(name)
+            i = ks.index_of(name)
             if i is None:
                 return None
-            out.append(ft.ips[i])
+            out.append(ips[i])
         return out
 
     def unregister_fprobe(self, fp: Fprobe) -> int:
@@ -325,13 +264,12 @@ class FprobeCore:
         if fp.rethook is not None:
             fp.rethook.stop()
         ft = self.ftrace
-        ret = _call(ft.unregister_ftrace_function, fp.ops) if ft is not None else 0
+        ret = _call(ft.unregister_ftrace_function, fp.ops)
         if ret < 0:
             return ret
         if fp.rethook is not None:
             fp.rethook.free()
-        if ft is not None:
-            _call(ft.ftrace_free_filter, fp.ops)
+        _call(ft.ftrace_free_filter, fp.ops)
         fp.registered = False
         return ret
 

@@ -16,23 +16,18 @@ the address is not in any symbol).
 
 from __future__ import annotations
 
-import gzip
+import sys
 from array import array
 from bisect import bisect_right
 from collections.abc import Iterator
-from importlib import resources
 
+from .refdata import data_bytes
 from .version import DATA_SYMBOLS
 
 # Bytes after the last symbol of a region, when nothing follows it (the data has no
 # _etext); matches the spacing gen_data.py gives symbols past the last known one.
 _LAST_SIZE = 0x40
 _LAST_MOD_SIZE = 0x400
-
-
-def _data(name: str) -> bytes:
-    data = resources.files("tracefs_sim").joinpath("data", name).read_bytes()
-    return gzip.decompress(data) if name.endswith(".gz") else data
 
 
 class Kallsyms:
@@ -42,7 +37,7 @@ class Kallsyms:
         names: list[str] = []
         addrs: list[int] = []
         mods: list[str | None] = []
-        for line in _data("functions.txt.gz").decode().splitlines():
+        for line in data_bytes("functions.txt.gz").decode().splitlines():
             a, _, rest = line.partition(" ")
             name, _, mod = rest.partition(" ")
             names.append(name)
@@ -58,7 +53,7 @@ class Kallsyms:
         self._all_idx: dict[str, list[int]] | None = None
         self.modules: list[str] = []
         self._mod_ranges: list[tuple[int, int, str]] = []
-        for line in _data("proc-modules.txt").decode().splitlines():
+        for line in data_bytes("proc-modules.txt").decode().splitlines():
             f = line.split()
             self.modules.append(f[0])
             base = int(f[-1], 16)
@@ -123,7 +118,7 @@ class Kallsyms:
         names: list[str] = []
         types: list[str] = []
         mods: list[str | None] = []
-        for line in _data("kallsyms.txt.gz").decode().splitlines():
+        for line in data_bytes("kallsyms.txt.gz").decode().splitlines():
             t = line[0]
             rest = line[2:]
             if rest.endswith("]"):
@@ -135,9 +130,7 @@ class Kallsyms:
                 mods.append(None)
             types.append(t)
         addrs = array("Q")
-        addrs.frombytes(_data("kallsyms_addrs.bin.gz"))
-        import sys
-
+        addrs.frombytes(data_bytes("kallsyms_addrs.bin.gz"))
         if sys.byteorder != "little":
             addrs.byteswap()
         if len(addrs) != len(names):

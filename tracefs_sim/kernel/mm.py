@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import bisect
 import struct
-from typing import TYPE_CHECKING
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from .btf import BTF
+from .btf import BTF
+from .lib import MASK64
 
 KERNEL_HEAP = 0xFFFF_8881_0000_0000
 PATH_MAX = 4096
@@ -29,11 +29,24 @@ STACK_BASE = 0xFFFF_C900_0000_0000
 ARG_REGS = ("di", "si", "dx", "cx", "r8", "r9")
 
 
+class PtRegs(Protocol):
+    """What probe handlers read of a probed context (pt_regs / ftrace_regs at a function
+    entry or return): ``Regs`` below, fprobe's return view, or a test's fake."""
+
+    def get_kernel_argument(self, n: int) -> int: ...
+
+    def return_value(self) -> int: ...
+
+    def kernel_stack_nth(self, n: int) -> int: ...
+
+    def stack_pointer(self) -> int: ...
+
+
 class Memory:
     """Sparse simulated memory: objects allocated at increasing addresses."""
 
-    def __init__(self, btf_getter) -> None:
-        self._btf_getter = btf_getter
+    def __init__(self, btf: BTF) -> None:
+        self._btf = btf
         self._starts: list[int] = []
         self._objs: list[bytearray] = []
         self._user: list[bool] = []
@@ -90,7 +103,7 @@ class Memory:
         obj[off:off + len(data)] = data
 
     def put_u64(self, addr: int, value: int) -> None:
-        self.write(addr, struct.pack("<Q", value & 0xFFFFFFFFFFFFFFFF))
+        self.write(addr, struct.pack("<Q", value & MASK64))
 
     # ---------------------------------------------------------------- ProbeMem
     def _probe_find(self, addr: int, user: bool) -> tuple[bytearray, int] | None:
@@ -128,13 +141,11 @@ class Memory:
         key = f"{struct_name}.{path}"
         off = self._offsets.get(key)
         if off is None:
-            try:
-                btf: BTF = self._btf_getter()
-                t = btf.find_type(struct_name)
-                off = btf.member_path(t, path)[1] if t is not None else 0
-            except (KeyError, ValueError):
-                off = 0
-            self._offsets[key] = off
+            # the simulator's own objects: a chain BTF lacks is a bug (KeyError/ValueError)
+            t = self._btf.find_type(struct_name)
+            if t is None:
+                raise KeyError(f"BTF has no struct {struct_name}")
+            off = self._offsets[key] = self._btf.member_path(t, path)[1]
         return off
 
     def file_object(self, name: str) -> tuple[int, int]:

@@ -50,14 +50,15 @@ the next write/consume):
 
 from __future__ import annotations
 
+import builtins
 import errno
 import struct
 from collections.abc import Iterator
 
 from .errors import KernelError
+from .lib import MASK32, MASK64, PAGE_SIZE
 from .waitqueue import WaitQueue
 
-PAGE_SIZE = 4096
 BUF_PAGE_HDR_SIZE = 16  # offsetof(struct buffer_data_page, data)
 RB_EVNT_HDR_SIZE = 4
 RB_ALIGNMENT = 4
@@ -71,7 +72,7 @@ RINGBUF_TYPE_TIME_STAMP = 31
 TS_SHIFT = 27
 TS_MASK = (1 << TS_SHIFT) - 1
 TS_MSB = 0xF8 << 56
-ABS_TS_MASK = (1 << 64) - 1 - TS_MSB
+ABS_TS_MASK = MASK64 - TS_MSB
 RB_MISSED_EVENTS = 1 << 31
 RB_MISSED_STORED = 1 << 30
 RB_MISSED_MASK = 3 << 30
@@ -124,9 +125,9 @@ def subbuf_order_from_kb(kb: int) -> int:
     int and ``fls()`` takes 32 bits, so 0 KB gives fls(-1) = 32 -> EINVAL and 3 KB
     rounds up to order 0 (4 KB).
     """
-    val = (kb * 1024) & 0xFFFFFFFFFFFFFFFF
-    pages = (((val + PAGE_SIZE - 1) & 0xFFFFFFFFFFFFFFFF) // PAGE_SIZE) & 0xFFFFFFFF
-    order = ((pages - 1) & 0xFFFFFFFF).bit_length()
+    val = (kb * 1024) & MASK64
+    pages = (((val + PAGE_SIZE - 1) & MASK64) // PAGE_SIZE) & MASK32
+    order = ((pages - 1) & MASK32).bit_length()
     if order > MAX_SUBBUF_ORDER:
         raise KernelError(errno.EINVAL)
     return order
@@ -563,7 +564,7 @@ class RingBuffer:
             delta = 0
         body = total - RB_EVNT_HDR_SIZE
         if not w:
-            _U64.pack_into(page, 0, ts & 0xFFFFFFFFFFFFFFFF)
+            _U64.pack_into(page, 0, ts & MASK64)
         if body > RB_MAX_SMALL_DATA:
             _pack_u32x2(page, o, delta << 5, body)
             return o + 8
@@ -870,7 +871,7 @@ class RingBuffer:
             for ts, _cpu, page, off, length in recs:
                 yield ts, page, off, length
 
-    def read_page(self, cpu: int, full: bool = False, length: int | None = None) -> bytes | None:
+    def read_page(self, cpu: int, full: bool = False, length: int | None = None) -> builtins.bytes | None:
         """``ring_buffer_read_page``: consume up to one sub-buffer, return it whole.
 
         ``length`` is the reader's buffer size (trace.c passes the read() count;

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 TASK_COMM_LEN = 16
+PID_MAX_DEFAULT = 0x8000   # include/linux/threads.h (CONFIG_BASE_SMALL=0)
 
 # struct trace_entry.flags bits (trace.h: trace_flag_type)
 TRACE_FLAG_IRQS_OFF = 0x01

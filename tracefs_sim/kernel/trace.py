@@ -16,20 +16,20 @@ import gc
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .clock import TraceClock
 from .errors import KernelError
 from .ftrace import TrFtraceState
 from .ring_buffer import RingBuffer
 from .sched import TASK_COMM_LEN, Task
-from .trace_output import TraceOutput
+from .trace_output import TraceIter, TraceOutput, merged_records, render_records
 
 if TYPE_CHECKING:
     from .core import Kernel
     from .fgraph import FgraphOps
     from .ftrace import FtraceOps
-    from .trace_events import InstanceEvents
+    from .trace_events import EventFile, InstanceEvents
 
 from .trace_flags import (  # noqa: F401  (re-exported for users of .trace)
     _B,
@@ -68,6 +68,7 @@ from .trace_flags import (  # noqa: F401  (re-exported for users of .trace)
     TRACE_BPUTS,
     TRACE_BRANCH,
     TRACE_CTX,
+    TRACE_ENTRY,
     TRACE_FLAG_NAMES,
     TRACE_FN,
     TRACE_FUNC_REPEATS,
@@ -95,7 +96,6 @@ SAVED_CMDLINES_DEFAULT = 128
 TRACE_BUF_SIZE_DEFAULT = 1441792  # 1408 KB: CONFIG default trace_buf_size
 SIMULATED_MEM_AVAILABLE = 256 << 20  # what the simulated machine can give ring buffers
 
-_ENTRY = struct.Struct("<HBBi")  # struct trace_entry: type, flags, preempt_count, pid
 _PRINT_HDR = struct.Struct("<HBBiQ")  # trace_entry + unsigned long ip
 _RAW_HDR = struct.Struct("<HBBiI")  # trace_entry + unsigned int id
 
@@ -189,7 +189,7 @@ class TraceArray:
         if off < 0:
             return -1
         sched = self.tracing.kernel.sched
-        _ENTRY.pack_into(rb.cpu_buffers[cpu].page, off, type_id, sched.irq_flags,
+        TRACE_ENTRY.pack_into(rb.cpu_buffers[cpu].page, off, type_id, sched.irq_flags,
                          sched.preempt_count, sched.current.pid)
         return off
 
@@ -255,16 +255,12 @@ class Tracing:
         self.tgids: dict[int, int] = {}
         self.cmdline_ref = 0
         self.tgid_ref = 0
-        self.global_trace: TraceArray = None  # type: ignore[assignment]
-        self.printk_trace: TraceArray = None  # type: ignore[assignment]
-
-    def boot(self) -> None:
-        """Register the built-in tracers and create global_trace (tracer_alloc_buffers)."""
+        # tracer_alloc_buffers(): the built-in tracers, then global_trace, whose buffer
+        # holds the minimum until something expands it (tracing_update_buffers)
         for t in builtin_tracers():
             self.register_tracer(t)
-        # At boot the buffer holds the minimum until something expands it.
-        self.global_trace = self._new_array("", 1, DEFAULT_FLAGS)
-        self.printk_trace = self.global_trace
+        self.global_trace: TraceArray = self._new_array("", 1, DEFAULT_FLAGS)
+        self.printk_trace: TraceArray = self.global_trace  # the trace_printk_dest instance
 
     # -------------------------------------------------------------------- tracers
     def register_tracer(self, tracer: Tracer) -> None:
@@ -356,8 +352,7 @@ class Tracing:
             self.tracer_tracing_off(tr)
         self.resize(tr, 0)
 
-    def set_clock(self, tr: TraceClock | TraceArray, name: str) -> None:
-        assert isinstance(tr, TraceArray)
+    def set_clock(self, tr: TraceArray, name: str) -> None:
         tr.clock.select(name)
         # Changing the clock makes old timestamps meaningless: reset the buffers.
         self.reset_buffer(tr)
@@ -390,14 +385,9 @@ class Tracing:
             tr.flags |= mask
         else:
             tr.flags &= ~mask
+        # event-fork needs no call: trace_events reads the flag at each fork
         if mask == ITER_FUNC_FORK:
-            ft = getattr(self.kernel, "ftrace", None)
-            if ft is not None:
-                ft.ftrace_pid_follow_fork(tr, enabled)
-        if mask == ITER_EVENT_FORK:
-            ev = getattr(self.kernel, "events", None)
-            if ev is not None and hasattr(ev, "follow_fork"):
-                ev.follow_fork(tr, enabled)
+            self.kernel.ftrace.ftrace_pid_follow_fork(tr, enabled)
         if mask == ITER_OVERWRITE:
             tr.buffer.set_overwrite(enabled)
             if tr.max_buffer is not None:
@@ -547,11 +537,9 @@ class Tracing:
             marker.events.triggers.call_post(marker, rec, True)
         return cnt
 
-    def _marker_file(self, tr: TraceArray) -> Any:
+    def _marker_file(self, tr: TraceArray) -> EventFile | None:
         """tr->trace_marker_file: the ftrace/print event of this instance."""
-        ev = getattr(self.kernel, "events", None)
-        if ev is None:
-            return None
+        ev = self.kernel.events
         call = ev.find_event("ftrace", "print")
         return ev.file(tr, call) if call is not None else None
 
@@ -670,8 +658,6 @@ def buffer_totals(rb: RingBuffer, cpus: list[int]) -> tuple[int, int]:
 
 def trace_file_text(tr: TraceArray, cpu: int | None = None, snapshot: bool = False) -> list[str | bytes]:
     """The ``trace`` (or ``snapshot``) file: header then every record, non-consuming."""
-    from .trace_output import merged_records, render_records
-
     tracing = tr.tracing
     out = tracing.output
     rb = tr.max_buffer if snapshot else tr.buffer
@@ -728,8 +714,6 @@ class PipeReader:
     """tracing_read_pipe(): a consuming reader of one trace array (all CPUs or one)."""
 
     def __init__(self, tr: TraceArray, cpu: int | None = None) -> None:
-        from .trace_output import TraceIter
-
         self.tr = tr
         self.cpu = cpu
         self.leftover = b""

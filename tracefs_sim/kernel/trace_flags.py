@@ -1,4 +1,10 @@
-"""trace.h constants: the trace_iterator flag bits and the core entry types."""
+"""trace.h constants: the trace_iterator flag bits, the core entry types and the layout
+of ``struct trace_entry``, the header every record starts with."""
+
+import struct
+
+# struct trace_entry: unsigned short type, unsigned char flags, preempt_count, int pid
+TRACE_ENTRY = struct.Struct("<HBBi")
 
 # ---------------------------------------------------------------------------- trace flags
 # trace.h TRACE_FLAGS, in bit order (this is also the order trace_options prints).

@@ -13,10 +13,22 @@ from __future__ import annotations
 
 import heapq
 import struct
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from operator import itemgetter
 from typing import TYPE_CHECKING
 
+from .lib import MASK64
+from .ring_buffer import RingBuffer
+from .sched import (
+    TRACE_FLAG_BH_OFF,
+    TRACE_FLAG_HARDIRQ,
+    TRACE_FLAG_IRQS_NOSUPPORT,
+    TRACE_FLAG_IRQS_OFF,
+    TRACE_FLAG_NEED_RESCHED,
+    TRACE_FLAG_NMI,
+    TRACE_FLAG_PREEMPT_RESCHED,
+    TRACE_FLAG_SOFTIRQ,
+)
 from .trace_flags import (
     ITER_BIN,
     ITER_CONTEXT_INFO,
@@ -32,25 +44,22 @@ from .trace_flags import (
     ITER_SYM_OFFSET,
     ITER_VERBOSE,
     TRACE_BPUTS,
+    TRACE_ENTRY,
     TRACE_FN,
     TRACE_PRINT,
     TRACE_RAW_DATA,
     TRACE_STACK,
 )
+from .version import utsname
 
 if TYPE_CHECKING:
     from .core import Kernel
     from .trace import TraceArray
 
-_ENTRY = struct.Struct("<HBBi")
 _U64 = struct.Struct("<Q")
 _U32 = struct.Struct("<I")
 
-# sched.py TRACE_FLAG_* bits (kept local to avoid an import cycle)
-_IRQS_OFF, _IRQS_NOSUPPORT, _NEED_RESCHED, _HARDIRQ = 0x01, 0x02, 0x04, 0x08
-_SOFTIRQ, _PREEMPT_RESCHED, _NMI, _BH_OFF = 0x10, 0x20, 0x40, 0x80
-
-UNAME_RELEASE = "6.12.117+deb12-amd64"
+UNAME_RELEASE = utsname()[1]   # init_utsname()->release, for the latency header
 FTRACE_TRAMPOLINE_MARKER = 0x7FFFFFFF  # ((unsigned long) INT_MAX)
 
 
@@ -85,7 +94,7 @@ class TraceIter:
         return struct.unpack_from("<i", self.buf, self.off + 4)[0]
 
     def entry(self) -> tuple[int, int, int, int]:
-        return _ENTRY.unpack_from(self.buf, self.off)
+        return TRACE_ENTRY.unpack_from(self.buf, self.off)
 
     def u64(self, rel: int) -> int:
         return _U64.unpack_from(self.buf, self.off + rel)[0]
@@ -160,20 +169,20 @@ class TraceOutput:
     # ------------------------------------------------------------------ context
     def lat_fmt(self, flags: int, preempt: int) -> str:
         """trace_print_lat_fmt(): irqs-off, need-resched, hardirq/softirq, preempt depths."""
-        bh_off = flags & _BH_OFF
-        if flags & _IRQS_OFF and bh_off:
+        bh_off = flags & TRACE_FLAG_BH_OFF
+        if flags & TRACE_FLAG_IRQS_OFF and bh_off:
             irqs_off = "D"
-        elif flags & _IRQS_OFF:
+        elif flags & TRACE_FLAG_IRQS_OFF:
             irqs_off = "d"
         elif bh_off:
             irqs_off = "b"
-        elif flags & _IRQS_NOSUPPORT:
+        elif flags & TRACE_FLAG_IRQS_NOSUPPORT:
             irqs_off = "X"
         else:
             irqs_off = "."
-        nr = flags & (_NEED_RESCHED | _PREEMPT_RESCHED)
-        need = {(_NEED_RESCHED | _PREEMPT_RESCHED): "N", _NEED_RESCHED: "n", _PREEMPT_RESCHED: "p"}.get(nr, ".")
-        nmi, hard, soft = flags & _NMI, flags & _HARDIRQ, flags & _SOFTIRQ
+        nr = flags & (TRACE_FLAG_NEED_RESCHED | TRACE_FLAG_PREEMPT_RESCHED)
+        need = {(TRACE_FLAG_NEED_RESCHED | TRACE_FLAG_PREEMPT_RESCHED): "N", TRACE_FLAG_NEED_RESCHED: "n", TRACE_FLAG_PREEMPT_RESCHED: "p"}.get(nr, ".")
+        nmi, hard, soft = flags & TRACE_FLAG_NMI, flags & TRACE_FLAG_HARDIRQ, flags & TRACE_FLAG_SOFTIRQ
         hs = ("Z" if nmi and hard else "z" if nmi else "H" if hard and soft else "h" if hard
               else "s" if soft else ".")
         p1 = f"{preempt & 0xf:x}" if preempt & 0xf else "."
@@ -201,7 +210,7 @@ class TraceOutput:
         key = (bytes(it.buf[off + 2:off + 8]), it.cpu)
         s = it.ctx_cache.get(key)
         if s is None:
-            _t, eflags, preempt, pid = _ENTRY.unpack_from(it.buf, off)
+            _t, eflags, preempt, pid = TRACE_ENTRY.unpack_from(it.buf, off)
             tracing = self.kernel.trace
             comm = tracing.find_cmdline(pid)
             s = f"{comm:>16}-{pid:<7d} "
@@ -217,7 +226,7 @@ class TraceOutput:
     def lat_context(self, it: TraceIter, next_ts: int) -> str:
         """trace_print_lat_context() (latency-format)."""
 
-        _t, eflags, preempt, pid = _ENTRY.unpack_from(it.buf, it.off)
+        _t, eflags, preempt, pid = TRACE_ENTRY.unpack_from(it.buf, it.off)
         comm = self.kernel.trace.find_cmdline(pid)
         if it.flags & ITER_VERBOSE:
             s = f"{comm:>16} {pid:7d} {it.cpu:3d} {eflags:d} {preempt & 0xf:08x} {it.idx:08x} "
@@ -255,10 +264,10 @@ class TraceOutput:
         if type_id == TRACE_PRINT and flags & ITER_PRINTK and flags & ITER_PRINTK_MSGONLY:
             return it.cstr(16)
         if flags & ITER_BIN:
-            head = b""
+            bin_head = b""
             if flags & ITER_CONTEXT_INFO:
-                head = struct.pack("<iiQ", it.pid, it.cpu, it.ts)
-            return head + (printer.binary(it) if printer else b"")
+                bin_head = struct.pack("<iiQ", it.pid, it.cpu, it.ts)
+            return bin_head + (printer.binary(it) if printer else b"")
         if flags & ITER_HEX:
             head = ""
             if flags & ITER_CONTEXT_INFO:
@@ -358,10 +367,10 @@ def find_mark(d: int) -> str:
 
 
 # ------------------------------------------------------------------ merged iteration
-Record = tuple[int, int, bytes | bytearray, int, int]  # ts, cpu, buf, payload offset, length
+Record = tuple[int, int, bytearray, int, int]  # ts, cpu, page, payload offset, length
 
 
-def merged_records(rb, cpus: list[int]) -> list[Record]:
+def merged_records(rb: RingBuffer, cpus: list[int]) -> list[Record]:
     """All records of ``cpus`` in timestamp order (non-consuming; trace_find_next_entry).
 
     trace_find_next_entry() takes the oldest head, the lowest CPU on a tie: a stable
@@ -501,9 +510,6 @@ def _render_plain(out: TraceOutput, it: TraceIter, records: Iterable[Record],
             add((parts[0], f"{ts:12d}", parts[1]))
 
 
-Show = Callable[[], str]
-
-
 # ------------------------------------------------------------------ core printers
 class PrintPrinter(Printer):
     """TRACE_PRINT (trace_marker, trace_printk): ``%ps: %s`` with the stored newline."""
@@ -572,7 +578,7 @@ class StackPrinter(Printer):
         end = it.off + it.size
         while pos + 8 <= end:
             addr = _U64.unpack_from(it.buf, pos)[0]
-            if addr == 0xFFFFFFFFFFFFFFFF or addr == 0:
+            if addr == MASK64 or addr == 0:
                 break
             if addr == FTRACE_TRAMPOLINE_MARKER:
                 lines.append(" => [FTRACE TRAMPOLINE]\n")

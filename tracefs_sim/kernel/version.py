@@ -10,7 +10,12 @@ CONFIG_LD_VERSION=24000); sysname/release/version come from data/uname-a.txt.
 
 from __future__ import annotations
 
-from importlib import resources
+from typing import TYPE_CHECKING
+
+from .refdata import data_bytes
+
+if TYPE_CHECKING:
+    from .mm import Memory
 
 LINUX_COMPILE_BY_HOST = "debian-kernel@lists.debian.org"
 LINUX_COMPILER = ("x86_64-linux-gnu-gcc-12 (Debian 12.2.0-14+deb12u1) 12.2.0, "
@@ -23,7 +28,7 @@ DATA_SYMBOLS = (("R", "linux_proc_banner", LINUX_PROC_BANNER_ADDR),)
 
 def utsname() -> tuple[str, str, str]:
     """(sysname, release, version) of ``uname -a`` of the reference kernel."""
-    text = resources.files("tracefs_sim").joinpath("data", "uname-a.txt").read_text()
+    text = data_bytes("uname-a.txt").decode()
     f = text.split()
     # "Linux HOST RELEASE #1 SMP ... (DATE) x86_64 GNU/Linux": version ends before the machine
     version = " ".join(f[3:-2])
@@ -36,6 +41,6 @@ def proc_version() -> str:
     return LINUX_PROC_BANNER.replace("%s", sysname, 1).replace("%s", release, 1).replace("%s", version, 1)
 
 
-def map_banner(mem) -> None:
+def map_banner(mem: Memory) -> None:
     """Put ``linux_proc_banner`` (with its NUL) at its address in simulated memory."""
     mem.map(LINUX_PROC_BANNER_ADDR, LINUX_PROC_BANNER.encode() + b"\0")

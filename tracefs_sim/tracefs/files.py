@@ -14,7 +14,12 @@ import errno
 from collections.abc import Callable
 
 from ..kernel.errors import KernelError, _WouldBlock
+from ..kernel.lib import kstrtol, kstrtoul
 from .node import READ_ONLY, WRITE_APPEND, WRITE_TRUNC, Dir, File, OpenFile, OpenMode, walk
+
+# trace.h: the modes of tracefs control files
+TRACE_MODE_WRITE = 0o640
+TRACE_MODE_READ = 0o440
 
 ShowFn = Callable[[], str | bytes]
 WriteFn = Callable[[bytes], None]
@@ -60,24 +65,32 @@ def seq_file(mode: int, show: ShowFn | None, write: WriteFn | None = None,
     return File(mode, opener)
 
 
+# kstrto*_from_user(): buf[1 + sizeof(long) * 8 + 1 + 1], so at most 66 bytes are copied
+_FROM_USER_MAX = 66
+
+
+def _user_string(data: bytes) -> str:
+    """What kstrto*_from_user() hands to kstrto*(): the first 66 bytes, a C string (it
+    ends at the first NUL), one char per byte."""
+    text = data[:_FROM_USER_MAX].decode("latin-1")
+    nul = text.find("\0")
+    return text if nul < 0 else text[:nul]
+
+
 def parse_ulong(data: bytes) -> int:
-    """``kstrtoul_from_user(..., 10, ...)``: digits, one optional trailing newline."""
-    text = data.decode("latin-1")
-    if text.endswith("\n"):
-        text = text[:-1]
-    if not text or not text.isdigit() or not text.isascii():
-        raise KernelError(errno.EINVAL)
-    return int(text, 10)
+    """``kstrtoul_from_user(ubuf, cnt, 10, &val)``: the value, or KernelError(EINVAL/ERANGE)."""
+    err, val = kstrtoul(_user_string(data), 10)
+    if err:
+        raise KernelError(-err)
+    return val
 
 
 def parse_long(data: bytes) -> int:
-    text = data.decode("latin-1")
-    if text.endswith("\n"):
-        text = text[:-1]
-    body = text[1:] if text[:1] in "+-" else text
-    if not body or not body.isdigit() or not body.isascii():
-        raise KernelError(errno.EINVAL)
-    return int(text, 10)
+    """``kstrtol_from_user(ubuf, cnt, 10, &val)``."""
+    err, val = kstrtol(_user_string(data), 10)
+    if err:
+        raise KernelError(-err)
+    return val
 
 
 # ----------------------------------------------------------------------------- test helpers

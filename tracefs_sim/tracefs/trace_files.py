@@ -1,59 +1,86 @@
 """The files of trace.c's init_tracer_tracefs(): one table for the top level and instances.
 
 ``instance_files(kernel, tr)`` builds the per-instance directory (also used for the top
-level); ``build_top_level(kernel)`` adds the top-level-only files.  Files of other
-subsystems (events, ftrace filters, dynamic events) come from their own modules through
-``_optional`` so each piece can land separately; a feature not built yet keeps its file
-with the real mode and answers ENODEV, as a kernel without the feature would refuse it.
+level); ``build_top_level(kernel)`` adds the top-level-only files.  The files of other
+subsystems come from their builders by explicit calls: events (event_files.py), the
+function tracer's filters and lists (ftrace_files.py), dynamic events and the stack
+tracer (dynevent_files.py), the probe kinds (probe_files.py).  Each builder must make
+exactly the files the tree expects of it: a missing builder fails at import, a missing
+or renamed file fails the build (``TreeBuildError``), never a silently absent file.
+
+The only files that do nothing are those in ``NOT_SIMULATED``, each with its reason.
 """
 
 from __future__ import annotations
 
 import errno
-import importlib
 from collections.abc import Callable
-from importlib import resources
+from dataclasses import dataclass
+from typing import cast
 
 from ..kernel import Kernel
 from ..kernel.errors import WOULD_BLOCK, KernelError, _WouldBlock
+from ..kernel.lib import PAGE_SIZE
+from ..kernel.refdata import data_bytes
+from ..kernel.ring_buffer import RingBuffer, subbuf_order_from_kb
+from ..kernel.sched import PID_MAX_DEFAULT
 from ..kernel.trace import (
     TOP_LEVEL_TRACE_FLAGS,
     TRACE_FLAG_NAMES,
     PipeReader,
     TraceArray,
+    Tracer,
     trace_file_text,
 )
 from ..kernel.waitqueue import WaitQueue
-from .files import parse_ulong, seq_file
+from .dynevent_files import dynamic_events_file, stack_files
+from .event_files import event_instance_files, event_top_files, events_dir
+from .files import TRACE_MODE_READ, TRACE_MODE_WRITE, parse_ulong, seq_file
+from .ftrace_files import ftrace_files, ftrace_top_files
 from .node import POLLIN, POLLOUT, Dir, File, Node, OpenFile, OpenMode, pin_files
-
-PID_MAX_DEFAULT = 0x8000
-
-
-def _data_text(name: str) -> bytes:
-    try:
-        return resources.files("tracefs_sim.data").joinpath(name).read_bytes()
-    except (FileNotFoundError, ModuleNotFoundError):
-        return b""
+from .probe_files import probe_top_files
 
 
-def placeholder(mode: int) -> File:
-    """A file of a feature not built yet: same mode, reads empty, accepts only an empty
-    write (``echo > FILE`` resets it), anything else is EINVAL as an unknown command."""
-    from .dynevent_files import inert_file
-
-    return inert_file(mode)
+class TreeBuildError(RuntimeError):
+    """A file builder did not make the files the tree expects of it."""
 
 
-def _optional(module: str, func: str, *args: object) -> dict[str, Node] | Node | None:
-    try:
-        mod = importlib.import_module(f"tracefs_sim.tracefs.{module}")
-    except ModuleNotFoundError as e:
-        if e.name != f"tracefs_sim.tracefs.{module}":
-            raise
-        return None
-    fn = getattr(mod, func, None)
-    return fn(*args) if fn is not None else None
+def _add_built(d: Dir, builder: Callable[..., dict[str, Node]], built: dict[str, Node],
+               names: tuple[str, ...]) -> None:
+    """Add the files ``builder`` made, which must be exactly ``names``."""
+    if sorted(built) != sorted(names):
+        raise TreeBuildError(f"{builder.__module__}.{builder.__name__}() built {sorted(built)}, "
+                             f"the tree expects {sorted(names)}")
+    for name in names:
+        d.add(name, built[name])
+
+
+# ------------------------------------------------------------------ files not simulated
+@dataclass(frozen=True)
+class NotSimulated:
+    mode: int
+    reason: str
+
+
+NOT_SIMULATED: dict[str, NotSimulated] = {
+    "printk_formats": NotSimulated(
+        TRACE_MODE_READ,
+        "lists the address and format of every trace_printk()/trace_bputs() format and "
+        "tracepoint_string() built into the kernel; those strings and their addresses were "
+        "not captured from the reference kernel, and a loaded Python module's trace_printk() "
+        "stores its text in the record (TRACE_PRINT), registering no format: reads empty"),
+}
+
+
+class NotSimulatedFile(File):
+    """A file of ``NOT_SIMULATED``: its real mode, reads empty, refuses writes (EINVAL)."""
+
+    __slots__ = ("reason",)
+
+    def __init__(self, name: str) -> None:
+        spec = NOT_SIMULATED[name]
+        super().__init__(spec.mode, seq_file(spec.mode, lambda: "").opener)
+        self.reason = spec.reason
 
 
 # ----------------------------------------------------------------------------- trace
@@ -71,8 +98,8 @@ class TraceOpenFile(OpenFile):
     def read(self, offset: int, size: int) -> bytes | _WouldBlock:
         if self._data is None or offset == 0:
             parts = trace_file_text(self.tr, self.cpu, self.snapshot)
-            try:    # one encode for the whole text
-                self._data = "".join(parts).encode("utf-8", "surrogateescape")  # type: ignore[arg-type]
+            try:    # one encode for the whole text, which is text unless options/bin
+                self._data = "".join(cast("list[str]", parts)).encode("utf-8", "surrogateescape")
             except TypeError:   # binary records (options/bin) among the text
                 self._data = b"".join(p.encode("utf-8", "surrogateescape") if isinstance(p, str)
                                       else p for p in parts)
@@ -103,7 +130,7 @@ def snapshot_write(tr: TraceArray, cpu: int | None, data: bytes) -> None:
 
 
 def trace_file(tr: TraceArray, cpu: int | None = None, snapshot: bool = False) -> File:
-    return File(0o640, lambda node, m: TraceOpenFile(node, m, tr, cpu, snapshot))
+    return File(TRACE_MODE_WRITE, lambda node, m: TraceOpenFile(node, m, tr, cpu, snapshot))
 
 
 class PipeOpenFile(OpenFile):
@@ -143,7 +170,7 @@ class RawOpenFile(OpenFile):
         self.page = b""
         self.pos = 0
 
-    def _rb(self):
+    def _rb(self) -> RingBuffer | None:
         return self.tr.max_buffer if self.snapshot else self.tr.buffer
 
     def read(self, offset: int, size: int) -> bytes | _WouldBlock:
@@ -187,7 +214,7 @@ def _on_off(tr: TraceArray) -> File:
         elif tr.is_on():
             tracing.tracer_tracing_off(tr)
 
-    return seq_file(0o640, show, write)
+    return seq_file(TRACE_MODE_WRITE, show, write)
 
 
 def _buffer_size(tr: TraceArray, cpu: int | None) -> File:
@@ -211,7 +238,7 @@ def _buffer_size(tr: TraceArray, cpu: int | None) -> File:
             raise KernelError(errno.EINVAL)
         tracing.resize(tr, val << 10, cpu)
 
-    return seq_file(0o640, show, write)
+    return seq_file(TRACE_MODE_WRITE, show, write)
 
 
 def _buffer_total(tr: TraceArray) -> File:
@@ -223,7 +250,7 @@ def _buffer_total(tr: TraceArray) -> File:
             return f"{size} (expanded: {(tracing.trace_buf_size >> 10) * tracing.nr_cpus})\n"
         return f"{size}\n"
 
-    return seq_file(0o440, show)
+    return seq_file(TRACE_MODE_READ, show)
 
 
 def _subbuf_size(tr: TraceArray) -> File:
@@ -231,16 +258,12 @@ def _subbuf_size(tr: TraceArray) -> File:
         return f"{tr.buffer.subbuf_size >> 10}\n"
 
     def write(data: bytes) -> None:
-        val = parse_ulong(data) * 1024
-        pages = -(-val // 4096)
-        order = (pages - 1).bit_length() if pages > 0 else 64
-        if order > 7:
-            raise KernelError(errno.EINVAL)
-        tr.buffer.set_subbuf_size((1 << order) * 4)
+        order = subbuf_order_from_kb(parse_ulong(data))
+        tr.buffer.set_subbuf_order(order)
         if tr.allocated_snapshot and tr.max_buffer is not None:
-            tr.max_buffer.set_subbuf_size((1 << order) * 4)
+            tr.max_buffer.set_subbuf_order(order)
 
-    return seq_file(0o640, show, write)
+    return seq_file(TRACE_MODE_WRITE, show, write)
 
 
 def _percent(tr: TraceArray) -> File:
@@ -253,7 +276,7 @@ def _percent(tr: TraceArray) -> File:
             raise KernelError(errno.EINVAL)
         tr.buffer_percent = val
 
-    return seq_file(0o640, show, write)
+    return seq_file(TRACE_MODE_WRITE, show, write)
 
 
 def _current_tracer(tr: TraceArray) -> File:
@@ -267,7 +290,7 @@ def _current_tracer(tr: TraceArray) -> File:
         name = data[:100].decode("latin-1").rstrip()
         tracing.set_tracer(tr, name)
 
-    return seq_file(0o640, show, write)
+    return seq_file(TRACE_MODE_WRITE, show, write)
 
 
 def _trace_clock(tr: TraceArray) -> File:
@@ -277,7 +300,7 @@ def _trace_clock(tr: TraceArray) -> File:
         name = data[:64].decode("latin-1").strip()
         tracing.set_clock(tr, name)
 
-    return seq_file(0o640, tr.clock.show, write)
+    return seq_file(TRACE_MODE_WRITE, tr.clock.show, write)
 
 
 def _trace_options(tr: TraceArray) -> File:
@@ -288,7 +311,7 @@ def _trace_options(tr: TraceArray) -> File:
             raise KernelError(errno.EINVAL)
         tracing.set_option(tr, data.decode("latin-1").strip())
 
-    return seq_file(0o640, lambda: tracing.options_text(tr), write)
+    return seq_file(TRACE_MODE_WRITE, lambda: tracing.options_text(tr), write)
 
 
 def _flag_file(tr: TraceArray, mask: int) -> File:
@@ -303,13 +326,13 @@ def _flag_file(tr: TraceArray, mask: int) -> File:
             raise KernelError(errno.EINVAL)
         tracing.set_flag(tr, mask, bool(val))
 
-    return seq_file(0o640, show, write)
+    return seq_file(TRACE_MODE_WRITE, show, write)
 
 
 def _tracer_opt_file(tr: TraceArray, name: str) -> File:
     tracing = tr.tracing
 
-    def owner():
+    def owner() -> Tracer:
         for t in tracing.tracers.values():
             if any(o == name for o, _ in t.options):
                 return t
@@ -324,7 +347,7 @@ def _tracer_opt_file(tr: TraceArray, name: str) -> File:
             raise KernelError(errno.EINVAL)
         tracing.set_tracer_option(tr, owner(), name, bool(val))
 
-    return seq_file(0o640, show, write)
+    return seq_file(TRACE_MODE_WRITE, show, write)
 
 
 def options_dir(tr: TraceArray) -> Dir:
@@ -364,7 +387,7 @@ def _cpumask(tr: TraceArray) -> File:
                 elif now and not was:
                     rb.record_enable(cpu)
 
-    return seq_file(0o640, show, write)
+    return seq_file(TRACE_MODE_WRITE, show, write)
 
 
 def _nsecs_file(get: Callable[[], int], put: Callable[[int], None]) -> File:
@@ -377,14 +400,14 @@ def _nsecs_file(get: Callable[[], int], put: Callable[[int], None]) -> File:
     def write(data: bytes) -> None:
         put(parse_ulong(data) * 1000)
 
-    return seq_file(0o640, show, write)
+    return seq_file(TRACE_MODE_WRITE, show, write)
 
 
 def _err_log(tr: TraceArray) -> File:
     def trunc() -> None:
         tr.err_log.clear()
 
-    return seq_file(0o640, tr.err_log_text, lambda data: None, trunc)
+    return seq_file(TRACE_MODE_WRITE, tr.err_log_text, lambda data: None, trunc)
 
 
 def _marker(tr: TraceArray, raw: bool) -> File:
@@ -429,29 +452,39 @@ def _stats(tr: TraceArray, cpu: int) -> File:
         lines.append(f"read events: {rb.read_events(cpu)}\n")
         return "".join(lines)
 
-    return seq_file(0o440, show)
+    return seq_file(TRACE_MODE_READ, show)
 
 
 def per_cpu_dir(tr: TraceArray) -> Dir:
     d = Dir(0o750)
     for cpu in range(tr.tracing.nr_cpus):
-        c = Dir(0o750)
-        c.add("buffer_size_kb", _buffer_size(tr, cpu))
-        c.add("snapshot", trace_file(tr, cpu, snapshot=True))
-        c.add("snapshot_raw", File(0o440, lambda n, m, cpu=cpu: RawOpenFile(n, m, tr, cpu, True)))
-        c.add("stats", _stats(tr, cpu))
-        c.add("trace", trace_file(tr, cpu))
-        c.add("trace_pipe", File(0o440, lambda n, m, cpu=cpu: PipeOpenFile(n, m, tr, cpu)))
-        c.add("trace_pipe_raw", File(0o440, lambda n, m, cpu=cpu: RawOpenFile(n, m, tr, cpu, False)))
-        d.add(f"cpu{cpu}", c)
+        d.add(f"cpu{cpu}", _cpu_dir(tr, cpu))
     return d
+
+
+def _cpu_dir(tr: TraceArray, cpu: int) -> Dir:
+    """tracing_init_tracefs_percpu(): ``per_cpu/cpuN``."""
+    c = Dir(0o750)
+    c.add("buffer_size_kb", _buffer_size(tr, cpu))
+    c.add("snapshot", trace_file(tr, cpu, snapshot=True))
+    c.add("snapshot_raw", File(TRACE_MODE_READ, lambda n, m: RawOpenFile(n, m, tr, cpu, True)))
+    c.add("stats", _stats(tr, cpu))
+    c.add("trace", trace_file(tr, cpu))
+    c.add("trace_pipe", File(TRACE_MODE_READ, lambda n, m: PipeOpenFile(n, m, tr, cpu)))
+    c.add("trace_pipe_raw", File(TRACE_MODE_READ, lambda n, m: RawOpenFile(n, m, tr, cpu, False)))
+    return c
+
+
+EVENT_INSTANCE_FILES = ("set_event", "set_event_notrace_pid", "set_event_pid")
+FTRACE_INSTANCE_FILES = ("set_ftrace_filter", "set_ftrace_notrace", "set_ftrace_notrace_pid",
+                         "set_ftrace_pid")
 
 
 def instance_files(kernel: Kernel, tr: TraceArray) -> Dir:
     """init_tracer_tracefs(): the files every trace array has."""
     tracing = tr.tracing
     d = Dir(0o750 if not tr.is_top else 0o700)
-    d.add("available_tracers", seq_file(0o440, lambda: tracing.available_tracers(tr)))
+    d.add("available_tracers", seq_file(TRACE_MODE_READ, lambda: tracing.available_tracers(tr)))
     d.add("buffer_percent", _percent(tr))
     d.add("buffer_size_kb", _buffer_size(tr, None))
     d.add("buffer_subbuf_size_kb", _subbuf_size(tr))
@@ -462,32 +495,33 @@ def instance_files(kernel: Kernel, tr: TraceArray) -> Dir:
     d.add("options", options_dir(tr))
     d.add("per_cpu", per_cpu_dir(tr))
     d.add("snapshot", trace_file(tr, None, snapshot=True))
-    d.add("timestamp_mode", seq_file(0o440, lambda: "[delta] absolute\n"))
+    d.add("timestamp_mode", seq_file(TRACE_MODE_READ, lambda: _timestamp_mode(tr)))
     d.add("trace", trace_file(tr))
     d.add("trace_clock", _trace_clock(tr))
     d.add("trace_marker", _marker(tr, raw=False))
     d.add("trace_marker_raw", _marker(tr, raw=True))
     d.add("trace_options", _trace_options(tr))
-    d.add("trace_pipe", File(0o440, lambda n, m: PipeOpenFile(n, m, tr, None)))
+    d.add("trace_pipe", File(TRACE_MODE_READ, lambda n, m: PipeOpenFile(n, m, tr, None)))
     d.add("tracing_cpumask", _cpumask(tr))
-    d.add("tracing_max_latency", _nsecs_file(lambda: tr.max_latency,
-                                             lambda v: setattr(tr, "max_latency", v)))
+    def set_max_latency(v: int) -> None:
+        tr.max_latency = v
+
+    d.add("tracing_max_latency", _nsecs_file(lambda: tr.max_latency, set_max_latency))
     d.add("tracing_on", _on_off(tr))
-    # events and event control files (trace_events.c)
-    ev = _optional("event_files", "events_dir", kernel, tr)
-    d.add("events", ev if isinstance(ev, Node) else Dir(0o755))
-    files = _optional("event_files", "event_instance_files", kernel, tr)
-    for name in ("set_event", "set_event_notrace_pid", "set_event_pid"):
-        d.add(name, files[name] if isinstance(files, dict) and name in files else placeholder(0o640))
-    # function tracer filters (ftrace.c)
-    files = _optional("ftrace_files", "ftrace_files", kernel, tr)
-    for name in ("set_ftrace_filter", "set_ftrace_notrace", "set_ftrace_notrace_pid", "set_ftrace_pid"):
-        d.add(name, files[name] if isinstance(files, dict) and name in files else placeholder(0o640))
+    # events and event control files (trace_events.c), function tracer filters (ftrace.c)
+    d.add("events", events_dir(kernel, tr))
+    _add_built(d, event_instance_files, event_instance_files(kernel, tr), EVENT_INSTANCE_FILES)
+    _add_built(d, ftrace_files, ftrace_files(kernel, tr), FTRACE_INSTANCE_FILES)
     if not tr.is_top:
         # every open of an instance's file takes trace_array_get() (tracing_open_generic_tr
         # and its kin): rmdir is EBUSY while one is open
         pin_files(d, tr)
     return d
+
+
+def _timestamp_mode(tr: TraceArray) -> str:
+    """tracing_time_stamp_mode_show(): the mode of the instance's ring buffer."""
+    return "delta [absolute]\n" if tr.buffer.time_stamp_abs else "[delta] absolute\n"
 
 
 def _saved_cmdlines_size(kernel: Kernel) -> File:
@@ -497,8 +531,8 @@ def _saved_cmdlines_size(kernel: Kernel) -> File:
         # allocate_cmdlines_buffer(): the pid map plus val comms, rounded up to a page order
         header = (PID_MAX_DEFAULT + 1) * 4 + 8 + 4 + 4 + 8
         orig = header + val * 16
-        order = max(0, (-(-orig // 4096) - 1).bit_length())
-        return ((4096 << order) - header) // 20
+        order = max(0, (-(-orig // PAGE_SIZE) - 1).bit_length())
+        return ((PAGE_SIZE << order) - header) // 20
 
     def show() -> str:
         return f"{capacity(tracing.cmdline_size)}\n"
@@ -511,7 +545,7 @@ def _saved_cmdlines_size(kernel: Kernel) -> File:
         tracing.cmdlines.clear()
 
     tracing.cmdline_size = capacity(tracing.cmdline_size)
-    return seq_file(0o640, show, write)
+    return seq_file(TRACE_MODE_WRITE, show, write)
 
 
 class InstancesDir(Dir):
@@ -543,46 +577,38 @@ class InstancesDir(Dir):
         return True
 
 
-TOP_ONLY_PLACEHOLDERS: dict[str, int] = {
-    "available_events": 0o440, "available_filter_functions": 0o440,
-    "available_filter_functions_addrs": 0o440, "dyn_ftrace_total_info": 0o440,
-    "dynamic_events": 0o640, "enabled_functions": 0o440, "kprobe_events": 0o640,
-    "kprobe_profile": 0o440, "max_graph_depth": 0o640, "set_graph_function": 0o640,
-    "set_graph_notrace": 0o640, "stack_max_size": 0o640, "stack_trace": 0o440,
-    "stack_trace_filter": 0o640, "synthetic_events": 0o640, "touched_functions": 0o440,
-    "uprobe_events": 0o640, "uprobe_profile": 0o440,
-}
+EVENT_TOP_FILES = ("available_events",)
+FTRACE_TOP_FILES = ("available_filter_functions", "available_filter_functions_addrs",
+                    "dyn_ftrace_total_info", "enabled_functions", "max_graph_depth",
+                    "set_graph_function", "set_graph_notrace", "touched_functions")
+STACK_FILES = ("stack_max_size", "stack_trace", "stack_trace_filter")
+PROBE_TOP_FILES = ("kprobe_events", "kprobe_profile", "synthetic_events", "uprobe_events",
+                   "uprobe_profile")
 
 
 def build_top_level(kernel: Kernel) -> Dir:
     """The tracing directory: global_trace's files plus the top-level-only ones."""
     tracing = kernel.trace
-    tr = tracing.global_trace
-    root = instance_files(kernel, tr)
-    readme = _data_text("README.txt")
-    root.add("README", seq_file(0o440, lambda: readme))
+    root = instance_files(kernel, tracing.global_trace)
+    readme = data_bytes("README.txt")
+    root.add("README", seq_file(TRACE_MODE_READ, lambda: readme))
     root.add("instances", InstancesDir(kernel))
-    root.add("printk_formats", seq_file(0o440, lambda: ""))
-    root.add("saved_cmdlines", seq_file(0o440, tracing.saved_cmdlines_text))
+    root.add("saved_cmdlines", seq_file(TRACE_MODE_READ, tracing.saved_cmdlines_text))
     root.add("saved_cmdlines_size", _saved_cmdlines_size(kernel))
-    root.add("saved_tgids", seq_file(0o440, tracing.saved_tgids_text))
+    root.add("saved_tgids", seq_file(TRACE_MODE_READ, tracing.saved_tgids_text))
 
     def set_thresh(v: int) -> None:
         tracing.tracing_thresh = v
 
     root.add("tracing_thresh", _nsecs_file(lambda: tracing.tracing_thresh, set_thresh))
-    extra: dict[str, Node] = {}
-    for module, func in (("event_files", "event_top_files"), ("ftrace_files", "ftrace_top_files"),
-                         ("dynevent_files", "dynevent_top_files")):
-        files = _optional(module, func, kernel)
-        if isinstance(files, dict):
-            extra.update(files)
-    for name, mode in TOP_ONLY_PLACEHOLDERS.items():
-        root.add(name, extra.get(name) or placeholder(mode))
-    for name, node in extra.items():
-        if root.lookup(name) is None:
-            root.add(name, node)
+    _add_built(root, event_top_files, event_top_files(kernel), EVENT_TOP_FILES)
+    _add_built(root, ftrace_top_files, ftrace_top_files(kernel), FTRACE_TOP_FILES)
+    root.add("dynamic_events", dynamic_events_file(kernel))
+    _add_built(root, stack_files, stack_files(kernel), STACK_FILES)
+    _add_built(root, probe_top_files, probe_top_files(kernel), PROBE_TOP_FILES)
+    for name in NOT_SIMULATED:
+        root.add(name, NotSimulatedFile(name))
     return root
 
 
-__all__ = ["build_top_level", "instance_files", "POLLOUT"]
+__all__ = ["NOT_SIMULATED", "POLLOUT", "TreeBuildError", "build_top_level", "instance_files"]
