@@ -22,6 +22,7 @@ from . import (
     trace_eprobe,
     trace_events,
     trace_events_filter,
+    trace_events_hist,
     trace_events_synth,
     trace_fprobe,
     trace_functions,
@@ -43,6 +44,7 @@ from .trace import Tracing
 from .trace_dynevent import DynEvents
 from .trace_eprobe import EprobeEvents
 from .trace_events import TraceEvents
+from .trace_events_hist import HistCommand
 from .trace_events_synth import SynthEvents
 from .trace_events_trigger import TriggerCommands
 from .trace_fprobe import FprobeEvents
@@ -69,6 +71,7 @@ class Kernel:
     ftrace: Ftrace
     fgraph: Fgraph
     events: TraceEvents
+    hists: HistCommand
     function_tracer: FunctionTracer
     graph_tracer: GraphTracer
     stack_tracer: StackTracer
@@ -116,6 +119,7 @@ class Kernel:
         self.events = trace_events.boot(self)
         self.events.filters = trace_events_filter
         self.events.triggers = TriggerCommands(self, self.events)
+        self.hists = trace_events_hist.boot(self)
         self.function_tracer = trace_functions.boot(self)
         self.graph_tracer = trace_functions_graph.boot(self)
         self.stack_tracer = trace_stack.boot(self)
