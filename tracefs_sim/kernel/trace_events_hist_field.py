@@ -23,7 +23,7 @@ from .trace_events import (
     FILTER_STATIC_STRING,
     Field,
 )
-from .trace_events_filter import MAX_FILTER_STR_VAL
+from .trace_events_filter import MAX_FILTER_STR_VAL, is_string_field
 
 if TYPE_CHECKING:
     from .trace_events_hist_data import HistData
@@ -87,11 +87,6 @@ class HistField:
         self.read_once = False
         self.var_ref_idx = 0
         self.ref_var: HistField | None = None    # the variable a VAR_REF points to
-
-
-def is_string_field(fld: Field) -> bool:
-    return fld.filter_type in (FILTER_STATIC_STRING, FILTER_DYN_STRING, FILTER_RDYN_STRING,
-                               FILTER_PTR_STRING)
 
 
 def create_hist_field(hist: HistData, fld: Field | None, flags: int,
