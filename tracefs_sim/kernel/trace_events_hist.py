@@ -267,11 +267,13 @@ class HistCommand(EventCommand):
                 self.actions.drop_field_var_hists(t.hist)
                 break
 
-    def unreg(self, file: EventFile, data: TriggerData) -> None:
+    def unreg(self, file: EventFile, data: TriggerData) -> TriggerData | None:
+        """hist_unregister_trigger() of ``data`` itself (the matching is done)."""
         file.triggers.remove(data)
         self.triggers.trigger_enable_disable(file, False)
         self.triggers.update_cond_flag(file)
         self.named = [d for d in self.named if d is not data]
+        return data
 
     # ------------------------------------------------------------------ firing
     def trigger(self, data: TriggerData, file: EventFile, rec: Record) -> None:

@@ -10,27 +10,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from . import trace_events_hist_field as hist_field
 from .lib import MASK64
 from .trace_events_hist_actions import ACTION_SAVE, ACTION_SNAPSHOT, HANDLER_ONMATCH, HANDLER_ONMAX
 from .trace_events_hist_data import HistData, HistEltData
-from .trace_events_hist_field import (
-    FL_BUCKET,
-    FL_EXECNAME,
-    FL_EXPR,
-    FL_GRAPH,
-    FL_HEX,
-    FL_LOG2,
-    FL_PERCENT,
-    FL_STACKTRACE,
-    FL_STRING,
-    FL_SYM,
-    FL_SYM_OFFSET,
-    FL_SYSCALL,
-    FL_VAR,
-    HistField,
-    field_name,
-    field_print,
-)
+from .trace_events_hist_field import HistField, field_name, field_print
 from .tracing_map import Elt, KeyValue
 from .workload import SYSCALL_NR
 
@@ -52,7 +36,7 @@ def trigger_print(data: TriggerData) -> str:
         s += f"{data.name}:"
     keys = []
     for hf in hist.keys():
-        if hf.flags & FL_STACKTRACE:
+        if hf.flags & hist_field.FL_STACKTRACE:
             keys.append(f"{hf.field.name}.stacktrace" if hf.field else "common_stacktrace")
         else:
             keys.append(field_print(hf))
@@ -60,7 +44,7 @@ def trigger_print(data: TriggerData) -> str:
     vals = []
     have_var = False
     for i, hf in enumerate(hist.vals()):
-        if hf.flags & FL_VAR:
+        if hf.flags & hist_field.FL_VAR:
             have_var = True
             continue
         if i == 0:
@@ -71,10 +55,10 @@ def trigger_print(data: TriggerData) -> str:
             vals.append(field_print(hf))
     s += ",".join(vals)
     if have_var:
-        s += ":" + ",".join(field_print(hf) for hf in hist.vals() if hf.flags & FL_VAR)
+        s += ":" + ",".join(field_print(hf) for hf in hist.vals() if hf.flags & hist_field.FL_VAR)
     s += ":sort="
     sorts = []
-    non_var = [hf for hf in hist.fields if not hf.flags & FL_VAR]
+    non_var = [hf for hf in hist.fields if not hf.flags & hist_field.FL_VAR]
     for idx, desc in hist.sort_keys:
         t = "hitcount" if idx == 0 else field_print(non_var[idx])
         sorts.append(t + (".descending" if desc else ""))
@@ -125,7 +109,7 @@ def _print_entries(out: list[str], hist: HistData, entries: list[Elt[HistEltData
     vals = hist.vals()
     stats: dict[int, tuple[int, int]] = {}
     for i, hf in enumerate(vals):
-        if hf.flags & (FL_PERCENT | FL_GRAPH):
+        if hf.flags & (hist_field.FL_PERCENT | hist_field.FL_GRAPH):
             slot = hist.sum_of[i]
             col = [e.sums[slot] for e in entries]
             stats[i] = (max(col, default=0), sum(col))
@@ -135,7 +119,7 @@ def _print_entries(out: list[str], hist: HistData, entries: list[Elt[HistEltData
             out.append(_val_text(hist, 0, "hitcount", 0, stats, e))
         for i in range(1, hist.n_vals):
             hf = vals[i]
-            if hf.flags & (FL_VAR | FL_EXPR):
+            if hf.flags & (hist_field.FL_VAR | hist_field.FL_EXPR):
                 continue
             out.append(" " + _val_text(hist, i, field_name(hf), hf.flags, stats, e))
         out.append(_track_text(hist, e))
@@ -165,14 +149,14 @@ def _val_text(hist: HistData, i: int, name: str, flags: int,
               stats: dict[int, tuple[int, int]], e: Elt[HistEltData]) -> str:
     """hist_trigger_print_val()."""
     v = e.sums[hist.sum_of[i]]
-    if flags & FL_PERCENT:
+    if flags & hist_field.FL_PERCENT:
         pc = _percentage(v, stats[i][1])
         if pc is None:
             return f" {name} (%):[ERROR]"
         return f" {name} (%): {pc // 100:3d}.{pc % 100:02d}"
-    if flags & FL_GRAPH:
+    if flags & hist_field.FL_GRAPH:
         return f" {name}: {_bar(v, stats[i][0]):>20}"
-    if flags & FL_HEX:
+    if flags & hist_field.FL_HEX:
         return f" {name}: {v:10x}"
     return f" {name}: {v:10d}"
 
@@ -211,15 +195,15 @@ def _string_text(k: _Key) -> str:
 
 # hist_trigger_print_key(): the first flag of a key field that has a format decides
 _KEY_FORMATS: tuple[tuple[int, Callable[[_Key], str]], ...] = (
-    (FL_HEX, lambda k: f"{k.name}: {k.v:x}"),
-    (FL_SYM, lambda k: f"{k.name}: [{k.v:x}] {k.ks.format_ps(k.v):<45}"),
-    (FL_SYM_OFFSET, lambda k: f"{k.name}: [{k.v:x}] {k.ks.format_pS(k.v):<55}"),
-    (FL_EXECNAME, lambda k: f"{k.name}: {k.comm:<16}[{k.v:10d}]"),
-    (FL_SYSCALL, _syscall_text),
-    (FL_STACKTRACE, _stack_text),
-    (FL_LOG2, lambda k: f"{k.name}: ~ 2^{k.v:<2d}"),
-    (FL_BUCKET, _bucket_text),
-    (FL_STRING, _string_text),
+    (hist_field.FL_HEX, lambda k: f"{k.name}: {k.v:x}"),
+    (hist_field.FL_SYM, lambda k: f"{k.name}: [{k.v:x}] {k.ks.format_ps(k.v):<45}"),
+    (hist_field.FL_SYM_OFFSET, lambda k: f"{k.name}: [{k.v:x}] {k.ks.format_pS(k.v):<55}"),
+    (hist_field.FL_EXECNAME, lambda k: f"{k.name}: {k.comm:<16}[{k.v:10d}]"),
+    (hist_field.FL_SYSCALL, _syscall_text),
+    (hist_field.FL_STACKTRACE, _stack_text),
+    (hist_field.FL_LOG2, lambda k: f"{k.name}: ~ 2^{k.v:<2d}"),
+    (hist_field.FL_BUCKET, _bucket_text),
+    (hist_field.FL_STRING, _string_text),
 )
 
 
@@ -232,7 +216,7 @@ def _key_text(hist: HistData, key: tuple[KeyValue, ...], comm: str, ks: Kallsyms
         for flag, fmt in _KEY_FORMATS:
             if hf.flags & flag:
                 parts.append(fmt(k))
-                multiline |= flag == FL_STACKTRACE
+                multiline |= flag == hist_field.FL_STACKTRACE
                 break
         else:
             parts.append(f"{k.name}: {k.v:10d}")

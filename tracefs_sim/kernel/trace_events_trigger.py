@@ -130,19 +130,24 @@ class EventCommand:
         """Whether ``a`` and ``b`` are the same trigger for unregistration."""
         return a.cmd == b.cmd
 
+    def conflicts(self, t: TriggerData, data: TriggerData) -> bool:
+        """Whether ``t`` on the file keeps ``data`` from registering: one trigger per
+        type (register_trigger())."""
+        return t.trigger_type == data.trigger_type
+
     def reg(self, file: EventFile, data: TriggerData) -> int:
-        """register_trigger(): -EEXIST for a second trigger of the type."""
-        for t in file.triggers:
-            if t.trigger_type == data.trigger_type:
-                return -errno.EEXIST
+        """register_trigger(): -EEXIST on a conflicting trigger."""
+        if any(self.conflicts(t, data) for t in file.triggers):
+            return -errno.EEXIST
         return self.triggers.add_trigger(file, data)
 
-    def unreg(self, file: EventFile, data: TriggerData) -> None:
-        """unregister_trigger(): the first trigger ``same()`` as ``data``."""
+    def unreg(self, file: EventFile, data: TriggerData) -> TriggerData | None:
+        """unregister_trigger(): the first trigger ``same()`` as ``data``, removed."""
         for t in list(file.triggers):
             if self.same(t, data):
                 self.triggers.remove_trigger(file, t)
-                return
+                return t
+        return None
 
     def unreg_all(self, file: EventFile) -> None:
         """Every trigger of this command on ``file`` (an O_TRUNC open)."""
@@ -260,20 +265,17 @@ class EventEnableCommand(EventCommand):
     def same(self, a: TriggerData, b: TriggerData) -> bool:
         return a.cmd == b.cmd and a.target is b.target
 
-    def reg(self, file: EventFile, data: TriggerData) -> int:
+    def conflicts(self, t: TriggerData, data: TriggerData) -> bool:
         """event_enable_register_trigger(): one per command and target."""
-        for t in file.triggers:
-            if self.same(t, data):
-                return -errno.EEXIST
-        return self.triggers.add_trigger(file, data)
+        return self.same(t, data)
 
-    def unreg(self, file: EventFile, data: TriggerData) -> None:
-        for t in list(file.triggers):
-            if self.same(t, data):
-                self.triggers.remove_trigger(file, t)
-                assert t.target is not None
-                self.triggers.events.event_enable_disable(t.target, False, soft=True)
-                return
+    def unreg(self, file: EventFile, data: TriggerData) -> TriggerData | None:
+        """event_enable_unregister_trigger(): the target leaves soft mode."""
+        t = super().unreg(file, data)
+        if t is not None:
+            assert t.target is not None
+            self.triggers.events.event_enable_disable(t.target, False, soft=True)
+        return t
 
     def trigger(self, data: TriggerData, file: EventFile, rec: Record) -> None:
         """event_enable_count_trigger()."""
