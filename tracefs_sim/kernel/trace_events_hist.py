@@ -74,12 +74,12 @@ class HistCommand(EventCommand):
 
     needs_rec = True
 
-    def __init__(self, kernel: Kernel, triggers: TriggerCommands) -> None:
+    def __init__(self, triggers: TriggerCommands) -> None:
         super().__init__(triggers, "hist", ETT_EVENT_HIST)
         self.events = triggers.events
         self.log = HistLog()
         self.parser = HistParser(self.events, self.log)
-        self.actions = HistActions(kernel, self.parser, self.log, self)
+        self.actions = HistActions(self.kernel, self.parser, self.log, self)
         self.named: list[TriggerData] = []      # named_triggers (a trigger owning a name)
         self.poll_wq = WaitQueue()              # hist_poll_wq: woken by every histogram hit
 
@@ -365,6 +365,6 @@ def boot(kernel: Kernel) -> HistCommand:
     triggers = kernel.events.triggers
     for name in ("enable_hist", "disable_hist"):
         triggers.register_event_command(HistEnableCommand(triggers, name, ETT_HIST_ENABLE))
-    hist = HistCommand(kernel, triggers)
+    hist = HistCommand(triggers)
     triggers.register_event_command(hist)
     return hist
