@@ -6,6 +6,7 @@ histograms, and an eprobe-style trigger that carries its own function."""
 from __future__ import annotations
 
 import errno
+from types import SimpleNamespace
 
 import pytest
 
@@ -18,25 +19,18 @@ FORK = "events/sched/sched_process_fork/trigger"
 KMALLOC = "events/kmem/kmalloc"
 
 
-class Env:
-    def __init__(self) -> None:
-        self.k = Kernel(nr_cpus=2, seed=1)
-        self.root = build_tree(self.k)
-
-    def write(self, path: str, text: str, append: bool = True) -> int:
-        return write_errno(self.root, path, text, append)
-
-    def read(self, path: str) -> str:
-        return read_file(self.root, path).decode()
-
-    def kmalloc(self, n: int = 1) -> None:
-        for _ in range(n):
-            self.k.workload.emit("kmalloc", 0x1000, 0xFFFF888000001000, 8, 8, 0xCC0, -1)
-
-
 @pytest.fixture
-def env() -> Env:
-    return Env()
+def env(kernel: Kernel) -> SimpleNamespace:
+    """The kernel, its tree, and ``echo``/``cat`` on it (``>>`` unless told)."""
+    root = build_tree(kernel)
+
+    def kmalloc(n: int = 1) -> None:
+        for _ in range(n):
+            kernel.workload.emit("kmalloc", 0x1000, 0xFFFF888000001000, 8, 8, 0xCC0, -1)
+    return SimpleNamespace(
+        k=kernel, kmalloc=kmalloc,
+        write=lambda path, text, append=True: write_errno(root, path, text, append),
+        read=lambda path: read_file(root, path).decode())
 
 
 def test_commands_in_register_trigger_cmds_order(env) -> None:
