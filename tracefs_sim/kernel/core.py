@@ -23,6 +23,7 @@ from . import (
     trace_eprobe,
     trace_events,
     trace_events_filter,
+    trace_events_hist,
     trace_events_synth,
     trace_fprobe,
     trace_functions,
@@ -44,6 +45,7 @@ from .trace import Tracing
 from .trace_dynevent import DynEvents
 from .trace_eprobe import EprobeEvents
 from .trace_events import TraceEvents
+from .trace_events_hist import HistCommand
 from .trace_events_synth import SynthEvents
 from .trace_events_trigger import TriggerCommands
 from .trace_fprobe import FprobeEvents
@@ -70,6 +72,7 @@ class Kernel:
     ftrace: Ftrace
     fgraph: Fgraph
     events: TraceEvents
+    hists: HistCommand
     function_tracer: FunctionTracer
     graph_tracer: GraphTracer
     stack_tracer: StackTracer
@@ -116,6 +119,7 @@ class Kernel:
         self.events = trace_events.boot(self)
         self.events.filters = trace_events_filter
         self.events.triggers = TriggerCommands(self, self.events)
+        self.hists = trace_events_hist.boot(self)
         self.function_tracer = trace_functions.boot(self)
         self.graph_tracer = trace_functions_graph.boot(self)
         self.stack_tracer = trace_stack.boot(self)

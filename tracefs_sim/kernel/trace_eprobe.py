@@ -352,7 +352,7 @@ class EprobeEvents:
             pred = flt.pred
         link = _Link(file, target, None)
         link.trigger = TriggerData("eprobe", pred=pred,
-                                   extra={"probe": lambda rec, _l=link: self._fire(ep, _l, rec)})
+                                   probe=lambda rec, _l=link: self._fire(ep, _l, rec))
         ep.links.append(link)
         ep.flags |= TP_FLAG_TRACE
         tev.triggers.attach_probe(target, link.trigger)

@@ -1,27 +1,36 @@
 """Event filters (kernel/trace/trace_events_filter.c).
 
-``create_filter(events, tr, call, text)`` runs the kernel's three steps: ``calc_stack``
+``create_filter(tr, call, text, kernel)`` runs the kernel's three steps: ``calc_stack``
 (parentheses and quotes), ``predicate_parse`` (the "first/second/third pass" program
 with branch targets) and ``parse_pred`` per predicate; the result is an
 ``EventFilter`` with the filter text as the ``filter`` file shows it (on error: the
 text, a caret line and ``parse_error: ...``) and a predicate ``pred(buf, off) -> bool``
-that runs the program over the record bytes.  Errors carry the kernel's return code
-(calc_stack's -1/-2/-3 included) and are logged to ``error_log`` like
-``append_filter_err``.
+that runs the program over the record bytes at ``off``.
+
+Errors: the ``FiltErr`` table is the kernel's ``ERRORS`` X-macro; parse_error()
+records the error and its position in ``ParseError`` and append_filter_err() writes
+the caret text and the error_log entry.  Inside the parser a failure unwinds with
+``_Fail(ret)`` to create_filter(), which returns ``ret`` (-errno, or calc_stack's raw
+-1/-2/-3 as the kernel returns them); the file-facing ``apply_event_filter()`` /
+``apply_subsystem_filter()`` raise ``KernelError`` for the adapter.
 """
 
 from __future__ import annotations
 
 import errno
-import fnmatch
+import re
 import struct
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from enum import Enum
+from typing import TYPE_CHECKING
 
 from .errors import KernelError
-from .lib import isalnum, isdigit, isspace
+from .ftrace import MATCH_END_ONLY, MATCH_FRONT_ONLY, MATCH_GLOB, MATCH_MIDDLE_ONLY, filter_parse_regex
+from .lib import glob_to_regex, isalnum, isdigit, isspace, kstrtoll, kstrtoul, kstrtoull
+from .sched import TASK_COMM_LEN
 from .trace_events import (
     EVENT_FILE_FL_FILTERED,
+    EVENT_FILE_FL_FREED,
     FILTER_COMM,
     FILTER_CPU,
     FILTER_CPUMASK,
@@ -33,9 +42,11 @@ from .trace_events import (
     EventCall,
     EventFile,
     Field,
+    Subsystem,
 )
 
 if TYPE_CHECKING:
+    from .core import Kernel
     from .trace import TraceArray
     from .trace_events import TraceEvents
 
@@ -48,29 +59,41 @@ DEFAULT_SYS_FILTER_MESSAGE = (
 OPS = ("~", "!=", "==", "<=", "<", ">=", ">", "&")
 OP_GLOB, OP_NE, OP_EQ, OP_LE, OP_LT, OP_GE, OP_GT, OP_BAND = range(8)
 
-ERR_TEXT = (
-    "No error", "Invalid operator", "Too many '('", "Too few '('", "Missing matching quote",
-    "Missing '{'", "Missing '}'", "Operand too long", "Expecting string field",
-    "Expecting numeric field", "Illegal operation for field type", "Field not found",
-    "Illegal integer value", "Couldn't find or set field in one of a subsystem's events",
-    "Too many terms in predicate expression", "Meaningless filter expression",
-    "Invalid cpulist", "Only 'ip' field is supported for function trace",
-    "Invalid value (did you forget quotes)?", "Function not found", "Error", "No filter found",
-)
-(FILT_ERR_NONE, FILT_ERR_INVALID_OP, FILT_ERR_TOO_MANY_OPEN, FILT_ERR_TOO_MANY_CLOSE,
- FILT_ERR_MISSING_QUOTE, FILT_ERR_MISSING_BRACE_OPEN, FILT_ERR_MISSING_BRACE_CLOSE,
- FILT_ERR_OPERAND_TOO_LONG, FILT_ERR_EXPECT_STRING, FILT_ERR_EXPECT_DIGIT,
- FILT_ERR_ILLEGAL_FIELD_OP, FILT_ERR_FIELD_NOT_FOUND, FILT_ERR_ILLEGAL_INTVAL,
- FILT_ERR_BAD_SUBSYS_FILTER, FILT_ERR_TOO_MANY_PREDS, FILT_ERR_INVALID_FILTER,
- FILT_ERR_INVALID_CPULIST, FILT_ERR_IP_FIELD_ONLY, FILT_ERR_INVALID_VALUE,
- FILT_ERR_NO_FUNCTION, FILT_ERR_ERRNO, FILT_ERR_NO_FILTER) = range(22)
-
-MAX_FILTER_STR_VAL = 256
-TASK_COMM_LEN = 16
-NR_CPUS = 8192
+MAX_FILTER_STR_VAL = 256        # trace.h
+NR_CPUS = 8192                  # CONFIG_NR_CPUS: cpulist_parse()'s limit
 INVERT, PROCESS_AND, PROCESS_OR = 1, 2, 4
+_NUM_BUF = 24                   # parse_pred()'s num_buf: "big enough to hold an address"
 
-Pred = Callable[[Any, int], bool]
+Record = bytes | bytearray
+Pred = Callable[[Record, int], bool]
+
+
+class FiltErr(Enum):
+    """The ``ERRORS`` X-macro of trace_events_filter.c (FILT_ERR_*), in the same order,
+    same texts."""
+
+    NONE = "No error"
+    INVALID_OP = "Invalid operator"
+    TOO_MANY_OPEN = "Too many '('"
+    TOO_MANY_CLOSE = "Too few '('"
+    MISSING_QUOTE = "Missing matching quote"
+    MISSING_BRACE_OPEN = "Missing '{'"
+    MISSING_BRACE_CLOSE = "Missing '}'"
+    OPERAND_TOO_LONG = "Operand too long"
+    EXPECT_STRING = "Expecting string field"
+    EXPECT_DIGIT = "Expecting numeric field"
+    ILLEGAL_FIELD_OP = "Illegal operation for field type"
+    FIELD_NOT_FOUND = "Field not found"
+    ILLEGAL_INTVAL = "Illegal integer value"
+    BAD_SUBSYS_FILTER = "Couldn't find or set field in one of a subsystem's events"
+    TOO_MANY_PREDS = "Too many terms in predicate expression"
+    INVALID_FILTER = "Meaningless filter expression"
+    INVALID_CPULIST = "Invalid cpulist"
+    IP_FIELD_ONLY = "Only 'ip' field is supported for function trace"
+    INVALID_VALUE = "Invalid value (did you forget quotes)?"
+    NO_FUNCTION = "Function not found"
+    ERRNO = "Error"
+    NO_FILTER = "No filter found"
 
 
 class EventFilter:
@@ -84,20 +107,31 @@ class EventFilter:
 
 
 class ParseError:
+    """``struct filter_parse_error``: the last error and its position."""
+
     __slots__ = ("lasterr", "lasterr_pos")
 
     def __init__(self) -> None:
-        self.lasterr = 0
+        self.lasterr = FiltErr.NONE
         self.lasterr_pos = 0
 
-    def set(self, err: int, pos: int) -> None:
+    def set(self, err: FiltErr, pos: int) -> None:
+        """parse_error()."""
         self.lasterr = err
         self.lasterr_pos = pos
 
 
 class _Fail(Exception):
+    """A parse failure unwinding to create_filter(): ``ret`` is its return value."""
+
     def __init__(self, ret: int) -> None:
         self.ret = ret
+
+
+def is_string_field(f: Field) -> bool:
+    """trace.h is_string_field()."""
+    return f.filter_type in (FILTER_DYN_STRING, FILTER_RDYN_STRING, FILTER_STATIC_STRING,
+                             FILTER_PTR_STRING, FILTER_COMM)
 
 
 # --------------------------------------------------------------------------- calc_stack
@@ -169,43 +203,8 @@ def calc_stack(s: str) -> tuple[int, int, int, int]:
 
 
 # --------------------------------------------------------------------------- values
-def _kstrto(text: str, signed: bool) -> int | None:
-    """kstrtoll/kstrtoull with base 0 (None on error or overflow)."""
-    t = text
-    neg = False
-    if t.startswith("+"):
-        t = t[1:]
-    elif t.startswith("-"):
-        if not signed:
-            return None
-        neg = True
-        t = t[1:]
-    if t[:2].lower() == "0x" and len(t) > 2:
-        digits, base = t[2:], 16
-    elif t.startswith("0") and len(t) > 1:
-        digits, base = t[1:], 8
-    else:
-        digits, base = t, 10
-    if not digits:
-        return None
-    try:
-        v = int(digits, base)
-    except ValueError:
-        return None
-    if any(c in "+-_ " for c in digits):
-        return None
-    if neg:
-        if v > 1 << 63:
-            return None
-        return -v
-    if signed and v >= 1 << 63:
-        return None
-    if v >= 1 << 64:
-        return None
-    return v
-
-
 def _cpulist_parse(text: str) -> set[int] | None:
+    """cpulist_parse(): ``N``, ``N-M``, ``N-M:used/group``, comma separated."""
     out: set[int] = set()
     for part in text.split(","):
         if not part:
@@ -236,79 +235,60 @@ def _cpulist_parse(text: str) -> set[int] | None:
 
 
 # --------------------------------------------------------------------------- regex
+def _cstr(raw: bytes, length: int) -> bytes:
+    """The C string in ``raw``: at most ``length`` bytes (0: all), up to the NUL."""
+    if length:
+        raw = raw[:length]
+    nul = raw.find(b"\0")
+    return raw if nul < 0 else raw[:nul]
+
+
 def _regex(pattern: str, op: int) -> tuple[Callable[[bytes, int], bool], bool]:
-    """filter_build_regex(): the matcher and the 'not' flag a '~ "!..."' glob sets."""
+    """filter_build_regex(): the regex_match_* function and the 'not' flag that a
+    ``~ "!..."`` glob sets (filter_parse_regex())."""
     not_ = False
-    kind = "full"
+    kind = -1                                   # MATCH_FULL (MATCH_INDEX matches full)
     search = pattern
     if op == OP_GLOB:
-        buff = pattern
-        if buff.startswith("!"):
-            not_ = True
-            buff = buff[1:]
-        search = buff
-        if buff[:1].isdigit():
-            kind = "full"
-        else:
-            n = len(buff)
-            for i, ch in enumerate(buff):
-                if ch == "*":
-                    if i == 0:
-                        kind = "end"
-                    elif i == n - 1:
-                        kind = "middle" if kind == "end" else "front"
-                        buff = buff[:i]
-                        break
-                    else:
-                        kind = "glob"
-                        break
-                elif ch in "[?\\":
-                    kind = "glob"
-                    break
-            if kind != "glob":
-                search = buff[1:] if buff.startswith("*") else buff
-            else:
-                search = pattern[1:] if not_ else pattern
+        g = filter_parse_regex(pattern)
+        kind, search, not_ = g.type, g.search, g.negate
     pat = search.encode("latin-1", "replace")
     plen = len(pat)
 
-    def cstr(raw: bytes, length: int) -> bytes:
-        if length:
-            raw = raw[:length]
-        nul = raw.find(b"\0")
-        return raw if nul < 0 else raw[:nul]
-
-    if kind == "full":
-        def m_full(raw: bytes, length: int) -> bool:
-            if not length:
-                return cstr(raw, 0) == pat
-            if length < plen:
-                return False
-            return cstr(raw, length) == cstr(pat, length)
-        return m_full, not_
-    if kind == "front":
+    if kind == MATCH_FRONT_ONLY:
         def m_front(raw: bytes, length: int) -> bool:
             if length and length < plen:
                 return False
-            return cstr(raw, 0).startswith(pat) if plen else True
+            return _cstr(raw, 0).startswith(pat) if plen else True
         return m_front, not_
-    if kind == "middle":
-        return (lambda raw, length: pat in cstr(raw, length)), not_
-    if kind == "end":
+    if kind == MATCH_MIDDLE_ONLY:
+        return (lambda raw, length: pat in _cstr(raw, length)), not_
+    if kind == MATCH_END_ONLY:
         def m_end(raw: bytes, length: int) -> bool:
             strlen = length - 1
             return strlen >= plen and raw[strlen - plen:strlen] == pat
         return m_end, not_
-    glob = search
+    if kind == MATCH_GLOB:
+        glob = re.compile(glob_to_regex(search), re.S).fullmatch
 
-    def m_glob(raw: bytes, length: int) -> bool:
-        return fnmatch.fnmatchcase(cstr(raw, length).decode("latin-1"), glob)
-    return m_glob, not_
+        def m_glob(raw: bytes, length: int) -> bool:
+            return glob(_cstr(raw, length).decode("latin-1")) is not None
+        return m_glob, not_
+
+    def m_full(raw: bytes, length: int) -> bool:
+        if not length:
+            return _cstr(raw, 0) == pat
+        if length < plen:
+            return False
+        return _cstr(raw, length) == _cstr(pat, length)
+    return m_full, not_
 
 
 # --------------------------------------------------------------------------- predicates
 _INT = {(1, False): "<B", (1, True): "<b", (2, False): "<H", (2, True): "<h",
         (4, False): "<I", (4, True): "<i", (8, False): "<Q", (8, True): "<q"}
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
 
 
 def _scalar_pred(field: Field, op: int, val: int, not_: bool, signed: bool | None = None) -> Pred:
@@ -353,21 +333,58 @@ def _scalar_cpumask(op: int, cpu: int, mask: set[int]) -> bool:
     return False
 
 
-class PredParser:
-    """parse_pred() for one event call."""
+def _s32(v: int) -> int:
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >> 31 else v
 
-    def __init__(self, call: EventCall, kernel: Any) -> None:
+
+def _cpumask_reader(field: Field) -> Callable[[Record, int], set[int]]:
+    foff = field.offset
+
+    def get(buf: Record, o: int) -> set[int]:
+        item = _U32.unpack_from(buf, o + foff)[0]
+        loc, ln = item & 0xFFFF, item >> 16
+        val = int.from_bytes(bytes(buf[o + loc:o + loc + ln]), "little")
+        return {b for b in range(ln * 8) if val >> b & 1}
+    return get
+
+
+class PredParser:
+    """parse_pred() for one event call.
+
+    ``s[start:]`` is the predicate; ``i`` counts from ``start`` and error positions
+    are ``pos + i`` as in the kernel (``pos`` is where the predicate starts in the
+    whole filter, plus one).  Each operand kind has its own method returning
+    (characters consumed, predicate).
+    """
+
+    def __init__(self, call: EventCall, kernel: Kernel | None) -> None:
         self.call = call
         self.kernel = kernel
+        self.s = ""
+        self.start = 0
+        self.pos = 0
+        self.pe = ParseError()
+
+    def ch(self, j: int) -> str:
+        j += self.start
+        return self.s[j] if j < len(self.s) else ""
+
+    def word(self, b: int, i: int) -> str:
+        return self.s[self.start + b:self.start + i]
+
+    def fail(self, err: FiltErr, i: int) -> _Fail:
+        """parse_error(pe, err, pos + i) and the -EINVAL to raise."""
+        self.pe.set(err, self.pos + i)
+        return _Fail(-errno.EINVAL)
+
+    def cur_cpu(self) -> int:
+        return self.kernel.sched.cpu if self.kernel is not None else 0
 
     def parse(self, s: str, start: int, pos: int, pe: ParseError) -> tuple[int, Pred]:
         """Parse the predicate at ``s[start:]``; returns (length consumed, predicate)."""
-        k = self.kernel
-
-        def ch(j: int) -> str:
-            j += start
-            return s[j] if j < len(s) else ""
-
+        self.s, self.start, self.pos, self.pe = s, start, pos, pe
+        ch = self.ch
         i = 0
         while isspace(ch(i)):
             i += 1
@@ -376,11 +393,9 @@ class PredParser:
             i += 1
         if i == b:
             raise _Fail(-1)
-        name = s[start + b:start + i]
-        field = self.call.find_field(name)
+        field = self.call.find_field(self.word(b, i))
         if field is None:
-            pe.set(FILT_ERR_FIELD_NOT_FOUND, pos + i)
-            raise _Fail(-errno.EINVAL)
+            raise self.fail(FiltErr.FIELD_NOT_FOUND, i)
         rest = s[start + i:]
         if rest.startswith(".ustring"):
             i += len(".ustring")
@@ -391,218 +406,199 @@ class PredParser:
             i += len(".function")
         while isspace(ch(i)):
             i += 1
-        op = -1
-        for n, o in enumerate(OPS):
-            if s.startswith(o, start + i):
-                op = n
-                break
+        op = next((n for n, o in enumerate(OPS) if s.startswith(o, start + i)), -1)
         if op < 0:
-            pe.set(FILT_ERR_INVALID_OP, pos + i)
-            raise _Fail(-errno.EINVAL)
+            raise self.fail(FiltErr.INVALID_OP, i)
         i += len(OPS[op])
         while isspace(ch(i)):
             i += 1
-        b = i
-
-        def fail(err: int, at: int) -> None:
-            pe.set(err, at)
-            raise _Fail(-errno.EINVAL)
-
         if function:
-            if field.size != 8:
-                fail(FILT_ERR_ILLEGAL_FIELD_OP, pos + i)
-            if op not in (OP_NE, OP_EQ):
-                fail(FILT_ERR_INVALID_OP, pos + i)
-            if isdigit(ch(i)):
-                while isalnum(ch(i)):
-                    i += 1
-                if i - b >= 24:
-                    fail(FILT_ERR_OPERAND_TOO_LONG, pos + i)
-                ip = _kstrto(s[start + b:start + i], False)
-                if ip is None:
-                    fail(FILT_ERR_INVALID_VALUE, pos + i)
-            else:
-                b = i
-                while ch(i) and not isspace(ch(i)):
-                    i += 1
-                ip = k.kallsyms.addr_of(s[start + b:start + i]) if k is not None else 0
-                if not ip:
-                    fail(FILT_ERR_NO_FUNCTION, pos + i)
-            assert ip is not None
-            look = k.kallsyms.lookup_addr(ip) if k is not None else None
-            if look is None:
-                fail(FILT_ERR_NO_FUNCTION, pos + i)
-            assert look is not None
-            lo = ip - look[1]
-            hi = lo + look[2]
-            off = field.offset
-            eq = op == OP_EQ
-            u64 = struct.Struct("<Q")
-
-            def p_func(buf: Any, o: int) -> bool:
-                a = u64.unpack_from(buf, o + off)[0]
-                return (lo <= a < hi) == eq
-            return i, p_func
+            return self._function(field, op, i)
         if s.startswith("CPUS", start + i):
-            ft = field.filter_type
-            if ft not in (FILTER_CPUMASK, FILTER_CPU, FILTER_OTHER):
-                fail(FILT_ERR_ILLEGAL_FIELD_OP, pos + i)
-            if op not in (OP_EQ, OP_NE, OP_BAND):
-                fail(FILT_ERR_ILLEGAL_FIELD_OP, pos + i)
-            i += 4
-            c = ch(i)
-            i += 1
-            if c != "{":
-                fail(FILT_ERR_MISSING_BRACE_OPEN, pos + i)
-            maskstart = i
-            while ch(i) and ch(i) != "}":
+            return self._cpus(field, op, i)
+        c = ch(i)
+        if c in ("'", '"') and c:
+            return self._string(field, op, i)
+        if isdigit(c) or c == "-":
+            return self._number(field, op, i)
+        raise self.fail(FiltErr.INVALID_VALUE, i)
+
+    def _function(self, field: Field, op: int, i: int) -> tuple[int, Pred]:
+        """``FIELD.function == SYMBOL|ADDRESS``: the address is inside the function."""
+        b = i
+        if field.size != 8:
+            raise self.fail(FiltErr.ILLEGAL_FIELD_OP, i)
+        if op not in (OP_NE, OP_EQ):
+            raise self.fail(FiltErr.INVALID_OP, i)
+        k = self.kernel
+        if isdigit(self.ch(i)):
+            while isalnum(self.ch(i)):
                 i += 1
-            if ch(i) != "}":
-                fail(FILT_ERR_MISSING_BRACE_CLOSE, pos + i)
-            if maskstart == i:
-                fail(FILT_ERR_INVALID_CPULIST, pos + i)
-            mask = _cpulist_parse(s[start + maskstart:start + i])
-            if mask is None:
-                fail(FILT_ERR_INVALID_CPULIST, pos + i)
-            assert mask is not None
+            if i - b >= _NUM_BUF:
+                raise self.fail(FiltErr.OPERAND_TOO_LONG, i)
+            err, ip = kstrtoul(self.word(b, i), 0)
+            if err:
+                raise self.fail(FiltErr.INVALID_VALUE, i)
+        else:
+            b = i
+            while self.ch(i) and not isspace(self.ch(i)):
+                i += 1
+            ip = k.kallsyms.addr_of(self.word(b, i)) if k is not None else 0
+            if not ip:
+                raise self.fail(FiltErr.NO_FUNCTION, i)
+        look = k.kallsyms.lookup_addr(ip) if k is not None else None
+        if look is None:
+            raise self.fail(FiltErr.NO_FUNCTION, i)
+        lo = ip - look[1]
+        hi = lo + look[2]
+        off = field.offset
+        eq = op == OP_EQ
+
+        def p_func(buf: Record, o: int) -> bool:
+            a = _U64.unpack_from(buf, o + off)[0]
+            return (lo <= a < hi) == eq
+        return i, p_func
+
+    def _cpus(self, field: Field, op: int, i: int) -> tuple[int, Pred]:
+        """``FIELD OP CPUS{LIST}``: a cpumask field, the current CPU or a CPU number."""
+        ft = field.filter_type
+        if ft not in (FILTER_CPUMASK, FILTER_CPU, FILTER_OTHER):
+            raise self.fail(FiltErr.ILLEGAL_FIELD_OP, i)
+        if op not in (OP_EQ, OP_NE, OP_BAND):
+            raise self.fail(FiltErr.ILLEGAL_FIELD_OP, i)
+        i += 4
+        c = self.ch(i)
+        i += 1
+        if c != "{":
+            raise self.fail(FiltErr.MISSING_BRACE_OPEN, i)
+        maskstart = i
+        while self.ch(i) and self.ch(i) != "}":
             i += 1
-            single = len(mask) == 1
-            cur = (lambda: k.sched.cpu) if k is not None else (lambda: 0)
-            nr = k.nr_cpus if k is not None else 1
-            if ft == FILTER_CPUMASK:
-                getm = _cpumask_reader(field)
-                if single:
-                    (cpu1,) = tuple(mask)
+        if self.ch(i) != "}":
+            raise self.fail(FiltErr.MISSING_BRACE_CLOSE, i)
+        if maskstart == i:
+            raise self.fail(FiltErr.INVALID_CPULIST, i)
+        mask = _cpulist_parse(self.word(maskstart, i))
+        if mask is None:
+            raise self.fail(FiltErr.INVALID_CPULIST, i)
+        i += 1
+        single = len(mask) == 1
+        cur = self.cur_cpu
+        nr = self.kernel.nr_cpus if self.kernel is not None else 1
+        if ft == FILTER_CPUMASK:
+            getm = _cpumask_reader(field)
+            if single:
+                (cpu1,) = tuple(mask)
 
-                    def p_mcpu(buf: Any, o: int) -> bool:
-                        m = getm(buf, o)
-                        if op == OP_EQ:
-                            return m == {cpu1}
-                        if op == OP_NE:
-                            return m != {cpu1}
-                        return cpu1 in m
-                    return i, p_mcpu
-
-                def p_mm(buf: Any, o: int) -> bool:
+                def p_mcpu(buf: Record, o: int) -> bool:
                     m = getm(buf, o)
                     if op == OP_EQ:
-                        return m == mask
+                        return m == {cpu1}
                     if op == OP_NE:
-                        return m != mask
-                    return bool(m & mask)
-                return i, p_mm
-            if ft == FILTER_CPU:
-                if single:
-                    (cpu1,) = tuple(mask)
-                    op2 = OP_EQ if op == OP_BAND else op
-                    return i, lambda buf, o: _cmp_cpu(op2, cur(), cpu1)
-                return i, lambda buf, o: _scalar_cpumask(op, cur(), mask)
+                        return m != {cpu1}
+                    return cpu1 in m
+                return i, p_mcpu
+
+            def p_mm(buf: Record, o: int) -> bool:
+                m = getm(buf, o)
+                if op == OP_EQ:
+                    return m == mask
+                if op == OP_NE:
+                    return m != mask
+                return bool(m & mask)
+            return i, p_mm
+        if ft == FILTER_CPU:
             if single:
                 (cpu1,) = tuple(mask)
                 op2 = OP_EQ if op == OP_BAND else op
-                return i, _scalar_pred(field, op2, cpu1, op2 == OP_NE, signed=False)
-            ust = struct.Struct(_INT.get((field.size, False), "<Q"))
-            foff = field.offset
+                return i, lambda buf, o: _cmp_cpu(op2, cur(), cpu1)
+            return i, lambda buf, o: _scalar_cpumask(op, cur(), mask)
+        if single:
+            (cpu1,) = tuple(mask)
+            op2 = OP_EQ if op == OP_BAND else op
+            return i, _scalar_pred(field, op2, cpu1, op2 == OP_NE, signed=False)
+        ust = struct.Struct(_INT.get((field.size, False), "<Q"))
+        foff = field.offset
 
-            def p_scm(buf: Any, o: int) -> bool:
-                cpu = ust.unpack_from(buf, o + foff)[0]
-                if cpu >= nr:
-                    return False
-                return _scalar_cpumask(op, cpu, mask)
-            return i, p_scm
-        c = ch(i)
-        if c in ("'", '"') and c:
-            q = c
-            not_ = False
-            if op == OP_NE:
-                not_ = True
-            elif op not in (OP_GLOB, OP_EQ):
-                fail(FILT_ERR_ILLEGAL_FIELD_OP, pos + i)
-            if not _is_string_field(field):
-                fail(FILT_ERR_EXPECT_DIGIT, pos + i)
+        def p_scm(buf: Record, o: int) -> bool:
+            cpu = ust.unpack_from(buf, o + foff)[0]
+            if cpu >= nr:
+                return False
+            return _scalar_cpumask(op, cpu, mask)
+        return i, p_scm
+
+    def _string(self, field: Field, op: int, i: int) -> tuple[int, Pred]:
+        """``FIELD ==|!=|~ "STRING"`` on a string field."""
+        b = i
+        q = self.ch(i)
+        not_ = False
+        if op == OP_NE:
+            not_ = True
+        elif op not in (OP_GLOB, OP_EQ):
+            raise self.fail(FiltErr.ILLEGAL_FIELD_OP, i)
+        if not is_string_field(field):
+            raise self.fail(FiltErr.EXPECT_DIGIT, i)
+        i += 1
+        while self.ch(i) and self.ch(i) != q:
             i += 1
-            while ch(i) and ch(i) != q:
-                i += 1
-            if not ch(i):
-                fail(FILT_ERR_MISSING_QUOTE, pos + i)
-            b += 1
-            if i - b >= MAX_FILTER_STR_VAL:
-                fail(FILT_ERR_OPERAND_TOO_LONG, pos + i)
-            match, gnot = _regex(s[start + b:start + i], op)
-            not_ = not_ or gnot
+        if not self.ch(i):
+            raise self.fail(FiltErr.MISSING_QUOTE, i)
+        b += 1
+        if i - b >= MAX_FILTER_STR_VAL:
+            raise self.fail(FiltErr.OPERAND_TOO_LONG, i)
+        match, gnot = _regex(self.word(b, i), op)
+        not_ = not_ or gnot
+        i += 1
+        ft = field.filter_type
+        foff = field.offset
+        k = self.kernel
+        if ft == FILTER_COMM:
+            def p_comm(buf: Record, o: int) -> bool:
+                comm = k.sched.current.comm.encode("utf-8", "replace")[:TASK_COMM_LEN - 1] if k else b""
+                return match(comm.ljust(TASK_COMM_LEN, b"\0"), TASK_COMM_LEN) ^ not_
+            return i, p_comm
+        if ft == FILTER_STATIC_STRING:
+            fsize = field.size
+            if not fsize:   # char buf[] (ftrace print): NUL-terminated, as len 0 means
+                def p_str0(buf: Record, o: int) -> bool:
+                    raw = _cstr(bytes(buf[o + foff:]), 0)
+                    return match(raw, len(raw)) ^ not_
+                return i, p_str0
+            return i, lambda buf, o: match(bytes(buf[o + foff:o + foff + fsize]), fsize) ^ not_
+        if ft in (FILTER_DYN_STRING, FILTER_RDYN_STRING):
+            rel = ft == FILTER_RDYN_STRING
+
+            def p_loc(buf: Record, o: int) -> bool:
+                item = _U32.unpack_from(buf, o + foff)[0]
+                loc, ln = item & 0xFFFF, item >> 16
+                if rel:
+                    loc += foff + 4
+                return match(bytes(buf[o + loc:o + loc + ln]), ln) ^ not_
+            return i, p_loc
+        # a char * into kernel/user memory: the simulation cannot read it
+        return i, lambda buf, o: False
+
+    def _number(self, field: Field, op: int, i: int) -> tuple[int, Pred]:
+        """``FIELD OP NUMBER`` on a numeric field."""
+        b = i
+        if is_string_field(field):
+            raise self.fail(FiltErr.EXPECT_STRING, i)
+        if op == OP_GLOB:
+            raise self.fail(FiltErr.ILLEGAL_FIELD_OP, i)
+        if self.ch(i) == "-":
             i += 1
-            ft = field.filter_type
-            foff = field.offset
-            if ft == FILTER_COMM:
-                def p_comm(buf: Any, o: int) -> bool:
-                    comm = k.sched.current.comm.encode("utf-8", "replace")[:TASK_COMM_LEN - 1] if k else b""
-                    return match(comm.ljust(TASK_COMM_LEN, b"\0"), TASK_COMM_LEN) ^ not_
-                return i, p_comm
-            if ft == FILTER_STATIC_STRING:
-                fsize = field.size
-                if not fsize:   # char buf[] (ftrace print): NUL-terminated, as len 0 means
-                    def p_str0(buf: Any, o: int) -> bool:
-                        raw = bytes(buf[o + foff:])
-                        raw = raw[:raw.find(b"\0")] if b"\0" in raw else raw
-                        return match(raw, len(raw)) ^ not_
-                    return i, p_str0
-                return i, lambda buf, o: match(bytes(buf[o + foff:o + foff + fsize]), fsize) ^ not_
-            if ft in (FILTER_DYN_STRING, FILTER_RDYN_STRING):
-                rel = ft == FILTER_RDYN_STRING
-                u32 = struct.Struct("<I")
-
-                def p_loc(buf: Any, o: int) -> bool:
-                    item = u32.unpack_from(buf, o + foff)[0]
-                    loc, ln = item & 0xFFFF, item >> 16
-                    if rel:
-                        loc += foff + 4
-                    return match(bytes(buf[o + loc:o + loc + ln]), ln) ^ not_
-                return i, p_loc
-            # a char * into kernel/user memory: the simulation cannot read it
-            return i, lambda buf, o: False
-        if isdigit(c) or c == "-":
-            if _is_string_field(field):
-                fail(FILT_ERR_EXPECT_STRING, pos + i)
-            if op == OP_GLOB:
-                fail(FILT_ERR_ILLEGAL_FIELD_OP, pos + i)
-            if c == "-":
-                i += 1
-            while isalnum(ch(i)):
-                i += 1
-            if i - b >= 24:
-                fail(FILT_ERR_OPERAND_TOO_LONG, pos + i)
-            val = _kstrto(s[start + b:start + i], field.is_signed)
-            if val is None:
-                fail(FILT_ERR_ILLEGAL_INTVAL, pos + b)
-            assert val is not None
-            if field.filter_type == FILTER_CPU:
-                v = val
-                return i, lambda buf, o: _cmp_cpu(op, k.sched.cpu if k else 0, _s32(v))
-            return i, _scalar_pred(field, op, val, op == OP_NE)
-        fail(FILT_ERR_INVALID_VALUE, pos + i)
-        raise AssertionError  # unreachable
-
-
-def _s32(v: int) -> int:
-    v &= 0xFFFFFFFF
-    return v - (1 << 32) if v >> 31 else v
-
-
-def _cpumask_reader(field: Field) -> Callable[[Any, int], set[int]]:
-    u32 = struct.Struct("<I")
-    foff = field.offset
-
-    def get(buf: Any, o: int) -> set[int]:
-        item = u32.unpack_from(buf, o + foff)[0]
-        loc, ln = item & 0xFFFF, item >> 16
-        val = int.from_bytes(bytes(buf[o + loc:o + loc + ln]), "little")
-        return {b for b in range(ln * 8) if val >> b & 1}
-    return get
-
-
-def _is_string_field(f: Field) -> bool:
-    return f.filter_type in (FILTER_DYN_STRING, FILTER_RDYN_STRING, FILTER_STATIC_STRING,
-                             FILTER_PTR_STRING, FILTER_COMM)
+        while isalnum(self.ch(i)):
+            i += 1
+        if i - b >= _NUM_BUF:
+            raise self.fail(FiltErr.OPERAND_TOO_LONG, i)
+        num = self.word(b, i)
+        err, val = kstrtoll(num, 0) if field.is_signed else kstrtoull(num, 0)
+        if err:
+            raise self.fail(FiltErr.ILLEGAL_INTVAL, b)
+        if field.filter_type == FILTER_CPU:
+            cur = self.cur_cpu
+            return i, lambda buf, o: _cmp_cpu(op, cur(), _s32(val))
+        return i, _scalar_pred(field, op, val, op == OP_NE)
 
 
 # --------------------------------------------------------------------------- program
@@ -647,7 +643,7 @@ def predicate_parse(s: str, nr_parens: int, nr_preds: int, parser: PredParser,
             continue
         N = len(preds)  # noqa: N806
         if N >= nr_preds:
-            pe.set(FILT_ERR_TOO_MANY_PREDS, nxt)
+            pe.set(FiltErr.TOO_MANY_PREDS, nxt)
             raise _Fail(ret)
         inverts.append(invert)
         target.append(N - 1)
@@ -669,10 +665,10 @@ def predicate_parse(s: str, nr_parens: int, nr_preds: int, parser: PredParser,
                 if ch(nxt + 1) == c:
                     ptr += 1
                 else:
-                    pe.set(FILT_ERR_TOO_MANY_PREDS, nxt)
+                    pe.set(FiltErr.TOO_MANY_PREDS, nxt)
                     raise _Fail(ret)
             else:
-                pe.set(FILT_ERR_TOO_MANY_PREDS, nxt)
+                pe.set(FiltErr.TOO_MANY_PREDS, nxt)
                 raise _Fail(ret)
             invert = stack[-1] & INVERT
             if stack[-1] & PROCESS_AND:
@@ -691,21 +687,21 @@ def predicate_parse(s: str, nr_parens: int, nr_preds: int, parser: PredParser,
                 done = True
                 break
             if len(stack) == 1:
-                pe.set(FILT_ERR_TOO_MANY_CLOSE, ptr)
+                pe.set(FiltErr.TOO_MANY_CLOSE, ptr)
                 raise _Fail(-1)
             stack.pop()
         if done:
             break
     if not done:
         if preds:
-            pe.set(FILT_ERR_INVALID_FILTER, ptr)
+            pe.set(FiltErr.INVALID_FILTER, ptr)
             raise _Fail(-errno.EINVAL)
     if len(stack) != 1:
-        pe.set(FILT_ERR_TOO_MANY_OPEN, ptr)
+        pe.set(FiltErr.TOO_MANY_OPEN, ptr)
         raise _Fail(ret)
     N = len(preds)  # noqa: N806
     if not N:
-        pe.set(FILT_ERR_NO_FILTER, ptr)
+        pe.set(FiltErr.NO_FILTER, ptr)
         raise _Fail(-errno.EINVAL)
     # TRUE / FALSE entries
     target += [1, 0]
@@ -729,7 +725,7 @@ def predicate_parse(s: str, nr_parens: int, nr_preds: int, parser: PredParser,
             return lambda buf, off: bool(p0(buf, off))
         return lambda buf, off: not p0(buf, off)
 
-    def run(buf: Any, off: int) -> bool:
+    def run(buf: Record, off: int) -> bool:
         # filter_match_preds(): a taken branch lands on target + 1 (the for loop's i++)
         i = 0
         while i < N:
@@ -741,10 +737,10 @@ def predicate_parse(s: str, nr_parens: int, nr_preds: int, parser: PredParser,
     return run
 
 
-def process_preds(call: EventCall, text: str, pe: ParseError, kernel: Any) -> Pred:
+def process_preds(call: EventCall, text: str, pe: ParseError, kernel: Kernel | None) -> Pred:
     ret, parens, preds, index = calc_stack(text)
     if ret < 0:
-        err = {-3: FILT_ERR_MISSING_QUOTE, -2: FILT_ERR_TOO_MANY_OPEN}.get(ret, FILT_ERR_TOO_MANY_CLOSE)
+        err = {-3: FiltErr.MISSING_QUOTE, -2: FiltErr.TOO_MANY_OPEN}.get(ret, FiltErr.TOO_MANY_CLOSE)
         pe.set(err, index)
         raise _Fail(ret)
     if not preds:
@@ -757,18 +753,18 @@ def append_filter_err(tr: TraceArray | None, pe: ParseError, text: str) -> str:
     pos = min(pe.lasterr_pos, len(text))
     if pos:
         pos += 1
-    if pe.lasterr > 0:
-        out = f"{text}\n{'^':>{pos}}\nparse_error: {ERR_TEXT[pe.lasterr]}\n"
+    if pe.lasterr is not FiltErr.NONE:
+        out = f"{text}\n{'^':>{pos}}\nparse_error: {pe.lasterr.value}\n"
         if tr is not None:
-            tr.log_err("event filter parse error", text, ERR_TEXT[pe.lasterr], pe.lasterr_pos)
+            tr.log_err("event filter parse error", text, pe.lasterr.value, pe.lasterr_pos)
     else:
-        out = f"{text}\nError: ({pe.lasterr})\n"
+        out = f"{text}\nError: (0)\n"
         if tr is not None:
-            tr.log_err("event filter parse error", text, ERR_TEXT[FILT_ERR_ERRNO], 0)
+            tr.log_err("event filter parse error", text, FiltErr.ERRNO.value, 0)
     return out
 
 
-def create_filter(tr: TraceArray | None, call: EventCall, text: str, kernel: Any,
+def create_filter(tr: TraceArray | None, call: EventCall, text: str, kernel: Kernel | None,
                   set_str: bool = True) -> tuple[EventFilter, int]:
     """create_filter(): (filter, 0) or (filter with the error text, -errno)."""
     pe = ParseError()
@@ -791,8 +787,6 @@ def _strip_input(data: bytes | str) -> str:
 
 def apply_event_filter(events: TraceEvents, file: EventFile, data: bytes | str) -> None:
     """apply_event_filter(): raises KernelError with the kernel's code on error."""
-    from .trace_events import EVENT_FILE_FL_FREED
-
     if file.flags & EVENT_FILE_FL_FREED:
         raise KernelError(errno.ENODEV)
     text = _strip_input(data)
@@ -818,9 +812,7 @@ def subsystem_filter_text(events: TraceEvents, tr: TraceArray, system: str) -> s
 
 
 def apply_subsystem_filter(events: TraceEvents, tr: TraceArray, system: str, data: bytes | str) -> None:
-    """apply_subsystem_event_filter()."""
-    from .trace_events import Subsystem
-
+    """apply_subsystem_event_filter(): raises KernelError for the adapter."""
     inst = events.inst(tr)
     files = [f for c, f in inst.files.items() if c.system == system]
     if not files:
@@ -839,7 +831,7 @@ def apply_subsystem_filter(events: TraceEvents, tr: TraceArray, system: str, dat
             pred = process_preds(f.call, text, pe, events.kernel)
         except _Fail:
             f.flags &= ~EVENT_FILE_FL_FILTERED
-            pe.set(FILT_ERR_BAD_SUBSYS_FILTER, 0)
+            pe.set(FiltErr.BAD_SUBSYS_FILTER, 0)
             shown = append_filter_err(tr, pe, text)
             f.filter = EventFilter(shown)
             continue
@@ -849,8 +841,9 @@ def apply_subsystem_filter(events: TraceEvents, tr: TraceArray, system: str, dat
     sub.filter_text = None
 
 
-def compile_filter(call: EventCall, text: str, kernel: Any = None) -> Pred:
-    """A predicate for ``text`` or KernelError (no error_log): trigger filters, tests."""
+def compile_filter(call: EventCall, text: str, kernel: Kernel | None = None) -> Pred:
+    """A predicate for ``text`` or KernelError (no error_log): a Python API for
+    in-kernel users and tests."""
     flt, err = create_filter(None, call, text, kernel, set_str=False)
     if err or flt.pred is None:
         raise KernelError(errno.EINVAL if err >= -1 else -err)

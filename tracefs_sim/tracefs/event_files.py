@@ -61,7 +61,7 @@ class HistOpenFile(SeqOpenFile):
     new hit count (the 6.12 hist poll)."""
 
     def __init__(self, node: File, mode: OpenMode, ev: Any, file_of: Callable[[], Any]) -> None:
-        self.hists = ev.triggers.hists
+        self.hists = ev.kernel.hists
         self.file_of = file_of
         self.last_read = 0
         self.last_act = self.hists.hit_count(file_of())
