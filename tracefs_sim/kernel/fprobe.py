@@ -27,6 +27,7 @@ import errno
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
+from .ftrace import OPS_FL_SAVE_REGS, FtraceOps, ksym
 from .rethook import Rethook, RethookCore, RethookNode, rethook_alloc
 
 if TYPE_CHECKING:
@@ -34,7 +35,6 @@ if TYPE_CHECKING:
 
 FPROBE_FL_DISABLED = 1
 FPROBE_FL_KPROBE_SHARED = 2
-FTRACE_OPS_FL_SAVE_REGS = 1 << 2      # include/linux/ftrace.h bit (fallback value)
 
 EntryHandler = Callable[["Fprobe", int, int, Any, Any], int]
 ExitHandler = Callable[["Fprobe", int, int, Any, Any], None]
@@ -80,15 +80,6 @@ def enable_fprobe(fp: Fprobe | None) -> None:
         fp.flags &= ~FPROBE_FL_DISABLED
 
 
-class _FallbackOps:
-    """Stand-in ftrace_ops when kernel/ftrace.py provides no class."""
-
-    def __init__(self, func: Callable[..., None], flags: int) -> None:
-        self.func = func
-        self.flags = flags
-        self.private: Any = None
-
-
 def _call(fn: Callable[..., Any], *args: Any) -> int:
     """Call an ftrace API that raises KernelError (kernel/ftrace.py) or returns -errno."""
     from .errors import KernelError
@@ -131,24 +122,12 @@ class FprobeCore:
         self.rethooks = RethookCore()
 
     # ------------------------------------------------------------------ handlers
-    def _make_ops(self, fp: Fprobe) -> Any:
-        def func(ip: int, parent_ip: int, ops: Any, fregs: Any) -> None:
+    def _make_ops(self, fp: Fprobe) -> FtraceOps:
+        @ksym("fprobe_handler")  # its %pS in enabled_functions
+        def func(ip: int, parent_ip: int, ops: FtraceOps, fregs: Any) -> None:
             self._handler(fp, ip, parent_ip, fregs)
 
-        func.__ksym__ = "fprobe_handler"        # type: ignore[attr-defined]  # %pS in enabled_functions
-        func.__ksym_size__ = 0x240              # type: ignore[attr-defined]
-        try:
-            from . import ftrace as _ftrace
-            cls = getattr(_ftrace, "FtraceOps", None)
-            flag = getattr(_ftrace, "OPS_FL_SAVE_REGS", FTRACE_OPS_FL_SAVE_REGS)
-        except ImportError:
-            cls, flag = None, FTRACE_OPS_FL_SAVE_REGS
-        if cls is not None:
-            ops = cls(func, flag, fp, name="fprobe")
-        else:
-            ops = _FallbackOps(func, flag)
-            ops.private = fp
-        return ops
+        return FtraceOps(func, OPS_FL_SAVE_REGS, fp, name="fprobe")
 
     def _handler(self, fp: Fprobe, ip: int, parent_ip: int, fregs: Any) -> None:
         """``fprobe_handler`` → ``__fprobe_handler``."""
