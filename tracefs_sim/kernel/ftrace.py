@@ -52,6 +52,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from . import ftrace_ops
 from .errors import KernelError
 from .ftrace_dispatch import TRACE_LIST_START, FtraceDispatch
 from .ftrace_iter import (
@@ -68,60 +69,15 @@ from .ftrace_iter import (
     RegexIter,
     ftrace_regex_open,
 )
+from .ftrace_ops import *  # noqa: F403 - re-exported: the names of include/linux/ftrace.h
 from .ftrace_ops import (
-    FL_CALL_OPS,
-    FL_CALL_OPS_EN,
-    FL_DIRECT,
-    FL_DIRECT_EN,
-    FL_DISABLED,
-    FL_ENABLED,
-    FL_IPMODIFY,
-    FL_MODIFIED,
-    FL_REGS,
-    FL_REGS_EN,
-    FL_TOUCHED,
-    FL_TRAMP,
-    FL_TRAMP_EN,
-    GOLDEN_RATIO_64,
-    HASH_DEFAULT_BITS,
-    HASH_FL_MOD,
-    HASH_MAX_BITS,
-    KSYM_SIZES,
-    NOCLEAR_FLAGS,
-    OPS_FL_ADDING,
-    OPS_FL_ALLOC_TRAMP,
     OPS_FL_DELETED,
-    OPS_FL_DIRECT,
-    OPS_FL_DYNAMIC,
     OPS_FL_ENABLED,
     OPS_FL_INITIALIZED,
-    OPS_FL_IPMODIFY,
-    OPS_FL_MODIFYING,
-    OPS_FL_PERMANENT,
     OPS_FL_PID,
-    OPS_FL_RCU,
-    OPS_FL_RECURSION,
-    OPS_FL_REMOVING,
-    OPS_FL_SAVE_ARGS,
-    OPS_FL_SAVE_REGS,
-    OPS_FL_SAVE_REGS_IF_SUPPORTED,
-    OPS_FL_STUB,
-    OPS_FL_SUBOP,
-    OPS_FL_TRACE_ARRAY,
-    REF_MAX,
-    REF_MAX_SHIFT,
     FtraceHash,
     FtraceOps,
-    OpsFunc,
-    OpsHash,
-    SiteFunc,
-    fls,
     ftrace_stub,
-    hash_64,
-    ksym,
-    ops_equal,
-    sym_name,
-    sym_ps,
 )
 from .ftrace_pid import FtracePids
 from .ftrace_probe import CommandFunc, FtraceProbes, FuncProbe, FuncProbeOps, ModLoad
@@ -146,23 +102,15 @@ if TYPE_CHECKING:
     from .sched import Task
     from .trace import TraceArray
 
+# with the names of ftrace_ops.py (include/linux/ftrace.h), the public API of this module
 __all__ = [
-    "ENTRY_SIZE", "FL_CALL_OPS", "FL_CALL_OPS_EN", "FL_DIRECT", "FL_DIRECT_EN", "FL_DISABLED",
-    "FL_ENABLED", "FL_IPMODIFY", "FL_MODIFIED", "FL_REGS", "FL_REGS_EN", "FL_TOUCHED", "FL_TRAMP",
-    "FL_TRAMP_EN", "FTRACE_BUFF_MAX", "GOLDEN_RATIO_64", "HASH_DEFAULT_BITS", "HASH_FL_MOD",
-    "HASH_MAX_BITS", "ITER_ADDRS", "ITER_DO_PROBES", "ITER_ENABLED", "ITER_FILTER", "ITER_MOD",
-    "ITER_NOTRACE", "ITER_PRINTALL", "ITER_PROBE", "ITER_TOUCHED", "KSYM_SIZES", "MATCH_END_ONLY",
+    "ENTRY_SIZE", "FTRACE_BUFF_MAX", "ITER_ADDRS", "ITER_DO_PROBES", "ITER_ENABLED", "ITER_FILTER",
+    "ITER_MOD", "ITER_NOTRACE", "ITER_PRINTALL", "ITER_PROBE", "ITER_TOUCHED", "MATCH_END_ONLY",
     "MATCH_FRONT_ONLY", "MATCH_FULL", "MATCH_GLOB", "MATCH_INDEX", "MATCH_MIDDLE_ONLY",
-    "NOCLEAR_FLAGS", "OPS_FL_ADDING", "OPS_FL_ALLOC_TRAMP", "OPS_FL_DELETED", "OPS_FL_DIRECT",
-    "OPS_FL_DYNAMIC", "OPS_FL_ENABLED", "OPS_FL_INITIALIZED", "OPS_FL_IPMODIFY",
-    "OPS_FL_MODIFYING", "OPS_FL_PERMANENT", "OPS_FL_PID", "OPS_FL_RCU", "OPS_FL_RECURSION",
-    "OPS_FL_REMOVING", "OPS_FL_SAVE_ARGS", "OPS_FL_SAVE_REGS", "OPS_FL_SAVE_REGS_IF_SUPPORTED",
-    "OPS_FL_STUB", "OPS_FL_SUBOP", "OPS_FL_TRACE_ARRAY", "REF_MAX", "REF_MAX_SHIFT",
     "TRACE_CTX_NORMAL", "TRACE_CTX_TRANSITION", "TRACE_FTRACE_START", "TRACE_LIST_START",
-    "CommandFunc", "Ftrace", "FtraceHash", "FtraceOps", "FuncProbe", "FuncProbeOps", "Glob",
-    "ModLoad", "OpsFunc", "OpsHash", "RegexIter", "RetFrame", "SiteFunc", "TrFtraceState", "boot",
-    "filter_parse_regex", "fls", "ftrace_stub", "hash_64", "ksym", "new_trace_ops", "ops_equal",
-    "sym_name", "sym_ps",
+    "CommandFunc", "Ftrace", "FuncProbe", "FuncProbeOps", "Glob", "ModLoad", "RegexIter",
+    "RetFrame", "RetToken", "TrFtraceState", "boot", "filter_parse_regex", "new_trace_ops",
+    *ftrace_ops.__all__,
 ]
 
 # trace_recursion.h: the context bits of trace_test_and_set_recursion()

@@ -20,6 +20,19 @@ if TYPE_CHECKING:
     from .kallsyms import Kallsyms
     from .mm import Regs
 
+__all__ = [
+    "OPS_FL_ENABLED", "OPS_FL_DYNAMIC", "OPS_FL_SAVE_REGS", "OPS_FL_SAVE_REGS_IF_SUPPORTED",
+    "OPS_FL_RECURSION", "OPS_FL_STUB", "OPS_FL_INITIALIZED", "OPS_FL_DELETED", "OPS_FL_ADDING",
+    "OPS_FL_REMOVING", "OPS_FL_MODIFYING", "OPS_FL_ALLOC_TRAMP", "OPS_FL_IPMODIFY", "OPS_FL_PID",
+    "OPS_FL_RCU", "OPS_FL_TRACE_ARRAY", "OPS_FL_PERMANENT", "OPS_FL_DIRECT", "OPS_FL_SUBOP",
+    "OPS_FL_SAVE_ARGS", "FL_ENABLED", "FL_REGS", "FL_REGS_EN", "FL_TRAMP", "FL_TRAMP_EN",
+    "FL_IPMODIFY", "FL_DISABLED", "FL_DIRECT", "FL_DIRECT_EN", "FL_CALL_OPS", "FL_CALL_OPS_EN",
+    "FL_TOUCHED", "FL_MODIFIED", "REF_MAX_SHIFT", "REF_MAX", "NOCLEAR_FLAGS", "HASH_FL_MOD",
+    "HASH_DEFAULT_BITS", "HASH_MAX_BITS", "GOLDEN_RATIO_64", "KSYM_SIZES", "ksym", "sym_name",
+    "sym_ps", "hash_64", "fls", "FtraceHash", "ops_equal", "OpsHash", "FtraceOps", "ftrace_stub",
+    "OpsFunc", "SiteFunc",
+]
+
 # ----------------------------------------------------------------------- ftrace_ops flags
 OPS_FL_ENABLED = 1 << 0
 OPS_FL_DYNAMIC = 1 << 1
