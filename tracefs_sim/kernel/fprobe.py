@@ -220,12 +220,10 @@ class FprobeCore:
         if ft is not None and fp.ops is not None:
             _call(ft.ftrace_free_filter, fp.ops)
 
-    def _filter_count(self, fp: Fprobe) -> int:
-        fc = getattr(fp.ops, "filter_count", None)
-        if callable(fc):
-            return int(fc())
-        fh = getattr(fp.ops, "filter_hash", None)
-        return len(fh) if fh is not None else 1
+    @staticmethod
+    def _filter_count(fp: Fprobe) -> int:
+        """The number of probed functions (fprobe_init_rethook's size)."""
+        return len(fp.ops.filter_hash)
 
     def register_fprobe(self, fp: Fprobe, filter: str | None, notfilter: str | None) -> int:
         """Probe the functions matching the glob ``filter`` minus ``notfilter``."""
@@ -276,12 +274,8 @@ class FprobeCore:
         ft = self.ftrace
         if ft is None:
             return -errno.ENODEV
-        lookup = getattr(ft, "ftrace_lookup_symbols", None)
-        if lookup is not None:
-            addrs = lookup(sorted(syms))
-        else:
-            addrs = self._lookup_symbols(sorted(syms))
-        if isinstance(addrs, int) or addrs is None:
+        addrs = self._lookup_symbols(sorted(syms))
+        if addrs is None:
             return -errno.ENOENT
         return self.register_fprobe_ips(fp, list(addrs))
 
