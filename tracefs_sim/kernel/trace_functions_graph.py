@@ -684,8 +684,7 @@ def boot(kernel: Kernel) -> GraphTracer:
     for tr in tracing.all_arrays():
         g.alloc_gops(tr)
     tracing.instance_hooks.append((g.instance_create, g.instance_destroy))
-    old = tracing.tracers.get("function_graph")
-    options = old.options if old is not None else tuple((n, d) for n, _b, d in OPTIONS)
+    options = tuple((name, default) for name, _bit, default in OPTIONS)
     tracing.register_tracer(Tracer("function_graph", options, init=g.init, reset=g.reset,
                                    allow_instances=True, print_header=g.print_header,
                                    print_line=g.print_line, set_flag=g.set_flag))
