@@ -22,23 +22,27 @@ def sh() -> Shell:
     return Shell(k)
 
 
-def mark(k: Kernel, cpu: int, text: str) -> None:
-    """A trace_marker write by task 300+cpu on ``cpu``."""
-    k.syscall_enter(300 + cpu, "cat", cpu)
-    k.trace.mark_write(k.trace.global_trace, text.encode())
-    k.syscall_exit()
+def mark(k: Kernel, *writes: tuple[int, str]) -> None:
+    """trace_marker writes ``(cpu, text)``, each by task 300+cpu on its CPU."""
+    for cpu, text in writes:
+        k.syscall_enter(300 + cpu, "cat", cpu)
+        k.trace.mark_write(k.trace.global_trace, text.encode())
+        k.syscall_exit()
 
 
-def run(k: Kernel, func: str, cpu: int = 0) -> None:
-    """``func``'s call site runs on ``cpu`` (as task 400)."""
+def run(k: Kernel, func: str, cpu: int = 0) -> list[str]:
+    """``func``'s call site runs on ``cpu`` (as task 400); returns what that printed
+    to the kernel log, without the time stamps."""
+    n = len(k.log)
     k.syscall_enter(400, "reader", cpu)
     k.ftrace.func_entry(k.kallsyms.index_of(func), 0)
     k.syscall_exit()
-
-
-def log_since(k: Kernel, n: int) -> list[str]:
-    """The kernel log lines after the n-th, without their time stamps."""
     return [re.sub(r"^\[ *\d+\.\d{6}\] ", "", line) for line in k.log[n:]]
+
+
+def texts(lines: list[str]) -> list[str]:
+    """The trace_marker texts of trace or log lines."""
+    return [line.rsplit(": ", 1)[-1] for line in lines]
 
 
 def entries(sh: Shell, path: str = "trace") -> list[str]:
@@ -47,18 +51,14 @@ def entries(sh: Shell, path: str = "trace") -> list[str]:
 
 def test_dump_prints_the_global_buffer_in_latency_format_and_consumes_it(sh):
     k = sh.k
-    mark(k, 0, "a0")
-    mark(k, 1, "b1")
-    mark(k, 0, "c0")
+    mark(k, (0, "a0"), (1, "b1"), (0, "c0"))
     sh.ok("set_ftrace_filter", "vfs_read:dump")
     assert sh.cat("set_ftrace_filter").endswith("vfs_read:dump:count=1\n")
-    n = len(k.log)
-    run(k, "vfs_read", cpu=1)
-    lines = log_since(k, n)
+    lines = run(k, "vfs_read", cpu=1)
     assert lines[0] == "Dumping ftrace buffer:" and lines[1] == RULE and lines[-1] == RULE
     # every CPU, oldest first, trace_print_lat_context() columns
     body = lines[2:-1]
-    assert [line.rsplit(": ", 1)[1] for line in body] == ["a0", "b1", "c0"]
+    assert texts(body) == ["a0", "b1", "c0"]
     assert re.fullmatch(r"   <\.\.\.>-300       0\.{5} +\d+us : tracing_mark_write: a0", body[0])
     assert re.fullmatch(r"   <\.\.\.>-301       1\.{5} +\d+us : tracing_mark_write: b1", body[1])
     assert entries(sh) == []  # consumed
@@ -66,38 +66,26 @@ def test_dump_prints_the_global_buffer_in_latency_format_and_consumes_it(sh):
     assert sh.cat("set_ftrace_filter").endswith("vfs_read:dump:count=0\n")
     # dump runs once: the count is spent
     sh.ok("tracing_on", "1")
-    mark(k, 0, "d0")
-    n = len(k.log)
-    run(k, "vfs_read")
-    assert log_since(k, n) == []
-    assert len(entries(sh)) == 1
+    mark(k, (0, "d0"))
+    assert run(k, "vfs_read") == []
+    assert texts(entries(sh)) == ["d0"]
 
 
 def test_dump_of_an_empty_buffer(sh):
     k = sh.k
     sh.ok("set_ftrace_filter", "vfs_write:dump")
-    n = len(k.log)
-    run(k, "vfs_write")
-    assert log_since(k, n) == ["Dumping ftrace buffer:", "   (ftrace buffer empty)"]
+    assert run(k, "vfs_write") == ["Dumping ftrace buffer:", "   (ftrace buffer empty)"]
 
 
 def test_cpudump_dumps_the_current_cpu_at_every_hit(sh):
     k = sh.k
-    mark(k, 0, "a0")
-    mark(k, 1, "b1")
-    mark(k, 1, "c1")
+    mark(k, (0, "a0"), (1, "b1"), (1, "c1"))
     sh.ok("set_ftrace_filter", "ksys_read:cpudump")
-    n = len(k.log)
-    run(k, "ksys_read", cpu=1)
-    lines = log_since(k, n)
-    assert [line.rsplit(": ", 1)[1] for line in lines[2:-1]] == ["b1", "c1"]
-    assert [line.rsplit(": ", 1)[1] for line in entries(sh)] == ["a0"]  # CPU 0 kept
+    assert texts(run(k, "ksys_read", cpu=1)) == ["Dumping ftrace buffer:", RULE, "b1", "c1", RULE]
+    assert texts(entries(sh)) == ["a0"]  # CPU 0 kept
     # cpudump has no count (no init): it dumps at every hit
     assert sh.cat("set_ftrace_filter").endswith("ksys_read:cpudump:unlimited\n")
-    n = len(k.log)
-    run(k, "ksys_read", cpu=0)
-    assert [line.rsplit(": ", 1)[-1] for line in log_since(k, n)] == [
-        "Dumping ftrace buffer:", RULE, "a0", RULE]
+    assert texts(run(k, "ksys_read", cpu=0)) == ["Dumping ftrace buffer:", RULE, "a0", RULE]
 
 
 def test_stacktrace_records_the_call_chain_in_the_array_of_the_probe(sh):
@@ -139,13 +127,13 @@ def test_snapshot_probe_arms_takes_and_disarms(sh):
     assert gt.snapshot == 1 and gt.allocated_snapshot  # tracing_arm_snapshot()
     sh.ok("set_ftrace_filter", "vfs_write:snapshot", append=True)
     assert gt.snapshot == 2
-    mark(k, 0, "before")
+    mark(k, (0, "before"))
     run(k, "vfs_read")
-    assert [line.rsplit(": ", 1)[1] for line in entries(sh, "snapshot")] == ["before"]
+    assert texts(entries(sh, "snapshot")) == ["before"]
     assert entries(sh) == []  # swapped with the (empty) snapshot buffer
-    mark(k, 0, "after")
+    mark(k, (0, "after"))
     run(k, "vfs_read")  # count spent: no second swap
-    assert [line.rsplit(": ", 1)[1] for line in entries(sh)] == ["after"]
+    assert texts(entries(sh)) == ["after"]
     assert sh.cat("set_ftrace_filter").endswith(
         "vfs_write:snapshot:unlimited\nvfs_read:snapshot:count=0\n")
     sh.ok("set_ftrace_filter", "!vfs_read:snapshot:0", append=True)
