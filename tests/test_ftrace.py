@@ -452,3 +452,19 @@ def test_graph_filter_hash(k):
 
 def test_dyn_ftrace_total_info(k):
     assert re.fullmatch(r"43280 pages:\d+ groups: \d+\n", k.ftrace.records.dyn_ftrace_total_info_text())
+
+
+def test_module_api_names():
+    """The names modules and examples use stay importable from kernel.ftrace, and the
+    Ftrace object keeps the kernel's ftrace API by its C names."""
+    for name in ("FtraceOps", "FtraceHash", "Ftrace", "ksym", "ftrace_stub", "OPS_FL_SAVE_REGS",
+                 "OPS_FL_IPMODIFY", "FL_ENABLED", "REF_MAX", "ITER_FILTER", "MATCH_GLOB",
+                 "FuncProbeOps", "TrFtraceState", "filter_parse_regex"):
+        assert name in F.__all__ and hasattr(F, name), name
+    for name in ("register_ftrace_function", "unregister_ftrace_function", "ftrace_set_filter",
+                 "ftrace_set_notrace", "ftrace_set_filter_ip", "ftrace_set_filter_ips",
+                 "ftrace_free_filter", "ftrace_location", "ftrace_startup_subops",
+                 "ftrace_shutdown_subops", "register_ftrace_command", "unregister_ftrace_command",
+                 "register_ftrace_function_probe", "unregister_ftrace_function_probe_func",
+                 "func_entry", "func_exit", "push_ret_hook", "recursion_trylock", "ip_to_index"):
+        assert callable(getattr(F.Ftrace, name)), name
