@@ -12,6 +12,7 @@ from tracefs_sim.kernel import fgraph as G
 from tracefs_sim.kernel import ftrace as F
 from tracefs_sim.kernel.core import Kernel
 from tracefs_sim.kernel.errors import KernelError
+from tracefs_sim.kernel.ftrace_iter import enabled_functions_text, touched_functions_text
 from tracefs_sim.kernel.lib import glob_to_regex, kstrtoul
 
 TRAMP = r"0x[0-9a-f]+"
@@ -35,8 +36,8 @@ def k(booted):
         elif op.flags & F.OPS_FL_ENABLED:
             ft.unregister_ftrace_function(op)
     ft.ftrace_free_filter(gt.ops)
-    gt.ops.func = F._ftrace_stub
-    st = ft.tr_state(gt)
+    gt.ops.func = F.ftrace_stub
+    st = gt.ftrace_state
     st.function_pids = st.function_no_pids = None
     st.mod_trace.clear()
     booted.fgraph.graph_hash = F.FtraceHash()
@@ -110,7 +111,7 @@ def test_globs_match_reference_kernel(k):
 
     def m(pat):
         h = F.FtraceHash()
-        ft.process_regex(gt, h, pat, True)
+        ft.probes.process_regex(gt, h, pat, True)
         return h
 
     assert names(k, m("*rcu*read*lock*")) == [
@@ -137,7 +138,7 @@ def test_unknown_function_is_einval_and_leaves_hash(k):
     h = F.FtraceHash([idx(k, "vfs_read")])
     for bad in ("nosuchfunc", "nosuch*", "99999999", "0", "vfs_read:nosuchcmd"):
         with pytest.raises(KernelError) as e:
-            ft.process_regex(k.trace.global_trace, h, bad, True)
+            ft.probes.process_regex(k.trace.global_trace, h, bad, True)
         assert e.value.errno == errno.EINVAL
     assert names(k, h) == ["vfs_read"]
 
@@ -145,42 +146,42 @@ def test_unknown_function_is_einval_and_leaves_hash(k):
 def test_index_writes_are_one_based(k):
     ft = k.ftrace
     h = F.FtraceHash()
-    ft.process_regex(k.trace.global_trace, h, "1", True)
-    ft.process_regex(k.trace.global_trace, h, "100", True)
+    ft.probes.process_regex(k.trace.global_trace, h, "1", True)
+    ft.probes.process_regex(k.trace.global_trace, h, "100", True)
     assert names(k, h) == ["__traceiter_initcall_level", "max_precise_show"]
-    ft.process_regex(k.trace.global_trace, h, "!1", True)
+    ft.probes.process_regex(k.trace.global_trace, h, "!1", True)
     assert names(k, h) == ["max_precise_show"]
 
 
 def test_mod_command(k):
     ft = k.ftrace
     gt = k.trace.global_trace
-    st = ft.tr_state(gt)
+    st = gt.ftrace_state
     h = F.FtraceHash()
     # module names starting with a digit parse as MATCH_INDEX: nothing matches, and
     # the module is loaded so nothing is cached either
     for cmd in (":mod:9pnet_virtio", "p9_*:mod:9pnet", "*:mod:9p", "!p9_client_*:mod:9pnet"):
         with pytest.raises(KernelError):
-            ft.process_regex(gt, h, cmd, True)
-    ft.process_regex(gt, h, "netfs_*:mod:netfs", True)
+            ft.probes.process_regex(gt, h, cmd, True)
+    ft.probes.process_regex(gt, h, "netfs_*:mod:netfs", True)
     assert len(h) == 82 and all(ft.mods[i] == "netfs" for i in h)
     h = F.FtraceHash()
-    ft.process_regex(gt, h, "*:mod:nosuchmod", True)
-    ft.process_regex(gt, h, "vfs_read:mod:nosuchmod2", True)
+    ft.probes.process_regex(gt, h, "*:mod:nosuchmod", True)
+    ft.probes.process_regex(gt, h, "vfs_read:mod:nosuchmod2", True)
     assert [(m.func, m.module) for m in st.mod_trace] == [("vfs_read", "nosuchmod2"), ("*", "nosuchmod")]
-    ft.process_regex(gt, h, "!*:mod:nosuchmod", True)
+    ft.probes.process_regex(gt, h, "!*:mod:nosuchmod", True)
     assert [(m.func, m.module) for m in st.mod_trace] == [("vfs_read", "nosuchmod2")]
-    ft.process_regex(gt, h, "!*:mod:*", True)  # blank module glob: matches module records
+    ft.probes.process_regex(gt, h, "!*:mod:*", True)  # blank module glob: matches module records
     assert not h.ents
 
 
 def test_glob_speed(k):
     ft = k.ftrace
     gt = k.trace.global_trace
-    ft.process_regex(gt, F.FtraceHash(), "x*", True)  # build the indexes once
+    ft.probes.process_regex(gt, F.FtraceHash(), "x*", True)  # build the indexes once
     for pat, limit in (("vfs_*", 0.02), ("*", 0.02), ("*read*", 0.02), ("*pin*lock", 0.03)):
         t = time.perf_counter()
-        ft.process_regex(gt, F.FtraceHash(), pat, True)
+        ft.probes.process_regex(gt, F.FtraceHash(), pat, True)
         assert time.perf_counter() - t < limit, pat
 
 
@@ -197,18 +198,18 @@ def test_function_tracer_ops_enabled_functions(k):
     ft.register_ftrace_function(ops)
     line = (r"vfs_read \(1\)           \ttramp: " + TRAMP +
             r" \(function_trace_call\+0x0/0x110\) ->function_trace_call\+0x0/0x110\n")
-    assert re.fullmatch(line, ft.enabled_functions_text())
-    assert re.fullmatch(line, ft.touched_functions_text())
+    assert re.fullmatch(line, enabled_functions_text(ft))
+    assert re.fullmatch(line, touched_functions_text(ft))
     ft.ftrace_set_filter(ops, "vfs_write", False)
-    text = ft.enabled_functions_text()
+    text = enabled_functions_text(ft)
     assert text.splitlines()[1].startswith("vfs_write (1)           \ttramp: ")
     # the call site reaches the callback with the record ip and the parent ip
     i = idx(k, "vfs_read")
     assert ft.func_entry(i, 0x1234) is None
     assert ops.owner == [(ft.ips[i], 0x1234)]
     ft.unregister_ftrace_function(ops)
-    assert ft.enabled_functions_text() == ""
-    assert ft.touched_functions_text() == ("vfs_read (0)            ->ftrace_stub+0x0/0x20\n"
+    assert enabled_functions_text(ft) == ""
+    assert touched_functions_text(ft) == ("vfs_read (0)            ->ftrace_stub+0x0/0x20\n"
                                            "vfs_write (0)            ->ftrace_stub+0x0/0x20\n")
     assert ft.site_func[i] is None
 
@@ -229,17 +230,17 @@ def test_save_regs_ops_and_list_func(k):
     ft.register_ftrace_function(a)
     assert re.fullmatch(r"vfs_write \(1\) R         \ttramp: " + TRAMP +
                         r" \(fprobe_handler\+0x0/0x240\) ->fprobe_handler\+0x0/0x240\n",
-                        ft.enabled_functions_text())
+                        enabled_functions_text(ft))
     b = F.FtraceOps(fprobe_handler, F.OPS_FL_SAVE_REGS)
     b.owner = hits2
     ft.ftrace_set_filter(b, "vfs_write")
     ft.register_ftrace_function(b)
-    assert ft.enabled_functions_text() == "vfs_write (2) R          ->arch_ftrace_ops_list_func+0x0/0x1d0\n"
+    assert enabled_functions_text(ft) == "vfs_write (2) R          ->arch_ftrace_ops_list_func+0x0/0x1d0\n"
     i = idx(k, "vfs_write")
     ft.func_entry(i, 0)
     assert hits1 == hits2 == [ft.ips[i]]
     ft.unregister_ftrace_function(b)
-    assert "tramp:" in ft.enabled_functions_text()
+    assert "tramp:" in enabled_functions_text(ft)
     ft.func_entry(i, 0)
     assert hits1 == [ft.ips[i]] * 2 and len(hits2) == 1
     ft.unregister_ftrace_function(a)
@@ -284,7 +285,7 @@ def test_ipmodify_conflict(k):
         ft.register_ftrace_function(b)
     assert e.value.errno == errno.EBUSY
     assert b not in ft.ops_list and not b.flags & F.OPS_FL_ENABLED
-    assert " I " in ft.enabled_functions_text() and " M " in ft.enabled_functions_text()
+    assert " I " in enabled_functions_text(ft) and " M " in enabled_functions_text(ft)
     c = F.FtraceOps(fprobe_handler, F.OPS_FL_IPMODIFY)  # all functions: refused
     with pytest.raises(KernelError) as e:
         ft.register_ftrace_function(c)
@@ -326,18 +327,18 @@ def test_pid_filtering(k):
     ops.func = function_trace_call
     ft.ftrace_set_filter(ops, "vfs_read", True)
     ft.register_ftrace_function(ops)
-    ft.pid_write(gt, b"4242\n", notrace=False)
-    assert ft.pid_show(gt, False) == "4242\n"
-    assert "ftrace_pid_func" in ft.enabled_functions_text()
+    ft.pid.pid_write(gt, b"4242\n", notrace=False)
+    assert ft.pid.pid_show(gt, False) == "4242\n"
+    assert "ftrace_pid_func" in enabled_functions_text(ft)
     i = idx(k, "vfs_read")
     ft.func_entry(i, 0)
     assert ops.owner == []
     k.sched.set_current(0, k.sched.task(4242, "cat"))
     ft.func_entry(i, 0)
     assert len(ops.owner) == 1
-    ft.pid_reset(gt, False)
-    assert ft.pid_show(gt, False) == "no pid\n"
-    assert "function_trace_call" in ft.enabled_functions_text()
+    ft.pid.pid_reset(gt, False)
+    assert ft.pid.pid_show(gt, False) == "no pid\n"
+    assert "function_trace_call" in enabled_functions_text(ft)
     k.sched.set_current(0, k.sched.idle[0])
 
 
@@ -359,7 +360,7 @@ def test_graph_subops_and_return_hooks(k):
     ft.ftrace_set_filter(gt.ops, "vfs_*", True)  # shared with the function tracer's ops
     fg.register_ftrace_graph(gops)
     assert gops.ops.func_hash is gt.ops.local_hash
-    lines = ft.enabled_functions_text().splitlines()
+    lines = enabled_functions_text(ft).splitlines()
     assert len(lines) == 78
     assert re.fullmatch(r"vfs_\w+ \(1\)           \ttramp: " + TRAMP +
                         r" \(ftrace_graph_func\+0x0/0x20\) ->ftrace_graph_func\+0x0/0x20", lines[0])
@@ -374,9 +375,9 @@ def test_graph_subops_and_return_hooks(k):
     assert not rs
     # changing the (shared) filter through the not-enabled function ops updates graph_ops
     ft.ftrace_set_filter(gt.ops, "schedule", True)
-    assert [line.split()[0] for line in ft.enabled_functions_text().splitlines()] == ["schedule"]
+    assert [line.split()[0] for line in enabled_functions_text(ft).splitlines()] == ["schedule"]
     fg.unregister_ftrace_graph(gops)
-    assert ft.enabled_functions_text() == ""
+    assert enabled_functions_text(ft) == ""
 
 
 def test_graph_all_functions_and_second_user(k):
@@ -450,4 +451,20 @@ def test_graph_filter_hash(k):
 
 
 def test_dyn_ftrace_total_info(k):
-    assert re.fullmatch(r"43280 pages:\d+ groups: \d+\n", k.ftrace.dyn_ftrace_total_info_text())
+    assert re.fullmatch(r"43280 pages:\d+ groups: \d+\n", k.ftrace.records.dyn_ftrace_total_info_text())
+
+
+def test_module_api_names():
+    """The names modules and examples use stay importable from kernel.ftrace, and the
+    Ftrace object keeps the kernel's ftrace API by its C names."""
+    for name in ("FtraceOps", "FtraceHash", "Ftrace", "ksym", "ftrace_stub", "OPS_FL_SAVE_REGS",
+                 "OPS_FL_IPMODIFY", "FL_ENABLED", "REF_MAX", "ITER_FILTER", "MATCH_GLOB",
+                 "FuncProbeOps", "TrFtraceState", "filter_parse_regex"):
+        assert name in F.__all__ and hasattr(F, name), name
+    for name in ("register_ftrace_function", "unregister_ftrace_function", "ftrace_set_filter",
+                 "ftrace_set_notrace", "ftrace_set_filter_ip", "ftrace_set_filter_ips",
+                 "ftrace_free_filter", "ftrace_location", "ftrace_startup_subops",
+                 "ftrace_shutdown_subops", "register_ftrace_command", "unregister_ftrace_command",
+                 "register_ftrace_function_probe", "unregister_ftrace_function_probe_func",
+                 "func_entry", "func_exit", "push_ret_hook", "recursion_trylock", "ip_to_index"):
+        assert callable(getattr(F.Ftrace, name)), name

@@ -7,10 +7,8 @@ import re
 
 import pytest
 
-from tracefs_sim.kernel import ftrace as F
 from tracefs_sim.kernel.core import Kernel
 from tracefs_sim.kernel.errors import KernelError
-from tracefs_sim.kernel.ftrace_cmds import TracingHooks, register_func_commands
 from tracefs_sim.tracefs import build_tree
 from tracefs_sim.tracefs.files import read_file
 from tracefs_sim.tracefs.node import WRITE_APPEND, WRITE_TRUNC, OpenMode, walk
@@ -49,11 +47,7 @@ class Shell:
 
 @pytest.fixture
 def sh():
-    k = Kernel(nr_cpus=2, seed=1)
-    ft = k.ftrace
-    if "traceon" not in ft.commands:
-        register_func_commands(ft, TracingHooks(k))
-    return Shell(k)
+    return Shell(Kernel(nr_cpus=2, seed=1))
 
 
 ALL = "#### all functions enabled ####\n"
@@ -232,13 +226,10 @@ def test_enabled_and_touched_golden_11(sh):
     k.trace.set_tracer(k.trace.global_trace, "function")
     line = (r"vfs_read \(1\)           \ttramp: 0x[0-9a-f]+ \(function_trace_call\+0x0/0x110\) "
             r"->function_trace_call\+0x0/0x110\n")
-    if k.trace.global_trace.ops.flags & F.OPS_FL_ENABLED:  # the function tracer plugin is there
-        assert re.fullmatch(line, sh.cat("enabled_functions"))
-        k.trace.set_tracer(k.trace.global_trace, "nop")
-        assert sh.cat("enabled_functions") == ""
-        assert sh.cat("touched_functions") == "vfs_read (0)            ->ftrace_stub+0x0/0x20\n"
-    else:
-        k.trace.set_tracer(k.trace.global_trace, "nop")
+    assert re.fullmatch(line, sh.cat("enabled_functions"))
+    k.trace.set_tracer(k.trace.global_trace, "nop")
+    assert sh.cat("enabled_functions") == ""
+    assert sh.cat("touched_functions") == "vfs_read (0)            ->ftrace_stub+0x0/0x20\n"
 
 
 def test_graph_files(sh):
@@ -297,8 +288,6 @@ def test_available_filter_functions_golden_26(sh):
 
 def test_event_commands_golden_09(sh):
     k = sh.k
-    if getattr(k, "events", None) is None:
-        pytest.skip("no trace_events")
     sh.ok("set_ftrace_filter", "vfs_readv:enable_event:sched:sched_switch:2", append=True)
     sh.ok("set_ftrace_filter", "vfs_writev:disable_event:sched:sched_wakeup", append=True)
     assert sh.cat("set_ftrace_filter") == (

@@ -26,20 +26,16 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
-from .ftrace import (
-    FTRACE_BUFF_MAX,
-    OPS_FL_INITIALIZED,
-    OPS_FL_PID,
-    FtraceHash,
-    FtraceOps,
-    filter_parse_regex,
-    ksym,
-)
-from .trace_parser import TraceParser, write_words
+from .ftrace_iter import FTRACE_BUFF_MAX
+from .ftrace_ops import OPS_FL_INITIALIZED, OPS_FL_PID, FtraceHash, FtraceOps
+from .ftrace_records import MATCH_INDEX, filter_parse_regex
+from .trace_parser import WordWriter
 
 if TYPE_CHECKING:
     from .core import Kernel
-    from .ftrace import Ftrace
+    from .ftrace import Ftrace, RetFrame
+    from .mm import Regs
+    from .sched import Task
 
 FGRAPH_ARRAY_SIZE = 16
 # struct ftrace_ret_stack on x86_64 = ret, func, calltime, retp: 4 longs + the bitmap word
@@ -84,7 +80,7 @@ class FgraphOps:
                  ops: FtraceOps | None = None) -> None:
         self.entryfunc = entryfunc
         self.retfunc = retfunc
-        self.private = private
+        self.private = private  # void *private: the trace array of a tracer's gops
         self.ops = ops if ops is not None else FtraceOps(name="fgraph_ops")
         self.ops.owner = self
         self.saved_func: EntryFunc | None = None
@@ -96,7 +92,7 @@ class _TaskGraph:
 
     __slots__ = ("task", "vars", "frames", "overrun", "pause", "timestamp")
 
-    def __init__(self, task: Any) -> None:
+    def __init__(self, task: Task) -> None:
         self.task = task
         self.vars = [0] * FGRAPH_ARRAY_SIZE
         self.frames = 0
@@ -126,30 +122,29 @@ class Fgraph:
         self._tasks: dict[int, _TaskGraph] = {}
 
     # ------------------------------------------------------------------ task state
-    def task_state(self, task: Any) -> _TaskGraph:
+    def task_state(self, task: Task) -> _TaskGraph:
         st = self._tasks.get(id(task))
         if st is None or st.task is not task:
             st = self._tasks[id(task)] = _TaskGraph(task)
         return st
 
-    def get_task_var(self, gops: FgraphOps, task: Any = None) -> int:
+    def get_task_var(self, gops: FgraphOps, task: Task | None = None) -> int:
         """fgraph_get_task_var(): the gops' per-task long."""
-        t = task if task is not None else self.k.sched.current  # type: ignore[attr-defined]
+        t = task if task is not None else self.k.sched.current
         return self.task_state(t).vars[gops.idx]
 
-    def set_task_var(self, gops: FgraphOps, val: int, task: Any = None) -> None:
-        t = task if task is not None else self.k.sched.current  # type: ignore[attr-defined]
+    def set_task_var(self, gops: FgraphOps, val: int, task: Task | None = None) -> None:
+        t = task if task is not None else self.k.sched.current
         self.task_state(t).vars[gops.idx] = val
 
     def pause_graph_tracing(self) -> None:
-        self.task_state(self.k.sched.current).pause += 1  # type: ignore[attr-defined]
+        self.task_state(self.k.sched.current).pause += 1
 
     def unpause_graph_tracing(self) -> None:
-        self.task_state(self.k.sched.current).pause -= 1  # type: ignore[attr-defined]
+        self.task_state(self.k.sched.current).pause -= 1
 
     def _now(self) -> int:
-        bc = getattr(self.k, "boot_clock", None)
-        return bc.ns() if bc is not None else 0
+        return self.k.boot_clock.ns()
 
     # ------------------------------------------------------------------ lru of indexes
     def _lru_alloc(self) -> int:
@@ -167,10 +162,9 @@ class Fgraph:
         self.bitmask &= ~(1 << idx)
 
     # ------------------------------------------------------------------ entry / return
-    @ksym("ftrace_graph_func")
-    def ftrace_graph_func(self, ip: int, parent_ip: int, op: FtraceOps, fregs: Any) -> None:
+    def ftrace_graph_func(self, ip: int, parent_ip: int, op: FtraceOps, fregs: Regs | None) -> None:
         """x86 ftrace_graph_func → prepare_ftrace_return → function_graph_enter."""
-        task = self.k.sched.current  # type: ignore[attr-defined]
+        task = self.k.sched.current
         st = self.task_state(task)
         if st.pause:
             return
@@ -183,7 +177,7 @@ class Fgraph:
         finally:
             ft.recursion_unlock(bit)
 
-    def _enter(self, task: Any, st: _TaskGraph, ip: int) -> None:
+    def _enter(self, task: Task, st: _TaskGraph, ip: int) -> None:
         depth = task.curr_ret_depth + 1
         task.curr_ret_depth = depth
         if (st.frames + 1) * (FGRAPH_FRAME_OFFSET + 1) >= SHADOW_STACK_MAX_OFFSET:
@@ -198,7 +192,7 @@ class Fgraph:
             if direct.entryfunc(trace, direct):
                 bitmap = 1 << direct.idx
         else:
-            i = self.ftrace.ip_to_index(ip)
+            i = self.ftrace.records.ip_to_index(ip)
             for idx, gops in enumerate(self.array):
                 if gops is None:
                     continue
@@ -210,7 +204,7 @@ class Fgraph:
         st.frames += 1
         task.ret_stack.append([self._return_handler, ip, calltime, bitmap, st])
 
-    def _return_handler(self, frame: list[Any], retval: int) -> None:
+    def _return_handler(self, frame: RetFrame, retval: int) -> None:
         """ftrace_return_to_handler()."""
         _, ip, calltime, bitmap, st = frame
         task = st.task
@@ -231,7 +225,7 @@ class Fgraph:
                 idx += 1
         task.curr_ret_depth -= 1
 
-    def probe_sched_switch(self, prev: Any, nxt: Any) -> None:
+    def probe_sched_switch(self, prev: Task, nxt: Task) -> None:
         """ftrace_graph_probe_sched_switch(): without sleep-time, shift calltimes."""
         if self.sleep_time or not self.active:
             return
@@ -256,7 +250,7 @@ class Fgraph:
             dst.private = src_ops.private
 
     def _pid_entry(self, gops: FgraphOps) -> EntryFunc:
-        trace_task = self.ftrace.trace_task
+        trace_task = self.ftrace.pid.trace_task
 
         def fgraph_pid_func(trace: FgraphEnt, g: FgraphOps) -> bool:
             tr = g.ops.private
@@ -272,7 +266,7 @@ class Fgraph:
         for op in self.graph_ops.subop_list:
             gops = op.owner
             if op.flags & OPS_FL_PID and isinstance(gops, FgraphOps) and gops.saved_func:
-                gops.entryfunc = (self._pid_entry(gops) if self.ftrace.pids_enabled(op)
+                gops.entryfunc = (self._pid_entry(gops) if self.ftrace.pid.pids_enabled(op)
                                   else gops.saved_func)
 
     def register_ftrace_graph(self, gops: FgraphOps) -> None:
@@ -283,7 +277,7 @@ class Fgraph:
         gops.idx = i
         self.active += 1
         gops.saved_func = gops.entryfunc
-        if self.ftrace.pids_enabled(gops.ops):
+        if self.ftrace.pid.pids_enabled(gops.ops):
             gops.entryfunc = self._pid_entry(gops)
         if self.active == 2:
             self.direct_gops = None
@@ -325,12 +319,11 @@ class Fgraph:
     # ------------------------------------------------------------------ graph filters
     def graph_set_hash(self, hash_: FtraceHash, buffer: str) -> None:
         """ftrace_graph_set_hash(): EINVAL when nothing matched (or nothing removed)."""
-        ft = self.ftrace
         g = filter_parse_regex(buffer)
         fail = True
-        if g.type != 5:  # MATCH_INDEX never matches here (ftrace_match has no case)
+        if g.type != MATCH_INDEX:  # never matches here (ftrace_match has no case for it)
             # DISABLED records are already left out of the match set
-            hits = ft._match_record_set(g, None, False)
+            hits = self.ftrace.records.match_record_set(g, None, False)
             ents = hash_.ents
             if not g.negate:
                 if hits:
@@ -350,8 +343,8 @@ class Fgraph:
         if h.empty():
             return ("#### all functions enabled ####\n" if typ == GRAPH_FILTER_FUNCTION
                     else "#### no functions disabled ####\n")
-        ft = self.ftrace
-        return "".join(ft.rec_name(i) + "\n" for i in ft.hash_display_order(h.ents))
+        records = self.ftrace.records
+        return "".join(records.rec_name(i) + "\n" for i in records.hash_display_order(h.ents))
 
     def graph_open(self, typ: int, read: bool, write: bool, trunc: bool) -> GraphRegexIter:
         """ftrace_graph_open() / ftrace_graph_notrace_open()."""
@@ -366,51 +359,32 @@ class Fgraph:
         h = self.graph_hash
         if h.empty():
             return True
-        i = self.ftrace.ip_to_index(ip)
+        i = self.ftrace.records.ip_to_index(ip)
         return i is not None and i in h.ents
 
     def graph_notrace_addr(self, ip: int) -> bool:
         h = self.graph_notrace_hash
         if not h.ents:
             return False
-        i = self.ftrace.ip_to_index(ip)
+        i = self.ftrace.records.ip_to_index(ip)
         return i is not None and i in h.ents
 
 
-class GraphRegexIter:
+class GraphRegexIter(WordWriter):
     """Per-open state of set_graph_function/set_graph_notrace (ftrace_graph_data)."""
 
     def __init__(self, fgraph: Fgraph, typ: int, new_hash: FtraceHash | None) -> None:
+        super().__init__(FTRACE_BUFF_MAX)
         self.fgraph = fgraph
         self.type = typ
-        self.new_hash = new_hash
-        self.parser = TraceParser(FTRACE_BUFF_MAX)
-        self.pos = 0
+        self.new_hash = new_hash  # None: opened for reading only
         self.released = False
-        self.last_added: str | None = None
 
-    def write_once(self, data: bytes) -> int:
-        """ftrace_graph_write(): one word per call."""
-        if not data:
-            return 0
+    def apply_word(self, word: str) -> None:
+        """ftrace_graph_write() of one word."""
         if self.new_hash is None:
             raise KernelError(errno.EINVAL)
-        parser = self.parser
-        read = parser.feed(data, self.pos)
-        self.pos += read
-        if parser.loaded() and not parser.cont:
-            word = parser.word
-            parser.clear()
-            # adding the same glob again right after it matched changes nothing (a
-            # negated one would fail the second time: it is always applied)
-            if word != self.last_added:
-                self.fgraph.graph_set_hash(self.new_hash, word)
-                self.last_added = word if not word.startswith("!") else None
-        return read
-
-    def write(self, data: bytes) -> int:
-        """A write(2): one word per call, as user space re-writing after short writes."""
-        return write_words(self.write_once, data)
+        self.fgraph.graph_set_hash(self.new_hash, word)
 
     def show(self) -> str:
         return self.fgraph.graph_show_text(self.type)
@@ -422,13 +396,7 @@ class GraphRegexIter:
         self.released = True
         if self.new_hash is None:
             return
-        parser = self.parser
-        if parser.loaded():
-            try:
-                self.fgraph.graph_set_hash(self.new_hash, parser.word)
-            except KernelError:
-                pass
-        parser.clear()
+        self.apply_last_word()
         new = FtraceHash() if self.new_hash.empty() else self.new_hash.copy()
         if self.type == GRAPH_FILTER_FUNCTION:
             self.fgraph.graph_hash = new

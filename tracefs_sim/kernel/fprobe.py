@@ -123,7 +123,7 @@ class FprobeCore:
 
     # ------------------------------------------------------------------ handlers
     def _make_ops(self, fp: Fprobe) -> FtraceOps:
-        @ksym("fprobe_handler", 0x240)   # %pS in enabled_functions
+        @ksym("fprobe_handler")   # %pS in enabled_functions
         def func(ip: int, parent_ip: int, ops: FtraceOps, fregs: PtRegs | None) -> None:
             self._handler(fp, ip, parent_ip, fregs)
 
@@ -200,6 +200,11 @@ class FprobeCore:
             fp.rethook = None
         if fp.ops is not None:
             _call(self.ftrace.ftrace_free_filter, fp.ops)
+
+    @staticmethod
+    def _filter_count(fp: Fprobe) -> int:
+        """The number of probed functions (fprobe_init_rethook's size)."""
+        return len(fp.ops.filter_hash)
 
     def register_fprobe(self, fp: Fprobe, filter: str | None, notfilter: str | None) -> int:
         """Probe the functions matching the glob ``filter`` minus ``notfilter``."""

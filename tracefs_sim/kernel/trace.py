@@ -22,7 +22,7 @@ from .clock import TraceClock
 from .errors import KernelError
 from .ftrace import TrFtraceState
 from .ring_buffer import RingBuffer
-from .sched import TASK_COMM_LEN, Task
+from .sched import TASK_COMM_LEN, TRACE_FLAG_NMI, Task
 from .trace_output import TraceIter, TraceOutput, merged_records, render_records
 
 if TYPE_CHECKING:
@@ -88,6 +88,9 @@ from .trace_flags import (  # noqa: F401  (re-exported for users of .trace)
 )
 
 TRACE_MARKER_MAX_SIZE = 4096
+DUMP_ALL, DUMP_ORIG = 1, 2  # enum ftrace_dump_mode: every CPU, the current CPU only
+TRACE_MAX_PRINT = 1000      # trace_printk_seq(): the longest line ftrace_dump prints
+UINT_MAX = 0xFFFFFFFF
 FAULTED_SIZE = len("<faulted>")
 TRACING_LOG_ERRS_MAX = 8
 TRACING_LOG_LOC_MAX = 128
@@ -147,6 +150,7 @@ class TraceArray:
     freed: bool = False     # removed (rmdir): trace_array_get() fails with ENODEV
     time_start: int = 0
     snapshot_disabled: int = 0
+    snapshot: int = 0       # tr->snapshot: armed snapshot users (tracing_arm_snapshot)
     size_cache: list[int] = field(default_factory=list)
     # the fields of struct trace_array that other subsystems own, set when they create
     # the instance (trace_events, ftrace, the function and function_graph tracers)
@@ -546,10 +550,20 @@ class Tracing:
     def trace_printk(self, text: str, ip: int = 0) -> bool:
         """trace_printk(): a TRACE_PRINT entry in the instance that owns trace_printk
         output (``printk_trace``), from the caller's context; ``ip`` names the caller."""
-        tr = self.printk_trace
+        return self._print_entry(self.printk_trace, text.encode("utf-8", "replace"), ip)
+
+    def array_puts(self, tr: TraceArray, text: str, ip: int = 0) -> bool:
+        """__trace_array_puts(): ``text`` as a TRACE_PRINT entry of ``tr`` (a newline
+        added when it has none)."""
+        if not text.endswith("\n"):
+            text += "\n"
+        return self._print_entry(tr, text.encode("utf-8", "replace"), ip)
+
+    def _print_entry(self, tr: TraceArray, data: bytes, ip: int) -> bool:
+        """A TRACE_PRINT entry (ip, NUL-terminated text) of ``tr`` if it takes printk."""
         if not tr.flags & ITER_PRINTK:
             return False
-        data = text.encode("utf-8", "replace")[:TRACE_MARKER_MAX_SIZE]
+        data = data[:TRACE_MARKER_MAX_SIZE]
         cpu = self.kernel.sched.cpu
         off = tr.event_reserve(cpu, TRACE_PRINT, _PRINT_HDR.size + len(data) + 2)
         if off < 0:
@@ -613,6 +627,61 @@ class Tracing:
         live._update_slow()
         snap._update_slow()
         live.reset(cpu)
+
+    def arm_snapshot(self, tr: TraceArray) -> None:
+        """tracing_arm_snapshot(): one more user that takes snapshots from a context that
+        cannot allocate (the snapshot function command): allocate the buffer now."""
+        if tr.snapshot == UINT_MAX:
+            raise KernelError(errno.EBUSY)
+        tr.snapshot += 1
+        self.alloc_snapshot(tr)
+
+    def disarm_snapshot(self, tr: TraceArray) -> None:
+        """tracing_disarm_snapshot()."""
+        if tr.snapshot:
+            tr.snapshot -= 1
+
+    def snapshot_instance(self, tr: TraceArray) -> None:
+        """tracing_snapshot_instance(): swap in the snapshot buffer, or say in the trace
+        why not (tracing stops when the buffer is not allocated)."""
+        ip = self.kernel.kallsyms_addr("tracing_snapshot_instance_cond")
+        if self.kernel.sched.irq_flags & TRACE_FLAG_NMI:
+            self.array_puts(tr, "*** SNAPSHOT CALLED FROM NMI CONTEXT ***\n", ip)
+            self.array_puts(tr, "*** snapshot is being ignored        ***\n", ip)
+            return
+        if not tr.allocated_snapshot:
+            self.array_puts(tr, "*** SNAPSHOT NOT ALLOCATED ***\n", ip)
+            self.array_puts(tr, "*** stopping trace here!   ***\n", ip)
+            self.tracer_tracing_off(tr)
+            return
+        if tr.current_trace.use_max_tr:
+            self.array_puts(tr, "*** LATENCY TRACER ACTIVE ***\n", ip)
+            self.array_puts(tr, "*** Can not use snapshot (sorry) ***\n", ip)
+            return
+        self.take_snapshot(tr)
+
+    # ------------------------------------------------------------------ ftrace_dump
+    def ftrace_dump(self, mode: int) -> None:
+        """ftrace_dump(DUMP_ALL or DUMP_ORIG) = ftrace_dump_one(&global_trace): stop
+        recording, then print every record (DUMP_ORIG: of the current CPU) in the
+        latency format to the kernel log, consuming them."""
+        tr = self.global_trace
+        k = self.kernel
+        self.tracer_tracing_off(tr)
+        k.printk("Dumping ftrace buffer:")
+        rb = tr.buffer
+        cpus = [k.sched.cpu] if mode == DUMP_ORIG else list(range(self.nr_cpus))
+        it = TraceIter(tr)
+        it.flags = tr.flags | ITER_LATENCY_FMT  # the iterator's TRACE_FILE_LAT_FMT
+        cnt = 0
+        while (line := peek_trace_line(self.output, it, rb, cpus)) is not None:
+            if not cnt:
+                k.printk("---------------------------------")
+            cnt += 1
+            rb.consume(it.cpu)
+            text = line if isinstance(line, str) else line.decode("utf-8", "replace")
+            k.printk(text[:TRACE_MAX_PRINT])  # trace_printk_seq()
+        k.printk("---------------------------------" if cnt else "   (ftrace buffer empty)")
 
 
 def builtin_tracers() -> list[Tracer]:
@@ -710,6 +779,27 @@ def snapshot_help(tr: TraceArray, cpu: int | None) -> str:
     return s
 
 
+def peek_trace_line(out: TraceOutput, it: TraceIter, rb: RingBuffer, cpus: list[int]) -> str | bytes | None:
+    """trace_find_next_entry_inc() + print_trace_line() of a consuming reader: the
+    oldest record of ``cpus`` (left in the buffer; ``it`` points at it), rendered, after
+    the lost-events line when records were lost before it.  None when all are empty."""
+    best = None
+    for c in cpus:
+        rec = rb.peek(c)
+        if rec is not None and (best is None or rec[0] < best[0][0]):
+            best = (rec, c)
+    if best is None:
+        return None
+    (ts, buf, off, length), c = best
+    lost = rb.lost_events(c)
+    it.ts, it.cpu, it.buf, it.off, it.size = ts, c, buf, off, length
+    it.idx += 1
+    line = out.print_line(it, ts)
+    if lost:
+        line = f"CPU:{c} [LOST {lost} EVENTS]\n" + (line if isinstance(line, str) else "")
+    return line
+
+
 class PipeReader:
     """tracing_read_pipe(): a consuming reader of one trace array (all CPUs or one)."""
 
@@ -762,24 +852,13 @@ class PipeReader:
         parts: list[bytes] = []
         used = 0
         while True:
-            best = None
-            for c in cpus:
-                rec = rb.peek(c)
-                if rec is not None and (best is None or rec[0] < best[0][0]):
-                    best = (rec, c)
-            if best is None:
+            line = peek_trace_line(out, it, rb, cpus)
+            if line is None:
                 break
-            (ts, buf, off, length), c = best
-            lost = rb.lost_events(c)
-            it.ts, it.cpu, it.buf, it.off, it.size = ts, c, buf, off, length
-            it.idx += 1
-            line = out.print_line(it, ts)
-            if lost:
-                line = f"CPU:{c} [LOST {lost} EVENTS]\n" + (line if isinstance(line, str) else "")
             data = line.encode("utf-8", "surrogateescape") if isinstance(line, str) else line
             if used and used + len(data) > TRACE_SEQ_BUFFER_SIZE:
                 break  # no partial lines: this record stays for the next read
-            rb.consume(c)
+            rb.consume(it.cpu)
             parts.append(data)
             used += len(data)
             if used >= cnt:

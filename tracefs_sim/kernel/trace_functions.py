@@ -8,34 +8,49 @@ array's set_ftrace_filter/notrace/pid select what it sees.
 Records: TRACE_FN (``struct ftrace_entry``: ip, parent_ip) and, with
 ``func_stack_trace``, a TRACE_STACK entry whose first caller is the trampoline marker
 (``FTRACE_TRAMPOLINE_MARKER``, printed ``[FTRACE TRAMPOLINE]``), then the call chain
-from ``kernel.workload.current_stack()`` when the workload offers one.
+from ``kernel.workload.current_stack()``.
 """
 
 from __future__ import annotations
 
+import errno
 import struct
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import KernelError
-from .ftrace import Ftrace, FtraceOps, _ftrace_stub, ksym
-from .ftrace_cmds import FuncCommands, TracingHooks, register_func_commands
+from .ftrace import Ftrace, FtraceOps, OpsFunc, ftrace_stub, ksym
+from .ftrace_cmds import FuncCommands
 from .trace import Tracer
-from .trace_output import Printer
+from .trace_flags import (
+    ITER_PRINT_PARENT,
+    ITER_SYM_ADDR,
+    ITER_SYM_OFFSET,
+    TRACE_FN,
+    TRACE_FUNC_REPEATS,
+    TRACE_STACK,
+)
+from .trace_output import FTRACE_TRAMPOLINE_MARKER, Printer, TraceIter
 
 if TYPE_CHECKING:
     from .core import Kernel
+    from .mm import Regs
+    from .trace import TraceArray
 
-TRACE_FN = 1
-TRACE_STACK = 4
-TRACE_FUNC_REPEATS = 19
 U16_MAX = 0xFFFF
 _REPEATS = struct.Struct("<QQHHI")  # struct func_repeats_entry
-FTRACE_TRAMPOLINE_MARKER = 0x7FFFFFFF  # (unsigned long)INT_MAX
 FTRACE_STACK_ENTRIES = 8  # kept short: the tests and golden show 5 callers
 _FN = struct.Struct("<QQ")
 
 OPT_STACK = "func_stack_trace"
 OPT_NO_REPEATS = "func-no-repeats"
+OPTIONS = ((OPT_STACK, False), (OPT_NO_REPEATS, False))
+
+
+def _tr_ops(tr: TraceArray) -> FtraceOps:
+    """tr->ops (every array has one from its creation: ftrace.instance_create)."""
+    ops = tr.ops
+    assert ops is not None
+    return ops
 
 
 class FunctionTracer:
@@ -44,10 +59,17 @@ class FunctionTracer:
     def __init__(self, kernel: Kernel, ftrace: Ftrace) -> None:
         self.k = kernel
         self.ft = ftrace
-        self.cmds: FuncCommands | None = None
+        # the callbacks by (func_stack_trace, func-no-repeats), as select_trace_function()
+        self.calls: dict[tuple[bool, bool], OpsFunc] = {
+            (False, False): self._recursion_call("function_trace_call", False),
+            (False, True): self._recursion_call("function_no_repeats_trace_call", True),
+            (True, False): self._stack_call("function_stack_trace_call", False),
+            (True, True): self._stack_call("function_stack_no_repeats_trace_call", True),
+        }
+        self.cmds = FuncCommands(kernel, self)
 
     # ------------------------------------------------------------------ records
-    def trace_function(self, tr: Any, ip: int, parent_ip: int) -> None:
+    def trace_function(self, tr: TraceArray, ip: int, parent_ip: int) -> None:
         """trace_function(): one TRACE_FN entry on the current CPU."""
         cpu = self.k.sched.cpu
         off = tr.event_reserve(cpu, TRACE_FN, 8 + _FN.size)
@@ -56,24 +78,21 @@ class FunctionTracer:
         _FN.pack_into(tr.event_buf(cpu), off + 8, ip, parent_ip)
         tr.event_commit(cpu)
 
-    def trace_stack(self, tr: Any, ip: int, parent_ip: int) -> None:
-        """__trace_stack() from a function callback."""
-        wl = getattr(self.k, "workload", None)
-        get = getattr(wl, "current_stack", None)
-        calls: list[int] = list(get()) if get is not None else [ip, parent_ip]
-        calls = [FTRACE_TRAMPOLINE_MARKER, *calls][:FTRACE_STACK_ENTRIES]
+    def trace_stack(self, tr: TraceArray) -> None:
+        """__trace_stack() from a function callback or probe: with the ORC unwinder the
+        callback's own frames are skipped and the unwind starts in the ftrace
+        trampoline (``[FTRACE TRAMPOLINE]``), then the traced function and its callers."""
+        calls = [FTRACE_TRAMPOLINE_MARKER, *self.k.workload.current_stack()][:FTRACE_STACK_ENTRIES]
         cpu = self.k.sched.cpu
-        size = 16 + 8 * (len(calls) + 1)
-        off = tr.event_reserve(cpu, TRACE_STACK, size)
+        n = len(calls)
+        off = tr.event_reserve(cpu, TRACE_STACK, 16 + 8 * (n + 1))
         if off < 0:
             return
-        buf = tr.event_buf(cpu)
-        struct.pack_into("<i", buf, off + 8, len(calls))
-        for n, a in enumerate([*calls, 0]):
-            struct.pack_into("<Q", buf, off + 16 + 8 * n, a)
+        # struct stack_entry: int size, then the callers (ended by a 0 here)
+        struct.pack_into(f"<i4x{n + 1}Q", tr.event_buf(cpu), off + 8, n, *calls, 0)
         tr.event_commit(cpu)
 
-    def is_repeat(self, tr: Any, ip: int, parent_ip: int) -> bool:
+    def is_repeat(self, tr: TraceArray, ip: int, parent_ip: int) -> bool:
         """is_repeat_check() + process_repeats(): True for another consecutive call of
         the same function from the same place on this CPU (counted, not recorded);
         otherwise the pending repeats are flushed as a TRACE_FUNC_REPEATS entry."""
@@ -92,7 +111,7 @@ class FunctionTracer:
         last[0], last[1] = ip, parent_ip
         return False
 
-    def trace_last_func_repeats(self, tr: Any, last: list[int]) -> None:
+    def trace_last_func_repeats(self, tr: TraceArray, last: list[int]) -> None:
         """trace_last_func_repeats(): the count and how long ago the last repeat was."""
         cpu = self.k.sched.cpu
         now = tr.clock.now()
@@ -105,148 +124,115 @@ class FunctionTracer:
         tr.event_commit(cpu)
 
     # ------------------------------------------------------------------ callbacks
-    def _enabled(self, tr: Any) -> bool:
-        return bool(tr.function_enabled)
+    def _recursion_call(self, name: str, no_repeats: bool) -> OpsFunc:
+        """function_trace_call() / function_no_repeats_trace_call(): guarded by the
+        ftrace recursion bits."""
+        trylock, unlock = self.ft.recursion_trylock, self.ft.recursion_unlock
+        trace_function, is_repeat = self.trace_function, self.is_repeat
 
-    def _make_calls(self) -> dict[tuple[bool, bool], Any]:
-        ft = self.ft
-
-        @ksym("function_trace_call")
-        def function_trace_call(ip: int, pip: int, op: FtraceOps, fregs: Any) -> None:
+        @ksym(name)
+        def call(ip: int, pip: int, op: FtraceOps, fregs: Regs | None) -> None:
             tr = op.private
             if not tr.function_enabled:
                 return
-            bit = ft.recursion_trylock(ip, pip)
+            bit = trylock(ip, pip)
             if bit < 0:
                 return
             try:
-                self.trace_function(tr, ip, pip)
+                if not (no_repeats and is_repeat(tr, ip, pip)):
+                    trace_function(tr, ip, pip)
             finally:
-                ft.recursion_unlock(bit)
+                unlock(bit)
 
-        @ksym("function_stack_trace_call")
-        def function_stack_trace_call(ip: int, pip: int, op: FtraceOps, fregs: Any) -> None:
+        return call
+
+    def _stack_call(self, name: str, no_repeats: bool) -> OpsFunc:
+        """function_stack_trace_call() / function_stack_no_repeats_trace_call(): guarded
+        by the per-CPU data->disabled count (interrupts off in the kernel)."""
+        trace_function, trace_stack, is_repeat = self.trace_function, self.trace_stack, self.is_repeat
+
+        @ksym(name)
+        def call(ip: int, pip: int, op: FtraceOps, fregs: Regs | None) -> None:
             tr = op.private
             if not tr.function_enabled:
                 return
             disabled = tr.data_disabled + 1
             tr.data_disabled = disabled
             try:
-                if disabled == 1:
-                    self.trace_function(tr, ip, pip)
-                    self.trace_stack(tr, ip, pip)
+                if disabled == 1 and not (no_repeats and is_repeat(tr, ip, pip)):
+                    trace_function(tr, ip, pip)
+                    trace_stack(tr)
             finally:
                 tr.data_disabled = disabled - 1
 
-        @ksym("function_no_repeats_trace_call")
-        def function_no_repeats_trace_call(ip: int, pip: int, op: FtraceOps, fregs: Any) -> None:
-            tr = op.private
-            if not tr.function_enabled:
-                return
-            bit = ft.recursion_trylock(ip, pip)
-            if bit < 0:
-                return
-            try:
-                if self.is_repeat(tr, ip, pip):
-                    return
-                self.trace_function(tr, ip, pip)
-            finally:
-                ft.recursion_unlock(bit)
+        return call
 
-        @ksym("function_stack_no_repeats_trace_call")
-        def function_stack_no_repeats_trace_call(ip: int, pip: int, op: FtraceOps, fregs: Any) -> None:
-            tr = op.private
-            if not tr.function_enabled:
-                return
-            disabled = tr.data_disabled + 1
-            tr.data_disabled = disabled
-            try:
-                if disabled == 1 and not self.is_repeat(tr, ip, pip):
-                    self.trace_function(tr, ip, pip)
-                    self.trace_stack(tr, ip, pip)
-            finally:
-                tr.data_disabled = disabled - 1
-
-        return {(False, False): function_trace_call, (True, False): function_stack_trace_call,
-                (False, True): function_no_repeats_trace_call,
-                (True, True): function_stack_no_repeats_trace_call}
-
-    def select_trace_function(self, stack: bool, no_repeats: bool) -> Any:
-        calls = getattr(self, "_calls", None)
-        if calls is None:
-            calls = self._calls = self._make_calls()
-        return calls[(stack, no_repeats)]
+    def select_trace_function(self, stack: bool, no_repeats: bool) -> OpsFunc:
+        return self.calls[(stack, no_repeats)]
 
     # ------------------------------------------------------------------ tracer hooks
-    def init(self, tr: Any) -> None:
+    def init(self, tr: TraceArray) -> None:
         """function_trace_init()."""
-        if getattr(tr, "ops", None) is None:
-            raise KernelError(12)  # ENOMEM: the instance has no ops
+        if tr.ops is None:
+            raise KernelError(errno.ENOMEM)  # the instance has no ops
         func = self.select_trace_function(tr.tracer_opt(OPT_STACK), tr.tracer_opt(OPT_NO_REPEATS))
         tr.ops.func = func  # ftrace_init_array_ops()
         tr.ops.private = tr
-        self._set_quiet(tr)
-        tracing = self.k.trace
-        tracing.cmdline_ref += 1  # tracing_start_cmdline_record()
+        self._set_quiet(tr, tr.tracer_opt(OPT_NO_REPEATS))
+        self.k.trace.cmdline_ref += 1  # tracing_start_cmdline_record()
         tr.function_enabled = False
         self.ft.register_ftrace_function(tr.ops)
         tr.function_enabled = True
 
-    def reset(self, tr: Any) -> None:
+    def reset(self, tr: TraceArray) -> None:
         """function_trace_reset()."""
+        ops = _tr_ops(tr)
         tr.function_enabled = False
         try:
-            self.ft.unregister_ftrace_function(tr.ops)
+            self.ft.unregister_ftrace_function(ops)
         except KernelError:
             pass
         tracing = self.k.trace
         if tracing.cmdline_ref:
             tracing.cmdline_ref -= 1
-        tr.ops.func = _ftrace_stub  # ftrace_reset_array_ops()
-        tr.ops.quiet = None
+        ops.func = ftrace_stub  # ftrace_reset_array_ops()
+        ops.quiet = None
 
-    def set_flag(self, tr: Any, name: str, value: bool) -> bool:
+    def set_flag(self, tr: TraceArray, name: str, value: bool) -> bool:
         """func_set_flag(): swap the callback while the tracer runs."""
         if name not in (OPT_STACK, OPT_NO_REPEATS):
             return True
+        ops = _tr_ops(tr)
         stack = value if name == OPT_STACK else tr.tracer_opt(OPT_STACK)
         norep = value if name == OPT_NO_REPEATS else tr.tracer_opt(OPT_NO_REPEATS)
         func = self.select_trace_function(stack, norep)
-        if tr.ops.func is func or tr.ops.saved_func is func:
+        if ops.func is func or ops.saved_func is func:
             return True
-        self.ft.unregister_ftrace_function(tr.ops)
-        tr.ops.func = func
+        self.ft.unregister_ftrace_function(ops)
+        ops.func = func
         self._set_quiet(tr, norep)
-        self.ft.register_ftrace_function(tr.ops)
+        self.ft.register_ftrace_function(ops)
         return True
 
-    def _set_quiet(self, tr: Any, no_repeats: bool | None = None) -> None:
+    @staticmethod
+    def _set_quiet(tr: TraceArray, no_repeats: bool) -> None:
         """The callbacks record into ``tr``'s ring buffer only: while it records nothing
         (tracing_on 0) they leave no trace, except func-no-repeats, whose repeat count
         goes on and is written once recording resumes."""
-        if no_repeats is None:
-            no_repeats = tr.tracer_opt(OPT_NO_REPEATS)
+        ops = _tr_ops(tr)
         if no_repeats:
-            tr.ops.quiet = None
+            ops.quiet = None
         else:
-            tr.ops.quiet = lambda: not tr.buffer.record_is_on() or not tr.function_enabled
+            ops.quiet = lambda: not tr.buffer.record_is_on() or not tr.function_enabled
 
 
 def boot(kernel: Kernel) -> FunctionTracer:
     """init_function_trace(): the function tracer and the function commands."""
-    ft = kernel.ftrace
     tracing = kernel.trace
-    ftr = FunctionTracer(kernel, ft)
-    if "traceon" not in ft.commands:
-        ftr.cmds = register_func_commands(ft, TracingHooks(kernel))
-    old = tracing.tracers.get("function")
-    options = old.options if old is not None else ((OPT_STACK, False), (OPT_NO_REPEATS, False))
-    tracer = Tracer("function", options, init=ftr.init, reset=ftr.reset, allow_instances=True,
-                    set_flag=ftr.set_flag)
-    if old is not None:
-        tracer.print_header = old.print_header
-        tracer.print_line = old.print_line
-    tracing.register_tracer(tracer)
+    ftr = FunctionTracer(kernel, kernel.ftrace)
+    ftr.cmds.register()
+    tracing.register_tracer(Tracer("function", OPTIONS, init=ftr.init, reset=ftr.reset,
+                                   allow_instances=True, set_flag=ftr.set_flag))
     tracing.output.register(TRACE_FUNC_REPEATS, FuncRepeatsPrinter())
     return ftr
 
@@ -255,13 +241,12 @@ class FuncRepeatsPrinter(Printer):
     """trace_func_repeats_print(): the function line, then how often it was repeated
     and when the last repeat was (``last_ts``, in the trace clock's format)."""
 
-    def _fields(self, it: Any) -> tuple[int, int, int, int]:
+    @staticmethod
+    def _fields(it: TraceIter) -> tuple[int, int, int, int]:
         ip, pip, count, top, bottom = _REPEATS.unpack_from(it.buf, it.off + 8)
         return ip, pip, count, (top << 32) | bottom
 
-    def trace(self, it: Any) -> str:
-        from .trace_flags import ITER_PRINT_PARENT, ITER_SYM_ADDR, ITER_SYM_OFFSET
-
+    def trace(self, it: TraceIter) -> str:
         ip, pip, count, delta = self._fields(it)
         out = it.kernel.trace.output
         flags = it.flags & (ITER_PRINT_PARENT | ITER_SYM_OFFSET | ITER_SYM_ADDR)
@@ -270,9 +255,9 @@ class FuncRepeatsPrinter(Printer):
             text += " <-" + out.sym(pip, flags)
         return f"{text} (repeats: {count}, last_ts:{out.print_time(it, it.ts - delta)})\n"
 
-    def raw(self, it: Any) -> str:
+    def raw(self, it: TraceIter) -> str:
         ip, pip, count, delta = self._fields(it)
         return f"{ip} {pip} {count} {delta}\n"
 
-    def binary(self, it: Any) -> bytes:  # no binary form: trace_nop_print()
+    def binary(self, it: TraceIter) -> bytes:  # no binary form: trace_nop_print()
         return f"type: {TRACE_FUNC_REPEATS}\n".encode()

@@ -31,9 +31,11 @@ from __future__ import annotations
 
 import struct
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 from .fgraph import FgraphEnt, FgraphOps, FgraphRet
+from .sched import TRACE_FLAG_HARDIRQ
 from .trace import Tracer
 from .trace_flags import (
     ITER_CONTEXT_INFO,
@@ -52,6 +54,8 @@ if TYPE_CHECKING:
     from .core import Kernel
     from .fgraph import Fgraph
     from .ftrace import Ftrace
+    from .ring_buffer import RingBuffer
+    from .sched import Task
     from .trace import TraceArray
 
 # ---------------------------------------------------------------- trace.h constants
@@ -92,7 +96,6 @@ TRACE_GRAPH_FL = 1
 TRACE_GRAPH_DEPTH_START_BIT = 1
 TRACE_GRAPH_NOTRACE = 1 << 3
 TRACE_IRQ_BIT = 16  # trace_recursion.h: "abuse" bit for set_graph_function in hardirq
-TRACE_FLAG_HARDIRQ = 0x08
 
 FTRACE_RETFUNC_DEPTH = 50
 TRACE_GRAPH_INDENT = 2
@@ -104,6 +107,9 @@ ENT_SIZE = 8 + _ENT.size  # 20
 RET_SIZE = 8 + _RET.size  # 40
 _I32 = struct.Struct("<i")
 _U64_MASK = (1 << 64) - 1
+
+_Rec = tuple[int, bytearray, int, int]  # ring_buffer.iter_cpu(): ts, page, offset, length
+_Version = tuple[int, ...]  # what changes a CPU buffer: a cached look-ahead walk is stale
 
 _FILL_FULL_TEXT = "              |  "
 _BANNER = " ------------------------------------------\n"
@@ -134,54 +140,34 @@ def graph_proc(comm: str, pid: int) -> str:
     return " " * (spaces // 2) + text + " " * (spaces - spaces // 2)
 
 
+# the header's columns in order: (flag, caption, underline, width in the latency
+# banner's indent); _HEADER_LAT stands for the latency-format column
+_HEADER_LAT = 1 << 32
+_HEADER_COLUMNS = (
+    (TRACE_GRAPH_PRINT_ABS_TIME, "     TIME       ", "      |         ", 16),
+    (TRACE_GRAPH_PRINT_REL_TIME, "   REL TIME     ", "      |         ", 16),
+    (TRACE_GRAPH_PRINT_CPU, " CPU", " |  ", 4),
+    (TRACE_GRAPH_PRINT_PROC, "  TASK/PID       ", "   |    |        ", 17),
+    (_HEADER_LAT, "||||   ", "||||   ", 0),
+    (TRACE_GRAPH_PRINT_DURATION, "  DURATION   ", "   |   |      ", 0),
+)
+_LAT_BANNER = ("  _-----=> irqs-off        ", " / _----=> need-resched    ",
+               "| / _---=> hardirq/softirq ", "|| / _--=> preempt-depth   ",
+               "||| /                      ")
+
+
 def graph_headers(flags: int, lat: bool) -> str:
     """__print_graph_headers_flags(): the column captions (two or seven lines)."""
+    if lat:
+        flags |= _HEADER_LAT
+    cols = [col for col in _HEADER_COLUMNS if flags & col[0]]
     out = []
     if lat:
-        spaces = " " * (16 + 4 + 17)
-        size = 0
-        if flags & TRACE_GRAPH_PRINT_ABS_TIME:
-            size += 16
-        if flags & TRACE_GRAPH_PRINT_REL_TIME:
-            size += 16
-        if flags & TRACE_GRAPH_PRINT_CPU:
-            size += 4
-        if flags & TRACE_GRAPH_PRINT_PROC:
-            size += 17
-        pad = spaces[:size]
-        out.append(f"#{pad}  _-----=> irqs-off        \n")
-        out.append(f"#{pad} / _----=> need-resched    \n")
-        out.append(f"#{pad}| / _---=> hardirq/softirq \n")
-        out.append(f"#{pad}|| / _--=> preempt-depth   \n")
-        out.append(f"#{pad}||| /                      \n")
-    line = "#"
-    if flags & TRACE_GRAPH_PRINT_ABS_TIME:
-        line += "     TIME       "
-    if flags & TRACE_GRAPH_PRINT_REL_TIME:
-        line += "   REL TIME     "
-    if flags & TRACE_GRAPH_PRINT_CPU:
-        line += " CPU"
-    if flags & TRACE_GRAPH_PRINT_PROC:
-        line += "  TASK/PID       "
-    if lat:
-        line += "||||   "
-    if flags & TRACE_GRAPH_PRINT_DURATION:
-        line += "  DURATION   "
-    out.append(line + "               FUNCTION CALLS\n")
-    line = "#"
-    if flags & TRACE_GRAPH_PRINT_ABS_TIME:
-        line += "      |         "
-    if flags & TRACE_GRAPH_PRINT_REL_TIME:
-        line += "      |         "
-    if flags & TRACE_GRAPH_PRINT_CPU:
-        line += " |  "
-    if flags & TRACE_GRAPH_PRINT_PROC:
-        line += "   |    |        "
-    if lat:
-        line += "||||   "
-    if flags & TRACE_GRAPH_PRINT_DURATION:
-        line += "   |   |      "
-    out.append(line + "               |   |   |   |\n")
+        # print_lat_header(): "%.*s" of a 37-space string
+        pad = " " * min(sum(col[3] for col in cols), 16 + 4 + 17)
+        out.extend(f"#{pad}{line}\n" for line in _LAT_BANNER)
+    out.append("#" + "".join(col[1] for col in cols) + "               FUNCTION CALLS\n")
+    out.append("#" + "".join(col[2] for col in cols) + "               |   |   |   |\n")
     return "".join(out)
 
 
@@ -203,10 +189,10 @@ class _Look:
 
     __slots__ = ("rb", "gen", "last", "ver")
 
-    def __init__(self, rb: Any, gen: Any, ver: tuple) -> None:
+    def __init__(self, rb: RingBuffer, gen: Iterator[_Rec], ver: _Version) -> None:
         self.rb = rb
         self.gen = gen
-        self.last: tuple | None = None
+        self.last: _Rec | None = None
         self.ver = ver
 
 
@@ -249,12 +235,12 @@ class _IterStates:
         return ent[1]
 
 
-def _cpu_version(rb: Any, cpu: int) -> tuple:
+def _cpu_version(rb: RingBuffer, cpu: int) -> _Version:
     cb = rb.cpu_buffers[cpu]
     return (id(cb), cb.entries, cb.read, cb.overrun, cb.write, cb.tail_idx, cb.head, id(cb.reader))
 
 
-def _owns_page(rb: Any, cpu: int, buf: Any) -> bool:
+def _owns_page(rb: RingBuffer, cpu: int, buf: bytes | bytearray) -> bool:
     cb = rb.cpu_buffers[cpu]
     if cb.reader.data is buf:
         return True
@@ -278,10 +264,10 @@ class GraphTracer:
     def alloc_gops(self, tr: TraceArray) -> FgraphOps:
         """allocate_fgraph_ops() / init_array_fgraph_ops(): share tr.ops' hashes."""
         gops = tr.gops
-        if isinstance(gops, FgraphOps):
+        if gops is not None:
             return gops
         gops = FgraphOps(self.trace_graph_entry, self.trace_graph_return, private=tr)
-        self.fg.init_ops(gops, getattr(tr, "ops", None))  # type: ignore[arg-type]
+        self.fg.init_ops(gops, tr.ops)
         tr.gops = gops
         return gops
 
@@ -291,7 +277,7 @@ class GraphTracer:
     def instance_destroy(self, tr: TraceArray) -> None:
         """free_fgraph_ops() (the tracer was reset by the rmdir before)."""
         gops, tr.gops = tr.gops, None
-        if isinstance(gops, FgraphOps):
+        if gops is not None:
             self.fg.unregister_ftrace_graph(gops)
 
     # ------------------------------------------------------------------ recording
@@ -310,7 +296,7 @@ class GraphTracer:
             fg.set_task_var(gops, tv | TRACE_GRAPH_NOTRACE, task)
             return True
         tr = gops.private
-        if not self.ft.trace_task(tr, task):
+        if not self.ft.pid.trace_task(tr, task):
             return False
         if self._ignore_func(gops, task, tv, trace):
             return False
@@ -326,12 +312,12 @@ class GraphTracer:
         tr.event_commit(cpu)
         return True
 
-    def _ignore_func(self, gops: FgraphOps, task: Any, tv: int, trace: FgraphEnt) -> bool:
+    def _ignore_func(self, gops: FgraphOps, task: Task, tv: int, trace: FgraphEnt) -> bool:
         """ftrace_graph_ignore_func() with ftrace_graph_addr() inlined."""
         if not tv & TRACE_GRAPH_FL:
             h = self.fg.graph_hash
             if not h.empty():
-                i = self.ft.ip_to_index(trace.func)
+                i = self.ft.records.ip_to_index(trace.func)
                 if i is None or i not in h.ents:
                     return True
                 # inside a set_graph_function function until it returns (2-bit depth)
@@ -388,7 +374,7 @@ class GraphTracer:
         if tracing.cmdline_ref:
             tracing.cmdline_ref -= 1
         gops = tr.gops
-        if isinstance(gops, FgraphOps):
+        if gops is not None:
             self.fg.unregister_ftrace_graph(gops)
 
     def set_flag(self, tr: TraceArray, name: str, value: bool) -> bool:
@@ -501,7 +487,7 @@ class GraphTracer:
         return s + self._columns(it, pid, flags)
 
     # ------------------------------------------------------------------ look-ahead
-    def _next_on_cpu(self, it: TraceIter, data: _GraphData) -> tuple | None:
+    def _next_on_cpu(self, it: TraceIter, data: _GraphData) -> _Rec | None:
         """The record after ``it``'s on the same CPU (ring_buffer_iter_peek), or None."""
         cpu, buf, off, ts = it.cpu, it.buf, it.off, it.ts
         look = data.look.get(cpu)
@@ -530,7 +516,7 @@ class GraphTracer:
                     return look.last
         return None
 
-    def _leaf_return(self, it: TraceIter, data: _GraphData, func: int) -> tuple | None:
+    def _leaf_return(self, it: TraceIter, data: _GraphData, func: int) -> tuple[int, ...] | None:
         """get_return_for_leaf(): the matching return record right after the entry."""
         nxt = self._next_on_cpu(it, data)
         if nxt is None:
@@ -698,8 +684,7 @@ def boot(kernel: Kernel) -> GraphTracer:
     for tr in tracing.all_arrays():
         g.alloc_gops(tr)
     tracing.instance_hooks.append((g.instance_create, g.instance_destroy))
-    old = tracing.tracers.get("function_graph")
-    options = old.options if old is not None else tuple((n, d) for n, _b, d in OPTIONS)
+    options = tuple((name, default) for name, _bit, default in OPTIONS)
     tracing.register_tracer(Tracer("function_graph", options, init=g.init, reset=g.reset,
                                    allow_instances=True, print_header=g.print_header,
                                    print_line=g.print_line, set_flag=g.set_flag))

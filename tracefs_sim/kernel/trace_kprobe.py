@@ -830,8 +830,6 @@ class KprobeCore:
             if ft is not None:
                 ft.recursion_unlock(bit)
 
-    kprobe_ftrace_handler.__ksym__ = "kprobe_ftrace_handler"  # type: ignore[attr-defined]
-
     def breakpoint_hit(self, idx: int, parent_ip: int, regs: Any) -> None:
         """The int3 probes of function ``idx`` fire (the simulation runs every breakpoint
         of a function once, right after its entry, whatever the offset).

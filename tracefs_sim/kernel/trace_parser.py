@@ -8,7 +8,8 @@ that is not terminated by a blank stays in the parser (``cont``) and continues w
 the next ``write()``; the release/flush path then processes what is left.
 
 Kept separate from the files so the kernel parts (ftrace_regex_write, ftrace_graph_write)
-run the exact kernel algorithm and the tracefs layer only loops.
+run the exact kernel algorithm and the tracefs layer only loops; ``WordWriter`` is the
+write side those two share.
 """
 
 from __future__ import annotations
@@ -109,3 +110,48 @@ def write_words(write_once: Callable[[bytes], int], data: bytes) -> int:
             break
         done += n
     return done
+
+
+class WordWriter:
+    """The write side of an open filter file (ftrace_regex_write, ftrace_graph_write):
+    each ``write_once`` feeds the parser and applies a completed word with
+    ``apply_word``; the release applies the word left in the parser."""
+
+    def __init__(self, size: int) -> None:
+        self.parser = TraceParser(size)
+        self.pos = 0  # the file position, as trace_get_user() sees it
+        self.last_added: str | None = None
+
+    def apply_word(self, word: str) -> None:
+        raise NotImplementedError
+
+    def write_once(self, data: bytes) -> int:
+        """One write() of the kernel: consumes at most one word; may raise."""
+        if not data:
+            return 0
+        parser = self.parser
+        read = parser.feed(data, self.pos)
+        self.pos += read
+        if parser.loaded() and not parser.cont:
+            word = parser.word
+            parser.clear()
+            # a plain glob added again right after it matched changes nothing; negations
+            # and commands (func:cmd) are always applied
+            if word != self.last_added:
+                self.apply_word(word)
+                self.last_added = word if not word.startswith("!") and ":" not in word else None
+        return read
+
+    def write(self, data: bytes) -> int:
+        """A write(2): one word per call, as user space re-writing after short writes."""
+        return write_words(self.write_once, data)
+
+    def apply_last_word(self) -> None:
+        """The release: the word still in the parser (its error is not reported)."""
+        parser = self.parser
+        if parser.loaded():
+            try:
+                self.apply_word(parser.word)
+            except KernelError:
+                pass
+        parser.clear()

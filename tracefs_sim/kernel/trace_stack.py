@@ -18,14 +18,15 @@ from __future__ import annotations
 
 import errno
 import zlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import KernelError
-from .ftrace import FtraceOps, ksym
+from .ftrace import FtraceOps
 from .sched import TRACE_FLAG_HARDIRQ, TRACE_FLAG_NMI, TRACE_FLAG_SOFTIRQ
 
 if TYPE_CHECKING:
     from .core import Kernel
+    from .mm import Regs
 
 STACK_TRACE_ENTRIES = 500
 THREAD_SIZE = 16384
@@ -51,18 +52,17 @@ class StackTracer:
         self.trace_index: list[int] = []  # stack_trace_index[]
         self.disabled = [0] * kernel.nr_cpus  # per-CPU disable_stack_tracer
         self._sizes: dict[int, int] = {}
+        self.ops = FtraceOps(func=self.stack_trace_call, name="trace_ops")
 
-        @ksym("stack_trace_call")
-        def stack_trace_call(ip: int, pip: int, op: FtraceOps, fregs: Any) -> None:
-            cpu = self.k.sched.cpu
-            self.disabled[cpu] += 1
-            try:
-                if self.disabled[cpu] == 1:
-                    self.check_stack(ip + MCOUNT_INSN_SIZE)
-            finally:
-                self.disabled[cpu] -= 1
-
-        self.ops = FtraceOps(func=stack_trace_call, name="trace_ops")
+    def stack_trace_call(self, ip: int, pip: int, op: FtraceOps, fregs: Regs | None) -> None:
+        """The ops' callback: check_stack() unless this CPU is already in it."""
+        cpu = self.k.sched.cpu
+        self.disabled[cpu] += 1
+        try:
+            if self.disabled[cpu] == 1:
+                self.check_stack(ip + MCOUNT_INSN_SIZE)
+        finally:
+            self.disabled[cpu] -= 1
 
     # ------------------------------------------------------------------ the stack
     def _size_of(self, addr: int) -> int:
@@ -77,9 +77,7 @@ class StackTracer:
         """(return addresses, depth of each) of the current task's stack at a call of
         the function at ``ip``: ``ip`` first (its ``call __fentry__`` return), then the
         callers' return addresses down to the entry code; depths from the stack top."""
-        wl = getattr(self.k, "workload", None)
-        get = getattr(wl, "current_stack", None)
-        stack = get() if get is not None else []
+        stack = self.k.workload.current_stack()
         addrs = [ip, *stack[1:]]  # stack[0] is inside the traced function itself
         sizes = [8]  # the traced function has not set up its frame at __fentry__
         sizes += [self._size_of(a) for a in addrs[1:]]

@@ -22,20 +22,28 @@ from __future__ import annotations
 
 import errno
 from collections.abc import Callable
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from ..kernel.errors import KernelError, _WouldBlock
 from ..kernel.fgraph import GRAPH_FILTER_FUNCTION, GRAPH_FILTER_NOTRACE
 from ..kernel.ftrace import ITER_DO_PROBES, ITER_FILTER, ITER_NOTRACE
+from ..kernel.ftrace_iter import enabled_functions_text, touched_functions_text
+from ..kernel.trace_parser import TraceParser
 from .files import parse_ulong, seq_file
 from .node import File, Node, OpenFile, OpenMode
+
+if TYPE_CHECKING:
+    from ..kernel.core import Kernel
+    from ..kernel.trace import TraceArray
 
 TRACE_MODE_WRITE = 0o640
 TRACE_MODE_READ = 0o440
 
 
 class _RegexIter(Protocol):
-    parser: Any
+    """A filter file's per-open iterator (kernel RegexIter / GraphRegexIter)."""
+
+    parser: TraceParser
     pos: int
 
     def write(self, data: bytes) -> int: ...
@@ -106,42 +114,37 @@ def regex_file(factory: IterFactory) -> File:
 class PidOpenFile(OpenFile):
     """set_ftrace_pid / set_ftrace_notrace_pid: O_TRUNC clears, each write adds."""
 
-    def __init__(self, node: File, mode: OpenMode, kernel: Any, tr: Any, notrace: bool) -> None:
+    def __init__(self, node: File, mode: OpenMode, kernel: Kernel, tr: TraceArray,
+                 notrace: bool) -> None:
         super().__init__(node, mode)
-        self.ft = kernel.ftrace
+        self.pid = kernel.ftrace.pid
         self.tr = tr
         self.notrace = notrace
         self._buf = b""
         if mode.write and mode.trunc:
-            self.ft.pid_reset(tr, notrace)
+            self.pid.pid_reset(tr, notrace)
 
     def read(self, offset: int, size: int) -> bytes | _WouldBlock:
         if offset == 0 or not self._buf:
-            self._buf = self.ft.pid_show(self.tr, self.notrace).encode()
+            self._buf = self.pid.pid_show(self.tr, self.notrace).encode()
         return self._buf[offset:offset + size]
 
     def write(self, offset: int, data: bytes) -> int:
         if not data:
             return 0
-        return self.ft.pid_write(self.tr, data, self.notrace)
+        return self.pid.pid_write(self.tr, data, self.notrace)
 
 
-def ftrace_files(kernel: Any, tr: Any) -> dict[str, Node]:
-    """The ftrace files of one trace array (top level or ``instances/NAME``).
+def ftrace_files(kernel: Kernel, tr: TraceArray) -> dict[str, Node]:
+    """The ftrace files of one trace array (top level or ``instances/NAME``), over
+    ``tr.ops`` (the function tracer's FtraceOps: global_ops at the top level, one per
+    instance, made when the array is)."""
+    ft = kernel.ftrace
 
-    Needs ``kernel.ftrace`` and ``tr.ops`` (the function tracer's FtraceOps:
-    global_ops at the top level, one per instance; ftrace.boot() sets them up).
-    """
-    ft = getattr(kernel, "ftrace", None)
-    if ft is None:
-        return {}
-    if getattr(tr, "ops", None) is None:
-        ft.instance_create(tr)
-
-    def filter_iter(read: bool, write: bool, trunc: bool) -> Any:
+    def filter_iter(read: bool, write: bool, trunc: bool) -> _RegexIter:
         return ft.regex_open(tr, tr.ops, ITER_FILTER | ITER_DO_PROBES, read, write, trunc)
 
-    def notrace_iter(read: bool, write: bool, trunc: bool) -> Any:
+    def notrace_iter(read: bool, write: bool, trunc: bool) -> _RegexIter:
         return ft.regex_open(tr, tr.ops, ITER_NOTRACE, read, write, trunc)
 
     def pid_file(notrace: bool) -> File:
@@ -169,40 +172,38 @@ def _cached_bytes(make: Callable[[], str]) -> Callable[[], bytes]:
     return show
 
 
-def ftrace_top_files(kernel: Any) -> dict[str, Node]:
+def ftrace_top_files(kernel: Kernel) -> dict[str, Node]:
     """The ftrace files that only the top-level tracing directory has."""
-    ft = getattr(kernel, "ftrace", None)
-    if ft is None:
-        return {}
-    files: dict[str, Node] = {
+    ft = kernel.ftrace
+    records = ft.records
+    fg = kernel.fgraph
+
+    def graph_iter(typ: int) -> IterFactory:
+        def make(read: bool, write: bool, trunc: bool) -> _RegexIter:
+            return fg.graph_open(typ, read, write, trunc)
+
+        return make
+
+    def depth_show() -> str:
+        v = fg.max_depth & 0xFFFFFFFF
+        return f"{v - (1 << 32) if v & 0x80000000 else v}\n"  # "%d" of an unsigned int
+
+    def depth_write(data: bytes) -> None:
+        # kstrtoul_from_user() reads at most 66 bytes
+        val = parse_ulong(data[:66])
+        if val >= 1 << 64:
+            raise KernelError(errno.ERANGE)
+        fg.max_depth = val & 0xFFFFFFFF
+
+    return {
         "available_filter_functions":
-            seq_file(TRACE_MODE_READ, _cached_bytes(ft.available_filter_functions_text)),
+            seq_file(TRACE_MODE_READ, _cached_bytes(records.available_filter_functions_text)),
         "available_filter_functions_addrs":
-            seq_file(TRACE_MODE_READ, _cached_bytes(ft.available_filter_functions_addrs_text)),
-        "enabled_functions": seq_file(TRACE_MODE_READ, ft.enabled_functions_text),
-        "touched_functions": seq_file(TRACE_MODE_READ, ft.touched_functions_text),
-        "dyn_ftrace_total_info": seq_file(TRACE_MODE_READ, ft.dyn_ftrace_total_info_text),
+            seq_file(TRACE_MODE_READ, _cached_bytes(records.available_filter_functions_addrs_text)),
+        "enabled_functions": seq_file(TRACE_MODE_READ, lambda: enabled_functions_text(ft)),
+        "touched_functions": seq_file(TRACE_MODE_READ, lambda: touched_functions_text(ft)),
+        "dyn_ftrace_total_info": seq_file(TRACE_MODE_READ, records.dyn_ftrace_total_info_text),
+        "set_graph_function": regex_file(graph_iter(GRAPH_FILTER_FUNCTION)),
+        "set_graph_notrace": regex_file(graph_iter(GRAPH_FILTER_NOTRACE)),
+        "max_graph_depth": seq_file(TRACE_MODE_WRITE, depth_show, depth_write),
     }
-    fg = getattr(kernel, "fgraph", None)
-    if fg is not None:
-        def graph_iter(typ: int) -> IterFactory:
-            def make(read: bool, write: bool, trunc: bool) -> Any:
-                return fg.graph_open(typ, read, write, trunc)
-
-            return make
-
-        def depth_show() -> str:
-            v = fg.max_depth & 0xFFFFFFFF
-            return f"{v - (1 << 32) if v & 0x80000000 else v}\n"  # "%d" of an unsigned int
-
-        def depth_write(data: bytes) -> None:
-            # kstrtoul_from_user() reads at most 66 bytes
-            val = parse_ulong(data[:66])
-            if val >= 1 << 64:
-                raise KernelError(errno.ERANGE)
-            fg.max_depth = val & 0xFFFFFFFF
-
-        files["set_graph_function"] = regex_file(graph_iter(GRAPH_FILTER_FUNCTION))
-        files["set_graph_notrace"] = regex_file(graph_iter(GRAPH_FILTER_NOTRACE))
-        files["max_graph_depth"] = seq_file(TRACE_MODE_WRITE, depth_show, depth_write)
-    return files
