@@ -201,11 +201,6 @@ class FprobeCore:
         if fp.ops is not None:
             _call(self.ftrace.ftrace_free_filter, fp.ops)
 
-    @staticmethod
-    def _filter_count(fp: Fprobe) -> int:
-        """The number of probed functions (fprobe_init_rethook's size)."""
-        return len(fp.ops.filter_hash)
-
     def register_fprobe(self, fp: Fprobe, filter: str | None, notfilter: str | None) -> int:
         """Probe the functions matching the glob ``filter`` minus ``notfilter``."""
         if fp is None or filter is None:
