@@ -3,7 +3,7 @@
 Starting the tracer (:func:`spawn_tracer`), sending it the capture table and mode changes,
 and reading its records.  A control message is followed by SIGUSR1 to the tracer, which
 sleeps in waitpid (docs/host-tracing.md); while a MODE waits for its ACK the records that
-arrive meanwhile are kept for the next :meth:`TracerChannel.read`.
+arrive meanwhile are returned by :meth:`TracerChannel.set_mode` (they precede the switch).
 """
 
 from __future__ import annotations
@@ -13,10 +13,12 @@ import select
 import signal
 import socket
 import subprocess
+import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from .capture import CaptureSpec
+from ..kernel.syscall_table import SyscallTable
+from .capture import CaptureSpec, capture_table
 from .proto import Ack, Record, StreamDecoder, encode_capture, encode_mode
 
 RECV_SIZE = 1 << 18
@@ -24,6 +26,7 @@ RECV_SIZE = 1 << 18
 
 class TracerChannel:
     __slots__ = ("_buf", "_decoder", "_pending", "_seq", "eof", "sock", "tracer_pid")
+    # _pending: records decoded after an ACK in the same read, for the next read()
 
     def __init__(self, sock: socket.socket, tracer_pid: int) -> None:
         self.sock = sock
@@ -41,17 +44,24 @@ class TracerChannel:
     def send_capture(self, specs: Sequence[CaptureSpec]) -> None:
         self._send(encode_capture([(s.nr, s.argidx, int(s.kind), s.param) for s in specs]))
 
-    def set_mode(self, mode: int) -> None:
-        """Switch the tracer's mode and wait for its ACK (every running tracee asked to stop)."""
+    def set_mode(self, mode: int) -> list[Record]:
+        """Switch the tracer's mode and wait for its ACK (every running tracee asked to stop).
+
+        Returns the records that arrived before the ACK: stops the tracer handled in the
+        old mode, to be processed before anything read() returns later.
+        """
         self._seq += 1
         self._send(encode_mode(mode, self._seq))
+        before: list[Record] = self._pending
+        self._pending = []
         while not self.eof:
-            for rec in self._recv(None):
-                if isinstance(rec, Ack):
-                    if rec.seq == self._seq:
-                        return
-                else:
-                    self._pending.append(rec)
+            records = self._recv(None)
+            for i, rec in enumerate(records):
+                if isinstance(rec, Ack) and rec.seq == self._seq:
+                    self._pending = [r for r in records[i + 1:] if not isinstance(r, Ack)]
+                    return before
+                if not isinstance(rec, Ack):
+                    before.append(rec)
         raise ConnectionError("the tracer closed the socket before it acknowledged the mode")
 
     def read(self, timeout: float | None = None) -> list[Record]:
@@ -95,3 +105,21 @@ def spawn_tracer(tracer: Path, cmd: Sequence[str], go_fd: int | None = None,
         signal.signal(signal.SIGUSR1, old)
         theirs.close()
     return proc, TracerChannel(ours, proc.pid)
+
+
+def discard_records(fd: int, tracer_pid: int) -> threading.Thread:
+    """The server's end of the tracer socket until the simulated kernel consumes the records:
+    send the capture table (the tracer waits for it before it starts CMD), leave the tracer in
+    lifecycle mode and read and drop what it reports, in a daemon thread, so that
+    ``TRACEFS_SIM_TRACER=1 tracefs-sim run`` runs CMD under the tracer end to end."""
+    ch = TracerChannel(socket.socket(fileno=fd), tracer_pid)
+    ch.send_capture(capture_table(SyscallTable.load()))
+
+    def drain() -> None:
+        while not ch.eof:
+            ch.read()
+        ch.sock.close()
+
+    thread = threading.Thread(target=drain, name="tracer-records", daemon=True)
+    thread.start()
+    return thread

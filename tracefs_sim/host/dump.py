@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.monotonic()
     proc, ch = spawn_tracer(tracer_path(), cmd)
     if args.mode == "syscalls":
-        ch.set_mode(proto.MODE_SYSCALLS)
+        ch.set_mode(proto.MODE_SYSCALLS)   # before CMD starts: no record yet
     ch.send_capture(capture_table(table))
     counts: Counter[str] = Counter()
     out = sys.stdout
