@@ -14,6 +14,7 @@ import shutil
 import signal
 import struct
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -427,3 +428,24 @@ def test_syscall_and_capture_tables() -> None:
     for name in ("read", "write", "getsockopt", "accept", "stat"):   # output buffers, data
         assert not [s for s in specs.values() if s.nr == n[name].nr and s.kind != CaptureKind.CSTRING]
     assert (n["write"].nr, 1) not in specs and (n["read"].nr, 1) not in specs
+
+
+# ------------------------------------------------------------------ tracefs-sim run
+@pytest.mark.mount
+@pytest.mark.skipif(os.geteuid() != 0, reason="tracefs-sim run needs root")
+def test_run_under_the_tracer(programs: Programs, tmp_path: Path) -> None:
+    """TRACEFS_SIM_TRACER=1 tracefs-sim run: CMD's status, 127, and $SHELL without CMD."""
+    root = TESTS.parent
+    build()     # what scripts/setup does: the tracer run uses, rebuilt when tracer.c changed
+    env = dict(os.environ, PYTHONPATH=str(root), TRACEFS_SIM_TRACER="1", SHELL="/bin/sh")
+
+    def run(*cmd: str, stdin: str = "") -> subprocess.CompletedProcess:
+        return subprocess.run([sys.executable, "-m", "tracefs_sim", "run", "--cpus", "2", *cmd],
+                              env=env, input=stdin, capture_output=True, text=True, timeout=60)
+
+    r = run("--", "sh", "-c", "cat /sys/kernel/tracing/tracing_on; exit 7")
+    assert (r.returncode, r.stdout) == (7, "1\n"), r.stderr
+    r = run("--", "tracefs-sim-no-such-command")
+    assert r.returncode == 127 and "command not found" in r.stderr
+    r = run(stdin="cat /sys/kernel/debug/tracing/tracing_on; exit 3\n")
+    assert (r.returncode, r.stdout) == (3, "1\n"), r.stderr
