@@ -44,6 +44,18 @@ def _arg(value: int, cap: proto.Capture | None) -> str:
     return "{" + cap.data.hex() + "}"
 
 
+# the records that print as their fields
+FORMATS: dict[type, str] = {
+    proto.NewTask: "new_task child={child_tid} tgid={child_tgid} {event_name} flags={clone_flags:#x} comm={comm}",
+    proto.Exec: "exec old_tid={old_tid} filename={filename} comm={comm}",
+    proto.Exit: "exit status={status:#x} group={group:d}",
+    proto.Signal: "signal {signame} errno={errno} code={code} pid={pid} uid={uid}",
+    proto.Gone: "gone status={status:#x}",
+    proto.Attached: "attached tgid={tgid} comm={comm}",
+    proto.Comm: "comm {comm}",
+}
+
+
 def format_record(rec: proto.Record, table: SyscallTable) -> str:
     """One line for a record (the columns of trace: ts, [cpu], tid, then what happened)."""
     if isinstance(rec, proto.Ack):
@@ -52,28 +64,18 @@ def format_record(rec: proto.Record, table: SyscallTable) -> str:
     if isinstance(rec, proto.SysEnter):
         sc = table.by_nr.get(rec.nr)
         caps = {c.argidx: c for c in rec.caps}
-        nargs = len(sc.args) if sc else 6
-        args = ", ".join(_arg(rec.args[i], caps.get(i)) for i in range(nargs))
+        args = ", ".join(_arg(rec.args[i], caps.get(i)) for i in range(len(sc.args) if sc else 6))
         return f"{head} sys_enter {sc.name if sc else rec.nr}({args})"
     if isinstance(rec, proto.SysExit):
         sc = table.by_nr.get(rec.nr)
         err = f" {errno.errorcode.get(-rec.ret, '')}" if -4096 < rec.ret < 0 else ""
         return f"{head} sys_exit {sc.name if sc else rec.nr} = {rec.ret}{err}"
+    fields = rec._asdict()
     if isinstance(rec, proto.NewTask):
-        return (f"{head} new_task child={rec.child_tid} tgid={rec.child_tgid} "
-                f"{EVENTS.get(rec.event, rec.event)} flags={rec.clone_flags:#x} comm={rec.comm}")
-    if isinstance(rec, proto.Exec):
-        return f"{head} exec old_tid={rec.old_tid} filename={rec.filename} comm={rec.comm}"
-    if isinstance(rec, proto.Exit):
-        return f"{head} exit status={rec.status:#x} group={int(rec.group)}"
-    if isinstance(rec, proto.Signal):
-        return (f"{head} signal {_signame(rec.signo)} errno={rec.errno} code={rec.code} "
-                f"pid={rec.pid} uid={rec.uid}")
-    if isinstance(rec, proto.Gone):
-        return f"{head} gone status={rec.status:#x}"
-    if isinstance(rec, proto.Attached):
-        return f"{head} attached tgid={rec.tgid} comm={rec.comm}"
-    return f"{head} comm {rec.comm}"
+        fields["event_name"] = EVENTS.get(rec.event, rec.event)
+    elif isinstance(rec, proto.Signal):
+        fields["signame"] = _signame(rec.signo)
+    return f"{head} " + FORMATS[type(rec)].format(**fields)
 
 
 def main(argv: list[str] | None = None) -> int:
