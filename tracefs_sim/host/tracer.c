@@ -17,8 +17,9 @@
  * syscalls it needs: wait4, PTRACE_GET_SYSCALL_INFO, one pread of /proc/TID/stat (the
  * CPU, field 39, and the comm) on a kept-open fd, process_vm_readv for captures, one write
  * and the resume.  The stat read costs as much as the rest of a stop (do_task_stat formats
- * 52 fields), so a syscall-exit stop reuses the entry's CPU when the syscall returned
- * within SLEPT_NS: a task that did not sleep did not change CPU.
+ * 52 fields), so a syscall stop within SLEPT_NS of the task's last read reuses that CPU: a
+ * task changes CPU only when it is scheduled, which in less time it rarely is (a tight
+ * syscall loop still reads it every SLEPT_NS; a syscall that slept longer always).
  */
 #define _GNU_SOURCE
 #include <elf.h>
@@ -71,7 +72,7 @@ struct cap_spec {               /* one entry of the server's CAPTURE table */
 	uint32_t param;
 };
 
-#define SLEPT_NS 100000          /* a syscall that took longer may have slept: read its CPU again */
+#define SLEPT_NS 100000          /* read a task's CPU again after this long */
 #define NR_MAX 1024             /* x86_64 syscall numbers (the x32 ones start at 512) */
 #define CAP_MAX 2048
 static struct cap_spec caps[CAP_MAX];
@@ -89,7 +90,7 @@ struct task {
 	int held_status;        /* T_HELD: the wait status of its first stop */
 	int creator;            /* T_HELD: the thread group whose fork event should announce it */
 	long nr;                /* the syscall whose entry was reported (in_syscall) */
-	uint64_t entry_ts;      /* and the time of its entry stop */
+	uint64_t stat_ts;       /* when cpu was read */
 	unsigned char state, in_syscall, exited, announced;
 	char comm[COMM_LEN];
 };
@@ -525,7 +526,6 @@ static void on_syscall(struct task *t, uint64_t ts)
 		((struct hdr *)rec)->len = (uint32_t)len;
 		outlen += len - 88;
 		t->nr = (long)nr;
-		t->entry_ts = ts;
 		t->in_syscall = 1;
 	} else if (info.op == PTRACE_SYSCALL_INFO_EXIT) {
 		if (t->in_syscall || mode == MODE_SYSCALLS) {
@@ -752,9 +752,11 @@ static void dispatch(struct task *t, int status, uint64_t ts)
 {
 	int sig = WSTOPSIG(status), event = (unsigned)status >> 16;
 	t->state = T_STOPPED;
-	if (!(sig == (SIGTRAP | 0x80) && t->in_syscall && ts - t->entry_ts < SLEPT_NS) &&
-	    task_stat(t) && t->announced)
-		emit_comm(COMM, t, ts);
+	if (sig != (SIGTRAP | 0x80) || ts - t->stat_ts >= SLEPT_NS) {
+		t->stat_ts = ts;
+		if (task_stat(t) && t->announced)
+			emit_comm(COMM, t, ts);
+	}
 	if (sig == (SIGTRAP | 0x80))
 		on_syscall(t, ts);
 	else if (event == 0)
