@@ -42,8 +42,16 @@ def _load_factory(spec: str) -> Callable[[Any], Any]:
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
-    ap = argparse.ArgumentParser(prog="tracefs-sim",
-                                 description="Mount a simulated Linux 6.12 tracefs (foreground).")
+    ap = argparse.ArgumentParser(
+        prog="tracefs-sim",
+        usage="tracefs-sim [options] MOUNTPOINT\n       tracefs-sim run [options] [-- CMD ARGS...]",
+        description="Mount a simulated Linux 6.12 tracefs (foreground).",
+        epilog="subcommands:\n"
+               "  run [options] [-- CMD ARGS...]\n"
+               "                        run CMD (default: $SHELL) in a private mount namespace where\n"
+               "                        /sys/kernel/tracing, /proc/kallsyms and the CPU count are\n"
+               "                        the simulator's (tracefs-sim run --help)",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mountpoint")
     ap.add_argument("--cpus", type=int, default=None, help="CPUs (default: the machine's possible CPUs)")
     ap.add_argument("--seed", type=int, default=None, help="deterministic kernel with this seed")
@@ -65,6 +73,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="listen on the unix socket PATH for commands started with "
                          "'python -m tracefs_sim.syscall_mirror PATH -- CMD': their open and "
                          "symlink syscalls outside the mount run through the simulated kernel")
+    ap.add_argument("--tracer-fd", type=int, default=None, metavar="FD",
+                    help="the server's end of the host tracer's socket (tracefs-sim run)")
+    ap.add_argument("--tracer-pid", type=int, default=None, metavar="PID",
+                    help="the host tracer's pid (signalled after each control message)")
     ap.add_argument("--tree-factory", default=None, help=argparse.SUPPRESS)  # tests: module:function
     return ap.parse_args(argv)
 
@@ -112,6 +124,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"tracefs-sim: --module {path}: {e}", file=sys.stderr)
                 return 1
             loaded.append(os.path.splitext(os.path.basename(path))[0])
+        if args.tracer_fd is not None:
+            # stand-in until Kernel.host consumes them: the tracer's records are dropped
+            from .host.channel import discard_records
+
+            discard_records(args.tracer_fd, args.tracer_pid)
         if args.sysctl_dir or args.debugfs_dir:
             from .sysctl_mirror import SysctlMirror
 

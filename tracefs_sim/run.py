@@ -1,4 +1,7 @@
-"""``tracefs-sim run [options] -- CMD ARGS...``: run an unmodified tracing tool against the simulator.
+"""``tracefs-sim run [options] [-- CMD ARGS...]``: run an unmodified tracing tool against the simulator.
+
+Without CMD, the user's shell (``$SHELL``, else /bin/sh) runs there instead, so whatever is
+typed in it sees the simulator.
 
 Tools do not take a tracing directory: libtracefs (trace-cmd) takes the first ``/proc/mounts``
 line of type exactly ``tracefs`` and mounts a real one when there is none, perf ``statfs()``s
@@ -22,8 +25,22 @@ by none of them.  So CMD runs in a private mount namespace set up like this:
 
 Nothing is written to the host's tracing files: the real tracefs is only a mount point.  When
 CMD ends the simulator is unmounted, and the namespace (with all its mounts) goes away with
-this process.  CMD's exit status is returned (128+N when it was killed by signal N).  Needs
-root (mount namespace, tracefs mount).
+this process.  CMD's exit status is returned (128+N when it was killed by signal N, 127 when
+it is not found, 126 when it cannot be executed).  Needs root (mount namespace, tracefs mount).
+
+How CMD's own activity reaches the simulated kernel: with ``TRACEFS_SIM_TRACER=1`` CMD runs
+under the host tracer (tracefs_sim/host, docs/host-tracing.md): every syscall, fork, exec,
+exit and signal of CMD and its descendants, reported to the server over a socketpair
+(``--tracer-fd``/``--tracer-pid``).  run starts the tracer first (the server needs its pid
+for the SIGUSR1 after a control message), then the server, and lets CMD start (EOF on the
+tracer's ``--go-fd``) once the mount and its debugfs bind are in place.  Otherwise CMD runs
+under :mod:`tracefs_sim.syscall_mirror` (its open/symlink syscalls only) -- the default until
+the server feeds the tracer's records to the simulated kernel.
+
+Signals: the terminal's ^C and ^\\ go to CMD (run and the tracer ignore them), so ^C ends CMD
+and then run unmounts; SIGTERM/SIGHUP sent to run are passed on to CMD, and a CMD still
+running KILL_GRACE seconds later is killed (the tracer's PTRACE_O_EXITKILL takes every
+descendant with it).
 """
 
 from __future__ import annotations
@@ -39,6 +56,7 @@ import tempfile
 import time
 
 CLONE_NEWNS = 0x00020000
+KILL_GRACE = 3.0    # seconds CMD has to end after run got SIGTERM/SIGHUP
 TRACING = "/sys/kernel/tracing"
 DEBUGFS = "/sys/kernel/debug"
 CPU_FILES = ("possible", "present", "online")
@@ -47,9 +65,9 @@ CPU_FILES = ("possible", "present", "online")
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(
         prog="tracefs-sim run",
-        description="Run CMD in a private mount namespace where /sys/kernel/tracing, "
-                    "/sys/kernel/debug/tracing, /proc/kallsyms and the CPU count are the "
-                    "simulator's. Exit status: CMD's.")
+        description="Run CMD (default: $SHELL) in a private mount namespace where "
+                    "/sys/kernel/tracing, /sys/kernel/debug/tracing, /proc/kallsyms and the CPU "
+                    "count are the simulator's. Exit status: CMD's.")
     ap.add_argument("--cpus", type=int, default=None, help="CPUs (default: the machine's possible CPUs)")
     ap.add_argument("--seed", type=int, default=None, help="deterministic kernel with this seed")
     ap.add_argument("--buffer-kb", type=int, default=None, help="per-CPU ring buffer size")
@@ -61,12 +79,12 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--server-log", default=None, metavar="FILE",
                     help="write the server's log here (default: shown on stderr only on failure)")
     ap.add_argument("--timeout", type=float, default=60.0, help="seconds to wait for the mount")
-    ap.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS...")
+    ap.add_argument("cmd", nargs=argparse.REMAINDER, help="-- CMD ARGS... (default: $SHELL)")
     args = ap.parse_args(argv)
     if args.cmd and args.cmd[0] == "--":
         args.cmd = args.cmd[1:]
     if not args.cmd:
-        ap.error("no command given (tracefs-sim run [options] -- CMD ARGS...)")
+        args.cmd = [os.environ.get("SHELL") or "/bin/sh"]
     return args
 
 
@@ -139,10 +157,15 @@ def _mounted(path: str) -> bool:
 
 
 def _start_server(args: argparse.Namespace, nr_cpus: int, log: str,
-                  syscall_socket: str | None = None) -> subprocess.Popen:
+                  syscall_socket: str | None = None,
+                  tracer: tuple[int, int] | None = None) -> subprocess.Popen:
+    """The FUSE server on TRACING; ``tracer`` = (the server's end of the tracer socket, the
+    tracer's pid)."""
     cmd = [sys.executable, "-m", "tracefs_sim", TRACING, "--cpus", str(nr_cpus)]
     if syscall_socket:
         cmd += ["--syscall-socket", syscall_socket]
+    if tracer:
+        cmd += ["--tracer-fd", str(tracer[0]), "--tracer-pid", str(tracer[1])]
     if args.seed is not None:
         cmd += ["--seed", str(args.seed)]
     if args.buffer_kb is not None:
@@ -158,6 +181,7 @@ def _start_server(args: argparse.Namespace, nr_cpus: int, log: str,
     env["PYTHONPATH"] = os.pathsep.join(filter(None, [here, env.get("PYTHONPATH", "")]))
     with open(log, "wb") as err:
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
+                                pass_fds=tracer[:1] if tracer else (),
                                 start_new_session=True)  # a terminal ^C goes to CMD only
     t0 = time.monotonic()
     while time.monotonic() - t0 < args.timeout:
@@ -190,27 +214,76 @@ def _stop_server(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
+def _wait(child: subprocess.Popen) -> int:
+    """CMD's exit status, waiting for ``child`` (the tracer, or CMD itself).
+
+    The terminal's ^C and ^\\ are CMD's own; a SIGTERM/SIGHUP sent to run is passed on to
+    ``child``, and KILL_GRACE seconds later a child still running is killed (128+the signal).
+    """
+    got: list[int] = []
+
+    def forward(sig: int, _frame: object) -> None:
+        child.send_signal(sig)
+        got.append(sig)
+
+    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
+    old.update({s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)})
+    deadline = None
+    try:
+        while True:
+            try:
+                rc = child.wait(0.1)
+                break
+            except subprocess.TimeoutExpired:
+                pass
+            if got and deadline is None:
+                deadline = time.monotonic() + KILL_GRACE
+            if deadline is not None and time.monotonic() > deadline:
+                child.kill()
+                child.wait()
+                return 128 + got[0]
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+    return 128 - rc if rc < 0 else rc
+
+
 def _run_cmd(cmd: list[str]) -> int:
     try:
         child = subprocess.Popen(cmd)
     except OSError as e:
         print(f"tracefs-sim run: {cmd[0]}: {e.strerror}", file=sys.stderr)
         return 127 if isinstance(e, FileNotFoundError) else 126
-    # CMD gets the terminal's ^C itself; forward a TERM/HUP sent to us
-    old = {s: signal.signal(s, lambda sig, _f: child.send_signal(sig))
-           for s in (signal.SIGTERM, signal.SIGHUP)}
-    old[signal.SIGINT] = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return _wait(child)
+
+
+def _tracing() -> bool:
+    """CMD under the host tracer (TRACEFS_SIM_TRACER=1) or under syscall_mirror."""
+    return os.environ.get("TRACEFS_SIM_TRACER") == "1"
+
+
+def _start_traced(args: argparse.Namespace, nr_cpus: int,
+                  log: str) -> tuple[subprocess.Popen, subprocess.Popen, int]:
+    """The tracer (waiting), then the server: (server, tracer, the go fd to close for CMD)."""
+    from .host.build import tracer_path
+    from .host.channel import spawn_tracer
+
+    go_r, go_w = os.pipe()
     try:
-        while True:
-            try:
-                rc = child.wait()
-                break
-            except InterruptedError:
-                continue
+        tracer, ch = spawn_tracer(tracer_path(), args.cmd, go_fd=go_r)
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-    return 128 - rc if rc < 0 else rc
+        os.close(go_r)
+    try:
+        try:
+            proc = _start_server(args, nr_cpus, log, tracer=(ch.sock.fileno(), tracer.pid))
+        finally:
+            ch.sock.close()   # the server has its copy
+    except (OSError, RuntimeError):
+        tracer.kill()       # it has not started CMD: nothing else to end
+        tracer.wait()
+        os.close(go_w)
+        raise
+    return proc, tracer, go_w
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -227,6 +300,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         try:
             _prepare(nr_cpus, work)
+            if _tracing():
+                proc, tracer, go = _start_traced(args, nr_cpus, log)
+                _sh("mount", "--bind", TRACING, os.path.join(DEBUGFS, "tracing"), check=False)
+                os.close(go)    # CMD may start
+                return _wait(tracer)
             sock = os.path.join(work, "syscalls.sock")
             proc = _start_server(args, nr_cpus, log, sock)
             _sh("mount", "--bind", TRACING, os.path.join(DEBUGFS, "tracing"), check=False)
