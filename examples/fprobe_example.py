@@ -44,8 +44,7 @@ def _ps(kernel: Any, addr: int) -> str:
 
 
 def show_backtrace(kernel: Any) -> None:
-    wl = getattr(kernel, "workload", None)
-    stack = wl.current_stack()[2:2 + BACKTRACE_DEPTH] if wl is not None else []
+    stack = kernel.workload.sites.current_stack()[2:2 + BACKTRACE_DEPTH]
     for addr in stack:
         kernel.printk(f"{' ' * 24}{_ps(kernel, addr)}")
 

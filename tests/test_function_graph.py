@@ -44,7 +44,7 @@ def kt():
 def run(k: Kernel, tree=TREE, pid: int = 177, comm: str = "bash", cpu: int = 0) -> None:
     k.syscall_enter(pid, comm, cpu)
     try:
-        k.workload.call(tree)
+        k.workload.sites.call(tree)
     finally:
         k.syscall_exit()
 
@@ -219,9 +219,9 @@ def test_trace_marker_is_a_comment_at_the_current_depth(kt):
     k, root = kt
     graph_on(root)
     k.syscall_enter(177, "bash", 0)
-    frames = k.workload.enter_chain(("vfs_read", "rw_verify_area"))
+    frames = k.workload.sites.enter_chain(("vfs_read", "rw_verify_area"))
     write_file(root, "trace_marker", "hello")
-    k.workload.leave_chain(frames)
+    k.workload.sites.leave_chain(frames)
     write_file(root, "trace_marker", "out")
     k.syscall_exit()
     assert body(root) == (
@@ -312,12 +312,12 @@ def test_funcgraph_irqs_off_skips_hardirq(kt):
     k, root = kt
     graph_on(root)
     write_file(root, "options/funcgraph-irqs", "0")
-    k.workload.tick(0)
+    k.workload.timers.tick(0)
     out = body(root)
     assert "__sysvec_apic_timer_interrupt" not in out and "irq_exit_rcu() {" in out
     write_file(root, "options/funcgraph-irqs", "1")
     write_file(root, "trace", "")
-    k.workload.tick(0)
+    k.workload.timers.tick(0)
     assert body(root).startswith(" 0)               |  __sysvec_apic_timer_interrupt() {\n")
 
 

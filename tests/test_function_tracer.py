@@ -17,7 +17,7 @@ def test_repeats_are_counted_then_flushed_by_the_next_function() -> None:
     write_file(root, "current_tracer", b"function")
     write_file(root, "options/func-no-repeats", b"1")
     for _ in range(5):
-        k.workload.call("_raw_spin_lock", "schedule")
+        k.workload.sites.call("_raw_spin_lock", "schedule")
     k.syscall_enter(300, "cat", 0, op="read")
     k.syscall_exit()
     lines = [x for x in read_file(root, "trace").decode().splitlines() if not x.startswith("#")]
@@ -36,7 +36,7 @@ def test_repeats_are_counted_then_flushed_by_the_next_function() -> None:
     write_file(root, "options/func-no-repeats", b"0")
     write_file(root, "trace", b"")
     for _ in range(3):
-        k.workload.call("_raw_spin_lock", "schedule")
+        k.workload.sites.call("_raw_spin_lock", "schedule")
     lines = [x for x in read_file(root, "trace").decode().splitlines() if not x.startswith("#")]
     assert len(lines) == 3 and "repeats" not in "".join(lines)
 

@@ -104,7 +104,7 @@ def test_buckets_percent_graph_and_sym(env):
 def test_execname_and_syscall_keys(env):
     assert env.write("events/raw_syscalls/sys_enter/trigger", "hist:keys=id.syscall") == 0
     assert env.write(f"{KMALLOC}/trigger", "hist:keys=common_pid.execname") == 0
-    env.wl.syscall("read", (3, 0, 10), count=10)
+    env.wl.syscalls.syscall("read", (3, 0, 10), count=10)
     env.kmalloc(0x1000, 1, 8)
     comm = env.k.sched.current.comm
     pid = env.k.sched.current.pid

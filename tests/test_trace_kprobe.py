@@ -394,7 +394,7 @@ def test_linux_proc_banner_symbol(fresh: Env) -> None:
     assert env.write("kprobe_events", "p:s kernel_clone arg1=@linux_proc_banner:string "
                      "arg2=@linux_proc_banner:u8", append=False) == 0
     assert env.write("events/kprobes/enable", "1") == 0
-    env.k.workload.run_child(0)
+    env.k.workload.shell.run_child(0)
     trace = env.read("trace")
     assert f'arg1="{LINUX_PROC_BANNER}" arg2=37' in trace
     assert proc_version().startswith("Linux version 6.12.117+deb12-amd64 (debian-kernel@")

@@ -125,7 +125,7 @@ def test_function_stack_trace_is_unwound_like_orc(k: Kernel) -> None:
     write_file(root, "set_ftrace_filter", b"vfs_read")
     write_file(root, "current_tracer", b"function")
     write_file(root, "options/func_stack_trace", b"1")
-    k.workload.seen.add(300)
+    k.workload.hostprocs.seen.add(300)
     cat(k, 300)
     text = read_file(root, "trace").decode()
     stack = text.split("<stack trace>\n", 1)[1].splitlines()
@@ -135,7 +135,7 @@ def test_function_stack_trace_is_unwound_like_orc(k: Kernel) -> None:
 
 def test_a_new_requester_of_a_seeded_mount_was_forked_and_loaded(k: Kernel) -> None:
     root = build_tree(k)
-    k.workload.synth_host_start = True
+    k.workload.hostprocs.synth_host_start = True
     write_file(root, "set_ftrace_filter", b"vfs_read\nvfs_open\nkernel_clone")
     write_file(root, "current_tracer", b"function")
     cat(k, 4242)

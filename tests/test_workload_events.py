@@ -112,7 +112,7 @@ def test_child_lifecycle_order(kt) -> None:
     k, root = kt
     enable(root, ("sched", "task"))
     wl = k.workload
-    wl.run_child(0)
+    wl.shell.run_child(0)
     ev = [re.search(r": (\w+): ", ln)[1] for ln in body(root)]
     order = ["sched_waking", "sched_wakeup", "sched_switch", "task_newtask", "sched_process_fork",
              "sched_wakeup_new", "sched_process_wait", "sched_switch", "sched_prepare_exec",
@@ -128,10 +128,10 @@ def test_host_spawn_exec_exit_follows_fork_pid_lists(kt) -> None:
     enable(root, ("sched", "task"))
     write_file(root, "options/event-fork", "1")
     write_file(root, "set_event_pid", "5000")
-    wl.host_spawn(5000, "bash", 5001, "cat", 1, "/usr/bin/cat", alive=True)
+    wl.hostprocs.host_spawn(5000, "bash", 5001, "cat", 1, "/usr/bin/cat", alive=True)
     assert read_file(root, "set_event_pid").decode().split() == ["5000", "5001"]
-    wl.host_spawn(5000, "bash", 5002, "bash", 0, alive=False)   # a subshell, gone already
-    wl.host_exit(5001)
+    wl.hostprocs.host_spawn(5000, "bash", 5002, "bash", 0, alive=False)   # a subshell, gone already
+    wl.hostprocs.host_exit(5001)
     assert read_file(root, "set_event_pid").decode().split() == ["5000"]
     text = "\n".join(body(root))
     assert "sched_process_fork: comm=bash pid=5000 child_comm=bash child_pid=5001" in text
@@ -231,7 +231,7 @@ def test_a_requester_that_exec_d_runs_its_exec_first(kt) -> None:
     changed between requests exec'd (trace-cmd's child becoming the recorded command):
     sched_process_exec and ld.so's reads of it run before its request."""
     k, root = kt
-    k.workload.synth_host_start = True
+    k.workload.hostprocs.synth_host_start = True
     write_file(root, "events/sched/sched_process_exec/enable", "1")
     write_file(root, "events/syscalls/sys_enter_read/enable", "1")
     k.syscall_enter(4321, "trace-cmd", 1, op="read", name="set_ftrace_pid", count=8192)
@@ -259,10 +259,10 @@ def test_disabled_call_sites_leave_no_mark(kt, monkeypatch) -> None:
     entered: list[int] = []
     monkeypatch.setattr(ft, "func_entry", lambda idx, pip, regs: entered.append(idx))
     assert not ft.nr_active
-    wl.call(("vfs_read", ("rw_verify_area", "security_file_permission")), "ksys_read")
-    assert not entered and not wl.stacks.get(id(k.sched.current))
-    frames = wl.enter_chain(("x64_sys_call", "__x64_sys_read", "ksys_read"))
+    wl.sites.call(("vfs_read", ("rw_verify_area", "security_file_permission")), "ksys_read")
+    assert not entered and not wl.sites.stacks.get(id(k.sched.current))
+    frames = wl.sites.enter_chain(("x64_sys_call", "__x64_sys_read", "ksys_read"))
     assert [name for _, name, _ in frames] == ["x64_sys_call", "__x64_sys_read", "ksys_read"]
-    assert wl.site("ksys_read") in wl.current_stack()
-    wl.leave_chain(frames)
-    assert not wl.stacks.get(id(k.sched.current)) and not entered
+    assert wl.sites.site("ksys_read") in wl.sites.current_stack()
+    wl.sites.leave_chain(frames)
+    assert not wl.sites.stacks.get(id(k.sched.current)) and not entered

@@ -123,17 +123,15 @@ class HostProcs:
     def sync(self, kernel: Any, pid: int, cpu_of: Any) -> None:
         """Report to ``kernel`` what happened on the host before ``pid``'s request.
         ``cpu_of(pid) -> (comm, cpu)`` is the adapter's caller lookup."""
-        if not self.enabled or getattr(kernel, "deterministic", False):
+        if not self.enabled or kernel.deterministic:
             return
-        wl = getattr(kernel, "workload", None)
-        if wl is None or not hasattr(wl, "host_spawn"):
-            return
+        wl = kernel.workload
         now = time.monotonic()
         # before every request while a fork would leave a mark (a kernel_clone probe, sched
         # events, event-fork); otherwise on a newcomer's request (it follows its fork) or
         # every FORK_CHECK: reading ns_last_pid is the dearest part of an idle request
         if (pid not in self.known or now >= self.next_fork_check
-                or not hasattr(wl, "forks_observed") or wl.forks_observed()):
+                or wl.hostprocs.forks_observed()):
             self.next_fork_check = now + FORK_CHECK
             new = self._new_pids()
             if new:
@@ -143,25 +141,24 @@ class HostProcs:
             for p in self._exited():
                 if p != pid:
                     self._forget(p)
-                    wl.host_exit(p)
+                    wl.hostprocs.host_exit(p)
         if pid > 0:
             self.last_req = pid
         if pid > 0 and pid not in self.known:
             self._watch(pid, self._comm(pid))
-        elif pid > 0 and hasattr(wl, "host_exec"):
+        elif pid > 0:
             comm = cpu_of(pid)[0]
             if comm not in ("", "<...>") and comm != self.known[pid]:
                 self.known[pid] = comm          # it exec'd since its last request
-                wl.host_exec(pid, comm)
+                wl.hostprocs.host_exec(pid, comm)
 
     def chdir(self, kernel: Any, pid: int) -> None:
         """Once ``pid`` runs in the kernel: a working directory changed since its last
         request was a chdir(2) (read from /proc/PID/cwd while a chdir event is traced)."""
-        wl = getattr(kernel, "workload", None)
-        if (pid <= 0 or wl is None or not hasattr(wl, "chdir_traced")
-                or getattr(kernel, "deterministic", False)):
+        wl = kernel.workload
+        if pid <= 0 or kernel.deterministic:
             return
-        if not wl.chdir_traced():
+        if not wl.hostprocs.chdir_traced():
             self.cwd.pop(pid, None)
             return
         try:
@@ -173,7 +170,7 @@ class HostProcs:
             del self.cwd[next(iter(self.cwd))]
         self.cwd[pid] = cwd
         if seen is not None and seen != cwd:
-            wl.host_chdir(cwd)
+            wl.hostprocs.host_chdir(cwd)
 
     def _same_mnt_ns(self, pid: int) -> bool:
         """Is ``pid`` in the server's mount namespace?  Concurrent simulators in private
@@ -222,39 +219,37 @@ class HostProcs:
         """Between requests (idle ticker): forks; the watched processes' execs and exits
         while anything is attached; their sleeps and wakeups while the scheduler's events
         are traced."""
-        if not self.enabled or getattr(kernel, "deterministic", False):
+        if not self.enabled or kernel.deterministic:
             return
-        wl = getattr(kernel, "workload", None)
-        if wl is None or not hasattr(wl, "host_run"):
-            return
+        wl = kernel.workload
         new = self._new_pids()
         if new:
             self._spawned(wl, new, 0, cpu_of)
         # execs and exits matter whenever something is attached (a hist trigger on
         # sched_process_exec/exit, a kprobe); sleeps and wakeups only to sched events
-        sched = wl.sched_traced()
+        sched = wl.hostprocs.sched_traced()
         if not sched:
             self.vcs.clear()
-            if not (hasattr(wl, "forks_observed") and wl.forks_observed()):
+            if not (wl.hostprocs.forks_observed()):
                 return
         for p in list(self.known):
             st = proc_status(p)
             if not _alive(st):
                 self._forget(p)
-                wl.host_exit(p)
+                wl.hostprocs.host_exit(p)
                 continue
             assert st is not None
             name = st.get("Name", "")
             if name and name != self.known[p]:
                 self.known[p] = name
-                wl.host_exec(p, name)
+                wl.hostprocs.host_exec(p, name)
             vcs = st.get("voluntary_ctxt_switches", "")
             if not sched or not vcs.isdigit():
                 continue
             n, seen = int(vcs), self.vcs.get(p)
             self.vcs[p] = n
             if seen is not None and n > seen:
-                wl.host_run(p, cpu_of(p)[1], n - seen)
+                wl.hostprocs.host_run(p, cpu_of(p)[1], n - seen)
 
     def _spawned(self, wl: Any, pids: list[int], req: int, cpu_of: Any) -> None:
         sts = [(p, proc_status(p)) for p in pids]
@@ -284,7 +279,7 @@ class HostProcs:
                     except OSError:
                         exe = None
                 cpu = cpu_of(p)[1]
-                wl.host_spawn(parent, pcomm, p, comm, cpu, exe, alive=True, thread=thread)
+                wl.hostprocs.host_spawn(parent, pcomm, p, comm, cpu, exe, alive=True, thread=thread)
                 self._watch(p, comm)
             else:
                 # gone already: forked by whoever forked the next live newcomer
@@ -297,4 +292,4 @@ class HostProcs:
                     continue
                 pcomm = self._comm(parent)
                 cpu = cpu_of(parent)[1]
-                wl.host_spawn(parent, pcomm, p, pcomm, cpu, None, alive=False)
+                wl.hostprocs.host_spawn(parent, pcomm, p, pcomm, cpu, None, alive=False)

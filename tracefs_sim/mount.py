@@ -100,7 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     kernel = Kernel(nr_cpus=nr_cpus, seed=args.seed, buffer_kb=args.buffer_kb)
     wl = getattr(kernel, "workload", None)
     if wl is not None and kernel.deterministic:
-        wl.synth_host_start = True  # host forks are not watched: simulate a requester's start
+        wl.hostprocs.synth_host_start = True  # host forks are not watched: simulate a requester's start
     if args.tree_factory:
         tree = _load_factory(args.tree_factory)(kernel)
     else:

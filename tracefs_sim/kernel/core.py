@@ -191,15 +191,15 @@ class Kernel:
         wl.catch_up()
         sched = self.sched
         known = sched.tasks.get(pid)
-        if (known is not None and wl.synth_host_start
+        if (known is not None and wl.hostprocs.synth_host_start
                 and comm not in ("", "<...>") and known.comm != comm[:TASK_COMM_LEN - 1]):
             # a requester whose comm changed exec'd since its last request: its execve
             # and ld.so run first (a kernel that watches the host learns it from there)
-            wl.host_exec(pid, comm)
+            wl.hostprocs.host_exec(pid, comm)
         task = sched.task(pid, comm)
         task.uid = uid
         cpu %= self.nr_cpus
-        wl.run_task(cpu, task)  # scheduled in (a sched_switch) unless it already ran there
+        wl.sched.run_task(cpu, task)  # scheduled in (a sched_switch) unless it already ran there
         tracing = self.trace
         if tracing.cmdline_ref:
             tracing.record_task(task)
@@ -208,12 +208,12 @@ class Kernel:
         if before is not None:
             before()
         self._sys_op = op
-        self._sys_frames = wl.syscall_begin(op, name=name, count=count, path=path) if op else None
+        self._sys_frames = wl.syscalls.begin(op, name=name, count=count, path=path) if op else None
 
     def syscall_exit(self, ret: int = 0) -> None:
         """The request returns ``ret`` to user space; the CPU goes back to its idle task."""
         if self._sys_frames is not None:
-            self.workload.syscall_end(self._sys_op, self._sys_frames, ret=ret)
+            self.workload.syscalls.end(self._sys_op, self._sys_frames, ret=ret)
         self._sys_frames = None
         sched = self.sched
         sched.irq_flags = 0

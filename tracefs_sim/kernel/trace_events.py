@@ -1774,9 +1774,7 @@ class TraceEvents:
             self.systems_order.append(system)
         printer = getattr(ext, "printer", None) or EventPrinter(call)
         self.kernel.trace.output.register(type_id, printer)
-        wl = getattr(self.kernel, "workload", None)
-        if wl is not None and hasattr(wl, "eventfs_create_dir"):
-            wl.eventfs_create_dir(name)   # event_create_dir() of the top instance
+        self.kernel.workload.syscalls.eventfs_create_dir(name)  # event_create_dir(), top instance
         for inst in self.instances.values():
             f = EventFile(self, call, inst.tr)
             files = inst.files

@@ -16,7 +16,7 @@ from .trace_events_hist_actions import ACTION_SAVE, ACTION_SNAPSHOT, HANDLER_ONM
 from .trace_events_hist_data import HistData, HistEltData
 from .trace_events_hist_field import HistField, field_name, field_print
 from .tracing_map import Elt, KeyValue
-from .workload import SYSCALL_NR
+from .workload.syscalls import SYSCALL_NR
 
 if TYPE_CHECKING:
     from .kallsyms import Kallsyms

@@ -8,7 +8,7 @@ array's set_ftrace_filter/notrace/pid select what it sees.
 Records: TRACE_FN (``struct ftrace_entry``: ip, parent_ip) and, with
 ``func_stack_trace``, a TRACE_STACK entry whose first caller is the trampoline marker
 (``FTRACE_TRAMPOLINE_MARKER``, printed ``[FTRACE TRAMPOLINE]``), then the call chain
-from ``kernel.workload.current_stack()``.
+from ``kernel.workload.sites.current_stack()``.
 """
 
 from __future__ import annotations
@@ -82,7 +82,7 @@ class FunctionTracer:
         """__trace_stack() from a function callback or probe: with the ORC unwinder the
         callback's own frames are skipped and the unwind starts in the ftrace
         trampoline (``[FTRACE TRAMPOLINE]``), then the traced function and its callers."""
-        calls = [FTRACE_TRAMPOLINE_MARKER, *self.k.workload.current_stack()][:FTRACE_STACK_ENTRIES]
+        calls = [FTRACE_TRAMPOLINE_MARKER, *self.k.workload.sites.current_stack()][:FTRACE_STACK_ENTRIES]
         cpu = self.k.sched.cpu
         n = len(calls)
         off = tr.event_reserve(cpu, TRACE_STACK, 16 + 8 * (n + 1))

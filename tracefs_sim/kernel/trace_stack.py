@@ -77,7 +77,7 @@ class StackTracer:
         """(return addresses, depth of each) of the current task's stack at a call of
         the function at ``ip``: ``ip`` first (its ``call __fentry__`` return), then the
         callers' return addresses down to the entry code; depths from the stack top."""
-        stack = self.k.workload.current_stack()
+        stack = self.k.workload.sites.current_stack()
         addrs = [ip, *stack[1:]]  # stack[0] is inside the traced function itself
         sizes = [8]  # the traced function has not set up its frame at __fentry__
         sizes += [self._size_of(a) for a in addrs[1:]]
