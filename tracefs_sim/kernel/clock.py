@@ -35,22 +35,57 @@ CLOCK_NAMES = tuple(c.name for c in CLOCKS)
 
 
 class BootClock:
-    """Nanoseconds since boot: real (monotonic) or virtual (seeded)."""
+    """Nanoseconds since boot: real (monotonic) or virtual (seeded).
+
+    Observations of traced host tasks arrive a little after they happened, each stamped
+    with the CLOCK_MONOTONIC time of its stop; while one is processed the clock is
+    ``pin``ned to that time (readings step forward by ``PIN_STEP`` ns, as code takes
+    time), so a ``sleep 1`` is a second in the trace however late it is processed.  The
+    clock never goes backwards: a pinned time older than a reading already handed out
+    continues from that reading."""
+
+    PIN_STEP = 120
 
     def __init__(self, rng: random.Random | None = None, boot_offset_ns: int = 4_000_000_000) -> None:
         self._rng = rng
         self._virtual = boot_offset_ns
         self._base = time.monotonic_ns() - boot_offset_ns
+        self._pinned: int | None = None
+        self._last = 0
 
     @property
     def deterministic(self) -> bool:
         return self._rng is not None
 
     def ns(self) -> int:
-        if self._rng is None:
-            return time.monotonic_ns() - self._base
-        self._virtual += 150 + self._rng.randrange(1200)
-        return self._virtual
+        if self._rng is not None:
+            self._virtual += 150 + self._rng.randrange(1200)
+            return self._virtual
+        if self._pinned is not None:
+            self._pinned += self.PIN_STEP
+            now = self._pinned
+        else:
+            now = time.monotonic_ns() - self._base
+        if now <= self._last:
+            now = self._last + 1
+        self._last = now
+        return now
+
+    def from_monotonic(self, mono_ns: int) -> int:
+        """A CLOCK_MONOTONIC reading of this machine as boot-relative ns."""
+        return mono_ns - self._base
+
+    @property
+    def pinned(self) -> int | None:
+        return self._pinned
+
+    def pin(self, boot_ns: int | None) -> None:
+        """Readings continue from ``boot_ns`` (not before the last one) until ``unpin``;
+        ``None`` unpins (so a saved ``pinned`` can be restored)."""
+        self._pinned = None if boot_ns is None else max(boot_ns, self._last) - self.PIN_STEP
+
+    def unpin(self) -> None:
+        self._pinned = None
 
     def advance(self, delta_ns: int) -> None:
         """Let virtual time pass (a simulated sleep); real time passes by itself."""

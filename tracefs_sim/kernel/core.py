@@ -100,6 +100,7 @@ class Kernel:
         self._sys_frames: list | None = None
         self.log: list[str] = []  # the simulated kernel log (dmesg)
         self.mem = Memory(self.btf)
+        self.mem.current_tgid = lambda: self.sched.current.tgid
         # text addresses given to the functions of loaded Python modules (insmod)
         self.module_syms: dict[int, tuple[str, str]] = {}
         self._next_module_addr = 0xFFFFFFFFC1000000

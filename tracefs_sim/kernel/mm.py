@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import bisect
 import struct
+from collections.abc import Callable
 from typing import Protocol
 
 from .btf import BTF
@@ -55,6 +56,8 @@ class Memory:
         self._files: dict[str, tuple[int, int, int]] = {}   # name -> file, dentry, name
         self._strings: dict[str, int] = {}
         self._path_bufs: dict[int, int] = {}
+        self._views: dict[int, list[tuple[int, bytearray]]] = {}   # tgid -> captured memory
+        self.current_tgid: Callable[[], int] = lambda: 0          # set by the Kernel
 
     # ---------------------------------------------------------------- allocation
     def alloc(self, size: int, user: bool = False, data: bytes = b"") -> int:
@@ -106,8 +109,29 @@ class Memory:
         self.write(addr, struct.pack("<Q", value & MASK64))
 
     # ---------------------------------------------------------------- ProbeMem
+    def set_user_view(self, tgid: int, regions: dict[int, bytes] | None) -> None:
+        """The user memory of traced host process ``tgid`` that its syscall in progress
+        passed (the strings and structs the tracer read at the entry): probes reading a
+        user address while one of its threads runs read these bytes.  None forgets them."""
+        if regions:
+            self._views[tgid] = [(a, bytearray(d)) for a, d in regions.items()]
+        else:
+            self._views.pop(tgid, None)
+
+    def _view_find(self, addr: int) -> tuple[bytearray, int] | None:
+        regions = self._views.get(self.current_tgid())
+        if regions is not None:
+            for start, data in regions:
+                if 0 <= addr - start < len(data):
+                    return data, addr - start
+        return None
+
     def _probe_find(self, addr: int, user: bool) -> tuple[bytearray, int] | None:
         """The object a probe's access at ``addr`` reaches, or None (a fault)."""
+        if self._views and addr < TASK_SIZE_MAX:
+            seen = self._view_find(addr)
+            if seen is not None:
+                return seen
         hit = self._find(addr)
         if hit is None:
             return None

@@ -37,6 +37,7 @@ from .shell import ShellSession
 from .slab import Slab
 from .syscalls import Syscalls
 from .timer import Timers
+from .traced import TracedTasks
 
 if TYPE_CHECKING:
     from ..core import Kernel
@@ -64,6 +65,8 @@ class Workload:
         self.timers = Timers(self)
         self.shell = ShellSession(self)
         self.hostprocs = HostProcs(self)
+        self.traced = TracedTasks(self)
+        self.owed: list[list[int]] = [[] for _ in range(kernel.nr_cpus)]  # held CPUs' ticks
 
     # ------------------------------------------------------------------ tracepoints
     def tp(self, name: str) -> Tracepoint | None:
@@ -122,22 +125,57 @@ class Workload:
             self.calls += 1
             if self.calls % 4:
                 return
-            n = 1
-            k.boot_clock.advance(TICK_NS * n)
-        else:
-            now = k.boot_clock.ns()
-            n = (now - self.last_ns) // TICK_NS
-            if n <= 0:
-                return
-            self.last_ns += n * TICK_NS
-            n = min(n, MAX_TICKS_PER_CATCH_UP)
-        if self.quiet():
-            self.ticks += n
-            return
-        for _ in range(n):
+            k.boot_clock.advance(TICK_NS)
             self.ticks += 1
-            for cpu in range(k.nr_cpus):
-                self.timers.tick(cpu)
+            if not self.quiet():
+                for cpu in range(k.nr_cpus):
+                    self.timers.tick(cpu)
+            return
+        self.catch_up_to(k.boot_clock.ns())
+
+    def catch_up_to(self, now: int) -> None:
+        """Run the ticks due up to boot time ``now``, each at its own time.  A CPU whose
+        timeline is held (a traced task's syscall that may be asleep there) owes its
+        ticks until it is released; they run first then, still at their own times."""
+        if not self.enabled or self.k.deterministic:
+            return
+        k = self.k
+        clock = k.boot_clock
+        hold = self.traced.hold
+        due: list[int] = []
+        n = (now - self.last_ns) // TICK_NS
+        if n > 0:
+            self.last_ns += n * TICK_NS
+            first = max(1, n - MAX_TICKS_PER_CATCH_UP + 1)
+            due = [self.last_ns - (n - i) * TICK_NS for i in range(first, n + 1)]
+            self.ticks += n - len(due)
+        owed = self.owed
+        if not due and not any(owed[c] and hold[c] is None for c in range(k.nr_cpus)):
+            return
+        if self.quiet():
+            self.ticks += len(due)
+            for c in range(k.nr_cpus):
+                owed[c].clear()
+            return
+        saved = clock.pinned
+        try:
+            for c in range(k.nr_cpus):
+                if owed[c] and hold[c] is None:
+                    for t in owed[c]:
+                        clock.pin(t)
+                        self.timers.tick(c)
+                    owed[c].clear()
+            for t in due:
+                self.ticks += 1
+                clock.pin(t)
+                for c in range(k.nr_cpus):
+                    h = hold[c]
+                    if h is not None and t > h:
+                        owed[c].append(t)
+                    else:
+                        self.timers.tick(c)
+        finally:
+            clock.pin(saved)
 
 
 def boot(kernel: Kernel) -> Workload:

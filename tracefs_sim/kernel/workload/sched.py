@@ -32,6 +32,7 @@ class SchedModel:
         self.host: list[Task | None] = [None] * n  # host task running on a CPU since a request
         self.host_tick = [0] * n                   # tick of that task's last request
         self.asleep: set[int] = set()              # host pids switched out asleep
+        self.traced: set[int] = set()              # host pids the ptrace tracer reports
 
     def switch(self, cpu: int, nxt: Task, prev_state: int = 0) -> None:
         """__schedule() on ``cpu``: the current task gives the CPU to ``nxt``."""

@@ -17,6 +17,8 @@ from .callsite import Frame
 from .defs import FORK, Tree
 
 if TYPE_CHECKING:
+    from ..syscall_table import Syscall
+    from ..trace_events import Tracepoint
     from . import Workload
 
 OPEN_EXEC: Tree = ("do_open_execat", ("do_filp_open", ("path_openat", ("vfs_open", "do_dentry_open"))))
@@ -218,14 +220,40 @@ class Syscalls:
         self.sys_args = args
         self.sys_op = op
         self.sys_paths = paths
+        return self._enter(op, sc, nr, args, SYSCALL_ENTRY.get(op, ("x64_sys_call",)))
+
+    def enter(self, sc: Syscall, args: tuple[int, ...], fname: str = "", count: int = 0
+              ) -> list[Frame]:
+        """A traced host task's real syscall enters, with its number and registers:
+        ``fname`` names the file behind its fd or path (what probes on the way see in
+        ``file->f_path.dentry->d_name.name``), ``count`` its byte count."""
+        wl = self.wl
+        self.cur_name = fname or "null"
+        self.cur_count = count
+        self.cur_file, self.cur_dentry = wl.k.mem.file_object(self.cur_name)
+        self.sys_args = args
+        self.sys_op = sc.name
+        self.sys_paths = ()
+        chain = SYSCALL_ENTRY.get(sc.name) or ("x64_sys_call", sc.symbol or "__x64_sys_ni_syscall")
+        return self._enter(sc.name, sc.event or "", sc.nr, args, chain)
+
+    def exit(self, sc: Syscall, frames: list[Frame], ret: int) -> None:
+        """The traced syscall returns ``ret`` (its real value; -errno on failure)."""
+        self._leave(sc.name, sc.event or "", sc.nr, frames, ret)
+
+    def _enter(self, op: str, event: str, nr: int, args: tuple[int, ...],
+               chain: tuple[str, ...]) -> list[Frame]:
+        """do_syscall_64(): the sys_enter tracepoint (raw_syscalls:sys_enter, then the
+        syscalls:sys_enter_NAME probe, which records with preemption disabled once more:
+        its preempt depth is 1), the call chain left open, the leaves of its body."""
+        wl = self.wl
         tp = wl.tp("sys_enter")
         if tp:
             a = (list(args) + [0] * 6)[:6]
             tp.fire(nr, a)
-        tp = wl.tp(f"sys_enter_{sc}")
+        tp = wl.tp(f"sys_enter_{event}")
         if tp:
-            tp.fire_defaults(nr, *args)
-        chain = SYSCALL_ENTRY.get(op, ("x64_sys_call",))
+            self._fire_syscall_event(tp, nr, *args)
         frames = wl.sites.enter_chain(chain)
         parent = chain[-1] if chain else None
         for leaf in SYSCALL_LEAVES.get(op, ()):
@@ -239,24 +267,38 @@ class Syscalls:
         return frames
 
     def end(self, op: str, frames: list[Frame], ret: int = 0) -> None:
-        wl = self.wl
-        if not frames and wl.quiet():
+        if not frames and self.wl.quiet():
             return
+        sc = SYSCALL_ALIAS.get(op, op)
+        self._leave(op, sc, SYSCALL_NR.get(sc, 0), frames, ret)
+
+    def _leave(self, op: str, event: str, nr: int, frames: list[Frame], ret: int) -> None:
+        wl = self.wl
         self.cur_ret = ret
         if op == "close":
             wl.sites.call(("__fput", "dput"), "fput")
         wl.sites.leave_chain(frames)
-        sc = SYSCALL_ALIAS.get(op, op)
-        nr = SYSCALL_NR.get(sc, 0)
-        tp = wl.tp(f"sys_exit_{sc}")
+        tp = wl.tp(f"sys_exit_{event}")
         if tp:
-            tp.fire_defaults(nr, ret)
+            self._fire_syscall_event(tp, nr, ret)
         tp = wl.tp("sys_exit")
         if tp:
             tp.fire(nr, ret)
         if op == "close":
             # the last fput() defers __fput() to task_work: it runs on the way to user space
             wl.slab.cache_free("filp", "__fput", self.cur_file)
+
+    def _fire_syscall_event(self, tp: Tracepoint, *values: int) -> None:
+        """ftrace_syscall_enter/exit(): guard(preempt_notrace) inside the tracepoint's own
+        preempt-disabled section, and trace_event_buffer_reserve() takes one level off:
+        the record shows preempt depth 1 (``...1.``)."""
+        sched = self.wl.k.sched
+        saved = sched.preempt_count
+        sched.preempt_count = saved + 1
+        try:
+            tp.fire_defaults(*values)
+        finally:
+            sched.preempt_count = saved
 
     def eventfs_create_dir(self, name: str) -> None:
         """event_create_dir() of a new event: ``eventfs_create_dir(name, parent, entries,

@@ -145,7 +145,7 @@ class Timers:
         # ---- the woken kthread runs, or the shell runs a child
         if woken is not None:
             self._run_kthread(cpu, woken, jiffies)
-        elif r < 0.35 and wl.rng.random() < 0.4 and ws.host[cpu] is None:
+        elif r < 0.35 and wl.rng.random() < 0.4 and ws.host[cpu] is None and wl.shell.enabled:
             wl.shell.run_child(cpu)
         if sched.curr[cpu] is sched.idle[cpu]:
             wl.emit_ctx(D, 1, "cpu_idle", 1, cpu)
@@ -226,6 +226,8 @@ class Timers:
         if host is not None and prev is host:
             wl.sched.switch(cpu, host, prev_state=state)   # the preempted host task resumes
             wl.sched.host[cpu] = host
+        elif prev.pid in wl.sched.traced:
+            wl.sched.switch(cpu, prev, prev_state=state)   # so does a traced one
         else:
             wl.sched.switch(cpu, sched.idle[cpu], prev_state=state)
 

@@ -1,0 +1,157 @@
+"""The server's end of the tracer socket: the tracer's records into the simulated kernel.
+
+The adapter calls :meth:`TracerFeed.drain` before it handles any request (so a request
+from a traced task finds the task inside the syscall that made it: docs/host-tracing.md,
+"Ordering") and whenever the socket is readable, and :meth:`TracerFeed.sync_mode` after
+each request: when the kernel goes from "nothing attached" to "something attached" (or
+back) the tracer switches between its lifecycle and syscalls modes, and waits for the
+ACK, so no syscall after the switch is missed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import signal
+import socket
+
+from ..kernel.core import Kernel
+from ..kernel.syscall_table import SyscallTable
+from .capture import capture_table
+from .proto import (
+    MODE_LIFECYCLE,
+    MODE_SYSCALLS,
+    Ack,
+    Attached,
+    Comm,
+    Exec,
+    Exit,
+    Gone,
+    NewTask,
+    Record,
+    Signal,
+    StreamDecoder,
+    SysEnter,
+    SysExit,
+    encode_capture,
+    encode_mode,
+)
+
+RECV_SIZE = 1 << 18
+
+
+class TracerFeed:
+    """Reads the tracer's records without blocking and hands them to ``kernel``."""
+
+    def __init__(self, kernel: Kernel, fd: int, tracer_pid: int) -> None:
+        self.k = kernel
+        self.sock = socket.socket(fileno=fd)
+        self.sock.setblocking(False)
+        self.tracer_pid = tracer_pid
+        self.eof = False
+        self.mode = MODE_LIFECYCLE
+        self._seq = 0
+        self._decoder = StreamDecoder()
+        self._buf = bytearray(RECV_SIZE)
+        self.records = 0
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def start(self) -> None:
+        """The first mode, then the capture table (the tracer starts CMD once it has it)."""
+        self.sync_mode()
+        specs = capture_table(SyscallTable.load())
+        self._send(encode_capture([(s.nr, s.argidx, int(s.kind), s.param) for s in specs]))
+
+    def _send(self, msg: bytes) -> None:
+        self.sock.setblocking(True)
+        try:
+            self.sock.sendall(msg)
+        finally:
+            self.sock.setblocking(False)
+        if not self.eof:
+            os.kill(self.tracer_pid, signal.SIGUSR1)
+
+    # ------------------------------------------------------------------ records
+    def drain(self) -> None:
+        """Process every record the tracer has written so far."""
+        while not self.eof:
+            try:
+                n = self.sock.recv_into(self._buf)
+            except BlockingIOError:
+                return
+            except OSError as e:
+                if e.errno in (errno.ECONNRESET, errno.EPIPE):
+                    self.eof = True
+                    return
+                raise
+            if n == 0:
+                self.eof = True
+                return
+            for rec in self._decoder.feed(memoryview(self._buf)[:n]):
+                self.dispatch(rec)
+
+    def dispatch(self, rec: Record) -> None:
+        """One record to the kernel's traced-task model, its time made boot-relative."""
+        self.records += 1
+        traced = self.k.workload.traced
+        boot = self.k.boot_clock.from_monotonic
+        if isinstance(rec, SysEnter):
+            traced.sys_enter(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.nr, rec.args,
+                             {c.argidx: c.data for c in rec.caps})
+        elif isinstance(rec, SysExit):
+            traced.sys_exit(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.nr, rec.ret)
+        elif isinstance(rec, NewTask):
+            traced.new_task(boot(rec.ts), rec.cpu, rec.tid, rec.child_tid, rec.child_tgid,
+                            rec.event, rec.clone_flags, rec.comm)
+        elif isinstance(rec, Exec):
+            traced.exec(boot(rec.ts), rec.cpu, rec.tid, rec.old_tid, rec.tgid, rec.comm,
+                        rec.filename)
+        elif isinstance(rec, Exit):
+            traced.exit(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.status, rec.group)
+        elif isinstance(rec, Signal):
+            traced.signal(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.signo, rec.errno,
+                          rec.code, rec.pid, rec.uid)
+        elif isinstance(rec, Gone):
+            traced.gone(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.status)
+        elif isinstance(rec, Attached):
+            traced.attached(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.comm)
+        elif isinstance(rec, Comm):
+            traced.comm(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.comm)
+        elif isinstance(rec, Ack):
+            pass   # a late ACK of a mode change already waited for
+        else:
+            raise TypeError(f"unexpected tracer record {rec!r}")
+
+    # ------------------------------------------------------------------ mode
+    def sync_mode(self) -> None:
+        """Syscalls mode while anything that could see a syscall is attached."""
+        want = MODE_LIFECYCLE if self.k.workload.quiet() else MODE_SYSCALLS
+        if want == self.mode or self.eof:
+            return
+        self.mode = want
+        self._seq += 1
+        seq = self._seq
+        self._send(encode_mode(want, seq))
+        # the records that come before the ACK are stops handled in the old mode
+        self.sock.setblocking(True)
+        try:
+            while not self.eof:
+                n = self.sock.recv_into(self._buf)
+                if n == 0:
+                    self.eof = True
+                    break
+                acked = False
+                for rec in self._decoder.feed(memoryview(self._buf)[:n]):
+                    if isinstance(rec, Ack) and rec.seq == seq:
+                        acked = True
+                    else:
+                        self.dispatch(rec)
+                if acked:
+                    break
+        finally:
+            self.sock.setblocking(False)
+
+    def close(self) -> None:
+        self.sock.close()
