@@ -11,12 +11,14 @@ probes with fetch args see the values a real call would pass.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .callsite import Frame
 from .defs import FORK, Tree
 
 if TYPE_CHECKING:
+    from ..sched import Task
     from ..syscall_table import Syscall
     from ..trace_events import Tracepoint
     from . import Workload
@@ -164,6 +166,31 @@ FUNC_RET = {
 
 
 
+@dataclass(slots=True)
+class SyscallCtx:
+    """One real syscall in progress (a traced host task's): what its body works with."""
+
+    sc: Syscall
+    args: tuple[int, ...]
+    caps: dict[int, bytes]       # argument index -> the user memory the tracer read
+    task: Task
+    fname: str                   # the file behind its fd or path ("" when none)
+    frames: list[Frame]          # its open call chain
+    data: dict[str, int] = field(default_factory=dict)   # what its entry part leaves its exit
+
+
+@dataclass(frozen=True, slots=True)
+class Body:
+    """What the simulated kernel does for one syscall between its entry and its exit
+    tracepoints, beyond the entry chain: ``enter`` right after the chain is entered
+    (the registers are real), ``exit`` once the real return value is known, before the
+    chain returns.  The families of the machine (fs, mm, net, process, time…) register
+    the bodies of their syscalls with ``Syscalls.register``."""
+
+    enter: Callable[[SyscallCtx], None] | None = None
+    exit: Callable[[SyscallCtx, int], None] | None = None
+
+
 class Syscalls:
     """The syscall in progress on the current task and its entry/exit paths."""
 
@@ -178,6 +205,7 @@ class Syscalls:
         self.cur_file = self.cur_dentry = 0
         self.user_buf = 0
         self.cur_dir_name = 0
+        self.bodies: dict[str, Body] = {}
         for name, fn in FUNC_ARGS.items():
             wl.sites.args[name] = self._bind(fn)
         for name, fn in FUNC_RET.items():
@@ -222,11 +250,19 @@ class Syscalls:
         self.sys_paths = paths
         return self._enter(op, sc, nr, args, SYSCALL_ENTRY.get(op, ("x64_sys_call",)))
 
-    def enter(self, sc: Syscall, args: tuple[int, ...], fname: str = "", count: int = 0
-              ) -> list[Frame]:
-        """A traced host task's real syscall enters, with its number and registers:
-        ``fname`` names the file behind its fd or path (what probes on the way see in
-        ``file->f_path.dentry->d_name.name``), ``count`` its byte count."""
+    def register(self, name: str, body: Body) -> None:
+        """``name``'s body (by the syscall table's name): one per syscall."""
+        if name in self.bodies:
+            raise ValueError(f"syscall {name} has a body already")
+        self.bodies[name] = body
+
+    def enter(self, sc: Syscall, args: tuple[int, ...], caps: dict[int, bytes] | None = None,
+              fname: str = "", count: int = 0) -> SyscallCtx:
+        """A traced host task's real syscall enters, with its number and registers and the
+        user memory the tracer read (``caps``: argument index -> bytes); ``fname`` names
+        the file behind its fd or path (what probes on the way see in
+        ``file->f_path.dentry->d_name.name``), ``count`` its byte count.  Its body's
+        entry part runs (or, without a body, the leaves of the legacy tables)."""
         wl = self.wl
         self.cur_name = fname or "null"
         self.cur_count = count
@@ -235,14 +271,25 @@ class Syscalls:
         self.sys_op = sc.name
         self.sys_paths = ()
         chain = SYSCALL_ENTRY.get(sc.name) or ("x64_sys_call", sc.symbol or "__x64_sys_ni_syscall")
-        return self._enter(sc.name, sc.event or "", sc.nr, args, chain)
+        body = self.bodies.get(sc.name)
+        ctx = SyscallCtx(sc, args, caps or {}, wl.k.sched.current, fname, [])
+        ctx.frames = self._enter(sc.name, sc.event or "", sc.nr, args, chain,
+                                 leaves=body is None)
+        if body is not None and body.enter is not None:
+            body.enter(ctx)
+        return ctx
 
-    def exit(self, sc: Syscall, frames: list[Frame], ret: int) -> None:
-        """The traced syscall returns ``ret`` (its real value; -errno on failure)."""
-        self._leave(sc.name, sc.event or "", sc.nr, frames, ret)
+    def exit(self, ctx: SyscallCtx, ret: int) -> None:
+        """The traced syscall returns ``ret`` (its real value; -errno on failure): its
+        body's exit part, then the returns of its chain and the exit tracepoints."""
+        sc = ctx.sc
+        body = self.bodies.get(sc.name)
+        if body is not None and body.exit is not None:
+            body.exit(ctx, ret)
+        self._leave(sc.name, sc.event or "", sc.nr, ctx.frames, ret)
 
     def _enter(self, op: str, event: str, nr: int, args: tuple[int, ...],
-               chain: tuple[str, ...]) -> list[Frame]:
+               chain: tuple[str, ...], leaves: bool = True) -> list[Frame]:
         """do_syscall_64(): the sys_enter tracepoint (raw_syscalls:sys_enter, then the
         syscalls:sys_enter_NAME probe, which records with preemption disabled once more:
         its preempt depth is 1), the call chain left open, the leaves of its body."""
@@ -255,6 +302,8 @@ class Syscalls:
         if tp:
             self._fire_syscall_event(tp, nr, *args)
         frames = wl.sites.enter_chain(chain)
+        if not leaves:
+            return frames
         parent = chain[-1] if chain else None
         for leaf in SYSCALL_LEAVES.get(op, ()):
             wl.sites.call(leaf, parent)

@@ -45,10 +45,10 @@ from .defs import (
     STATE_Z,
     D,
 )
+from .syscalls import SyscallCtx
 
 if TYPE_CHECKING:
     from . import Workload
-    from .callsite import Frame
 
 BLOCK_NS = 200_000         # a syscall that can sleep and took longer than this slept
 # (the time between the tracer's entry and exit stops includes its own round trip, some
@@ -87,7 +87,7 @@ class Pending:
     args: tuple[int, ...]
     t0: int
     cpu: int
-    frames: list[Frame]
+    ctx: SyscallCtx
     asleep: bool = False
 
 
@@ -244,7 +244,7 @@ class TracedTasks:
         sc = self.table.by_name.get(t.forked_by or "clone")
         t.forked_by = None
         if sc is not None:
-            self.wl.syscalls.exit(sc, [], 0)
+            self.wl.syscalls.exit(self._bare(sc), 0)
 
     def exec(self, ts: int, cpu: int, tid: int, old_tid: int, tgid: int, comm: str,
              filename: str) -> None:
@@ -267,9 +267,9 @@ class TracedTasks:
         self._run(t, cpu)
         in_execve = t.pending is not None and t.pending.sc.name in ("execve", "execveat")
         sc = self.table.by_name["execve"]
-        frames: list[Frame] = []
+        ctx = None
         if not in_execve:
-            frames = wl.syscalls.enter(sc, (0, 0, 0, 0, 0, 0), filename)
+            ctx = wl.syscalls.enter(sc, (0, 0, 0, 0, 0, 0), None, filename)
         task = t.task
         wl.emit("sched_prepare_exec", filename, filename, task.pid, task.comm)
         old = task.comm
@@ -280,8 +280,8 @@ class TracedTasks:
         k.trace.record_task(task)
         g = self.groups.setdefault(tgid, Group())
         g.handlers = {s: h for s, h in g.handlers.items() if h[0] == 1}   # SIG_IGN stays
-        if not in_execve:
-            wl.syscalls.exit(sc, frames, 0)
+        if ctx is not None:
+            wl.syscalls.exit(ctx, 0)
         k.boot_clock.unpin()
 
     def comm(self, ts: int, cpu: int, tid: int, tgid: int, comm: str) -> None:
@@ -309,7 +309,7 @@ class TracedTasks:
         self._run(t, cpu)
         task = t.task
         t.exited = True
-        frames = t.pending.frames if t.pending is not None else []
+        frames = t.pending.ctx.frames if t.pending is not None else []
         t.pending = None
         wl.emit("sched_process_exit", task.comm, task.pid, task.prio)
         last = not any(o.task.tgid == tgid and not o.exited for o in self.threads.values())
@@ -389,9 +389,9 @@ class TracedTasks:
         g = self.groups[tgid]
         fname, count = self._file_of(g, sc, args, caps)
         k.mem.set_user_view(tgid, caps_at(args, caps))
-        frames = wl.syscalls.enter(sc, args, fname, count)
+        ctx = wl.syscalls.enter(sc, args, caps, fname, count)
         c = cpu % k.nr_cpus
-        t.pending = Pending(sc, args, ts, c, frames)
+        t.pending = Pending(sc, args, ts, c, ctx)
         self._note_enter(t, g, sc, args, caps)
         if sc.name in MAY_SLEEP:
             self.hold[c] = ts
@@ -410,7 +410,7 @@ class TracedTasks:
             if t.forked_by is not None:
                 self._ret_from_fork(t)
             else:
-                self.wl.syscalls.exit(sc, [], ret)
+                self.wl.syscalls.exit(self._bare(sc), ret)
             self.wl.k.boot_clock.unpin()
             return
         self._close(t, ts, cpu, ret)
@@ -437,8 +437,12 @@ class TracedTasks:
         g = self.groups.get(t.task.tgid)
         if g is not None:
             self._note_exit(t, g, p, ret)
-        wl.syscalls.exit(p.sc, p.frames, ret)
+        wl.syscalls.exit(p.ctx, ret)
         k.boot_clock.unpin()
+
+    def _bare(self, sc: Syscall) -> SyscallCtx:
+        """A syscall whose entry was not seen: its exit alone."""
+        return SyscallCtx(sc, (0,) * 6, {}, self.wl.k.sched.current, "", [])
 
     # ------------------------------------------------------------------ what syscalls change
     def _file_of(self, g: Group, sc: Syscall, args: tuple[int, ...], caps: dict[int, bytes]
