@@ -21,7 +21,6 @@ from . import (
     trace_dynevent,
     trace_eprobe,
     trace_events,
-    trace_events_filter,
     trace_events_synth,
     trace_fprobe,
     trace_functions,
@@ -37,6 +36,7 @@ from .fgraph import Fgraph
 from .fprobe import FprobeCore
 from .ftrace import Ftrace
 from .kallsyms import Kallsyms
+from .kprobes import KprobeCore
 from .mm import Memory
 from .sched import TASK_COMM_LEN, Sched, Task
 from .trace import Tracing
@@ -48,7 +48,7 @@ from .trace_events_trigger import TriggerCommands
 from .trace_fprobe import FprobeEvents
 from .trace_functions import FunctionTracer
 from .trace_functions_graph import GraphTracer
-from .trace_kprobe import KprobeCore, KprobeEvents
+from .trace_kprobe import KprobeEvents
 from .trace_output import register_core_printers
 from .trace_stack import StackTracer
 from .trace_uprobe import UprobeEvents
@@ -114,7 +114,6 @@ class Kernel:
         self.ftrace = ftrace.boot(self)
         self.fgraph = fgraph.boot(self)
         self.events = trace_events.boot(self)
-        self.events.filters = trace_events_filter
         self.events.triggers = TriggerCommands(self, self.events)
         self.function_tracer = trace_functions.boot(self)
         self.graph_tracer = trace_functions_graph.boot(self)

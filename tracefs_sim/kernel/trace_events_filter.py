@@ -20,8 +20,10 @@ from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
 from .lib import isalnum, isdigit, isspace
-from .trace_events import (
+from .trace_events import EventCall, EventFile
+from .trace_events_h import (
     EVENT_FILE_FL_FILTERED,
+    EVENT_FILE_FL_FREED,
     FILTER_COMM,
     FILTER_CPU,
     FILTER_CPUMASK,
@@ -30,8 +32,6 @@ from .trace_events import (
     FILTER_PTR_STRING,
     FILTER_RDYN_STRING,
     FILTER_STATIC_STRING,
-    EventCall,
-    EventFile,
     Field,
 )
 
@@ -791,8 +791,6 @@ def _strip_input(data: bytes | str) -> str:
 
 def apply_event_filter(events: TraceEvents, file: EventFile, data: bytes | str) -> None:
     """apply_event_filter(): raises KernelError with the kernel's code on error."""
-    from .trace_events import EVENT_FILE_FL_FREED
-
     if file.flags & EVENT_FILE_FL_FREED:
         raise KernelError(errno.ENODEV)
     text = _strip_input(data)

@@ -18,27 +18,33 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
-from .trace_events import (
+from .trace_events_h import (
+    ETT_EVENT_ENABLE,
+    ETT_EVENT_EPROBE,
+    ETT_EVENT_HIST,
+    ETT_HIST_ENABLE,
+    ETT_SNAPSHOT,
+    ETT_STACKTRACE,
+    ETT_TRACE_ONOFF,
     EVENT_FILE_FL_SOFT_DISABLED,
     EVENT_FILE_FL_TRIGGER_COND,
     EVENT_FILE_FL_TRIGGER_MODE,
-    EventFile,
 )
 
 if TYPE_CHECKING:
     from .core import Kernel
-    from .trace_events import TraceEvents
+    from .trace_events import EventFile, TraceEvents
 
 # registration order (trigger_show walks the list in reverse of list_add)
 COMMANDS = ("traceon", "traceoff", "snapshot", "stacktrace", "enable_event", "disable_event",
             "enable_hist", "disable_hist", "hist")
-# enum event_trigger_type
-ETT_TRACE_ONOFF, ETT_SNAPSHOT, ETT_STACKTRACE, ETT_EVENT_ENABLE, ETT_EVENT_HIST = 1, 2, 4, 8, 16
-ETT_HIST_ENABLE = 32
 TRIGGER_TYPE = {"traceon": ETT_TRACE_ONOFF, "traceoff": ETT_TRACE_ONOFF, "snapshot": ETT_SNAPSHOT,
                 "stacktrace": ETT_STACKTRACE, "enable_event": ETT_EVENT_ENABLE,
                 "disable_event": ETT_EVENT_ENABLE, "hist": ETT_EVENT_HIST,
-                "enable_hist": ETT_HIST_ENABLE, "disable_hist": ETT_HIST_ENABLE}
+                "enable_hist": ETT_HIST_ENABLE, "disable_hist": ETT_HIST_ENABLE,
+                "eprobe": ETT_EVENT_EPROBE}
+# EVENT_CMD_FL_POST_TRIGGER: run once the record that fired them is written
+POST_TRIGGER_COMMANDS = ("traceoff", "stacktrace")
 TARGET_COMMANDS = ("enable_event", "disable_event", "enable_hist", "disable_hist")
 PAGE_SIZE = 4096
 STACK_SKIP_NAMES = ("trace_event_buffer_commit", "trace_event_raw_event_{}", "__traceiter_{}")
@@ -291,9 +297,10 @@ class TriggerCommands:
         return True
 
     def _update_cond(self, file: EventFile) -> None:
-        # update_cond_flag(): a filter, or a command that needs the record (eprobe)
+        # update_cond_flag(): a filter, a post trigger, or a command that needs the
+        # record (hist, eprobe)
         if any(t.pred is not None or "probe" in t.extra or t.cmd == "hist"
-               for t in file.triggers):
+               or t.cmd in POST_TRIGGER_COMMANDS for t in file.triggers):
             file.flags |= EVENT_FILE_FL_TRIGGER_COND
         else:
             file.flags &= ~EVENT_FILE_FL_TRIGGER_COND
@@ -314,28 +321,39 @@ class TriggerCommands:
             self.events.event_enable_disable(file, False, soft=True)
 
     # --------------------------------------------------------------- firing
-    def call_pre(self, file: EventFile, rec: bytes | bytearray) -> None:
-        """event_triggers_call(): each trigger whose filter matches the record.  An
-        eprobe's trigger writes a record nested in this event's: it runs in call_post,
-        after this record is committed (its place in the buffer), unless this record is
-        not going to be (soft disabled)."""
-        soft = file.flags & EVENT_FILE_FL_SOFT_DISABLED
+    def event_triggers_call(self, file: EventFile, rec: bytes | bytearray | None) -> int:
+        """event_triggers_call(): without a record (``rec`` None, a file whose triggers
+        need none) every trigger runs; with one, each trigger whose filter matches it,
+        except those that must run once it is written, whose event_trigger_type bits are
+        returned for event_triggers_post_call(): the post triggers (traceoff,
+        stacktrace) and the eprobes (their record is nested in this one: the kernel
+        writes it while this one is reserved, after it in the buffer; here it is
+        written after this one is committed)."""
+        tt = 0
         for t in list(file.triggers):
-            if not soft and "probe" in t.extra:
+            if rec is None:
+                self._fire(file, t, None)
                 continue
             if t.pred is not None and not t.pred(rec, 0):
                 continue
+            if t.cmd in POST_TRIGGER_COMMANDS or "probe" in t.extra:
+                tt |= t.trigger_type
+                continue
             self._fire(file, t, rec)
+        return tt
 
-    def call_post(self, file: EventFile, rec: bytes | bytearray, recorded: bool) -> None:
-        """event_triggers_post_call(): the eprobe triggers call_pre deferred."""
-        if file.flags & EVENT_FILE_FL_SOFT_DISABLED:
-            return
+    def event_triggers_post_call(self, file: EventFile, tt: int, rec: bytes | bytearray) -> None:
+        """event_triggers_post_call(): the triggers event_triggers_call() deferred."""
         for t in list(file.triggers):
-            if "probe" in t.extra and (t.pred is None or t.pred(rec, 0)):
-                self._fire(file, t, rec)
+            if not t.trigger_type & tt:
+                continue
+            if "probe" in t.extra:
+                if t.pred is None or t.pred(rec, 0):
+                    self._fire(file, t, rec)
+            else:
+                self._fire(file, t, None)
 
-    def _fire(self, file: EventFile, t: TriggerData, rec: bytes | bytearray) -> None:
+    def _fire(self, file: EventFile, t: TriggerData, rec: bytes | bytearray | None) -> None:
         probe = t.extra.get("probe")
         if probe is not None:       # eprobe_trigger_func(): needs the record
             if rec:

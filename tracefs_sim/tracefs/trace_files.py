@@ -573,7 +573,7 @@ def build_top_level(kernel: Kernel) -> Dir:
     root.add("tracing_thresh", _nsecs_file(lambda: tracing.tracing_thresh, set_thresh))
     extra: dict[str, Node] = {}
     for module, func in (("event_files", "event_top_files"), ("ftrace_files", "ftrace_top_files"),
-                         ("dynevent_files", "dynevent_top_files")):
+                         ("dynevent_files", "dynevent_top_files"), ("probe_files", "probe_top_files")):
         files = _optional(module, func, kernel)
         if isinstance(files, dict):
             extra.update(files)
