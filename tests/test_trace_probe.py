@@ -18,9 +18,8 @@ import pytest
 from tracefs_sim.kernel import Kernel
 from tracefs_sim.kernel.lib import kstrtoul, sanitize_event_name
 from tracefs_sim.kernel.trace_dynevent import ProbeLog, parse_run_command
-from tracefs_sim.kernel.trace_probe import ProbeErr, TraceProbe
+from tracefs_sim.kernel.trace_probe import FetchEnv, ProbeErr, TraceProbe
 from tracefs_sim.kernel.trace_probe_tmpl import (
-    FetchEnv,
     get_data_size,
     print_args,
     process_fetch_insn,

@@ -589,14 +589,12 @@ class KprobeCore:
         ap = self.table.get(ip)
         if ap is None or not ap.armed:
             return
-        ft = self.ftrace
-        bit = ft.recursion_trylock(ip, parent_ip)
-        if bit < 0:
-            return
-        try:
-            self._run(ap, PtRegs(fregs, ip + 1, parent_ip))
-        finally:
-            ft.recursion_unlock(bit)
+        bit = self.ftrace.recursion_trylock(ip, parent_ip)
+        if bit >= 0:
+            try:
+                self._run(ap, PtRegs(fregs, ip + 1, parent_ip))
+            finally:
+                self.ftrace.recursion_unlock(bit)
 
     def breakpoint_hit(self, idx: int, parent_ip: int, regs: Regs | None) -> None:
         """The int3 probes of function ``idx`` fire (the simulation runs every breakpoint

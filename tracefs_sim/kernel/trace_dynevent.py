@@ -148,8 +148,9 @@ class DynEvents:
         except ValueError:
             pass
 
-    def of_kind(self, ops: DynEventOps) -> list[DynEvent]:
-        return [ev for ev in self.events if ev.ops is ops]
+    def of_kind(self, ops: DynEventOps | None) -> list[DynEvent]:
+        """The events of one kind (a copy: the caller may free them), or all of them."""
+        return [ev for ev in self.events if ops is None or ev.ops is ops]
 
     # ------------------------------------------------------------------ commands
     def create(self, raw_command: str) -> int:
@@ -191,32 +192,25 @@ class DynEvents:
         if system is None and event == "":
             return -errno.EINVAL
         ret = -errno.ENOENT
-        for ev in list(self.events):
-            if type_ is not None and ev.ops is not type_:
-                continue
-            if not ev.ops.match(system, event, argv[1:], ev):
-                continue
-            ret = ev.ops.free(ev)
-            if ret:
-                break
+        for ev in self.of_kind(type_):
+            if ev.ops.match(system, event, argv[1:], ev):
+                ret = ev.ops.free(ev)
+                if ret:
+                    break
         self._reset_buffers()
         return ret
 
     def release_all(self, type_: DynEventOps | None = None) -> int:
         """``dyn_events_release_all``: EBUSY (nothing freed) if any matching one is busy."""
         ret = 0
-        for ev in self.events:
-            if type_ is not None and ev.ops is not type_:
-                continue
-            if ev.ops.is_busy(ev):
-                self._reset_buffers()
-                return -errno.EBUSY
-        for ev in list(self.events):
-            if type_ is not None and ev.ops is not type_:
-                continue
-            ret = ev.ops.free(ev)
-            if ret:
-                break
+        events = self.of_kind(type_)
+        if any(ev.ops.is_busy(ev) for ev in events):
+            ret = -errno.EBUSY
+        else:
+            for ev in events:
+                ret = ev.ops.free(ev)
+                if ret:
+                    break
         self._reset_buffers()
         return ret
 

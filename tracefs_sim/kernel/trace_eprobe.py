@@ -20,8 +20,7 @@ import errno
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from .trace_dynevent import DynEvent
-from .trace_events import EventCall, EventFile
+from .trace_events import EventCall
 from .trace_events_filter import create_filter
 from .trace_events_h import (
     TRACE_EVENT_FL_EPROBE,
@@ -30,31 +29,33 @@ from .trace_events_h import (
     TRACE_EVENT_FL_UPROBE,
 )
 from .trace_events_trigger import TriggerData
-from .trace_output import TraceIter
 from .trace_probe import (
     MAX_EVENT_NAME_LEN,
     MAX_TRACE_ARGS,
+    NO_REGS,
     PROBE_PRINT_EVENT,
     TPARG_FL_KERNEL,
     TPARG_FL_TEVENT,
+    FetchEnv,
     ParseContext,
     ProbeDynEvent,
     ProbeErr,
-    TraceProbeEvent,
     TraceProbeKind,
     define_arg_fields,
-    match_command_args,
     set_print_fmt,
-    trace_probe_show_args,
     traceprobe_finish_parse,
     traceprobe_parse_event_name,
     traceprobe_parse_probe_arg,
     traceprobe_update_arg,
 )
-from .trace_probe_tmpl import NO_REGS, FetchEnv, ProbeEventPrinter, trace_probe_write
+from .trace_probe_tmpl import ProbeEventPrinter, trace_probe_write
 
 if TYPE_CHECKING:
     from .core import Kernel
+    from .trace_dynevent import DynEvent
+    from .trace_events import EventFile
+    from .trace_output import TraceIter
+    from .trace_probe import TraceProbeEvent
 
 EPROBE_EVENT_SYSTEM = "eprobes"
 EPROBE_HEAD_SIZE = 8            # struct eprobe_trace_entry_head: just the trace_entry
@@ -95,7 +96,6 @@ class TraceEprobe(ProbeDynEvent):
     def __init__(self, kind: EprobeEvents, group: str, name: str, attached: EventCall,
                  nargs: int) -> None:
         super().__init__(kind, group, name, nargs, TRACE_EVENT_FL_EPROBE)
-        self.kernel = kind.kernel
         self.attached = attached
         self.event_system = attached.system
         self.event_name = attached.name
@@ -106,7 +106,7 @@ class TraceEprobe(ProbeDynEvent):
     def fire(self, link: _Link, rec: bytes | bytearray) -> None:
         """eprobe_trigger_func() → __eprobe_trace_func(): one record of the attached
         event, written into the eprobe's event file of that instance."""
-        k = self.kernel
+        k = self.kind.kernel
         env = FetchEnv(NO_REGS, k.mem, k.sched.current.comm.encode("latin-1", "replace")[:15],
                        None, k.kallsyms.format_pS, rec, RECORD_ADDR)
         trace_probe_write(link.file, self.tp, env, EPROBE_HEAD_SIZE, ())
@@ -122,47 +122,30 @@ class EprobeEvents(TraceProbeKind[TraceEprobe]):
     def show(self, ev: DynEvent) -> str:
         assert isinstance(ev, TraceEprobe)
         return (f"e:{ev.group}/{ev.name} {ev.event_system}.{ev.event_name}"
-                + trace_probe_show_args(ev.tp) + "\n")
-
-    def match(self, system: str | None, event: str, argv: list[str], ev: DynEvent) -> bool:
-        """eprobe_dyn_event_match(): ``SYSTEM.EVENT`` (or ``/``) then the arguments."""
-        assert isinstance(ev, TraceEprobe)
-        if system is not None and ev.group != system:
-            return False
-        if event and ev.name != event:
-            return False
-        if not argv:
-            return True
-        a0 = argv[0]
-        sep = a0.find("/")
-        if sep < 0:
-            sep = a0.find(".")
-        if sep < 0:
-            return False
-        if a0[:sep] != ev.event_system or a0[sep + 1:] != ev.event_name:
-            return False
-        return match_command_args(ev.tp, argv[1:])
+                + ev.tp.show_args() + "\n")
 
     def location(self, p: TraceEprobe) -> str:
         return f"{p.event_system}.{p.event_name}"
+
+    def match_location(self, p: TraceEprobe, arg: str) -> bool:
+        """eprobe_dyn_event_match(): ``SYSTEM.EVENT`` or ``SYSTEM/EVENT``."""
+        sep = arg.find("/")
+        if sep < 0:
+            sep = arg.find(".")
+        return sep >= 0 and arg[:sep] == p.event_system and arg[sep + 1:] == p.event_name
 
     # --------------------------------------------------------------- parsing
     def parse(self, argv: list[str]) -> int:
         if len(argv) < 2 or argv[0][0] != "e":
             return -errno.ECANCELED
-        self.log.init("event_probe", argv)
-        try:
+        with self.parsing(argv):
             return self._create(argv)
-        finally:
-            self.log.clear()
 
     def _create(self, argv: list[str]) -> int:
         """__trace_eprobe_create()."""
         log = self.log
-        a0 = argv[0]
-        colon = a0.find(":", 1)
-        ret, event, group = self.parse_group_event(a0[colon + 1:] if colon >= 0 else None,
-                                                   colon + 1, EPROBE_EVENT_SYSTEM)
+        colon, event = self.event_part(argv[0])
+        ret, event, group = self.parse_group_event(event, colon + 1, EPROBE_EVENT_SYSTEM)
         if ret:
             return ret
         log.set_index(1)

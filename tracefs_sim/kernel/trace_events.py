@@ -487,7 +487,21 @@ class Packer:
         return out
 
 
-class EventPrinter(Printer):
+class TraceEventPrinter(Printer):
+    """The trace_event_functions of an event that defines only ``.trace``: the raw, hex
+    and binary renderings print nothing (trace_nop_print)."""
+
+    def raw(self, it: TraceIter) -> str:
+        return ""
+
+    def hex(self, it: TraceIter) -> str:
+        return ""
+
+    def binary(self, it: TraceIter) -> bytes:
+        return b""
+
+
+class EventPrinter(TraceEventPrinter):
     """The trace_event_functions of a TRACE_EVENT: ``name: <print fmt>``."""
 
     def __init__(self, call: EventCall) -> None:
@@ -497,17 +511,8 @@ class EventPrinter(Printer):
         call = self.call
         return f"{call.name}: {call.render(it.buf, it.off, it.size, it, it.kernel.kallsyms)}\n"
 
-    def raw(self, it: TraceIter) -> str:
-        return ""   # trace_nop_print
 
-    def hex(self, it: TraceIter) -> str:
-        return ""
-
-    def binary(self, it: TraceIter) -> bytes:
-        return b""
-
-
-class SyscallEnterPrinter(Printer):
+class SyscallEnterPrinter(TraceEventPrinter):
     """trace_syscalls.c print_syscall_enter(): ``sys_NAME(arg: hex, ...)``."""
 
     def __init__(self, call: EventCall) -> None:
@@ -524,12 +529,8 @@ class SyscallEnterPrinter(Printer):
             args.append(f"{t}{f.name}: {v:x}")
         return f"{self.sys_name}(" + ", ".join(args) + ")\n"
 
-    raw = EventPrinter.raw
-    hex = EventPrinter.hex
-    binary = EventPrinter.binary
 
-
-class SyscallExitPrinter(Printer):
+class SyscallExitPrinter(TraceEventPrinter):
     """print_syscall_exit(): ``sys_NAME -> 0xRET``."""
 
     def __init__(self, call: EventCall) -> None:
@@ -539,10 +540,6 @@ class SyscallExitPrinter(Printer):
     def trace(self, it: TraceIter) -> str:
         ret = _U64.unpack_from(it.buf, it.off + 16)[0]
         return f"{self.sys_name} -> 0x{ret:x}\n"
-
-    raw = EventPrinter.raw
-    hex = EventPrinter.hex
-    binary = EventPrinter.binary
 
 
 # ============================================================================ files
@@ -562,10 +559,6 @@ class EventFile:
         self.tm_ref = 0
         self.filter: EventFilter | None = None
         self.triggers: list[TriggerData] = []
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.flags & EVENT_FILE_FL_ENABLED)
 
     @property
     def soft_disabled(self) -> bool:

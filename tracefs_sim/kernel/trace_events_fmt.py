@@ -851,20 +851,15 @@ def _make_conv(conv: str, flags: str, wconst: int, wfn: Ev | None, pconst: int |
 def _make_ptr(ext: str, flags: str, width: Callable[[Ctx], tuple[str, int]], arg: Ev,
               ks: Kallsyms | None, wfn: Ev | None) -> Callable[[Ctx], str]:
     e0 = ext[:1]
-    if e0 in ("s", "f"):
+    if e0 in ("s", "f", "S", "B", "F"):
+        # %ps/%pf: the symbol; %pS/%pB/%pF: with +offset/size
+        sym = None if ks is None else ks.format_ps if e0 in ("s", "f") else ks.format_pS
+
         def f_sym(c: Ctx) -> str:
             a = _to_int(arg(c)) & 0xFFFFFFFFFFFFFFFF
-            s = ks.format_ps(a) if ks is not None else f"0x{a:x}"
             fl, w = width(c)
-            return _pad(s, fl, w)
+            return _pad(sym(a) if sym is not None else f"0x{a:x}", fl, w)
         return f_sym
-    if e0 in ("S", "B", "F"):
-        def f_symoff(c: Ctx) -> str:
-            a = _to_int(arg(c)) & 0xFFFFFFFFFFFFFFFF
-            s = ks.format_pS(a) if ks is not None else f"0x{a:x}"
-            fl, w = width(c)
-            return _pad(s, fl, w)
-        return f_symoff
     if e0 == "x":
         def f_raw(c: Ctx) -> str:
             a = _to_int(arg(c)) & 0xFFFFFFFFFFFFFFFF

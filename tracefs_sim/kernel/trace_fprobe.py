@@ -19,15 +19,11 @@ from __future__ import annotations
 import errno
 from typing import TYPE_CHECKING
 
-from .fprobe import FPROBE_FL_DISABLED, Fprobe, disable_fprobe, enable_fprobe
-from .lib import isalnum, isdigit, sanitize_event_name
-from .mm import Regs
-from .trace_dynevent import DynEvent
+from .fprobe import Fprobe, disable_fprobe, enable_fprobe
+from .lib import isalnum, isdigit
 from .trace_events import Tracepoint
 from .trace_events_h import TRACE_EVENT_FL_FPROBE
 from .trace_probe import (
-    MAX_EVENT_NAME_LEN,
-    MAX_TRACE_ARGS,
     PROBE_HEAD_SIZE,
     PROBE_RET_HEAD_SIZE,
     TP_FLAG_TRACE,
@@ -39,20 +35,10 @@ from .trace_probe import (
     ParseContext,
     ProbeDynEvent,
     ProbeErr,
-    TraceProbeEvent,
     TraceProbeKind,
-    probe_event_format,
-    trace_probe_show_args,
-    traceprobe_expand_dentry_args,
-    traceprobe_expand_meta_args,
-    traceprobe_finish_parse,
-    traceprobe_get_entry_data_size,
-    traceprobe_update_arg,
 )
 from .trace_probe_tmpl import (
-    FuncEntryPrinter,
-    FuncExitPrinter,
-    probe_fetch_env,
+    func_probe_printer,
     store_trace_entry_data,
     trace_probe_trace_func,
 )
@@ -60,6 +46,9 @@ from .tracepoint import install as install_probestubs
 
 if TYPE_CHECKING:
     from .core import Kernel
+    from .mm import Regs
+    from .trace_dynevent import DynEvent
+    from .trace_probe import TraceProbeEvent
 
 FPROBE_EVENT_SYSTEM = "fprobes"
 TRACEPOINT_EVENT_SYSTEM = "tracepoints"
@@ -85,7 +74,6 @@ class TraceFprobe(ProbeDynEvent):
                  tpoint: Tracepoint | _Stub | None, maxactive: int, nargs: int,
                  is_return: bool) -> None:
         super().__init__(kind, group, event, nargs, TRACE_EVENT_FL_FPROBE)
-        self.kind = kind
         self.symbol = symbol
         self.tpoint = tpoint
         self.fp = Fprobe()
@@ -94,9 +82,7 @@ class TraceFprobe(ProbeDynEvent):
         else:
             self.fp.entry_handler = self.fentry_dispatcher
         self.fp.nr_maxactive = maxactive
-        pe = self.event
-        pe.call.printer = (FuncExitPrinter(pe, PROBE_RET_HEAD_SIZE) if is_return
-                           else FuncEntryPrinter(pe, PROBE_HEAD_SIZE))
+        self.event.call.printer = func_probe_printer(self.event, is_return)
 
     # trace_fprobe_is_return / is_tracepoint
     def is_return(self) -> bool:
@@ -111,7 +97,7 @@ class TraceFprobe(ProbeDynEvent):
         """fentry_dispatcher() → fentry_trace_func()."""
         pe = self.event
         if pe.flags & TP_FLAG_TRACE:
-            env = probe_fetch_env(self.kind.kernel, regs)
+            env = self.kind.fetch_env(regs)
             trace_probe_trace_func(pe, self.tp, env, PROBE_HEAD_SIZE, (entry_ip,),
                                    depth=self.kind.entry_depth(fp, entry_ip, self.is_tracepoint()))
         return 0
@@ -130,7 +116,7 @@ class TraceFprobe(ProbeDynEvent):
         discounts one."""
         pe = self.event
         if pe.flags & TP_FLAG_TRACE:
-            env = probe_fetch_env(self.kind.kernel, regs, entry_data)
+            env = self.kind.fetch_env(regs, entry_data)
             trace_probe_trace_func(pe, self.tp, env, PROBE_RET_HEAD_SIZE, (entry_ip, ret_ip),
                                    depth=1)
 
@@ -168,7 +154,7 @@ class FprobeEvents(TraceProbeKind[TraceFprobe]):
         if ev.is_return() and ev.fp.nr_maxactive:
             out.append(str(ev.fp.nr_maxactive))
         out.append(f":{ev.group}/{ev.name} {ev.symbol}{'%return' if ev.is_return() else ''}")
-        return "".join(out) + trace_probe_show_args(ev.tp) + "\n"
+        return "".join(out) + ev.tp.show_args() + "\n"
 
     def location(self, p: TraceFprobe) -> str:
         return p.symbol
@@ -213,24 +199,16 @@ class FprobeEvents(TraceProbeKind[TraceFprobe]):
         if argv[0][0] not in ("f", "t") or len(argv) < 2:
             return -errno.ECANCELED
         is_tracepoint = argv[0][0] == "t"
-        self.log.init("trace_fprobe", argv)
         ctx = ParseContext(flags=TPARG_FL_KERNEL | TPARG_FL_FPROBE, btf=self.btf, log=self.log)
-        try:
+        with self.parsing(argv, ctx):
             return self._create(argv, is_tracepoint, ctx)
-        finally:
-            traceprobe_finish_parse(ctx)
-            self.log.clear()
 
     def _create(self, argv: list[str], is_tracepoint: bool, ctx: ParseContext) -> int:
         group = TRACEPOINT_EVENT_SYSTEM if is_tracepoint else FPROBE_EVENT_SYSTEM
-        a0 = argv[0]
-        colon = a0.find(":", 1)
-        event: str | None = a0[colon + 1:] if colon >= 0 else None
-        maxactive = 0
-        if a0[1:2] and isdigit(a0[1]):
-            ret, maxactive = self.parse_maxactive(a0, colon, RETHOOK_MAXACTIVE_MAX)
-            if ret:
-                return ret
+        colon, event = self.event_part(argv[0])
+        ret, maxactive = self.parse_maxactive(argv[0], colon, RETHOOK_MAXACTIVE_MAX)
+        if ret:
+            return ret
 
         self.log_set_index(1)
         ret, symbol, is_return = self._parse_symbol_and_return(argv, is_tracepoint)
@@ -241,16 +219,13 @@ class FprobeEvents(TraceProbeKind[TraceFprobe]):
             self.log_err(1, ProbeErr.BAD_MAXACT_TYPE)
             return -errno.EINVAL
 
-        self.log_set_index(0)
-        ret, event, group = self.parse_group_event(event, colon + 1, group)
+        if is_tracepoint:
+            default = ("_" if symbol[:1] and isdigit(symbol[0]) else "") + symbol
+        else:
+            default = f"{symbol}__{'exit' if is_return else 'entry'}"
+        ret, name, group = self.name_probe_event(event, colon + 1, group, default)
         if ret:
             return ret
-        if not event:
-            if is_tracepoint:
-                buf = ("_" if symbol[:1] and isdigit(symbol[0]) else "") + symbol
-            else:
-                buf = f"{symbol}__{'exit' if is_return else 'entry'}"
-            event = sanitize_event_name(buf[:MAX_EVENT_NAME_LEN - 1])
 
         ctx.flags |= TPARG_FL_RETURN if is_return else TPARG_FL_FENTRY
         tpoint: Tracepoint | _Stub | None = None
@@ -267,31 +242,15 @@ class FprobeEvents(TraceProbeKind[TraceFprobe]):
         else:
             ctx.funcname = symbol
 
-        args = argv[2:]
-        ret, new_argv = traceprobe_expand_meta_args(args, ctx)
-        if ret < 0:
-            return ret
-        if new_argv is not None:
-            args = new_argv
-        if len(args) > MAX_TRACE_ARGS:
-            return -errno.E2BIG
-        ret, args = traceprobe_expand_dentry_args(args)
+        ret, args = self.expand_args(argv[2:], ctx)
         if ret:
             return ret
+        tf = TraceFprobe(self, group, name, symbol, tpoint, maxactive, len(args), is_return)
+        return self.create_probe(tf, args, ctx, is_return)
 
-        tf = TraceFprobe(self, group, event, symbol, tpoint, maxactive, len(args), is_return)
-        ret = self.parse_probe_args(tf.tp, args, ctx)
-        if ret:
-            return ret
-        if is_return and tf.tp.entry_arg is not None:
-            tf.fp.entry_handler = tf.fexit_entry_handler
-            tf.fp.entry_data_size = traceprobe_get_entry_data_size(tf.tp)
-        tf.event.call.set_format(*probe_event_format(tf.tp, is_return))
-
-        ret = self.register_trace_probe(tf)
-        if ret:
-            self.log_register_error(ret)
-        return ret
+    def setup_entry_data(self, p: TraceFprobe) -> None:
+        p.fp.entry_handler = p.fexit_entry_handler
+        p.fp.entry_data_size = p.tp.entry_data_size()
 
     # --------------------------------------------------------------- registration
     def probe_type_differs(self, p: TraceFprobe, old: TraceFprobe) -> bool:
@@ -301,14 +260,11 @@ class FprobeEvents(TraceProbeKind[TraceFprobe]):
         """``__register_trace_fprobe``."""
         if p.fp.registered:
             return -errno.EINVAL
-        for a in p.tp.args:
-            ret = traceprobe_update_arg(a, self._lookup_name)
-            if ret:
-                return ret
-        if p.event.is_enabled():
-            p.fp.flags &= ~FPROBE_FL_DISABLED
-        else:
-            p.fp.flags |= FPROBE_FL_DISABLED
+        ret = self.update_args(p, self._lookup_name)
+        if ret:
+            return ret
+        # the fprobe starts disabled unless the event is already enabled
+        (enable_fprobe if p.event.is_enabled() else disable_fprobe)(p.fp)
         tpoint = p.tpoint
         if isinstance(tpoint, Tracepoint):
             ret = tpoint.probe_register_may_exist(tpoint.probestub, None)

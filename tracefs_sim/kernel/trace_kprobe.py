@@ -20,40 +20,25 @@ import errno
 from typing import TYPE_CHECKING
 
 from .kprobes import KPROBE_FLAG_DISABLED, KPROBE_FLAG_GONE, Kprobe, KprobeCore, Kretprobe
-from .lib import isdigit, kstrtol, kstrtoul, sanitize_event_name
+from .lib import isdigit, kstrtol, kstrtoul
 from .ptrace import M64, PtRegs
-from .trace_dynevent import DynEvent
 from .trace_events_fmt import hashed_ptr
 from .trace_events_h import TRACE_EVENT_FL_KPROBE
 from .trace_probe import (
-    MAX_EVENT_NAME_LEN,
-    MAX_TRACE_ARGS,
     PROBE_HEAD_SIZE,
     PROBE_RET_HEAD_SIZE,
     TP_FLAG_TRACE,
     TPARG_FL_FENTRY,
     TPARG_FL_KERNEL,
     TPARG_FL_RETURN,
-    FetchInsn,
     FetchOp,
     ParseContext,
     ProbeDynEvent,
     ProbeErr,
-    TraceProbeEvent,
     TraceProbeKind,
-    probe_event_format,
-    trace_probe_show_args,
-    traceprobe_expand_dentry_args,
-    traceprobe_expand_meta_args,
-    traceprobe_finish_parse,
-    traceprobe_get_entry_data_size,
-    traceprobe_update_arg,
 )
 from .trace_probe_tmpl import (
-    FetchEnv,
-    FuncEntryPrinter,
-    FuncExitPrinter,
-    probe_fetch_env,
+    func_probe_printer,
     process_fetch_insn,
     process_fetch_insn_bottom,
     store_trace_entry_data,
@@ -63,6 +48,8 @@ from .version import map_banner
 
 if TYPE_CHECKING:
     from .core import Kernel
+    from .trace_dynevent import DynEvent
+    from .trace_probe import FetchEnv, FetchInsn, TraceProbeEvent
 
 KPROBE_EVENT_SYSTEM = "kprobes"
 KRETPROBE_MAXACTIVE_MAX = 4096
@@ -101,10 +88,7 @@ class TraceKprobe(ProbeDynEvent):
         else:
             self.kp.pre_handler = self.kprobe_dispatcher
         self.nhit = 0
-        self.kernel = kind.kernel
-        pe = self.event
-        pe.call.printer = (FuncExitPrinter(pe, PROBE_RET_HEAD_SIZE) if is_return
-                           else FuncEntryPrinter(pe, PROBE_HEAD_SIZE))
+        self.event.call.printer = func_probe_printer(self.event, is_return)
 
     def is_return(self) -> bool:
         return self.rp is not None
@@ -127,7 +111,7 @@ class TraceKprobe(ProbeDynEvent):
         self.nhit += 1
         pe = self.event
         if pe.flags & TP_FLAG_TRACE:
-            trace_probe_trace_func(pe, self.tp, probe_fetch_env(self.kernel, regs),
+            trace_probe_trace_func(pe, self.tp, self.kind.fetch_env(regs),
                                    PROBE_HEAD_SIZE, (kp.addr,), kprobe_process_fetch_insn)
         return 0
 
@@ -144,7 +128,7 @@ class TraceKprobe(ProbeDynEvent):
         self.nhit += 1
         pe = self.event
         if pe.flags & TP_FLAG_TRACE:
-            trace_probe_trace_func(pe, self.tp, probe_fetch_env(self.kernel, regs, data),
+            trace_probe_trace_func(pe, self.tp, self.kind.fetch_env(regs, data),
                                    PROBE_RET_HEAD_SIZE, (rp.kp.addr, ret_addr),
                                    kprobe_process_fetch_insn)
         return 0
@@ -179,7 +163,7 @@ class KprobeEvents(TraceProbeKind[TraceKprobe]):
         if ev.rp is not None and ev.rp.maxactive:
             out.append(str(ev.rp.maxactive))
         out.append(f":{ev.group}/{ev.name} {ev.location()}")
-        return "".join(out) + trace_probe_show_args(ev.tp) + "\n"
+        return "".join(out) + ev.tp.show_args() + "\n"
 
     def location(self, p: TraceKprobe) -> str:
         return p.location()
@@ -202,26 +186,19 @@ class KprobeEvents(TraceProbeKind[TraceKprobe]):
             return -errno.ECANCELED
         if len(argv) < 2:
             return -errno.ECANCELED
-        self.log.init("trace_kprobe", argv)
         ctx = ParseContext(flags=TPARG_FL_KERNEL, btf=self.btf, log=self.log)
-        try:
+        with self.parsing(argv, ctx):
             return self._create(argv, is_return, ctx)
-        finally:
-            traceprobe_finish_parse(ctx)
-            self.log.clear()
 
     def _create(self, argv: list[str], is_return: bool, ctx: ParseContext) -> int:
         a0 = argv[0]
-        colon = a0.find(":", 1)
-        event: str | None = a0[colon + 1:] if colon >= 0 else None
-        maxactive = 0
-        if a0[1:2] and isdigit(a0[1]):
-            if not is_return:
-                self.log_err(1, ProbeErr.BAD_MAXACT_TYPE)
-                return -errno.EINVAL
-            ret, maxactive = self.parse_maxactive(a0, colon, KRETPROBE_MAXACTIVE_MAX)
-            if ret:
-                return ret
+        colon, event = self.event_part(a0)
+        if a0[1:2] and isdigit(a0[1]) and not is_return:
+            self.log_err(1, ProbeErr.BAD_MAXACT_TYPE)
+            return -errno.EINVAL
+        ret, maxactive = self.parse_maxactive(a0, colon, KRETPROBE_MAXACTIVE_MAX)
+        if ret:
+            return ret
 
         symbol: str | None = None
         offset = 0
@@ -231,15 +208,10 @@ class KprobeEvents(TraceProbeKind[TraceKprobe]):
             self.log_set_index(1)
             if "/" in argv[1] and ":" in argv[1]:
                 return -errno.ECANCELED         # a uprobe
-            symbol = argv[1]
-            pct = symbol.find("%")
-            if pct >= 0:
-                if symbol[pct:] == "%return":
-                    symbol = symbol[:pct]
-                    is_return = True
-                else:
-                    self.log_err(pct, ProbeErr.BAD_ADDR_SUFFIX)
-                    return -errno.EINVAL
+            ret, symbol, suffix = self.parse_return_suffix(argv[1], 0)
+            if ret:
+                return ret
+            is_return |= suffix
             ret, symbol, offset = split_symbol_offset(symbol)
             if ret or offset < 0 or offset > UINT_MAX:
                 self.log_err(0, ProbeErr.BAD_PROBE_ADDR)
@@ -258,41 +230,24 @@ class KprobeEvents(TraceProbeKind[TraceKprobe]):
                 self.log_err(0, ProbeErr.BAD_RETPROBE)
                 return -errno.EINVAL
 
-        self.log_set_index(0)
-        ret, event, group = self.parse_group_event(event, colon + 1, KPROBE_EVENT_SYSTEM)
+        c = "r" if is_return else "p"
+        ret, name, group = self.name_probe_event(
+            event, colon + 1, KPROBE_EVENT_SYSTEM,
+            f"{c}_{symbol}_{offset}" if symbol else f"{c}_0x{hashed_ptr(addr)}")
         if ret:
             return ret
-        if not event:
-            c = "r" if is_return else "p"
-            buf = f"{c}_{symbol}_{offset}" if symbol else f"{c}_0x{hashed_ptr(addr)}"
-            event = sanitize_event_name(buf[:MAX_EVENT_NAME_LEN - 1])
 
-        args = argv[2:]
         ctx.funcname = symbol
-        ret, new_argv = traceprobe_expand_meta_args(args, ctx)
-        if ret < 0:
-            return ret
-        if new_argv is not None:
-            args = new_argv
-        if len(args) > MAX_TRACE_ARGS:
-            return -errno.E2BIG
-        ret, args = traceprobe_expand_dentry_args(args)
+        ret, args = self.expand_args(argv[2:], ctx)
         if ret:
             return ret
+        tk = TraceKprobe(self, group, name, addr, symbol, offset, maxactive, len(args), is_return)
+        return self.create_probe(tk, args, ctx, is_return)
 
-        tk = TraceKprobe(self, group, event, addr, symbol, offset, maxactive, len(args), is_return)
-        ret = self.parse_probe_args(tk.tp, args, ctx)
-        if ret:
-            return ret
-        if tk.rp is not None and tk.tp.entry_arg is not None:
-            tk.rp.entry_handler = tk.kretprobe_entry_handler
-            tk.rp.data_size = traceprobe_get_entry_data_size(tk.tp)
-        tk.event.call.set_format(*probe_event_format(tk.tp, is_return))
-
-        ret = self.register_trace_probe(tk)
-        if ret:
-            self.log_register_error(ret)
-        return ret
+    def setup_entry_data(self, p: TraceKprobe) -> None:
+        assert p.rp is not None
+        p.rp.entry_handler = p.kretprobe_entry_handler
+        p.rp.data_size = p.tp.entry_data_size()
 
     def _validate_probe_symbol(self, symbol: str) -> int:
         """``validate_probe_symbol``: EADDRNOTAVAIL when not unique, ENOENT when absent."""
@@ -377,10 +332,9 @@ class KprobeEvents(TraceProbeKind[TraceKprobe]):
             self.kernel.printk(f"trace_kprobe: Could not probe notrace function "
                                f"{self.core.ks.format_ps(addr)}")
             return -errno.EINVAL
-        for a in tk.tp.args:
-            ret = traceprobe_update_arg(a, self.core.lookup_name)
-            if ret:
-                return ret
+        ret = self.update_args(tk, self.core.lookup_name)
+        if ret:
+            return ret
         if tk.event.is_enabled():
             tk.kp.flags &= ~KPROBE_FLAG_DISABLED
         else:

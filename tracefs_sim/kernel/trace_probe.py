@@ -29,7 +29,8 @@ TOO_MANY_OPS, caret offsets and even the kernel's quirks (two error_log entries 
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
 from typing import TYPE_CHECKING, Generic, Protocol, Self, TypeVar
@@ -43,6 +44,7 @@ from .lib import (
     kstrtol,
     kstrtouint,
     kstrtoul,
+    sanitize_event_name,
     simple_strtoul,
 )
 from .ptrace import regs_query_register_offset
@@ -88,14 +90,9 @@ RESERVED_FIELD_NAMES = (
 DENTRY_D_NAME_NAME_OFFSET = 0x28
 FILE_F_PATH_DENTRY_OFFSET = 0x48
 
-# TPARG_FL_* (trace_probe.h)
-TPARG_FL_RETURN = 1 << 0
-TPARG_FL_KERNEL = 1 << 1
-TPARG_FL_FENTRY = 1 << 2
-TPARG_FL_TEVENT = 1 << 3
-TPARG_FL_USER = 1 << 4
-TPARG_FL_FPROBE = 1 << 5
-TPARG_FL_TPOINT = 1 << 6
+# TPARG_FL_* (trace_probe.h): where the fetch arguments are parsed for
+(TPARG_FL_RETURN, TPARG_FL_KERNEL, TPARG_FL_FENTRY, TPARG_FL_TEVENT, TPARG_FL_USER,
+ TPARG_FL_FPROBE, TPARG_FL_TPOINT) = (1 << bit for bit in range(7))
 TPARG_FL_LOC_MASK = 0x1F
 
 TP_FLAG_TRACE = 1
@@ -329,6 +326,14 @@ class TraceProbe:
     def __post_init__(self) -> None:
         if not self.args:
             self.args = [ProbeArg() for _ in range(self.nr_args)]
+
+    def entry_data_size(self) -> int:
+        """traceprobe_get_entry_data_size(): what a return probe saves at entry."""
+        return traceprobe_get_entry_data_size(self)
+
+    def show_args(self) -> str:
+        """The `` NAME=FETCHARG`` part of a ``dynamic_events`` line."""
+        return "".join(f" {a.name}={a.comm}" for a in self.args)
 
 
 # ----------------------------------------------------------------------------- BTF view
@@ -1397,12 +1402,66 @@ def match_command_args(tp: TraceProbe, argv: list[str]) -> bool:
     return True
 
 
+# ----------------------------------------------------------------------------- the probed context
+def hex_addr(addr: int) -> str:
+    return f"0x{addr:x}"
+
+
+class ProbeRegs(Protocol):
+    """The probed context (pt_regs at function entry/exit)."""
+
+    def get_kernel_argument(self, n: int) -> int: ...
+
+    def return_value(self) -> int: ...
+
+    def kernel_stack_nth(self, n: int) -> int: ...
+
+    def stack_pointer(self) -> int: ...
+
+
+class ProbeMem(Protocol):
+    """Simulated kernel/user memory: ``None`` means the access faults."""
+
+    def read(self, addr: int, size: int, user: bool = False) -> bytes | None: ...
+
+    def read_str(self, addr: int, maxlen: int, user: bool = False) -> bytes | None:
+        """NUL-terminated string without the NUL (at most maxlen-1 bytes)."""
+        ...
+
+
+@dataclass(slots=True)
+class FetchEnv:
+    """Everything a fetch program may touch while the probe fires."""
+
+    regs: ProbeRegs
+    mem: ProbeMem
+    comm: bytes = b""
+    edata: bytearray | None = None
+    sprint_symbol: Callable[[int], str] = hex_addr
+    rec: bytes | bytearray | None = None    # eprobes: the attached event's record
+    rec_addr: int = 0                       # where that record "is" (string fields' address)
+
+
+class NoRegs:
+    """The call site passed no register set: every register reads as 0."""
+
+    def get_kernel_argument(self, n: int) -> int:
+        return 0
+
+    def return_value(self) -> int:
+        return 0
+
+    def kernel_stack_nth(self, n: int) -> int:
+        return 0
+
+    def stack_pointer(self) -> int:
+        return 0
+
+
+NO_REGS = NoRegs()
+
+
 # ----------------------------------------------------------------------------- probe events
-def trace_probe_show_args(tp: TraceProbe) -> str:
-    """The `` NAME=FETCHARG`` part of a ``dynamic_events`` line."""
-    return "".join(f" {a.name}={a.comm}" for a in tp.args)
-
-
 P = TypeVar("P", bound="ProbeDynEvent")
 
 
@@ -1422,14 +1481,6 @@ class TraceProbeEvent(Generic[P]):
         # loops over a stable tuple
         self.files: tuple[EventFile, ...] = ()
         self.probes: list[P] = []
-
-    @property
-    def name(self) -> str:
-        return self.call.name
-
-    @property
-    def group(self) -> str:
-        return self.call.system
 
     def primary(self) -> P:
         return self.probes[0]
@@ -1478,17 +1529,23 @@ class ProbeDynEvent(DynEvent):
     def __init__(self, kind: TraceProbeKind[Self], group: str, event: str, nargs: int,
                  call_flags: int) -> None:
         super().__init__(kind)
+        self.kind = kind
         self.tp = TraceProbe(nr_args=nargs)
         self.event = TraceProbeEvent(kind, group, event, call_flags)
         self.event.probes.append(self)
 
     @property
     def name(self) -> str:
-        return self.event.name
+        return self.event.call.name
 
     @property
     def group(self) -> str:
-        return self.event.group
+        return self.event.call.system
+
+
+def match_group_event(p: ProbeDynEvent, system: str | None, event: str) -> bool:
+    """``-:[GRP/]EVENT``: the event name (any when empty) and the group (any when None)."""
+    return (not event or p.name == event) and (system is None or p.group == system)
 
 
 class TraceProbeKind(Generic[P]):
@@ -1558,15 +1615,15 @@ class TraceProbeKind(Generic[P]):
 
     def match(self, system: str | None, event: str, argv: list[str], ev: DynEvent) -> bool:
         assert isinstance(ev, self.probe_class)
-        if event and ev.name != event:
-            return False
-        if system is not None and ev.group != system:
+        if not match_group_event(ev, system, event):
             return False
         if not argv:
             return True
-        if self.location(ev)[:MAX_ARGSTR_LEN] != argv[0]:
-            return False
-        return match_command_args(ev.tp, argv[1:])
+        return self.match_location(ev, argv[0]) and match_command_args(ev.tp, argv[1:])
+
+    def match_location(self, p: P, arg: str) -> bool:
+        """The LOCATION of ``-:GRP/EVENT LOCATION ARGS`` (shown at most MAX_ARGSTR_LEN)."""
+        return self.location(p)[:MAX_ARGSTR_LEN] == arg
 
     def run_command(self, raw_command: str) -> int:
         """create_or_delete_trace_kprobe/uprobe: one line of ``kprobe_events`` /
@@ -1577,8 +1634,22 @@ class TraceProbeKind(Generic[P]):
         return -errno.EINVAL if ret == -errno.ECANCELED else ret
 
     # --------------------------------------------------------------- parsing helpers
+    @contextmanager
+    def parsing(self, argv: list[str], ctx: ParseContext | None = None) -> Iterator[None]:
+        """trace_probe_log_init() … trace_probe_log_clear() and traceprobe_finish_parse()
+        around the parsing of one command."""
+        self.log.init(self.log_subsystem, argv)
+        try:
+            yield
+        finally:
+            if ctx is not None:
+                traceprobe_finish_parse(ctx)
+            self.log.clear()
+
     def parse_maxactive(self, a0: str, colon: int, limit: int) -> tuple[int, int]:
-        """``[pfr]N:``: (0 or -EINVAL with the error logged, maxactive)."""
+        """``[pfr]N:``: (0 or -EINVAL with the error logged, maxactive; 0 when none)."""
+        if not (a0[1:2] and isdigit(a0[1])):
+            return 0, 0
         length = (colon - 1) if colon >= 0 else len(a0) - 1
         if length > MAX_EVENT_NAME_LEN - 1:
             self.log_err(1, ProbeErr.BAD_MAXACT)
@@ -1592,6 +1663,12 @@ class TraceProbeKind(Generic[P]):
             return -errno.EINVAL, 0
         return 0, maxactive
 
+    @staticmethod
+    def event_part(a0: str) -> tuple[int, str | None]:
+        """``[pfte]...:[GRP/][EVENT]``: (position of the ':' or -1, what follows it)."""
+        colon = a0.find(":", 1)
+        return colon, (a0[colon + 1:] if colon >= 0 else None)
+
     def parse_group_event(self, event: str | None, offset: int, group: str
                           ) -> tuple[int, str | None, str]:
         """``GRP/EVENT`` after the ``:``: (0 or -EINVAL, event or None, group)."""
@@ -1602,17 +1679,84 @@ class TraceProbeKind(Generic[P]):
             return -errno.EINVAL, None, group
         return 0, name, grp if grp is not None else group
 
-    def parse_probe_args(self, tp: TraceProbe, args: list[str], ctx: ParseContext) -> int:
-        """Every fetch argument of a kernel probe, with one parse context."""
-        for i, a in enumerate(args):
-            self.log_set_index(i + 2)
-            ctx.offset = 0
-            ret = traceprobe_parse_probe_arg(tp, i, a, ctx)
+    def fetch_env(self, regs: ProbeRegs | None, edata: bytearray | None = None) -> FetchEnv:
+        """What the fetch programs of one hit see: the registers, kernel memory, the
+        current task's comm, a return probe's entry data and ``%pS`` through kallsyms."""
+        k = self.kernel
+        return FetchEnv(regs if regs is not None else NO_REGS, k.mem,
+                        k.sched.current.comm.encode("latin-1", "replace")[:15], edata,
+                        k.kallsyms.format_pS)
+
+    def expand_args(self, argv: list[str], ctx: ParseContext) -> tuple[int, list[str]]:
+        """The fetch arguments of a kernel probe, expanded: ``$arg*``/``$argN`` (BTF),
+        then at most MAX_TRACE_ARGS (-E2BIG), then ``%pd``/``%pD``."""
+        ret, new_argv = traceprobe_expand_meta_args(argv, ctx)
+        if ret < 0:
+            return ret, argv
+        if new_argv is not None:
+            argv = new_argv
+        if len(argv) > MAX_TRACE_ARGS:
+            return -errno.E2BIG, argv
+        return traceprobe_expand_dentry_args(argv)
+
+    def parse_return_suffix(self, text: str, pos: int) -> tuple[int, str, bool]:
+        """``WHERE%return``: (0, or -EINVAL with BAD_ADDR_SUFFIX at ``pos`` + the '%'
+        for another suffix; the text without it; whether it was %return)."""
+        pct = text.find("%")
+        if pct < 0:
+            return 0, text, False
+        if text[pct:] == "%return":
+            return 0, text[:pct], True
+        self.log_err(pos + pct, ProbeErr.BAD_ADDR_SUFFIX)
+        return -errno.EINVAL, text, False
+
+    def name_probe_event(self, event: str | None, offset: int, group: str, default: str
+                         ) -> tuple[int, str, str]:
+        """The event name of a kernel probe (argument 0 of the command): ``GRP/EVENT``
+        after the ``:`` at ``offset``, else ``default`` (what it probes) cut to
+        MAX_EVENT_NAME_LEN and sanitized.  (0 or -EINVAL, event, group)."""
+        self.log_set_index(0)
+        ret, name, group = self.parse_group_event(event, offset, group)
+        if ret:
+            return ret, "", group
+        return 0, name or sanitize_event_name(default[:MAX_EVENT_NAME_LEN - 1]), group
+
+    def set_probe_format(self, p: P, is_return: bool) -> None:
+        """The fields and print fmt of a function probe event (kprobe, fprobe, uprobe)."""
+        p.event.call.set_format(*probe_event_format(p.tp, is_return))
+
+    def update_args(self, p: P, lookup_name: Callable[[str], int]) -> int:
+        """traceprobe_update_arg() of every argument: 0 or the first -errno."""
+        for a in p.tp.args:
+            ret = traceprobe_update_arg(a, lookup_name)
             if ret:
                 return ret
         return 0
 
-    def log_register_error(self, ret: int) -> None:
+    def create_probe(self, p: P, args: list[str], ctx: ParseContext, is_return: bool) -> int:
+        """How __trace_kprobe_create and __trace_fprobe_create end: every fetch argument
+        (with one parse context), the entry data of a return probe using ``$argN``, the
+        event's format, then the registration (its failure logged)."""
+        for i, a in enumerate(args):
+            self.log_set_index(i + 2)
+            ctx.offset = 0
+            ret = traceprobe_parse_probe_arg(p.tp, i, a, ctx)
+            if ret:
+                return ret
+        if is_return and p.tp.entry_arg is not None:
+            self.setup_entry_data(p)
+        self.set_probe_format(p, is_return)
+        ret = self.register_trace_probe(p)
+        if ret:
+            self._log_register_error(ret)
+        return ret
+
+    def setup_entry_data(self, p: P) -> None:
+        """A return probe whose arguments need the function's parameters: an entry
+        handler saves them (traceprobe_get_entry_data_size bytes)."""
+        raise NotImplementedError
+
+    def _log_register_error(self, ret: int) -> None:
         """Why registering the probe failed, as the kinds log it after parsing."""
         self.log_set_index(1)
         if ret == -errno.EILSEQ:

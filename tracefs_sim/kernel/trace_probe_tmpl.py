@@ -15,71 +15,37 @@ from __future__ import annotations
 import errno
 import struct
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING
 
-from .trace_events import trace_event_buffer_commit, trace_event_buffer_reserve, trace_trigger_soft_disabled
+from .trace_events import (
+    TraceEventPrinter,
+    trace_event_buffer_commit,
+    trace_event_buffer_reserve,
+    trace_trigger_soft_disabled,
+)
 from .trace_events_h import FILTER_DYN_STRING, FILTER_RDYN_STRING, FILTER_STATIC_STRING, Field
 from .trace_flags import ITER_SYM_OFFSET
-from .trace_output import Printer, TraceIter
+from .trace_output import TraceIter
 from .trace_probe import (
     FAULT_STRING,
     MAX_STRING_SIZE,
+    PROBE_HEAD_SIZE,
+    PROBE_RET_HEAD_SIZE,
+    FetchEnv,
     FetchInsn,
     FetchOp,
     FetchType,
     ProbeArg,
+    ProbeRegs,
     TraceProbe,
     TraceProbeEvent,
 )
 
 if TYPE_CHECKING:
-    from .core import Kernel
     from .trace_events import EventFile
 
-FetchFn = Callable[[list[FetchInsn], "FetchEnv", "bytearray | None", int, int], int]
+FetchFn = Callable[[list[FetchInsn], FetchEnv, "bytearray | None", int, int], int]
 _Q = struct.Struct("<Q")
-
-
-def hex_addr(addr: int) -> str:
-    return f"0x{addr:x}"
-
-
-class ProbeRegs(Protocol):
-    """The probed context (pt_regs at function entry/exit)."""
-
-    def get_kernel_argument(self, n: int) -> int: ...
-
-    def return_value(self) -> int: ...
-
-    def kernel_stack_nth(self, n: int) -> int: ...
-
-    def stack_pointer(self) -> int: ...
-
-
-class ProbeMem(Protocol):
-    """Simulated kernel/user memory: ``None`` means the access faults."""
-
-    def read(self, addr: int, size: int, user: bool = False) -> bytes | None: ...
-
-    def read_str(self, addr: int, maxlen: int, user: bool = False) -> bytes | None:
-        """NUL-terminated string without the NUL (at most maxlen-1 bytes)."""
-        ...
-
-
-@dataclass(slots=True)
-class FetchEnv:
-    """Everything a fetch program may touch while the probe fires."""
-
-    regs: ProbeRegs
-    mem: ProbeMem
-    comm: bytes = b""
-    edata: bytearray | None = None
-    sprint_symbol: Callable[[int], str] = hex_addr
-    rec: bytes | bytearray | None = None    # eprobes: the attached event's record
-    rec_addr: int = 0                       # where that record "is" (string fields' address)
-
-
 _M64 = 0xFFFFFFFFFFFFFFFF
 
 
@@ -360,36 +326,6 @@ def print_args(args: list[ProbeArg], buf: bytes | bytearray, data_off: int, ent:
 
 
 
-# ----------------------------------------------------------------------------- the context
-class NoRegs:
-    """The call site passed no register set: every register reads as 0."""
-
-    def get_kernel_argument(self, n: int) -> int:
-        return 0
-
-    def return_value(self) -> int:
-        return 0
-
-    def kernel_stack_nth(self, n: int) -> int:
-        return 0
-
-    def stack_pointer(self) -> int:
-        return 0
-
-
-NO_REGS = NoRegs()
-
-
-def probe_fetch_env(k: Kernel, regs: ProbeRegs | None, edata: bytearray | None = None,
-                    mem: ProbeMem | None = None) -> FetchEnv:
-    """What the fetch programs of one hit see: the registers, kernel memory (or the
-    kind's view of memory), the current task's comm, the entry data of a return probe
-    and ``%pS`` through kallsyms."""
-    return FetchEnv(regs if regs is not None else NO_REGS, mem if mem is not None else k.mem,
-                    k.sched.current.comm.encode("latin-1", "replace")[:15], edata,
-                    k.kallsyms.format_pS)
-
-
 # ----------------------------------------------------------------------------- the record
 def trace_probe_write(file: EventFile, tp: TraceProbe, env: FetchEnv, head: int,
                       words: tuple[int, ...], fetch: FetchFn = process_fetch_insn,
@@ -424,7 +360,7 @@ def trace_probe_trace_func(pe: TraceProbeEvent, tp: TraceProbe, env: FetchEnv, h
 
 
 # ----------------------------------------------------------------------------- printers
-class ProbeEventPrinter(Printer):
+class ProbeEventPrinter(TraceEventPrinter):
     """print_<kind>_event(): ``NAME: (HEAD)`` then the arguments of the event's primary
     probe (trace_probe_print_args); the kinds define only ``.trace`` (the raw, hex and
     binary renderings are trace_nop_print's nothing)."""
@@ -441,19 +377,11 @@ class ProbeEventPrinter(Printer):
         if not pe.probes:
             return ""
         out = it.kernel.trace.output
-        return (f"{pe.name}: ({self.head(it)})"
+        return (f"{pe.call.name}: ({self.head(it)})"
                 + print_args(pe.primary().tp.args, it.buf, it.off + self.head_size, it.off,
                              lambda a: out.sym(a, ITER_SYM_OFFSET) if a else "0x0")
                 + "\n")
 
-    def raw(self, it: TraceIter) -> str:
-        return ""
-
-    def hex(self, it: TraceIter) -> str:
-        return ""
-
-    def binary(self, it: TraceIter) -> bytes:
-        return b""
 
 
 class FuncEntryPrinter(ProbeEventPrinter):
@@ -473,3 +401,10 @@ class FuncExitPrinter(ProbeEventPrinter):
         out = it.kernel.trace.output
         return (f"{out.sym(ret_ip, it.flags | ITER_SYM_OFFSET)} <- "
                 f"{out.sym(func, it.flags & ~ITER_SYM_OFFSET)}")
+
+
+def func_probe_printer(pe: TraceProbeEvent, is_return: bool) -> ProbeEventPrinter:
+    """The printer of a kprobe or fprobe event (their records and output are alike)."""
+    if is_return:
+        return FuncExitPrinter(pe, PROBE_RET_HEAD_SIZE)
+    return FuncEntryPrinter(pe, PROBE_HEAD_SIZE)

@@ -30,13 +30,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from .lib import isdigit, kstrtoul
-from .mm import Memory
 from .ptrace import M64, PtRegs
-from .sched import Task
-from .trace_dynevent import DynEvent
-from .trace_events import EventFile
 from .trace_events_h import TRACE_EVENT_FL_UPROBE
-from .trace_output import TraceIter
 from .trace_probe import (
     MAX_ARGSTR_LEN,
     MAX_EVENT_NAME_LEN,
@@ -47,21 +42,16 @@ from .trace_probe import (
     TP_FLAG_TRACE,
     TPARG_FL_RETURN,
     TPARG_FL_USER,
-    FetchInsn,
+    FetchEnv,
     FetchOp,
     ParseContext,
     ProbeDynEvent,
     ProbeErr,
-    TraceProbeEvent,
     TraceProbeKind,
-    match_command_args,
-    probe_event_format,
-    trace_probe_show_args,
     traceprobe_finish_parse,
     traceprobe_parse_probe_arg,
 )
 from .trace_probe_tmpl import (
-    FetchEnv,
     ProbeEventPrinter,
     process_fetch_insn,
     process_fetch_insn_bottom,
@@ -70,6 +60,12 @@ from .trace_probe_tmpl import (
 
 if TYPE_CHECKING:
     from .core import Kernel
+    from .mm import Memory
+    from .sched import Task
+    from .trace_dynevent import DynEvent
+    from .trace_events import EventFile
+    from .trace_output import TraceIter
+    from .trace_probe import FetchInsn, TraceProbeEvent
 
 UPROBE_EVENT_SYSTEM = "uprobes"
 USER_TEXT_BASE = 0x5600_0000_0000
@@ -232,7 +228,7 @@ class UprobeEvents(TraceProbeKind[TraceUprobe]):
         out = f"{'r' if ev.is_ret else 'p'}:{ev.group}/{ev.name} {ev.filename}:0x{ev.offset:016x}"
         if ev.ref_ctr_offset:
             out += f"(0x{ev.ref_ctr_offset:x})"
-        return out + trace_probe_show_args(ev.tp) + "\n"
+        return out + ev.tp.show_args() + "\n"
 
     def location(self, p: TraceUprobe) -> str:
         head = f"0x{p.offset:016x}"
@@ -244,21 +240,12 @@ class UprobeEvents(TraceProbeKind[TraceUprobe]):
         """trace_uprobe_has_same_uprobe(): the same inode and offset."""
         return a.path.ino == b.path.ino and a.offset == b.offset
 
-    def match(self, system: str | None, event: str, argv: list[str], ev: DynEvent) -> bool:
-        """trace_uprobe_match(): ``PATH:OFFSET[(REF)]`` then the arguments."""
-        assert isinstance(ev, TraceUprobe)
-        if event and ev.name != event:
+    def match_location(self, p: TraceUprobe, arg: str) -> bool:
+        """trace_uprobe_match_command_head(): ``PATH:OFFSET[(REF)]``."""
+        fn = p.filename
+        if not arg.startswith(fn) or arg[len(fn):len(fn) + 1] != ":":
             return False
-        if system is not None and ev.group != system:
-            return False
-        if not argv:
-            return True
-        fn = ev.filename
-        if not argv[0].startswith(fn) or argv[0][len(fn):len(fn) + 1] != ":":
-            return False
-        if self.location(ev)[:MAX_ARGSTR_LEN] != argv[0][len(fn) + 1:]:
-            return False
-        return match_command_args(ev.tp, argv[1:])
+        return self.location(p)[:MAX_ARGSTR_LEN] == arg[len(fn) + 1:]
 
     # --------------------------------------------------------------- files
     def profile_text(self) -> str:
@@ -283,11 +270,8 @@ class UprobeEvents(TraceProbeKind[TraceUprobe]):
         colon = spec.rfind(":")
         if colon < 0 or not (spec[colon + 1:colon + 2] and isdigit(spec[colon + 1])):
             return -errno.ECANCELED
-        self.log.init("trace_uprobe", argv)
-        try:
+        with self.parsing(argv):
             return self._create(argv, spec, colon, event, is_return)
-        finally:
-            self.log.clear()
 
     def _create(self, argv: list[str], spec: str, colon: int, event: str | None,
                 is_return: bool) -> int:
@@ -317,14 +301,10 @@ class UprobeEvents(TraceProbeKind[TraceUprobe]):
                 self.log_err(arg_pos + rctr + 1, ProbeErr.BAD_REFCNT)
                 return ret
             arg = arg[:rctr]
-        pct = arg.find("%")
-        if pct >= 0:
-            if arg[pct:] == "%return":
-                arg = arg[:pct]
-                is_return = True
-            else:
-                self.log_err(arg_pos + pct, ProbeErr.BAD_ADDR_SUFFIX)
-                return -errno.EINVAL
+        ret, arg, suffix = self.parse_return_suffix(arg, arg_pos)
+        if ret:
+            return ret
+        is_return |= suffix
         ret, offset = kstrtoul(arg, 0)
         if ret:
             self.log_err(arg_pos, ProbeErr.BAD_UPROBE_OFFS)
@@ -353,7 +333,7 @@ class UprobeEvents(TraceProbeKind[TraceUprobe]):
             traceprobe_finish_parse(ctx)
             if ret:
                 return ret
-        tu.event.call.set_format(*probe_event_format(tu.tp, is_return))
+        self.set_probe_format(tu, is_return)
         return self.register_trace_probe(tu)
 
     # --------------------------------------------------------------- registration

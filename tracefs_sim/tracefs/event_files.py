@@ -200,20 +200,29 @@ class EventsDir(EventfsDir):
         return SystemDir(self, name)
 
 
-class SystemDir(EventfsDir):
-    """``events/SYSTEM/``: enable and filter (none for ftrace), then the events."""
+class _EventsSubdir(EventfsDir):
+    """A directory below ``events/``: its files belong to the same trace array."""
 
-    __slots__ = ("parent", "system")
+    __slots__ = ("parent",)
 
-    def __init__(self, parent: EventsDir, system: str) -> None:
+    def __init__(self, parent: EventsDir) -> None:
         super().__init__()
         self.parent = parent
-        self.system = system
-
-    _PINNED = frozenset({"enable", "filter"})
 
     def _tr(self) -> TraceArray:
         return self.parent.tr
+
+
+class SystemDir(_EventsSubdir):
+    """``events/SYSTEM/``: enable and filter (none for ftrace), then the events."""
+
+    __slots__ = ("system",)
+
+    def __init__(self, parent: EventsDir, system: str) -> None:
+        super().__init__(parent)
+        self.system = system
+
+    _PINNED = frozenset({"enable", "filter"})
 
     def _names(self) -> list[str]:
         ev = self.parent.ev
@@ -265,20 +274,16 @@ def _filter_write_checked(data: bytes, apply: Callable[[], None]) -> None:
     apply()
 
 
-class EventDir(EventfsDir):
+class EventDir(_EventsSubdir):
     """``events/SYSTEM/EVENT/`` from event_callback()'s rules."""
 
-    __slots__ = ("parent", "call")
+    __slots__ = ("call",)
 
     def __init__(self, parent: EventsDir, call: EventCall) -> None:
-        super().__init__()
-        self.parent = parent
+        super().__init__(parent)
         self.call = call
 
     _PINNED = frozenset({"enable", "filter", "hist"})
-
-    def _tr(self) -> TraceArray:
-        return self.parent.tr
 
     def _file(self) -> EventFile:
         f = self.parent.ev.file(self.parent.tr, self.call)
