@@ -159,3 +159,16 @@ def test_conditional_trigger_sees_the_record_and_traceoff_runs_after_it() -> Non
     pid = env.fire()
     assert read_file(env.root, "tracing_on") == b"0\n"
     assert env.records(pid) == 1
+
+
+def test_conditional_trigger_sees_the_record_while_recording_is_off() -> None:
+    """With tracing off the ring buffer takes no record, but a trigger with a filter
+    still sees it (trace_event_buffer_lock_reserve's temp_buffer): ``traceon if …``
+    turns tracing back on."""
+    env = Env("p")
+    env.write("events/kprobes/kp/enable", "1")
+    env.write("events/kprobes/kp/trigger", "traceon if count == 100")
+    env.write("tracing_on", "0")
+    pid = env.fire()
+    assert read_file(env.root, "tracing_on") == b"1\n"
+    assert env.records(pid) == 0

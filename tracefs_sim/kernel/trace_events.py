@@ -640,13 +640,20 @@ def trace_event_ignore_this_pid(file: EventFile) -> bool:
 
 
 def trace_event_buffer_reserve(file: EventFile, size: int) -> bytearray | None:
-    """trace_event_buffer_reserve(): None when the pid filter drops the record, else a
-    zeroed record of ``size`` bytes with its ``struct trace_entry`` (type, flags,
-    preempt count, pid of the current context) for the writer to fill."""
-    if file.flags & EVENT_FILE_FL_PID_FILTER and trace_event_ignore_this_pid(file):
+    """trace_event_buffer_reserve(): None when the pid filter drops the record or the
+    ring buffer takes none (recording off: with conditional triggers the kernel still
+    fills a temp_buffer for them), else a zeroed record of ``size`` bytes with its
+    ``struct trace_entry`` (type, flags, preempt count, pid of the current context) for
+    the writer to fill."""
+    flags = file.flags
+    if flags & EVENT_FILE_FL_PID_FILTER and trace_event_ignore_this_pid(file):
+        return None
+    sched = file.events.sched
+    rb = file.tr.buffer
+    if (rb.record_disabled or rb.cpu_buffers[sched.cpu].record_disabled) \
+            and not flags & EVENT_FILE_FL_TRIGGER_COND:
         return None
     rec = bytearray(size)
-    sched = file.events.sched
     _ENTRY.pack_into(rec, 0, file.call.type_id, sched.irq_flags & 0xFF, sched.preempt_count & 0xFF,
                      sched.current.pid)
     return rec
@@ -657,15 +664,18 @@ def trace_event_buffer_commit(file: EventFile, rec: bytes | bytearray) -> None:
     triggers on the record, then soft-disable and the event filter decide whether it is
     discarded, then the triggers deferred until the record is written."""
     flags = file.flags
+    tr = file.tr
+    rb = tr.buffer
+    cpu = file.events.sched.cpu
+    # what the reserve found: with recording off the record is in the temp_buffer, for
+    # the triggers only, whatever they turn on
+    reserved = not (rb.record_disabled or rb.cpu_buffers[cpu].record_disabled)
     tt = 0
     if flags & EVENT_FILE_FL_TRIGGER_COND:
         tt = file.events.triggers.event_triggers_call(file, rec)
         flags = file.flags           # a trigger may have changed them (file->flags re-read)
-    if not flags & _DISCARD_CHECK or (
-            not flags & EVENT_FILE_FL_SOFT_DISABLED and filter_match_preds(file, rec)):
-        tr = file.tr
-        rb = tr.buffer
-        cpu = file.events.sched.cpu
+    if reserved and (not flags & _DISCARD_CHECK or (
+            not flags & EVENT_FILE_FL_SOFT_DISABLED and filter_match_preds(file, rec))):
         size = len(rec)
         off = rb.reserve(cpu, size, tr.clock.now())
         if off >= 0:
