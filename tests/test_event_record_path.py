@@ -134,12 +134,17 @@ def test_pid_filter_in_an_instance_only() -> None:
     assert f"-{pid} " not in text
 
 
-def test_unconditional_trigger_runs_on_a_soft_disabled_event() -> None:
-    """A trigger without a filter runs before the record (trace_trigger_soft_disabled)
-    even though the event is not enabled for recording: its ``traceon`` turns tracing
-    back on, and the event itself (soft-disabled) leaves no record."""
+@pytest.mark.parametrize(("trigger", "enable"), [("traceon", False),
+                                                 ("traceon if count == 100", True)])
+def test_traceon_trigger_while_recording_is_off(trigger: str, enable: bool) -> None:
+    """With tracing off the ring buffer takes no record, yet the triggers run: one
+    without a filter before the record (trace_trigger_soft_disabled), even on an event
+    only soft-enabled by it; one with a filter on the record the reserve put in the
+    temp_buffer.  Either turns tracing back on; the record itself is not in the trace."""
     env = Env("p")
-    env.write("events/kprobes/kp/trigger", "traceon")
+    if enable:
+        env.write("events/kprobes/kp/enable", "1")
+    env.write("events/kprobes/kp/trigger", trigger)
     env.write("tracing_on", "0")
     pid = env.fire()
     assert read_file(env.root, "tracing_on") == b"1\n"
@@ -160,15 +165,3 @@ def test_conditional_trigger_sees_the_record_and_traceoff_runs_after_it() -> Non
     assert read_file(env.root, "tracing_on") == b"0\n"
     assert env.records(pid) == 1
 
-
-def test_conditional_trigger_sees_the_record_while_recording_is_off() -> None:
-    """With tracing off the ring buffer takes no record, but a trigger with a filter
-    still sees it (trace_event_buffer_lock_reserve's temp_buffer): ``traceon if …``
-    turns tracing back on."""
-    env = Env("p")
-    env.write("events/kprobes/kp/enable", "1")
-    env.write("events/kprobes/kp/trigger", "traceon if count == 100")
-    env.write("tracing_on", "0")
-    pid = env.fire()
-    assert read_file(env.root, "tracing_on") == b"1\n"
-    assert env.records(pid) == 0

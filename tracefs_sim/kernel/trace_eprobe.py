@@ -92,6 +92,7 @@ class TraceEprobe(ProbeDynEvent):
     triggers enabling the eprobe hangs on its files."""
 
     event: TraceProbeEvent[TraceEprobe]
+    kind: EprobeEvents
 
     def __init__(self, kind: EprobeEvents, group: str, name: str, attached: EventCall,
                  nargs: int) -> None:

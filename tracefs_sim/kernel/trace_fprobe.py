@@ -69,6 +69,7 @@ class TraceFprobe(ProbeDynEvent):
     """``struct trace_fprobe``: one ``f``/``t`` definition and its fprobe."""
 
     event: TraceProbeEvent[TraceFprobe]
+    kind: FprobeEvents
 
     def __init__(self, kind: FprobeEvents, group: str, event: str, symbol: str,
                  tpoint: Tracepoint | _Stub | None, maxactive: int, nargs: int,

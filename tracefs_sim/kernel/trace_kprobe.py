@@ -73,6 +73,7 @@ class TraceKprobe(ProbeDynEvent):
     """``struct trace_kprobe``: one ``p``/``r`` definition and its kprobe/kretprobe."""
 
     event: TraceProbeEvent[TraceKprobe]
+    kind: KprobeEvents
 
     def __init__(self, kind: KprobeEvents, group: str, event: str, addr: int,
                  symbol: str | None, offset: int, maxactive: int, nargs: int,

@@ -192,6 +192,7 @@ class TraceUprobe(ProbeDynEvent):
     """``struct trace_uprobe``."""
 
     event: TraceProbeEvent[TraceUprobe]
+    kind: UprobeEvents
 
     def __init__(self, kind: UprobeEvents, group: str, event: str, nargs: int,
                  is_return: bool, path: SimPath, filename: str, offset: int,
