@@ -98,15 +98,12 @@ def test_fprobe_event_records_and_prints(k: Kernel) -> None:
     k.dynevent.write(b"f:myprobe vfs_read count=$arg3:u32\n"
                      b"f:myret vfs_read%return $retval cnt=$arg3\n")
 
-    class File:
-        tr = k.trace.global_trace
-
-    for n, tf in enumerate(kind.probes()):
-        tf.event.call.type_id = 1529 + n
-        k.trace.output.register(tf.event.call.type_id, tf.event.call.printer)
-        assert tf.event.call.reg(tf.event.call, 0, File) == 0
+    tr = k.trace.global_trace
+    for tf in kind.probes():
+        file = k.events.file(tr, tf.event.call)
+        assert file is not None and k.events.event_enable_disable(file, True) == 0
     _run(k, "vfs_read", "ksys_read", [0xFFFF1, 2, 832, 3], 832)
-    text = "".join(x if isinstance(x, str) else x.decode() for x in trace_file_text(File.tr))
+    text = "".join(x if isinstance(x, str) else x.decode() for x in trace_file_text(tr))
     lines = [ln.split(": ", 1)[1] for ln in text.splitlines() if not ln.startswith("#")]
     assert lines == ["myprobe: (vfs_read+0x4/0x370) count=832",
                      "myret: (ksys_read+0x2f/0xf0 <- vfs_read) arg1=832 cnt=0x340"]

@@ -14,7 +14,7 @@ import pytest
 
 from tracefs_sim.kernel import Kernel
 from tracefs_sim.kernel.errors import KernelError
-from tracefs_sim.kernel.trace_kprobe import SYSCTL_OPTIMIZATION
+from tracefs_sim.kernel.kprobes import SYSCTL_OPTIMIZATION
 from tracefs_sim.sysctl_mirror import SysctlMirror
 from tracefs_sim.tracefs import build_tree
 from tracefs_sim.tracefs.files import write_file

@@ -331,27 +331,19 @@ def test_marker_line(root) -> None:
 
 
 # ------------------------------------------------------------------ dynamic events
-class _Ext:
-    def __init__(self) -> None:
-        from tracefs_sim.kernel.trace_events import Field
+def test_add_remove_event_call(k: Kernel, root) -> None:
+    from tracefs_sim.kernel.trace_events import EventCall
+    from tracefs_sim.kernel.trace_events_h import Field
 
-        self.system, self.name = "mygrp", "myev"
-        self.type_id = 0
-        self.refcnt = 0
-        self.print_fmt = '"(%lx) x=%d", REC->__probe_ip, REC->x'
-        self.regs: list[int] = []
-        self._fields = [Field("unsigned long", "__probe_ip", 8, 8, False), Field("int", "x", 16, 4, True)]
+    regs: list[int] = []
 
-    def fields(self):
-        return self._fields
-
-    def reg(self, call, type_, file) -> int:
-        self.regs.append(type_)
+    def reg(call, type_, file) -> int:
+        regs.append(type_)
         return 0
 
-
-def test_add_remove_event_call(k: Kernel, root) -> None:
-    ext = _Ext()
+    ext = EventCall("mygrp", "myev", flags=0, reg=reg)
+    ext.set_format([Field("unsigned long", "__probe_ip", 8, 8, False), Field("int", "x", 16, 4, True)],
+                   '"(%lx) x=%d", REC->__probe_ip, REC->x')
     assert k.events.add_event_call(ext) == 0
     assert ext.type_id == 1529
     assert k.events.add_event_call(ext) == -errno.EEXIST
@@ -360,7 +352,7 @@ def test_add_remove_event_call(k: Kernel, root) -> None:
     assert fmt.startswith("name: myev\nID: 1529\nformat:\n")
     assert "\tfield:int x;\toffset:16;\tsize:4;\tsigned:1;\n\nprint fmt: \"(%lx) x=%d\"" in fmt
     wr(root, "events/mygrp/myev/enable", "1\n")
-    assert ext.regs == [0]
+    assert regs == [0]
     assert k.events.remove_event_call(ext) == -errno.EBUSY
     f = walk(root, "events/mygrp/myev/id").open(READ_ONLY)
     wr(root, "events/mygrp/myev/enable", "0\n")

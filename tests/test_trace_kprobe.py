@@ -15,7 +15,8 @@ import errno
 import pytest
 
 from tracefs_sim.kernel import Kernel
-from tracefs_sim.kernel.trace_kprobe import insn_boundary, regs_query_register_offset
+from tracefs_sim.kernel.kprobes import insn_boundary
+from tracefs_sim.kernel.ptrace import regs_query_register_offset
 from tracefs_sim.kernel.trace_probe import ProbeErr
 from tracefs_sim.tracefs import build_tree
 from tracefs_sim.tracefs.files import read_file, write_errno

@@ -15,72 +15,29 @@ import errno
 
 import pytest
 
-from tracefs_sim.kernel.btf import BTF
-from tracefs_sim.kernel.kallsyms import Kallsyms
-from tracefs_sim.kernel.trace_dynevent import DynEvents, parse_run_command
-from tracefs_sim.kernel.trace_fprobe import FprobeEvents
-from tracefs_sim.kernel.trace_probe import (
-    FetchEnv,
-    ProbeErr,
-    ProbeLog,
-    TraceProbe,
-    kstrtoul,
+from tracefs_sim.kernel import Kernel
+from tracefs_sim.kernel.lib import kstrtoul, sanitize_event_name
+from tracefs_sim.kernel.trace_dynevent import ProbeLog, parse_run_command
+from tracefs_sim.kernel.trace_probe import FetchEnv, ProbeErr, TraceProbe
+from tracefs_sim.kernel.trace_probe_tmpl import (
+    get_data_size,
     print_args,
     process_fetch_insn,
-    sanitize_event_name,
     store_trace_args,
 )
 
-_KS = Kallsyms()
-_BTF = BTF()
-
-
-class FakeFprobeCore:
-    def __init__(self, ks: Kallsyms) -> None:
-        self.ks = ks
-
-    def register_fprobe(self, fp, filter, notfilter) -> int:
-        if not self.ks.is_traceable(filter):
-            return -errno.EINVAL      # ftrace_set_filter: no match
-        fp.registered = True
-        return 0
-
-    def register_fprobe_ips(self, fp, ips) -> int:
-        fp.registered = True
-        return 0
-
-    def unregister_fprobe(self, fp) -> int:
-        fp.registered = False
-        return 0
-
-
-class FakeEvents:
-    def __init__(self) -> None:
-        self.calls: dict[tuple[str, str], object] = {("sched", "sched_switch"): None}
-        self.next_id = 1529
-
-    def add_event_call(self, call) -> int:
-        key = (call.system, call.name)
-        if key in self.calls:
-            return -errno.EEXIST
-        self.calls[key] = call
-        call.type_id = self.next_id
-        self.next_id += 1
-        return 0
-
-    def remove_event_call(self, call) -> int:
-        self.calls.pop((call.system, call.name), None)
-        return 0
-
 
 class Env:
-    def __init__(self) -> None:
+    """The fprobe kind of a booted kernel, with its error_log entries as
+    (location, command, text, caret position)."""
+
+    def __init__(self, k: Kernel) -> None:
+        self.k = k
         self.log: list[tuple[str, str, str, int]] = []
-        self.dyn = DynEvents(log_err=lambda loc, cmd, text, pos: self.log.append((loc, cmd, text, pos)))
-        self.events = FakeEvents()
-        self.kind = FprobeEvents(self.dyn, events=self.events, fprobe=FakeFprobeCore(_KS),
-                                 btf=_BTF, kallsyms=_KS)
-        self.dyn.register(self.kind)
+        self.dyn = k.dynevent
+        self.dyn.probe_log.sink = lambda loc, cmd, text, pos: self.log.append((loc, cmd, text, pos))
+        self.kind = k.fprobe_events
+        assert self.dyn.release_all() == 0
 
     def write(self, text: str, trunc: bool = False) -> int:
         """``echo TEXT >> dynamic_events`` (``>`` with trunc): 0 or errno."""
@@ -99,9 +56,14 @@ class Env:
         return len("  Command: ") + self.log[-1][3] + 2
 
 
+@pytest.fixture(scope="module")
+def kernel() -> Kernel:
+    return Kernel(nr_cpus=2, seed=1)
+
+
 @pytest.fixture
-def env() -> Env:
-    return Env()
+def env(kernel: Kernel) -> Env:
+    return Env(kernel)
 
 
 def check_error(env: Env, cmd_with_caret: str, err: int, text: str | None,
@@ -301,9 +263,10 @@ GOLDEN_12_DEFS = [
 
 
 def _fields(env: Env, group: str, name: str) -> tuple[list[str], str]:
-    call = env.events.calls[(group, name)]
+    call = env.k.events.find_event(group, name)
+    assert call is not None
     lines = [f"field:{f.type} {f.name};\toffset:{f.offset};\tsize:{f.size};\tsigned:{int(f.is_signed)};"
-             for f in call.fields()]
+             for f in call.fields]
     return lines, call.print_fmt
 
 
@@ -399,17 +362,17 @@ def test_golden_12_removal(env: Env) -> None:
 def test_multiprobe_shares_event(env: Env) -> None:
     assert env.write("f:fprobes/multi vfs_read\nf:fprobes/multi vfs_write\n") == 0
     assert env.show() == "f:fprobes/multi vfs_read\nf:fprobes/multi vfs_write\n"
-    assert len([k for k in env.events.calls if k[0] == "fprobes"]) == 1
+    assert len([c for c in env.k.events.calls if c.system == "fprobes"]) == 1
     # removing by name removes every probe of the event
     assert env.write("-:fprobes/multi") == 0
     assert env.show() == ""
-    assert ("fprobes", "multi") not in env.events.calls
+    assert env.k.events.find_event("fprobes", "multi") is None
 
 
 def test_busy_event_cannot_be_removed(env: Env) -> None:
     assert env.write("f:myprobe vfs_read") == 0
     pe = env.kind.probes()[0].event
-    file = object()
+    file = env.k.events.file(env.k.trace.global_trace, pe.call)
     assert pe.call.reg(pe.call, 0, file) == 0
     assert env.write("-:myprobe") == errno.EBUSY
     assert env.dyn.release_all() == -errno.EBUSY
@@ -541,7 +504,6 @@ def test_record_roundtrip_types(env: Env) -> None:
     tp: TraceProbe = env.kind.probes()[0].tp
     mem = Mem({0x1000: b"hello\0XYZ" + (0x2000).to_bytes(8, "little"), 0x2000: b"w\0"})
     fe = FetchEnv(Regs([0x1FF, -2 & (2**64 - 1), 0xABCD, 0x1000]), mem, b"bash")
-    from tracefs_sim.kernel.trace_probe import get_data_size
     dsize = get_data_size(tp, fe)
     assert dsize == 6 + 5 + 4 + 2
     head = 16

@@ -22,7 +22,6 @@ from . import (
     trace_dynevent,
     trace_eprobe,
     trace_events,
-    trace_events_filter,
     trace_events_hist,
     trace_events_synth,
     trace_fprobe,
@@ -39,6 +38,7 @@ from .fgraph import Fgraph
 from .fprobe import FprobeCore
 from .ftrace import Ftrace
 from .kallsyms import Kallsyms
+from .kprobes import KprobeCore
 from .mm import Memory
 from .sched import TASK_COMM_LEN, Sched, Task
 from .trace import Tracing
@@ -51,7 +51,7 @@ from .trace_events_trigger import TriggerCommands
 from .trace_fprobe import FprobeEvents
 from .trace_functions import FunctionTracer
 from .trace_functions_graph import GraphTracer
-from .trace_kprobe import KprobeCore, KprobeEvents
+from .trace_kprobe import KprobeEvents
 from .trace_output import register_core_printers
 from .trace_stack import StackTracer
 from .trace_uprobe import UprobeEvents
@@ -118,7 +118,6 @@ class Kernel:
         self.ftrace = ftrace.boot(self)
         self.fgraph = fgraph.boot(self)
         self.events = trace_events.boot(self)
-        self.events.filters = trace_events_filter
         self.events.triggers = TriggerCommands(self, self.events)
         self.hists = trace_events_hist.boot(self)
         self.function_tracer = trace_functions.boot(self)

@@ -523,22 +523,21 @@ class Tracing:
         text = data[:cnt]
         start = off + _PRINT_HDR.size
         marker = self._marker_file(tr)
-        rec = None
+        rec = b""
+        tt = 0
         if marker is not None and marker.triggers:
             # the triggers of events/ftrace/print see the text without the added newline
             buf[start:start + cnt] = text
             buf[start + cnt] = 0
             rec = bytes(buf[off:off + size])
-            trig = marker.events.triggers
-            if trig is not None:
-                trig.call_pre(marker, rec)
+            tt = marker.events.triggers.event_triggers_call(marker, rec)
         if not text.endswith(b"\n"):
             text += b"\n"
         buf[start:start + len(text)] = text
         buf[start + len(text)] = 0
         tr.event_commit(cpu)
-        if rec is not None and marker is not None and marker.events.triggers is not None:
-            marker.events.triggers.call_post(marker, rec, True)
+        if tt and marker is not None:
+            marker.events.triggers.event_triggers_post_call(marker, tt, rec)
         return cnt
 
     def _marker_file(self, tr: TraceArray) -> EventFile | None:

@@ -12,8 +12,9 @@ the list of live dynamic events.  The ``dynamic_events`` file is just:
   line stops the write and its errno is returned to the writer.
 
 The kinds return ``0`` or ``-errno`` like the kernel; only ``write``/``open_trunc``
-raise ``KernelError``.  The probe log (``ProbeLog``) lives here because the kernel
-serializes it with ``dyn_event_ops_mutex``.
+raise ``KernelError``.  The probe log (``ProbeLog``, trace_probe.c's
+``trace_probe_log``) lives here: one per kernel, used by every kind while it parses a
+command, which the kernel serializes with ``dyn_event_ops_mutex``.
 """
 
 from __future__ import annotations
@@ -23,12 +24,69 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Protocol
 
 from .errors import KernelError
-from .trace_probe import ProbeLog, argv_split
+from .lib import argv_split
 
 if TYPE_CHECKING:
     from .core import Kernel
+    from .trace_probe import ProbeErr
 
 WRITE_BUFSIZE = 4096
+
+
+LogErrFn = Callable[[str, str, str, int], None]
+
+
+class ProbeLog:
+    """``struct trace_probe_log`` + its helpers; one per Kernel (the kernel's static,
+    serialized by dyn_event_ops_mutex).
+
+    ``sink(loc, cmd, err_text, pos)`` is ``tracing_log_err`` on the global trace array
+    (``tr.log_err``); ``loc`` gets the ``": error: "`` suffix there.
+    """
+
+    __slots__ = ("sink", "subsystem", "argv", "index")
+
+    def __init__(self, sink: LogErrFn | None = None) -> None:
+        self.sink = sink
+        self.subsystem = ""
+        self.argv: list[str] | None = None
+        self.index = 0
+
+    def init(self, subsystem: str, argv: list[str]) -> None:
+        self.subsystem = subsystem
+        self.argv = argv
+        self.index = 0
+
+    def clear(self) -> None:
+        self.subsystem = ""
+        self.argv = None
+        self.index = 0
+
+    def set_index(self, index: int) -> None:
+        self.index = index
+
+    def command_and_pos(self, offset: int) -> tuple[str, int]:
+        """The command text and caret position exactly as ``__trace_probe_log_err``."""
+        argv = self.argv or []
+        length = pos = 0
+        for i, a in enumerate(argv):
+            if i == self.index:
+                pos = length
+            length += len(a.encode("latin-1", "replace")) + 1
+        if self.index >= len(argv):
+            # Next to the last arg + space (len includes the NUL).
+            pos = length
+            offset = 0
+        return " ".join(argv), (pos + offset) & 0xFFFF
+
+    def err(self, offset: int, err: ProbeErr) -> None:
+        """trace_probe_log_err(): ``err``'s text with the caret ``offset`` bytes into the
+        current argument."""
+        if not self.argv:
+            return
+        cmd, pos = self.command_and_pos(offset)
+        if self.sink is not None:
+            self.sink(self.subsystem, cmd, err.value, pos)
 
 
 class DynEvent:
@@ -65,23 +123,17 @@ class DynEventOps(Protocol):
 class DynEvents:
     """The dyn_event_ops_list + dyn_event_list of one kernel."""
 
-    def __init__(self, kernel: Kernel | None = None,
-                 log_err: Callable[[str, str, str, int], None] | None = None) -> None:
+    def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self.ops_list: list[DynEventOps] = []
         self.events: list[DynEvent] = []
-        if log_err is None and kernel is not None:
-            log_err = kernel.trace.global_trace.log_err
-        self.probe_log = ProbeLog(log_err)
+        self.probe_log = ProbeLog(kernel.trace.global_trace.log_err)
         # Called after a release: tracing_reset_all_online_cpus().
         self.on_release: list[Callable[[], None]] = []
 
     # ------------------------------------------------------------------ registry
     def register(self, ops: DynEventOps) -> int:
         """``dyn_event_register``."""
-        for name in ("create", "show", "is_busy", "free", "match"):
-            if not callable(getattr(ops, name, None)):
-                return -errno.EINVAL
         self.ops_list.append(ops)
         return 0
 
@@ -96,8 +148,9 @@ class DynEvents:
         except ValueError:
             pass
 
-    def of_kind(self, ops: DynEventOps) -> list[DynEvent]:
-        return [ev for ev in self.events if ev.ops is ops]
+    def of_kind(self, ops: DynEventOps | None) -> list[DynEvent]:
+        """The events of one kind (a copy: the caller may free them), or all of them."""
+        return [ev for ev in self.events if ops is None or ev.ops is ops]
 
     # ------------------------------------------------------------------ commands
     def create(self, raw_command: str) -> int:
@@ -139,32 +192,25 @@ class DynEvents:
         if system is None and event == "":
             return -errno.EINVAL
         ret = -errno.ENOENT
-        for ev in list(self.events):
-            if type_ is not None and ev.ops is not type_:
-                continue
-            if not ev.ops.match(system, event, argv[1:], ev):
-                continue
-            ret = ev.ops.free(ev)
-            if ret:
-                break
+        for ev in self.of_kind(type_):
+            if ev.ops.match(system, event, argv[1:], ev):
+                ret = ev.ops.free(ev)
+                if ret:
+                    break
         self._reset_buffers()
         return ret
 
     def release_all(self, type_: DynEventOps | None = None) -> int:
         """``dyn_events_release_all``: EBUSY (nothing freed) if any matching one is busy."""
         ret = 0
-        for ev in self.events:
-            if type_ is not None and ev.ops is not type_:
-                continue
-            if ev.ops.is_busy(ev):
-                self._reset_buffers()
-                return -errno.EBUSY
-        for ev in list(self.events):
-            if type_ is not None and ev.ops is not type_:
-                continue
-            ret = ev.ops.free(ev)
-            if ret:
-                break
+        events = self.of_kind(type_)
+        if any(ev.ops.is_busy(ev) for ev in events):
+            ret = -errno.EBUSY
+        else:
+            for ev in events:
+                ret = ev.ops.free(ev)
+                if ret:
+                    break
         self._reset_buffers()
         return ret
 

@@ -1,4 +1,4 @@
-"""Trace events (kernel/trace/trace_events.c, trace_export.c, the TRACE_EVENT output).
+"""Trace events (kernel/trace/trace_events.c, trace_export.c, the TRACE_EVENT glue).
 
 ``TraceEvents`` (``k.events``) owns:
 
@@ -13,15 +13,30 @@
 * the tracepoints the workload fires: ``tracepoint(name)`` returns a ``Tracepoint``
   whose ``enabled`` is a plain attribute (true while an instance has the event
   enabled, soft mode included, or a probe is attached) and whose ``fire(*values)``
-  packs one record into every enabled instance after the filters;
-* one printer per event (the print fmt compiled once, lazily, into Python).
+  writes one record into every linked event file;
+* one printer per event (the print fmt compiled once, lazily: trace_events_fmt.py).
 
-The print fmt compiler understands the C subset the formats use: ``REC->field``,
-arithmetic, casts, ternaries, ``__print_flags``/``__print_symbolic`` (and ``_u64``),
-``__get_str``, ``__get_dynamic_array(_len)``, ``__print_hex(_str)``, ``__print_array``,
-``__print_dynamic_array``, ``__get_bitmask``; printf conversions with flags, width,
-precision, length modifiers and the ``%p`` extensions.  A format it cannot compile
-prints ``field=value`` pairs instead.
+The record path
+---------------
+Every event record — static tracepoints, synthetic events, every probe kind — goes
+through the same three steps, in the kernel's order (trace_event_raw_event_*,
+__kprobe_trace_func, __fentry_trace_func, __uprobe_trace_func, __eprobe_trace_func,
+trace_event_raw_event_synth):
+
+1. ``trace_trigger_soft_disabled(file)``: a file in TRIGGER_MODE whose triggers need no
+   record runs them now, unconditionally; a SOFT_DISABLED file then stops here;
+2. ``trace_event_buffer_reserve(file, size)``: the pid filter (``set_event_pid`` /
+   ``set_event_notrace_pid``, EVENT_FILE_FL_PID_FILTER) drops the record, else it gets
+   a zeroed buffer with its ``struct trace_entry`` filled; the writer fills the rest;
+3. ``trace_event_buffer_commit(file, rec)`` (``__event_trigger_test_discard``): with
+   TRIGGER_COND the triggers see the record (those that must run after it is written
+   are deferred), a SOFT_DISABLED record or one the event ``filter`` rejects is
+   discarded, anything else is copied into the ring buffer; the deferred triggers run.
+
+The record is built outside the ring buffer and copied in at commit: the kernel's
+``trace_buffered_event`` path, which it takes whenever a file is filtered or soft
+disabled.  For an unfiltered file the kernel reserves in place instead; the bytes that
+end up in the buffer are the same, and this way a discarded record never touches it.
 """
 
 from __future__ import annotations
@@ -32,64 +47,69 @@ import re
 import struct
 from collections.abc import Callable, Iterable
 from importlib import resources
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import KernelError
+from .trace_events_fmt import (
+    Arr,
+    Ctx,
+    FmtCompiler,
+    FmtError,
+    dyn_arr,
+    dyn_str,
+    field_reader,
+    mask_int,
+    print_array,
+)
+from .trace_events_h import (
+    COMMON_FIELDS,
+    EVENT_FILE_FL_ENABLED,
+    EVENT_FILE_FL_FILTERED,
+    EVENT_FILE_FL_FREED,
+    EVENT_FILE_FL_PID_FILTER,
+    EVENT_FILE_FL_RECORDED_CMD,
+    EVENT_FILE_FL_RECORDED_TGID,
+    EVENT_FILE_FL_SOFT_DISABLED,
+    EVENT_FILE_FL_SOFT_MODE,
+    EVENT_FILE_FL_TRIGGER_COND,
+    EVENT_FILE_FL_TRIGGER_MODE,
+    EVENT_FILE_FL_WAS_ENABLED,
+    GENERIC_FIELDS,
+    TRACE_EVENT_FL_DYNAMIC,
+    TRACE_EVENT_FL_IGNORE_ENABLE,
+    TRACE_EVENT_FL_TRACEPOINT,
+    TRACE_REG_REGISTER,
+    TRACE_REG_UNREGISTER,
+    Field,
+    FieldValue,
+)
+from .trace_flags import ITER_EVENT_FORK, ITER_RECORD_CMD, ITER_RECORD_TGID, ITER_VERBOSE
 from .trace_output import Printer, TraceIter
+from .trace_parser import TraceParser
 
 if TYPE_CHECKING:
     from .core import Kernel
+    from .kallsyms import Kallsyms
     from .trace import TraceArray
-
-# ----------------------------------------------------------------------------- flags
-# trace_event_call.flags (include/linux/trace_events.h)
-TRACE_EVENT_FL_FILTERED = 1 << 0
-TRACE_EVENT_FL_CAP_ANY = 1 << 1
-TRACE_EVENT_FL_NO_SET_FILTER = 1 << 2
-TRACE_EVENT_FL_IGNORE_ENABLE = 1 << 3
-TRACE_EVENT_FL_TRACEPOINT = 1 << 4
-TRACE_EVENT_FL_DYNAMIC = 1 << 5
-TRACE_EVENT_FL_KPROBE = 1 << 6
-TRACE_EVENT_FL_UPROBE = 1 << 7
-TRACE_EVENT_FL_EPROBE = 1 << 8
-TRACE_EVENT_FL_FPROBE = 1 << 9
-TRACE_EVENT_FL_CUSTOM = 1 << 10
-
-# trace_event_file.flags
-EVENT_FILE_FL_ENABLED = 1 << 0
-EVENT_FILE_FL_RECORDED_CMD = 1 << 1
-EVENT_FILE_FL_RECORDED_TGID = 1 << 2
-EVENT_FILE_FL_FILTERED = 1 << 3
-EVENT_FILE_FL_NO_SET_FILTER = 1 << 4
-EVENT_FILE_FL_SOFT_MODE = 1 << 5
-EVENT_FILE_FL_SOFT_DISABLED = 1 << 6
-EVENT_FILE_FL_TRIGGER_MODE = 1 << 7
-EVENT_FILE_FL_TRIGGER_COND = 1 << 8
-EVENT_FILE_FL_PID_FILTER = 1 << 9
-EVENT_FILE_FL_WAS_ENABLED = 1 << 10
-EVENT_FILE_FL_FREED = 1 << 11
-
-TRACE_REG_REGISTER = 0
-TRACE_REG_UNREGISTER = 1
-
-# filter types (trace_events.h enum filter_type)
-FILTER_OTHER = 0
-FILTER_STATIC_STRING = 1
-FILTER_DYN_STRING = 2
-FILTER_RDYN_STRING = 3
-FILTER_PTR_STRING = 4
-FILTER_TRACE_FN = 5
-FILTER_CPUMASK = 6
-FILTER_COMM = 7
-FILTER_CPU = 8
-FILTER_STACKTRACE = 9
+    from .trace_events_filter import EventFilter
+    from .trace_events_trigger import TriggerCommands, TriggerData
 
 EVENT_BUF_SIZE = 127          # trace_events.c: EVENT_BUF_SIZE
 PID_MAX_DEFAULT = 0x8000
 TRACE_LAST_TYPE = 20          # __TRACE_LAST_TYPE: first id the ida hands out
 TRACE_EVENT_TYPE_MAX = (1 << 16) - 1
 
-_ENTRY = struct.Struct("<HBBi")
+_ENTRY = struct.Struct("<HBBi")     # struct trace_entry
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
+_INT_FMT = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h", (4, False): "I",
+            (4, True): "i", (8, False): "Q", (8, True): "q"}
+
+# class->reg(): what an event class does when a file enables or disables it
+RegFn = Callable[["EventCall", int, "EventFile | None"], int]
+# a tracepoint probe: a callback (with its data when it has some) or the address of a
+# __probestub_NAME function that the stub caller runs through its ftrace site
+ProbeFn = Callable[..., None]
 
 
 # ============================================================================ data
@@ -120,105 +140,6 @@ def split_formats(blob: bytes) -> list[tuple[str, str, int, bytes]]:
     return out
 
 
-# ============================================================================ fields
-def filter_assign_type(type_: str) -> int:
-    """trace_events_filter.c filter_assign_type()."""
-    if "__data_loc" in type_:
-        if "char" in type_:
-            return FILTER_DYN_STRING
-        if "cpumask_t" in type_:
-            return FILTER_CPUMASK
-    if "__rel_loc" in type_ and "char" in type_:
-        return FILTER_RDYN_STRING
-    if "[" in type_ and "char" in type_:
-        return FILTER_STATIC_STRING
-    if type_ in ("char *", "const char *"):
-        return FILTER_PTR_STRING
-    return FILTER_OTHER
-
-
-class Field:
-    """``struct ftrace_event_field`` plus what packing/printing need.
-
-    ``type`` is the kernel's internal type string (``char[16]``, ``__data_loc char[]``).
-    """
-
-    __slots__ = ("type", "name", "offset", "size", "is_signed", "filter_type", "len",
-                 "elem_size", "count", "is_dynamic", "is_rel", "is_char", "is_ptr")
-
-    def __init__(self, type_: str, name: str, offset: int, size: int, is_signed: bool,
-                 filter_type: int = FILTER_OTHER, length: int = 0) -> None:
-        self.type = type_
-        self.name = name
-        self.offset = offset
-        self.size = size
-        self.is_signed = bool(is_signed)
-        self.filter_type = filter_assign_type(type_) if filter_type == FILTER_OTHER else filter_type
-        self.is_dynamic = type_.startswith("__data_loc")
-        self.is_rel = type_.startswith("__rel_loc")
-        base = type_.split("[", 1)[0].strip()
-        for pre in ("__data_loc ", "__rel_loc "):
-            if base.startswith(pre):
-                base = base[len(pre):]
-        self.is_ptr = base.endswith("*")
-        self.is_char = base in ("char", "unsigned char", "signed char", "const char") and not self.is_ptr
-        self.len = length
-        if "[" in type_ and not (self.is_dynamic or self.is_rel):
-            inner = type_[type_.index("[") + 1:type_.index("]")]
-            count = int(inner, 0) if inner.strip().isdigit() else 0
-            self.count = count or length
-            self.elem_size = size // self.count if self.count else 1
-        else:
-            self.count = 0
-            self.elem_size = _type_size(base) if (self.is_dynamic or self.is_rel) else size
-
-    def decl(self) -> str:
-        """The ``field:`` declaration as f_show prints it."""
-        t = self.type
-        br = t.find("[")
-        if br < 0 or t.startswith("__data_loc"):
-            return f"{t} {self.name}"
-        if self.len:
-            return f"{t[:br]} {self.name}[{self.len}]"
-        return f"{t[:br]} {self.name}[]"
-
-    def __repr__(self) -> str:
-        return f"Field({self.type!r}, {self.name!r}, {self.offset}, {self.size}, {self.is_signed})"
-
-
-_TYPE_SIZES = {
-    "char": 1, "unsigned char": 1, "signed char": 1, "u8": 1, "s8": 1, "__u8": 1, "__s8": 1,
-    "bool": 1, "_Bool": 1, "short": 2, "unsigned short": 2, "u16": 2, "s16": 2, "__u16": 2,
-    "__s16": 2, "__le16": 2, "__be16": 2, "int": 4, "unsigned int": 4, "unsigned": 4, "u32": 4,
-    "s32": 4, "__u32": 4, "__s32": 4, "__le32": 4, "__be32": 4, "pid_t": 4, "long": 8,
-    "unsigned long": 8, "long long": 8, "unsigned long long": 8, "u64": 8, "s64": 8, "__u64": 8,
-    "__s64": 8, "size_t": 8, "ssize_t": 8, "dma_addr_t": 8, "gfp_t": 4, "umode_t": 2,
-}
-
-
-def _type_size(base: str) -> int:
-    base = base.replace("const ", "").replace("volatile ", "").strip()
-    if base.endswith("*"):
-        return 8
-    return _TYPE_SIZES.get(base, 1)
-
-
-COMMON_FIELDS: tuple[Field, ...] = (
-    Field("unsigned short", "common_type", 0, 2, False),
-    Field("unsigned char", "common_flags", 2, 1, False),
-    Field("unsigned char", "common_preempt_count", 3, 1, False),
-    Field("int", "common_pid", 4, 4, True),
-)
-# ftrace_generic_fields: looked up after the event's own fields
-GENERIC_FIELDS: tuple[Field, ...] = (
-    Field("int", "CPU", 0, 0, True, FILTER_CPU),
-    Field("int", "cpu", 0, 0, True, FILTER_CPU),
-    Field("int", "common_cpu", 0, 0, True, FILTER_CPU),
-    Field("char *", "COMM", 0, 0, True, FILTER_COMM),
-    Field("char *", "comm", 0, 0, True, FILTER_COMM),
-    Field("char *", "stacktrace", 0, 0, True, FILTER_STACKTRACE),
-    Field("char *", "STACKTRACE", 0, 0, True, FILTER_STACKTRACE),
-)
 
 _FIELD_RE = re.compile(r"\tfield:(.*?);\toffset:(\d+);\tsize:(\d+);\tsigned:(-?\d+);")
 
@@ -260,923 +181,32 @@ def parse_format(text: str) -> tuple[list[Field], str]:
     return fields, fmt
 
 
-# ============================================================================ printing
-class FmtError(Exception):
-    """A print fmt the compiler does not understand."""
-
-
-class Arr:
-    """A run of bytes in the record (array field / dynamic array) with its element size."""
-
-    __slots__ = ("data", "elem", "signed")
-
-    def __init__(self, data: bytes, elem: int, signed: bool = False) -> None:
-        self.data = data
-        self.elem = elem
-        self.signed = signed
-
-    def item(self, i: int) -> int:
-        e = self.elem
-        if i < 0 or (i + 1) * e > len(self.data):
-            return 0
-        return int.from_bytes(self.data[i * e:(i + 1) * e], "little", signed=self.signed)
-
-    def cstr(self) -> str:
-        raw = self.data
-        nul = raw.find(b"\0")
-        return (raw if nul < 0 else raw[:nul]).decode("utf-8", "replace")
-
-
-Ctx = tuple  # (buf, off, size, it)
-Ev = Callable[[Ctx], Any]
-
-_TOKEN_RE = re.compile(r"""
-    (?P<ws>\s+)
-  | (?P<str>"(?:[^"\\]|\\.)*")
-  | (?P<chr>'(?:[^'\\]|\\.)+')
-  | (?P<num>0[xX][0-9a-fA-F]+[uUlL]*|\d+[uUlL]*)
-  | (?P<id>[A-Za-z_][A-Za-z0-9_]*)
-  | (?P<op>->|<<|>>|<=|>=|==|!=|&&|\|\||[-+*/%&|^~!<>?:(),{}\[\].])
-""", re.X | re.S)
-
-_ESC = {"n": "\n", "t": "\t", "\\": "\\", '"': '"', "'": "'", "0": "\0", "r": "\r"}
-
-
-def _unescape(s: str) -> str:
-    out = []
-    i = 0
-    while i < len(s):
-        c = s[i]
-        if c == "\\" and i + 1 < len(s):
-            out.append(_ESC.get(s[i + 1], s[i + 1]))
-            i += 2
-        else:
-            out.append(c)
-            i += 1
-    return "".join(out)
-
-
-def tokenize(text: str) -> list[tuple[str, str]]:
-    toks = []
-    pos = 0
-    n = len(text)
-    while pos < n:
-        m = _TOKEN_RE.match(text, pos)
-        if m is None:
-            raise FmtError(f"bad char {text[pos]!r}")
-        pos = m.end()
-        kind = m.lastgroup
-        if kind == "ws":
-            continue
-        toks.append((kind, m.group(kind)))
-    toks.append(("end", ""))
-    return toks
-
-
-_TYPE_WORDS = frozenset(("unsigned", "signed", "long", "int", "short", "char", "void", "const",
-                         "struct", "bool", "_Bool", "volatile", "enum", "union")) | frozenset(_TYPE_SIZES)
-
-
-class _Node:
-    """AST node: ('kind', ...)."""
-
-
-def _mask(v: int, bits: int, signed: bool) -> int:
-    v &= (1 << bits) - 1
-    if signed and v >> (bits - 1):
-        v -= 1 << bits
-    return v
-
-
-def _to_int(v: Any) -> int:
-    if isinstance(v, int):
-        return v
-    if isinstance(v, Arr):
-        return 1   # a pointer to data: non-NULL
-    if isinstance(v, str):
-        return 1
-    return int(bool(v))
-
-
-# enum constants some print fmts use without TRACE_DEFINE_ENUM (values of 6.12 x86_64)
-ENUM_VALUES: dict[str, int] = {
-    "HRTIMER_MODE_ABS": 0, "HRTIMER_MODE_REL": 1, "HRTIMER_MODE_PINNED": 2,
-    "HRTIMER_MODE_SOFT": 4, "HRTIMER_MODE_HARD": 8, "HRTIMER_MODE_ABS_PINNED": 2,
-    "HRTIMER_MODE_REL_PINNED": 3, "HRTIMER_MODE_ABS_SOFT": 4, "HRTIMER_MODE_REL_SOFT": 5,
-    "HRTIMER_MODE_ABS_PINNED_SOFT": 6, "HRTIMER_MODE_REL_PINNED_SOFT": 7,
-    "HRTIMER_MODE_ABS_HARD": 8, "HRTIMER_MODE_REL_HARD": 9, "HRTIMER_MODE_ABS_PINNED_HARD": 10,
-    "HRTIMER_MODE_REL_PINNED_HARD": 11,
-    # a variable, not an enum: the kmem page events print (struct page *)vmemmap_base + pfn
-    "vmemmap_base": 0xFFFFEA0000000000,
-}
-
-
-class FmtCompiler:
-    """Compile one print fmt (``"FMT", ARGS...``) into ``render(ctx) -> str``."""
-
-    def __init__(self, call: EventCall, kernel: Kernel | None) -> None:
-        self.call = call
-        self.kernel = kernel
-        self.fields = {f.name: f for f in call.fields}
-        self.toks: list[tuple[str, str]] = []
-        self.i = 0
-
-    # ----------------------------------------------------------- tokens
-    def peek(self, k: int = 0) -> tuple[str, str]:
-        return self.toks[min(self.i + k, len(self.toks) - 1)]
-
-    def take(self) -> tuple[str, str]:
-        t = self.toks[self.i]
-        self.i += 1
-        return t
-
-    def expect(self, val: str) -> None:
-        t = self.take()
-        if t[1] != val:
-            raise FmtError(f"expected {val!r}, got {t[1]!r}")
-
-    # ----------------------------------------------------------- top level
-    def compile(self, print_fmt: str) -> Callable[[Ctx], str]:
-        self.toks = tokenize(print_fmt)
-        self.i = 0
-        kind, first = self.take()
-        if kind != "str":
-            raise FmtError("print fmt does not start with a string")
-        fmt = _unescape(first[1:-1])
-        while self.peek()[0] == "str":   # adjacent literals
-            fmt += _unescape(self.take()[1][1:-1])
-        args: list[Ev] = []
-        while self.peek()[1] == ",":
-            self.take()
-            args.append(self.expr())
-        if self.peek()[0] != "end":
-            raise FmtError(f"trailing {self.peek()[1]!r}")
-        return compile_printf(fmt, args, self.kernel)
-
-    # ----------------------------------------------------------- expressions
-    _BINPREC = {"||": 1, "&&": 2, "|": 3, "^": 4, "&": 5, "==": 6, "!=": 6, "<": 7, "<=": 7,
-                ">": 7, ">=": 7, "<<": 8, ">>": 8, "+": 9, "-": 9, "*": 10, "/": 10, "%": 10}
-
-    def expr(self) -> Ev:
-        cond = self.binary(1)
-        if self.peek()[1] == "?":
-            self.take()
-            a = self.expr()
-            self.expect(":")
-            b = self.expr()
-            return lambda c: a(c) if _to_int(cond(c)) else b(c)
-        return cond
-
-    def binary(self, minprec: int) -> Ev:
-        left = self.unary()
-        while True:
-            op = self.peek()[1]
-            prec = self._BINPREC.get(op) if self.peek()[0] == "op" else None
-            if prec is None or prec < minprec:
-                return left
-            self.take()
-            right = self.binary(prec + 1)
-            left = _binop(op, left, right)
-
-    def unary(self) -> Ev:
-        kind, val = self.peek()
-        if kind == "op" and val in ("-", "+", "!", "~", "*", "&"):
-            self.take()
-            sub = self.unary()
-            if val == "-":
-                return lambda c: -_to_int(sub(c))
-            if val == "+":
-                return sub
-            if val == "!":
-                return lambda c: int(not _to_int(sub(c)))
-            if val == "~":
-                return lambda c: ~_to_int(sub(c))
-            if val == "&":
-                return sub        # &REC->field[0] and friends: the data itself
-            return lambda c: _deref(sub(c))
-        if kind == "op" and val == "(" and self._is_cast():
-            self.take()
-            tname = []
-            while self.peek()[1] != ")":
-                tname.append(self.take()[1])
-            self.take()
-            sub = self.unary()
-            return _cast(" ".join(tname), sub)
-        if kind == "id" and val == "sizeof":
-            self.take()
-            self.expect("(")
-            depth = 1
-            words = []
-            while depth:
-                t = self.take()[1]
-                if t == "(":
-                    depth += 1
-                elif t == ")":
-                    depth -= 1
-                    if not depth:
-                        break
-                words.append(t)
-            size = _sizeof(" ".join(words), self.fields)
-            return lambda c: size
-        return self.postfix()
-
-    def _is_cast(self) -> bool:
-        j = 1
-        seen = False
-        while True:
-            kind, val = self.peek(j)
-            if kind == "id" and (val in _TYPE_WORDS or (seen and val not in ("REC",))
-                                 or val.endswith("_t") or val.startswith("__u") or val.startswith("__s")):
-                seen = True
-            elif kind == "op" and val == "*" and seen:
-                pass
-            elif kind == "op" and val == ")" and seen:
-                return self.peek(j + 1)[1] not in (")", ",", "?", ":", "") and \
-                    self.peek(j + 1)[0] != "end" and \
-                    (self.peek(j + 1)[1] not in self._BINPREC or self.peek(j + 1)[1] in ("-", "*", "&"))
-            else:
-                return False
-            j += 1
-
-    def postfix(self) -> Ev:
-        node = self.primary()
-        while True:
-            val = self.peek()[1]
-            if val == "[":
-                self.take()
-                idx = self.expr()
-                self.expect("]")
-                node = _index(node, idx)
-            elif val in (".", "->") and self.peek(1)[0] == "id":
-                raise FmtError("member access")
-            else:
-                return node
-
-    def primary(self) -> Ev:
-        kind, val = self.take()
-        if kind == "num":
-            v = int(val.rstrip("uUlL"), 0)
-            return lambda c: v
-        if kind == "chr":
-            ch = ord(_unescape(val[1:-1])[0])
-            return lambda c: ch
-        if kind == "str":
-            s = _unescape(val[1:-1])
-            while self.peek()[0] == "str":
-                s += _unescape(self.take()[1][1:-1])
-            return lambda c: s
-        if kind == "op" and val == "(":
-            e = self.expr()
-            while self.peek()[1] == ",":   # comma operator
-                self.take()
-                e = self.expr()
-            self.expect(")")
-            return e
-        if kind == "id":
-            if val == "REC":
-                self.expect("->")
-                name = self.take()[1]
-                return self.field_ref(name)
-            if self.peek()[1] == "(":
-                return self.call_fn(val)
-            if val in ("true", "false"):
-                b = int(val == "true")
-                return lambda c: b
-            if val == "NULL":
-                return lambda c: 0
-            if val in ENUM_VALUES:
-                ev = ENUM_VALUES[val]
-                return lambda c: ev
-            raise FmtError(f"identifier {val}")
-        raise FmtError(f"unexpected {val!r}")
-
-    # ----------------------------------------------------------- record access
-    def field(self, name: str) -> Field:
-        f = self.fields.get(name)
-        if f is None:
-            for cf in COMMON_FIELDS:
-                if cf.name == name:
-                    return cf
-            raise FmtError(f"no field {name}")
-        return f
-
-    def field_ref(self, name: str) -> Ev:
-        return field_reader(self.field(name))
-
-    def field_arg(self) -> Field:
-        """The argument of __get_str(field) & co: a bare field name."""
-        kind, name = self.take()
-        if kind != "id":
-            raise FmtError("field name expected")
-        return self.field(name)
-
-    def call_fn(self, name: str) -> Ev:
-        self.expect("(")
-        if name in ("__get_str", "__get_rel_str"):
-            f = self.field_arg()
-            self.expect(")")
-            return _dyn_str(f)
-        if name in ("__get_dynamic_array", "__get_rel_dynamic_array", "__get_bitmask",
-                    "__get_rel_bitmask", "__get_cpumask", "__get_rel_cpumask", "__get_sockaddr",
-                    "__get_rel_sockaddr"):
-            f = self.field_arg()
-            self.expect(")")
-            get = _dyn_arr(f)
-            if "mask" in name:
-                return lambda c: _bitmask_str(get(c))
-            return get
-        if name in ("__get_dynamic_array_len", "__get_rel_dynamic_array_len",
-                    "__get_sockaddr_len", "__get_rel_sockaddr_len"):
-            f = self.field_arg()
-            self.expect(")")
-            off = f.offset
-            return lambda c: _U32.unpack_from(c[0], c[1] + off)[0] >> 16
-        if name == "__print_dynamic_array":
-            f = self.field_arg()
-            self.expect(",")
-            el = self.expr()
-            self.expect(")")
-            get = _dyn_arr(f)
-            return lambda c: _print_array(get(c).data, len(get(c).data) // (el(c) or 1), el(c))
-        args = self.call_args()
-        return _builtin(name, args)
-
-    def call_args(self) -> list[Any]:
-        args: list[Any] = []
-        if self.peek()[1] == ")":
-            self.take()
-            return args
-        while True:
-            if self.peek()[1] == "{":
-                self.take()
-                items = []
-                while self.peek()[1] != "}":
-                    items.append(self.expr())
-                    if self.peek()[1] == ",":
-                        self.take()
-                self.take()
-                args.append(("list", items))
-            else:
-                args.append(self.expr())
-            t = self.take()[1]
-            if t == ")":
-                return args
-            if t != ",":
-                raise FmtError(f"bad call args at {t!r}")
-
-
-_U32 = struct.Struct("<I")
-_U64 = struct.Struct("<Q")
-_INT_FMT = {(1, False): "B", (1, True): "b", (2, False): "H", (2, True): "h", (4, False): "I",
-            (4, True): "i", (8, False): "Q", (8, True): "q"}
-
-
-def field_reader(f: Field) -> Ev:
-    off = f.offset
-    if f.is_dynamic or f.is_rel:
-        return lambda c: _U32.unpack_from(c[0], c[1] + off)[0]
-    if f.count:
-        size, elem, signed = f.size, f.elem_size, f.is_signed
-        if f.is_char:
-            def rd_str(c: Ctx) -> Any:
-                raw = bytes(c[0][c[1] + off:c[1] + off + size])
-                return Arr(raw, 1, signed)
-            return rd_str
-        return lambda c: Arr(bytes(c[0][c[1] + off:c[1] + off + size]), elem, signed)
-    code = _INT_FMT.get((f.size, f.is_signed))
-    if code is None:
-        size = f.size
-        return lambda c: int.from_bytes(c[0][c[1] + off:c[1] + off + size], "little")
-    st = struct.Struct("<" + code)
-    return lambda c: st.unpack_from(c[0], c[1] + off)[0]
-
-
-def _dyn_loc(c: Ctx, f: Field) -> tuple[int, int]:
-    item = _U32.unpack_from(c[0], c[1] + f.offset)[0]
-    start, length = item & 0xFFFF, item >> 16
-    if f.is_rel:
-        start += f.offset + 4
-    return start, length
-
-
-def _dyn_arr(f: Field) -> Ev:
-    def get(c: Ctx) -> Arr:
-        start, length = _dyn_loc(c, f)
-        return Arr(bytes(c[0][c[1] + start:c[1] + start + length]), f.elem_size or 1)
-    return get
-
-
-def _dyn_str(f: Field) -> Ev:
-    def get(c: Ctx) -> str:
-        start, length = _dyn_loc(c, f)
-        raw = bytes(c[0][c[1] + start:c[1] + start + length])
-        nul = raw.find(b"\0")
-        return (raw if nul < 0 else raw[:nul]).decode("utf-8", "replace")
-    return get
-
-
-def _bitmask_str(a: Arr) -> str:
-    """trace_seq_bitmask: ``%*pb`` — 32-bit hex chunks, most significant first."""
-    data = a.data
-    nbits = len(data) * 8
-    val = int.from_bytes(data, "little")
-    chunks = []
-    for i in range((nbits + 31) // 32):
-        chunks.append((val >> (32 * i)) & 0xFFFFFFFF)
-    chunks.reverse()
-    if not chunks:
-        return ""
-    first_bits = nbits - 32 * (len(chunks) - 1)
-    out = [f"{chunks[0]:0{(first_bits + 3) // 4}x}"] + [f"{x:08x}" for x in chunks[1:]]
-    return ",".join(out)
-
-
-def _deref(v: Any) -> Any:
-    if isinstance(v, Arr):
-        return v.item(0)
-    raise FmtError("deref")
-
-
-def _index(node: Ev, idx: Ev) -> Ev:
-    def get(c: Ctx) -> Any:
-        a = node(c)
-        i = _to_int(idx(c))
-        if isinstance(a, Arr):
-            return a.item(i)
-        if isinstance(a, str):
-            return ord(a[i]) if i < len(a) else 0
-        return 0
-    return get
-
-
-def _cdiv(a: int, b: int) -> int:
-    if b == 0:
-        return 0
-    q = abs(a) // abs(b)
-    return q if (a >= 0) == (b >= 0) else -q
-
-
-def _cmod(a: int, b: int) -> int:
-    if b == 0:
-        return 0
-    return a - b * _cdiv(a, b)
-
-
-def _binop(op: str, a: Ev, b: Ev) -> Ev:
-    ti = _to_int
-    if op == "&&":
-        return lambda c: int(bool(ti(a(c))) and bool(ti(b(c))))
-    if op == "||":
-        return lambda c: int(bool(ti(a(c))) or bool(ti(b(c))))
-    fn: Callable[[int, int], int] = {
-        "|": lambda x, y: x | y, "^": lambda x, y: x ^ y, "&": lambda x, y: x & y,
-        "==": lambda x, y: int(x == y), "!=": lambda x, y: int(x != y),
-        "<": lambda x, y: int(x < y), "<=": lambda x, y: int(x <= y),
-        ">": lambda x, y: int(x > y), ">=": lambda x, y: int(x >= y),
-        "<<": lambda x, y: (x << y) & 0xFFFFFFFFFFFFFFFF if 0 <= y < 64 else 0,
-        ">>": lambda x, y: x >> y if y >= 0 else 0,
-        "+": lambda x, y: x + y, "-": lambda x, y: x - y, "*": lambda x, y: x * y,
-        "/": _cdiv, "%": _cmod,
-    }[op]
-    if op in ("==", "!="):
-        def cmp(c: Ctx) -> int:
-            x, y = a(c), b(c)
-            if isinstance(x, str) or isinstance(y, str):
-                return int((x == y) == (op == "=="))
-            return fn(ti(x), ti(y))
-        return cmp
-    return lambda c: fn(ti(a(c)), ti(b(c)))
-
-
-def _ctype_bits(tname: str) -> tuple[int, bool] | None:
-    t = tname.replace("const ", "").replace("volatile ", "").strip()
-    if t.endswith("*"):
-        return 64, False
-    if t in ("unsigned", "unsigned int", "u32", "__u32", "uint32_t", "gfp_t", "unsigned int"):
-        return 32, False
-    if t in ("int", "signed", "signed int", "s32", "__s32", "int32_t", "pid_t"):
-        return 32, True
-    if t in ("long", "long long", "signed long", "s64", "__s64", "int64_t", "ssize_t", "long int"):
-        return 64, True
-    if t in ("unsigned long", "unsigned long long", "u64", "__u64", "uint64_t", "size_t",
-             "unsigned long int"):
-        return 64, False
-    if t in ("short", "signed short", "s16", "__s16"):
-        return 16, True
-    if t in ("unsigned short", "u16", "__u16", "umode_t"):
-        return 16, False
-    if t in ("char", "signed char", "s8", "__s8"):
-        return 8, True
-    if t in ("unsigned char", "u8", "__u8", "bool", "_Bool"):
-        return 8, False
-    return None
-
-
-def _cast(tname: str, sub: Ev) -> Ev:
-    bits = _ctype_bits(tname)
-    if bits is None:
-        return sub
-    nb, signed = bits
-    if tname.replace("const ", "").strip() in ("bool", "_Bool"):
-        return lambda c: int(bool(_to_int(sub(c))))
-
-    def cast(c: Ctx) -> Any:
-        v = sub(c)
-        if isinstance(v, (str, Arr)):
-            return v
-        return _mask(v, nb, signed)
-    return cast
-
-
-def _sizeof(tname: str, fields: dict[str, Field]) -> int:
-    if tname.startswith("REC->") or tname.startswith("REC ->"):
-        name = tname.split(">", 1)[1].strip()
-        if name in fields:
-            return fields[name].size
-    bits = _ctype_bits(tname)
-    if bits is not None:
-        return bits[0] // 8
-    raise FmtError(f"sizeof({tname})")
-
-
-def _sym_list(arg: Any) -> list[tuple[int, str]]:
-    out = []
-    for item in arg[1]:
-        # each item is a {mask, "name"} pair: parsed as a nested list
-        out.append(item)
-    return out
-
-
-def _pairs(args: list[Any]) -> list[tuple[Ev, Ev]]:
-    pairs = []
-    for a in args:
-        if not (isinstance(a, tuple) and a[0] == "list" and len(a[1]) == 2):
-            raise FmtError("flag/symbol list")
-        pairs.append((a[1][0], a[1][1]))
-    return pairs
-
-
-def _const_pairs(args: list[Any]) -> list[tuple[int, str]]:
-    c: Ctx = (b"", 0, 0, None)
-    return [(int(m(c)), str(s(c))) for m, s in _pairs(args)]
-
-
-def print_flags(flags: int, delim: str, table: list[tuple[int, str]]) -> str:
-    """trace_print_flags_seq()."""
-    out = []
-    flags &= 0xFFFFFFFFFFFFFFFF
-    for mask, name in table:
-        if not flags:
-            break
-        if (flags & mask) != mask:
-            continue
-        flags &= ~mask
-        out.append(name)
-    text = delim.join(out)
-    if flags:
-        text += (delim if out else "") + f"0x{flags:x}"
-    return text
-
-
-def print_symbolic(val: int, table: list[tuple[int, str]]) -> str:
-    """trace_print_symbols_seq()."""
-    val &= 0xFFFFFFFFFFFFFFFF
-    for mask, name in table:
-        if val == mask & 0xFFFFFFFFFFFFFFFF:
-            return name
-    return f"0x{val:x}"
-
-
-def _hex_seq(data: bytes, concatenate: bool) -> str:
-    """trace_print_hex_seq(): %*ph per 16 bytes, rows separated by a space."""
-    parts = []
-    for i in range(0, len(data), 16):
-        chunk = data[i:i + 16]
-        parts.append(chunk.hex() if concatenate else " ".join(f"{b:02x}" for b in chunk))
-    return ("" if concatenate else " ").join(parts)
-
-
-def _print_array(data: bytes, count: int, el: int) -> str:
-    """trace_print_array_seq()."""
-    out = []
-    data = data[:count * el] if el in (1, 2, 4, 8) else data[:count]
-    if el not in (1, 2, 4, 8):
-        return "{" + ",".join(f"BAD SIZE:{el} 0x{b:x}" for b in data[:1]) + "}"
-    for i in range(0, len(data) - el + 1, el):
-        v = int.from_bytes(data[i:i + el], "little")
-        out.append(f"0x{v:x}")
-    return "{" + ",".join(out) + "}"
-
-
-def _as_bytes(v: Any) -> bytes:
-    if isinstance(v, Arr):
-        return v.data
-    if isinstance(v, str):
-        return v.encode("latin-1", "replace")
-    return b""
-
-
-def _builtin(name: str, args: list[Any]) -> Ev:
-    if name in ("__print_flags", "__print_flags_u64"):
-        val, delim = args[0], args[1]
-        table = _const_pairs(args[2:])
-        return lambda c: print_flags(_to_int(val(c)), str(delim(c)), table)
-    if name in ("__print_symbolic", "__print_symbolic_u64"):
-        val = args[0]
-        table = _const_pairs(args[1:])
-        return lambda c: print_symbolic(_to_int(val(c)), table)
-    if name in ("__print_hex", "__print_hex_str"):
-        buf, ln = args[0], args[1]
-        concat = name == "__print_hex_str"
-        return lambda c: _hex_seq(_as_bytes(buf(c))[:max(0, _to_int(ln(c)))], concat)
-    if name == "__print_array":
-        arr, cnt, el = args
-        return lambda c: _print_array(_as_bytes(arr(c)), _to_int(cnt(c)), _to_int(el(c)))
-    if name == "__print_ns_to_secs":
-        v = args[0]
-        return lambda c: str(_to_int(v(c)) // 1_000_000_000)
-    if name == "__print_ns_without_secs":
-        v = args[0]
-        return lambda c: str(_to_int(v(c)) % 1_000_000_000)
-    if name in ("is_compat_task", "in_compat_syscall"):
-        return lambda c: 0
-    if name in ("MAJOR", "MINOR") and len(args) == 1:
-        v = args[0]
-        if name == "MAJOR":
-            return lambda c: _to_int(v(c)) >> 20
-        return lambda c: _to_int(v(c)) & ((1 << 20) - 1)
-    if name in ("jiffies_to_msecs", "ktime_to_ns", "ktime_to_us") and len(args) == 1:
-        v = args[0]
-        if name == "jiffies_to_msecs":
-            return lambda c: _to_int(v(c)) * 4   # HZ=250
-        if name == "ktime_to_us":
-            return lambda c: _to_int(v(c)) // 1000
-        return v
-    raise FmtError(f"function {name}")
-
-
-# --------------------------------------------------------------------- printf
-_SPEC_RE = re.compile(r"%([-+ #0]*)(\*|\d+)?(?:\.(\*|\d+))?(hh|h|ll|l|z|t|j|L)?([diouxXcspn%])")
-
-
-def hashed_ptr(addr: int) -> str:
-    """Plain ``%p``: the kernel prints a hashed id; keep it stable per address."""
-    if not addr:
-        return "0000000000000000"
-    x = (addr * 0x9E3779B97F4A7C15) & 0xFFFFFFFFFFFFFFFF
-    x ^= x >> 29
-    return f"{x & 0xFFFFFFFF:016x}"
-
-
-def _int_conv(v: Any, conv: str, length: str | None) -> int:
-    iv = _to_int(v)
-    bits = 64 if length in ("l", "ll", "z", "t", "j", "L") else 16 if length == "h" else \
-        8 if length == "hh" else 32
-    return _mask(iv, bits, conv in "di")
-
-
-def _pad(s: str, flags: str, width: int) -> str:
-    if width and len(s) < width:
-        return s.ljust(width) if "-" in flags else s.rjust(width)
-    return s
-
-
-def format_int(v: int, conv: str, flags: str, width: int, prec: int | None) -> str:
-    """C printf of one integer conversion (value already masked/sign-extended)."""
-    neg = v < 0
-    a = -v if neg else v
-    if conv in "di" or conv == "u":
-        digits = str(a)
-    elif conv == "o":
-        digits = f"{a:o}"
-    elif conv == "x":
-        digits = f"{a:x}"
-    else:
-        digits = f"{a:X}"
-    if prec is not None:
-        if prec == 0 and a == 0:
-            digits = ""
-        digits = digits.rjust(prec, "0")
-    prefix = ""
-    if neg:
-        prefix = "-"
-    elif conv in "di" and "+" in flags:
-        prefix = "+"
-    elif conv in "di" and " " in flags:
-        prefix = " "
-    if "#" in flags and a:
-        if conv == "x":
-            prefix += "0x"
-        elif conv == "X":
-            prefix += "0X"
-        elif conv == "o" and not digits.startswith("0"):
-            digits = "0" + digits
-    if "0" in flags and "-" not in flags and prec is None and width:
-        digits = digits.rjust(width - len(prefix), "0")
-    return _pad(prefix + digits, flags, width)
-
-
-def compile_printf(fmt: str, args: list[Ev], kernel: Kernel | None) -> Callable[[Ctx], str]:
-    """Split ``fmt`` into literal text and conversions bound to ``args``."""
-    parts: list[Any] = []
-    pos = 0
-    ai = 0
-
-    def next_arg() -> Ev:
-        nonlocal ai
-        if ai >= len(args):
-            raise FmtError("too few args")
-        a = args[ai]
-        ai += 1
-        return a
-
-    while True:
-        j = fmt.find("%", pos)
-        if j < 0:
-            if pos < len(fmt):
-                parts.append(fmt[pos:])
-            break
-        if j > pos:
-            parts.append(fmt[pos:j])
-        m = _SPEC_RE.match(fmt, j)
-        if m is None:
-            raise FmtError(f"bad conversion at {fmt[j:j + 4]!r}")
-        flags, width, prec, length, conv = m.groups()
-        end = m.end()
-        if conv == "%":
-            parts.append("%")
-            pos = end
-            continue
-        wfn = next_arg() if width == "*" else None
-        pfn = next_arg() if prec == "*" else None
-        wconst = int(width) if width and width != "*" else 0
-        pconst = int(prec) if prec and prec != "*" else None
-        if prec == "" :
-            pconst = 0
-        ext = ""
-        if conv == "p":
-            k = end
-            while k < len(fmt) and fmt[k].isalnum():
-                k += 1
-            ext = fmt[end:k]
-            end = k
-        arg = next_arg()
-        parts.append(_make_conv(conv, flags, wconst, wfn, pconst, pfn, length, ext, arg, kernel))
-        pos = end
-    if ai != len(args):
-        raise FmtError("too many args")
-    if all(isinstance(p, str) for p in parts):
-        text = "".join(parts)
-        return lambda c: text
-
-    def render(c: Ctx) -> str:
-        return "".join(p if isinstance(p, str) else p(c) for p in parts)
-    return render
-
-
-def _make_conv(conv: str, flags: str, wconst: int, wfn: Ev | None, pconst: int | None,
-               pfn: Ev | None, length: str | None, ext: str, arg: Ev,
-               kernel: Kernel | None) -> Ev:
-    def width(c: Ctx) -> tuple[str, int]:
-        if wfn is None:
-            return flags, wconst
-        w = _mask(_to_int(wfn(c)), 32, True)
-        return (flags + "-", -w) if w < 0 else (flags, w)
-
-    def precision(c: Ctx) -> int | None:
-        if pfn is None:
-            return pconst
-        p = _mask(_to_int(pfn(c)), 32, True)
-        return None if p < 0 else p
-
-    if conv in "diouxX":
-        def f_int(c: Ctx) -> str:
-            fl, w = width(c)
-            return format_int(_int_conv(arg(c), conv, length), conv, fl, w, precision(c))
-        return f_int
-    if conv == "c":
-        def f_chr(c: Ctx) -> str:
-            fl, w = width(c)
-            return _pad(chr(_to_int(arg(c)) & 0xFF), fl, w)
-        return f_chr
-    if conv == "s":
-        def f_str(c: Ctx) -> str:
-            v = arg(c)
-            if isinstance(v, Arr):
-                s = v.cstr()
-            elif isinstance(v, str):
-                s = v
-            elif not v:
-                s = "(null)"
-            else:
-                s = "(efault)"
-            p = precision(c)
-            if p is not None:
-                s = s[:p]
-            fl, w = width(c)
-            return _pad(s, fl, w)
-        return f_str
-    if conv == "p":
-        return _make_ptr(ext, flags, width, arg, kernel, wfn)
-    raise FmtError(f"conversion %{conv}")
-
-
-def _make_ptr(ext: str, flags: str, width: Callable[[Ctx], tuple[str, int]], arg: Ev,
-              kernel: Kernel | None, wfn: Ev | None) -> Ev:
-    ks = kernel.kallsyms if kernel is not None else None
-    e0 = ext[:1]
-    if e0 in ("s", "f"):
-        def f_sym(c: Ctx) -> str:
-            a = _to_int(arg(c)) & 0xFFFFFFFFFFFFFFFF
-            s = ks.format_ps(a) if ks is not None else f"0x{a:x}"
-            fl, w = width(c)
-            return _pad(s, fl, w)
-        return f_sym
-    if e0 in ("S", "B", "F"):
-        def f_symoff(c: Ctx) -> str:
-            a = _to_int(arg(c)) & 0xFFFFFFFFFFFFFFFF
-            s = ks.format_pS(a) if ks is not None else f"0x{a:x}"
-            fl, w = width(c)
-            return _pad(s, fl, w)
-        return f_symoff
-    if e0 == "x":
-        def f_raw(c: Ctx) -> str:
-            a = _to_int(arg(c)) & 0xFFFFFFFFFFFFFFFF
-            fl, w = width(c)
-            return _pad(f"{a:016x}", fl, w)
-        return f_raw
-    if e0 == "h":
-        sep = {"C": ":", "D": "-", "N": ""}.get(ext[1:2], " ")
-
-        def f_hex(c: Ctx) -> str:
-            n = _mask(_to_int(wfn(c)), 32, True) if wfn is not None else 1
-            data = _as_bytes(arg(c))[:max(0, min(n, 64))]
-            return sep.join(f"{b:02x}" for b in data)
-        return f_hex
-    if ext[:2] in ("I4", "i4"):
-        dot = "." if ext[0] == "I" else ""
-
-        def f_ip4(c: Ctx) -> str:
-            data = _as_bytes(arg(c))[:4]
-            s = ".".join(str(b) for b in data) if dot else ".".join(f"{b:03d}" for b in data)
-            fl, w = width(c)
-            return _pad(s, fl, w)
-        return f_ip4
-    if ext[:2] in ("I6", "i6"):
-        def f_ip6(c: Ctx) -> str:
-            data = _as_bytes(arg(c))[:16]
-            words = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
-            if ext[:3] == "I6c":
-                import ipaddress
-                try:
-                    return str(ipaddress.IPv6Address(data))
-                except ValueError:
-                    pass
-            sep = ":" if ext[0] == "I" else ""
-            return sep.join(f"{x:04x}" for x in words)
-        return f_ip6
-    if e0 in ("M", "m"):
-        sep = "" if e0 == "m" else ("-" if ext[1:2] == "F" else ":")
-
-        def f_mac(c: Ctx) -> str:
-            return sep.join(f"{b:02x}" for b in _as_bytes(arg(c))[:6])
-        return f_mac
-    if e0 == "U":
-        def f_uuid(c: Ctx) -> str:
-            d = _as_bytes(arg(c))[:16].hex()
-            return f"{d[:8]}-{d[8:12]}-{d[12:16]}-{d[16:20]}-{d[20:32]}"
-        return f_uuid
-    if e0 == "K":
-        return lambda c: _pad("0000000000000000", *width(c))
-
-    def f_plain(c: Ctx) -> str:
-        a = _to_int(arg(c)) & 0xFFFFFFFFFFFFFFFF
-        fl, w = width(c)
-        return _pad(hashed_ptr(a) if a else "(null)", fl, w)
-    return f_plain
-
-
 # ============================================================================ calls
 class EventCall:
-    """``struct trace_event_call`` (with its class): one event of ``available_events``.
+    """``struct trace_event_call`` with its class: one event of ``available_events``.
 
-    Static events keep the captured format text and id; a dynamic event wraps the
-    call object its subsystem passed to ``add_event_call`` (``ext``).
+    A static event keeps the captured format text and id and is parsed on first use.
+    A dynamic event (probe, eprobe, synthetic) is built by its kind with the class
+    callbacks the kernel's kinds fill in: ``reg`` (class->reg: what enabling a file
+    does; None is a tracepoint's trace_event_reg), ``printer`` (event.funcs), and its
+    fields and print fmt (``set_format``, before ``add_event_call``).
     """
 
-    def __init__(self, system: str, name: str, type_id: int, fmt_text: bytes | None = None,
-                 flags: int = TRACE_EVENT_FL_TRACEPOINT, ext: Any = None) -> None:
+    def __init__(self, system: str, name: str, type_id: int = 0, fmt_text: bytes | None = None,
+                 flags: int = TRACE_EVENT_FL_TRACEPOINT, reg: RegFn | None = None,
+                 printer: Printer | None = None) -> None:
         self.system = system
         self.name = name
         self.type_id = type_id
         self.flags = flags
-        self.ext = ext
+        self.reg = reg
+        self.printer = printer
         self._fmt_text = fmt_text
         self._fields: list[Field] | None = None
         self._print_fmt: str | None = None
         self._packer: Packer | None = None
         self._render: Callable[[Ctx], str] | None = None
-        self.refcnt = 0
+        self.refcnt = 0              # open files and users (trace_event_try_get_ref)
         self.tracepoint: Tracepoint | None = None
 
     # ------------------------------------------------------------- identity
@@ -1194,33 +224,31 @@ class EventCall:
 
     @property
     def is_dynamic(self) -> bool:
-        return self.ext is not None
+        return bool(self.flags & TRACE_EVENT_FL_DYNAMIC)
 
     # ------------------------------------------------------------- format
+    def set_format(self, fields: list[Field], print_fmt: str) -> None:
+        """A dynamic event's fields (after the common ones) and print fmt."""
+        self._fields = fields
+        self._print_fmt = print_fmt
+        self._packer = None
+        self._render = None
+
     def _parse(self) -> None:
-        if self.ext is not None:
-            fields_fn = getattr(self.ext, "fields", None)
-            raw = fields_fn() if callable(fields_fn) else (fields_fn or [])
-            self._fields = [f if isinstance(f, Field) else
-                            Field(f.type, f.name, f.offset, f.size, f.is_signed,
-                                  getattr(f, "filter_type", FILTER_OTHER), getattr(f, "len", 0))
-                            for f in raw]
-            self._print_fmt = getattr(self.ext, "print_fmt", "") or ""
-            return
         text = (self._fmt_text or b"").decode("utf-8", "surrogateescape")
         self._fields, self._print_fmt = parse_format(text)
 
     @property
     def fields(self) -> list[Field]:
         """The event's own fields (trace_get_fields), in definition order."""
-        if self.ext is not None or self._fields is None:
+        if self._fields is None:
             self._parse()
         assert self._fields is not None
         return self._fields
 
     @property
     def print_fmt(self) -> str:
-        if self.ext is not None or self._print_fmt is None:
+        if self._print_fmt is None:
             self._parse()
         assert self._print_fmt is not None
         return self._print_fmt
@@ -1240,7 +268,7 @@ class EventCall:
 
     def format_text(self) -> str:
         """The ``format`` file (f_show): the capture verbatim for static events."""
-        if self.ext is None and self._fmt_text is not None:
+        if self._fmt_text is not None:
             return self._fmt_text.decode("utf-8", "surrogateescape")
         out = [f"name: {self.name}\nID: {self.type_id}\nformat:\n"]
         for f in COMMON_FIELDS:
@@ -1254,19 +282,25 @@ class EventCall:
     # ------------------------------------------------------------- records
     @property
     def packer(self) -> Packer:
+        """TP_fast_assign: packs a tracepoint's values into a record."""
         if self._packer is None:
             self._packer = Packer(self.fields)
         return self._packer
 
-    def render(self, buf: bytes | bytearray, off: int, size: int, it: Any, kernel: Kernel | None) -> str:
+    @packer.setter
+    def packer(self, packer: Packer) -> None:
+        self._packer = packer
+
+    def render(self, buf: bytes | bytearray, off: int, size: int, it: TraceIter | None,
+               kallsyms: Kallsyms | None) -> str:
         """The text of the print fmt for the record at ``off`` (no name, no newline)."""
         if self._render is None:
-            self._render = self._compile(kernel)
+            self._render = self._compile(kallsyms)
         return self._render((buf, off, size, it))
 
-    def _compile(self, kernel: Kernel | None) -> Callable[[Ctx], str]:
+    def _compile(self, kallsyms: Kallsyms | None) -> Callable[[Ctx], str]:
         try:
-            return FmtCompiler(self, kernel).compile(self.print_fmt)
+            return FmtCompiler(self.fields, kallsyms).compile(self.print_fmt)
         except (FmtError, IndexError, ValueError, KeyError):
             return self._fields_printer()
 
@@ -1275,9 +309,9 @@ class EventCall:
         readers = []
         for f in self.fields:
             if f.is_dynamic and f.is_char:
-                readers.append((f.name, _dyn_str(f)))
+                readers.append((f.name, dyn_str(f)))
             elif f.is_dynamic or f.is_rel:
-                readers.append((f.name, _dyn_arr(f)))
+                readers.append((f.name, dyn_arr(f)))
             else:
                 readers.append((f.name, field_reader(f)))
 
@@ -1286,14 +320,15 @@ class EventCall:
             for name, rd in readers:
                 v = rd(c)
                 if isinstance(v, Arr):
-                    v = v.cstr() if v.elem == 1 else _print_array(v.data, len(v.data) // v.elem, v.elem)
+                    v = v.cstr() if v.elem == 1 else print_array(v.data, len(v.data) // v.elem, v.elem)
                 out.append(f"{name}={v}")
             return " ".join(out)
         return show
 
     def format_line(self, buf: bytes | bytearray, off: int, size: int, kernel: Kernel | None = None) -> str:
         """The trace line body: ``name: <print fmt output>`` (no newline)."""
-        return f"{self.name}: {self.render(buf, off, size, None, kernel)}"
+        ks = kernel.kallsyms if kernel is not None else None
+        return f"{self.name}: {self.render(buf, off, size, None, ks)}"
 
     def __repr__(self) -> str:
         return f"EventCall({self.system}:{self.name} id={self.type_id})"
@@ -1313,7 +348,7 @@ class Packer:
                 align = max(align, a)
         self.base_size = (end + align - 1) // align * align
         self.dynamic = any(f.is_dynamic or f.is_rel for f in fields)
-        self.ops: list[tuple[Field, Callable[[bytearray, int, Any], None] | None]] = []
+        self.ops: list[tuple[Field, Callable[[bytearray, int, FieldValue], None] | None]] = []
         for f in fields:
             self.ops.append((f, self._op(f)))
         self._fast_init()
@@ -1353,14 +388,14 @@ class Packer:
         self.fast = struct.Struct(fmt)
 
     @staticmethod
-    def _op(f: Field) -> Callable[[bytearray, int, Any], None] | None:
+    def _op(f: Field) -> Callable[[bytearray, int, FieldValue], None] | None:
         off = f.offset
         if f.is_dynamic or f.is_rel:
             return None
         if f.count:
             size, elem, signed = f.size, f.elem_size, f.is_signed
             if f.is_char:
-                def put_chars(b: bytearray, base: int, v: Any) -> None:
+                def put_chars(b: bytearray, base: int, v: FieldValue) -> None:
                     raw = v.encode("utf-8", "replace") if isinstance(v, str) else bytes(v or b"")
                     raw = raw[:size - 1] if isinstance(v, str) else raw[:size]
                     b[base + off:base + off + len(raw)] = raw
@@ -1368,29 +403,29 @@ class Packer:
             code = _INT_FMT.get((elem, signed))
             st = struct.Struct("<" + code) if code else None
 
-            def put_arr(b: bytearray, base: int, v: Any) -> None:
+            def put_arr(b: bytearray, base: int, v: FieldValue) -> None:
                 if isinstance(v, (bytes, bytearray)):
                     b[base + off:base + off + min(len(v), size)] = v[:size]
                     return
                 for i, x in enumerate(list(v or ())[:size // elem]):
                     if st is not None:
-                        st.pack_into(b, base + off + i * elem, _mask(int(x), elem * 8, signed))
+                        st.pack_into(b, base + off + i * elem, mask_int(int(x), elem * 8, signed))
             return put_arr
         code = _INT_FMT.get((f.size, f.is_signed))
         if code is None:
             size = f.size
 
-            def put_raw(b: bytearray, base: int, v: Any) -> None:
+            def put_raw(b: bytearray, base: int, v: FieldValue) -> None:
                 b[base + off:base + off + size] = (int(v) & ((1 << (8 * size)) - 1)).to_bytes(size, "little")
             return put_raw
         st = struct.Struct("<" + code)
         bits, signed = f.size * 8, f.is_signed
 
-        def put_int(b: bytearray, base: int, v: Any) -> None:
-            st.pack_into(b, base + off, _mask(int(v), bits, signed))
+        def put_int(b: bytearray, base: int, v: FieldValue) -> None:
+            st.pack_into(b, base + off, mask_int(int(v), bits, signed))
         return put_int
 
-    def pack(self, values: tuple[Any, ...]) -> bytearray:
+    def pack(self, values: tuple[FieldValue, ...]) -> bytearray:
         """The whole record (common header zeroed) for ``values`` in field order."""
         fast = self.fast
         if fast is not None and len(values) == len(self.fields):
@@ -1411,7 +446,7 @@ class Packer:
                 pass
         return self.pack_fields(values)
 
-    def pack_fields(self, values: tuple[Any, ...]) -> bytearray:
+    def pack_fields(self, values: tuple[FieldValue, ...]) -> bytearray:
         """``pack`` field by field (masking ints to their width)."""
         rec = bytearray(self.base_size)
         dyn: list[tuple[Field, bytes]] = []
@@ -1427,7 +462,7 @@ class Packer:
                     data = b""
                 else:
                     es = f.elem_size or 1
-                    data = b"".join(_mask(int(x), es * 8, False).to_bytes(es, "little") for x in v)
+                    data = b"".join(mask_int(int(x), es * 8, False).to_bytes(es, "little") for x in v)
                 dyn.append((f, data))
             elif v is not None:
                 op(rec, 0, v)
@@ -1440,8 +475,8 @@ class Packer:
             rec += bytes(4 - len(rec) % 4)
         return rec
 
-    def defaults(self) -> list[Any]:
-        out: list[Any] = []
+    def defaults(self) -> list[FieldValue]:
+        out: list[FieldValue] = []
         for f in self.fields:
             if f.is_char and (f.count or f.is_dynamic or f.is_rel):
                 out.append("")
@@ -1452,18 +487,12 @@ class Packer:
         return out
 
 
-class EventPrinter(Printer):
-    """The trace_event_functions of a TRACE_EVENT: ``name: <print fmt>``."""
-
-    def __init__(self, call: EventCall) -> None:
-        self.call = call
-
-    def trace(self, it: TraceIter) -> str:
-        call = self.call
-        return f"{call.name}: {call.render(it.buf, it.off, it.size, it, it.kernel)}\n"
+class TraceEventPrinter(Printer):
+    """The trace_event_functions of an event that defines only ``.trace``: the raw, hex
+    and binary renderings print nothing (trace_nop_print)."""
 
     def raw(self, it: TraceIter) -> str:
-        return ""   # trace_nop_print
+        return ""
 
     def hex(self, it: TraceIter) -> str:
         return ""
@@ -1472,7 +501,18 @@ class EventPrinter(Printer):
         return b""
 
 
-class SyscallEnterPrinter(Printer):
+class EventPrinter(TraceEventPrinter):
+    """The trace_event_functions of a TRACE_EVENT: ``name: <print fmt>``."""
+
+    def __init__(self, call: EventCall) -> None:
+        self.call = call
+
+    def trace(self, it: TraceIter) -> str:
+        call = self.call
+        return f"{call.name}: {call.render(it.buf, it.off, it.size, it, it.kernel.kallsyms)}\n"
+
+
+class SyscallEnterPrinter(TraceEventPrinter):
     """trace_syscalls.c print_syscall_enter(): ``sys_NAME(arg: hex, ...)``."""
 
     def __init__(self, call: EventCall) -> None:
@@ -1480,23 +520,17 @@ class SyscallEnterPrinter(Printer):
         self.sys_name = "sys_" + call.name[len("sys_enter_"):]
 
     def trace(self, it: TraceIter) -> str:
-        from .trace import ITER_VERBOSE
-
         args = []
         verbose = it.flags & ITER_VERBOSE
         for f in self.call.fields[1:]:
             v = _U64.unpack_from(it.buf, it.off + f.offset)[0] if f.size == 8 else \
-                _mask(int.from_bytes(it.buf[it.off + f.offset:it.off + f.offset + f.size], "little"), 64, False)
+                mask_int(int.from_bytes(it.buf[it.off + f.offset:it.off + f.offset + f.size], "little"), 64, False)
             t = f"{f.type} " if verbose else ""
             args.append(f"{t}{f.name}: {v:x}")
         return f"{self.sys_name}(" + ", ".join(args) + ")\n"
 
-    raw = EventPrinter.raw
-    hex = EventPrinter.hex
-    binary = EventPrinter.binary
 
-
-class SyscallExitPrinter(Printer):
+class SyscallExitPrinter(TraceEventPrinter):
     """print_syscall_exit(): ``sys_NAME -> 0xRET``."""
 
     def __init__(self, call: EventCall) -> None:
@@ -1507,31 +541,24 @@ class SyscallExitPrinter(Printer):
         ret = _U64.unpack_from(it.buf, it.off + 16)[0]
         return f"{self.sys_name} -> 0x{ret:x}\n"
 
-    raw = EventPrinter.raw
-    hex = EventPrinter.hex
-    binary = EventPrinter.binary
-
 
 # ============================================================================ files
 class EventFile:
     """``struct trace_event_file``: one event in one trace array."""
 
-    __slots__ = ("call", "tr", "flags", "sm_ref", "tm_ref", "filter", "triggers", "events",
-                 "__weakref__")
+    __slots__ = ("call", "tr", "inst", "flags", "sm_ref", "tm_ref", "filter", "triggers",
+                 "events", "__weakref__")
 
-    def __init__(self, events: TraceEvents, call: EventCall, tr: TraceArray) -> None:
+    def __init__(self, events: TraceEvents, call: EventCall, inst: InstanceEvents) -> None:
         self.events = events
         self.call = call
-        self.tr = tr
-        self.flags = 0
+        self.inst = inst
+        self.tr = inst.tr
+        self.flags = EVENT_FILE_FL_PID_FILTER if inst.has_pid_lists() else 0
         self.sm_ref = 0
         self.tm_ref = 0
-        self.filter: Any = None      # trace_events_filter.EventFilter (text + predicate)
-        self.triggers: list[Any] = []
-
-    @property
-    def enabled(self) -> bool:
-        return bool(self.flags & EVENT_FILE_FL_ENABLED)
+        self.filter: EventFilter | None = None
+        self.triggers: list[TriggerData] = []
 
     @property
     def soft_disabled(self) -> bool:
@@ -1550,29 +577,6 @@ class EventFile:
         if flt is not None and flt.text is not None:
             return flt.text + "\n"
         return "none\n"
-
-    def passes(self, buf: bytes | bytearray, off: int) -> bool:
-        flt = self.filter
-        if flt is None or not self.flags & EVENT_FILE_FL_FILTERED or flt.pred is None:
-            return True
-        return flt.pred(buf, off)
-
-    def commit(self, cpu: int, off: int, size: int) -> None:
-        """For writers that reserved already (probe events): filter, commit, triggers."""
-        tr = self.tr
-        buf = tr.event_buf(cpu)
-        ok = self.passes(buf, off)
-        rec = bytes(buf[off:off + size]) if self.triggers else b""
-        if ok:
-            tr.event_commit(cpu)
-        else:
-            discard = getattr(tr.buffer, "discard", None)
-            if discard is not None:
-                discard(cpu)
-            else:
-                tr.event_commit(cpu)
-        if self.triggers:
-            self.events.run_triggers(self, rec, 0, not ok)
 
     def __repr__(self) -> str:
         return f"EventFile({self.call.full_name}@{self.tr.name or 'top'} flags={self.flags:#x})"
@@ -1598,26 +602,128 @@ class InstanceEvents:
         self.filtered_pids: set[int] | None = None
         self.filtered_no_pids: set[int] | None = None
 
+    def has_pid_lists(self) -> bool:
+        return bool(self.filtered_pids or self.filtered_no_pids)
+
+    def ignore_task(self, pid: int) -> bool:
+        """trace_ignore_this_task(): not in set_event_pid, or in set_event_notrace_pid."""
+        pids, no_pids = self.filtered_pids, self.filtered_no_pids
+        if pids is None and no_pids is None:
+            return False
+        return bool((pids is not None and pid not in pids) or (no_pids is not None and pid in no_pids))
+
+
+# ============================================================================ the record path
+# flags that make trace_trigger_soft_disabled() look further
+_SOFT_CHECK = EVENT_FILE_FL_TRIGGER_MODE | EVENT_FILE_FL_SOFT_DISABLED | EVENT_FILE_FL_PID_FILTER
+# flags that make __event_trigger_test_discard() look further
+_DISCARD_CHECK = EVENT_FILE_FL_SOFT_DISABLED | EVENT_FILE_FL_FILTERED
+
+
+def trace_trigger_soft_disabled(file: EventFile) -> bool:
+    """trace_trigger_soft_disabled(): runs the triggers that need no record (a file in
+    TRIGGER_MODE without TRIGGER_COND) and says whether a soft-disabled file stops here.
+    A file with conditional triggers goes on: its triggers see the record at commit.
+    The pid filter is applied once, by trace_event_buffer_reserve()."""
+    flags = file.flags
+    if not flags & _SOFT_CHECK or flags & EVENT_FILE_FL_TRIGGER_COND:
+        return False
+    if flags & EVENT_FILE_FL_TRIGGER_MODE:
+        file.events.triggers.event_triggers_call(file, None)
+    return bool(flags & EVENT_FILE_FL_SOFT_DISABLED)
+
+
+def trace_event_ignore_this_pid(file: EventFile) -> bool:
+    """trace_event_ignore_this_pid(): the current task is filtered out of this instance's
+    events (``set_event_pid`` / ``set_event_notrace_pid``)."""
+    return file.inst.ignore_task(file.events.sched.current.pid)
+
+
+def trace_event_buffer_reserve(file: EventFile, size: int) -> bytearray | None:
+    """trace_event_buffer_reserve(): None when the pid filter drops the record or the
+    ring buffer takes none (recording off: with conditional triggers the kernel still
+    fills a temp_buffer for them), else a zeroed record of ``size`` bytes with its
+    ``struct trace_entry`` (type, flags, preempt count, pid of the current context) for
+    the writer to fill."""
+    flags = file.flags
+    if flags & EVENT_FILE_FL_PID_FILTER and trace_event_ignore_this_pid(file):
+        return None
+    sched = file.events.sched
+    rb = file.tr.buffer
+    if (rb.record_disabled or rb.cpu_buffers[sched.cpu].record_disabled) \
+            and not flags & EVENT_FILE_FL_TRIGGER_COND:
+        return None
+    rec = bytearray(size)
+    _ENTRY.pack_into(rec, 0, file.call.type_id, sched.irq_flags & 0xFF, sched.preempt_count & 0xFF,
+                     sched.current.pid)
+    return rec
+
+
+def trace_event_buffer_commit(file: EventFile, rec: bytes | bytearray) -> None:
+    """trace_event_buffer_commit() → __event_trigger_test_discard(): conditional
+    triggers on the record, then soft-disable and the event filter decide whether it is
+    discarded, then the triggers deferred until the record is written."""
+    flags = file.flags
+    tr = file.tr
+    rb = tr.buffer
+    cpu = file.events.sched.cpu
+    # what the reserve found: with recording off the record is in the temp_buffer, for
+    # the triggers only, whatever they turn on
+    reserved = not (rb.record_disabled or rb.cpu_buffers[cpu].record_disabled)
+    tt = 0
+    if flags & EVENT_FILE_FL_TRIGGER_COND:
+        tt = file.events.triggers.event_triggers_call(file, rec)
+        flags = file.flags           # a trigger may have changed them (file->flags re-read)
+    if reserved and (not flags & _DISCARD_CHECK or (
+            not flags & EVENT_FILE_FL_SOFT_DISABLED and filter_match_preds(file, rec))):
+        size = len(rec)
+        off = rb.reserve(cpu, size, tr.clock.now())
+        if off >= 0:
+            rb.cpu_buffers[cpu].page[off:off + size] = rec
+            rb.commit(cpu)
+    if tt:
+        file.events.triggers.event_triggers_post_call(file, tt, rec)
+
+
+def filter_match_preds(file: EventFile, rec: bytes | bytearray) -> bool:
+    """The event ``filter`` of a FILTERED file on the record at offset 0."""
+    flt = file.filter
+    if flt is None or flt.pred is None:
+        return True
+    return flt.pred(rec, 0)
+
 
 # ============================================================================ tracepoints
 class Tracepoint:
-    """A static tracepoint: its event call, the linked event files and probes.
+    """A tracepoint: its event call, the event files linked to it and other probes.
 
     ``enabled`` is kept up to date by the registry so the workload's check is one
-    attribute read.
+    attribute read.  ``files`` is a tuple, replaced (never mutated) when a file is
+    linked or unlinked, so a trigger that enables an event while this one fires does not
+    disturb the loop over it.
     """
 
-    __slots__ = ("name", "call", "events", "files", "probes", "enabled", "probestub")
+    __slots__ = ("name", "call", "events", "files", "probes", "enabled", "probestub",
+                 "pid_fields")
 
     def __init__(self, events: TraceEvents, call: EventCall | None, name: str,
                  probestub: int = 0) -> None:
         self.events = events
         self.call = call
         self.name = name
-        self.files: list[EventFile] = []
-        self.probes: list[tuple[Any, Any]] = []
+        self.files: tuple[EventFile, ...] = ()
+        self.probes: list[tuple[ProbeFn | int, object]] = []
         self.enabled = False
         self.probestub = probestub
+        # event_filter_pid_sched_switch/wakeup_probe_pre(): while these fire, an
+        # instance's pid filter also lets a record through when the task switched to
+        # or woken is traced; the value indexes of those tasks' pids
+        self.pid_fields: tuple[int, ...] = ()
+        if call is not None and call.system == "sched":
+            names = {"sched_switch": ("prev_pid", "next_pid"), "sched_wakeup": ("pid",),
+                     "sched_wakeup_new": ("pid",), "sched_waking": ("pid",)}.get(call.name, ())
+            fields = [f.name for f in call.fields]
+            self.pid_fields = tuple(fields.index(n) for n in names if n in fields)
 
     def _update(self) -> None:
         enabled = bool(self.files or self.probes)
@@ -1626,18 +732,27 @@ class Tracepoint:
             self.events.nr_enabled_tps += 1 if enabled else -1
         self.enabled = enabled
 
+    def link(self, file: EventFile) -> None:
+        if file not in self.files:
+            self.files = (*self.files, file)
+        self._update()
+
+    def unlink(self, file: EventFile) -> None:
+        self.files = tuple(f for f in self.files if f is not file)
+        self._update()
+
     # tracepoint_probe_register & co (used by tprobes)
-    def register_probe(self, fn: Any, data: Any = None) -> int:
+    def register_probe(self, fn: ProbeFn | int, data: object = None) -> int:
         return self.probe_register_may_exist(fn, data)
 
-    def probe_register_may_exist(self, func: Any, data: Any) -> int:
+    def probe_register_may_exist(self, func: ProbeFn | int, data: object) -> int:
         if any(f == func and d is data for f, d in self.probes):
             return -errno.EEXIST
         self.probes.append((func, data))
         self._update()
         return 0
 
-    def probe_unregister(self, func: Any, data: Any = None) -> int:
+    def probe_unregister(self, func: ProbeFn | int, data: object = None) -> int:
         for i, (f, d) in enumerate(self.probes):
             if f == func and d is data:
                 del self.probes[i]
@@ -1647,18 +762,18 @@ class Tracepoint:
 
     unregister_probe = probe_unregister
 
-    def fire(self, *values: Any) -> None:
+    def fire(self, *values: FieldValue) -> None:
         """trace_NAME(args): the probes in priority order: callbacks (default priority)
         first, then the event's own (writes to each instance), then the probe stubs
         tprobes registered with priority 0."""
         if self.probes:
             self.events.call_probes(self, values, False)
-        if self.files and self.call is not None:
-            self.events.write_event(self, values)
+        if self.files:
+            self.write_event(values)
         if self.probes:
             self.events.call_probes(self, values, True)
 
-    def fire_defaults(self, *values: Any) -> None:
+    def fire_defaults(self, *values: FieldValue) -> None:
         """Like fire() with missing trailing values taken as 0 / ""."""
         if self.call is None:
             return self.fire(*values)
@@ -1668,10 +783,41 @@ class Tracepoint:
         self.fire(*vals)
         return None
 
+    def write_event(self, values: tuple[FieldValue, ...]) -> None:
+        """trace_event_raw_event_<call>() for each linked file: the record path, with the
+        values packed once (TP_fast_assign) for every file that takes the record."""
+        call = self.call
+        assert call is not None
+        rec: bytearray | None = None
+        for file in self.files:
+            flags = file.flags
+            if flags & _SOFT_CHECK and trace_trigger_soft_disabled(file):
+                continue
+            # trace_event_buffer_reserve()
+            if flags & EVENT_FILE_FL_PID_FILTER and trace_event_ignore_this_pid(file) \
+                    and not self._switch_traced(file.inst, values):
+                continue
+            if rec is None:
+                rec = call.packer.pack(values)
+                sched = self.events.sched
+                _ENTRY.pack_into(rec, 0, call.type_id, sched.irq_flags & 0xFF,
+                                 sched.preempt_count & 0xFF, sched.current.pid)
+            trace_event_buffer_commit(file, rec)
+
+    def _switch_traced(self, inst: InstanceEvents, values: tuple[FieldValue, ...]) -> bool:
+        """The task switched to (or woken) is traced: the pid filter's sched probes make
+        this CPU record (see ``pid_fields``)."""
+        for i in self.pid_fields:
+            if i < len(values) and not inst.ignore_task(int(values[i] or 0)):
+                return True
+        return False
+
 
 # ============================================================================ registry
 class TraceEvents:
     """``k.events``: the event calls, per-instance files, set_event, tracepoints."""
+
+    triggers: TriggerCommands       # event_command registry (set at boot, after events)
 
     def __init__(self, kernel: Kernel) -> None:
         self.nr_enabled_tps = 0  # Tracepoints with a file or probe attached (see Tracepoint._update)
@@ -1681,6 +827,7 @@ class TraceEvents:
         self._by_name: dict[str, list[EventCall]] = {}
         self._pos: dict[int, int] = {}
         self.kernel = kernel
+        self.sched = kernel.sched
         formats, avail, self.header_page, self.header_event = load_event_data()
         self.calls: list[EventCall] = []     # ftrace_events / tr->events order
         self.by_name: dict[tuple[str, str], EventCall] = {}
@@ -1709,18 +856,15 @@ class TraceEvents:
                 self.systems_order.append(call.system)
         self.static_systems = frozenset(self.systems_order)
         self.on_change: list[Callable[[], None]] = []   # eventfs invalidation hooks
-        self.triggers: Any = None           # trace_events_trigger.TriggerCommands
-        self.filters: Any = None            # trace_events_filter module
-        self.stub_caller: Callable[[int, tuple[Any, ...]], None] | None = None
+        self.stub_caller: Callable[[int, tuple[FieldValue, ...]], None] | None = None
 
     # ------------------------------------------------------------- calls
     def _link(self, call: EventCall, head: bool = False) -> None:
         if head:
             self.calls.insert(0, call)
-            self._calls_gen += 1
         else:
             self.calls.append(call)
-            self._calls_gen += 1
+        self._calls_gen += 1
         self.by_name[(call.system, call.name)] = call
         self.by_id[call.type_id] = call
         self.used_ids.add(call.type_id)
@@ -1757,43 +901,33 @@ class TraceEvents:
             return 0
         return i
 
-    def add_event_call(self, ext: Any) -> int:
-        """trace_add_event_call(): 0 or -errno; gives ``ext.type_id`` and a printer."""
-        system, name = ext.system, ext.name
+    def add_event_call(self, call: EventCall) -> int:
+        """trace_add_event_call(): 0 or -errno; gives ``call.type_id``, registers its
+        printer and creates its file in every instance."""
+        system, name = call.system, call.name
         if (system, name) in self.by_name:
             return -errno.EEXIST
         type_id = self.alloc_id()
         if not type_id:
             return -errno.ENODEV
-        ext.type_id = type_id
-        flags = getattr(ext, "flags", 0) | TRACE_EVENT_FL_DYNAMIC
-        call = EventCall(system, name, type_id, None, flags, ext=ext)
+        call.type_id = type_id
+        call.flags |= TRACE_EVENT_FL_DYNAMIC
         self._link(call, head=True)
         if system not in self._sys_seen:
             self._sys_seen.add(system)
             self.systems_order.append(system)
-        printer = getattr(ext, "printer", None) or EventPrinter(call)
-        self.kernel.trace.output.register(type_id, printer)
+        self.kernel.trace.output.register(type_id, call.printer or EventPrinter(call))
         self.kernel.workload.syscalls.eventfs_create_dir(name)  # event_create_dir(), top instance
         for inst in self.instances.values():
-            f = EventFile(self, call, inst.tr)
-            files = inst.files
-            inst.files = {call: f, **files}
+            inst.files = {call: EventFile(self, call, inst), **inst.files}
         self._changed()
         return 0
 
-    def _wrapper(self, ext: Any) -> EventCall | None:
-        if isinstance(ext, EventCall):
-            return ext
-        call = self.by_name.get((ext.system, ext.name))
-        return call if call is not None and call.ext is ext else None
-
-    def remove_event_call(self, ext: Any) -> int:
+    def remove_event_call(self, call: EventCall) -> int:
         """trace_remove_event_call(): -EBUSY while enabled anywhere or files are open."""
-        call = self._wrapper(ext)
-        if call is None:
+        if self.by_name.get((call.system, call.name)) is not call:
             return -errno.ENOENT
-        if call.refcnt or getattr(ext, "refcnt", 0):
+        if call.refcnt:
             return -errno.EBUSY
         for inst in self.instances.values():
             f = inst.files.get(call)
@@ -1828,14 +962,10 @@ class TraceEvents:
         """event_trace_add_tracer(): one EventFile per call for this array."""
         inst = InstanceEvents(tr)
         for call in self.calls:
-            inst.files[call] = EventFile(self, call, tr)
+            inst.files[call] = EventFile(self, call, inst)
         self.instances[id(tr)] = inst
         tr.events = inst
         return inst
-
-    def instance_busy(self, tr: TraceArray) -> bool:
-        """Events with open file references block rmdir (trace_array_destroy -> EBUSY)."""
-        return False
 
     def remove_instance(self, tr: TraceArray) -> None:
         """event_trace_del_tracer(): disable everything, drop the files."""
@@ -1844,8 +974,7 @@ class TraceEvents:
             return
         self.clear_pids(tr, True, True)
         for f in list(inst.files.values()):
-            if self.triggers is not None:
-                self.triggers.clear_all(f)
+            self.triggers.clear_all(f)
             self.event_enable_disable(f, False)
             f.flags |= EVENT_FILE_FL_FREED
         inst.files.clear()
@@ -1900,8 +1029,6 @@ class TraceEvents:
                     return 0
                 file.flags |= EVENT_FILE_FL_SOFT_MODE
             if not file.flags & EVENT_FILE_FL_ENABLED:
-                from .trace import ITER_RECORD_CMD, ITER_RECORD_TGID
-
                 if soft:
                     file.flags |= EVENT_FILE_FL_SOFT_DISABLED
                 cmd = tgid = False
@@ -1927,20 +1054,15 @@ class TraceEvents:
         return ret
 
     def _reg(self, call: EventCall, file: EventFile, on: bool) -> int:
-        """class->reg(): tracepoint events link the file to their tracepoint."""
-        if call.ext is not None:
-            reg = getattr(call.ext, "reg", None)
-            if reg is None:
-                return 0
-            ret = reg(call.ext, TRACE_REG_REGISTER if on else TRACE_REG_UNREGISTER, file)
-            return ret or 0
+        """class->reg(); trace_event_reg() (the default) links the file to the call's
+        tracepoint."""
+        if call.reg is not None:
+            return call.reg(call, TRACE_REG_REGISTER if on else TRACE_REG_UNREGISTER, file)
         tp = self.tracepoint_of(call)
         if on:
-            if file not in tp.files:
-                tp.files.append(file)
-        elif file in tp.files:
-            tp.files.remove(file)
-        tp._update()
+            tp.link(file)
+        else:
+            tp.unlink(file)
         return 0
 
     def ftrace_event_enable_disable(self, file: EventFile, enable: bool) -> int:
@@ -2025,7 +1147,7 @@ class TraceEvents:
                 out.append(f"{call.system}:{call.name}\n")
         return "".join(out)
 
-    def available_events_text(self, tr: TraceArray | None = None) -> str:
+    def available_events_text(self) -> str:
         out = []
         for call in self.calls:
             if call.ignore_enable:
@@ -2084,8 +1206,6 @@ class TraceEvents:
 
     def pid_write(self, tr: TraceArray, notrace: bool, data: bytes) -> int:
         """trace_pid_write(): parse all pids of ``data`` into a new list (old kept)."""
-        from .trace_parser import TraceParser
-
         inst = self.inst(tr)
         old = inst.filtered_no_pids if notrace else inst.filtered_pids
         new: set[int] = set(old or ())
@@ -2119,58 +1239,47 @@ class TraceEvents:
         self._update_pid_flags(inst)
         return total
 
-    def _update_pid_flags(self, inst: InstanceEvents) -> None:
-        on = bool(inst.filtered_pids or inst.filtered_no_pids)
+    @staticmethod
+    def _update_pid_flags(inst: InstanceEvents) -> None:
+        on = inst.has_pid_lists()
         for f in inst.files.values():
             if on:
                 f.flags |= EVENT_FILE_FL_PID_FILTER
             else:
                 f.flags &= ~EVENT_FILE_FL_PID_FILTER
 
-    def ignore_pid(self, inst: InstanceEvents, pid: int) -> bool:
-        """trace_ignore_this_task()."""
-        pids, no_pids = inst.filtered_pids, inst.filtered_no_pids
-        if pids is None and no_pids is None:
-            return False
-        return bool((pids is not None and pid not in pids) or (no_pids is not None and pid in no_pids))
-
     def on_fork(self, parent_pid: int, child_pid: int) -> None:
         """event_filter_pid_sched_process_fork(): with event-fork, children inherit."""
-        from .trace import ITER_EVENT_FORK
-
         for inst in self.instances.values():
             if not inst.tr.flags & ITER_EVENT_FORK:
                 continue
-            for attr in ("filtered_pids", "filtered_no_pids"):
-                pids = getattr(inst, attr)
+            for pids in (inst.filtered_pids, inst.filtered_no_pids):
                 if pids is not None and parent_pid in pids:
                     pids.add(child_pid)
 
     def on_exit(self, pid: int) -> None:
         """event_filter_pid_sched_process_exit(): an exiting task leaves the lists."""
         for inst in self.instances.values():
-            for attr in ("filtered_pids", "filtered_no_pids"):
-                pids = getattr(inst, attr)
+            for pids in (inst.filtered_pids, inst.filtered_no_pids):
                 if pids is not None:
                     pids.discard(pid)
 
     # ------------------------------------------------------------- tracepoints
     def tracepoint_of(self, call: EventCall) -> Tracepoint:
+        """The tracepoint an event's files link to (trace_event_reg's call->tp); the
+        static ones are also found by name, for the workload and tprobes."""
         tp = call.tracepoint
         if tp is None:
             tp = self.tracepoints.get(call.name)
             if tp is None or tp.call is not call:
                 tp = Tracepoint(self, call, call.name, self._stub_addr(call.name))
-                if call.name not in self.tracepoints:
+                if call.name not in self.tracepoints and not call.is_dynamic:
                     self.tracepoints[call.name] = tp
             call.tracepoint = tp
         return tp
 
     def _stub_addr(self, name: str) -> int:
-        try:
-            return self.kernel.kallsyms.addr_of("__probestub_" + name) or 0
-        except (AttributeError, OSError):
-            return 0
+        return self.kernel.kallsyms.addr_of("__probestub_" + name) or 0
 
     def tracepoint(self, name: str) -> Tracepoint | None:
         """The tracepoint ``name`` (event name), or None when the kernel has none."""
@@ -2185,85 +1294,25 @@ class TraceEvents:
         return self.tracepoint_of(call)
 
     def find(self, name: str) -> Tracepoint | None:
-        """for_each_kernel_tracepoint lookup used by tprobes; needs a probestub."""
+        """for_each_kernel_tracepoint lookup used by tprobes: one with a probe stub."""
         tp = self.tracepoint(name)
-        if tp is None or not tp.probestub:
-            return tp if tp is not None and tp.probestub else None
-        return tp
+        return tp if tp is not None and tp.probestub else None
 
-    def call_probes(self, tp: Tracepoint, values: tuple[Any, ...], stubs: bool | None = None) -> None:
-        """Callbacks (``stubs`` False), probe stubs (True: ``__probestub_*`` addresses,
-        run through their ftrace site by ``stub_caller``) or both (None)."""
+    def call_probes(self, tp: Tracepoint, values: tuple[FieldValue, ...], stubs: bool) -> None:
+        """Callbacks (``stubs`` False) or probe stubs (True: ``__probestub_*`` addresses,
+        run through their ftrace site by ``stub_caller``)."""
         for func, data in list(tp.probes):
-            if callable(func):
-                if stubs is not True:
-                    func(data, *values) if data is not None else func(*values)
-            elif isinstance(func, int) and self.stub_caller is not None and stubs is not False:
-                self.stub_caller(func, values)
-
-    # ------------------------------------------------------------- writing
-    def write_event(self, tp: Tracepoint, values: tuple[Any, ...]) -> None:
-        """trace_event_raw_event_*: pack once, then per enabled file reserve+commit."""
-        call = tp.call
-        assert call is not None
-        k = self.kernel
-        sched = k.sched
-        pid = sched.current.pid
-        rec: bytearray | None = None
-        for file in list(tp.files):
-            flags = file.flags
-            inst = file.tr.events
-            if flags & EVENT_FILE_FL_PID_FILTER and isinstance(inst, InstanceEvents):
-                if self._pid_ignored(inst, call, values, pid):
-                    continue
-            if flags & EVENT_FILE_FL_SOFT_DISABLED and not file.triggers:
-                continue
-            if rec is None:
-                rec = call.packer.pack(values)
-                _ENTRY.pack_into(rec, 0, call.type_id, sched.irq_flags & 0xFF,
-                                 sched.preempt_count & 0xFF, pid)
-            triggers = file.triggers
-            if triggers and self.triggers is not None:
-                # triggers without a filter run before the record (event_triggers_call)
-                self.triggers.call_pre(file, rec)
-                if file.flags & EVENT_FILE_FL_SOFT_DISABLED:
-                    continue
-            ok = file.passes(rec, 0)
-            if ok:
-                self._commit(file.tr, rec)
-            if triggers and self.triggers is not None:
-                self.triggers.call_post(file, rec, ok)
-
-    def _pid_ignored(self, inst: InstanceEvents, call: EventCall, values: tuple[Any, ...],
-                     pid: int) -> bool:
-        if not self.ignore_pid(inst, pid):
-            return False
-        # sched_switch / sched_wakeup are recorded when either task is traced
-        if call.name == "sched_switch" and len(values) >= 6:
-            return self.ignore_pid(inst, int(values[1])) and self.ignore_pid(inst, int(values[5]))
-        if call.name in ("sched_wakeup", "sched_wakeup_new", "sched_waking") and len(values) >= 2:
-            return self.ignore_pid(inst, int(values[1]))
-        return True
-
-    def _commit(self, tr: TraceArray, rec: bytes | bytearray) -> None:
-        cpu = self.kernel.sched.cpu
-        size = len(rec)
-        off = tr.event_reserve(cpu, rec[0] | (rec[1] << 8), size)
-        if off < 0:
-            return
-        buf = tr.event_buf(cpu)
-        buf[off + 8:off + size] = rec[8:]
-        tr.event_commit(cpu)
-
-    def write_record(self, tr: TraceArray, rec: bytes | bytearray) -> None:
-        """Write a packed record (common header included) into ``tr`` unconditionally."""
-        self._commit(tr, rec)
+            if isinstance(func, int):
+                if stubs and self.stub_caller is not None:
+                    self.stub_caller(func, values)
+            elif not stubs:
+                func(data, *values) if data is not None else func(*values)
 
     # ------------------------------------------------------------- printers
     def register_printers(self) -> None:
         out = self.kernel.trace.output
         for call in self.calls:
-            if call.system == "ftrace" or call.ext is not None:
+            if call.system == "ftrace" or call.is_dynamic:
                 continue
             if call.type_id in out.printers:
                 continue
@@ -2277,11 +1326,6 @@ class TraceEvents:
             if call.name.startswith("sys_exit_"):
                 return SyscallExitPrinter(call)
         return EventPrinter(call)
-
-    def run_triggers(self, file: EventFile, rec: bytes | bytearray, off: int, discarded: bool) -> None:
-        if self.triggers is not None:
-            self.triggers.call_pre(file, rec)
-            self.triggers.call_post(file, rec, not discarded)
 
 
 def boot(kernel: Kernel) -> TraceEvents:

@@ -28,7 +28,8 @@ from .errors import KernelError
 from .ftrace import MATCH_END_ONLY, MATCH_FRONT_ONLY, MATCH_GLOB, MATCH_MIDDLE_ONLY, filter_parse_regex
 from .lib import glob_to_regex, isalnum, isdigit, isspace, kstrtoll, kstrtoul, kstrtoull
 from .sched import TASK_COMM_LEN
-from .trace_events import (
+from .trace_events import EventCall, EventFile, Subsystem
+from .trace_events_h import (
     EVENT_FILE_FL_FILTERED,
     EVENT_FILE_FL_FREED,
     FILTER_COMM,
@@ -39,10 +40,7 @@ from .trace_events import (
     FILTER_PTR_STRING,
     FILTER_RDYN_STRING,
     FILTER_STATIC_STRING,
-    EventCall,
-    EventFile,
     Field,
-    Subsystem,
 )
 
 if TYPE_CHECKING:

@@ -35,6 +35,7 @@ from typing import TYPE_CHECKING
 from .errors import KernelError
 from .lib import MASK64
 from .trace_events import EventFile
+from .trace_events_h import ETT_EVENT_HIST, ETT_HIST_ENABLE
 from .trace_events_hist_actions import HistActions
 from .trace_events_hist_data import Attrs, HistData, HistEltData, HistErr, HistError, HistLog
 from .trace_events_hist_field import (
@@ -50,8 +51,6 @@ from .trace_events_hist_field import (
 from .trace_events_hist_output import hist_show, trigger_print
 from .trace_events_hist_parse import HistParser, separate_filter
 from .trace_events_trigger import (
-    ETT_EVENT_HIST,
-    ETT_HIST_ENABLE,
     EventCommand,
     EventEnableCommand,
     Record,

@@ -15,7 +15,8 @@ import struct
 from typing import TYPE_CHECKING
 
 from .lib import MASK64
-from .trace_events import (
+from .trace_events_filter import MAX_FILTER_STR_VAL, is_string_field
+from .trace_events_h import (
     FILTER_DYN_STRING,
     FILTER_PTR_STRING,
     FILTER_RDYN_STRING,
@@ -23,7 +24,6 @@ from .trace_events import (
     FILTER_STATIC_STRING,
     Field,
 )
-from .trace_events_filter import MAX_FILTER_STR_VAL, is_string_field
 
 if TYPE_CHECKING:
     from .trace_events_hist_data import HistData

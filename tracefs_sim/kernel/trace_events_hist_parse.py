@@ -20,7 +20,7 @@ import errno
 from typing import TYPE_CHECKING
 
 from .lib import isdigit, kstrtoul, kstrtoull
-from .trace_events import FILTER_CPU, FILTER_STACKTRACE, Field
+from .trace_events_h import FILTER_CPU, FILTER_STACKTRACE, Field
 from .trace_events_hist_data import HIST_ACTIONS_MAX, Attrs, HistData, HistErr, HistError, HistLog
 from .trace_events_hist_field import (
     DIV_MULT_SHIFT,

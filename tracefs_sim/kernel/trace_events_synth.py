@@ -11,19 +11,26 @@ string) and ``long[]`` (a stack trace).  The event lives in events/synthetic/NAM
 the layout of ``struct synth_trace_event``: one u64 slot per field after the
 trace_entry, 256 bytes for a fixed string.  Errors go to error_log as
 ``synthetic_events: error: TEXT`` with the caret under the offending word of the
-command.  Nothing in the simulation generates synthetic events (they are produced by
-hist triggers' onmatch/onmax actions and in-kernel callers): the events exist, can be
-enabled, filtered and removed, and format like the kernel's.
+command (``SynthErr``, the ERRORS table).  Hist triggers' onmatch/onmax/onchange
+actions fire them (``trace_synth``): a synthetic event is a tracepoint like any other,
+so its records take the event record path of trace_events.py.
 """
 
 from __future__ import annotations
 
 import errno
+import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from enum import Enum
+from typing import TYPE_CHECKING
 
-from .trace_dynevent import DynEvent, DynEvents
-from .trace_probe import argv_split, kstrtouint
+from .lib import argv_split, is_good_name, kstrtouint
+from .trace_dynevent import DynEvent
+from .trace_events import EventCall, Packer
+from .trace_events_fmt import print_flags
+from .trace_events_h import FILTER_OTHER, FILTER_STACKTRACE, TRACE_EVENT_FL_TRACEPOINT, Field, FieldValue
+from .trace_flags import ITER_VERBOSE
+from .trace_output import Printer, TraceIter
 
 if TYPE_CHECKING:
     from .core import Kernel
@@ -31,20 +38,21 @@ if TYPE_CHECKING:
 SYNTH_SYSTEM = "synthetic"
 SYNTH_FIELDS_MAX = 64
 STR_VAR_LEN_MAX = 256            # MAX_FILTER_STR_VAL
-TRACE_EVENT_FL_TRACEPOINT = 1 << 4
-FILTER_OTHER = 0
-FILTER_STACKTRACE = 9
 
-# the ERRORS table of trace_events_synth.c
-BAD_NAME = "Illegal name"
-INVALID_CMD = "Command must be of the form: <name> field[;field] ..."
-INVALID_DYN_CMD = "Command must be of the form: s or -:[synthetic/]<name> field[;field] ..."
-EVENT_EXISTS = "Event already exists"
-TOO_MANY_FIELDS = "Too many fields"
-INCOMPLETE_TYPE = "Incomplete type"
-INVALID_TYPE = "Invalid type"
-INVALID_FIELD = "Invalid field"
-INVALID_ARRAY_SPEC = "Invalid array specification"
+
+class SynthErr(Enum):
+    """The ``ERRORS`` X-macro of trace_events_synth.c, in the same order, same texts."""
+
+    BAD_NAME = "Illegal name"
+    INVALID_CMD = "Command must be of the form: <name> field[;field] ..."
+    INVALID_DYN_CMD = "Command must be of the form: s or -:[synthetic/]<name> field[;field] ..."
+    EVENT_EXISTS = "Event already exists"
+    TOO_MANY_FIELDS = "Too many fields"
+    INCOMPLETE_TYPE = "Incomplete type"
+    INVALID_TYPE = "Invalid type"
+    INVALID_FIELD = "Invalid field"
+    INVALID_ARRAY_SPEC = "Invalid array specification"
+
 
 _SIZES = {"s64": 8, "u64": 8, "s32": 4, "u32": 4, "s16": 2, "u16": 2, "s8": 1, "u8": 1,
           "char": 1, "unsigned char": 1, "int": 4, "unsigned int": 4, "long": 8,
@@ -53,13 +61,9 @@ _FMTS = {"s64": "%lld", "u64": "%llu", "s32": "%d", "u32": "%u", "s16": "%d", "u
          "s8": "%d", "u8": "%u", "char": "%d", "unsigned char": "%u", "int": "%d",
          "unsigned int": "%u", "long": "%ld", "unsigned long": "%lu", "bool": "%d",
          "pid_t": "%d", "gfp_t": "%x"}
-
-
-def is_good_name(name: str) -> bool:
-    """trace.h is_good_name(): [A-Za-z_][A-Za-z0-9_]*."""
-    if not name or not (name[0].isascii() and (name[0].isalpha() or name[0] == "_")):
-        return False
-    return all(c.isascii() and (c.isalnum() or c == "_") for c in name[1:])
+_NUM_FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
+_U32 = struct.Struct("<I")
+_U64 = struct.Struct("<Q")
 
 
 def _is_string(type_: str) -> bool:
@@ -128,23 +132,6 @@ class SynthField:
     len: int = 0
 
 
-class SynthEventCall:
-    """The synthetic event's ``trace_event_call`` for the event registry."""
-
-    def __init__(self, se: SynthEvent) -> None:
-        self.se = se
-        self.name = se.name
-        self.system = SYNTH_SYSTEM
-        self.type_id = 0
-        self.flags = TRACE_EVENT_FL_TRACEPOINT
-        self.refcnt = 0
-        self.print_fmt = _print_fmt(se.fields)
-        self.printer = SynthPrinter(se)
-
-    def fields(self) -> list[SynthField]:
-        return self.se.fields
-
-
 def _print_fmt(fields: list[SynthField]) -> str:
     """__set_synth_event_print_fmt()."""
     fmt = ", ".join(f"{f.name}={_field_fmt(f.type)}" for f in fields)
@@ -161,13 +148,13 @@ def _print_fmt(fields: list[SynthField]) -> str:
 
 @dataclass(eq=False)
 class SynthEvent(DynEvent):
-    """``struct synth_event``."""
+    """``struct synth_event``: its fields and its event call (a tracepoint event)."""
 
     kind: SynthEvents
     name: str
     fields: list[SynthField]
     ref: int = 0                   # users (hist triggers): busy while > 0
-    call: SynthEventCall = field(init=False)
+    call: EventCall = field(init=False)
 
     def __post_init__(self) -> None:
         DynEvent.__init__(self, self.kind)
@@ -175,7 +162,11 @@ class SynthEvent(DynEvent):
         for f in self.fields:
             f.offset = offset
             offset += STR_VAR_LEN_MAX if f.is_string and not f.is_dynamic else 8
-        self.call = SynthEventCall(self)
+        self.call = EventCall(SYNTH_SYSTEM, self.name, flags=TRACE_EVENT_FL_TRACEPOINT,
+                              printer=SynthPrinter(self))
+        self.call.set_format([Field(f.type, f.name, f.offset, f.size, f.is_signed, f.filter_type,
+                                    f.len) for f in self.fields], _print_fmt(self.fields))
+        self.call.packer = SynthPacker(self)
 
     def desc(self) -> str:
         """__synth_event_show(): ``NAME\\tTYPE FIELD; ...`` (no __data_loc)."""
@@ -191,19 +182,18 @@ class SynthEvent(DynEvent):
 class SynthEvents:
     """The ``synth_event_ops`` kind of one kernel, and the synthetic_events file."""
 
-    def __init__(self, dyn: DynEvents, kernel: Kernel | None = None, events: Any = None) -> None:
-        self.dyn = dyn
+    def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
-        self.events = events
+        self.dyn = kernel.dynevent
+        self.events = kernel.events
         self.last_cmd: str | None = None
 
     # --------------------------------------------------------------- errors
-    def _err(self, text: str, pos: int) -> None:
+    def _err(self, err: SynthErr, pos: int) -> None:
         """synth_err(): tracing_log_err(NULL, "synthetic_events", last_cmd, ...)."""
-        k = self.kernel
-        if self.last_cmd is None or k is None:
+        if self.last_cmd is None:
             return
-        k.trace.global_trace.log_err("synthetic_events", self.last_cmd, text, pos)
+        self.kernel.trace.global_trace.log_err("synthetic_events", self.last_cmd, err.value, pos)
 
     def _errpos(self, s: str) -> int:
         if not self.last_cmd or not s:
@@ -222,20 +212,20 @@ class SynthEvents:
             return -errno.ECANCELED
         sp = min((i for i, c in enumerate(raw) if c in " \t"), default=-1)
         if sp < 0:
-            self._err(INVALID_CMD, 0)
+            self._err(SynthErr.INVALID_CMD, 0)
             return -errno.EINVAL
         fields = raw[sp:].lstrip(" \t\n\v\f\r")
         start = 2
         name_part = raw[2:sp]
         if "/" in raw[2:]:
             if not raw[2:].startswith(SYNTH_SYSTEM + "/"):
-                self._err(INVALID_DYN_CMD, 0)
+                self._err(SynthErr.INVALID_DYN_CMD, 0)
                 return -errno.EINVAL
             start += len(SYNTH_SYSTEM) + 1
             name_part = raw[start:sp]
         ret = self._check_command(raw[start:])
         if ret:
-            self._err(INVALID_CMD, 0)
+            self._err(SynthErr.INVALID_CMD, 0)
             return ret
         return self._create(name_part, fields)
 
@@ -247,11 +237,11 @@ class SynthEvents:
         self.last_cmd = raw
         ret = self._check_command(raw)
         if ret:
-            self._err(INVALID_CMD, 0)
+            self._err(SynthErr.INVALID_CMD, 0)
             return ret
         sp = min((i for i, c in enumerate(raw) if c in " \t"), default=-1)
         if sp < 0 and raw[0] != "!":
-            self._err(INVALID_CMD, 0)
+            self._err(SynthErr.INVALID_CMD, 0)
             return -errno.EINVAL
         name = raw[:sp] if sp >= 0 else raw
         if name[0] == "!":
@@ -283,10 +273,9 @@ class SynthEvents:
         assert isinstance(ev, SynthEvent)
         if ev.ref or ev.call.refcnt:
             return -errno.EBUSY
-        if self.events is not None:
-            ret = self.events.remove_event_call(ev.call)
-            if ret:
-                return ret
+        ret = self.events.remove_event_call(ev.call)
+        if ret:
+            return ret
         self.dyn.remove(ev)
         return 0
 
@@ -311,13 +300,13 @@ class SynthEvents:
     def _create(self, name: str, raw_fields: str) -> int:
         """__create_synth_event()."""
         if not name:
-            self._err(INVALID_CMD, 0)
+            self._err(SynthErr.INVALID_CMD, 0)
             return -errno.EINVAL
         if not is_good_name(name):
-            self._err(BAD_NAME, self._errpos(name))
+            self._err(SynthErr.BAD_NAME, self._errpos(name))
             return -errno.EINVAL
         if self.find(name) is not None:
-            self._err(EVENT_EXISTS, self._errpos(name))
+            self._err(SynthErr.EVENT_EXISTS, self._errpos(name))
             return -errno.EEXIST
         fields: list[SynthField] = []
         for field_str in raw_fields.split(";"):
@@ -330,20 +319,19 @@ class SynthEvents:
                 if f is None:
                     return ret
                 if len(fields) == SYNTH_FIELDS_MAX:
-                    self._err(TOO_MANY_FIELDS, 0)
+                    self._err(SynthErr.TOO_MANY_FIELDS, 0)
                     return -errno.EINVAL
                 fields.append(f)
             if consumed < len(argv):
-                self._err(INVALID_CMD, 0)
+                self._err(SynthErr.INVALID_CMD, 0)
                 return -errno.EINVAL
         if not fields:
-            self._err(INVALID_CMD, 0)
+            self._err(SynthErr.INVALID_CMD, 0)
             return -errno.EINVAL
         se = SynthEvent(self, name, fields)
-        if self.events is not None:
-            ret = self.events.add_event_call(se.call)
-            if ret:
-                return ret
+        ret = self.events.add_event_call(se.call)
+        if ret:
+            return ret
         self.dyn.add(se)
         return 0
 
@@ -355,7 +343,7 @@ class SynthEvents:
         ftype = args[0]
         if ftype == "unsigned":
             if len(args) < 3:
-                self._err(INCOMPLETE_TYPE, self._errpos(ftype))
+                self._err(SynthErr.INCOMPLETE_TYPE, self._errpos(ftype))
                 return -errno.EINVAL, None, consumed
             prefix = "unsigned "
             ftype, fname = args[1], args[2]
@@ -364,26 +352,26 @@ class SynthEvents:
             fname = args[1] if len(args) > 1 else None
             consumed += 2
         if fname is None:
-            self._err(INVALID_FIELD, self._errpos(ftype))
+            self._err(SynthErr.INVALID_FIELD, self._errpos(ftype))
             return -errno.EINVAL, None, consumed
         br = fname.find("[")
         array = fname[br:] if br >= 0 else ""
         name = fname[:br] if br >= 0 else fname
         if not is_good_name(name):
-            self._err(BAD_NAME, self._errpos(fname))
+            self._err(SynthErr.BAD_NAME, self._errpos(fname))
             return -errno.EINVAL, None, consumed
         type_ = prefix + ftype + array
         size = _field_size(type_)
         dynamic = False
         if size < 0:
             if array:
-                self._err(INVALID_ARRAY_SPEC, self._errpos(fname))
+                self._err(SynthErr.INVALID_ARRAY_SPEC, self._errpos(fname))
             else:
-                self._err(INVALID_TYPE, self._errpos(ftype))
+                self._err(SynthErr.INVALID_TYPE, self._errpos(ftype))
             return -errno.EINVAL, None, consumed
         if size == 0:
             if not (_is_string(type_) or _is_stack(type_)):
-                self._err(INVALID_TYPE, self._errpos(ftype))
+                self._err(SynthErr.INVALID_TYPE, self._errpos(ftype))
                 return -errno.EINVAL, None, consumed
             type_ = "__data_loc " + type_
             dynamic = True
@@ -397,91 +385,68 @@ class SynthEvents:
 
 def boot(kernel: Kernel) -> SynthEvents:
     """core_initcall(trace_events_synth_init_early)."""
-    kind = SynthEvents(kernel.dynevent, kernel, kernel.events)
+    kind = SynthEvents(kernel)
     kernel.dynevent.register(kind)
     return kind
 
 
 # ----------------------------------------------------------------------------- firing
-_NUM_FMT = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
+class SynthPacker(Packer):
+    """trace_event_raw_event_synth()'s fill of ``struct synth_trace_event``: a u64 slot
+    per number, 256 bytes per fixed string, a (offset, len) slot per dynamic string or
+    stack with its data after the fixed part (trace_string()/trace_stack())."""
 
+    def __init__(self, se: SynthEvent) -> None:
+        super().__init__([])
+        self.se = se
+        self.fixed = 8 + sum(STR_VAR_LEN_MAX if f.is_string and not f.is_dynamic else 8
+                             for f in se.fields)
 
-def synth_record(se: SynthEvent, values: list[Any]) -> bytearray:
-    """The body of ``struct synth_trace_event`` for ``values`` (one per field, in order):
-    a u64 slot per number, 256 bytes per fixed string, a (offset, len) slot per dynamic
-    string or stack with its data after the fixed part (trace_string()/trace_stack())."""
-    import struct
-
-    fixed = 8 + sum(STR_VAR_LEN_MAX if f.is_string and not f.is_dynamic else 8
-                    for f in se.fields)
-    rec = bytearray(fixed)
-    tail = bytearray()
-    for f, v in zip(se.fields, values, strict=False):
-        if f.is_string:
-            raw = v if isinstance(v, (bytes, bytearray)) else str(v).encode("utf-8", "replace")
-            nul = raw.find(b"\0")
-            raw = bytes(raw if nul < 0 else raw[:nul])[:STR_VAR_LEN_MAX - 1]
-            if f.is_dynamic:
-                data = raw + b"\0"
-                struct.pack_into("<I", rec, f.offset, ((len(data)) << 16) | (fixed + len(tail)))
+    def pack(self, values: tuple[FieldValue, ...]) -> bytearray:
+        fixed = self.fixed
+        rec = bytearray(fixed)
+        tail = bytearray()
+        for f, v in zip(self.se.fields, values, strict=False):
+            if f.is_string:
+                raw = v if isinstance(v, (bytes, bytearray)) else str(v).encode("utf-8", "replace")
+                nul = raw.find(b"\0")
+                raw = bytes(raw if nul < 0 else raw[:nul])[:STR_VAR_LEN_MAX - 1]
+                if f.is_dynamic:
+                    data = raw + b"\0"
+                    _U32.pack_into(rec, f.offset, (len(data) << 16) | (fixed + len(tail)))
+                    tail += data
+                else:
+                    rec[f.offset:f.offset + len(raw)] = raw
+            elif f.is_stack:
+                addrs = [int(a) for a in (v if isinstance(v, (list, tuple)) else [])]
+                data = struct.pack(f"<{len(addrs) + 1}Q", len(addrs), *addrs)
+                _U32.pack_into(rec, f.offset, (len(data) << 16) | (fixed + len(tail)))
                 tail += data
             else:
-                rec[f.offset:f.offset + len(raw)] = raw
-        elif f.is_stack:
-            addrs = [int(a) for a in (v or [])]
-            data = struct.pack(f"<{len(addrs) + 1}Q", len(addrs), *addrs)
-            struct.pack_into("<I", rec, f.offset, (len(data) << 16) | (fixed + len(tail)))
-            tail += data
-        else:
-            struct.pack_into("<Q", rec, f.offset, int(v) & ((1 << 64) - 1))
-    return rec + tail
+                _U64.pack_into(rec, f.offset, int(v or 0) & ((1 << 64) - 1))
+        return rec + tail
 
 
-def trace_synth(kernel: Any, se: SynthEvent, values: list[Any]) -> None:
-    """trace_event_raw_event_synth(): one record in every trace array where the event is
-    enabled (or has triggers), through its filter and triggers like any event."""
-    from .trace_events import _ENTRY, EVENT_FILE_FL_ENABLED, EVENT_FILE_FL_SOFT_DISABLED
-
-    events = getattr(kernel, "events", None)
-    if events is None:
-        return
-    call = events._wrapper(se.call)
-    if call is None:
-        return
-    body: bytearray | None = None
-    sched = kernel.sched
-    for inst in list(events.instances.values()):
-        file = inst.files.get(call)
-        if file is None or not (file.flags & EVENT_FILE_FL_ENABLED or file.triggers):
-            continue
-        if body is None:
-            body = synth_record(se, values)
-            _ENTRY.pack_into(body, 0, call.type_id, sched.irq_flags & 0xFF,
-                             sched.preempt_count & 0xFF, sched.current.pid)
-        rec = bytes(body)
-        trig = events.triggers if file.triggers else None
-        if trig is not None:
-            trig.call_pre(file, rec)
-        ok = not file.flags & EVENT_FILE_FL_SOFT_DISABLED and file.passes(rec, 0)
-        if ok and file.flags & EVENT_FILE_FL_ENABLED:
-            events.write_record(file.tr, rec)
-        if trig is not None:
-            trig.call_post(file, rec, ok)
+def trace_synth(kernel: Kernel, se: SynthEvent, values: list[FieldValue]) -> None:
+    """trace_synth(): fire the synthetic event's tracepoint — one record in every trace
+    array where it is enabled (or soft-enabled for its triggers), through the event
+    record path like any event."""
+    tp = se.call.tracepoint
+    if tp is not None and tp.files:
+        tp.fire(*values)
 
 
-class SynthPrinter:
+class SynthPrinter(Printer):
     """print_synth_event(): ``NAME: field=value ...`` (string fields ``%.*s``)."""
 
     def __init__(self, se: SynthEvent) -> None:
         self.se = se
 
-    def trace(self, it: Any) -> str:
-        import struct
-
+    def trace(self, it: TraceIter) -> str:
         buf, off = it.buf, it.off
         out = [f"{self.se.name}: "]
         n = len(self.se.fields)
-        verbose = bool(getattr(it.tr, "flags", 0) & _iter_verbose())
+        verbose = bool(it.tr.flags & ITER_VERBOSE)
         for i, f in enumerate(self.se.fields):
             space = "" if i == n - 1 else " "
             fmt = _field_fmt(f.type)
@@ -489,7 +454,7 @@ class SynthPrinter:
                 out.append(f"{fmt} ")
             if f.is_string:
                 if f.is_dynamic:
-                    (loc,) = struct.unpack_from("<I", buf, off + f.offset)
+                    (loc,) = _U32.unpack_from(buf, off + f.offset)
                     raw = bytes(buf[off + (loc & 0xFFFF):off + (loc & 0xFFFF) + (loc >> 16)])
                 else:
                     raw = bytes(buf[off + f.offset:off + f.offset + STR_VAR_LEN_MAX])
@@ -497,35 +462,29 @@ class SynthPrinter:
                 text = (raw if nul < 0 else raw[:nul]).decode("latin-1")
                 out.append(f"{f.name}={text}{space}")
             elif f.is_stack:
-                (loc,) = struct.unpack_from("<I", buf, off + f.offset)
+                (loc,) = _U32.unpack_from(buf, off + f.offset)
                 start, ln = off + (loc & 0xFFFF), loc >> 16
                 words = struct.unpack_from(f"<{ln // 8}Q", buf, start) if ln >= 8 else ()
-                ks = getattr(it.kernel, "kallsyms", None)
+                ks = it.kernel.kallsyms
                 out.append(f"{f.name}=STACK:\n")
                 for a in words[1:]:
-                    out.append(f"=> {ks.format_pS(a) if ks is not None else hex(a)}\n")
+                    out.append(f"=> {ks.format_pS(a)}\n")
             else:
                 size = f.size if f.size in _NUM_FMT else 8
                 (v,) = struct.unpack_from(_NUM_FMT[size], buf, off + f.offset)
                 out.append(f"{f.name}={_format_num(fmt, v, size)}{space}")
                 if f.type == "gfp_t":
-                    out.append(f" ({_gfp_text(v)})")
+                    out.append(f" ({print_flags(v, '|', []) if v else ''})")
         return "".join(out) + "\n"
 
-    def raw(self, it: Any) -> str:
+    def raw(self, it: TraceIter) -> str:
         return self.trace(it)
 
-    def hex(self, it: Any) -> str:
+    def hex(self, it: TraceIter) -> str:
         return self.trace(it)
 
-    def binary(self, it: Any) -> bytes:
+    def binary(self, it: TraceIter) -> bytes:
         return b""
-
-
-def _iter_verbose() -> int:
-    from .trace_flags import ITER_VERBOSE
-
-    return ITER_VERBOSE
 
 
 def _format_num(fmt: str, v: int, size: int) -> str:
@@ -535,9 +494,3 @@ def _format_num(fmt: str, v: int, size: int) -> str:
     if fmt.endswith("d") and v >> (bits - 1):
         v -= 1 << bits
     return str(v)
-
-
-def _gfp_text(v: int) -> str:
-    from .trace_events import print_flags
-
-    return print_flags(v, "|", []) if v else ""

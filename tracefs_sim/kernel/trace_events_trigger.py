@@ -25,25 +25,28 @@ from typing import TYPE_CHECKING
 
 from .errors import KernelError
 from .lib import PAGE_SIZE, isdigit, kstrtoul
-from .trace_events import (
+from .trace_events_filter import Pred, create_filter
+from .trace_events_h import (
+    ETT_EVENT_ENABLE,
+    ETT_EVENT_EPROBE,
+    ETT_NONE,
+    ETT_SNAPSHOT,
+    ETT_STACKTRACE,
+    ETT_TRACE_ONOFF,
     EVENT_FILE_FL_SOFT_DISABLED,
     EVENT_FILE_FL_TRIGGER_COND,
     EVENT_FILE_FL_TRIGGER_MODE,
-    EventFile,
 )
-from .trace_events_filter import Pred, create_filter
 from .trace_flags import TRACE_STACK
 
 if TYPE_CHECKING:
     from .core import Kernel
     from .kallsyms import Kallsyms
-    from .trace_events import TraceEvents
+    from .trace_events import EventFile, TraceEvents
     from .trace_events_hist_data import HistData
 
-# enum event_trigger_type
-ETT_NONE, ETT_TRACE_ONOFF, ETT_SNAPSHOT, ETT_STACKTRACE = 0, 1, 2, 4
-ETT_EVENT_ENABLE, ETT_EVENT_HIST, ETT_HIST_ENABLE = 8, 16, 32
 _SPACE = " \t\n\v\f\r"
+POST_TRIGGER_COMMANDS = ("traceoff", "stacktrace")   # their event_command .flags
 STACK_SKIP_NAMES = ("trace_event_buffer_commit", "trace_event_raw_event_{}", "__traceiter_{}")
 
 Record = bytes | bytearray
@@ -85,7 +88,8 @@ class TriggerData:
 
     @property
     def trigger_type(self) -> int:
-        return self.ops.trigger_type if self.ops is not None else ETT_NONE
+        return self.ops.trigger_type if self.ops is not None else (
+            ETT_EVENT_EPROBE if self.probe is not None else ETT_NONE)
 
     def show(self) -> str:
         assert self.ops is not None
@@ -106,6 +110,8 @@ class EventCommand:
         self.kernel = triggers.kernel
         self.name = name
         self.trigger_type = trigger_type
+        # EVENT_CMD_FL_POST_TRIGGER: runs once the record that fired it is written
+        self.post_trigger = name in POST_TRIGGER_COMMANDS
 
     # ------------------------------------------------------------------ parsing
     def parse(self, file: EventFile, glob: str, cmd: str, param_and_filter: str | None) -> int:
@@ -444,9 +450,11 @@ class TriggerCommands:
         return True
 
     def update_cond_flag(self, file: EventFile) -> None:
-        """update_cond_flag(): a filter, or a command that needs the record."""
+        """update_cond_flag(): a filter, a post trigger, or a command that needs the
+        record (hist, an eprobe)."""
         if any(t.pred is not None or t.probe is not None
-               or (t.ops is not None and t.ops.needs_rec) for t in file.triggers):
+               or (t.ops is not None and (t.ops.needs_rec or t.ops.post_trigger))
+               for t in file.triggers):
             file.flags |= EVENT_FILE_FL_TRIGGER_COND
         else:
             file.flags &= ~EVENT_FILE_FL_TRIGGER_COND
@@ -467,33 +475,45 @@ class TriggerCommands:
             self.events.event_enable_disable(file, False, soft=True)
 
     # --------------------------------------------------------------- firing
-    def call_pre(self, file: EventFile, rec: Record) -> None:
-        """event_triggers_call(): each trigger not paused whose filter matches the
-        record.  An eprobe's trigger writes a record nested in this event's: it runs
-        in call_post, after this record is committed (its place in the buffer), unless
-        this record is not going to be (soft disabled)."""
-        soft = file.flags & EVENT_FILE_FL_SOFT_DISABLED
+    def event_triggers_call(self, file: EventFile, rec: Record | None) -> int:
+        """event_triggers_call(): without a record (``rec`` None, a file whose triggers
+        need none) every trigger runs; with one, each trigger whose filter matches it,
+        except those that must run once it is written, whose event_trigger_type bits are
+        returned for event_triggers_post_call(): the post triggers (traceoff,
+        stacktrace: EVENT_CMD_FL_POST_TRIGGER) and the eprobes (their record is nested
+        in this one: the kernel writes it while this one is reserved, after it in the
+        buffer; here it is written after this one is committed)."""
+        tt = 0
         for t in list(file.triggers):
             if t.paused:
                 continue
-            probe = t.probe
-            if probe is not None and not soft:
+            if rec is None:
+                self._fire(file, t, None)
                 continue
             if t.pred is not None and not t.pred(rec, 0):
                 continue
-            if probe is not None:       # eprobe_trigger_func(): needs the record
-                if rec:
-                    probe(rec)
+            if t.probe is not None or (t.ops is not None and t.ops.post_trigger):
+                tt |= t.trigger_type
                 continue
-            assert t.ops is not None
-            t.ops.trigger(t, file, rec)
+            self._fire(file, t, rec)
+        return tt
 
-    def call_post(self, file: EventFile, rec: Record, recorded: bool) -> None:
-        """event_triggers_post_call(): the eprobe triggers call_pre deferred."""
-        if file.flags & EVENT_FILE_FL_SOFT_DISABLED:
-            return
+    def event_triggers_post_call(self, file: EventFile, tt: int, rec: Record) -> None:
+        """event_triggers_post_call(): the triggers event_triggers_call() deferred."""
         for t in list(file.triggers):
-            probe = t.probe
-            if probe is not None and (t.pred is None or t.pred(rec, 0)) and rec:
-                probe(rec)
+            if t.paused or not t.trigger_type & tt:
+                continue
+            if t.probe is not None:
+                if t.pred is None or t.pred(rec, 0):
+                    self._fire(file, t, rec)
+            else:
+                self._fire(file, t, None)
+
+    def _fire(self, file: EventFile, t: TriggerData, rec: Record | None) -> None:
+        if t.probe is not None:       # eprobe_trigger_func(): needs the record
+            if rec:
+                t.probe(rec)
+            return
+        assert t.ops is not None
+        t.ops.trigger(t, file, rec or b"")
 

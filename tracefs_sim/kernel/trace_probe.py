@@ -10,44 +10,57 @@ What lives here, mirroring the kernel file:
   (a list of ``FetchInsn``) plus the field type, offset and the ``comm`` text that
   ``dynamic_events`` shows; ``$arg*``/``$argN`` BTF expansion
   (``traceprobe_expand_meta_args``) and ``%pd``/``%pD`` (``traceprobe_expand_dentry_args``);
-* print-fmt generation (``__set_print_fmt``) and field definitions;
-* the fetch program interpreter (trace_probe_tmpl.h + the fprobe ``process_fetch_insn``)
-  and the argument printers (``trace_probe_print_args``).
+* print-fmt generation (``traceprobe_set_print_fmt``) and field definitions;
+* ``struct trace_probe_event`` (``TraceProbeEvent``: the event call, enable flags and
+  event files every probe appended to one GRP/EVENT shares) and the part of a probe kind
+  that is the same for every kind (``TraceProbeKind``: listing, show and match of the
+  arguments, registration with the multiprobe append and unlink, enabling an event
+  across its probes).  The kinds (trace_fprobe, trace_kprobe, trace_uprobe,
+  trace_eprobe) build on these and never import each other.
+
+What a probe does when it fires lives in trace_probe_tmpl.py.
 
 The parser is a close transliteration: functions return ``0`` or ``-errno`` like the C
 code, the instruction buffer is a fixed 16-slot list with an index cursor, so
 TOO_MANY_OPS, caret offsets and even the kernel's quirks (two error_log entries for
 ``%ax`` on an fprobe) come out the same.
-
-Runtime interfaces this module needs from the rest of the simulated kernel (Protocols
-below): a BTF view (``ProbeBtf``), the probed context (``ProbeRegs``) and kernel memory
-(``ProbeMem``).
 """
 
 from __future__ import annotations
 
 import errno
-import struct
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from enum import Enum, IntEnum
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Generic, Protocol, Self, TypeVar
 
-from .lib import (  # noqa: F401  (kstrto*/is_good_name users import them from here until moved)
+from .lib import (
     argv_split,
     is_good_name,
     is_good_system_name,
-    isalnum,
     isalpha,
     isdigit,
-    isxdigit,
     kstrtol,
     kstrtouint,
     kstrtoul,
-    kstrtoull,
     sanitize_event_name,
     simple_strtoul,
 )
+from .ptrace import regs_query_register_offset
+from .trace_dynevent import DynEvent, ProbeLog
+from .trace_events import EventCall, EventFile
+from .trace_events_h import (
+    TRACE_REG_PERF_REGISTER,
+    TRACE_REG_PERF_UNREGISTER,
+    TRACE_REG_REGISTER,
+    TRACE_REG_UNREGISTER,
+    Field,
+)
+
+if TYPE_CHECKING:
+    from .btf import FuncProto
+    from .core import Kernel
 
 # ----------------------------------------------------------------------------- limits
 MAX_TRACE_ARGS = 128
@@ -77,14 +90,9 @@ RESERVED_FIELD_NAMES = (
 DENTRY_D_NAME_NAME_OFFSET = 0x28
 FILE_F_PATH_DENTRY_OFFSET = 0x48
 
-# TPARG_FL_* (trace_probe.h)
-TPARG_FL_RETURN = 1 << 0
-TPARG_FL_KERNEL = 1 << 1
-TPARG_FL_FENTRY = 1 << 2
-TPARG_FL_TEVENT = 1 << 3
-TPARG_FL_USER = 1 << 4
-TPARG_FL_FPROBE = 1 << 5
-TPARG_FL_TPOINT = 1 << 6
+# TPARG_FL_* (trace_probe.h): where the fetch arguments are parsed for
+(TPARG_FL_RETURN, TPARG_FL_KERNEL, TPARG_FL_FENTRY, TPARG_FL_TEVENT, TPARG_FL_USER,
+ TPARG_FL_FPROBE, TPARG_FL_TPOINT) = (1 << bit for bit in range(7))
 TPARG_FL_LOC_MASK = 0x1F
 
 TP_FLAG_TRACE = 1
@@ -182,60 +190,6 @@ class ProbeErr(Enum):
     BAD_TYPE4STR = "This type does not fit for string."
     NEED_STRING_TYPE = "$comm and immediate-string only accepts string type"
     EVENT_TOO_BIG = "Event too big (too many fields?)"
-
-
-LogErrFn = Callable[[str, str, str, int], None]
-
-
-class ProbeLog:
-    """``struct trace_probe_log`` + its helpers; one per Kernel (the kernel's static,
-    serialized by dyn_event_ops_mutex).
-
-    ``sink(loc, cmd, err_text, pos)`` is ``tracing_log_err`` on the global trace array
-    (``tr.log_err``); ``loc`` gets the ``": error: "`` suffix there.
-    """
-
-    __slots__ = ("sink", "subsystem", "argv", "index")
-
-    def __init__(self, sink: LogErrFn | None = None) -> None:
-        self.sink = sink
-        self.subsystem = ""
-        self.argv: list[str] | None = None
-        self.index = 0
-
-    def init(self, subsystem: str, argv: list[str]) -> None:
-        self.subsystem = subsystem
-        self.argv = argv
-        self.index = 0
-
-    def clear(self) -> None:
-        self.subsystem = ""
-        self.argv = None
-        self.index = 0
-
-    def set_index(self, index: int) -> None:
-        self.index = index
-
-    def command_and_pos(self, offset: int) -> tuple[str, int]:
-        """The command text and caret position exactly as ``__trace_probe_log_err``."""
-        argv = self.argv or []
-        length = pos = 0
-        for i, a in enumerate(argv):
-            if i == self.index:
-                pos = length
-            length += len(a.encode("latin-1", "replace")) + 1
-        if self.index >= len(argv):
-            # Next to the last arg + space (len includes the NUL).
-            pos = length
-            offset = 0
-        return " ".join(argv), (pos + offset) & 0xFFFF
-
-    def err(self, offset: int, err: ProbeErr) -> None:
-        if not self.argv:
-            return
-        cmd, pos = self.command_and_pos(offset)
-        if self.sink is not None:
-            self.sink(self.subsystem, cmd, err.value, pos)
 
 
 # ----------------------------------------------------------------------------- fetch types
@@ -338,7 +292,8 @@ class FetchInsn:
         self.lshift = 0
         self.rshift = 0
         self.immediate = 0
-        self.data: Any = None
+        # the symbol of NOP_SYMBOL, the string of DATA, the event field of TP_ARG
+        self.data: str | bytes | Field | None = None
 
     def __repr__(self) -> str:
         return (f"FetchInsn({self.op.name}, param={self.param}, size={self.size}, "
@@ -372,6 +327,14 @@ class TraceProbe:
         if not self.args:
             self.args = [ProbeArg() for _ in range(self.nr_args)]
 
+    def entry_data_size(self) -> int:
+        """traceprobe_get_entry_data_size(): what a return probe saves at entry."""
+        return traceprobe_get_entry_data_size(self)
+
+    def show_args(self) -> str:
+        """The `` NAME=FETCHARG`` part of a ``dynamic_events`` line."""
+        return "".join(f" {a.name}={a.comm}" for a in self.args)
+
 
 # ----------------------------------------------------------------------------- BTF view
 class BtfType(Protocol):
@@ -394,10 +357,8 @@ class BtfType(Protocol):
 class ProbeBtf(Protocol):
     """What the probe parser needs from kernel BTF (kernel/btf.py adapts to this)."""
 
-    def func_proto(self, name: str) -> Any:
-        """(return type id, 0 = void; [(param name, type id)]) or None if no BTF; or an
-        object with ``.ret.id``, ``.params[i].name/.type.id`` and ``.variadic``
-        (kernel/btf.py's FuncProto)."""
+    def func_proto(self, name: str) -> FuncProto | None:
+        """The prototype of function ``name``, or None without BTF for it."""
         ...
 
     def skip_modifiers(self, tid: int) -> BtfType | None: ...
@@ -434,7 +395,7 @@ class ParseContext:
     offset: int = 0
     log: ProbeLog = field(default_factory=ProbeLog)
     tracepoint: bool = False
-    event: Any = None                   # eprobes: the attached event call (its .fields)
+    event: EventCall | None = None      # eprobes: the attached event
 
     def err(self, offset: int, err: ProbeErr) -> None:
         self.log.err(offset, err)
@@ -486,14 +447,10 @@ def _query_btf_context(ctx: ParseContext) -> int:
     if proto is None:
         return -errno.ENOENT
     ctx.btf_queried = True
-    if isinstance(proto, tuple):
-        ctx.proto_ret, params = proto
-        params = list(params)
-    else:   # kernel/btf.py FuncProto: .ret (Type), .params (Param(name, type)), .variadic
-        ctx.proto_ret = proto.ret.id
-        params = [(p.name, p.type.id) for p in proto.params]
-        if proto.variadic:
-            params.append(("", 0))      # btf_type_vlen() counts the "..." slot
+    ctx.proto_ret = proto.ret.id
+    params = [(p.name, p.type.id) for p in proto.params]
+    if proto.variadic:
+        params.append(("", 0))      # btf_type_vlen() counts the "..." slot
     if params and ctx.flags & TPARG_FL_TPOINT:
         params = params[1:]     # hide the tracepoint stub's __data
     ctx.params = params
@@ -767,7 +724,8 @@ def _check_prepare_btf_string_fetch(typename: str, prog: _Prog, ctx: ParseContex
 # ----------------------------------------------------------------------------- the parser
 def _parse_trace_event_arg(arg: str, code: FetchInsn, ctx: ParseContext) -> int:
     """``parse_trace_event_arg``: ``$FIELD`` of the event an eprobe is attached to."""
-    for f in getattr(ctx.event, "fields", None) or ():
+    assert ctx.event is not None
+    for f in ctx.event.fields:
         if f.name == arg:
             code.op = FetchOp.TP_ARG
             code.data = f
@@ -877,8 +835,13 @@ def _parse_probe_arg(arg: str, prog: _Prog, ctx: ParseContext) -> int:
             # then also logs BAD_FETCH_ARG below).
             ctx.err(ctx.offset, ProbeErr.BAD_VAR)
         else:
-            ctx.err(ctx.offset, ProbeErr.BAD_REG_NAME)
-            ret = -errno.EINVAL
+            ret = regs_query_register_offset(arg[1:])
+            if ret >= 0:
+                prog.code[code].op = FetchOp.REG
+                prog.code[code].param = ret
+                ret = 0
+            else:
+                ctx.err(ctx.offset, ProbeErr.BAD_REG_NAME)
     elif c0 == "@":
         offset = 0
         c1 = arg[1:2]
@@ -1353,7 +1316,7 @@ PROBE_PRINT_EVENT = 2
 
 
 def set_print_fmt(tp: TraceProbe, ptype: int) -> str:
-    """``__set_print_fmt``: the ``print fmt:`` line of the format file."""
+    """``__set_print_fmt`` (traceprobe_set_print_fmt): the ``print fmt:`` line."""
     if ptype == PROBE_PRINT_NORMAL:
         fmt, arg = "(%lx)", ", REC->" + FIELD_STRING_IP
     elif ptype == PROBE_PRINT_RETURN:
@@ -1382,26 +1345,37 @@ def set_print_fmt(tp: TraceProbe, ptype: int) -> str:
     return "".join(out)
 
 
-@dataclass(frozen=True)
-class ProbeField:
-    """One ``field:`` line (trace_define_field arguments)."""
-
-    type: str
-    name: str
-    offset: int
-    size: int
-    is_signed: bool
-
-
-def define_arg_fields(tp: TraceProbe, offset: int) -> list[ProbeField]:
+def define_arg_fields(tp: TraceProbe, offset: int) -> list[Field]:
     """``traceprobe_define_arg_fields``: fields after the fixed head (packed, no padding)."""
     out = []
     for parg in tp.args:
         assert parg.type is not None
         size = parg.type.size * (parg.count or 1)
-        out.append(ProbeField(parg.fmt or parg.type.fmttype, parg.name, offset + parg.offset,
-                              size, parg.type.is_signed))
+        out.append(Field(parg.fmt or parg.type.fmttype, parg.name, offset + parg.offset,
+                         size, parg.type.is_signed))
     return out
+
+
+# struct kprobe_trace_entry_head / fentry_trace_entry_head / the uprobe entry: the
+# trace_entry and the probed address; kretprobe / fexit / uretprobe: the function and
+# the return address
+PROBE_HEAD_SIZE = 16
+PROBE_RET_HEAD_SIZE = 24
+
+
+def probe_head_fields(is_return: bool) -> list[Field]:
+    """The head fields (kprobe_fields_array & co) of a function probe event."""
+    if is_return:
+        return [Field("unsigned long", FIELD_STRING_FUNC, 8, 8, False),
+                Field("unsigned long", FIELD_STRING_RETIP, 16, 8, False)]
+    return [Field("unsigned long", FIELD_STRING_IP, 8, 8, False)]
+
+
+def probe_event_format(tp: TraceProbe, is_return: bool) -> tuple[list[Field], str]:
+    """The fields and print fmt of a function probe event (kprobe, fprobe, uprobe)."""
+    head = PROBE_RET_HEAD_SIZE if is_return else PROBE_HEAD_SIZE
+    return (probe_head_fields(is_return) + define_arg_fields(tp, head),
+            set_print_fmt(tp, PROBE_PRINT_RETURN if is_return else PROBE_PRINT_NORMAL))
 
 
 def compare_arg_type(a: TraceProbe, b: TraceProbe) -> int:
@@ -1428,7 +1402,11 @@ def match_command_args(tp: TraceProbe, argv: list[str]) -> bool:
     return True
 
 
-# ----------------------------------------------------------------------------- runtime
+# ----------------------------------------------------------------------------- the probed context
+def hex_addr(addr: int) -> str:
+    return f"0x{addr:x}"
+
+
 class ProbeRegs(Protocol):
     """The probed context (pt_regs at function entry/exit)."""
 
@@ -1451,7 +1429,7 @@ class ProbeMem(Protocol):
         ...
 
 
-@dataclass
+@dataclass(slots=True)
 class FetchEnv:
     """Everything a fetch program may touch while the probe fires."""
 
@@ -1459,287 +1437,456 @@ class FetchEnv:
     mem: ProbeMem
     comm: bytes = b""
     edata: bytearray | None = None
-    sprint_symbol: Callable[[int], str] = lambda addr: f"0x{addr:x}"
+    sprint_symbol: Callable[[int], str] = hex_addr
     rec: bytes | bytearray | None = None    # eprobes: the attached event's record
     rec_addr: int = 0                       # where that record "is" (string fields' address)
 
 
-_M64 = 0xFFFFFFFFFFFFFFFF
-_UNPACK = {1: "<B", 2: "<H", 4: "<I", 8: "<Q"}
+class NoRegs:
+    """The call site passed no register set: every register reads as 0."""
+
+    def get_kernel_argument(self, n: int) -> int:
+        return 0
+
+    def return_value(self) -> int:
+        return 0
+
+    def kernel_stack_nth(self, n: int) -> int:
+        return 0
+
+    def stack_pointer(self) -> int:
+        return 0
 
 
-class _Fault(Exception):
-    pass
+NO_REGS = NoRegs()
 
 
-def _mem_ulong(env: FetchEnv, addr: int, user: bool) -> int:
-    data = env.mem.read(addr & _M64, 8, user)
-    if data is None or len(data) < 8:
-        raise _Fault
-    return int.from_bytes(data, "little")
+# ----------------------------------------------------------------------------- probe events
+P = TypeVar("P", bound="ProbeDynEvent")
 
 
-def _strsrc(env: FetchEnv, addr: int, op: FetchOp, insn: FetchInsn) -> bytes | None:
-    """The bytes (with NUL) a string store would copy, or None on fault."""
-    if isinstance(insn.data, bytes) and insn.op == FetchOp.DATA:
-        return insn.data
-    if op == FetchOp.ST_SYMSTR:
-        return env.sprint_symbol(addr & _M64).encode() + b"\0"
-    s = env.mem.read_str(addr & _M64, MAX_STRING_SIZE, op == FetchOp.ST_USTRING)
-    if s is None:
+class TraceProbeEvent(Generic[P]):
+    """``struct trace_probe_event``: what every probe appended to one GRP/EVENT shares —
+    the event call (its class->reg is ``reg``), the enable flags (TP_FLAG_TRACE while an
+    event file is linked, TP_FLAG_PROFILE for perf) and the linked event files.  The
+    first of ``probes`` is the primary one, whose arguments define the record."""
+
+    __slots__ = ("kind", "call", "flags", "files", "probes")
+
+    def __init__(self, kind: TraceProbeKind[P], group: str, name: str, call_flags: int) -> None:
+        self.kind = kind
+        self.call = EventCall(group, name, flags=call_flags, reg=self.reg)
+        self.flags = 0
+        # replaced, never mutated, so a probe firing while a file is linked or unlinked
+        # loops over a stable tuple
+        self.files: tuple[EventFile, ...] = ()
+        self.probes: list[P] = []
+
+    def primary(self) -> P:
+        return self.probes[0]
+
+    def is_enabled(self) -> bool:
+        return bool(self.flags & (TP_FLAG_TRACE | TP_FLAG_PROFILE))
+
+    def reg(self, call: EventCall, type_: int, file: EventFile | None) -> int:
+        """The class's reg() (kprobe_register, fprobe_register, trace_uprobe_register…)."""
+        if type_ == TRACE_REG_REGISTER:
+            return self.kind.enable(self, file)
+        if type_ == TRACE_REG_UNREGISTER:
+            return self.kind.disable(self, file)
+        if type_ == TRACE_REG_PERF_REGISTER:
+            return self.kind.enable(self, None)
+        if type_ == TRACE_REG_PERF_UNREGISTER:
+            return self.kind.disable(self, None)
+        return 0
+
+    def has_file(self, file: EventFile) -> bool:
+        """trace_probe_get_file_link()."""
+        return any(f is file for f in self.files)
+
+    def add_file(self, file: EventFile) -> None:
+        """trace_probe_add_file()."""
+        self.files = (*self.files, file)
+        self.flags |= TP_FLAG_TRACE
+
+    def remove_file(self, file: EventFile) -> int:
+        """trace_probe_remove_file(): -ENOENT when ``file`` is not linked."""
+        if not self.has_file(file):
+            return -errno.ENOENT
+        self.files = tuple(f for f in self.files if f is not file)
+        if not self.files:
+            self.flags &= ~TP_FLAG_TRACE
+        return 0
+
+
+class ProbeDynEvent(DynEvent):
+    """One probe definition: the ``dyn_event`` and the ``struct trace_probe`` (its
+    arguments) every kind embeds, and the event it belongs to."""
+
+    tp: TraceProbe
+    event: TraceProbeEvent[Self]
+
+    def __init__(self, kind: TraceProbeKind[Self], group: str, event: str, nargs: int,
+                 call_flags: int) -> None:
+        super().__init__(kind)
+        self.kind = kind
+        self.tp = TraceProbe(nr_args=nargs)
+        self.event = TraceProbeEvent(kind, group, event, call_flags)
+        self.event.probes.append(self)
+
+    @property
+    def name(self) -> str:
+        return self.event.call.name
+
+    @property
+    def group(self) -> str:
+        return self.event.call.system
+
+
+def match_group_event(p: ProbeDynEvent, system: str | None, event: str) -> bool:
+    """``-:[GRP/]EVENT``: the event name (any when empty) and the group (any when None)."""
+    return (not event or p.name == event) and (system is None or p.group == system)
+
+
+class TraceProbeKind(Generic[P]):
+    """The part of a probe kind's dyn_event_operations that is the same for every kind
+    (trace_probe.c's helpers and the common shape of the kinds' code): the probe log,
+    the kind's probes, ``show``/``match`` of the arguments, registration with the
+    multiprobe append (``trace_probe_append``/``trace_probe_unlink``), and enabling an
+    event across all its probes.  A kind supplies its syntax (``parse``), what its
+    probes are (``probe_class``, ``location``) and the hooks that arm and disarm them."""
+
+    probe_class: type[P]
+    log_subsystem = ""          # the error_log location, e.g. "trace_kprobe"
+
+    def __init__(self, kernel: Kernel) -> None:
+        self.kernel = kernel
+        self.dyn = kernel.dynevent
+        self.events = kernel.events
+
+    # --------------------------------------------------------------- log
+    @property
+    def log(self) -> ProbeLog:
+        return self.dyn.probe_log
+
+    def log_set_index(self, index: int) -> None:
+        self.log.set_index(index)
+
+    def log_err(self, offset: int, err: ProbeErr) -> None:
+        self.log.err(offset, err)
+
+    # --------------------------------------------------------------- the kind's probes
+    def probes(self) -> list[P]:
+        cls = self.probe_class
+        return [ev for ev in self.dyn.events if isinstance(ev, cls)]
+
+    def find_probe(self, event: str, group: str) -> P | None:
+        """find_trace_kprobe() & co: the probes of GRP/EVENT (the first one)."""
+        for p in self.probes():
+            if p.name == event and p.group == group:
+                return p
         return None
-    return s + b"\0"
 
+    # --------------------------------------------------------------- dyn_event_operations
+    def create(self, raw_command: str) -> int:
+        """trace_probe_create(): split the command, then the kind's parser."""
+        argv = argv_split(raw_command)
+        if not argv:
+            return 0
+        return self.parse(argv)
 
-def process_fetch_insn(code: list[FetchInsn], env: FetchEnv, dest: bytearray | None,
-                       doff: int, base: int) -> int:
-    """Run one argument's fetch program.
+    def parse(self, argv: list[str]) -> int:
+        raise NotImplementedError
 
-    With ``dest`` None, return the dynamic (string) size needed; otherwise store at
-    ``dest[doff:]`` (``base`` = offset of the entry start, for __data_loc) and return the
-    dynamic bytes consumed (>= 0) or -errno.
-    """
-    pc = 0
-    datap: bytes | None = None
-    insn = code[pc]
-    if insn.op == FetchOp.NOP_SYMBOL:
-        pc += 1
-        insn = code[pc]
-    op = insn.op
-    if op == FetchOp.STACK:
-        val = env.regs.kernel_stack_nth(insn.param)
-    elif op == FetchOp.STACKP:
-        val = env.regs.stack_pointer()
-    elif op == FetchOp.RETVAL:
-        val = env.regs.return_value()
-    elif op == FetchOp.ARG:
-        val = env.regs.get_kernel_argument(insn.param)
-    elif op == FetchOp.EDATA:
-        ed = env.edata or bytearray(insn.offset + 8)
-        val = int.from_bytes(ed[insn.offset:insn.offset + 8], "little")
-    elif op == FetchOp.IMM:
-        val = insn.immediate
-    elif op == FetchOp.COMM:
-        val = 0
-        datap = env.comm + b"\0"
-    elif op == FetchOp.DATA:
-        val = 0
-        datap = insn.data
-    elif op == FetchOp.TP_ARG:
-        val, datap = _get_event_field(insn.data, env)
-    else:
-        return -errno.EILSEQ
-    val &= _M64
-    pc += 1
-    return _fetch_bottom(code, pc, val, env, dest, doff, base, datap)
+    def show(self, ev: DynEvent) -> str:
+        raise NotImplementedError
 
+    def location(self, p: P) -> str:
+        """What ``-:GRP/EVENT LOCATION ARGS`` compares with LOCATION."""
+        raise NotImplementedError
 
-def _get_event_field(f: Any, env: FetchEnv) -> tuple[int, bytes | None]:
-    """trace_eprobe.c ``get_event_field``: the field's value, or for a string field its
-    address in the record (and the string itself, which a string store copies)."""
-    rec = env.rec or b""
-    off = f.offset
-    if f.filter_type in (_FILTER_DYN_STRING, _FILTER_RDYN_STRING, _FILTER_STATIC_STRING):
-        if f.filter_type == _FILTER_STATIC_STRING:
-            start, end = off, off + f.size
-        else:
-            loc = int.from_bytes(rec[off:off + 4], "little")
-            start = (loc & 0xFFFF) + (off + 4 if f.filter_type == _FILTER_RDYN_STRING else 0)
-            end = start + (loc >> 16)
-        raw = bytes(rec[start:end])
-        nul = raw.find(b"\0")
-        return env.rec_addr + start, (raw if nul < 0 else raw[:nul]) + b"\0"
-    size = f.size if f.size in (1, 2, 4) else 8
-    return int.from_bytes(rec[off:off + size], "little", signed=bool(f.is_signed)), None
+    def is_busy(self, ev: DynEvent) -> bool:
+        assert isinstance(ev, self.probe_class)
+        return ev.event.is_enabled()
 
+    def free(self, ev: DynEvent) -> int:
+        assert isinstance(ev, self.probe_class)
+        return self.unregister_trace_probe(ev)
 
-_FILTER_STATIC_STRING, _FILTER_DYN_STRING, _FILTER_RDYN_STRING = 1, 2, 3
+    def match(self, system: str | None, event: str, argv: list[str], ev: DynEvent) -> bool:
+        assert isinstance(ev, self.probe_class)
+        if not match_group_event(ev, system, event):
+            return False
+        if not argv:
+            return True
+        return self.match_location(ev, argv[0]) and match_command_args(ev.tp, argv[1:])
 
+    def match_location(self, p: P, arg: str) -> bool:
+        """The LOCATION of ``-:GRP/EVENT LOCATION ARGS`` (shown at most MAX_ARGSTR_LEN)."""
+        return self.location(p)[:MAX_ARGSTR_LEN] == arg
 
-def _fetch_bottom(code: list[FetchInsn], pc: int, val: int, env: FetchEnv,
-                  dest: bytearray | None, doff: int, base: int, datap: bytes | None) -> int:
-    total = 0
-    ret = 0
-    i = 0
-    loc = 0
-    lval = val
-    while True:  # stage2
+    def run_command(self, raw_command: str) -> int:
+        """create_or_delete_trace_kprobe/uprobe: one line of ``kprobe_events`` /
+        ``uprobe_events`` (this kind only; ``-:`` deletes)."""
+        if raw_command[:1] == "-":
+            return self.dyn.release(raw_command, self)
+        ret = self.dyn.create_of(raw_command, self)
+        return -errno.EINVAL if ret == -errno.ECANCELED else ret
+
+    # --------------------------------------------------------------- parsing helpers
+    @contextmanager
+    def parsing(self, argv: list[str], ctx: ParseContext | None = None) -> Iterator[None]:
+        """trace_probe_log_init() … trace_probe_log_clear() and traceprobe_finish_parse()
+        around the parsing of one command."""
+        self.log.init(self.log_subsystem, argv)
         try:
-            while code[pc].op in (FetchOp.DEREF, FetchOp.UDEREF):
-                lval = val
-                val = _mem_ulong(env, val + code[pc].offset, code[pc].op == FetchOp.UDEREF)
-                datap = None
-                pc += 1
-        except _Fault:
-            return -errno.EFAULT
-        s3 = pc
-        while True:  # stage3
-            insn = code[pc]
-            op = insn.op
-            if dest is None:
-                if op not in (FetchOp.ST_STRING, FetchOp.ST_USTRING, FetchOp.ST_SYMSTR):
-                    return -errno.EILSEQ
-                src = datap if datap is not None else _strsrc(env, val + insn.offset, op, insn)
-                ret = len(src) if src is not None else 0
-                if op != FetchOp.ST_SYMSTR and src is None:
-                    ret = -errno.EFAULT
-                pc += 1
+            yield
+        finally:
+            if ctx is not None:
+                traceprobe_finish_parse(ctx)
+            self.log.clear()
+
+    def parse_maxactive(self, a0: str, colon: int, limit: int) -> tuple[int, int]:
+        """``[pfr]N:``: (0 or -EINVAL with the error logged, maxactive; 0 when none)."""
+        if not (a0[1:2] and isdigit(a0[1])):
+            return 0, 0
+        length = (colon - 1) if colon >= 0 else len(a0) - 1
+        if length > MAX_EVENT_NAME_LEN - 1:
+            self.log_err(1, ProbeErr.BAD_MAXACT)
+            return -errno.EINVAL, 0
+        err, maxactive = kstrtouint(a0[1:1 + length], 0)
+        if err or not maxactive:
+            self.log_err(1, ProbeErr.BAD_MAXACT)
+            return -errno.EINVAL, 0
+        if maxactive > limit:
+            self.log_err(1, ProbeErr.MAXACT_TOO_BIG)
+            return -errno.EINVAL, 0
+        return 0, maxactive
+
+    @staticmethod
+    def event_part(a0: str) -> tuple[int, str | None]:
+        """``[pfte]...:[GRP/][EVENT]``: (position of the ':' or -1, what follows it)."""
+        colon = a0.find(":", 1)
+        return colon, (a0[colon + 1:] if colon >= 0 else None)
+
+    def parse_group_event(self, event: str | None, offset: int, group: str
+                          ) -> tuple[int, str | None, str]:
+        """``GRP/EVENT`` after the ``:``: (0 or -EINVAL, event or None, group)."""
+        if event is None:
+            return 0, None, group
+        ret, name, grp = traceprobe_parse_event_name(event, offset, self.log)
+        if ret:
+            return -errno.EINVAL, None, group
+        return 0, name, grp if grp is not None else group
+
+    def fetch_env(self, regs: ProbeRegs | None, edata: bytearray | None = None) -> FetchEnv:
+        """What the fetch programs of one hit see: the registers, kernel memory, the
+        current task's comm, a return probe's entry data and ``%pS`` through kallsyms."""
+        k = self.kernel
+        return FetchEnv(regs if regs is not None else NO_REGS, k.mem,
+                        k.sched.current.comm.encode("latin-1", "replace")[:15], edata,
+                        k.kallsyms.format_pS)
+
+    def expand_args(self, argv: list[str], ctx: ParseContext) -> tuple[int, list[str]]:
+        """The fetch arguments of a kernel probe, expanded: ``$arg*``/``$argN`` (BTF),
+        then at most MAX_TRACE_ARGS (-E2BIG), then ``%pd``/``%pD``."""
+        ret, new_argv = traceprobe_expand_meta_args(argv, ctx)
+        if ret < 0:
+            return ret, argv
+        if new_argv is not None:
+            argv = new_argv
+        if len(argv) > MAX_TRACE_ARGS:
+            return -errno.E2BIG, argv
+        return traceprobe_expand_dentry_args(argv)
+
+    def parse_return_suffix(self, text: str, pos: int) -> tuple[int, str, bool]:
+        """``WHERE%return``: (0, or -EINVAL with BAD_ADDR_SUFFIX at ``pos`` + the '%'
+        for another suffix; the text without it; whether it was %return)."""
+        pct = text.find("%")
+        if pct < 0:
+            return 0, text, False
+        if text[pct:] == "%return":
+            return 0, text[:pct], True
+        self.log_err(pos + pct, ProbeErr.BAD_ADDR_SUFFIX)
+        return -errno.EINVAL, text, False
+
+    def name_probe_event(self, event: str | None, offset: int, group: str, default: str
+                         ) -> tuple[int, str, str]:
+        """The event name of a kernel probe (argument 0 of the command): ``GRP/EVENT``
+        after the ``:`` at ``offset``, else ``default`` (what it probes) cut to
+        MAX_EVENT_NAME_LEN and sanitized.  (0 or -EINVAL, event, group)."""
+        self.log_set_index(0)
+        ret, name, group = self.parse_group_event(event, offset, group)
+        if ret:
+            return ret, "", group
+        return 0, name or sanitize_event_name(default[:MAX_EVENT_NAME_LEN - 1]), group
+
+    def set_probe_format(self, p: P, is_return: bool) -> None:
+        """The fields and print fmt of a function probe event (kprobe, fprobe, uprobe)."""
+        p.event.call.set_format(*probe_event_format(p.tp, is_return))
+
+    def update_args(self, p: P, lookup_name: Callable[[str], int]) -> int:
+        """traceprobe_update_arg() of every argument: 0 or the first -errno."""
+        for a in p.tp.args:
+            ret = traceprobe_update_arg(a, lookup_name)
+            if ret:
+                return ret
+        return 0
+
+    def create_probe(self, p: P, args: list[str], ctx: ParseContext, is_return: bool) -> int:
+        """How __trace_kprobe_create and __trace_fprobe_create end: every fetch argument
+        (with one parse context), the entry data of a return probe using ``$argN``, the
+        event's format, then the registration (its failure logged)."""
+        for i, a in enumerate(args):
+            self.log_set_index(i + 2)
+            ctx.offset = 0
+            ret = traceprobe_parse_probe_arg(p.tp, i, a, ctx)
+            if ret:
+                return ret
+        if is_return and p.tp.entry_arg is not None:
+            self.setup_entry_data(p)
+        self.set_probe_format(p, is_return)
+        ret = self.register_trace_probe(p)
+        if ret:
+            self._log_register_error(ret)
+        return ret
+
+    def setup_entry_data(self, p: P) -> None:
+        """A return probe whose arguments need the function's parameters: an entry
+        handler saves them (traceprobe_get_entry_data_size bytes)."""
+        raise NotImplementedError
+
+    def _log_register_error(self, ret: int) -> None:
+        """Why registering the probe failed, as the kinds log it after parsing."""
+        self.log_set_index(1)
+        if ret == -errno.EILSEQ:
+            self.log_err(0, ProbeErr.BAD_INSN_BNDRY)
+        elif ret == -errno.ENOENT:
+            self.log_err(0, ProbeErr.BAD_PROBE_ADDR)
+        elif ret not in (-errno.ENOMEM, -errno.EEXIST):
+            self.log_err(0, ProbeErr.FAIL_REG_PROBE)
+
+    # --------------------------------------------------------------- registration
+    def register_trace_probe(self, p: P) -> int:
+        """register_trace_kprobe() & co: a new GRP/EVENT registers its event call, an
+        existing one gets ``p`` appended when the probe types and arguments agree."""
+        old = self.find_probe(p.name, p.group)
+        if old is not None:
+            if self.probe_type_differs(p, old):
+                self.log_set_index(0)
+                self.log_err(0, ProbeErr.DIFF_PROBE_TYPE)
+                return -errno.EEXIST
+            return self.append_trace_probe(p, old)
+        ret = self.events.add_event_call(p.event.call)
+        if ret:
+            if ret == -errno.EEXIST:
+                self.log_set_index(0)
+                self.log_err(0, ProbeErr.EVENT_EXIST)
             else:
-                if op == FetchOp.ST_RAW:
-                    size = insn.size
-                    dest[doff:doff + size] = (val & ((1 << (size * 8)) - 1)).to_bytes(size, "little")
-                elif op in (FetchOp.ST_MEM, FetchOp.ST_UMEM):
-                    data = env.mem.read((val + insn.offset) & _M64, insn.size,
-                                        op == FetchOp.ST_UMEM)
-                    if data is not None and len(data) == insn.size:
-                        dest[doff:doff + insn.size] = data
-                elif op in (FetchOp.ST_STRING, FetchOp.ST_USTRING, FetchOp.ST_SYMSTR):
-                    loc = int.from_bytes(dest[doff:doff + 4], "little")
-                    maxlen = loc >> 16
-                    dpos = base + (loc & 0xFFFF)
-                    src = datap if datap is not None else _strsrc(env, val + insn.offset, op, insn)
-                    if op == FetchOp.ST_SYMSTR and not maxlen:
-                        ret = -errno.ENOMEM
-                    elif src is None or not maxlen:
-                        ret = -errno.EFAULT if src is None else -errno.ENOSPC
-                        # the kernel stores a zero-length loc on fault
-                        dest[doff:doff + 4] = (loc & 0xFFFF).to_bytes(4, "little")
-                    else:
-                        src = src[:maxlen]
-                        if src and src[-1:] != b"\0":
-                            src = src[:-1] + b"\0"
-                        dest[dpos:dpos + len(src)] = src
-                        ret = len(src)
-                        dest[doff:doff + 4] = ((ret << 16) | (loc & 0xFFFF)).to_bytes(4, "little")
-                else:
-                    return -errno.EILSEQ
-                pc += 1
-                if code[pc].op == FetchOp.MOD_BF:
-                    bf = code[pc]
-                    bs = bf.basesize
-                    bits = bs * 8
-                    mask = (1 << bits) - 1
-                    v = int.from_bytes(dest[doff:doff + bs], "little")
-                    v = (v << bf.lshift) & mask
-                    v >>= bf.rshift
-                    dest[doff:doff + bs] = v.to_bytes(bs, "little")
-                    pc += 1
-            # array stage
-            if code[pc].op == FetchOp.LP_ARRAY:
-                if ret < 0:
-                    ret = 0
-                total += ret
-                i += 1
-                if i < code[pc].param:
-                    s3op = code[s3].op
-                    if s3op not in (FetchOp.ST_STRING, FetchOp.ST_USTRING):
-                        if dest is not None:
-                            doff += code[s3].size
-                        val += code[s3].size
-                        pc = s3
-                        continue  # stage3
-                    pc = s3 - 1
-                    val = lval + 8
-                    if dest is not None:
-                        doff += 4
-                        consumed = ret
-                        ml = (loc >> 16) - consumed
-                        of = (loc & 0xFFFF) + consumed
-                        dest[doff:doff + 4] = (((ml & 0xFFFF) << 16) | (of & 0xFFFF)).to_bytes(4, "little")
-                    break  # back to stage2
-                pc += 1
-                ret = total
-            return ret if code[pc].op == FetchOp.END else -errno.EILSEQ
+                self.kernel.printk(f"{self.log_subsystem}: Failed to register probe event({ret})")
+            return ret
+        ret = self.register_probe(p)
+        if ret < 0:
+            self.events.remove_event_call(p.event.call)
+        else:
+            self.dyn.add(p)
+        return ret
 
+    def append_trace_probe(self, p: P, to: P) -> int:
+        """append_trace_kprobe() & co: trace_probe_compare_arg_type, the same-probe
+        check, trace_probe_append(), then the probe itself."""
+        ret = compare_arg_type(p.tp, to.tp)
+        if ret:
+            self.log_set_index(ret + 1)       # the arguments start at index 2
+            self.log_err(0, ProbeErr.DIFF_ARG_TYPE)
+            return -errno.EEXIST
+        for o in to.event.probes:
+            if self.same_location(o, p) and all(
+                    o.tp.args[i].comm == p.tp.args[i].comm for i in range(o.tp.nr_args)):
+                self.log_set_index(0)
+                self.log_err(0, ProbeErr.SAME_PROBE)
+                return -errno.EEXIST
+        p.event = to.event                    # trace_probe_append()
+        to.event.probes.append(p)
+        ret = self.register_probe(p)
+        if ret:
+            to.event.probes.remove(p)         # trace_probe_unlink()
+        else:
+            self.dyn.add(p)
+        return ret
 
-def get_data_size(tp: TraceProbe, env: FetchEnv) -> int:
-    """``__get_data_size``: total dynamic bytes of all string args."""
-    total = 0
-    for arg in tp.args:
-        if arg.dynamic:
-            n = process_fetch_insn(arg.code, env, None, 0, 0)
-            if n > 0:
-                total += n
-    return total
+    def unregister_trace_probe(self, p: P) -> int:
+        """unregister_trace_kprobe() & co: the last probe of an event takes the event
+        call with it (-EBUSY while it is enabled or in use)."""
+        pe = p.event
+        if len(pe.probes) <= 1:
+            if pe.is_enabled() or pe.call.refcnt:
+                return -errno.EBUSY
+            if self.events.remove_event_call(pe.call):
+                return -errno.EBUSY
+        self.unregister_probe(p)
+        self.dyn.remove(p)
+        if p in pe.probes:
+            pe.probes.remove(p)               # trace_probe_unlink()
+        return 0
 
+    # the kind's hooks
+    def same_location(self, a: P, b: P) -> bool:
+        """trace_kprobe_has_same_kprobe() & co: both probe the same place."""
+        return self.location(a) == self.location(b)
 
-def store_trace_args(buf: bytearray, data_off: int, tp: TraceProbe, env: FetchEnv,
-                     header_size: int, maxlen: int) -> None:
-    """``store_trace_args``: args at ``buf[data_off:]``; dynamic data after ``tp.size``.
+    def probe_type_differs(self, p: P, old: P) -> bool:
+        """DIFF_PROBE_TYPE: entry vs return (vs tracepoint) probes on one event."""
+        raise NotImplementedError
 
-    ``header_size`` is the size of the entry head before ``data_off`` (trace_entry + ip
-    or func/ret_ip), so __data_loc offsets are relative to the entry start.
-    """
-    base = data_off - header_size
-    dyn = data_off + tp.size
-    for arg in tp.args:
-        doff = data_off + arg.offset
-        if arg.dynamic:
-            buf[doff:doff + 4] = (((maxlen & 0xFFFF) << 16) | ((dyn - base) & 0xFFFF)).to_bytes(4, "little")
-        ret = process_fetch_insn(arg.code, env, buf, doff, base)
-        if arg.dynamic and ret > 0:
-            dyn += ret
-            maxlen -= ret
+    def register_probe(self, p: P) -> int:
+        """__register_trace_kprobe() & co: attach the probe itself; 0 or -errno."""
+        raise NotImplementedError
 
+    def unregister_probe(self, p: P) -> None:
+        """__unregister_trace_kprobe() & co."""
+        raise NotImplementedError
 
-def store_trace_entry_data(edata: bytearray, tp: TraceProbe, regs: ProbeRegs) -> None:
-    """Entry handler of return probes: save the parameters ``$argN`` needs at exit."""
-    val = 0
-    for insn in tp.entry_arg or ():
-        if insn.op == FetchOp.ARG:
-            val = regs.get_kernel_argument(insn.param) & _M64
-        elif insn.op == FetchOp.ST_EDATA:
-            edata[insn.offset:insn.offset + 8] = val.to_bytes(8, "little")
-        elif insn.op == FetchOp.END:
-            break
+    # --------------------------------------------------------------- enable/disable
+    def enable(self, pe: TraceProbeEvent[P], file: EventFile | None) -> int:
+        """enable_trace_kprobe() & co: link the file (or set PROFILE); the first user
+        arms every probe of the event, rolling back on a failure."""
+        enabled = pe.is_enabled()
+        if file is not None:
+            pe.add_file(file)
+        else:
+            pe.flags |= TP_FLAG_PROFILE
+        if enabled:
+            return 0
+        ret = self.enable_probes(pe)
+        if ret:
+            self.disable_probes(pe)
+            if file is not None:
+                pe.remove_file(file)
+            else:
+                pe.flags &= ~TP_FLAG_PROFILE
+        return ret
 
+    def disable(self, pe: TraceProbeEvent[P], file: EventFile | None) -> int:
+        """disable_trace_kprobe() & co: unlink the file (or clear PROFILE); the last
+        user disarms every probe of the event."""
+        if file is not None:
+            if not pe.has_file(file):
+                return -errno.ENOENT
+            if len(pe.files) == 1:
+                pe.flags &= ~TP_FLAG_TRACE
+                if not pe.is_enabled():
+                    self.disable_probes(pe)
+            pe.remove_file(file)
+        else:
+            pe.flags &= ~TP_FLAG_PROFILE
+            if not pe.is_enabled():
+                self.disable_probes(pe)
+        return 0
 
-# ----------------------------------------------------------------------------- printing
-def _print_one(t: FetchType, buf: bytes | bytearray, off: int, ent: int,
-               sym: Callable[[int], str]) -> str:
-    p = t.ptype
-    if p == "string":
-        dl = int.from_bytes(buf[off:off + 4], "little")
-        ln = dl >> 16
-        if not ln:
-            return FAULT_STRING
-        start = ent + (dl & 0xFFFF)
-        raw = bytes(buf[start:start + ln])
-        nul = raw.find(b"\0")
-        if nul >= 0:
-            raw = raw[:nul]
-        return '"' + raw.decode("latin-1") + '"'
-    if p == "symbol":
-        return sym(int.from_bytes(buf[off:off + 8], "little"))
-    if p == "char":
-        return "'" + chr(buf[off]) + "'"
-    size = t.size
-    v = int.from_bytes(buf[off:off + size], "little")
-    if p[0] == "s" and v >= 1 << (size * 8 - 1):
-        v -= 1 << (size * 8)
-    if p[0] == "x":
-        return f"0x{v:x}"
-    return str(v)
+    def enable_probes(self, pe: TraceProbeEvent[P]) -> int:
+        """Arm every probe of the event; 0 or the first -errno."""
+        raise NotImplementedError
 
-
-def print_args(args: list[ProbeArg], buf: bytes | bytearray, data_off: int, ent: int,
-               sym: Callable[[int], str]) -> str:
-    """``trace_probe_print_args``: `` name=value`` for each arg (arrays as {a,b})."""
-    out = []
-    for a in args:
-        assert a.type is not None
-        out.append(f" {a.name}=")
-        if not a.count:
-            out.append(_print_one(a.type, buf, data_off + a.offset, ent, sym))
-            continue
-        items = []
-        p = data_off + a.offset
-        for _ in range(a.count):
-            items.append(_print_one(a.type, buf, p, ent, sym))
-            p += a.type.size
-        out.append("{" + ",".join(items) + "}")
-    return "".join(out)
-
-
-def pack_u64(buf: bytearray, off: int, val: int) -> None:
-    struct.pack_into("<Q", buf, off, val & _M64)
+    def disable_probes(self, pe: TraceProbeEvent[P]) -> None:
+        raise NotImplementedError

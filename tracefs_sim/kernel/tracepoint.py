@@ -20,12 +20,13 @@ dereferences fault).
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .mm import Regs
+from .trace_events_h import FieldValue
 
 if TYPE_CHECKING:
+    from .btf import BTF, Type
     from .core import Kernel
     from .sched import Task
 
@@ -46,7 +47,7 @@ class ProbeStubCaller:
         self._stubs: dict[int, tuple[int, int, ArgPlan] | None] = {}
         self._tasks: dict[int, int] = {}
 
-    def __call__(self, stub: int, values: tuple[Any, ...]) -> None:
+    def __call__(self, stub: int, values: tuple[FieldValue, ...]) -> None:
         info = self._stubs.get(stub, False)
         if info is False:
             info = self._stubs[stub] = self._resolve(stub)
@@ -64,9 +65,9 @@ class ProbeStubCaller:
     # ------------------------------------------------------------------ resolving
     def _resolve(self, stub: int) -> tuple[int, int, ArgPlan] | None:
         k = self.k
-        ft = getattr(k, "ftrace", None)
+        ft = k.ftrace
         res = k.kallsyms.lookup_addr(stub)
-        if ft is None or res is None or res[1] or not res[0].startswith(STUB_PREFIX):
+        if res is None or res[1] or not res[0].startswith(STUB_PREFIX):
             return None
         name = res[0][len(STUB_PREFIX):]
         idx = ft.ftrace_location(stub)
@@ -84,8 +85,8 @@ class ProbeStubCaller:
             proto = None
         if proto is None:
             return ()
-        ev = getattr(k, "events", None)
-        call = ev.tracepoint(name).call if ev is not None and ev.tracepoint(name) else None
+        tp = k.events.tracepoint(name)
+        call = tp.call if tp is not None else None
         fields = [f.name for f in call.fields] if call is not None else []
 
         def field(n: str) -> int:
@@ -109,11 +110,11 @@ class ProbeStubCaller:
         return tuple(plan)
 
     # ------------------------------------------------------------------ arguments
-    def _args(self, plan: ArgPlan, values: tuple[Any, ...]) -> list[int]:
+    def _args(self, plan: ArgPlan, values: tuple[FieldValue, ...]) -> list[int]:
         out: list[int] = []
         for _name, kind, i, _c in plan:
             if kind == "task" and i < len(values):
-                out.append(self.task_struct(self._task(int(values[i]))))
+                out.append(self.task_struct(self._task(int(values[i] or 0))))
             elif kind == "scalar" and i < len(values) and isinstance(values[i], int):
                 out.append(values[i] & 0xFFFFFFFFFFFFFFFF)
             else:
@@ -146,7 +147,7 @@ class ProbeStubCaller:
         return addr
 
 
-def _is_task_ptr(btf: Any, t: Any) -> bool:
+def _is_task_ptr(btf: BTF, t: Type | None) -> bool:
     target = btf.pointee(t) if t is not None else None
     target = btf.resolve(target) if target is not None else None
     return target is not None and target.kind == "struct" and target.name == "task_struct"
@@ -160,11 +161,8 @@ def _task_size(k: Kernel) -> int:
         return 4096
 
 
-def install(kernel: Kernel) -> Callable[[int, tuple[Any, ...]], None] | None:
+def install(kernel: Kernel) -> None:
     """Give the event registry its stub caller (once)."""
-    ev = getattr(kernel, "events", None)
-    if ev is None or getattr(kernel, "ftrace", None) is None:
-        return None
+    ev = kernel.events
     if ev.stub_caller is None:
         ev.stub_caller = ProbeStubCaller(kernel)
-    return ev.stub_caller

@@ -16,14 +16,14 @@ from __future__ import annotations
 import errno
 import select
 from collections.abc import Callable, Iterable
-from typing import Any
 
 from ..kernel import Kernel
+from ..kernel import trace_events_filter as tef
 from ..kernel.errors import KernelError
 from ..kernel.trace import TraceArray
 from ..kernel.trace_events import EVENT_BUF_SIZE, EventCall, EventFile, TraceEvents
 from ..kernel.waitqueue import WaitQueue
-from .files import SeqOpenFile, parse_ulong, seq_file
+from .files import SeqOpenFile, ShowFn, WriteFn, parse_ulong, seq_file
 from .node import Dir, File, Node, OpenFile, OpenMode
 
 MODE_WRITE = 0o640   # TRACE_MODE_WRITE
@@ -34,11 +34,10 @@ _SPACE = " \t\n\v\f\r"
 class _RefOpenFile(SeqOpenFile):
     """A seq-file that holds a reference on a dynamic event while open."""
 
-    def __init__(self, node: File, mode: OpenMode, call: EventCall, show, write, trunc) -> None:
+    def __init__(self, node: File, mode: OpenMode, call: EventCall, show: ShowFn | None,
+                 write: WriteFn | None, trunc: Callable[[], None] | None) -> None:
         self.call = call
         call.refcnt += 1
-        if call.ext is not None and hasattr(call.ext, "refcnt"):
-            call.ext.refcnt += 1
         self._released = False
         try:
             super().__init__(node, mode, show, write, trunc)
@@ -51,8 +50,6 @@ class _RefOpenFile(SeqOpenFile):
             return
         self._released = True
         self.call.refcnt -= 1
-        if self.call.ext is not None and hasattr(self.call.ext, "refcnt"):
-            self.call.ext.refcnt -= 1
 
 
 class HistOpenFile(SeqOpenFile):
@@ -60,7 +57,8 @@ class HistOpenFile(SeqOpenFile):
     while the event's histograms got hits since the last read, and POLLPRI once per
     new hit count (the 6.12 hist poll)."""
 
-    def __init__(self, node: File, mode: OpenMode, ev: Any, file_of: Callable[[], Any]) -> None:
+    def __init__(self, node: File, mode: OpenMode, ev: TraceEvents,
+                 file_of: Callable[[], EventFile]) -> None:
         self.hists = ev.kernel.hists
         self.file_of = file_of
         self.last_read = 0
@@ -88,10 +86,9 @@ class HistOpenFile(SeqOpenFile):
         return self.hists.poll_wq
 
 
-def _event_file(mode: int, call: EventCall, show: Callable[[], str | bytes] | None,
-                write: Callable[[bytes], None] | None = None,
+def _event_file(mode: int, call: EventCall, show: ShowFn | None, write: WriteFn | None = None,
                 trunc: Callable[[], None] | None = None) -> File:
-    if call.ext is None:
+    if not call.is_dynamic:
         return seq_file(mode, show, write, trunc)
 
     def opener(node: File, m: OpenMode) -> OpenFile:
@@ -170,7 +167,7 @@ class EventsDir(EventfsDir):
         super().__init__()
         self.kernel = kernel
         self.tr = tr
-        self.ev: TraceEvents = kernel.events   # type: ignore[attr-defined]
+        self.ev: TraceEvents = kernel.events
 
     _PINNED = frozenset({"enable"})
 
@@ -203,20 +200,29 @@ class EventsDir(EventfsDir):
         return SystemDir(self, name)
 
 
-class SystemDir(EventfsDir):
-    """``events/SYSTEM/``: enable and filter (none for ftrace), then the events."""
+class _EventsSubdir(EventfsDir):
+    """A directory below ``events/``: its files belong to the same trace array."""
 
-    __slots__ = ("parent", "system")
+    __slots__ = ("parent",)
 
-    def __init__(self, parent: EventsDir, system: str) -> None:
+    def __init__(self, parent: EventsDir) -> None:
         super().__init__()
         self.parent = parent
-        self.system = system
-
-    _PINNED = frozenset({"enable", "filter"})
 
     def _tr(self) -> TraceArray:
         return self.parent.tr
+
+
+class SystemDir(_EventsSubdir):
+    """``events/SYSTEM/``: enable and filter (none for ftrace), then the events."""
+
+    __slots__ = ("system",)
+
+    def __init__(self, parent: EventsDir, system: str) -> None:
+        super().__init__(parent)
+        self.system = system
+
+    _PINNED = frozenset({"enable", "filter"})
 
     def _names(self) -> list[str]:
         ev = self.parent.ev
@@ -254,8 +260,6 @@ class SystemDir(EventfsDir):
             return seq_file(MODE_WRITE, lambda: ev.system_enable_text(tr, system),
                             lambda d: ev.system_enable_write(tr, system, parse_ulong(d)))
         if name == "filter" and system != "ftrace":
-            from ..kernel import trace_events_filter as tef
-
             return seq_file(MODE_WRITE, lambda: tef.subsystem_filter_text(ev, tr, system),
                             lambda d: _filter_write_checked(d, lambda: tef.apply_subsystem_filter(ev, tr, system, d)))
         call = ev.find_event(system, name)
@@ -270,20 +274,16 @@ def _filter_write_checked(data: bytes, apply: Callable[[], None]) -> None:
     apply()
 
 
-class EventDir(EventfsDir):
+class EventDir(_EventsSubdir):
     """``events/SYSTEM/EVENT/`` from event_callback()'s rules."""
 
-    __slots__ = ("parent", "call")
+    __slots__ = ("call",)
 
     def __init__(self, parent: EventsDir, call: EventCall) -> None:
-        super().__init__()
-        self.parent = parent
+        super().__init__(parent)
         self.call = call
 
     _PINNED = frozenset({"enable", "filter", "hist"})
-
-    def _tr(self) -> TraceArray:
-        return self.parent.tr
 
     def _file(self) -> EventFile:
         f = self.parent.ev.file(self.parent.tr, self.call)
@@ -312,15 +312,11 @@ class EventDir(EventfsDir):
         if name == "id":
             return _event_file(MODE_READ, call, lambda: f"{call.type_id}\n")
         if name == "hist":
-            if ev.triggers is None:
-                return _event_file(MODE_READ, call, lambda: "")
             return File(MODE_READ, lambda node, m: HistOpenFile(node, m, ev, self._file))
         if name == "enable":
             return _event_file(MODE_WRITE, call, lambda: self._file().enable_text(),
                                lambda d: ev.event_enable_write(self._file(), parse_ulong(d)))
         if name == "filter":
-            from ..kernel import trace_events_filter as tef
-
             return _event_file(MODE_WRITE, call, lambda: self._file().filter_text(),
                                lambda d: _filter_write_checked(
                                    d, lambda: tef.apply_event_filter(ev, self._file(), d)))
@@ -328,23 +324,20 @@ class EventDir(EventfsDir):
             trig = ev.triggers
 
             def show() -> str:
-                return trig.show(self._file()) if trig is not None else ""
+                return trig.show(self._file())
 
             def write(d: bytes) -> None:
-                if trig is None:
-                    raise KernelError(errno.ENODEV)
                 trig.write(self._file(), d)
 
             def trunc() -> None:
-                if trig is not None:
-                    trig.clear_all(self._file())
+                trig.clear_all(self._file())
             return _event_file(MODE_WRITE, call, show, write, trunc)
         return None
 
 
 def events_dir(kernel: Kernel, tr: TraceArray) -> Dir:
     """The ``events`` directory of ``tr`` (top level or an instance)."""
-    kernel.events.inst(tr)   # type: ignore[attr-defined]
+    kernel.events.inst(tr)
     return EventsDir(kernel, tr)
 
 
@@ -371,7 +364,7 @@ def _words(data: bytes) -> Iterable[str]:
 
 def event_instance_files(kernel: Kernel, tr: TraceArray) -> dict[str, Node]:
     """set_event, set_event_pid, set_event_notrace_pid of one trace array."""
-    ev: TraceEvents = kernel.events   # type: ignore[attr-defined]
+    ev = kernel.events
 
     def set_event_write(data: bytes) -> None:
         last = None
@@ -397,7 +390,7 @@ def event_instance_files(kernel: Kernel, tr: TraceArray) -> dict[str, Node]:
 
 def event_top_files(kernel: Kernel, tr: TraceArray | None = None) -> dict[str, Node]:
     """Top-level only: available_events."""
-    ev: TraceEvents = kernel.events   # type: ignore[attr-defined]
+    ev = kernel.events
     return {"available_events": seq_file(MODE_READ, ev.available_events_text)}
 
 
