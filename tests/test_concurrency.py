@@ -21,10 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from conftest import sh
-
-pytestmark = pytest.mark.mount
 
 WRITERS = 4
 PER_WRITER = 250

@@ -38,6 +38,8 @@ import sys
 import tempfile
 import time
 
+from .fuse.caller import possible_cpus
+
 CLONE_NEWNS = 0x00020000
 TRACING = "/sys/kernel/tracing"
 DEBUGFS = "/sys/kernel/debug"
@@ -110,12 +112,6 @@ def _kallsyms_text() -> str:
     from .kernel.kallsyms import Kallsyms
 
     return "".join(line + "\n" for line in Kallsyms().text_lines())
-
-
-def _possible_cpus() -> int:
-    from .mount import possible_cpus
-
-    return possible_cpus()
 
 
 def _prepare(nr_cpus: int, work: str) -> None:
@@ -215,7 +211,7 @@ def _run_cmd(cmd: list[str]) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    nr_cpus = args.cpus if args.cpus and args.cpus > 0 else _possible_cpus()
+    nr_cpus = args.cpus if args.cpus and args.cpus > 0 else possible_cpus()
     try:
         _unshare_mounts()
     except (OSError, RuntimeError) as e:
