@@ -4,6 +4,7 @@ allow_other only when asked, non-owners denied, no host data leaking into the tr
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import stat
@@ -90,8 +91,6 @@ class _OpenWatch:
     IN_ACCESS, IN_OPEN, IN_NONBLOCK = 0x1, 0x20, 0o4000
 
     def __init__(self, path: Path) -> None:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         self.fd = libc.inotify_init1(self.IN_NONBLOCK)
         if self.fd < 0 or libc.inotify_add_watch(self.fd, str(path).encode(),
