@@ -15,11 +15,13 @@ Mounted with ``mount.py --tree-factory adapter_tree:build`` (tests/ on PYTHONPAT
 from __future__ import annotations
 
 import errno
+from collections.abc import Callable
 
-from tracefs_sim.kernel.errors import WOULD_BLOCK, KernelError
+from tracefs_sim.kernel import Kernel
+from tracefs_sim.kernel.errors import WOULD_BLOCK, KernelError, _WouldBlock
 from tracefs_sim.kernel.waitqueue import WaitQueue
 from tracefs_sim.tracefs.files import seq_file
-from tracefs_sim.tracefs.node import POLLIN, POLLOUT, Dir, File, OpenFile, OpenMode
+from tracefs_sim.tracefs.node import POLLIN, POLLOUT, Dir, File, Node, OpenFile, OpenMode
 
 
 class _Pipe:
@@ -35,28 +37,28 @@ class PipeOpen(OpenFile):
         super().__init__(node, mode)
         self.pipe = pipe
 
-    def read(self, offset, size):
+    def read(self, offset: int, size: int) -> bytes | _WouldBlock:
         if not self.pipe.buf:
             return WOULD_BLOCK
         out = bytes(self.pipe.buf[:size])
         del self.pipe.buf[:size]
         return out
 
-    def write(self, offset, data):
+    def write(self, offset: int, data: bytes) -> int:
         self.pipe.buf += data
         self.pipe.wq.wake_up()
         return len(data)
 
-    def poll(self):
+    def poll(self) -> int:
         return (POLLIN if self.pipe.buf else 0) | POLLOUT
 
     @property
-    def wait_queue(self):
+    def wait_queue(self) -> WaitQueue:
         return self.pipe.wq
 
 
 class Instances(Dir):
-    def mkdir(self, name):
+    def mkdir(self, name: str) -> Node:
         if self.lookup(name) is not None:
             raise KernelError(errno.EEXIST)
         d = Dir(0o750)
@@ -64,13 +66,13 @@ class Instances(Dir):
         d.add("tracing_on", seq_file(0o640, lambda: state["on"], lambda b: state.update(on=b)))
         return self.add(name, d)
 
-    def rmdir(self, name):
+    def rmdir(self, name: str) -> None:
         if self.lookup(name) is None:
             raise KernelError(errno.ENOENT)
         self.remove(name)
 
 
-def build(kernel) -> Dir:
+def build(kernel: Kernel) -> Dir:
     root = Dir(0o700)
     data = bytearray()
     opens: list[str] = []
@@ -93,9 +95,9 @@ def build(kernel) -> Dir:
 
     root.add("fail", seq_file(0o440, fail))
     last: dict[str, object] = {}
-    real_enter = kernel.syscall_enter
+    real_enter: Callable[..., None] = kernel.syscall_enter
 
-    def syscall_enter(pid, comm, cpu, uid=0, **kw):
+    def syscall_enter(pid: int, comm: str, cpu: int, uid: int = 0, **kw: object) -> None:
         last.update(pid=pid, comm=comm, cpu=cpu, uid=uid)
         return real_enter(pid, comm, cpu, uid, **kw)
 

@@ -21,10 +21,12 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
 from conftest import sh
 
-pytestmark = pytest.mark.mount
+from tracefs_sim.kernel import Kernel
+from tracefs_sim.tracefs import build_tree
+from tracefs_sim.tracefs.files import seq_file
+from tracefs_sim.tracefs.node import Dir
 
 WRITERS = 4
 PER_WRITER = 250
@@ -132,13 +134,10 @@ def test_per_cpu_trace_pipe_readers(mounted):
 
 
 # ----------------------------------------------------------------------------- fault injection
-def build_with_fault(kernel):
+def build_with_fault(kernel: Kernel) -> Dir:
     """The real tree plus ``fault_inject``: reading or writing it raises RuntimeError, a
     stand-in for a bug in any handler (mounted with --tree-factory test_concurrency:...)."""
-    from tracefs_sim.tracefs import build_tree
-    from tracefs_sim.tracefs.files import seq_file
-
-    def boom(*_args):
+    def boom(*_args: object) -> str:
         raise RuntimeError("injected failure")
 
     root = build_tree(kernel)

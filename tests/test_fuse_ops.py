@@ -1,9 +1,12 @@
-"""The adapter's Operations driven directly under trio (no mount): inodes, errors, waits."""
+"""The adapter driven directly under trio (no mount): inodes, errors, waits, ownership;
+the caller's identity from /proc; the serve loop's end-of-session test."""
 
 from __future__ import annotations
 
 import errno
 import os
+import subprocess
+import time
 from types import SimpleNamespace
 
 import pyfuse3
@@ -11,7 +14,9 @@ import pytest
 import trio
 from adapter_tree import build
 
-from tracefs_sim.fuse import Operations
+from tracefs_sim.fuse.caller import TaskInfo, possible_cpus, signal_pending
+from tracefs_sim.fuse.handlers import REMOUNT_XATTR, Operations
+from tracefs_sim.fuse.serve import connection_aborted
 
 
 @pytest.fixture
@@ -37,9 +42,9 @@ def test_inodes_are_stable_counted_and_never_reused(ops):
     async def main():
         a = await ops.lookup(ROOT, b"data", CTX)
         b = await ops.lookup(ROOT, b"data", CTX)
-        assert a.st_ino == b.st_ino and ops._lookups[a.st_ino] == 2
+        assert a.st_ino == b.st_ino and ops.inodes.lookups(a.st_ino) == 2
         await ops.forget([(a.st_ino, 2)])
-        assert a.st_ino not in ops._lookups and a.st_ino not in ops._pinned
+        assert ops.inodes.lookups(a.st_ino) == 0 and a.st_ino not in ops.inodes.held()
         assert (await ops.lookup(ROOT, b"data", CTX)).st_ino == a.st_ino  # same Node, same ino
         inst = (await ops.lookup(ROOT, b"instances", CTX)).st_ino
         first = (await ops.mkdir(inst, b"x", 0o755, CTX)).st_ino
@@ -141,3 +146,88 @@ def test_unexpected_exception_is_eio_and_logged(ops, caplog):
         assert await ops.poll(f, 4242, None, CTX)  # unknown fh still answers a mask
     run(main)
     assert "injected failure" in caplog.text
+
+
+def test_chown_and_remount_follow_tracefs(ops):
+    """chown of an instance directory gives its files its owner; a remount with uid=/gid=
+    gives every inode the new owner and drops the chowns (ownership.py has the rules)."""
+    def fields(**kw):   # pyfuse3.SetattrFields cannot be built from Python
+        return SimpleNamespace(**{"update_size": False, "update_uid": False,
+                                  "update_gid": False, **kw})
+
+    async def main():
+        me = (os.getuid(), os.getgid())
+        inst = (await ops.lookup(ROOT, b"instances", CTX)).st_ino
+        foo = (await ops.mkdir(inst, b"foo", 0o755, CTX)).st_ino
+        on = (await ops.lookup(foo, b"tracing_on", CTX)).st_ino
+        attr = pyfuse3.EntryAttributes()
+        attr.st_uid, attr.st_gid = 1234, 99
+        a = await ops.setattr(foo, attr, fields(update_uid=True), None, CTX)
+        assert (a.st_uid, a.st_gid) == (1234, me[1])
+        a = await ops.getattr(on, CTX)
+        assert (a.st_uid, a.st_gid) == (1234, me[1])        # the instance's owner
+        data = (await ops.lookup(ROOT, b"data", CTX)).st_ino
+        a = await ops.getattr(data, CTX)
+        assert (a.st_uid, a.st_gid) == me
+        await ops.setxattr(ROOT, REMOUNT_XATTR, b"rw,gid=42", CTX)
+        assert ((await ops.getattr(on, CTX)).st_uid, (await ops.getattr(on, CTX)).st_gid) == (1234, 42)
+        await ops.setxattr(ROOT, REMOUNT_XATTR, b"uid=7", CTX)
+        for ino in (ROOT, data, foo, on):
+            a = await ops.getattr(ino, CTX)
+            assert (a.st_uid, a.st_gid) == (7, 42), ino
+        with pytest.raises(pyfuse3.FUSEError) as e:
+            await ops.setxattr(data, REMOUNT_XATTR, b"uid=1", CTX)
+        assert e.value.errno == errno.ENOTSUP
+    run(main)
+
+
+# ------------------------------------------------------------------ the caller, from /proc
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_signal_pending_and_task_info():
+    assert signal_pending(os.getpid()) is False
+    assert signal_pending(2**22 + 12345) is None
+    info = TaskInfo(2)
+    comm, cpu = info.lookup(os.getpid())
+    assert comm == open(f"/proc/{os.getpid()}/comm").read().strip() and 0 <= cpu < 2
+    child = subprocess.Popen(["taskset", "-c", "1", "sleep", "2"])
+    try:
+        time.sleep(0.2)
+        assert info.lookup(child.pid) == ("sleep", 1)
+    finally:
+        child.kill()
+        child.wait()
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+def test_task_info_sees_a_pin_made_right_after_a_request():
+    """``taskset -c 1 echo x > trace_marker``: the child opens the file, then taskset pins
+    it and echo writes within microseconds: the write's CPU is the pinned one."""
+    info = TaskInfo(2)
+    child = subprocess.Popen(["sleep", "2"])
+    try:
+        os.sched_setaffinity(child.pid, {0, 1})
+        info.lookup(child.pid)
+        os.sched_setaffinity(child.pid, {1})
+        assert info.lookup(child.pid)[1] == 1
+        os.sched_setaffinity(child.pid, {0})
+        assert info.lookup(child.pid)[1] == 0
+    finally:
+        child.kill()
+        child.wait()
+
+
+def test_possible_cpus(tmp_path):
+    f = tmp_path / "possible"
+    f.write_text("0-3\n")
+    assert possible_cpus(str(f)) == 4
+    f.write_text("0,2-5\n")
+    assert possible_cpus(str(f)) == 6
+    f.write_text("0\n")
+    assert possible_cpus(str(f)) == 1
+
+
+def test_only_a_connection_abort_counts_as_a_normal_end():
+    nested = ExceptionGroup("main", [ExceptionGroup("loop", [ConnectionAbortedError(103, "x")])])
+    assert connection_aborted(nested)
+    assert not connection_aborted(ExceptionGroup("main", [ConnectionAbortedError(), OSError()]))
+    assert not connection_aborted(RuntimeError())

@@ -1,23 +1,31 @@
-"""Fuzz the control files (issue 10): the short run.  The long run is ``scripts/fuzz``.
+"""Fuzz the control files: the short run.  The long run is ``scripts/fuzz``.
 
-Seeded mutated commands (tests/fuzz_engine.py) go through the tree layer for the bulk and
+Seeded mutated commands (tracefs_sim/fuzz.py) go through the tree layer for the bulk and
 through a real mount for a sample.  Any exception other than KernelError, a hang, or a
 rejected write that changed a snapshotted control file (minus the files the kernel itself
-changes on a failed write, see ``fuzz_engine._excluded``) fails the test with the command.
+changes on a failed write, see ``fuzz._excluded``) fails the test with the command.
+The two runs are time-boxed: they sit in the slow lane.
 """
 
 from __future__ import annotations
 
 import errno
 import time
+from pathlib import Path
 
-import fuzz_engine as fe
 import pytest
 
+from tracefs_sim import fuzz as fe
+from tracefs_sim.kernel import Kernel
 from tracefs_sim.kernel.errors import KernelError
+from tracefs_sim.tracefs import build_tree
+from tracefs_sim.tracefs.node import Dir
 
 TREE_SECONDS = 28.0
 MOUNT_SECONDS = 14.0
+# where scripts/ftracetest extracts the kernel's ftrace selftests: their literal commands
+# widen the corpus of a checkout that has run it
+SELFTESTS = Path(__file__).resolve().parents[1] / ".work" / "ftracetest" / "ftrace" / "test.d"
 
 
 def _report(fuzzer: fe.Fuzzer) -> str:
@@ -27,13 +35,12 @@ def _report(fuzzer: fe.Fuzzer) -> str:
     return "\n".join(lines)
 
 
+@pytest.mark.slow
 def test_fuzz_tree_layer():
-    from tracefs_sim.kernel import Kernel
-    from tracefs_sim.tracefs import build_tree
-
-    fe.extend_corpus_from_ksrc()
+    commands = fe.corpus(SELFTESTS if SELFTESTS.is_dir() else None)
     deadline = time.monotonic() + TREE_SECONDS
-    fuzzer = fe.Fuzzer(fe.TreeDriver(build_tree(Kernel(nr_cpus=2, seed=7))), seed=7)
+    fuzzer = fe.Fuzzer(fe.TreeDriver(build_tree(Kernel(nr_cpus=2, seed=7))), seed=7,
+                       commands=commands)
     for _ in fuzzer.run(4000, deadline):
         pass
     assert fuzzer.stats.commands >= 200
@@ -41,7 +48,7 @@ def test_fuzz_tree_layer():
     assert not fuzzer.findings, _report(fuzzer)
 
 
-@pytest.mark.mount
+@pytest.mark.slow
 def test_fuzz_through_the_mount(mount_server):
     server = mount_server()
     fuzzer = fe.Fuzzer(fe.MountDriver(server.path), seed=11, reset_every=25,
@@ -55,11 +62,11 @@ def test_fuzz_through_the_mount(mount_server):
 class _PlantedBugs(fe.TreeDriver):
     """A driver whose writes misbehave on purpose: the checker must notice each way."""
 
-    def __init__(self, root, how: str) -> None:
+    def __init__(self, root: Dir, how: str) -> None:
         super().__init__(root)
         self.how = how
 
-    def write(self, path, chunks, trunc):
+    def write(self, path: str, chunks: list[bytes], trunc: bool) -> tuple[int, int]:
         if self.how == "state":  # change current_tracer, then reject the write
             super().write("current_tracer", [b"function\n"], True)
             raise KernelError(errno.EINVAL)
@@ -70,8 +77,6 @@ class _PlantedBugs(fe.TreeDriver):
 
 @pytest.mark.parametrize("how,kind", [("state", "state-change"), ("crash", "crash")])
 def test_the_checker_catches_planted_bugs(kernel, how, kind):
-    from tracefs_sim.tracefs import build_tree
-
     fuzzer = fe.Fuzzer(_PlantedBugs(build_tree(kernel), how), seed=1)
     fuzzer.run_one(fe.Command("write", "trace_clock", [b"bogus\n"], trunc=True))
     assert [f.kind for f in fuzzer.findings] == [kind]

@@ -9,12 +9,9 @@ import sys
 import time
 
 import pytest
-from conftest import mount_points, sh
+from conftest import sh
 
-from tracefs_sim.fuse import TaskInfo, signal_pending
-from tracefs_sim.mount import possible_cpus
-
-pytestmark = pytest.mark.mount
+from tracefs_sim.mountctl import mount_points
 
 
 def test_echo_cat_through_sh(adapter_mount):
@@ -185,51 +182,6 @@ def test_poll_and_select_wake_up(adapter_mount):
     assert (r.returncode, r.stdout) == (0, "x\n"), r.stderr
 
 
-# ------------------------------------------------------------------ helpers, no mount needed
-@pytest.mark.mount
-def test_signal_pending_and_task_info():
-    assert signal_pending(os.getpid()) is False
-    assert signal_pending(2**22 + 12345) is None
-    info = TaskInfo(2)
-    comm, cpu = info.lookup(os.getpid())
-    assert comm == open(f"/proc/{os.getpid()}/comm").read().strip() and 0 <= cpu < 2
-    child = subprocess.Popen(["taskset", "-c", "1", "sleep", "2"])
-    try:
-        time.sleep(0.2)
-        assert info.lookup(child.pid) == ("sleep", 1)
-    finally:
-        child.kill()
-        child.wait()
-
-
-@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
-def test_task_info_sees_a_pin_made_right_after_a_request():
-    """``taskset -c 1 echo x > trace_marker``: the child opens the file, then taskset pins
-    it and echo writes within microseconds: the write's CPU is the pinned one."""
-    info = TaskInfo(2)
-    child = subprocess.Popen(["sleep", "2"])
-    try:
-        os.sched_setaffinity(child.pid, {0, 1})
-        info.lookup(child.pid)
-        os.sched_setaffinity(child.pid, {1})
-        assert info.lookup(child.pid)[1] == 1
-        os.sched_setaffinity(child.pid, {0})
-        assert info.lookup(child.pid)[1] == 0
-    finally:
-        child.kill()
-        child.wait()
-
-
-def test_possible_cpus(tmp_path):
-    f = tmp_path / "possible"
-    f.write_text("0-3\n")
-    assert possible_cpus(str(f)) == 4
-    f.write_text("0,2-5\n")
-    assert possible_cpus(str(f)) == 6
-    f.write_text("0\n")
-    assert possible_cpus(str(f)) == 1
-
-
 def _fusectl() -> str | None:
     """The fuse control filesystem (mounted here when it is not yet), or None."""
     path = "/sys/fs/fuse/connections"
@@ -259,11 +211,3 @@ def test_aborted_connection_ends_the_server_cleanly(mount_server):
         reader.kill()
         subprocess.run(["fusermount3", "-u", "-z", str(server.path)], capture_output=True)
     assert "Traceback" not in server.stderr()
-
-
-def test_only_a_connection_abort_counts_as_a_normal_end():
-    from tracefs_sim.fuse import _connection_aborted
-    nested = ExceptionGroup("main", [ExceptionGroup("loop", [ConnectionAbortedError(103, "x")])])
-    assert _connection_aborted(nested)
-    assert not _connection_aborted(ExceptionGroup("main", [ConnectionAbortedError(), OSError()]))
-    assert not _connection_aborted(RuntimeError())

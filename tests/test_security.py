@@ -4,6 +4,7 @@ allow_other only when asked, non-owners denied, no host data leaking into the tr
 
 from __future__ import annotations
 
+import ctypes
 import os
 import shutil
 import stat
@@ -13,10 +14,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import Server, sh
+from conftest import MountServer, sh
 
-pytestmark = [pytest.mark.mount,
-              pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")]
+pytestmark = pytest.mark.skipif(os.geteuid() != 0, reason="needs root to act as another user")
 
 NOBODY = ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"]
 
@@ -28,11 +28,6 @@ def public_dir() -> Iterator[Path]:
     d.chmod(0o755)
     yield d
     shutil.rmtree(d, ignore_errors=True)
-
-
-def _mount(path: Path, *extra: str) -> Server:
-    path.mkdir()
-    return Server(path, ["--cpus", "2", "--seed", "1", *extra], False)
 
 
 def _as_nobody(cmd: str, cwd: str = "/") -> subprocess.CompletedProcess:
@@ -51,52 +46,43 @@ def _mount_options(path: Path) -> list[str]:
     return []
 
 
-def test_modes_and_owner_follow_tracefs(public_dir):
-    server = _mount(public_dir / "t")
-    try:
-        root = server.path
-        st = root.stat()
-        assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == os.getuid()
-        seen = 0
-        for dirpath, dirnames, filenames in os.walk(root):
-            if "events/" in dirpath + "/" and dirpath.count("/") > str(root).count("/") + 2:
-                dirnames[:] = []          # one level of events/SYS is enough
-            for name in filenames + dirnames:
-                p = Path(dirpath, name)
-                s = p.lstat()
-                assert s.st_uid == os.getuid(), p
-                mode = stat.S_IMODE(s.st_mode)
-                assert not mode & 0o002, f"{p} is world-writable ({mode:o})"
-                if stat.S_ISREG(s.st_mode):
-                    assert not mode & 0o007, f"{p}: {mode:o}"
-                    assert mode in (0o640, 0o440, 0o600, 0o400, 0o200, 0o220, 0o644, 0o444), p
-                seen += 1
-        assert seen > 200
-        assert "default_permissions" in _mount_options(root)
-        assert "allow_other" not in _mount_options(root)
-    finally:
-        server.stop()
+def test_modes_and_owner_follow_tracefs(public_dir, mount_server: MountServer):
+    root = mount_server(path=public_dir / "t").path
+    st = root.stat()
+    assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == os.getuid()
+    seen = 0
+    for dirpath, dirnames, filenames in os.walk(root):
+        if "events/" in dirpath + "/" and dirpath.count("/") > str(root).count("/") + 2:
+            dirnames[:] = []          # one level of events/SYS is enough
+        for name in filenames + dirnames:
+            p = Path(dirpath, name)
+            s = p.lstat()
+            assert s.st_uid == os.getuid(), p
+            mode = stat.S_IMODE(s.st_mode)
+            assert not mode & 0o002, f"{p} is world-writable ({mode:o})"
+            if stat.S_ISREG(s.st_mode):
+                assert not mode & 0o007, f"{p}: {mode:o}"
+                assert mode in (0o640, 0o440, 0o600, 0o400, 0o200, 0o220, 0o644, 0o444), p
+            seen += 1
+    assert seen > 200
+    assert "default_permissions" in _mount_options(root)
+    assert "allow_other" not in _mount_options(root)
 
 
-def test_other_users_are_kept_out(public_dir):
-    server = _mount(public_dir / "t")
-    try:
-        # without allow_other FUSE refuses every request of another user
-        r = _as_nobody(f"ls {server.path}/; cat {server.path}/trace")
-        assert r.returncode != 0 and "Permission denied" in r.stderr
-        assert sh(server.path, "cat tracing_on").stdout == "1\n"
-    finally:
-        server.stop()
-    server = _mount(public_dir / "u", "--allow-other")
-    try:
-        assert "allow_other" in _mount_options(server.path)
-        # allowed through FUSE, the 0700 root still keeps a non-owner out
-        r = _as_nobody(f"ls {server.path}/ || echo LS-DENIED; "
-                       f"echo 0 > {server.path}/tracing_on || echo WRITE-DENIED")
-        assert "LS-DENIED" in r.stdout and "WRITE-DENIED" in r.stdout, r
-        assert sh(server.path, "cat tracing_on").stdout == "1\n"   # nothing changed
-    finally:
-        server.stop()
+def test_other_users_are_kept_out(public_dir, mount_server: MountServer):
+    server = mount_server(path=public_dir / "t")
+    # without allow_other FUSE refuses every request of another user
+    r = _as_nobody(f"ls {server.path}/; cat {server.path}/trace")
+    assert r.returncode != 0 and "Permission denied" in r.stderr
+    assert sh(server.path, "cat tracing_on").stdout == "1\n"
+    server.stop()
+    server = mount_server(path=public_dir / "u", extra=("--allow-other",))
+    assert "allow_other" in _mount_options(server.path)
+    # allowed through FUSE, the 0700 root still keeps a non-owner out
+    r = _as_nobody(f"ls {server.path}/ || echo LS-DENIED; "
+                   f"echo 0 > {server.path}/tracing_on || echo WRITE-DENIED")
+    assert "LS-DENIED" in r.stdout and "WRITE-DENIED" in r.stdout, r
+    assert sh(server.path, "cat tracing_on").stdout == "1\n"   # nothing changed
 
 
 class _OpenWatch:
@@ -105,8 +91,6 @@ class _OpenWatch:
     IN_ACCESS, IN_OPEN, IN_NONBLOCK = 0x1, 0x20, 0o4000
 
     def __init__(self, path: Path) -> None:
-        import ctypes
-
         libc = ctypes.CDLL(None, use_errno=True)
         self.fd = libc.inotify_init1(self.IN_NONBLOCK)
         if self.fd < 0 or libc.inotify_add_watch(self.fd, str(path).encode(),
@@ -123,13 +107,12 @@ class _OpenWatch:
         os.close(self.fd)
 
 
-def test_no_host_file_is_read_on_a_users_behalf(public_dir):
+def test_no_host_file_is_read_on_a_users_behalf(public_dir, mount_server: MountServer):
     secret = public_dir / "secret.txt"
     secret.write_text("TOPSECRET-HOST-DATA\n")
     watch = _OpenWatch(secret)
-    server = _mount(public_dir / "t")
     try:
-        mnt = server.path
+        mnt = mount_server(path=public_dir / "t").path
         # a uprobe path is looked up (kern_path: stat) but the file is never opened
         assert sh(mnt, f"echo 'p:leak {secret}:0x10 +0($stack):ustring' >> uprobe_events"
                        " && echo 1 > events/uprobes/leak/enable").returncode == 0
@@ -145,5 +128,4 @@ def test_no_host_file_is_read_on_a_users_behalf(public_dir):
         assert str(secret) in texts
         assert not watch.touched(), "the server opened a host file named in a definition"
     finally:
-        server.stop()
         watch.close()

@@ -6,35 +6,26 @@
 from __future__ import annotations
 
 import argparse
+import cProfile
 import functools
 import importlib
 import logging
 import os
 import sys
 from collections.abc import Callable
-from typing import Any
+
+from . import run
+from .fuse import serve
+from .fuse.caller import possible_cpus
+from .host.channel import discard_records
+from .kernel import Kernel
+from .sysctl_mirror import SysctlMirror
+from .tracefs import build_tree
+from .tracefs.node import Dir
 
 
-def possible_cpus(path: str = "/sys/devices/system/cpu/possible") -> int:
-    """Number of possible CPUs (what sysconf(_SC_NPROCESSORS_CONF) and trace-cmd use)."""
-    try:
-        with open(path) as f:
-            text = f.read().strip()
-    except OSError:
-        return os.cpu_count() or 1
-    highest = -1
-    for part in text.split(","):
-        if not part:
-            continue
-        lo, _, hi = part.partition("-")
-        try:
-            highest = max(highest, int(hi or lo))
-        except ValueError:
-            continue
-    return highest + 1 if highest >= 0 else (os.cpu_count() or 1)
-
-
-def _load_factory(spec: str) -> Callable[[Any], Any]:
+def _load_factory(spec: str) -> Callable[[Kernel], Dir]:
+    """``--tree-factory module:function``: a test's tree instead of tracefs's."""
     module, _, func = spec.partition(":")
     if not module or not func:
         raise SystemExit(f"--tree-factory: expected module:function, got {spec!r}")
@@ -84,29 +75,19 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["run"]:  # ``tracefs-sim run [options] -- CMD``: tracefs_sim/run.py
-        from .run import main as run_main
-
-        return run_main(argv[1:])
+        return run.main(argv[1:])
     args = parse_args(argv)
     logging.basicConfig(stream=sys.stderr, level=logging.DEBUG if args.debug else logging.INFO,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if not os.path.isdir(args.mountpoint):
         print(f"tracefs-sim: not a directory: {args.mountpoint}", file=sys.stderr)
         return 2
-    from . import fuse
-    from .kernel import Kernel
-
     nr_cpus = args.cpus if args.cpus and args.cpus > 0 else possible_cpus()
     kernel = Kernel(nr_cpus=nr_cpus, seed=args.seed, buffer_kb=args.buffer_kb)
-    wl = getattr(kernel, "workload", None)
-    if wl is not None and kernel.deterministic:
-        wl.hostprocs.synth_host_start = True  # host forks are not watched: simulate a requester's start
-    if args.tree_factory:
-        tree = _load_factory(args.tree_factory)(kernel)
-    else:
-        from .tracefs import build_tree
-
-        tree = build_tree(kernel)
+    if kernel.deterministic:
+        # host forks are not watched: simulate a requester's start
+        kernel.workload.hostprocs.synth_host_start = True
+    tree = _load_factory(args.tree_factory)(kernel) if args.tree_factory else build_tree(kernel)
     params: dict[str, str] = {}
     for kv in args.module_arg:
         key, sep, value = kv.partition("=")
@@ -115,7 +96,7 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         params[key] = value
     loaded: list[str] = []
-    mirror = None
+    mirror: SysctlMirror | None = None
     try:
         for path in args.module:
             try:
@@ -125,27 +106,21 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             loaded.append(os.path.splitext(os.path.basename(path))[0])
         if args.tracer_fd is not None:
-            # stand-in until Kernel.host consumes them: the tracer's records are dropped
-            from .host.channel import discard_records
-
+            # stand-in until the adapter feeds them to the kernel: the records are dropped
             discard_records(args.tracer_fd, args.tracer_pid)
         if args.sysctl_dir or args.debugfs_dir:
-            from .sysctl_mirror import SysctlMirror
-
             mirror = SysctlMirror(kernel, args.sysctl_dir, args.debugfs_dir)
-        serve = functools.partial(fuse.run, args.mountpoint, kernel, tree,
-                                  allow_other=args.allow_other, debug=args.debug,
-                                  sysctl=mirror, syscall_socket=args.syscall_socket)
+        mount_and_serve = functools.partial(serve.run, args.mountpoint, kernel, tree,
+                                            allow_other=args.allow_other, debug=args.debug,
+                                            sysctl=mirror, syscall_socket=args.syscall_socket)
         profile = os.environ.get("TRACEFS_SIM_PROFILE")
         if not profile:
-            return serve()
+            return mount_and_serve()
         # a developer's view of where the server's time goes (scripts/ftracetest passes
         # the variable through): the cProfile stats file is written at unmount
-        import cProfile
-
         prof = cProfile.Profile()
         try:
-            return prof.runcall(serve)
+            return prof.runcall(mount_and_serve)
         finally:
             prof.dump_stats(profile)
     finally:

@@ -55,6 +55,8 @@ import sys
 import tempfile
 import time
 
+from .fuse.caller import possible_cpus
+
 CLONE_NEWNS = 0x00020000
 KILL_GRACE = 3.0    # seconds CMD has to end after run got SIGTERM/SIGHUP
 TRACING = "/sys/kernel/tracing"
@@ -128,12 +130,6 @@ def _kallsyms_text() -> str:
     from .kernel.kallsyms import Kallsyms
 
     return "".join(line + "\n" for line in Kallsyms().text_lines())
-
-
-def _possible_cpus() -> int:
-    from .mount import possible_cpus
-
-    return possible_cpus()
 
 
 def _prepare(nr_cpus: int, work: str) -> None:
@@ -288,7 +284,7 @@ def _start_traced(args: argparse.Namespace, nr_cpus: int,
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    nr_cpus = args.cpus if args.cpus and args.cpus > 0 else _possible_cpus()
+    nr_cpus = args.cpus if args.cpus and args.cpus > 0 else possible_cpus()
     try:
         _unshare_mounts()
     except (OSError, RuntimeError) as e:

@@ -19,8 +19,10 @@ import ctypes.util
 import logging
 import os
 import select
-from typing import Any
+from collections.abc import Callable
+from dataclasses import dataclass
 
+from .kernel import Kernel
 from .kernel.errors import KernelError
 
 log = logging.getLogger(__name__)
@@ -78,23 +80,40 @@ class _Inotify:
         os.close(self.fd)
 
 
+@dataclass
+class _Sysctl:
+    """One mirrored sysctl: the kernel's handlers and the text last written to its file."""
+
+    read: Callable[[], str]
+    write: Callable[[str], None]
+    text: str | None = None
+
+
+@dataclass
+class _Published:
+    """One published debugfs file: the kernel's show function and the text last written."""
+
+    read: Callable[[], str]
+    text: str | None = None
+
+
 class SysctlMirror:
     """Plain files under ``root`` kept in step with ``kernel.sysctls``; optionally also
     the kernel's read-only debugfs files (``kernel.debugfs``, e.g. kprobes/list) under
     ``debugfs_root``, republished after every request that may have changed them."""
 
-    def __init__(self, kernel: Any, root: str | None, debugfs_root: str | None = None) -> None:
+    def __init__(self, kernel: Kernel, root: str | None, debugfs_root: str | None = None) -> None:
         self.kernel = kernel
         self.root = root
-        self.entries: dict[str, list[Any]] = {}  # path -> [read, write, text published]
-        self.published: dict[str, list[Any]] = {}  # debugfs path -> [read, text published]
+        self.entries: dict[str, _Sysctl] = {}
+        self.published: dict[str, _Published] = {}
         self.made_dirs: list[str] = []
         self.inotify: _Inotify | None = None
         if debugfs_root:
             self._add_debugfs(debugfs_root)
         if root is None:
             return
-        for rel, (read, write) in sorted(getattr(kernel, "sysctls", {}).items()):
+        for rel, (read, write) in sorted(kernel.sysctls.items()):
             path = os.path.join(root, rel)
             try:
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -105,14 +124,14 @@ class SysctlMirror:
                 log.warning("sysctl %s: cannot create %s: %s", rel, path, e)
                 continue
             os.close(fd)
-            self.entries[path] = [read, write, None]
+            self.entries[path] = _Sysctl(read, write)
             self._publish(path)
         if self.entries:
             try:
                 self.inotify = _Inotify()
                 for path in self.entries:
                     self.inotify.watch(path)
-            except (OSError, AttributeError) as e:
+            except OSError as e:
                 log.info("sysctl mirror: no inotify (%s): each file is read per request", e)
                 if self.inotify is not None:
                     self.inotify.close()
@@ -120,7 +139,7 @@ class SysctlMirror:
 
     def _publish(self, path: str) -> None:
         ent = self.entries[path]
-        ent[2] = _rewrite(path, ent[0](), "sysctl")
+        ent.text = _rewrite(path, ent.read(), "sysctl")
 
     def sync(self) -> None:
         """Apply the files written since the last call (compared by content: a tmpfs
@@ -133,16 +152,16 @@ class SysctlMirror:
                     text = f.read()
             except OSError:
                 continue
-            if text == ent[2]:
+            if text == ent.text:
                 continue
             try:
-                ent[1](text)
+                ent.write(text)
             except KernelError as e:
                 log.info("sysctl %s: %r rejected (errno %d)", path, text, e.errno)
             self._publish(path)
 
     def _add_debugfs(self, root: str) -> None:
-        for rel, read in sorted(getattr(self.kernel, "debugfs", {}).items()):
+        for rel, read in sorted(self.kernel.debugfs.items()):
             path = os.path.join(root, rel)
             parent = os.path.dirname(path)
             try:
@@ -154,15 +173,15 @@ class SysctlMirror:
                 log.warning("debugfs %s: cannot create %s: %s", rel, path, e)
                 continue
             os.close(fd)
-            self.published[path] = [read, None]
+            self.published[path] = _Published(read)
         self.publish()
 
     def publish(self) -> None:
         """Rewrite the debugfs files whose text changed (after a request)."""
         for path, ent in self.published.items():
-            text = ent[0]()
-            if text != ent[1]:
-                ent[1] = _rewrite(path, text, "debugfs")
+            text = ent.read()
+            if text != ent.text:
+                ent.text = _rewrite(path, text, "debugfs")
 
     def close(self) -> None:
         """Remove the files (and directories) this mirror created."""

@@ -1,8 +1,9 @@
-"""Command fuzzer for the control files (issue 10), shared by tests/test_fuzz.py and scripts/fuzz.
+"""Command fuzzer for the control files, shared by tests/test_fuzz.py and scripts/fuzz.
 
 A seeded ``random.Random`` builds commands from a corpus of valid ones (hand-picked from the
-ftracetest .tc files and the golden scripts, plus, when the kernel source is present, every
-literal ``echo '...' > FILE`` / ``check_error '...'`` of test.d) and mutates them: one token
+ftracetest .tc files and the golden scripts, plus, when a directory of the kernel's ftrace
+selftests is given, every literal ``echo '...' > FILE`` / ``check_error '...'`` of its
+test.d) and mutates them: one token
 broken, huge and binary inputs, overlong lines, many small writes on one fd, O_TRUNC vs
 O_APPEND opens, instances mkdir/rmdir.  Each command runs against a *driver* (the tree layer,
 or a real mount through ``os``); the checker asserts:
@@ -19,18 +20,22 @@ import errno
 import os
 import re
 import signal
+import subprocess
+import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from random import Random
+from types import FrameType
+from typing import Protocol, TypeVar
 
-from tracefs_sim.kernel.errors import KernelError, _WouldBlock
-from tracefs_sim.tracefs.node import READ_ONLY, WRITE_APPEND, WRITE_TRUNC, Dir, File
+from .kernel.errors import KernelError, _WouldBlock
+from .tracefs.node import READ_ONLY, WRITE_APPEND, WRITE_TRUNC, Dir, File, Node
 
 HANG_SECONDS = 10.0
 BIG_SNAPSHOT = 256 * 1024   # bytes of snapshot above which the state is reset
-KSRC_TESTS = Path("/work/ksrc/linux-source-6.12/tools/testing/selftests/ftrace/test.d")
+R = TypeVar("R")
 
 # ------------------------------------------------------------------------------- the corpus
 _PROBES = [
@@ -50,7 +55,8 @@ _PROBES = [
     "s:latency pid_t pid; u64 lat", "-:synthetic/latency", "# comment line", "",
 ]
 _FUNCS = ["vfs_read", "vfs_write", "schedule", "kernel_clone", "do_sys_openat2", "ksys_read"]
-CORPUS: dict[str, list[str]] = {
+Corpus = dict[str, list[str]]   # control file -> valid commands
+CORPUS: Corpus = {
     "dynamic_events": _PROBES,
     "kprobe_events": [c for c in _PROBES if c[:1] in "pr-#" or not c],
     "set_ftrace_filter": [
@@ -103,16 +109,16 @@ INSTANCE_TARGETS = ["set_event", "current_tracer", "trace_options", "trace_clock
 _TC_RE = re.compile(r"""^\s*(?:echo\s+(?:-n\s+)?'([^']*)'\s*>>?\s*(\S+)|check_error\s+'([^']*)')""")
 
 
-_EXTENDED: set[Path] = set()
-
-
-def extend_corpus_from_ksrc(root: Path = KSRC_TESTS) -> int:
-    """Add every literal single-quoted ``echo '…' > FILE`` and ``check_error '…'`` of test.d."""
-    if not root.is_dir() or root in _EXTENDED:
-        return 0
-    _EXTENDED.add(root)
-    added = 0
-    for tc in sorted(root.rglob("*.tc")):
+def corpus(test_d: Path | None = None) -> Corpus:
+    """The built-in corpus, plus every literal single-quoted ``echo '…' > FILE`` and
+    ``check_error '…'`` of the ftrace selftests' ``test_d`` when given (a missing
+    directory is an error: ask for the selftests only where they are)."""
+    out = {target: list(cmds) for target, cmds in CORPUS.items()}
+    if test_d is None:
+        return out
+    if not test_d.is_dir():
+        raise FileNotFoundError(f"no ftrace selftests (test.d) at {test_d}")
+    for tc in sorted(test_d.rglob("*.tc")):
         for line in tc.read_text(errors="replace").splitlines():
             m = _TC_RE.match(line)
             if not m:
@@ -125,11 +131,10 @@ def extend_corpus_from_ksrc(root: Path = KSRC_TESTS) -> int:
                 target = target.split("}")[-1].split("/", 1)[-1] if "$" in target else target
                 if target.startswith("events/") and target.endswith(("/filter", "/trigger")):
                     target = "events/sched/sched_switch/" + target.rsplit("/", 1)[1]
-            if target in CORPUS and "$" not in text.replace("$arg", "").replace(
+            if target in out and "$" not in text.replace("$arg", "").replace(
                     "$retval", "").replace("$stack", "").replace("$comm", ""):
-                CORPUS[target].append(text)
-                added += 1
-    return added
+                out[target].append(text)
+    return out
 
 
 # ------------------------------------------------------------------------------- generator
@@ -165,14 +170,15 @@ _GARBAGE = [b"", b"\x00", b"\xff\xfe", b"%", b"$", b":", b"/", b"(", b")", b"+",
 class Generator:
     """Seeded: the same seed gives the same command sequence."""
 
-    def __init__(self, seed: int) -> None:
+    def __init__(self, seed: int, commands: Corpus | None = None) -> None:
         self.rng = Random(seed)
-        self.targets = sorted(CORPUS)
+        self.corpus = commands if commands is not None else corpus()
+        self.targets = sorted(self.corpus)
         self.instances: list[str] = []  # names the generator believes exist
 
     def _valid(self, target: str | None = None) -> tuple[str, bytes]:
         target = target or self.rng.choice(self.targets)
-        return target, self.rng.choice(CORPUS[target]).encode()
+        return target, self.rng.choice(self.corpus[target]).encode()
 
     def _break_token(self, data: bytes) -> bytes:
         rng = self.rng
@@ -271,6 +277,23 @@ class Generator:
 
 
 # ------------------------------------------------------------------------------- drivers
+class Driver(Protocol):
+    """Where commands run: the tree layer in process, or a mount through os calls.
+    A rejected command raises ``KernelError`` (its errno)."""
+
+    name: str
+
+    def read(self, path: str) -> bytes | None: ...
+
+    def listdir(self, path: str) -> list[str] | None: ...
+
+    def mkdir(self, path: str) -> None: ...
+
+    def rmdir(self, path: str) -> None: ...
+
+    def write(self, path: str, chunks: list[bytes], trunc: bool) -> tuple[int, int]: ...
+
+
 class TreeDriver:
     """Runs commands on the tree layer: open, (flush, write)*, flush, release (like bash)."""
 
@@ -279,7 +302,7 @@ class TreeDriver:
     def __init__(self, root: Dir) -> None:
         self.root = root
 
-    def _walk(self, path: str):
+    def _walk(self, path: str) -> Node:
         node = self.root
         for part in path.split("/"):
             if not isinstance(node, Dir):
@@ -317,13 +340,20 @@ class TreeDriver:
             return None
         return [n for n, _ in node.entries()] if isinstance(node, Dir) else None
 
-    def mkdir(self, path: str) -> None:
+    def _parent(self, path: str) -> tuple[Dir, str]:
         parent, name = path.rsplit("/", 1)
-        self._walk(parent).mkdir(name)
+        node = self._walk(parent)
+        if not isinstance(node, Dir):
+            raise KernelError(errno.ENOTDIR)
+        return node, name
+
+    def mkdir(self, path: str) -> None:
+        parent, name = self._parent(path)
+        parent.mkdir(name)
 
     def rmdir(self, path: str) -> None:
-        parent, name = path.rsplit("/", 1)
-        self._walk(parent).rmdir(name)
+        parent, name = self._parent(path)
+        parent.rmdir(name)
 
     def write(self, path: str, chunks: list[bytes], trunc: bool) -> tuple[int, int]:
         """Returns (successful writes, errno of the failed write or 0).  Partial writes are
@@ -407,7 +437,7 @@ class MountDriver:
         return done, 0
 
 
-def _os_call(fn, *args):
+def _os_call(fn: Callable[..., R], *args: object) -> R:
     try:
         return fn(*args)
     except OSError as e:
@@ -511,7 +541,7 @@ class Hang(Exception):
     pass
 
 
-def _alarm(signum, frame):
+def _alarm(signum: int, frame: FrameType | None) -> None:
     raise Hang()
 
 
@@ -529,10 +559,10 @@ class Stats:
 class Fuzzer:
     """Drive ``Generator`` commands into ``driver`` and record ``Finding``s."""
 
-    def __init__(self, driver, seed: int, reset_every: int = 150,
-                 normalize_counts: bool = True) -> None:
+    def __init__(self, driver: Driver, seed: int, reset_every: int = 150,
+                 normalize_counts: bool = True, commands: Corpus | None = None) -> None:
         self.driver = driver
-        self.gen = Generator(seed)
+        self.gen = Generator(seed, commands)
         self.findings: list[Finding] = []
         self.stats = Stats()
         self.reset_every = reset_every
@@ -674,7 +704,7 @@ class Fuzzer:
         self.stats.seconds += time.monotonic() - t0
 
 
-def _short(v) -> str:
+def _short(v: object) -> str:
     r = repr(v)
     return r if len(r) < 300 else r[:300] + "..."
 
@@ -690,17 +720,16 @@ def dedupe(findings: list[Finding]) -> dict[tuple[str, str, str], list[Finding]]
 
 
 # ------------------------------------------------------------------------------- mounts
-def kill_on_hang(proc) -> None:
+def kill_on_hang(proc: subprocess.Popen) -> None:
     """What a MountDriver does on a hang: kill the server, so the blocked syscall returns
     ENOTCONN instead of pinning the fuzzer forever."""
     if proc.poll() is None:
         proc.kill()
 
 
-def run_mount_commands(fuzzer: Fuzzer, proc, n: int, deadline: float | None = None) -> None:
+def run_mount_commands(fuzzer: Fuzzer, proc: subprocess.Popen, n: int,
+                       deadline: float | None = None) -> None:
     """``fuzzer.run`` with a watchdog: a command that takes ``HANG_SECONDS`` kills ``proc``."""
-    import threading
-
     state = {"i": 0, "seen": -1}
     stop = threading.Event()
 

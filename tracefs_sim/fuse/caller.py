@@ -1,0 +1,157 @@
+"""Who is calling: the host process behind a FUSE request, read from /proc.
+
+A record carries the comm, pid and CPU of the task that made the syscall, and a
+blocked read must end when its reader is signalled; FUSE hands us only the caller's
+pid (and uid), so the rest comes from ``/proc/<pid>``.  Everything here is read-only
+and cached just long enough to stay cheap on every request (see
+../shared/notes/fuse.md for the measurements).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+COMM_TTL = 0.2  # seconds a pid's comm is trusted (exec changes it)
+CPU_TTL = 0.02  # seconds a pid's last CPU is trusted (one request after another)
+CACHE_MAX = 4096  # pids remembered before the stale ones are dropped
+
+
+def possible_cpus(path: str = "/sys/devices/system/cpu/possible") -> int:
+    """Number of possible CPUs of the host (what sysconf(_SC_NPROCESSORS_CONF) and
+    trace-cmd use): the simulated kernel's default CPU count."""
+    try:
+        with open(path) as f:
+            text = f.read().strip()
+    except OSError:
+        return os.cpu_count() or 1
+    highest = -1
+    for part in text.split(","):
+        if not part:
+            continue
+        lo, _, hi = part.partition("-")
+        try:
+            highest = max(highest, int(hi or lo))
+        except ValueError:
+            continue
+    return highest + 1 if highest >= 0 else (os.cpu_count() or 1)
+
+
+def _read_proc(path: str) -> str | None:
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+
+
+def signal_pending(pid: int) -> bool | None:
+    """True if ``pid`` has a pending unblocked signal, None if it is gone (or a zombie).
+
+    ``/proc/<pid>/status``: (SigPnd | ShdPnd) & ~SigBlk (notes/tools.md §4).
+    """
+    text = _read_proc(f"/proc/{pid}/status")
+    if text is None:
+        return None
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, _, value = line.partition(":")
+        if key in ("State", "SigPnd", "ShdPnd", "SigBlk"):
+            fields[key] = value.strip()
+    if fields.get("State", "").startswith(("Z", "X")):
+        return None
+    try:
+        pending = int(fields.get("SigPnd", "0"), 16) | int(fields.get("ShdPnd", "0"), 16)
+        blocked = int(fields.get("SigBlk", "0"), 16)
+    except ValueError:
+        return False
+    return bool(pending & ~blocked)
+
+
+def fd_nonblock(pid: int, ino: int, name: str) -> bool:
+    """True if ``pid`` holds an fd on our inode ``ino`` with O_NONBLOCK set *now*.
+
+    pyfuse3's read() gets no file flags, so an ``fcntl(F_SETFL, O_NONBLOCK)`` after open
+    (perf ftrace's trace_pipe fd) is invisible; without this its final drain read, made
+    after tracing_on=0 on an empty buffer, blocks for ever.  Asked only before blocking:
+    ``/proc/<pid>/fdinfo/N`` (flags, ino) of fds whose link names ``name``.
+    """
+    try:
+        fds = os.listdir(f"/proc/{pid}/fdinfo")
+    except OSError:
+        return False
+    for fd in fds:
+        text = _read_proc(f"/proc/{pid}/fdinfo/{fd}")
+        if text is None or f"\nino:\t{ino}\n" not in text + "\n":
+            continue
+        try:
+            if not os.readlink(f"/proc/{pid}/fd/{fd}").endswith("/" + name):
+                continue
+            flags = int(text.split("flags:", 1)[1].split()[0], 8)
+        except (OSError, IndexError, ValueError):
+            continue
+        if flags & os.O_NONBLOCK:
+            return True
+    return False
+
+
+class TaskInfo:
+    """comm and CPU of a caller pid, cheap enough to ask on every request."""
+
+    def __init__(self, nr_cpus: int) -> None:
+        self.nr_cpus = max(1, nr_cpus)
+        self._comm: dict[int, tuple[float, str]] = {}
+        self._stat: dict[int, tuple[float, str, int]] = {}
+
+    def comm(self, pid: int) -> str:
+        now = time.monotonic()
+        hit = self._comm.get(pid)
+        if hit is not None and now - hit[0] < COMM_TTL:
+            return hit[1]
+        text = _read_proc(f"/proc/{pid}/comm")
+        comm = text.rstrip("\n") if text is not None else (hit[1] if hit else "<...>")
+        self._remember(pid, now, comm)
+        return comm
+
+    def _remember(self, pid: int, now: float, comm: str) -> None:
+        if len(self._comm) > CACHE_MAX:  # drop stale entries now and then
+            self._comm = {p: v for p, v in self._comm.items() if now - v[0] < COMM_TTL}
+        self._comm[pid] = (now, comm)
+
+    def refresh(self, pid: int) -> None:
+        """Forget what is cached of ``pid`` (a syscall it makes right after an exec
+        must see the new comm)."""
+        self._comm.pop(pid, None)
+        self._stat.pop(pid, None)
+
+    def lookup(self, pid: int) -> tuple[str, int]:
+        """(comm, cpu) of ``pid``: a pinned task runs on its one allowed CPU, any other
+        on the CPU it last ran on (field 39 of /proc/<pid>/stat), modulo nr_cpus.  The
+        affinity is asked every time: ``taskset -c 1 echo x > trace_marker`` opens the
+        file before taskset pins the process and writes right after."""
+        if pid <= 0:
+            return "<idle>", 0
+        try:
+            allowed = os.sched_getaffinity(pid)
+        except OSError:
+            allowed = set()
+        if len(allowed) == 1:
+            return self.comm(pid), next(iter(allowed)) % self.nr_cpus
+        now = time.monotonic()
+        hit = self._stat.get(pid)
+        if hit is not None and now - hit[0] < CPU_TTL:
+            return hit[1], hit[2]
+        text = _read_proc(f"/proc/{pid}/stat")
+        if text is None:
+            return self.comm(pid), 0
+        head, _, tail = text.rpartition(")")
+        comm = head.partition("(")[2]
+        self._remember(pid, time.monotonic(), comm)
+        try:
+            cpu = int(tail.split()[36]) % self.nr_cpus  # field 39; tail starts at field 3
+        except (IndexError, ValueError):
+            cpu = 0
+        if len(self._stat) > CACHE_MAX:
+            self._stat.clear()
+        self._stat[pid] = (now, comm, cpu)
+        return comm, cpu
