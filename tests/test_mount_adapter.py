@@ -134,13 +134,32 @@ def test_sigint_ends_a_blocked_cat(adapter_mount):
         cat.kill()
 
 
+def _wait_blocked_in_fuse(wrappers: list[subprocess.Popen], timeout: float = 10.0) -> None:
+    """Until the ``cat`` under each ``timeout`` wrapper sleeps in a FUSE request (a
+    loaded machine may not have started them all after a fixed sleep)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        blocked = 0
+        for w in wrappers:
+            try:
+                kids = open(f"/proc/{w.pid}/task/{w.pid}/children").read().split()
+                wchan = open(f"/proc/{kids[0]}/wchan").read() if kids else ""
+            except OSError:
+                continue
+            blocked += "fuse" in wchan or "request_wait" in wchan
+        if blocked == len(wrappers):
+            return
+        time.sleep(0.05)
+    raise AssertionError("the readers did not block in the mount")
+
+
 def test_sigterm_to_server_with_blocked_readers(mount_server):
     server = mount_server(tree_factory="adapter_tree:build")
     readers = [subprocess.Popen(["timeout", "-k", "1", "10", "cat", "pipe"], cwd=server.path,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
                for _ in range(5)]
     try:
-        time.sleep(0.5)
+        _wait_blocked_in_fuse(readers)
         t0 = time.monotonic()
         server.proc.send_signal(signal.SIGTERM)
         assert server.proc.wait(timeout=5) == 0
