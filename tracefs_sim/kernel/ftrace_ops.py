@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .lib import MASK64
+from .module import FUNC_STRIDE, PY_MODULE_PREFIX
 
 if TYPE_CHECKING:
     from .kallsyms import Kallsyms
@@ -149,8 +150,12 @@ def sym_name(fn: Callable[..., object]) -> str:
 
 def sym_ps(fn: Callable[..., object], kallsyms: Kallsyms) -> str:
     """``%pS`` of a kernel function: ``name+0x0/0xSIZE`` (sizes of the reference kernel
-    where known, else the simulated kallsyms', else 0x100)."""
+    where known, else the simulated kallsyms', else 0x100); a function of a loaded
+    module is ``name+0x0/0x100 [module]`` (the text kernel/module.py gives it)."""
     name = sym_name(fn)
+    pymod = fn.__module__ or ""
+    if pymod.startswith(PY_MODULE_PREFIX):
+        return f"{name}+0x0/{FUNC_STRIDE:#x} [{pymod[len(PY_MODULE_PREFIX):]}]"
     size = KSYM_SIZES.get(name)
     if size is None:
         addr = kallsyms.addr_of(name)

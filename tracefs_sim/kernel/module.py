@@ -35,7 +35,7 @@ import types
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING
 
-from .lib import PAGE_SIZE
+from .lib import PAGE_SIZE, kstrtobool, kstrtouint
 from .refdata import data_bytes
 
 if TYPE_CHECKING:
@@ -300,6 +300,24 @@ class Modules:
     def dmesg_text(self) -> str:
         """The kernel log as dmesg(1) prints it: ``[seconds.micros] text``."""
         return "".join(line + "\n" for line in self.k.log)
+
+
+def module_param(kernel: Kernel, modname: str, name: str, value: str | int | bool,
+                 kind: type[bool] | type[int]) -> tuple[int, int]:
+    """(err, value) of a ``bool`` or ``uint`` module parameter as kernel/params.c sets it
+    (param_set_bool: kstrtobool; param_set_uint: kstrtouint).  A value given on the
+    insmod line is a string; the default is already typed.  A bad one is logged as
+    parse_args() logs it and is -EINVAL."""
+    if not isinstance(value, str):
+        return 0, int(value)
+    if kind is bool:
+        err, b = kstrtobool(value)
+        val = int(b)
+    else:
+        err, val = kstrtouint(value, 0)
+    if err:
+        kernel.printk(f"{modname}: `{value}' invalid for parameter `{name}'")
+    return err, val
 
 
 def _unknown_param(init: Callable[..., object], params: dict[str, str]) -> str | None:
