@@ -122,7 +122,7 @@ def klp_enable_patch(funcs: list[KlpFunc]) -> int:
     for func in funcs:
         ret = klp_patch_func(func)
         if ret:
-            _pr(f"failed to patch object 'vmlinux'")
+            _pr("failed to patch object 'vmlinux'")
             for f in funcs:
                 klp_unpatch_func(f)
             _pr(f"failed to enable patch '{MODNAME}'")

@@ -31,6 +31,7 @@ from . import (
     trace_uprobe,
     workload,
 )
+from .bpf_trace import KprobeMulti
 from .btf import BTF
 from .clock import BootClock
 from .fgraph import Fgraph
@@ -81,6 +82,7 @@ class Kernel:
     stack_tracer: StackTracer
     dynevent: DynEvents
     fprobe: FprobeCore
+    kprobe_multi: KprobeMulti
     fprobe_events: FprobeEvents
     eprobe_events: EprobeEvents
     synth_events: SynthEvents
@@ -129,6 +131,7 @@ class Kernel:
         self.stack_tracer = trace_stack.boot(self)
         self.dynevent = trace_dynevent.boot(self)
         self.fprobe = FprobeCore(self)
+        self.kprobe_multi = KprobeMulti(self)     # bpf_trace.c: kprobe_multi/session links
         self.fprobe_events = trace_fprobe.boot(self)
         self.eprobe_events = trace_eprobe.boot(self)
         self.synth_events = trace_events_synth.boot(self)

@@ -312,16 +312,16 @@ class FprobeCore:
         return self.register_fprobe_ips(fp, addrs, num)
 
     def ftrace_lookup_symbols(self, sorted_syms: Sequence[str]) -> list[int] | int:
-        """ftrace_lookup_symbols(): the kallsyms address of each symbol that has an
-        ftrace location (its first such symbol), or -ESRCH when one has none."""
+        """ftrace_lookup_symbols(): the address of each symbol, the first of its name
+        that has an ftrace location (the function's start: before an endbr64), or
+        -ESRCH when one has none."""
         ks = self.kernel.kallsyms
-        ips = self.ftrace.ips
         out = []
         for name in sorted_syms:
             i = ks.index_of(name)
             if i is None:
                 return -errno.ESRCH
-            out.append(ks.addr_of(name) or ips[i])
+            out.append(ks.func_start(i))
         return out
 
     def unregister_fprobe(self, fp: Fprobe) -> int:
