@@ -70,8 +70,11 @@ async def _one(ops: Operations, conn: trio.socket.SocketType) -> None:
     except ValueError:
         reply = _bad()
     out = memoryview(json.dumps(reply).encode())
-    while out:
-        out = out[await conn.send(out):]
+    try:
+        while out:
+            out = out[await conn.send(out):]
+    except (BrokenPipeError, ConnectionResetError):
+        log.info("control client pid %d left before the reply", pid)
 
 
 def _bad() -> dict[str, object]:
