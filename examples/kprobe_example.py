@@ -22,48 +22,41 @@ KSYM_NAME_LEN = 512
 FLAGS = PT_REGS_OFFSETS["flags"]     # regs->flags
 
 
-class _State:
-    kernel: Any = None
-    kp: Kprobe | None = None
-
-
-state = _State()
+# static struct kprobe kp = { .symbol_name = symbol, };
+kp = Kprobe(symbol_name="kernel_clone")
+kernel: Any = None      # the kernel this module is loaded into
 
 
 def handler_pre(p: Kprobe, regs: PtRegs) -> int:
     """kprobe pre_handler: called just before the probed instruction is executed."""
-    state.kernel.printk(f"handler_pre: <{p.symbol_name}> p->addr = 0x{hashed_ptr(p.addr)}, "
-                        f"ip = {regs.ip:x}, flags = 0x{regs.get_register(FLAGS):x}")
+    kernel.printk(f"handler_pre: <{p.symbol_name}> p->addr = 0x{hashed_ptr(p.addr)}, "
+                  f"ip = {regs.ip:x}, flags = 0x{regs.get_register(FLAGS):x}")
     # A dump_stack() here would give a stack backtrace
     return 0
 
 
 def handler_post(p: Kprobe, regs: PtRegs, flags: int) -> None:
     """kprobe post_handler: called after the probed instruction is executed."""
-    state.kernel.printk(f"handler_post: <{p.symbol_name}> p->addr = 0x{hashed_ptr(p.addr)}, "
-                        f"flags = 0x{regs.get_register(FLAGS):x}")
+    kernel.printk(f"handler_post: <{p.symbol_name}> p->addr = 0x{hashed_ptr(p.addr)}, "
+                  f"flags = 0x{regs.get_register(FLAGS):x}")
 
 
-def init_module(kernel: Any, symbol: str = "kernel_clone") -> int:
+def init_module(k: Any, symbol: str = "kernel_clone") -> int:
     """kprobe_init(): module_param_string(symbol, …)."""
-    state.kernel = kernel
-    kp = Kprobe(symbol_name=symbol[:KSYM_NAME_LEN - 1])
+    global kernel
+    kernel = k
+    kp.symbol_name = symbol[:KSYM_NAME_LEN - 1]
     kp.pre_handler = handler_pre
     kp.post_handler = handler_post
-    ret = kernel.kprobes.register_kprobe(kp)
+    ret = k.kprobes.register_kprobe(kp)
     if ret < 0:
-        kernel.printk(f"kprobe_init: register_kprobe failed, returned {ret}")
+        k.printk(f"kprobe_init: register_kprobe failed, returned {ret}")
         return ret
-    state.kp = kp
-    kernel.printk(f"kprobe_init: Planted kprobe at {hashed_ptr(kp.addr)}")
+    k.printk(f"kprobe_init: Planted kprobe at {hashed_ptr(kp.addr)}")
     return 0
 
 
-def cleanup_module(kernel: Any) -> None:
+def cleanup_module(k: Any) -> None:
     """kprobe_exit()."""
-    kp = state.kp
-    if kp is None:
-        return
-    kernel.kprobes.unregister_kprobe(kp)
-    kernel.printk(f"kprobe_exit: kprobe at {hashed_ptr(kp.addr)} unregistered")
-    state.kp = None
+    k.kprobes.unregister_kprobe(kp)
+    k.printk(f"kprobe_exit: kprobe at {hashed_ptr(kp.addr)} unregistered")

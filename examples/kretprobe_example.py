@@ -25,56 +25,51 @@ KSYM_NAME_LEN = 512
 MY_DATA = struct.Struct("<q")       # struct my_data { ktime_t entry_stamp; }
 
 
-class _State:
-    kernel: Any = None
-    func_name = "kernel_clone"
-    rp: Kretprobe | None = None
-
-
-state = _State()
+kernel: Any = None      # the kernel this module is loaded into
+func_name = "kernel_clone"
 
 
 def entry_handler(rp: Kretprobe, data: bytearray, _ret_addr: int, regs: PtRegs) -> int:
     """Per-instance private data: the time stamp of the entry."""
-    k = state.kernel
-    if k.sched.current.kthread:      # !current->mm
-        return 1                     # Skip kernel threads
-    MY_DATA.pack_into(data, 0, k.boot_clock.ns())
+    if kernel.sched.current.kthread:      # !current->mm
+        return 1                          # Skip kernel threads
+    MY_DATA.pack_into(data, 0, kernel.boot_clock.ns())
     return 0
 
 
 def ret_handler(rp: Kretprobe, data: bytearray, _ret_addr: int, regs: PtRegs) -> int:
     """Return-probe handler: log the return value and the duration of the call."""
-    k = state.kernel
     retval = regs.return_value()
-    delta = k.boot_clock.ns() - MY_DATA.unpack_from(data, 0)[0]
-    k.printk(f"{state.func_name} returned {retval} and took {delta} ns to execute")
+    delta = kernel.boot_clock.ns() - MY_DATA.unpack_from(data, 0)[0]
+    kernel.printk(f"{func_name} returned {retval} and took {delta} ns to execute")
     return 0
 
 
-def init_module(kernel: Any, func: str = "kernel_clone") -> int:
+# static struct kretprobe my_kretprobe = { ..., .maxactive = 20 }: up to 20 at once
+my_kretprobe = Kretprobe(Kprobe(), maxactive=20)
+my_kretprobe.handler = ret_handler
+my_kretprobe.entry_handler = entry_handler
+my_kretprobe.data_size = MY_DATA.size
+
+
+def init_module(k: Any, func: str = "kernel_clone") -> int:
     """kretprobe_init(): module_param_string(func, func_name, …)."""
-    state.kernel = kernel
-    state.func_name = func[:KSYM_NAME_LEN - 1]
-    rp = Kretprobe(Kprobe(symbol_name=state.func_name), maxactive=20)   # Probe up to 20 instances concurrently
-    rp.handler = ret_handler
-    rp.entry_handler = entry_handler
-    rp.data_size = MY_DATA.size
-    ret = kernel.kprobes.register_kretprobe(rp)
+    global kernel, func_name
+    kernel = k
+    func_name = func[:KSYM_NAME_LEN - 1]
+    my_kretprobe.kp.symbol_name = func_name
+    ret = k.kprobes.register_kretprobe(my_kretprobe)
     if ret < 0:
-        kernel.printk(f"register_kretprobe failed, returned {ret}")
+        k.printk(f"register_kretprobe failed, returned {ret}")
         return ret
-    state.rp = rp
-    kernel.printk(f"Planted return probe at {rp.kp.symbol_name}: {hashed_ptr(rp.kp.addr)}")
+    k.printk(f"Planted return probe at {my_kretprobe.kp.symbol_name}: "
+             f"{hashed_ptr(my_kretprobe.kp.addr)}")
     return 0
 
 
-def cleanup_module(kernel: Any) -> None:
-    """kretprobe_exit(): nmissed > 0 suggests that maxactive was set too low."""
-    rp = state.rp
-    if rp is None:
-        return
-    kernel.kprobes.unregister_kretprobe(rp)
-    kernel.printk(f"kretprobe at {hashed_ptr(rp.kp.addr)} unregistered")
-    kernel.printk(f"Missed probing {rp.nmissed} instances of {rp.kp.symbol_name}")
-    state.rp = None
+def cleanup_module(k: Any) -> None:
+    """kretprobe_exit()."""
+    k.kprobes.unregister_kretprobe(my_kretprobe)
+    k.printk(f"kretprobe at {hashed_ptr(my_kretprobe.kp.addr)} unregistered")
+    # nmissed > 0 suggests that maxactive was set too low.
+    k.printk(f"Missed probing {my_kretprobe.nmissed} instances of {my_kretprobe.kp.symbol_name}")

@@ -38,7 +38,7 @@ def test_kprobe_example(k: Kernel) -> None:
     """samples/kprobes/kprobe_example.c: pre and post handler lines per hit, with the
     probe address hashed (%p) and regs->ip = address + 1 in the pre-handler."""
     mod = k.insmod(str(EXAMPLES / "kprobe_example.py"), symbol="vfs_read")
-    addr = mod.state.kp.addr
+    addr = mod.kp.addr
     assert addr == k.ftrace.ips[k.kallsyms.index_of("vfs_read")]
     assert re.search(r"kprobe_init: Planted kprobe at [0-9a-f]{16}$", log(k), re.M)
     read(k, 2)

@@ -32,7 +32,6 @@ import errno
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import KernelError
 from .ftrace_ops import OPS_FL_ENABLED, OPS_FL_SAVE_REGS, FtraceOps, ftrace_get_regs
 from .mm import PtRegs, Regs
 from .rethook import Rethook, RethookNode, rethook_alloc, rethook_hook
@@ -116,15 +115,6 @@ def fprobe_is_registered(fp: Fprobe | None) -> bool:
     return saved is not None and saved.__name__ in ("fprobe_handler", "fprobe_kprobe_handler")
 
 
-def _call(fn: Callable[..., None], *args: object) -> int:
-    """Call a raising ftrace spelling of kernel/ftrace.py: 0 or -errno."""
-    try:
-        fn(*args)
-    except KernelError as e:
-        return -e.errno
-    return 0
-
-
 class FprobeCore:
     """The fprobe library of one kernel."""
 
@@ -137,70 +127,63 @@ class FprobeCore:
     # ------------------------------------------------------------------ handlers
     def fprobe_handler(self, ip: int, parent_ip: int, ops: FtraceOps, fregs: Regs | None) -> None:
         """The ops' callback: the recursion lock, then __fprobe_handler()."""
-        fp: Fprobe = ops.owner
-        if fp.flags & FPROBE_FL_DISABLED:
-            return
-        bit = self._trylock(ip, parent_ip)
-        if bit < 0:
-            fp.nmissed += 1
-            return
-        try:
-            self._fprobe_handler(fp, ip, parent_ip, fregs)
-        finally:
-            self._unlock(bit)
+        self._handler(ops.owner, ip, parent_ip, fregs, False)
 
     def fprobe_kprobe_handler(self, ip: int, parent_ip: int, ops: FtraceOps,
                               fregs: Regs | None) -> None:
         """The callback of an fprobe shared with kprobes: no handler while a kprobe
         runs on this CPU (a miss), and the kprobe machinery busy around them."""
-        fp: Fprobe = ops.owner
+        self._handler(ops.owner, ip, parent_ip, fregs, True)
+
+    def _handler(self, fp: Fprobe, ip: int, parent_ip: int, fregs: Regs | None,
+                 kprobe_shared: bool) -> None:
+        """fprobe_handler()/fprobe_kprobe_handler() + ``__fprobe_handler``: a rethook
+        node for the exit side, the entry handler."""
         if fp.flags & FPROBE_FL_DISABLED:
             return
         bit = self._trylock(ip, parent_ip)
         if bit < 0:
             fp.nmissed += 1
             return
+        busy = False
         try:
-            kp = self.kernel.kprobes
-            if kp.kprobe_running() is not None:
-                fp.nmissed += 1
-                return
-            kp.kprobe_busy_begin()
-            try:
-                self._fprobe_handler(fp, ip, parent_ip, fregs)
-            finally:
-                kp.kprobe_busy_end()
+            if kprobe_shared:
+                kp = self.kernel.kprobes
+                if kp.kprobe_running() is not None:
+                    fp.nmissed += 1
+                    return
+                kp.kprobe_busy_begin()
+                busy = True
+            rh: RethookNode[Fprobe] | None = None
+            entry_data = None
+            if fp.exit_handler is not None:
+                rh = fp.rethook.try_get() if fp.rethook is not None else None
+                if rh is None:
+                    fp.nmissed += 1
+                    return
+                rh.entry_ip = ip
+                rh.entry_parent_ip = parent_ip
+                if fp.entry_data_size:
+                    entry_data = rh.data
+                    entry_data[:] = bytes(len(entry_data))
+            regs = ftrace_get_regs(fregs)
+            ret = 0
+            if fp.entry_handler is not None:
+                try:
+                    ret = fp.entry_handler(fp, ip, parent_ip, regs, entry_data)
+                except Exception as e:
+                    self.kernel.modules.handler_raised(fp.entry_handler, e)
+                    fp.nmissed += 1
+                    ret = 1     # no exit handler for a call whose entry handler failed
+            if rh is not None:
+                if ret:
+                    rh.rethook.recycle(rh)
+                else:
+                    rethook_hook(rh, regs, parent_ip, self.kernel.sched.current)
         finally:
+            if busy:
+                self.kernel.kprobes.kprobe_busy_end()
             self._unlock(bit)
-
-    def _fprobe_handler(self, fp: Fprobe, ip: int, parent_ip: int, fregs: Regs | None) -> None:
-        """``__fprobe_handler``: a rethook node for the exit side, the entry handler."""
-        rh: RethookNode[Fprobe] | None = None
-        entry_data = None
-        if fp.exit_handler is not None:
-            rh = fp.rethook.try_get() if fp.rethook is not None else None
-            if rh is None:
-                fp.nmissed += 1
-                return
-            rh.entry_ip = ip
-            rh.entry_parent_ip = parent_ip
-            if fp.entry_data_size:
-                entry_data = rh.data
-                entry_data[:] = bytes(len(entry_data))
-        regs = ftrace_get_regs(fregs)
-        ret = 0
-        if fp.entry_handler is not None:
-            try:
-                ret = fp.entry_handler(fp, ip, parent_ip, regs, entry_data)
-            except Exception as e:
-                self.kernel.modules.handler_raised(fp.entry_handler, e)
-                fp.nmissed += 1
-                ret = 1     # no exit handler for a call whose entry handler failed
-        if rh is not None:
-            if ret:
-                rh.rethook.recycle(rh)
-            else:
-                rethook_hook(rh, regs, parent_ip, self.kernel.sched.current)
 
     def fprobe_exit_handler(self, rh: RethookNode[Fprobe], fp: Fprobe, ret_ip: int,
                             regs: Regs) -> None:
@@ -267,11 +250,11 @@ class FprobeCore:
             return -errno.EBUSY
         ft = self.ftrace
         ops = self._init(fp)
-        ret = _call(ft.set_filter, ops, filter, False)
+        ret = ft.ftrace_set_filter(ops, filter, len(filter), 0)
         if ret:
             return ret
         if notfilter:
-            ret = _call(ft.set_notrace, ops, notfilter, False)
+            ret = ft.ftrace_set_notrace(ops, notfilter, len(notfilter), 0)
             if ret:
                 self._fail_cleanup(fp)
                 return ret
@@ -286,7 +269,7 @@ class FprobeCore:
         if self._live(fp):
             return -errno.EBUSY
         ops = self._init(fp)
-        ret = _call(self.ftrace.set_filter_ips, ops, addrs[:num], False, False)
+        ret = self.ftrace.ftrace_set_filter_ips(ops, addrs, num, 0, 0)
         if ret:
             return ret
         return self._arm(fp, num)
@@ -295,7 +278,7 @@ class FprobeCore:
         """The common tail of register_fprobe*(): rethook for ``num`` sites, then the ops."""
         ret = self._init_rethook(fp, num)
         if not ret:
-            ret = _call(self.ftrace.register_ops, fp.ops)
+            ret = self.ftrace.register_ftrace_function(fp.ops)
         if ret:
             self._fail_cleanup(fp)
         return ret
@@ -330,7 +313,7 @@ class FprobeCore:
         if fp.rethook is not None:
             fp.rethook.stop()
         ft = self.ftrace
-        ret = _call(ft.unregister_ops, fp.ops)
+        ret = ft.unregister_ftrace_function(fp.ops)
         if ret < 0:
             return ret
         if fp.rethook is not None:
