@@ -3,7 +3,7 @@
 
 import sys
 
-from tracefs_sim.mount import main
+from tracefs_sim.__main__ import main
 
 if __name__ == "__main__":
     sys.exit(main())

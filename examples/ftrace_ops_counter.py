@@ -17,7 +17,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from tracefs_sim.kernel.errors import KernelError
 from tracefs_sim.kernel.ftrace import FtraceOps
 
 MODNAME = "ftrace_ops_counter"
@@ -54,14 +53,15 @@ def init_module(kernel: Any, filter: str = "vfs_*", notrace: str = "", top: Any 
     state.top = int(top)
     ft = kernel.ftrace
     ops = FtraceOps(func=counter_func, name=MODNAME)
-    try:
-        ft.ftrace_set_filter(ops, filter, reset=True)
-        if notrace:
-            ft.ftrace_set_notrace(ops, notrace, reset=True)
-        ft.register_ftrace_function(ops)
-    except KernelError as e:  # EINVAL: the filter matched nothing
-        kernel.printk(f"{MODNAME}: cannot trace {filter!r}: error {-e.errno}")
-        return -e.errno
+    ret = ft.ftrace_set_filter(ops, filter, len(filter), 1)
+    if not ret and notrace:
+        ret = ft.ftrace_set_notrace(ops, notrace, len(notrace), 1)
+    if not ret:
+        ret = ft.register_ftrace_function(ops)
+    if ret:  # -EINVAL: the filter matched nothing
+        kernel.printk(f"{MODNAME}: cannot trace {filter!r}: error {ret}")
+        ft.ftrace_free_filter(ops)
+        return ret
     state.ops = ops
     kernel.printk(f"{MODNAME}: counting calls of {filter}")
     return 0

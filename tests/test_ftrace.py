@@ -34,7 +34,7 @@ def k(booted):
             for sub in list(op.subop_list):
                 booted.fgraph.unregister_ftrace_graph(sub.owner)
         elif op.flags & F.OPS_FL_ENABLED:
-            ft.unregister_ftrace_function(op)
+            ft.unregister_ops(op)
     ft.ftrace_free_filter(gt.ops)
     gt.ops.func = F.ftrace_stub
     st = gt.ftrace_state
@@ -192,22 +192,22 @@ def test_function_tracer_ops_enabled_functions(k):
     gt = k.trace.global_trace
     ops = gt.ops
     ops.owner = []
-    ft.ftrace_set_filter(ops, "vfs_read", True)
+    ft.set_filter(ops, "vfs_read", True)
     ops.func = function_trace_call
     assert ft.site_func[idx(k, "vfs_read")] is None
-    ft.register_ftrace_function(ops)
+    ft.register_ops(ops)
     line = (r"vfs_read \(1\)           \ttramp: " + TRAMP +
             r" \(function_trace_call\+0x0/0x110\) ->function_trace_call\+0x0/0x110\n")
     assert re.fullmatch(line, enabled_functions_text(ft))
     assert re.fullmatch(line, touched_functions_text(ft))
-    ft.ftrace_set_filter(ops, "vfs_write", False)
+    ft.set_filter(ops, "vfs_write", False)
     text = enabled_functions_text(ft)
     assert text.splitlines()[1].startswith("vfs_write (1)           \ttramp: ")
     # the call site reaches the callback with the record ip and the parent ip
     i = idx(k, "vfs_read")
     assert ft.func_entry(i, 0x1234) is None
     assert ops.owner == [(ft.ips[i], 0x1234)]
-    ft.unregister_ftrace_function(ops)
+    ft.unregister_ops(ops)
     assert enabled_functions_text(ft) == ""
     assert touched_functions_text(ft) == ("vfs_read (0)            ->ftrace_stub+0x0/0x20\n"
                                            "vfs_write (0)            ->ftrace_stub+0x0/0x20\n")
@@ -226,24 +226,24 @@ def test_save_regs_ops_and_list_func(k):
     hits2: list[int] = []
     a = F.FtraceOps(fprobe_handler, F.OPS_FL_SAVE_REGS)
     a.owner = hits1
-    ft.ftrace_set_filter(a, "vfs_write")
-    ft.register_ftrace_function(a)
+    ft.set_filter(a, "vfs_write")
+    ft.register_ops(a)
     assert re.fullmatch(r"vfs_write \(1\) R         \ttramp: " + TRAMP +
                         r" \(fprobe_handler\+0x0/0x240\) ->fprobe_handler\+0x0/0x240\n",
                         enabled_functions_text(ft))
     b = F.FtraceOps(fprobe_handler, F.OPS_FL_SAVE_REGS)
     b.owner = hits2
-    ft.ftrace_set_filter(b, "vfs_write")
-    ft.register_ftrace_function(b)
+    ft.set_filter(b, "vfs_write")
+    ft.register_ops(b)
     assert enabled_functions_text(ft) == "vfs_write (2) R          ->arch_ftrace_ops_list_func+0x0/0x1d0\n"
     i = idx(k, "vfs_write")
     ft.func_entry(i, 0)
     assert hits1 == hits2 == [ft.ips[i]]
-    ft.unregister_ftrace_function(b)
+    ft.unregister_ops(b)
     assert "tramp:" in enabled_functions_text(ft)
     ft.func_entry(i, 0)
     assert hits1 == [ft.ips[i]] * 2 and len(hits2) == 1
-    ft.unregister_ftrace_function(a)
+    ft.unregister_ops(a)
     assert ft.site_func[i] is None
 
 
@@ -251,26 +251,26 @@ def test_notrace_and_filter_ip(k):
     ft = k.ftrace
     ops = F.FtraceOps(fprobe_handler)
     ops.owner = []
-    ft.ftrace_set_filter(ops, "vfs_*")
-    ft.ftrace_set_notrace(ops, "vfs_write")
-    ft.register_ftrace_function(ops)
+    ft.set_filter(ops, "vfs_*")
+    ft.set_notrace(ops, "vfs_write")
+    ft.register_ops(ops)
     assert ft.flags[idx(k, "vfs_write")] & F.REF_MAX == 0
     assert ft.flags[idx(k, "vfs_read")] & F.FL_ENABLED
-    ft.ftrace_set_filter_ip(ops, ft.ips[idx(k, "vfs_read")], remove=True)
+    ft.set_filter_ip(ops, ft.ips[idx(k, "vfs_read")], remove=True)
     assert not ft.flags[idx(k, "vfs_read")] & F.FL_ENABLED
     with pytest.raises(KernelError) as e:
-        ft.ftrace_set_filter_ip(ops, ft.ips[idx(k, "vfs_read")], remove=True)
+        ft.set_filter_ip(ops, ft.ips[idx(k, "vfs_read")], remove=True)
     assert e.value.errno == errno.ENOENT
     with pytest.raises(KernelError) as e:
-        ft.ftrace_set_filter_ip(ops, 0x1234)
+        ft.set_filter_ip(ops, 0x1234)
     assert e.value.errno == errno.EINVAL
-    ft.ftrace_set_filter_ips(ops, [ft.ips[idx(k, "schedule")]], reset=True)
+    ft.set_filter_ips(ops, [ft.ips[idx(k, "schedule")]], reset=True)
     assert [ft.names[i] for i, f in enumerate(ft.flags) if f & F.FL_ENABLED] == ["schedule"]
     with pytest.raises(KernelError) as e:
-        ft.ftrace_set_filter(ops, "nosuchfunc")
+        ft.set_filter(ops, "nosuchfunc")
     assert e.value.errno == errno.EINVAL
     with pytest.raises(KernelError) as e:
-        ft.register_ftrace_function(ops)
+        ft.register_ops(ops)
     assert e.value.errno == errno.EBUSY
 
 
@@ -278,20 +278,20 @@ def test_ipmodify_conflict(k):
     ft = k.ftrace
     a = F.FtraceOps(fprobe_handler, F.OPS_FL_IPMODIFY | F.OPS_FL_SAVE_REGS)
     b = F.FtraceOps(fprobe_handler, F.OPS_FL_IPMODIFY | F.OPS_FL_SAVE_REGS)
-    ft.ftrace_set_filter(a, "vfs_read")
-    ft.ftrace_set_filter(b, "vfs_read")
-    ft.register_ftrace_function(a)
+    ft.set_filter(a, "vfs_read")
+    ft.set_filter(b, "vfs_read")
+    ft.register_ops(a)
     with pytest.raises(KernelError) as e:
-        ft.register_ftrace_function(b)
+        ft.register_ops(b)
     assert e.value.errno == errno.EBUSY
     assert b not in ft.ops_list and not b.flags & F.OPS_FL_ENABLED
     assert " I " in enabled_functions_text(ft) and " M " in enabled_functions_text(ft)
     c = F.FtraceOps(fprobe_handler, F.OPS_FL_IPMODIFY)  # all functions: refused
     with pytest.raises(KernelError) as e:
-        ft.register_ftrace_function(c)
+        ft.register_ops(c)
     assert e.value.errno == errno.EINVAL
     with pytest.raises(KernelError):  # no notrace hash on IPMODIFY ops
-        ft.ftrace_set_notrace(a, "vfs_write")
+        ft.set_notrace(a, "vfs_write")
 
 
 def test_recursion_protection(k):
@@ -308,8 +308,8 @@ def test_recursion_protection(k):
     a = F.FtraceOps(handler, F.OPS_FL_RECURSION)
     b = F.FtraceOps(handler, F.OPS_FL_RECURSION)
     for op in (a, b):
-        ft.ftrace_set_filter(op, "vfs_read")
-        ft.register_ftrace_function(op)
+        ft.set_filter(op, "vfs_read")
+        ft.register_ops(op)
     misses = ft.recursion_misses
     ft.func_entry(i, 0)
     # the list function runs both ops; one nested level passes (the transition bit):
@@ -325,8 +325,8 @@ def test_pid_filtering(k):
     ops = gt.ops
     ops.owner = []
     ops.func = function_trace_call
-    ft.ftrace_set_filter(ops, "vfs_read", True)
-    ft.register_ftrace_function(ops)
+    ft.set_filter(ops, "vfs_read", True)
+    ft.register_ops(ops)
     ft.pid.pid_write(gt, b"4242\n", notrace=False)
     assert ft.pid.pid_show(gt, False) == "4242\n"
     assert "ftrace_pid_func" in enabled_functions_text(ft)
@@ -357,7 +357,7 @@ def test_graph_subops_and_return_hooks(k):
 
     gops = G.FgraphOps(ent, ret, private=gt)
     fg.init_ops(gops, gt.ops)
-    ft.ftrace_set_filter(gt.ops, "vfs_*", True)  # shared with the function tracer's ops
+    ft.set_filter(gt.ops, "vfs_*", True)  # shared with the function tracer's ops
     fg.register_ftrace_graph(gops)
     assert gops.ops.func_hash is gt.ops.local_hash
     lines = enabled_functions_text(ft).splitlines()
@@ -374,7 +374,7 @@ def test_graph_subops_and_return_hooks(k):
     assert seen == [("ent", 0), ("ent", 1), ("ret", 1, True), ("ret", 0, True)]
     assert not rs
     # changing the (shared) filter through the not-enabled function ops updates graph_ops
-    ft.ftrace_set_filter(gt.ops, "schedule", True)
+    ft.set_filter(gt.ops, "schedule", True)
     assert [line.split()[0] for line in enabled_functions_text(ft).splitlines()] == ["schedule"]
     fg.unregister_ftrace_graph(gops)
     assert enabled_functions_text(ft) == ""
@@ -385,7 +385,7 @@ def test_graph_all_functions_and_second_user(k):
 
     g1 = G.FgraphOps(lambda t, g: True, lambda t, g: None)
     g2 = G.FgraphOps(lambda t, g: True, lambda t, g: None)
-    ft.ftrace_set_filter(g2.ops, "vfs_read")
+    ft.set_filter(g2.ops, "vfs_read")
     t = time.perf_counter()
     fg.register_ftrace_graph(g1)
     assert time.perf_counter() - t < 1.0
@@ -409,7 +409,7 @@ def test_graph_array_is_limited(k):
     fg = k.fgraph
     users = [G.FgraphOps(lambda t, g: False, lambda t, g: None) for _ in range(17)]
     for u in users:
-        k.ftrace.ftrace_set_filter(u.ops, "schedule")
+        k.ftrace.set_filter(u.ops, "schedule")
     for u in users[:16]:
         fg.register_ftrace_graph(u)
     with pytest.raises(KernelError) as e:
@@ -423,7 +423,7 @@ def test_graph_array_is_limited(k):
 def test_graph_shadow_stack_overrun(k):
     ft, fg = k.ftrace, k.fgraph
     g = G.FgraphOps(lambda t, gg: True, lambda t, gg: None)
-    ft.ftrace_set_filter(g.ops, "vfs_read")
+    ft.set_filter(g.ops, "vfs_read")
     fg.register_ftrace_graph(g)
     i = idx(k, "vfs_read")
     toks = [ft.func_entry(i, 0) for _ in range(120)]
@@ -466,5 +466,12 @@ def test_module_api_names():
                  "ftrace_free_filter", "ftrace_location", "ftrace_startup_subops",
                  "ftrace_shutdown_subops", "register_ftrace_command", "unregister_ftrace_command",
                  "register_ftrace_function_probe", "unregister_ftrace_function_probe_func",
-                 "func_entry", "func_exit", "push_ret_hook", "recursion_trylock", "ip_to_index"):
+                 "func_entry", "func_exit", "push_ret_hook", "recursion_trylock", "ip_to_index",
+                 "ftrace_test_recursion_trylock", "ftrace_test_recursion_unlock",
+                 "ftrace_ops_get_func", "register_ops", "unregister_ops", "set_filter",
+                 "set_notrace", "set_filter_ip", "set_filter_ips"):
         assert callable(getattr(F.Ftrace, name)), name
+    for name in ("FTRACE_OPS_FL_SAVE_REGS", "FTRACE_OPS_FL_IPMODIFY", "FTRACE_OPS_FL_RCU",
+                 "FTRACE_OPS_FL_RECURSION", "FTRACE_OPS_FL_PERMANENT", "MCOUNT_INSN_SIZE",
+                 "ftrace_get_regs", "ftrace_regs_set_instruction_pointer"):
+        assert name in F.__all__ and hasattr(F, name), name

@@ -36,7 +36,8 @@ def test_counts_the_filtered_functions_only():
     assert all(name.startswith("vfs_") for name in counts)
     enabled = read_file(root, "enabled_functions").decode()
     assert "vfs_read (1)" in enabled and "vfs_write (1)" not in enabled
-    assert "(counter_func+0x0/0x100) ->counter_func+0x0/0x100" in enabled
+    assert ("(counter_func+0x0/0x100 [ftrace_ops_counter]) "
+            "->counter_func+0x0/0x100 [ftrace_ops_counter]") in enabled
     k.rmmod("ftrace_ops_counter")
     assert read_file(root, "enabled_functions") == b""
     assert any(line.endswith("ftrace_ops_counter:          3 vfs_read") for line in k.log)

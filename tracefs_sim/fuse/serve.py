@@ -25,6 +25,7 @@ from .. import syscall_mirror
 from ..kernel import Kernel
 from ..sysctl_mirror import SysctlMirror
 from ..tracefs.node import Dir
+from . import control
 from .handlers import Operations
 
 log = logging.getLogger("tracefs_sim.fuse")
@@ -122,6 +123,7 @@ async def _serve(ops: Operations, syscall_socket: str | None) -> None:
             nursery.start_soon(_idle_ticker, ops.kernel, ops)
         if syscall_socket:
             nursery.start_soon(_syscall_socket, ops, syscall_socket, nursery)
+        nursery.start_soon(control.serve, ops)     # tracefs-sim insmod/rmmod/lsmod/dmesg
         await pyfuse3.main(min_tasks=1, max_tasks=MAX_TASKS)
         ops.cancel_waits()
         nursery.cancel_scope.cancel()

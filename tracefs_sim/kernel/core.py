@@ -9,7 +9,6 @@ by name, so a missing or broken piece fails the boot instead of leaving inert fi
 
 from __future__ import annotations
 
-import importlib.util
 import logging
 import os
 import random
@@ -32,6 +31,7 @@ from . import (
     trace_uprobe,
     workload,
 )
+from .bpf_trace import KprobeMulti
 from .btf import BTF
 from .clock import BootClock
 from .fgraph import Fgraph
@@ -40,6 +40,8 @@ from .ftrace import Ftrace
 from .kallsyms import Kallsyms
 from .kprobes import KprobeCore
 from .mm import Memory
+from .module import Modules
+from .rcu import Rcu
 from .sched import TASK_COMM_LEN, Sched, Task
 from .trace import Tracing
 from .trace_dynevent import DynEvents
@@ -65,6 +67,8 @@ class Kernel:
 
     nr_cpus: int
     sched: Sched
+    rcu: Rcu
+    modules: Modules
     kallsyms: Kallsyms
     btf: BTF
     mem: Memory
@@ -78,6 +82,7 @@ class Kernel:
     stack_tracer: StackTracer
     dynevent: DynEvents
     fprobe: FprobeCore
+    kprobe_multi: KprobeMulti
     fprobe_events: FprobeEvents
     eprobe_events: EprobeEvents
     synth_events: SynthEvents
@@ -94,6 +99,7 @@ class Kernel:
         self.rng = random.Random(seed if seed is not None else os.getpid())
         self.boot_clock = BootClock(random.Random(seed) if seed is not None else None)
         self.sched = Sched(self.nr_cpus)
+        self.rcu = Rcu(self.sched, self.nr_cpus)
         self.kallsyms = Kallsyms()
         self.btf = BTF()
         self._sys_op = ""
@@ -101,10 +107,10 @@ class Kernel:
         self.log: list[str] = []  # the simulated kernel log (dmesg)
         self.mem = Memory(self.btf)
         self.mem.current_tgid = lambda: self.sched.current.tgid
-        # text addresses given to the functions of loaded Python modules (insmod)
+        # text addresses given to the functions of loaded Python modules (insmod):
+        # addr -> (function, module), what %ps prints
         self.module_syms: dict[int, tuple[str, str]] = {}
-        self._next_module_addr = 0xFFFFFFFFC1000000
-        self.modules: dict[str, ModuleType] = {}
+        self.modules = Modules(self)   # kernel/module.py: insmod, rmmod, /proc/modules
         # /proc/sys entries of the simulated kernel: path under /proc/sys ->
         # (read() -> text, write(text) raising KernelError); the mount mirrors them
         self.sysctls: dict[str, tuple[Callable[[], str], Callable[[str], None]]] = {}
@@ -125,6 +131,7 @@ class Kernel:
         self.stack_tracer = trace_stack.boot(self)
         self.dynevent = trace_dynevent.boot(self)
         self.fprobe = FprobeCore(self)
+        self.kprobe_multi = KprobeMulti(self)     # bpf_trace.c: kprobe_multi/session links
         self.fprobe_events = trace_fprobe.boot(self)
         self.eprobe_events = trace_eprobe.boot(self)
         self.synth_events = trace_events_synth.boot(self)
@@ -149,33 +156,17 @@ class Kernel:
 
     def module_symbol(self, func: Callable[..., object], module: str) -> int:
         """An address for a Python function of a loaded module, so ``%ps`` names it."""
-        for addr, (name, mod) in self.module_syms.items():
-            if name == func.__name__ and mod == module:
-                return addr
-        addr = self._next_module_addr
-        self._next_module_addr += 0x100
-        self.module_syms[addr] = (func.__name__, module)
-        return addr
+        return self.modules.symbol(func, module)
 
     def insmod(self, path: str, **params: str) -> ModuleType:
-        """Load a Python file as a kernel module: import it and call its
-        ``init_module(kernel, **params)`` (a non-zero return fails the load)."""
-        name = os.path.splitext(os.path.basename(path))[0]
-        spec = importlib.util.spec_from_file_location(f"tracefs_sim_module_{name}", path)
-        if spec is None or spec.loader is None:
-            raise OSError(f"cannot load {path}")
-        module = importlib.util.module_from_spec(spec)
-        spec.loader.exec_module(module)
-        ret = module.init_module(self, **params) if hasattr(module, "init_module") else 0
-        if ret:
-            raise OSError(f"{name}: init_module returned {ret}")
-        self.modules[name] = module
-        return module
+        """Load a Python file as a kernel module (kernel/module.py): its
+        ``init_module(kernel, **params)`` runs; a failed load raises OSError (errno set)."""
+        return self.modules.insmod(path, params).py
 
     def rmmod(self, name: str) -> None:
-        module = self.modules.pop(name)
-        if hasattr(module, "cleanup_module"):
-            module.cleanup_module(self)
+        """Unload a module (its ``cleanup_module(kernel)`` runs); the mount's teardown
+        unloads with this, forced like ``rmmod -f`` for a module without one."""
+        self.modules.delete_module(name, force=True)
 
     # ------------------------------------------------------------------ syscall context
     def syscall_enter(self, pid: int, comm: str, cpu: int, uid: int = 0, op: str = "",

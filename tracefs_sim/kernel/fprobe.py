@@ -1,34 +1,40 @@
 """fprobe: a function entry/exit probe on top of ftrace (kernel/trace/fprobe.c, 6.12).
 
-In 6.12 each ``Fprobe`` owns an ``ftrace_ops`` (FTRACE_OPS_FL_SAVE_REGS) whose filter
-selects the probed functions; the exit side uses a ``Rethook`` with a pool of
-``nr_maxactive`` nodes (default: number of probed functions × possible CPUs × 2).
-When the pool is empty at an entry, ``nmissed`` counts it and neither handler runs
-for that call.  ``FPROBE_FL_DISABLED`` soft-disables both handlers.
+In 6.12 each ``Fprobe`` embeds an ``ftrace_ops`` (``fp.ops``, there from the start:
+flags a module sets before registering, FTRACE_OPS_FL_RECURSION or FTRACE_OPS_FL_RCU,
+are kept and honoured) whose filter selects the probed functions; the exit side uses a
+``Rethook`` with a pool of ``nr_maxactive`` nodes (default: number of probed functions ×
+possible CPUs × 2).  When the pool is empty at an entry, ``nmissed`` counts it and
+neither handler runs for that call.  ``FPROBE_FL_DISABLED`` soft-disables both handlers.
 
-``FprobeCore`` is the per-kernel part.  It drives kernel/ftrace.py by the kernel API
-names (``ftrace_set_filter(ops, glob, reset)``, ``ftrace_set_notrace``,
-``ftrace_set_filter_ips``, ``register_ftrace_function``, ``unregister_ftrace_function``,
-``ftrace_free_filter``; they raise KernelError, turned into -errno here) with an
-``FtraceOps(func, OPS_FL_SAVE_REGS, fp)``.  The exit side is hooked with
-``Ftrace.push_ret_hook(current, frame)``: when the call returns, ftrace runs
-``frame[0](frame, retval)`` — our rethook trampoline, which calls the exit handler
-with the entry's return address and a regs view holding the return value.
+The ops' callback is ``fprobe_handler`` (``fprobe_kprobe_handler`` with
+FPROBE_FL_KPROBE_SHARED): it takes ftrace_test_recursion_trylock() first (the context
+bit, then the transition bit; a third nesting in one context is a miss, counted in
+``nmissed``), and the shared variant also counts a miss while a kprobe runs and marks a
+kprobe busy (kprobe_busy_begin/end) around the handlers, so a kprobe hit inside them is
+missed as inside a kprobe.  The exit handler takes the recursion lock again.
 
-``fregs`` (whatever the call site passes to ``func_entry``, None included) is handed to
-the handlers as pt_regs; probe events read ``get_kernel_argument(n)`` etc. from it.
+The handlers get pt_regs as 6.12 gives them: ``ftrace_get_regs(fregs)`` at the entry
+(the ops has FTRACE_OPS_FL_SAVE_REGS: ``ip`` = the probed ftrace location +
+MCOUNT_INSN_SIZE, ``cs`` = __KERNEL_CS), the rethook trampoline's at the exit (``ip`` =
+the real return address, the return value in ``ax``).
+
+``FprobeCore`` (``kernel.fprobe``) is the per-kernel part: register_fprobe(),
+register_fprobe_ips(fp, addrs, num), register_fprobe_syms(fp, syms, num),
+unregister_fprobe(), each 0 or -errno as in C.  Registering an fprobe that is
+registered already is -EBUSY and changes nothing.  A handler that raises is reported
+in the kernel log (``Modules.handler_raised``) and counted in ``nmissed``.
 """
 
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from .errors import KernelError
-from .ftrace import OPS_FL_SAVE_REGS, FtraceOps, ksym
-from .mm import PtRegs
-from .rethook import Rethook, RethookNode, rethook_alloc
+from .ftrace_ops import OPS_FL_ENABLED, OPS_FL_SAVE_REGS, FtraceOps, ftrace_get_regs
+from .mm import PtRegs, Regs
+from .rethook import Rethook, RethookNode, rethook_alloc, rethook_hook
 
 if TYPE_CHECKING:
     from .core import Kernel
@@ -44,12 +50,12 @@ ExitHandler = Callable[["Fprobe", int, int, PtRegs, "bytearray | None"], None]
 
 
 class Fprobe:
-    """``struct fprobe``."""
+    """``struct fprobe``: the embedded ``ops``, the counters and the handlers."""
 
     def __init__(self, entry_handler: EntryHandler | None = None,
                  exit_handler: ExitHandler | None = None, entry_data_size: int = 0,
                  nr_maxactive: int = 0, flags: int = 0) -> None:
-        self.ops: FtraceOps | None = None
+        self.ops = _embedded_ops(self)
         self.nmissed = 0
         self.flags = flags
         self.rethook: Rethook[Fprobe] | None = None
@@ -58,19 +64,36 @@ class Fprobe:
         self.entry_handler = entry_handler
         self.exit_handler = exit_handler
         self.owner: Any = None        # container_of(): the user's structure, any type
-        self.registered = False
-        self.core: FprobeCore | None = None
+
+    @property
+    def registered(self) -> bool:
+        """fprobe_is_registered()."""
+        return fprobe_is_registered(self)
 
     def reset(self) -> None:
-        """``memset(&tf->fp, 0, ...)`` after unregistering (keeps the handlers' owner)."""
-        self.ops = None
+        """``memset(&tf->fp, 0, ...)`` after unregistering (keeps the handlers and the
+        owner: trace_fprobe registers the same probe again)."""
+        self.ops = _embedded_ops(self)
         self.nmissed = 0
         self.flags = 0
         self.rethook = None
-        self.registered = False
 
     def disabled(self) -> bool:
         return bool(self.flags & FPROBE_FL_DISABLED)
+
+
+def _embedded_ops(fp: Fprobe) -> FtraceOps:
+    ops = FtraceOps(name="fprobe")
+    ops.owner = fp                # container_of(ops, struct fprobe, ops)
+    return ops
+
+
+def fprobe_disabled(fp: Fprobe | None) -> bool:
+    return fp is not None and bool(fp.flags & FPROBE_FL_DISABLED)
+
+
+def fprobe_shared_with_kprobes(fp: Fprobe | None) -> bool:
+    return fp is not None and bool(fp.flags & FPROBE_FL_KPROBE_SHARED)
 
 
 def disable_fprobe(fp: Fprobe | None) -> None:
@@ -83,35 +106,13 @@ def enable_fprobe(fp: Fprobe | None) -> None:
         fp.flags &= ~FPROBE_FL_DISABLED
 
 
-def _call(fn: Callable[..., None], *args: object) -> int:
-    """Call an ftrace API of kernel/ftrace.py (it raises KernelError): 0 or -errno."""
-    try:
-        fn(*args)
-    except KernelError as e:
-        return -e.errno
-    return 0
-
-
-class _RetRegs:
-    """pt_regs at the function return: the return value plus the entry registers."""
-
-    __slots__ = ("entry", "retval")
-
-    def __init__(self, entry: PtRegs | None, retval: int) -> None:
-        self.entry = entry
-        self.retval = retval
-
-    def return_value(self) -> int:
-        return self.retval
-
-    def get_kernel_argument(self, n: int) -> int:
-        return self.entry.get_kernel_argument(n) if self.entry is not None else 0
-
-    def kernel_stack_nth(self, n: int) -> int:
-        return self.entry.kernel_stack_nth(n) if self.entry is not None else 0
-
-    def stack_pointer(self) -> int:
-        return self.entry.stack_pointer() if self.entry is not None else 0
+def fprobe_is_registered(fp: Fprobe | None) -> bool:
+    """fprobe_is_registered(): the ops was set up by register_fprobe*() (its saved_func
+    is an fprobe handler; unregister_fprobe() leaves it, as in C)."""
+    if fp is None:
+        return False
+    saved = fp.ops.saved_func
+    return saved is not None and saved.__name__ in ("fprobe_handler", "fprobe_kprobe_handler")
 
 
 class FprobeCore:
@@ -120,62 +121,96 @@ class FprobeCore:
     def __init__(self, kernel: Kernel) -> None:
         self.kernel = kernel
         self.ftrace: Ftrace = kernel.ftrace
+        self._trylock = kernel.ftrace.recursion_trylock
+        self._unlock = kernel.ftrace.recursion_unlock
 
     # ------------------------------------------------------------------ handlers
-    def _make_ops(self, fp: Fprobe) -> FtraceOps:
-        @ksym("fprobe_handler")   # %pS in enabled_functions
-        def func(ip: int, parent_ip: int, ops: FtraceOps, fregs: PtRegs | None) -> None:
-            self._handler(fp, ip, parent_ip, fregs)
+    def fprobe_handler(self, ip: int, parent_ip: int, ops: FtraceOps, fregs: Regs | None) -> None:
+        """The ops' callback: the recursion lock, then __fprobe_handler()."""
+        self._handler(ops.owner, ip, parent_ip, fregs, False)
 
-        return FtraceOps(func, OPS_FL_SAVE_REGS, fp, name="fprobe")
+    def fprobe_kprobe_handler(self, ip: int, parent_ip: int, ops: FtraceOps,
+                              fregs: Regs | None) -> None:
+        """The callback of an fprobe shared with kprobes: no handler while a kprobe
+        runs on this CPU (a miss), and the kprobe machinery busy around them."""
+        self._handler(ops.owner, ip, parent_ip, fregs, True)
 
-    def _handler(self, fp: Fprobe, ip: int, parent_ip: int, fregs: PtRegs | None) -> None:
-        """``fprobe_handler`` → ``__fprobe_handler``."""
-        if fp.disabled():
+    def _handler(self, fp: Fprobe, ip: int, parent_ip: int, fregs: Regs | None,
+                 kprobe_shared: bool) -> None:
+        """fprobe_handler()/fprobe_kprobe_handler() + ``__fprobe_handler``: a rethook
+        node for the exit side, the entry handler."""
+        if fp.flags & FPROBE_FL_DISABLED:
             return
-        rh: RethookNode[Fprobe] | None = None
-        entry_data = None
-        if fp.exit_handler is not None:
-            rh = fp.rethook.try_get() if fp.rethook is not None else None
-            if rh is None:
-                fp.nmissed += 1
-                return
-            rh.entry_ip = ip
-            rh.entry_parent_ip = parent_ip
-            if fp.entry_data_size:
-                entry_data = rh.data
-                entry_data[:] = bytes(len(entry_data))
-        ret = 0
-        if fp.entry_handler is not None:
-            ret = fp.entry_handler(fp, ip, parent_ip, fregs, entry_data)
-        if rh is not None:
-            if ret:
-                rh.rethook.recycle(rh)
-            else:
-                # rethook_hook(): on the task's return-hook stack of kernel/ftrace.py
-                rh.ret_addr = parent_ip
-                self.ftrace.push_ret_hook(self.kernel.sched.current, [self._ret_frame, rh, fregs])
-
-    def _ret_frame(self, frame: list[Any], retval: int) -> None:
-        """The rethook trampoline for one hooked call (frame = [cb, node, entry regs])."""
-        rh: RethookNode[Fprobe] = frame[1]
-        handler = rh.rethook.handler
-        if handler is not None:
-            handler(rh, rh.rethook.data, rh.ret_addr, _RetRegs(frame[2], retval))
-        rh.rethook.recycle(rh)
-
-    def _exit_handler(self, rh: RethookNode[Fprobe], fp: Fprobe, ret_ip: int, regs: PtRegs) -> None:
-        """``fprobe_exit_handler``."""
-        if fp.disabled() or fp.exit_handler is None:
+        bit = self._trylock(ip, parent_ip)
+        if bit < 0:
+            fp.nmissed += 1
             return
-        fp.exit_handler(fp, rh.entry_ip, ret_ip, regs,
-                        rh.data if fp.entry_data_size else None)
+        busy = False
+        try:
+            if kprobe_shared:
+                kp = self.kernel.kprobes
+                if kp.kprobe_running() is not None:
+                    fp.nmissed += 1
+                    return
+                kp.kprobe_busy_begin()
+                busy = True
+            rh: RethookNode[Fprobe] | None = None
+            entry_data = None
+            if fp.exit_handler is not None:
+                rh = fp.rethook.try_get() if fp.rethook is not None else None
+                if rh is None:
+                    fp.nmissed += 1
+                    return
+                rh.entry_ip = ip
+                rh.entry_parent_ip = parent_ip
+                if fp.entry_data_size:
+                    entry_data = rh.data
+                    entry_data[:] = bytes(len(entry_data))
+            regs = ftrace_get_regs(fregs)
+            ret = 0
+            if fp.entry_handler is not None:
+                try:
+                    ret = fp.entry_handler(fp, ip, parent_ip, regs, entry_data)
+                except Exception as e:
+                    self.kernel.modules.handler_raised(fp.entry_handler, e)
+                    fp.nmissed += 1
+                    ret = 1     # no exit handler for a call whose entry handler failed
+            if rh is not None:
+                if ret:
+                    rh.rethook.recycle(rh)
+                else:
+                    rethook_hook(rh, regs, parent_ip, self.kernel.sched.current)
+        finally:
+            if busy:
+                self.kernel.kprobes.kprobe_busy_end()
+            self._unlock(bit)
+
+    def fprobe_exit_handler(self, rh: RethookNode[Fprobe], fp: Fprobe, ret_ip: int,
+                            regs: Regs) -> None:
+        """``fprobe_exit_handler``: the rethook's handler, under the recursion lock."""
+        if fp.flags & FPROBE_FL_DISABLED or fp.exit_handler is None:
+            return
+        bit = self._trylock(rh.entry_ip, rh.entry_parent_ip)
+        if bit < 0:
+            fp.nmissed += 1
+            return
+        try:
+            fp.exit_handler(fp, rh.entry_ip, ret_ip, regs,
+                            rh.data if fp.entry_data_size else None)
+        except Exception as e:
+            self.kernel.modules.handler_raised(fp.exit_handler, e)
+            fp.nmissed += 1
+        finally:
+            self._unlock(bit)
 
     # ------------------------------------------------------------------ registration
     def _init(self, fp: Fprobe) -> FtraceOps:
+        """fprobe_init(): the ops' callback and FTRACE_OPS_FL_SAVE_REGS (the flags the
+        module set are kept)."""
         fp.nmissed = 0
-        fp.core = self
-        ops = fp.ops = self._make_ops(fp)
+        ops = fp.ops
+        ops.func = self.fprobe_kprobe_handler if fprobe_shared_with_kprobes(fp) else self.fprobe_handler
+        ops.flags |= OPS_FL_SAVE_REGS
         return ops
 
     def _init_rethook(self, fp: Fprobe, num: int) -> int:
@@ -188,7 +223,7 @@ class FprobeCore:
             num *= self.kernel.nr_cpus * 2
         if num <= 0:
             return -errno.EINVAL
-        rh = rethook_alloc(fp, self._exit_handler, fp.entry_data_size, num)
+        rh = rethook_alloc(fp, self.fprobe_exit_handler, fp.entry_data_size, num)
         if isinstance(rh, int):
             return rh
         fp.rethook = rh
@@ -198,81 +233,90 @@ class FprobeCore:
         if fp.rethook is not None:
             fp.rethook.free()
             fp.rethook = None
-        if fp.ops is not None:
-            _call(self.ftrace.ftrace_free_filter, fp.ops)
+        self.ftrace.ftrace_free_filter(fp.ops)
 
-    def register_fprobe(self, fp: Fprobe, filter: str | None, notfilter: str | None) -> int:
+    @staticmethod
+    def _live(fp: Fprobe) -> bool:
+        """Already registered and live: register_ftrace_function() would say -EBUSY.
+        6.12 finds out only after fprobe_init() and the filter change (and loses the
+        rethook on the way); here the probe is refused before anything changes."""
+        return bool(fp.ops.flags & OPS_FL_ENABLED)
+
+    def register_fprobe(self, fp: Fprobe, filter: str | None, notfilter: str | None) -> int:  # noqa: A002
         """Probe the functions matching the glob ``filter`` minus ``notfilter``."""
         if fp is None or filter is None:
             return -errno.EINVAL
+        if self._live(fp):
+            return -errno.EBUSY
         ft = self.ftrace
         ops = self._init(fp)
-        ret = _call(ft.ftrace_set_filter, ops, filter, False)
+        ret = ft.ftrace_set_filter(ops, filter, len(filter), 0)
         if ret:
             return ret
         if notfilter:
-            ret = _call(ft.ftrace_set_notrace, ops, notfilter, False)
+            ret = ft.ftrace_set_notrace(ops, notfilter, len(notfilter), 0)
             if ret:
                 self._fail_cleanup(fp)
                 return ret
         return self._arm(fp, len(ops.filter_hash))
 
-    def register_fprobe_ips(self, fp: Fprobe, addrs: list[int]) -> int:
-        """Probe the given ftrace locations."""
-        if fp is None or not addrs:
+    def register_fprobe_ips(self, fp: Fprobe, addrs: Sequence[int], num: int | None = None) -> int:
+        """Probe the ftrace locations ``addrs[:num]`` (``num`` defaults to all)."""
+        if num is None:
+            num = len(addrs)
+        if fp is None or not addrs or num <= 0:
             return -errno.EINVAL
+        if self._live(fp):
+            return -errno.EBUSY
         ops = self._init(fp)
-        ret = _call(self.ftrace.ftrace_set_filter_ips, ops, list(addrs), False, False)
+        ret = self.ftrace.ftrace_set_filter_ips(ops, addrs, num, 0, 0)
         if ret:
             return ret
-        return self._arm(fp, len(addrs))
+        return self._arm(fp, num)
 
     def _arm(self, fp: Fprobe, num: int) -> int:
         """The common tail of register_fprobe*(): rethook for ``num`` sites, then the ops."""
         ret = self._init_rethook(fp, num)
         if not ret:
-            ret = _call(self.ftrace.register_ftrace_function, fp.ops)
+            ret = self.ftrace.register_ftrace_function(fp.ops)
         if ret:
             self._fail_cleanup(fp)
-        else:
-            fp.registered = True
         return ret
 
-    def register_fprobe_syms(self, fp: Fprobe, syms: list[str]) -> int:
-        """Probe the named functions (all must exist: -ENOENT otherwise)."""
-        if fp is None or not syms:
+    def register_fprobe_syms(self, fp: Fprobe, syms: Sequence[str], num: int | None = None) -> int:
+        """Probe the named functions ``syms[:num]`` (all must exist: -ENOENT otherwise)."""
+        if num is None:
+            num = len(syms)
+        if fp is None or not syms or num <= 0:
             return -errno.EINVAL
-        addrs = self._lookup_symbols(sorted(syms))
-        if addrs is None:
+        addrs = self.ftrace_lookup_symbols(sorted(syms[:num]))
+        if isinstance(addrs, int):
             return -errno.ENOENT
-        return self.register_fprobe_ips(fp, addrs)
+        return self.register_fprobe_ips(fp, addrs, num)
 
-    def _lookup_symbols(self, syms: list[str]) -> list[int] | None:
-        """ftrace_lookup_symbols(): the ftrace location of each (traceable) symbol."""
-        ks, ips = self.kernel.kallsyms, self.ftrace.ips
+    def ftrace_lookup_symbols(self, sorted_syms: Sequence[str]) -> list[int] | int:
+        """ftrace_lookup_symbols(): the address of each symbol, the first of its name
+        that has an ftrace location (the function's start: before an endbr64), or
+        -ESRCH when one has none."""
+        ks = self.kernel.kallsyms
         out = []
-        for name in syms:
+        for name in sorted_syms:
             i = ks.index_of(name)
             if i is None:
-                return None
-            out.append(ips[i])
+                return -errno.ESRCH
+            out.append(ks.func_start(i))
         return out
 
     def unregister_fprobe(self, fp: Fprobe) -> int:
-        if fp is None or not fp.registered:
+        if not fprobe_is_registered(fp):
             return -errno.EINVAL
         if fp.rethook is not None:
             fp.rethook.stop()
         ft = self.ftrace
-        ret = _call(ft.unregister_ftrace_function, fp.ops)
+        ret = ft.unregister_ftrace_function(fp.ops)
         if ret < 0:
             return ret
         if fp.rethook is not None:
             fp.rethook.free()
-        _call(ft.ftrace_free_filter, fp.ops)
-        fp.registered = False
+        ft.ftrace_free_filter(fp.ops)
         return ret
-
-
-def fprobe_is_registered(fp: Fprobe | None) -> bool:
-    return fp is not None and fp.registered

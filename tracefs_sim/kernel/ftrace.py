@@ -48,7 +48,7 @@ protocol for callers that prefer a token.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -77,6 +77,7 @@ from .ftrace_ops import (
     OPS_FL_PID,
     FtraceHash,
     FtraceOps,
+    OpsFunc,
     ftrace_stub,
 )
 from .ftrace_pid import FtracePids
@@ -117,6 +118,11 @@ __all__ = [
 TRACE_FTRACE_START = 0
 TRACE_CTX_NORMAL = 3
 TRACE_CTX_TRANSITION = 4
+_IRQ_CTX_MASK = TRACE_FLAG_NMI | TRACE_FLAG_HARDIRQ | TRACE_FLAG_SOFTIRQ
+# interrupt_context_level() of each combination of the context flags (NMI 3, hardirq 2,
+# softirq 1, task 0): one index instead of three tests on the hot path
+_CTX_LEVEL = [3 if f & TRACE_FLAG_NMI else 2 if f & TRACE_FLAG_HARDIRQ else
+              1 if f & TRACE_FLAG_SOFTIRQ else 0 for f in range(_IRQ_CTX_MASK + 1)]
 
 # A return hook on task.ret_stack: [handler, the hooker's data...]; handler(frame, retval)
 RetFrame = list[Any]
@@ -141,6 +147,7 @@ class Ftrace:
 
     def __init__(self, kernel: Kernel) -> None:
         self.k = kernel
+        self._sched = kernel.sched
         records = self.records = FtraceRecords(kernel.kallsyms)
         # the record arrays, shared with the parts: the call sites read them directly
         self.names = records.names
@@ -176,13 +183,10 @@ class Ftrace:
     # ------------------------------------------------------------------ recursion
     def recursion_trylock(self, ip: int, pip: int, start: int = TRACE_FTRACE_START) -> int:
         """trace_test_and_set_recursion(): the bit taken, or -1 (a miss, counted)."""
-        sched = self.k.sched
+        sched = self._sched
         task = sched.current
         val = task.trace_recursion
-        irq = sched.irq_flags
-        level = (3 if irq & TRACE_FLAG_NMI else 2 if irq & TRACE_FLAG_HARDIRQ
-                 else 1 if irq & TRACE_FLAG_SOFTIRQ else 0)
-        bit = TRACE_CTX_NORMAL - level + start
+        bit = TRACE_CTX_NORMAL - _CTX_LEVEL[sched.irq_flags & _IRQ_CTX_MASK] + start
         if val & (1 << bit):
             bit = TRACE_CTX_TRANSITION + start
             if val & (1 << bit):
@@ -193,8 +197,7 @@ class Ftrace:
 
     def recursion_unlock(self, bit: int) -> None:
         """trace_clear_recursion()."""
-        task = self.k.sched.current
-        task.trace_recursion &= ~(1 << bit)
+        self._sched.current.trace_recursion &= ~(1 << bit)
 
     # ------------------------------------------------------------------ call sites
     @staticmethod
@@ -228,33 +231,80 @@ class Ftrace:
         return self.dispatch.ops_quiet()
 
     # ------------------------------------------------------------------ ftrace_ops API
-    def register_ftrace_function(self, ops: FtraceOps) -> None:
-        """register_ftrace_function(): raises KernelError like the kernel's -errno."""
-        ops.flags |= OPS_FL_INITIALIZED
-        self.update.ftrace_startup(ops)
+    # The C functions of include/linux/ftrace.h, with their C shapes: 0 or -errno.
+    def register_ftrace_function(self, ops: FtraceOps) -> int:
+        """register_ftrace_function(): 0, -EBUSY (already registered), -EINVAL…"""
+        return _errno(self.register_ops, ops)
 
-    def unregister_ftrace_function(self, ops: FtraceOps) -> None:
-        self.update.ftrace_shutdown(ops)
+    def unregister_ftrace_function(self, ops: FtraceOps) -> int:
+        return _errno(self.unregister_ops, ops)
 
-    def ftrace_set_filter(self, ops: FtraceOps, buf: str | None, reset: bool = False) -> None:
-        """ftrace_set_filter(): ``buf`` is ONE glob (no commands, no :mod:)."""
-        self.update.set_hash(ops, buf, None, False, reset, True)
+    def ftrace_set_filter(self, ops: FtraceOps, buf: str | None, len: int, reset: int) -> int:  # noqa: A002
+        """ftrace_set_filter(ops, buf, len, reset): the glob ``buf[:len]`` (no commands,
+        no ``:mod:``) added to the ops' filter (after emptying it when ``reset``);
+        ``buf`` None with ``reset`` traces every function.  -EINVAL when it matches
+        nothing."""
+        return _errno(self.set_filter, ops, _cbuf(buf, len), bool(reset))
 
-    def ftrace_set_notrace(self, ops: FtraceOps, buf: str | None, reset: bool = False) -> None:
-        self.update.set_hash(ops, buf, None, False, reset, False)
+    def ftrace_set_notrace(self, ops: FtraceOps, buf: str | None, len: int, reset: int) -> int:  # noqa: A002
+        """ftrace_set_notrace(ops, buf, len, reset): as ftrace_set_filter, for the
+        ops' notrace list."""
+        return _errno(self.set_notrace, ops, _cbuf(buf, len), bool(reset))
 
-    def ftrace_set_filter_ip(self, ops: FtraceOps, ip: int, remove: bool = False,
-                             reset: bool = False) -> None:
-        self.update.set_hash(ops, None, [ip], remove, reset, True)
+    def ftrace_set_filter_ip(self, ops: FtraceOps, ip: int, remove: int, reset: int) -> int:
+        """ftrace_set_filter_ip(): ``ip`` must be an ftrace location (or the start of a
+        function whose ftrace location follows an endbr64)."""
+        return _errno(self.set_filter_ip, ops, ip, bool(remove), bool(reset))
 
-    def ftrace_set_filter_ips(self, ops: FtraceOps, ips: Iterable[int], remove: bool = False,
-                              reset: bool = False) -> None:
-        self.update.set_hash(ops, None, list(ips), remove, reset, True)
+    def ftrace_set_filter_ips(self, ops: FtraceOps, ips: Sequence[int], cnt: int, remove: int,
+                              reset: int) -> int:
+        """ftrace_set_filter_ips(ops, ips, cnt, remove, reset): the first ``cnt``."""
+        return _errno(self.set_filter_ips, ops, ips[:cnt], bool(remove), bool(reset))
 
     @staticmethod
     def ftrace_free_filter(ops: FtraceOps) -> None:
+        """ftrace_free_filter(): empty both hashes (not of a registered ops: WARN_ON)."""
+        if ops.flags & OPS_FL_ENABLED:
+            return
         ops.func_hash.filter_hash = FtraceHash()
         ops.func_hash.notrace_hash = FtraceHash()
+
+    def ftrace_ops_get_func(self, ops: FtraceOps) -> OpsFunc:
+        """ftrace_ops_get_func(): what a trampoline calls for ``ops``."""
+        return self.dispatch.ops_get_func(ops)
+
+    def ftrace_test_recursion_trylock(self, ip: int, parent_ip: int) -> int:
+        """ftrace_test_recursion_trylock(): the bit taken (>= 0) or -1 on recursion in
+        the same context (the context bit, then the transition bit, then a miss)."""
+        return self.recursion_trylock(ip, parent_ip, TRACE_FTRACE_START)
+
+    def ftrace_test_recursion_unlock(self, bit: int) -> None:
+        self.recursion_unlock(bit)
+
+    # The same operations as Python spellings (the simulator's own callers use them):
+    # they raise KernelError where the C functions return -errno.
+    def register_ops(self, ops: FtraceOps) -> None:
+        """register_ftrace_function(), raising KernelError."""
+        ops.flags |= OPS_FL_INITIALIZED
+        self.update.ftrace_startup(ops)
+
+    def unregister_ops(self, ops: FtraceOps) -> None:
+        self.update.ftrace_shutdown(ops)
+
+    def set_filter(self, ops: FtraceOps, buf: str | None, reset: bool = False) -> None:
+        """``buf`` is ONE glob (no commands, no :mod:)."""
+        self.update.set_hash(ops, buf, None, False, reset, True)
+
+    def set_notrace(self, ops: FtraceOps, buf: str | None, reset: bool = False) -> None:
+        self.update.set_hash(ops, buf, None, False, reset, False)
+
+    def set_filter_ip(self, ops: FtraceOps, ip: int, remove: bool = False,
+                      reset: bool = False) -> None:
+        self.update.set_hash(ops, None, [ip], remove, reset, True)
+
+    def set_filter_ips(self, ops: FtraceOps, ips: Iterable[int], remove: bool = False,
+                       reset: bool = False) -> None:
+        self.update.set_hash(ops, None, list(ips), remove, reset, True)
 
     def ftrace_startup_subops(self, ops: FtraceOps, subops: FtraceOps) -> None:
         """ftrace_startup_subops(): add a subops (an fgraph user) to a manager ops."""
@@ -324,6 +374,25 @@ class Ftrace:
         st = tr.ftrace_state
         st.mod_trace.clear()
         st.mod_notrace.clear()
+
+
+def _errno(fn: Callable[..., None], *args: object) -> int:
+    """Call a raising spelling: 0, or the KernelError's -errno (the C convention)."""
+    try:
+        fn(*args)
+    except KernelError as e:
+        return -e.errno
+    return 0
+
+
+def _cbuf(buf: str | None, n: int) -> str | None:
+    """``buf`` of ``n`` bytes as the C functions take it (NULL stays None)."""
+    if buf is None:
+        return None
+    if isinstance(n, bool) or not isinstance(n, int):
+        # the simulator's old 3-argument shape was (ops, buf, reset): fail loudly
+        raise TypeError("ftrace_set_filter/notrace(ops, buf, len, reset): len must be an int")
+    return buf[:n]
 
 
 def new_trace_ops(tr: TraceArray) -> FtraceOps:

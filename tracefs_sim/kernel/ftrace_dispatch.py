@@ -8,6 +8,15 @@ ops' function directly, or ``arch_ftrace_ops_list_func``, which runs every regis
 ops whose hashes take the record.  ``update_ftrace_function()`` re-derives that choice
 whenever the ops list or an ops' function changes.
 
+Like ftrace_caller/ftrace_regs_caller, every entry fills the call's ``ftrace_regs``:
+``ip`` = rec->ip + MCOUNT_INSN_SIZE (the return address of ``call __fentry__``) and ``cs``
+= KERNEL_CS when all registers were saved (the site's record has FL_REGS_EN, or the ops'
+own trampoline was built for FTRACE_OPS_FL_SAVE_REGS), else 0, so ftrace_get_regs()
+answers as on x86-64.  A callback may move ``ip`` (IPMODIFY): the call site continues
+there (kernel/workload/callsite.py).  An ops with FTRACE_OPS_FL_RCU is skipped while RCU
+is not watching the CPU (kernel/rcu.py).  A callback that raises is reported in the
+kernel log (``Modules.handler_raised``) and the call goes on, as a WARN would.
+
 This is the hot path of every traced call: the closures bind what they read, and the
 list function walks a tuple snapshot of the ops list.
 """
@@ -18,6 +27,8 @@ from typing import TYPE_CHECKING
 
 from .ftrace_ops import (
     FL_REGS_EN,
+    KERNEL_CS,
+    MCOUNT_INSN_SIZE,
     OPS_FL_ALLOC_TRAMP,
     OPS_FL_DYNAMIC,
     OPS_FL_RCU,
@@ -47,6 +58,7 @@ class FtraceDispatch:
         self.flags = ft.flags
         self._trylock = ft.recursion_trylock
         self._unlock = ft.recursion_unlock
+        self._rcu_is_watching = ft.k.rcu.rcu_is_watching
         # ftrace_trace_function and function_trace_op: what ftrace_caller calls
         self.trace_func: OpsFunc = ftrace_stub
         self.function_trace_op: FtraceOps | None = None
@@ -89,10 +101,20 @@ class FtraceDispatch:
         ops.tramp_func = self.ops_get_func(ops)
         if ops.site is None:
             ips = self.ips
+            raised = self._raised
 
             def site(i: int, pip: int, fregs: Regs | None, _op: FtraceOps = ops,
-                     _ips: list[int] = ips) -> None:
-                _op.tramp_func(_ips[i], pip, _op, fregs)
+                     _ips: list[int] = ips, _save: int = OPS_FL_SAVE_REGS) -> None:
+                # the ops' trampoline: a copy of ftrace_regs_caller for a SAVE_REGS ops,
+                # else of ftrace_caller
+                ip = _ips[i]
+                if fregs is not None:
+                    fregs.ip = ip + MCOUNT_INSN_SIZE
+                    fregs.cs = KERNEL_CS if _op.flags & _save else 0
+                try:
+                    _op.tramp_func(ip, pip, _op, fregs)
+                except Exception as e:
+                    raised(_op, e)
 
             ops.site = site
 
@@ -128,12 +150,19 @@ class FtraceDispatch:
         return self._caller_site
 
     # ------------------------------------------------------------------ the list function
+    def _raised(self, op: FtraceOps, exc: Exception) -> None:
+        """A callback raised: into the kernel log with its traceback (the call goes on)."""
+        self.ft.k.modules.handler_raised(op.func, exc)
+
     def ftrace_ops_assist_func(self, ip: int, pip: int, op: FtraceOps, fregs: Regs | None) -> None:
+        """For an ops with FTRACE_OPS_FL_RECURSION or FTRACE_OPS_FL_RCU: the recursion
+        lock, and no call while RCU is not watching."""
         bit = self._trylock(ip, pip, TRACE_LIST_START)
         if bit < 0:
             return
         try:
-            op.func(ip, pip, op, fregs)
+            if not op.flags & OPS_FL_RCU or self._rcu_is_watching():
+                op.func(ip, pip, op, fregs)
         finally:
             self._unlock(bit)
 
@@ -146,16 +175,21 @@ class FtraceDispatch:
     def _list_site(self, i: int, pip: int, fregs: Regs | None) -> None:
         """ftrace_caller → arch_ftrace_ops_list_func for record ``i``."""
         ip = self.ips[i]
+        regs = self.flags[i] & FL_REGS_EN
+        if fregs is not None:
+            fregs.ip = ip + MCOUNT_INSN_SIZE
+            fregs.cs = KERNEL_CS if regs else 0
         bit = self._trylock(ip, pip, TRACE_LIST_START)
         if bit < 0:
             return
         try:
-            regs = self.flags[i] & FL_REGS_EN
             for op in self._ops_snapshot:
                 fl = op.flags
                 if fl & OPS_FL_STUB:
                     continue
                 if fl & OPS_FL_SAVE_REGS and not regs:
+                    continue
+                if fl & OPS_FL_RCU and not self._rcu_is_watching():
                     continue
                 fh = op.func_hash
                 f = fh.filter_hash
@@ -163,7 +197,10 @@ class FtraceDispatch:
                     continue
                 if i in fh.notrace_hash.ents:
                     continue
-                op.func(ip, pip, op, fregs)
+                try:
+                    op.func(ip, pip, op, fregs)
+                except Exception as e:
+                    self._raised(op, e)
         finally:
             self._unlock(bit)
 
@@ -195,10 +232,20 @@ class FtraceDispatch:
             return
         self.function_trace_op = op
         ips = self.ips
+        flags = self.flags
+        raised = self._raised
 
         def direct(i: int, pip: int, fregs: Regs | None, _f: OpsFunc = func,
                    _op: FtraceOps = op) -> None:
-            _f(ips[i], pip, _op, fregs)
+            # ftrace_caller, or ftrace_regs_caller where the record wants the registers
+            ip = ips[i]
+            if fregs is not None:
+                fregs.ip = ip + MCOUNT_INSN_SIZE
+                fregs.cs = KERNEL_CS if flags[i] & FL_REGS_EN else 0
+            try:
+                _f(ip, pip, _op, fregs)
+            except Exception as e:
+                raised(_op, e)
 
         self._trace_site = direct
 

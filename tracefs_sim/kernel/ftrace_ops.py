@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from .lib import MASK64
+from .module import FUNC_STRIDE, PY_MODULE_PREFIX
 
 if TYPE_CHECKING:
     from .kallsyms import Kallsyms
@@ -31,6 +32,17 @@ __all__ = [
     "HASH_DEFAULT_BITS", "HASH_MAX_BITS", "GOLDEN_RATIO_64", "KSYM_SIZES", "ksym", "sym_name",
     "sym_ps", "hash_64", "fls", "FtraceHash", "ops_equal", "OpsHash", "FtraceOps", "ftrace_stub",
     "OpsFunc", "SiteFunc",
+    # the C spellings of include/linux/ftrace.h and arch/x86/include/asm/ftrace.h
+    "FTRACE_OPS_FL_ENABLED", "FTRACE_OPS_FL_DYNAMIC", "FTRACE_OPS_FL_SAVE_REGS",
+    "FTRACE_OPS_FL_SAVE_REGS_IF_SUPPORTED", "FTRACE_OPS_FL_RECURSION", "FTRACE_OPS_FL_STUB",
+    "FTRACE_OPS_FL_INITIALIZED", "FTRACE_OPS_FL_DELETED", "FTRACE_OPS_FL_ADDING",
+    "FTRACE_OPS_FL_REMOVING", "FTRACE_OPS_FL_MODIFYING", "FTRACE_OPS_FL_ALLOC_TRAMP",
+    "FTRACE_OPS_FL_IPMODIFY", "FTRACE_OPS_FL_PID", "FTRACE_OPS_FL_RCU", "FTRACE_OPS_FL_TRACE_ARRAY",
+    "FTRACE_OPS_FL_PERMANENT", "FTRACE_OPS_FL_DIRECT", "FTRACE_OPS_FL_SUBOP",
+    "FTRACE_OPS_FL_SAVE_ARGS", "MCOUNT_INSN_SIZE", "KERNEL_CS", "ftrace_get_regs",
+    "ftrace_regs_get_instruction_pointer", "ftrace_regs_set_instruction_pointer",
+    "ftrace_regs_get_argument", "ftrace_regs_get_stack_pointer", "ftrace_regs_get_return_value",
+    "ftrace_regs_has_args", "instruction_pointer", "instruction_pointer_set",
 ]
 
 # ----------------------------------------------------------------------- ftrace_ops flags
@@ -54,6 +66,36 @@ OPS_FL_PERMANENT = 1 << 16
 OPS_FL_DIRECT = 1 << 17
 OPS_FL_SUBOP = 1 << 18
 OPS_FL_SAVE_ARGS = OPS_FL_SAVE_REGS  # x86_64 has DYNAMIC_FTRACE_WITH_REGS
+
+# The same flags by their C names (enum in include/linux/ftrace.h): what a module author
+# writes.  The short OPS_FL_* spellings above are the simulator's own, kept as aliases.
+FTRACE_OPS_FL_ENABLED = OPS_FL_ENABLED
+FTRACE_OPS_FL_DYNAMIC = OPS_FL_DYNAMIC
+FTRACE_OPS_FL_SAVE_REGS = OPS_FL_SAVE_REGS
+FTRACE_OPS_FL_SAVE_REGS_IF_SUPPORTED = OPS_FL_SAVE_REGS_IF_SUPPORTED
+FTRACE_OPS_FL_RECURSION = OPS_FL_RECURSION
+FTRACE_OPS_FL_STUB = OPS_FL_STUB
+FTRACE_OPS_FL_INITIALIZED = OPS_FL_INITIALIZED
+FTRACE_OPS_FL_DELETED = OPS_FL_DELETED
+FTRACE_OPS_FL_ADDING = OPS_FL_ADDING
+FTRACE_OPS_FL_REMOVING = OPS_FL_REMOVING
+FTRACE_OPS_FL_MODIFYING = OPS_FL_MODIFYING
+FTRACE_OPS_FL_ALLOC_TRAMP = OPS_FL_ALLOC_TRAMP
+FTRACE_OPS_FL_IPMODIFY = OPS_FL_IPMODIFY
+FTRACE_OPS_FL_PID = OPS_FL_PID
+FTRACE_OPS_FL_RCU = OPS_FL_RCU
+FTRACE_OPS_FL_TRACE_ARRAY = OPS_FL_TRACE_ARRAY
+FTRACE_OPS_FL_PERMANENT = OPS_FL_PERMANENT
+FTRACE_OPS_FL_DIRECT = OPS_FL_DIRECT
+FTRACE_OPS_FL_SUBOP = OPS_FL_SUBOP
+FTRACE_OPS_FL_SAVE_ARGS = OPS_FL_SAVE_ARGS
+
+# arch/x86/include/asm/ftrace.h: the size of ``call __fentry__``.  The trampolines save
+# the return address of that call as regs->ip: rec->ip + MCOUNT_INSN_SIZE.
+MCOUNT_INSN_SIZE = 5
+# __KERNEL_CS: ftrace_regs_caller stores it in regs->cs (a full pt_regs); ftrace_caller
+# stores 0, which is how arch_ftrace_get_regs() tells the two apart
+KERNEL_CS = 0x10
 
 # ------------------------------------------------------------------- dyn_ftrace flags
 FL_ENABLED = 1 << 31
@@ -108,8 +150,12 @@ def sym_name(fn: Callable[..., object]) -> str:
 
 def sym_ps(fn: Callable[..., object], kallsyms: Kallsyms) -> str:
     """``%pS`` of a kernel function: ``name+0x0/0xSIZE`` (sizes of the reference kernel
-    where known, else the simulated kallsyms', else 0x100)."""
+    where known, else the simulated kallsyms', else 0x100); a function of a loaded
+    module is ``name+0x0/0x100 [module]`` (the text kernel/module.py gives it)."""
     name = sym_name(fn)
+    pymod = fn.__module__ or ""
+    if pymod.startswith(PY_MODULE_PREFIX):
+        return f"{name}+0x0/{FUNC_STRIDE:#x} [{pymod[len(PY_MODULE_PREFIX):]}]"
     size = KSYM_SIZES.get(name)
     if size is None:
         addr = kallsyms.addr_of(name)
@@ -189,6 +235,54 @@ class OpsHash:
         if (f.ents or f.flags) and i not in f.ents:
             return False
         return i not in self.notrace_hash.ents
+
+
+# --------------------------------------------------------------------------- ftrace_regs
+# ``struct ftrace_regs`` is the register set a call site passes (``mm.Regs``): on x86-64
+# it wraps a ``struct pt_regs``; the trampoline fills ``ip`` (rec->ip + MCOUNT_INSN_SIZE)
+# and ``cs`` (KERNEL_CS only when it saved every register: ftrace_regs_caller).
+def ftrace_get_regs(fregs: Regs | None) -> Regs | None:
+    """ftrace_get_regs(): the pt_regs inside ``fregs`` when the trampoline saved all of
+    them (an ops with FTRACE_OPS_FL_SAVE_REGS at the site, or any ops at a site where one
+    asked), else None (arch_ftrace_get_regs() looks at regs->cs)."""
+    if fregs is None or not fregs.cs:
+        return None
+    return fregs
+
+
+def ftrace_regs_has_args(fregs: Regs | None) -> bool:
+    """x86-64 has DYNAMIC_FTRACE_WITH_ARGS: the argument registers are always there."""
+    return fregs is not None
+
+
+def ftrace_regs_get_instruction_pointer(fregs: Regs) -> int:
+    return fregs.ip
+
+
+def ftrace_regs_set_instruction_pointer(fregs: Regs, ip: int) -> None:
+    """Where the traced function continues: the trampoline returns to ``ip`` (what
+    livepatch's klp_arch_set_pc() does; the ops needs FTRACE_OPS_FL_IPMODIFY)."""
+    fregs.ip = ip
+
+
+def ftrace_regs_get_argument(fregs: Regs, n: int) -> int:
+    return fregs.get_kernel_argument(n)
+
+
+def ftrace_regs_get_stack_pointer(fregs: Regs) -> int:
+    return fregs.stack_pointer()
+
+
+def ftrace_regs_get_return_value(fregs: Regs) -> int:
+    return fregs.return_value()
+
+
+def instruction_pointer(regs: Regs) -> int:
+    return regs.ip
+
+
+def instruction_pointer_set(regs: Regs, ip: int) -> None:
+    regs.ip = ip
 
 
 # --------------------------------------------------------------------------- ftrace_ops

@@ -22,6 +22,17 @@ and x86 IBT:
 Breakpoint probes fire from the workload: a function whose index is in
 ``KprobeCore.bp_funcs`` must call ``KprobeCore.breakpoint_hit(idx, parent_ip, regs)``
 after its ftrace call site (see ``breakpoint_hit``).
+
+``current_kprobe`` is per CPU as in the kernel: ``kprobe_running()`` is the probe whose
+handlers run on this CPU (or the ``kprobe_busy`` placeholder between
+``kprobe_busy_begin()`` and ``kprobe_busy_end()``, which fprobe's
+FPROBE_FL_KPROBE_SHARED handlers use); a probe hit meanwhile is missed (``nmissed``).
+A probe's ``pre_handler(p, regs)`` and ``post_handler(p, regs, flags)`` run as
+aggr_pre_handler/aggr_post_handler run them; on an ftrace-based probe ``regs.ip`` is
+the probe address + 1 in the pre-handler and address + MCOUNT_INSN_SIZE in the
+post-handler, and a pre-handler that returns non-zero keeps the ``regs.ip`` it set (the
+call continues there, as kprobe_ftrace_handler leaves it).  A handler that raises is
+reported in the kernel log and counted in the probe's ``nmissed``.
 """
 
 from __future__ import annotations
@@ -32,7 +43,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from .errors import KernelError
-from .ftrace import OPS_FL_SAVE_REGS, FtraceOps
+from .ftrace_ops import MCOUNT_INSN_SIZE, OPS_FL_SAVE_REGS, FtraceOps, ftrace_get_regs
 from .mm import Regs
 from .ptrace import M64, PtRegs
 
@@ -55,7 +66,6 @@ JMP32_INSN_SIZE = 5
 MAX_INSN_SIZE = 15
 SYSCTL_OPTIMIZATION = "debug/kprobes-optimization"
 
-MCOUNT_INSN_SIZE = 5        # call __fentry__
 ENDBR_INSN_SIZE = 4
 
 
@@ -106,14 +116,17 @@ def _hash_ptr(addr: int, bits: int) -> int:
 class Kprobe:
     """``struct kprobe`` (the fields the simulation uses)."""
 
-    __slots__ = ("addr", "symbol_name", "offset", "pre_handler", "flags", "nmissed", "owner",
-                 "registered", "rp")
+    __slots__ = ("addr", "symbol_name", "offset", "pre_handler", "post_handler", "flags",
+                 "nmissed", "owner", "registered", "rp")
 
-    def __init__(self, addr: int = 0, symbol_name: str | None = None, offset: int = 0) -> None:
+    def __init__(self, addr: int = 0, symbol_name: str | None = None, offset: int = 0,
+                 pre_handler: Callable[[Kprobe, PtRegs], int] | None = None,
+                 post_handler: Callable[[Kprobe, PtRegs, int], None] | None = None) -> None:
         self.addr = addr
         self.symbol_name = symbol_name
         self.offset = offset
-        self.pre_handler: Callable[[Kprobe, PtRegs], int] | None = None
+        self.pre_handler = pre_handler
+        self.post_handler = post_handler
         self.flags = 0
         self.nmissed = 0
         self.owner: TraceKprobe | None = None      # container_of(): the probe event
@@ -227,7 +240,9 @@ class KprobeCore:
         self.bp_funcs: dict[int, list[_Aggr]] = {}   # int3 probes by ftrace record index
         self.nr_bp_armed = 0
         self.ftrace_enabled = 0                       # kprobe_ftrace_enabled
-        self.running = False                          # kprobe_running() on this CPU
+        # per-CPU current_kprobe: the probe whose handlers run there (kprobe_running())
+        self.current_kprobe: list[Kprobe | None] = [None] * kernel.nr_cpus
+        self.kprobe_busy = Kprobe(symbol_name="get_kprobe")   # .addr = get_kprobe
         self._syms: _SymIndex | None = None
         self._rec_ips: list[int] | None = None
         self._rec_index: dict[int, int] | None = None
@@ -542,46 +557,76 @@ class KprobeCore:
     def _arm_ftrace(self, addr: int) -> int:
         """``__arm_kprobe_ftrace`` on kprobe_ftrace_ops."""
         ft = self.ftrace
-        try:
-            ft.ftrace_set_filter_ip(self.ops, addr, False, False)
-        except KernelError as e:
-            return -e.errno
+        ret = ft.ftrace_set_filter_ip(self.ops, addr, 0, 0)
+        if ret:
+            return ret
         if self.ftrace_enabled == 0:
-            try:
-                ft.register_ftrace_function(self.ops)
-            except KernelError as e:
-                try:
-                    ft.ftrace_set_filter_ip(self.ops, addr, True, False)
-                except KernelError:
-                    pass
-                return -e.errno
+            ret = ft.register_ftrace_function(self.ops)
+            if ret:
+                ft.ftrace_set_filter_ip(self.ops, addr, 1, 0)
+                return ret
         self.ftrace_enabled += 1
         return 0
 
     def _disarm_ftrace(self, addr: int) -> None:
+        """``__disarm_kprobe_ftrace``: errors only WARN there."""
         ft = self.ftrace
-        try:
-            if self.ftrace_enabled == 1:
-                ft.unregister_ftrace_function(self.ops)
-            self.ftrace_enabled -= 1
-            ft.ftrace_set_filter_ip(self.ops, addr, True, False)
-        except KernelError:
-            pass
+        if self.ftrace_enabled == 1:
+            if ft.unregister_ftrace_function(self.ops):
+                return
+        self.ftrace_enabled -= 1
+        ft.ftrace_set_filter_ip(self.ops, addr, 1, 0)
 
     # ------------------------------------------------------------------ handlers
-    def _run(self, ap: _Aggr, regs: PtRegs) -> None:
-        """aggr_pre_handler(): every enabled probe at the address."""
-        if self.running:
+    def kprobe_running(self) -> Kprobe | None:
+        """kprobe_running(): the kprobe whose handlers run on this CPU, if any."""
+        return self.current_kprobe[self.kernel.sched.cpu]
+
+    @property
+    def running(self) -> bool:
+        """kprobe_running() is not NULL (the simulator's older spelling)."""
+        return self.kprobe_running() is not None
+
+    def kprobe_busy_begin(self) -> None:
+        """kprobe_busy_begin(): as if a kprobe ran here (kprobes hit meanwhile are missed)."""
+        self.current_kprobe[self.kernel.sched.cpu] = self.kprobe_busy
+
+    def kprobe_busy_end(self) -> None:
+        self.current_kprobe[self.kernel.sched.cpu] = None
+
+    def _run(self, ap: _Aggr, regs: PtRegs, post_ip: int) -> int:
+        """aggr_pre_handler() then aggr_post_handler() (with ``regs.ip`` = ``post_ip``,
+        after the probed instruction), as the probe's current_kprobe: every enabled
+        probe at the address; a kprobe already running on this CPU makes it a miss
+        (kprobes_inc_nmissed_count).  Returns non-zero when a pre-handler asked to skip
+        the instruction (it set regs.ip)."""
+        cpu = self.kernel.sched.cpu
+        if self.current_kprobe[cpu] is not None:
             for p in ap.probes:
                 p.nmissed += 1
-            return
-        self.running = True
+            return 0
+        probes = list(ap.probes)
+        self.current_kprobe[cpu] = probes[0] if probes else None
         try:
-            for p in list(ap.probes):
+            for p in probes:
                 if not p.disabled() and p.pre_handler is not None:
-                    p.pre_handler(p, regs)
+                    if self._handler(p, p.pre_handler, p, regs):
+                        return 1
+            regs.ip = post_ip
+            for p in probes:
+                if not p.disabled() and p.post_handler is not None:
+                    self._handler(p, p.post_handler, p, regs, 0)
+            return 0
         finally:
-            self.running = False
+            self.current_kprobe[cpu] = None
+
+    def _handler(self, p: Kprobe, fn: Callable[..., int | None], *args: object) -> int:
+        try:
+            return fn(*args) or 0
+        except Exception as e:
+            self.kernel.modules.handler_raised(fn, e)
+            p.nmissed += 1
+            return 0
 
     def kprobe_ftrace_handler(self, ip: int, parent_ip: int, ops: FtraceOps,
                               fregs: Regs | None) -> None:
@@ -592,9 +637,25 @@ class KprobeCore:
         bit = self.ftrace.recursion_trylock(ip, parent_ip)
         if bit >= 0:
             try:
-                self._run(ap, PtRegs(fregs, ip + 1, parent_ip))
+                regs = ftrace_get_regs(fregs)
+                # the handlers see regs->ip = ip + 1, as after an int3
+                view = PtRegs(regs, ip + 1, parent_ip)
+                if self._run(ap, view, ip + MCOUNT_INSN_SIZE) and regs is not None:
+                    regs.ip = view.ip    # a pre-handler moved the ip: the call goes there
             finally:
                 self.ftrace.recursion_unlock(bit)
+
+    def _next_insn(self, addr: int) -> int:
+        """The address of the instruction after the one at ``addr``."""
+        r = self.ks.lookup_addr(addr)
+        if r is None:
+            return addr + 1
+        start = addr - r[1]
+        fentry = self.fentry_offset(start)
+        n = 1
+        while n < MAX_INSN_SIZE and not insn_boundary(start, r[1] + n, fentry):
+            n += 1
+        return addr + n
 
     def breakpoint_hit(self, idx: int, parent_ip: int, regs: Regs | None) -> None:
         """The int3 probes of function ``idx`` fire (the simulation runs every breakpoint
@@ -605,7 +666,10 @@ class KprobeCore:
         """
         for ap in list(self.bp_funcs.get(idx, ())):
             if ap.armed:
-                self._run(ap, PtRegs(regs, ap.addr + 1, parent_ip))
+                post = any(p.post_handler is not None for p in ap.probes)
+                # after the single-step, regs->ip is the next instruction
+                self._run(ap, PtRegs(regs, ap.addr + 1, parent_ip),
+                          self._next_insn(ap.addr) if post else ap.addr + 1)
 
     def _pre_handler_kretprobe(self, p: Kprobe, regs: PtRegs) -> int:
         """``pre_handler_kretprobe``: take an instance, hook the return."""
@@ -617,7 +681,7 @@ class KprobeCore:
             return 0
         rp.free -= 1
         data = bytearray(rp.data_size)
-        if rp.entry_handler is not None and rp.entry_handler(rp, data, 0, regs):
+        if rp.entry_handler is not None and self._handler(p, rp.entry_handler, rp, data, 0, regs):
             rp.free += 1
             return 0
         self.ftrace.push_ret_hook(self.kernel.sched.current,
@@ -633,6 +697,6 @@ class KprobeCore:
             return
         entry: PtRegs = frame[3]
         regs = PtRegs(entry.src, entry.parent_ip, entry.parent_ip, retval)
-        rp.handler(rp, frame[2], entry.parent_ip, regs)
+        self._handler(rp.kp, rp.handler, rp, frame[2], entry.parent_ip, regs)
 
 

@@ -105,6 +105,22 @@ def kstrtouint(s: str, base: int = 0) -> tuple[int, int]:
     return 0, v
 
 
+def kstrtobool(s: str) -> tuple[int, bool]:
+    """(err, value) as lib/kstrtox.c kstrtobool(): y/Y/t/T/1 or on, n/N/f/F/0 or off
+    (only the first characters count); what a bool module parameter takes."""
+    c = s[:1]
+    if c in ("y", "Y", "t", "T", "1"):
+        return 0, True
+    if c in ("n", "N", "f", "F", "0"):
+        return 0, False
+    if c in ("o", "O"):
+        if s[1:2] in ("n", "N"):
+            return 0, True
+        if s[1:2] in ("f", "F"):
+            return 0, False
+    return -errno.EINVAL, False
+
+
 def kstrtoll(s: str, base: int = 0) -> tuple[int, int]:
     if s[:1] == "-":
         err, v = kstrtoull(s[1:], base)

@@ -212,9 +212,10 @@ class Memory:
 
 
 class Regs:
-    """pt_regs of a probed call: argument registers, return value, stack."""
+    """pt_regs of a probed call: argument registers, return value, stack.  ``cs`` is
+    what ftrace's trampoline stored (0 unless it saved every register: ftrace_get_regs)."""
 
-    __slots__ = ("args", "ax", "sp", "stack", "ip")
+    __slots__ = ("args", "ax", "sp", "stack", "ip", "cs")
 
     def __init__(self, args: tuple[int, ...] = (), sp: int = STACK_BASE + 0x3F00,
                  stack: tuple[int, ...] = ()) -> None:
@@ -223,6 +224,7 @@ class Regs:
         self.sp = sp
         self.stack = stack
         self.ip = 0
+        self.cs = 0
 
     def get_kernel_argument(self, n: int) -> int:
         return self.args[n] if 0 <= n < len(self.args) else 0

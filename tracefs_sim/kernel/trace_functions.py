@@ -181,7 +181,7 @@ class FunctionTracer:
         self._set_quiet(tr, tr.tracer_opt(OPT_NO_REPEATS))
         self.k.trace.cmdline_ref += 1  # tracing_start_cmdline_record()
         tr.function_enabled = False
-        self.ft.register_ftrace_function(tr.ops)
+        self.ft.register_ops(tr.ops)
         tr.function_enabled = True
 
     def reset(self, tr: TraceArray) -> None:
@@ -189,7 +189,7 @@ class FunctionTracer:
         ops = _tr_ops(tr)
         tr.function_enabled = False
         try:
-            self.ft.unregister_ftrace_function(ops)
+            self.ft.unregister_ops(ops)
         except KernelError:
             pass
         tracing = self.k.trace
@@ -208,10 +208,10 @@ class FunctionTracer:
         func = self.select_trace_function(stack, norep)
         if ops.func is func or ops.saved_func is func:
             return True
-        self.ft.unregister_ftrace_function(ops)
+        self.ft.unregister_ops(ops)
         ops.func = func
         self._set_quiet(tr, norep)
-        self.ft.register_ftrace_function(ops)
+        self.ft.register_ops(ops)
         return True
 
     @staticmethod

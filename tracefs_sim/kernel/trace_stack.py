@@ -129,9 +129,9 @@ class StackTracer:
             return
         ft = self.k.ftrace
         if val:
-            ft.register_ftrace_function(self.ops)
+            ft.register_ops(self.ops)
         else:
-            ft.unregister_ftrace_function(self.ops)
+            ft.unregister_ops(self.ops)
 
     # ------------------------------------------------------------------ files
     def max_size_show(self) -> str:

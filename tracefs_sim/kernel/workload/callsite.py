@@ -5,6 +5,11 @@ The simulated code keeps a stack of return addresses per task (what a stack trac
 inside shows) and hands each function's argument registers to the ftrace ops and kprobes
 that are attached.  A disabled site costs one list lookup; with no site patched and no
 int3 probe armed a whole call tree is skipped (it would leave no mark).
+
+An ftrace callback may move the instruction pointer of the registers (IPMODIFY, as a
+livepatch does): the ftrace trampoline returns there, so the function's own body does not
+run; the code at the new address runs instead (``_jump``: a loaded module's function, or
+another kernel function) and its return value is the call's.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import zlib
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..ftrace_ops import MCOUNT_INSN_SIZE
 from ..mm import Regs
 from .defs import Tree
 
@@ -43,6 +49,8 @@ class CallSites:
         # parts of the machine that know them (the syscall model: vfs_read's file, count)
         self.args: dict[str, ArgsFn] = {}
         self.rets: dict[str, ArgsFn] = {}
+        # set by _enter when a callback moved the ip: (new ip, the call's registers)
+        self.jump: tuple[int, Regs] | None = None
 
     # ------------------------------------------------------------------ addresses
     def index(self, name: str) -> int:
@@ -98,26 +106,55 @@ class CallSites:
         if ft.site_func[idx] is None and not bp:
             return None
         regs = Regs(self.args_for(name), stack=tuple(reversed(stack[-8:])))
-        regs.ip = k.kallsyms.addrs[idx]
+        ret_ip = ft.ips[idx] + MCOUNT_INSN_SIZE     # where ``call __fentry__`` returns
+        regs.ip = ret_ip
         token = ft.func_entry(idx, pip, regs)
-        if bp:  # int3 kprobes inside the function body fire after the ftrace site
+        if regs.ip != ret_ip:     # a callback moved the ip: the body does not run
+            self.jump = (regs.ip, regs)
+        elif bp:  # int3 kprobes inside the function body fire after the ftrace site
             kp.breakpoint_hit(idx, pip, regs)
         return token
 
-    def _exit(self, idx: int, name: str, token: RetToken | None) -> None:
+    def _exit(self, idx: int, name: str, token: RetToken | None, retval: int | None = None) -> None:
         k = self.k
         stack = self.stacks.get(id(k.sched.current))
         if stack:
             stack.pop()
         if token is not None:
-            fn = self.rets.get(name)
-            k.ftrace.func_exit(idx, token, fn()[0] if fn is not None else 0)
+            if retval is None:
+                fn = self.rets.get(name)
+                retval = fn()[0] if fn is not None else 0
+            k.ftrace.func_exit(idx, token, retval)
 
-    def _pip(self, parent: str | None) -> int:
+    def _jump(self, name: str, pip: int) -> int:
+        """Run the code the ip was moved to in place of ``name``'s body; its return
+        value.  A module function gets the call's argument registers (as many as
+        ``name`` has parameters); a kernel function is entered through its own ftrace
+        site, returning to ``name``'s caller (a jump, not a call)."""
+        assert self.jump is not None
+        addr, regs = self.jump
+        self.jump = None
+        k = self.k
+        if k.modules.text_at(addr) is not None:
+            proto = k.btf.func_proto(name)
+            nargs = len(proto.params) if proto is not None else len(regs.args)
+            return k.modules.run_text(addr, regs, nargs)
+        i = k.ftrace.ftrace_location(addr)
+        if i is None:
+            raise RuntimeError(f"{name}: ftrace callback moved the ip to {addr:#x}, "
+                               "which is no function")
+        self.call(k.ftrace.names[i], pip)
+        return 0
+
+    def _pip(self, parent: str | int | None) -> int:
+        """The return address of a call from ``parent`` (a function name, or the
+        address itself: a call from a module function)."""
+        if isinstance(parent, int):
+            return parent
         pidx = self.index(parent) if parent else -1
         return self.k.kallsyms.addrs[pidx] + 0x2B if pidx >= 0 else 0
 
-    def call(self, tree: Tree | str, parent: str | None = None) -> None:
+    def call(self, tree: Tree | str, parent: str | int | None = None) -> None:
         """Run one function (and its callees) through the ftrace call sites.  With no
         site patched and no int3 probe armed the whole call returns having left no
         mark (its frames are popped again), so it is skipped: a disabled call site
@@ -133,7 +170,11 @@ class CallSites:
             for kid in kids:
                 self.call(kid, parent)
             return
-        token = self._enter(idx, name, self._pip(parent))
+        pip = self._pip(parent)
+        token = self._enter(idx, name, pip)
+        if self.jump is not None:
+            self._exit(idx, name, token, self._jump(name, pip))
+            return
         for kid in kids:
             self.call(kid, name)
         self._exit(idx, name, token)
@@ -156,7 +197,12 @@ class CallSites:
             idx = self.index(name)
             if idx < 0:
                 continue
-            frames.append((idx, name, self._enter(idx, name, self._pip(parent))))
+            pip = self._pip(parent)
+            frames.append((idx, name, self._enter(idx, name, pip)))
+            if self.jump is not None:
+                # the replacement runs now; the rest of the chain was the original body
+                self._jump(name, pip)
+                break
             parent = name
         return frames
 
