@@ -115,6 +115,16 @@ def test_what_6_12_keeps_of_a_failing_write_is_no_finding(kernel, path, data):
     assert not fuzzer.findings, _report(fuzzer)
 
 
+def test_a_word_split_over_writes_fails_whole(kernel):
+    """``schedule`` then ``:\n``: the second write finishes the word ``schedule:``, which
+    fails; nothing of it stays for the release to apply."""
+    fuzzer = fe.Fuzzer(fe.TreeDriver(build_tree(kernel)), seed=1, twin=_tree(1))
+    fuzzer.run_one(fe.Command("write", "set_ftrace_filter", [b"vfs_read schedule", b":\n"]))
+    assert fuzzer.driver.read("set_ftrace_filter") == b"vfs_read\n"
+    assert fuzzer.stats.rejected == 1
+    assert not fuzzer.findings, _report(fuzzer)
+
+
 def test_generator_is_seeded_and_covers_the_mutation_kinds():
     a, b = fe.Generator(5), fe.Generator(5)
     cmds = [a.next() for _ in range(3000)]
