@@ -17,7 +17,6 @@ import pytest
 
 from tracefs_sim import fuzz as fe
 from tracefs_sim.kernel import Kernel
-from tracefs_sim.kernel.errors import KernelError
 from tracefs_sim.tracefs import build_tree
 from tracefs_sim.tracefs.node import Dir
 
