@@ -55,12 +55,15 @@ Record = bytes | bytearray
 
 def tracepoint_callers(ks: Kallsyms, event: str, names: tuple[str, ...]) -> list[int]:
     """The simulated return addresses above an event's tracepoint, innermost first:
-    the functions of ``names`` (``{}`` is the event's name) that exist, each at +0x4b."""
+    the functions of ``names`` (``{}`` is the event's name) that exist, each at +0x4b,
+    or at its last byte when it is smaller (a return address stays in its function)."""
     out = []
     for pat in names:
         a = ks.addr_of(pat.format(event))
         if a:
-            out.append(a + 0x4B)
+            r = ks.lookup_addr(a)
+            size = r[2] if r is not None else 0x4C
+            out.append(a + min(0x4B, size - 1))
     return out
 
 
