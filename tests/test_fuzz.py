@@ -17,7 +17,6 @@ import pytest
 
 from tracefs_sim import fuzz as fe
 from tracefs_sim.kernel import Kernel
-from tracefs_sim.kernel.errors import KernelError
 from tracefs_sim.tracefs import build_tree
 from tracefs_sim.tracefs.node import Dir
 
@@ -26,6 +25,10 @@ MOUNT_SECONDS = 14.0
 # where scripts/ftracetest extracts the kernel's ftrace selftests: their literal commands
 # widen the corpus of a checkout that has run it
 SELFTESTS = Path(__file__).resolve().parents[1] / ".work" / "ftracetest" / "ftrace" / "test.d"
+
+
+def _tree(seed: int) -> fe.TreeDriver:
+    return fe.TreeDriver(build_tree(Kernel(nr_cpus=2, seed=seed)))
 
 
 def _report(fuzzer: fe.Fuzzer) -> str:
@@ -39,8 +42,7 @@ def _report(fuzzer: fe.Fuzzer) -> str:
 def test_fuzz_tree_layer():
     commands = fe.corpus(SELFTESTS if SELFTESTS.is_dir() else None)
     deadline = time.monotonic() + TREE_SECONDS
-    fuzzer = fe.Fuzzer(fe.TreeDriver(build_tree(Kernel(nr_cpus=2, seed=7))), seed=7,
-                       commands=commands)
+    fuzzer = fe.Fuzzer(_tree(7), seed=7, twin=_tree(7), commands=commands)
     for _ in fuzzer.run(4000, deadline):
         pass
     assert fuzzer.stats.commands >= 200
@@ -50,9 +52,9 @@ def test_fuzz_tree_layer():
 
 @pytest.mark.slow
 def test_fuzz_through_the_mount(mount_server):
-    server = mount_server()
-    fuzzer = fe.Fuzzer(fe.MountDriver(server.path), seed=11, reset_every=25,
-                       normalize_counts=True)
+    server, twin = mount_server(), mount_server()
+    fuzzer = fe.Fuzzer(fe.MountDriver(server.path), seed=11, twin=fe.MountDriver(twin.path),
+                       reset_every=25, normalize_counts=True)
     fe.run_mount_commands(fuzzer, server.proc, 400, time.monotonic() + MOUNT_SECONDS)
     assert fuzzer.stats.commands >= 30
     assert server.mounted() and server.proc.poll() is None
@@ -66,22 +68,60 @@ class _PlantedBugs(fe.TreeDriver):
         super().__init__(root)
         self.how = how
 
-    def write(self, path: str, chunks: list[bytes], trunc: bool) -> tuple[int, int]:
+    def write(self, path: str, chunks: list[bytes], trunc: bool) -> fe.WriteLog:
         if self.how == "state":  # change current_tracer, then reject the write
             super().write("current_tracer", [b"function\n"], True)
-            raise KernelError(errno.EINVAL)
+            return fe.WriteLog(err=errno.EINVAL, failed_data=chunks[0])
         if self.how == "crash":
             raise IndexError("planted")
-        return super().write(path, chunks, trunc)
+        if self.how == "return":  # a word file taking the whole buffer at once
+            log = super().write(path, chunks, trunc)
+            log.calls = [(b"".join(chunks), len(b"".join(chunks)))]
+            return log
+        log = super().write(path, chunks, trunc)
+        if self.how == "keep" and log.err:  # words after the failing one applied too
+            super().write(path, [chunks[0].split(b"\n")[2] + b"\n"], False)
+        return log
 
 
-@pytest.mark.parametrize("how,kind", [("state", "state-change"), ("crash", "crash")])
-def test_the_checker_catches_planted_bugs(kernel, how, kind):
-    fuzzer = fe.Fuzzer(_PlantedBugs(build_tree(kernel), how), seed=1)
-    fuzzer.run_one(fe.Command("write", "trace_clock", [b"bogus\n"], trunc=True))
+@pytest.mark.parametrize("how,kind,cmd", [
+    ("state", "state-change", ("trace_clock", b"bogus\n")),
+    ("crash", "crash", ("trace_clock", b"bogus\n")),
+    ("return", "bad-return", ("set_event", b"sched:sched_switch sched:sched_wakeup\n")),
+    ("keep", "state-change", ("set_event", b"sched:sched_switch\n!sched:nosuch\nsched:sched_wakeup\n")),
+])
+def test_the_checker_catches_planted_bugs(kernel, how, kind, cmd):
+    fuzzer = fe.Fuzzer(_PlantedBugs(build_tree(kernel), how), seed=1, twin=_tree(1))
+    fuzzer.run_one(fe.Command("write", cmd[0], [cmd[1]], trunc=True))
     assert [f.kind for f in fuzzer.findings] == [kind]
     if how == "state":
         assert "current_tracer" in fuzzer.findings[0].detail
+
+
+@pytest.mark.parametrize("path,data", [
+    ("set_event", b"sched:sched_switch\nsched:nosuch\n"),
+    ("set_ftrace_filter", b"vfs_read nosuch_fn_x\n"),
+    ("dynamic_events", b"f:a vfs_read\nbogus\n"),
+    ("events/sched/sched_switch/filter", b"prev_pid =="),
+    ("set_event_pid", b"1 2 abc"),
+])
+def test_what_6_12_keeps_of_a_failing_write_is_no_finding(kernel, path, data):
+    """The words before the failing one (one per write(2)), the lines before a bad line,
+    a failed filter: the twin keeps the same, so the checker is quiet."""
+    fuzzer = fe.Fuzzer(fe.TreeDriver(build_tree(kernel)), seed=1, twin=_tree(1))
+    fuzzer.run_one(fe.Command("write", path, [data], trunc=True))
+    assert fuzzer.stats.rejected == 1
+    assert not fuzzer.findings, _report(fuzzer)
+
+
+def test_a_word_split_over_writes_fails_whole(kernel):
+    """``schedule`` then ``:\n``: the second write finishes the word ``schedule:``, which
+    fails; nothing of it stays for the release to apply."""
+    fuzzer = fe.Fuzzer(fe.TreeDriver(build_tree(kernel)), seed=1, twin=_tree(1))
+    fuzzer.run_one(fe.Command("write", "set_ftrace_filter", [b"vfs_read schedule", b":\n"]))
+    assert fuzzer.driver.read("set_ftrace_filter") == b"vfs_read\n"
+    assert fuzzer.stats.rejected == 1
+    assert not fuzzer.findings, _report(fuzzer)
 
 
 def test_generator_is_seeded_and_covers_the_mutation_kinds():

@@ -3,15 +3,19 @@
 A seeded ``random.Random`` builds commands from a corpus of valid ones (hand-picked from the
 ftracetest .tc files and the golden scripts, plus, when a directory of the kernel's ftrace
 selftests is given, every literal ``echo '...' > FILE`` / ``check_error '...'`` of its
-test.d) and mutates them: one token
-broken, huge and binary inputs, overlong lines, many small writes on one fd, O_TRUNC vs
-O_APPEND opens, instances mkdir/rmdir.  Each command runs against a *driver* (the tree layer,
-or a real mount through ``os``); the checker asserts:
+test.d) and mutates them: one token broken, huge and binary inputs, overlong lines, many
+small writes on one fd, O_TRUNC vs O_APPEND opens, instances mkdir/rmdir.  Each command
+runs against a *driver* (the tree layer, or a real mount through ``os``), which writes as
+a program does: a short write is followed by a write of the rest.  The checker asserts:
 
 * no exception other than ``KernelError`` (``OSError`` through the mount) escapes;
 * no command takes longer than ``HANG_SECONDS`` (a SIGALRM interrupts a hung tree call);
-* a rejected write left every snapshotted control file unchanged, except the files the kernel
-  legitimately changes on a failed write (``_excluded`` documents each with the kernel reason).
+* each write(2) returns what 6.12's handler returns: one word's bytes on the
+  trace_get_user() files (``check_returns``), the whole count on the others;
+* a rejected command leaves exactly the state 6.12 leaves: the command also runs on a
+  *twin* machine (same seed), reduced to what 6.12 keeps of it (``Fuzzer._expected``:
+  the write(2) calls before the failing one, the lines before a failing line, a failed
+  event filter), and the two must then read the same in every snapshotted control file.
 """
 
 from __future__ import annotations
@@ -34,6 +38,8 @@ from .kernel.errors import KernelError, _WouldBlock
 from .tracefs.node import READ_ONLY, WRITE_APPEND, WRITE_TRUNC, Dir, File, Node
 
 HANG_SECONDS = 10.0
+MAX_WRITE = 128 * 1024      # FUSE's default max_write: what one WRITE request carries
+WORD_HUGE = 16 * 1024       # the "huge" inputs of the one-word-per-write(2) files
 BIG_SNAPSHOT = 256 * 1024   # bytes of snapshot above which the state is reset
 R = TypeVar("R")
 
@@ -240,6 +246,9 @@ class Generator:
         if r < 0.89:
             unit = (valid or b"x") + rng.choice([b"\n", b" "])
             size = rng.choice([65536, 200000, 1 << 20])
+            if write_class(target) in (WORD, WORD_EVENT):
+                # one write(2) a word: 16 KiB of "*:*" is 4,096 calls, each walking every event
+                size = WORD_HUGE
             return "huge", (unit * (size // len(unit) + 1))[:size]
         if r < 0.92:
             return "huge-binary", rng.randbytes(rng.choice([65536, 300000]))
@@ -277,9 +286,22 @@ class Generator:
 
 
 # ------------------------------------------------------------------------------- drivers
+@dataclass
+class WriteLog:
+    """What one command's writes did: each write(2) call with the bytes it was given and
+    the count it returned (the failing call is not in ``calls``), the errno of the
+    failing call or of the open (0: none failed), and whether the open failed."""
+
+    calls: list[tuple[bytes, int]] = field(default_factory=list)
+    err: int = 0
+    open_failed: bool = False
+    failed_data: bytes = b""          # what the failing call was given
+
+
 class Driver(Protocol):
     """Where commands run: the tree layer in process, or a mount through os calls.
-    A rejected command raises ``KernelError`` (its errno)."""
+    A rejected mkdir/rmdir raises ``KernelError`` (its errno); ``write`` reports each
+    write(2) call in a ``WriteLog``."""
 
     name: str
 
@@ -291,11 +313,68 @@ class Driver(Protocol):
 
     def rmdir(self, path: str) -> None: ...
 
-    def write(self, path: str, chunks: list[bytes], trunc: bool) -> tuple[int, int]: ...
+    def write(self, path: str, chunks: list[bytes], trunc: bool) -> WriteLog: ...
+
+
+class _Writer(Protocol):
+    """An open file of a driver: write(2) calls, then close(2)."""
+
+    def write(self, data: bytes) -> int: ...
+
+    def close(self) -> None: ...
+
+
+def write_calls(open_fn: Callable[[], _Writer], chunks: list[bytes]) -> WriteLog:
+    """Open, write each chunk as a program does (a short write is followed by a write of
+    the rest, as stdio does), close.  A call that returns nothing (0 for a non-empty
+    buffer) or more than it was given is reported with that count."""
+    log = WriteLog()
+    try:
+        f = open_fn()
+    except KernelError as e:
+        log.err, log.open_failed = e.errno, True
+        return log
+    try:
+        for chunk in chunks:
+            off = 0
+            while off < len(chunk):
+                # a file of the mount sees at most MAX_WRITE bytes of a write(2) at a
+                # time; the tree driver hands it the same (and a long chunk is not
+                # copied again for each word of it)
+                data = chunk[off:off + MAX_WRITE]
+                try:
+                    n = f.write(data)
+                except KernelError as e:
+                    log.err, log.failed_data = e.errno, data
+                    return log
+                log.calls.append((data, n))
+                if n <= 0 or n > len(data):
+                    return log
+                off += n
+    finally:
+        f.close()
+    return log
+
+
+class _TreeWriter:
+    def __init__(self, node: File, trunc: bool) -> None:
+        self.f = node.open(WRITE_TRUNC if trunc else WRITE_APPEND)
+        self.pos = 0
+
+    def write(self, data: bytes) -> int:
+        n = self.f.write(self.pos, data)
+        self.pos += n
+        return n
+
+    def close(self) -> None:
+        try:
+            self.f.flush()   # once, at close(2), as FUSE sends FLUSH
+        finally:
+            self.f.release()
 
 
 class TreeDriver:
-    """Runs commands on the tree layer: open, (flush, write)*, flush, release (like bash)."""
+    """Runs commands on the tree layer: open, write*, flush, release."""
 
     name = "tree"
 
@@ -355,29 +434,28 @@ class TreeDriver:
         parent, name = self._parent(path)
         parent.rmdir(name)
 
-    def write(self, path: str, chunks: list[bytes], trunc: bool) -> tuple[int, int]:
-        """Returns (successful writes, errno of the failed write or 0).  Partial writes are
-        retried with the rest, as libc's callers do."""
-        node = self._walk(path)
-        if not isinstance(node, File):
-            raise KernelError(errno.EISDIR)
-        f = node.open(WRITE_TRUNC if trunc else WRITE_APPEND)
-        done = 0
+    def write(self, path: str, chunks: list[bytes], trunc: bool) -> WriteLog:
+        def open_fn() -> _TreeWriter:
+            node = self._walk(path)
+            if not isinstance(node, File):
+                raise KernelError(errno.EISDIR)
+            return _TreeWriter(node, trunc)
+
+        return write_calls(open_fn, chunks)
+
+
+class _OsWriter:
+    def __init__(self, path: Path, trunc: bool) -> None:
+        self.fd = _os_call(os.open, path, os.O_WRONLY | (os.O_TRUNC if trunc else os.O_APPEND))
+
+    def write(self, data: bytes) -> int:
+        return _os_call(os.write, self.fd, data)
+
+    def close(self) -> None:
         try:
-            for chunk in chunks:
-                while chunk:
-                    n = f.write(0, chunk)
-                    if not isinstance(n, int) or n <= 0 or n > len(chunk):
-                        raise AssertionError(f"write returned {n!r} for {len(chunk)} bytes")
-                    chunk = chunk[n:]
-                if not chunk:
-                    done += 1
-            f.flush()   # once, at close(2), as FUSE sends FLUSH
-        except KernelError as e:
-            return done, e.errno
-        finally:
-            f.release()
-        return done, 0
+            os.close(self.fd)
+        except OSError:
+            pass
 
 
 class MountDriver:
@@ -418,23 +496,8 @@ class MountDriver:
     def rmdir(self, path: str) -> None:
         _os_call(os.rmdir, self.mnt / path)
 
-    def write(self, path: str, chunks: list[bytes], trunc: bool) -> tuple[int, int]:
-        flags = os.O_WRONLY | (os.O_TRUNC if trunc else os.O_APPEND)
-        fd = _os_call(os.open, self.mnt / path, flags)
-        done = 0
-        try:
-            for chunk in chunks:
-                while chunk:
-                    chunk = chunk[os.write(fd, chunk):]
-                done += 1
-        except OSError as e:
-            return done, e.errno
-        finally:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-        return done, 0
+    def write(self, path: str, chunks: list[bytes], trunc: bool) -> WriteLog:
+        return write_calls(lambda: _OsWriter(self.mnt / path, trunc), chunks)
 
 
 def _os_call(fn: Callable[..., R], *args: object) -> R:
@@ -444,6 +507,109 @@ def _os_call(fn: Callable[..., R], *args: object) -> R:
         if e.errno in (errno.ENOTCONN, errno.ECONNABORTED):
             raise  # the mount died: a bug, not a rejected command
         raise KernelError(e.errno) from None
+
+
+# ------------------------------------------------------------------------------- the model
+# How each control file's 6.12 write handler parses one write(2) (docs/write-semantics.md):
+#   word-event  ftrace_event_write: trace_get_user() on a fresh parser, the word applied
+#               even when no blank ends it
+#   word        ftrace_regex_write / ftrace_graph_write: the open file's parser (a word
+#               split over writes continues), applied once a blank ends it
+#   lines       trace_parse_run_command(): the lines before a failing line stand
+#   filter      apply_event_filter(): a failing filter replaces the filter (disabled,
+#               showing its error)
+#   whole       everything else: the whole buffer, the full count or nothing
+WORD_EVENT, WORD, LINES, FILTER, WHOLE = "word-event", "word", "lines", "filter", "whole"
+EVENT_BUF_SIZE = 128          # EVENT_BUF_SIZE + 1
+FTRACE_BUFF_MAX = 670         # KSYM_SYMBOL_LEN + 4
+_BLANK = frozenset(b"\t\n\v\f\r \xa0")
+
+
+def write_class(path: str) -> str:
+    base = path.split("/", 2)[2] if path.startswith("instances/") else path
+    if base == "set_event":
+        return WORD_EVENT
+    if base in ("set_ftrace_filter", "set_ftrace_notrace", "set_graph_function",
+                "set_graph_notrace", "stack_trace_filter"):
+        return WORD
+    if base in ("dynamic_events", "kprobe_events", "uprobe_events", "synthetic_events"):
+        return LINES
+    if base.startswith("events/") and base.endswith("/filter"):
+        return FILTER
+    return WHOLE
+
+
+@dataclass
+class ParserModel:
+    """``struct trace_parser`` as the fuzzer expects it to behave (written from
+    trace_get_user(), independently of the simulator's TraceParser)."""
+
+    size: int
+    cont: bool = False
+    fail: bool = False
+    idx: int = 0
+
+    def get_user(self, data: bytes) -> tuple[int, bool]:
+        """One trace_get_user(): (bytes read, a word is loaded); (-1, False) when the
+        word does not fit (EINVAL, the parser failed for good)."""
+        read = 0
+        ch = data[0]
+        read = 1
+        if not self.cont:
+            while read < len(data) and ch in _BLANK:
+                ch = data[read]
+                read += 1
+            self.idx = 0
+            if ch in _BLANK or ch == 0:
+                return read, False
+        while read < len(data) and ch not in _BLANK and ch != 0:
+            if self.idx >= self.size - 1:
+                self.fail = True
+                return -1, False
+            self.idx += 1
+            ch = data[read]
+            read += 1
+        if ch in _BLANK or ch == 0:
+            self.cont = False
+        elif self.idx < self.size - 1:
+            self.cont = True
+            self.idx += 1
+        else:
+            self.fail = True
+            return -1, False
+        return read, not self.fail and self.idx != 0
+
+
+def check_returns(cls: str, log: WriteLog) -> str | None:
+    """What is wrong with the counts of ``log``'s write(2) calls, or None: a word file
+    returns exactly what trace_get_user() reads and fails only on a word it applies (or
+    one that does not fit); the others take the whole buffer."""
+    if cls not in (WORD, WORD_EVENT):
+        for data, n in log.calls:
+            if n != len(data):
+                return f"returned {n} for {len(data)} bytes"
+        return None
+    size = EVENT_BUF_SIZE if cls == WORD_EVENT else FTRACE_BUFF_MAX
+    parser = ParserModel(size)
+    calls = list(log.calls)
+    if log.err and not log.open_failed:
+        calls.append((log.failed_data, -1))
+    for data, n in calls:
+        if cls == WORD_EVENT:
+            parser = ParserModel(size)      # ftrace_event_write(): a parser per call
+        read, loaded = parser.get_user(data)
+        # ftrace_event_write() applies a loaded word; ftrace_regex_write() a finished one
+        applies = loaded and (cls == WORD_EVENT or not parser.cont)
+        if n < 0:
+            if read >= 0 and not applies:
+                return f"a write failed with no word to fail on: {data[:60]!r}"
+        elif read < 0:
+            return f"an overlong word was accepted ({n} of {len(data)} bytes)"
+        elif n != read:
+            return f"returned {n} where trace_get_user() reads {read} of {data[:60]!r}"
+        if applies:
+            parser.idx = 0                  # trace_parser_clear()
+    return None
 
 
 # ------------------------------------------------------------------------------- checker
@@ -461,75 +627,14 @@ INSTANCE_SNAPSHOT = ["set_event", "current_tracer", "trace_options", "trace_cloc
                      "set_ftrace_filter"]
 # error_log is never snapshotted: tracing_log_err() appends to it on the very rejections we
 # provoke.  enabled_functions is derived from the snapshotted filter/tracer/probe files and
-# costs ~0.1 s to print with the function tracer on every function.  tracing_on and trace/trace_pipe are not control state the writes target.
+# costs ~0.1 s to print with the function tracer on every function.  tracing_on and
+# trace/trace_pipe are not control state the writes target.
 _COUNT_RE = re.compile(rb"count=\d+|:unlimited|:\d+(?=\n| )")
-
-_REGEX_FILES = {"set_ftrace_filter", "set_ftrace_notrace", "set_graph_function",
-                "set_graph_notrace"}
-_DYN_FILES = {"dynamic_events", "kprobe_events", "uprobe_events", "synthetic_events"}
-
-
-def _excluded(cmd: Command, writes_done: int) -> set[str]:
-    """Snapshot keys a rejected ``cmd`` may legitimately change, with the kernel's reason."""
-    prefix, _, base = cmd.path.rpartition("/") if cmd.path.startswith("instances/") else (
-        "", "", cmd.path)
-    if prefix:
-        inst, base = cmd.path.split("/", 2)[1], cmd.path.split("/", 2)[2]
-        pre = f"instances/{inst}/"
-    else:
-        base, pre = cmd.path, ""
-    data = cmd.data
-    # words end at blanks and at NUL (trace_get_user): "*\0x" is two words
-    multi = (writes_done > 0 or len(data.replace(b"\0", b" ").split()) > 1
-             or data.count(b"\n") > 1)
-    out: set[str] = set()
-    if base in _REGEX_FILES:
-        # ftrace_regex_open(O_TRUNC) starts from an empty hash and ftrace_regex_release()
-        # commits iter->hash even after a failed write; earlier tokens of the same fd
-        # (trace_get_user takes one token per write) are already in the hash, and function
-        # commands (func:traceoff, :enable_event:…) are registered at write time.  The hash
-        # shows in enabled_functions and :enable_event soft-enables events.
-        if cmd.trunc or multi:
-            out |= {pre + base, "enabled_functions", pre + "events/sched/sched_switch/enable",
-                    "events/sched/sched_wakeup/enable", pre + "set_event"}
-    elif base == "set_event":
-        # ftrace_event_set_open(O_TRUNC) calls ftrace_clear_events() at open; each token
-        # (one per trace_get_user) is applied before the next one fails.
-        if cmd.trunc or multi:
-            out |= {pre + "set_event", pre + "events/sched/sched_switch/enable",
-                    pre + "events/sched/sched_wakeup/enable"}
-    elif base in _DYN_FILES:
-        # dyn_event_open/probes_open(O_TRUNC) release all events at open (dyn_events_release_all);
-        # trace_parse_run_command() runs line by line and each write(2) on its own, so lines
-        # before the failing one are created.  New events show in every *_events list.
-        if cmd.trunc or multi:
-            out |= {pre + f for f in _DYN_FILES} | {"enabled_functions"}
-    elif base.endswith("/filter"):
-        # apply_event_filter(): "Always swap the call filter with the new filter even if
-        # there was an error ... we disable the filter and show the error string".
-        out.add(pre + base)
-    elif base.endswith("/trigger"):
-        # event_trigger_regex_write() runs one command per write(2): earlier writes stand;
-        # event_trigger_open(O_TRUNC) clears all triggers at open (clear_event_triggers).
-        if cmd.trunc or multi:
-            d = base.rsplit("/", 1)[0]
-            out |= {pre + base, pre + d + "/enable", pre + "events/sched/sched_wakeup/enable",
-                    pre + "events/sched/sched_switch/enable"}
-    elif writes_done > 0:
-        # Per-write files (current_tracer, options, trace_clock, buffer_size_kb...): every
-        # write(2) is its own command, so writes before the failing one took effect.
-        out.add(pre + base)
-        if base.startswith("options/") or base == "trace_options":
-            out |= {pre + "trace_options"} | {pre + f"options/{o}" for o in OPTIONS}
-        if base == "current_tracer":  # a tracer registers its ftrace_ops
-            out |= {pre + "trace_options", "enabled_functions"} | {
-                pre + f"options/{o}" for o in OPTIONS}
-    return out
 
 
 @dataclass
 class Finding:
-    kind: str  # "crash", "hang", "state-change", "bad-return"
+    kind: str  # "crash", "hang", "state-change", "bad-return", "twin-diverged"
     cmd: Command
     detail: str
 
@@ -551,36 +656,52 @@ class Stats:
     rejected: int = 0
     accepted: int = 0
     bytes: int = 0
+    writes: int = 0            # write(2) calls
+    short: int = 0             # of them, short counts (one word of more)
+    kept: int = 0              # rejected commands whose earlier writes/lines stood
     kinds: dict[str, int] = field(default_factory=dict)
     errnos: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
 
 
-class Fuzzer:
-    """Drive ``Generator`` commands into ``driver`` and record ``Finding``s."""
+Snapshot = dict[str, bytes | list[str] | None]
 
-    def __init__(self, driver: Driver, seed: int, reset_every: int = 150,
+
+class Fuzzer:
+    """Drive ``Generator`` commands into ``driver`` and record ``Finding``s.
+
+    The expected state after a command is computed by running it on ``twin``, a second
+    machine that started identical (same seed) and gets every command too, but only
+    what 6.12 keeps of a failing one: the write(2) calls before the failing call (one
+    word each on the word files), plus, on the line parsers (dynamic_events…), the
+    failing call's lines before its failing line, and on the filter files the failing
+    call itself (apply_event_filter swaps the failed filter in).  A failing command must
+    leave ``driver`` in the twin's state; the counts of its write(2) calls must be
+    trace_get_user()'s (``check_returns``)."""
+
+    def __init__(self, driver: Driver, seed: int, twin: Driver, reset_every: int = 150,
                  normalize_counts: bool = True, commands: Corpus | None = None) -> None:
         self.driver = driver
+        self.twin = twin
         self.gen = Generator(seed, commands)
         self.findings: list[Finding] = []
         self.stats = Stats()
         self.reset_every = reset_every
         self.normalize_counts = normalize_counts  # trigger counters tick with the workload: activity, not state
         self.last: Command | None = None
-        self._snap: dict[str, bytes | list[str] | None] | None = None
         self.big = False
+        self.diverged = False   # the twin's state differs: comparisons wait for a reset
 
-    def snapshot(self) -> dict[str, bytes | list[str] | None]:
-        snap: dict[str, bytes | list[str] | None] = {}
-        insts = self.driver.listdir("instances") or []
+    def snapshot(self, driver: Driver) -> Snapshot:
+        snap: Snapshot = {}
+        insts = driver.listdir("instances") or []
         snap["instances/"] = insts
         paths = list(GLOBAL_SNAPSHOT)
         for name in insts:
             paths += [f"instances/{name}/{p}" for p in INSTANCE_SNAPSHOT]
         size = 0
         for p in paths:
-            data = self.driver.read(p)
+            data = driver.read(p)
             if data is not None and self.normalize_counts:
                 data = _COUNT_RE.sub(b"#", data)
             snap[p] = data
@@ -591,22 +712,28 @@ class Fuzzer:
         return snap
 
     def reset(self) -> None:
-        """Bring the state back to small, so snapshots stay cheap (errors are ignored)."""
-        self._snap = None
+        """Bring both machines back to small, so snapshots stay cheap (errors are
+        ignored); a diverged twin is compared again after it."""
+        for d in (self.driver, self.twin):
+            self._reset(d)
+        if self.diverged and _differences(self.snapshot(self.driver), self.snapshot(self.twin)) == []:
+            self.diverged = False
         self.big = False
+
+    def _reset(self, d: Driver) -> None:
         for path, data in [("current_tracer", b"nop\n"), ("set_event", b"\n"),
                            ("events/sched/sched_switch/filter", b"0\n")]:
-            self._quiet_write(path, data)
+            d.write(path, [data], True)
         for p in ("events/sched/sched_switch/trigger", "events/sched/sched_wakeup/trigger"):
-            for line in (self.driver.read(p) or b"").decode(errors="replace").splitlines():
+            for line in (d.read(p) or b"").decode(errors="replace").splitlines():
                 if line and not line.startswith("#"):
-                    self._quiet_write(p, b"!" + line.split(" [")[0].split(":count=")[0].split(
-                        ":unlimited")[0].encode() + b"\n", trunc=False)
+                    d.write(p, [b"!" + line.split(" [")[0].split(":count=")[0].split(
+                        ":unlimited")[0].encode() + b"\n"], False)
         # function probes (func:traceoff, :enable_event:...) survive an O_TRUNC of
         # set_ftrace_filter: remove each command from every function ("!*:cmd[:args]",
         # and with a count for counted probes, as ftracetest's reset_ftrace_filter does)
         probes = set()
-        for line in (self.driver.read("set_ftrace_filter") or b"").decode(errors="replace").splitlines():
+        for line in (d.read("set_ftrace_filter") or b"").decode(errors="replace").splitlines():
             parts = line.split(":")
             if len(parts) > 1 and not line.startswith("#"):
                 rest = [x for x in parts[1:] if x != "unlimited" and not x.startswith("count=")
@@ -615,32 +742,54 @@ class Fuzzer:
         for cmd in sorted(probes):
             # a counted probe has its own ops: removing it needs a count too
             for text in (f"!*:{cmd}\n", f"!*:{cmd}:0\n"):
-                self._quiet_write("set_ftrace_filter", text.encode(), trunc=False)
+                d.write("set_ftrace_filter", [text.encode()], False)
         for f in ("set_ftrace_filter", "set_ftrace_notrace", "set_graph_function",
                   "set_graph_notrace", "dynamic_events"):
-            self._quiet_write(f, b"")
-        for name in self.driver.listdir("instances") or []:
+            d.write(f, [b""], True)
+        for name in d.listdir("instances") or []:
             try:
-                self.driver.rmdir(f"instances/{name}")
+                d.rmdir(f"instances/{name}")
             except KernelError:
                 pass
 
-    def _quiet_write(self, path: str, data: bytes, trunc: bool = True) -> None:
-        try:
-            self.driver.write(path, [data], trunc)
-        except KernelError:
-            pass
+    def _expected(self, cmd: Command, log: WriteLog) -> WriteLog:
+        """Run on the twin what 6.12 keeps of ``cmd``, given what it did on the driver:
+        each write(2) that succeeded, as the bytes it consumed, then by the file's class
+        what a failing call keeps."""
+        cls = write_class(cmd.path)
+        keep = [data[:n] for data, n in log.calls]
+        if log.err and not log.open_failed:
+            data = log.failed_data
+            if cls == WORD:
+                # the start of the word the failing call finished (a word split over
+                # writes) is part of the failing word: the release applies nothing of it
+                parser = ParserModel(FTRACE_BUFF_MAX)
+                done = 0
+                for i, part in enumerate(keep):
+                    parser.get_user(part)
+                    if not parser.cont:
+                        done = i + 1
+                        parser.idx = 0
+                keep = keep[:done]
+            elif cls == FILTER:
+                keep.append(data)
+            elif cls == LINES:
+                # trace_parse_run_command(): line after line; a NUL ends the input with an
+                # error (the partial line before it does not run)
+                nul = data.find(b"\0")
+                lines = (data if nul < 0 else data[:nul]).split(b"\n")
+                tail = lines.pop()
+                keep += [line + b"\n" for line in lines]
+                if nul < 0 and tail:
+                    keep.append(tail)
+        return self.twin.write(cmd.path, keep, cmd.trunc)
 
     def run_one(self, cmd: Command) -> None:
         st = self.stats
         st.commands += 1
         st.kinds[cmd.kind] = st.kinds.get(cmd.kind, 0) + 1
         st.bytes += len(cmd.data)
-        # the state after the previous command is this one's "before" (re-read only when
-        # that command was accepted or the state was reset): one snapshot per command
-        before = self._snap if self._snap is not None else self.snapshot()
-        self._snap = None
-        writes_done, err = 0, 0
+        log, err = WriteLog(), 0
         old = signal.signal(signal.SIGALRM, _alarm) if self.driver.name == "tree" else None
         if old is not None:
             signal.setitimer(signal.ITIMER_REAL, HANG_SECONDS)
@@ -651,14 +800,17 @@ class Fuzzer:
             elif cmd.op == "rmdir":
                 self.driver.rmdir(cmd.path)
             else:
-                writes_done, err = self.driver.write(cmd.path, cmd.chunks, cmd.trunc)
+                log = self.driver.write(cmd.path, cmd.chunks, cmd.trunc)
+                err = log.err
         except KernelError as e:
             err = e.errno
         except Hang:
             self.findings.append(Finding("hang", cmd, f"> {HANG_SECONDS} s"))
+            self.diverged = True
             return
         except Exception as e:  # noqa: BLE001 - any other exception is the bug we hunt
             self.findings.append(Finding("crash", cmd, f"{type(e).__name__}: {e}"))
+            self.diverged = True
             return
         finally:
             if old is not None:
@@ -666,28 +818,51 @@ class Fuzzer:
                 signal.signal(signal.SIGALRM, old)
         if time.monotonic() - t0 > HANG_SECONDS:
             self.findings.append(Finding("hang", cmd, f"took {time.monotonic() - t0:.1f} s"))
+        st.writes += len(log.calls) + (1 if log.err and not log.open_failed else 0)
+        st.short += sum(1 for data, n in log.calls if n < len(data))
+        bad = check_returns(write_class(cmd.path), log) if cmd.op == "write" else None
+        if bad is not None:
+            self.findings.append(Finding("bad-return", cmd, bad))
+        # the twin: the same command, or what 6.12 keeps of it
+        twin_err = 0
+        if cmd.op == "write":
+            expected = self._expected(cmd, log)
+            twin_err = expected.err
+            if err and expected.calls:
+                st.kept += 1
+        else:
+            try:
+                (self.twin.mkdir if cmd.op == "mkdir" else self.twin.rmdir)(cmd.path)
+            except KernelError as e:
+                twin_err = e.errno
         if not err:
             st.accepted += 1
+            if twin_err and not self.diverged:
+                self.findings.append(Finding("twin-diverged", cmd, f"the twin failed with "
+                                             f"{errno.errorcode.get(twin_err, twin_err)}"))
+                self.diverged = True
             return
         st.rejected += 1
         name = errno.errorcode.get(err, str(err))
         st.errnos[name] = st.errnos.get(name, 0) + 1
-        after = self.snapshot()
-        self._snap = after
-        skip = _excluded(cmd, writes_done) if cmd.op == "write" else set()
-        for k, v in before.items():
-            # tracing_update_buffers() runs at the start of ftrace_event_write(),
-            # event_enable_write(), tracing_set_tracer() ... before the input is parsed: the
-            # boot-time minimal buffer ("7 (expanded: 1408)") expands even if the write fails.
-            if k.endswith("buffer_size_kb") and isinstance(v, bytes) and b"expanded" in v:
-                skip.add(k)
-        changed = [k for k in before if k not in skip and before[k] != after.get(k)]
-        changed += [k for k in after if k not in before and k not in skip]
+        if self.diverged:
+            return
+        after, expected = self.snapshot(self.driver), self.snapshot(self.twin)
+        changed = _differences(after, expected)
         if changed:
             k = changed[0]
             self.findings.append(Finding(
                 "state-change", cmd,
-                f"{name}; changed {changed}: {k}: {_short(before.get(k))} -> {_short(after.get(k))}"))
+                f"{name}; differs from 6.12's model in {changed}: {k}: expected "
+                f"{_short(expected.get(k))}, got {_short(after.get(k))}"))
+            self.diverged = True
+
+    def step(self, i: int) -> None:
+        """The ``i``-th command of a run (a reset first every ``reset_every``)."""
+        if i and (i % self.reset_every == 0 or self.big):
+            self.reset()
+        self.last = self.gen.next()
+        self.run_one(self.last)
 
     def run(self, n: int, deadline: float | None = None) -> Iterator[int]:
         """Run ``n`` commands (or until ``deadline``, time.monotonic()); yields progress."""
@@ -695,13 +870,26 @@ class Fuzzer:
         for i in range(n):
             if deadline is not None and time.monotonic() > deadline:
                 break
-            if i and (i % self.reset_every == 0 or self.big):
-                self.reset()
-            self.last = self.gen.next()
-            self.run_one(self.last)
+            self.step(i)
             if i % 1000 == 999:
                 yield i + 1
         self.stats.seconds += time.monotonic() - t0
+
+
+def _differences(a: Snapshot, b: Snapshot) -> list[str]:
+    """The keys whose values differ; tracing_update_buffers() runs before a handler
+    parses (event_enable_write, ftrace_event_write, tracing_set_tracer…): the boot-time
+    minimal buffer ("7 (expanded: 1408)") may be expanded on one side only."""
+    out = []
+    for k in sorted(set(a) | set(b)):
+        va, vb = a.get(k), b.get(k)
+        if va == vb:
+            continue
+        if k.endswith("buffer_size_kb") and b"expanded" in ((va or b"") if isinstance(va, bytes) else b"") + (
+                (vb or b"") if isinstance(vb, bytes) else b""):
+            continue
+        out.append(k)
+    return out
 
 
 def _short(v: object) -> str:
@@ -752,11 +940,8 @@ def run_mount_commands(fuzzer: Fuzzer, proc: subprocess.Popen, n: int,
                 fuzzer.findings.append(Finding("crash", fuzzer.last or Command("?", "?"),
                                                f"mount server exited ({proc.returncode})"))
                 break
-            if i and (i % fuzzer.reset_every == 0 or fuzzer.big):
-                fuzzer.reset()
-            fuzzer.last = fuzzer.gen.next()
             try:
-                fuzzer.run_one(fuzzer.last)
+                fuzzer.step(i)
             except OSError as e:  # ENOTCONN/ECONNABORTED: the mount died under this command
                 fuzzer.findings.append(Finding("crash", fuzzer.last, f"mount died: {e}"))
                 break

@@ -10,21 +10,16 @@ sched_switch (``ftrace_ignore_pid``); here the current task is tested at the cal
 
 from __future__ import annotations
 
-import errno
 from typing import TYPE_CHECKING
 
-from .errors import KernelError
 from .ftrace_ops import OPS_FL_PID, FtraceOps
-from .lib import kstrtoul
-from .trace_parser import TraceParser
+from .trace_parser import trace_pid_write
 
 if TYPE_CHECKING:
     from .ftrace import Ftrace
     from .mm import Regs
     from .sched import Task
     from .trace import TraceArray
-
-PID_MAX_BITS = 30  # trace_pid_list_set(): pids beyond the pid_list bits are refused
 
 
 class FtracePids:
@@ -77,29 +72,10 @@ class FtracePids:
 
     # ------------------------------------------------------------------ the files
     def pid_write(self, tr: TraceArray, data: bytes, notrace: bool) -> int:
-        """pid_write() + trace_pid_write(): add pids (all or nothing); no pid at all
-        clears the list.  Returns the bytes consumed."""
+        """pid_write(): trace_pid_write() into a new list (all or nothing).  Returns the
+        bytes consumed."""
         st = tr.ftrace_state
-        old = st.function_no_pids if notrace else st.function_pids
-        new = set(old) if old is not None else set()
-        nr = len(new)
-        parser = TraceParser(128)
-        read = 0
-        while read < len(data):
-            n = parser.feed(data[read:], 0)
-            read += n
-            if not parser.loaded():
-                break
-            err, val = kstrtoul(parser.word)
-            if err:
-                raise KernelError(errno.EINVAL)
-            pid = val & 0xFFFFFFFF
-            if pid >= 1 << PID_MAX_BITS:
-                raise KernelError(errno.EPERM)
-            new.add(pid)
-            nr += 1
-            parser.clear()
-        result = new if nr else None
+        result, read = trace_pid_write(st.function_no_pids if notrace else st.function_pids, data)
         if notrace:
             st.function_no_pids = result
         else:

@@ -3,7 +3,8 @@
 ``lib/kstrtox.c`` (kstrtoull and friends return ``(err, value)``: err is 0, -EINVAL or
 -ERANGE, as the C functions return 0/-errno and store the value), ``include/linux/ctype.h``
 (ASCII only: ``str.isalnum()`` would accept non-ASCII letters the kernel rejects),
-``lib/glob.c``, ``lib/argv_split.c`` and trace.h's name checks, plus the constants every
+``lib/glob.c``, ``lib/argv_split.c``, ``lib/string.c``'s strim(), ``lib/bitmap-str.c``'s
+bitmap_parse() and trace.h's name checks, plus the constants every
 module shares (``PAGE_SIZE``, ``MASK64``).  Parsers elsewhere call these instead of
 re-deriving them, so a corner case (a trailing newline, ``0x`` with no digits, a
 non-ASCII digit) is decided in one place.
@@ -19,7 +20,9 @@ MASK64 = (1 << 64) - 1
 MASK32 = (1 << 32) - 1
 
 # ------------------------------------------------------------------ include/linux/ctype.h
-_SPACE = frozenset(" \t\n\v\f\r")
+# lib/ctype.c marks 0x09-0x0d, space and 0xa0 (_S|_SP) as space
+_SPACE_CHARS = " \t\n\v\f\r\xa0"
+_SPACE = frozenset(_SPACE_CHARS)
 
 
 def isdigit(c: str) -> bool:
@@ -179,6 +182,60 @@ def argv_split(text: str) -> list[str]:
     if word:
         out.append("".join(word))
     return out
+
+
+# --------------------------------------------------------------------------- lib/string.c
+def strim(s: str) -> str:
+    """strim() / strstrip(): isspace() characters removed at both ends (``str.strip()``
+    would also remove \\x1c-\\x1f and \\x85)."""
+    return s.strip(_SPACE_CHARS)
+
+
+def user_cstring(data: bytes) -> str:
+    """A write's buffer as the C string its handler parses (copy_from_user() then
+    ``buf[cnt] = 0``, or memdup_user_nul()): up to the first NUL, one char per byte."""
+    nul = data.find(b"\0")
+    return (data if nul < 0 else data[:nul]).decode("latin-1")
+
+
+# --------------------------------------------------------------------- lib/bitmap-str.c
+def bitmap_parse(text: str, nmaskbits: int) -> tuple[int, int]:
+    """bitmap_parse() of a C string: (err, mask).  Hex digits in comma- or
+    blank-separated chunks of at most 32 bits, read from the end (the string ends at the
+    first newline); a chunk of more than 8 digits, more chunks than ``nmaskbits`` needs,
+    or a bit at or past ``nmaskbits`` is -EOVERFLOW, any other character -EINVAL."""
+    nl = text.find("\n")
+    if nl >= 0:
+        text = text[:nl]
+    chunks = (nmaskbits + 31) // 32
+    mask = 0
+    end = len(text) - 1
+    chunk = 0
+    while True:
+        while end >= 0 and (text[end] in _SPACE or text[end] == ","):
+            end -= 1
+        if end < 0:
+            break
+        if chunk == chunks:
+            return -errno.EOVERFLOW, 0
+        val = 0
+        for i in range(0, 32, 4):          # bitmap_get_x32_reverse()
+            d = _digit_val(text[end]) if isxdigit(text[end]) else -1
+            if d < 0:
+                return -errno.EINVAL, 0
+            val |= d << i
+            end -= 1
+            if end < 0 or text[end] in _SPACE or text[end] == ",":
+                break
+        else:   # eight digits: a ninth overflows, anything else is skipped
+            if end >= 0 and isxdigit(text[end]):
+                return -errno.EOVERFLOW, 0
+            end -= 1
+        mask |= val << (32 * chunk)
+        chunk += 1
+    if mask >> nmaskbits:
+        return -errno.EOVERFLOW, 0
+    return 0, mask
 
 
 # --------------------------------------------------------------------------- lib/glob.c

@@ -21,6 +21,8 @@ from typing import TYPE_CHECKING
 from .clock import TraceClock
 from .errors import KernelError
 from .ftrace import TrFtraceState
+from .kconfig import IS_ENABLED
+from .lib import strim
 from .ring_buffer import RingBuffer
 from .sched import TASK_COMM_LEN, TRACE_FLAG_NMI, Task
 from .trace_output import TraceIter, TraceOutput, merged_records, render_records
@@ -88,6 +90,7 @@ from .trace_flags import (  # noqa: F401  (re-exported for users of .trace)
 )
 
 TRACE_MARKER_MAX_SIZE = 4096
+MAX_TRACER_SIZE = 100       # trace.h: the longest tracer name current_tracer reads
 DUMP_ALL, DUMP_ORIG = 1, 2  # enum ftrace_dump_mode: every CPU, the current CPU only
 TRACE_MAX_PRINT = 1000      # trace_printk_seq(): the longest line ftrace_dump prints
 UINT_MAX = 0xFFFFFFFF
@@ -144,7 +147,7 @@ class TraceArray:
     buffer_percent: int = 50
     max_latency: int = 0
     err_log: list[ErrLogEntry] = field(default_factory=list)
-    tracer_flags: dict[str, bool] = field(default_factory=dict)
+    tracer_flags: dict[str, bool] = field(default_factory=dict)   # Tracing.tracer_flags
     ref: int = 0            # trace_ref: consuming readers (trace_pipe), hold the tracer
     file_ref: int = 0       # trace_array_get() by open files of an instance
     freed: bool = False     # removed (rmdir): trace_array_get() fails with ENODEV
@@ -259,6 +262,9 @@ class Tracing:
         self.tgids: dict[int, int] = {}
         self.cmdline_ref = 0
         self.tgid_ref = 0
+        # each tracer's ``struct tracer_flags``: one value for every trace array, whose
+        # options/ files and trace_options all show and set it
+        self.tracer_flags: dict[str, bool] = {}
         # tracer_alloc_buffers(): the built-in tracers, then global_trace, whose buffer
         # holds the minimum until something expands it (tracing_update_buffers)
         for t in builtin_tracers():
@@ -316,7 +322,8 @@ class Tracing:
         tr.max_buffer = RingBuffer(self.nr_cpus, 1, overwrite=overwrite)
         for tracer in self.tracers.values():
             for opt, default in tracer.options:
-                tr.tracer_flags.setdefault(opt, default)
+                self.tracer_flags.setdefault(opt, default)
+        tr.tracer_flags = self.tracer_flags
         tr.time_start = clock.now()
         tr.update_size_cache()
         for create, _ in self.instance_hooks:
@@ -398,14 +405,14 @@ class Tracing:
                 tr.max_buffer.set_overwrite(enabled)
 
     def set_option(self, tr: TraceArray, option: str) -> None:
-        """trace_set_options(): ``[no]NAME`` for a core flag or a current-tracer option."""
-        text = option.strip()
-        neg = text.startswith("no")
-        name = text[2:] if neg else text
+        """trace_set_options(): ``[no]NAME`` (stripped) for a core flag, else an option
+        of the current tracer (EINVAL for anything else).  An instance takes the
+        top-level-only flags too: only its options/ directory leaves them out."""
+        cmp = strim(option)
+        neg = cmp.startswith("no")
+        name = cmp[2:] if neg else cmp
         for i, fname in enumerate(TRACE_FLAG_NAMES):
             if fname == name:
-                if not tr.is_top and (1 << i) & TOP_LEVEL_TRACE_FLAGS:
-                    raise KernelError(errno.EINVAL)
                 self.set_flag(tr, 1 << i, not neg)
                 return
         tracer = tr.current_trace
@@ -415,19 +422,20 @@ class Tracing:
         raise KernelError(errno.EINVAL)
 
     def set_tracer_option(self, tr: TraceArray, tracer: Tracer, name: str, value: bool) -> None:
+        """__set_tracer_option(): the owning tracer's set_flag approves (whether or not
+        it is the current tracer: a tracer that only acts while it runs checks that
+        itself), then the tracer's flag changes for every array."""
         if tr.tracer_flags.get(name, False) == value:
             return
-        if tracer.set_flag is not None and tr.current_trace is tracer:
-            if tracer.set_flag(tr, name, value) is False:
-                raise KernelError(errno.EINVAL)
+        if tracer.set_flag is not None and tracer.set_flag(tr, name, value) is False:
+            raise KernelError(errno.EINVAL)
         tr.tracer_flags[name] = value
 
     def options_text(self, tr: TraceArray) -> str:
-        """tracing_trace_options_show()."""
+        """tracing_trace_options_show(): every core flag (an instance's too), then the
+        current tracer's options."""
         out = []
         for i, name in enumerate(TRACE_FLAG_NAMES):
-            if not tr.is_top and (1 << i) & TOP_LEVEL_TRACE_FLAGS:
-                continue
             out.append(("" if tr.flags & (1 << i) else "no") + name + "\n")
         for name, _ in tr.current_trace.options:
             out.append(("" if tr.tracer_flags.get(name) else "no") + name + "\n")
@@ -627,6 +635,25 @@ class Tracing:
         snap._update_slow()
         live.reset(cpu)
 
+    def snapshot_write(self, tr: TraceArray, cpu: int | None, val: int) -> None:
+        """tracing_snapshot_write() after its kstrtoul: 0 frees (EINVAL per CPU), 1
+        takes a snapshot (per CPU only with CONFIG_RING_BUFFER_ALLOW_SWAP, which the
+        reference kernel lacks: EINVAL), anything else clears the snapshot buffer."""
+        if tr.current_trace.use_max_tr:
+            raise KernelError(errno.EBUSY)
+        if val == 0:
+            if cpu is not None:
+                raise KernelError(errno.EINVAL)
+            self.free_snapshot(tr)
+        elif val == 1:
+            if cpu is not None and not IS_ENABLED("CONFIG_RING_BUFFER_ALLOW_SWAP"):
+                raise KernelError(errno.EINVAL)
+            self.arm_snapshot(tr)       # tracing_arm_snapshot_locked(): allocates
+            self.take_snapshot(tr, cpu)
+            self.disarm_snapshot(tr)
+        elif tr.allocated_snapshot and tr.max_buffer is not None:
+            tr.max_buffer.reset(cpu)
+
     def arm_snapshot(self, tr: TraceArray) -> None:
         """tracing_arm_snapshot(): one more user that takes snapshots from a context that
         cannot allocate (the snapshot function command): allocate the buffer now."""
@@ -768,11 +795,15 @@ def snapshot_help(tr: TraceArray, cpu: int | None) -> str:
               "# echo 2 > snapshot : Clears snapshot buffer (but does not allocate or free)\n"
               "#                      (Doesn't have to be '2' works with any number that\n"
               "#                       is not a '0' or '1')\n")
-    else:
-        s += ("# echo 0 > snapshot : Invalid for per_cpu snapshot file.\n"
-              "# echo 1 > snapshot : Allocates snapshot buffer, if not already allocated.\n"
-              "#                      Takes a snapshot of the main buffer for this cpu.\n"
-              "# echo 2 > snapshot : Clears this cpu's snapshot buffer (but does not allocate)\n"
+    else:   # show_snapshot_percpu_help()
+        s += "# echo 0 > snapshot : Invalid for per_cpu snapshot file.\n"
+        if IS_ENABLED("CONFIG_RING_BUFFER_ALLOW_SWAP"):
+            s += ("# echo 1 > snapshot : Allocates snapshot buffer, if not already allocated.\n"
+                  "#                      Takes a snapshot of the main buffer for this cpu.\n")
+        else:
+            s += ("# echo 1 > snapshot : Not supported with this kernel.\n"
+                  "#                     Must use main snapshot file to allocate.\n")
+        s += ("# echo 2 > snapshot : Clears this cpu's snapshot buffer (but does not allocate)\n"
               "#                      (Doesn't have to be '2' works with any number that\n"
               "#                       is not a '0' or '1')\n")
     return s

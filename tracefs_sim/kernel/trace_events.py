@@ -85,7 +85,7 @@ from .trace_events_h import (
 )
 from .trace_flags import ITER_EVENT_FORK, ITER_RECORD_CMD, ITER_RECORD_TGID, ITER_VERBOSE
 from .trace_output import Printer, TraceIter
-from .trace_parser import TraceParser
+from .trace_parser import trace_pid_write
 
 if TYPE_CHECKING:
     from .core import Kernel
@@ -95,7 +95,6 @@ if TYPE_CHECKING:
     from .trace_events_trigger import TriggerCommands, TriggerData
 
 EVENT_BUF_SIZE = 127          # trace_events.c: EVENT_BUF_SIZE
-PID_MAX_DEFAULT = 0x8000
 TRACE_LAST_TYPE = 20          # __TRACE_LAST_TYPE: first id the ida hands out
 TRACE_EVENT_TYPE_MAX = (1 << 16) - 1
 
@@ -974,7 +973,7 @@ class TraceEvents:
             return
         self.clear_pids(tr, True, True)
         for f in list(inst.files.values()):
-            self.triggers.clear_all(f)
+            self.triggers.clear_event_triggers(f)
             self.event_enable_disable(f, False)
             f.flags |= EVENT_FILE_FL_FREED
         inst.files.clear()
@@ -1205,39 +1204,17 @@ class TraceEvents:
         self._update_pid_flags(inst)
 
     def pid_write(self, tr: TraceArray, notrace: bool, data: bytes) -> int:
-        """trace_pid_write(): parse all pids of ``data`` into a new list (old kept)."""
+        """event_pid_write(): trace_pid_write() into a new list (all or nothing).
+        Returns the bytes consumed."""
         inst = self.inst(tr)
-        old = inst.filtered_no_pids if notrace else inst.filtered_pids
-        new: set[int] = set(old or ())
-        parser = TraceParser(13)   # PID_BUF_SIZE + 1
-        pos = 0
-        nr = 0
-        total = len(data)
-        while pos < total:
-            n = parser.feed(data[pos:], pos)
-            if n <= 0:
-                break
-            pos += n
-            if not parser.loaded():
-                continue
-            word = parser.word
-            parser.clear()
-            if not word.isdigit() or not word.isascii():
-                raise KernelError(errno.EINVAL)
-            val = int(word)
-            if val >= PID_MAX_DEFAULT:
-                raise KernelError(errno.EINVAL)
-            new.add(val)
-            nr += 1
-        if not nr:
-            # "echo > set_event_pid": an empty write clears the list
-            new = set()
+        self.kernel.trace.update_buffers()
+        new, read = trace_pid_write(inst.filtered_no_pids if notrace else inst.filtered_pids, data)
         if notrace:
-            inst.filtered_no_pids = new or None
+            inst.filtered_no_pids = new
         else:
-            inst.filtered_pids = new or None
+            inst.filtered_pids = new
         self._update_pid_flags(inst)
-        return total
+        return read
 
     @staticmethod
     def _update_pid_flags(inst: InstanceEvents) -> None:

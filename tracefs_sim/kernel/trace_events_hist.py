@@ -348,6 +348,12 @@ class HistEnableCommand(EventEnableCommand):
     """``enable_hist`` / ``disable_hist:SYS:EVENT[:COUNT]``: pause or continue every
     hist trigger of the target event (hist_enable_trigger())."""
 
+    def unreg_all(self, file: EventFile) -> None:
+        """hist_enable_unreg_all(): every enable_hist/disable_hist trigger of ``file``."""
+        for t in list(file.triggers):
+            if t.trigger_type == ETT_HIST_ENABLE:
+                self.unreg(file, t)
+
     def trigger(self, data: TriggerData, file: EventFile, rec: Record) -> None:
         """hist_enable_count_trigger()."""
         target = data.target

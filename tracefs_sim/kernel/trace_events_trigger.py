@@ -5,8 +5,9 @@ The ``event_command`` registry (register_event_command()): this module registers
 ``disable_event`` when the kernel builds ``TriggerCommands``; trace_events_hist.py
 registers ``enable_hist``, ``disable_hist`` and ``hist`` right after, as
 register_trigger_cmds() does.  The ``trigger`` file text and parsing (``CMD[:COUNT]
-[if FILTER]``, ``!CMD`` removal, O_TRUNC removes all) look commands up by name, and
-the calls made when the event fires go through each trigger's command.  Registering a
+[if FILTER]``, ``!CMD`` removal by trigger type, an O_TRUNC open removing only the hist
+triggers) look commands up by name, and the calls made when the event fires go through
+each trigger's command.  Registering a
 trigger soft-enables its event (TRIGGER_MODE) so the tracepoint runs even while the
 event is not enabled for recording; ``enable_event`` soft-enables its target and flips
 its SOFT_DISABLED bit when it fires.
@@ -54,12 +55,15 @@ Record = bytes | bytearray
 
 def tracepoint_callers(ks: Kallsyms, event: str, names: tuple[str, ...]) -> list[int]:
     """The simulated return addresses above an event's tracepoint, innermost first:
-    the functions of ``names`` (``{}`` is the event's name) that exist, each at +0x4b."""
+    the functions of ``names`` (``{}`` is the event's name) that exist, each at +0x4b,
+    or at its last byte when it is smaller (a return address stays in its function)."""
     out = []
     for pat in names:
         a = ks.addr_of(pat.format(event))
         if a:
-            out.append(a + 0x4B)
+            r = ks.lookup_addr(a)
+            size = r[2] if r is not None else 0x4C
+            out.append(a + min(0x4B, size - 1))
     return out
 
 
@@ -133,8 +137,9 @@ class EventCommand:
         return self.reg(file, data)
 
     def same(self, a: TriggerData, b: TriggerData) -> bool:
-        """Whether ``a`` and ``b`` are the same trigger for unregistration."""
-        return a.cmd == b.cmd
+        """Whether ``a`` is the trigger ``b`` removes (try_unregister_trigger(): the
+        first of the same type, so ``!traceon`` removes a ``traceoff``)."""
+        return a.trigger_type == b.trigger_type
 
     def conflicts(self, t: TriggerData, data: TriggerData) -> bool:
         """Whether ``t`` on the file keeps ``data`` from registering: one trigger per
@@ -156,10 +161,9 @@ class EventCommand:
         return None
 
     def unreg_all(self, file: EventFile) -> None:
-        """Every trigger of this command on ``file`` (an O_TRUNC open)."""
-        for t in list(file.triggers):
-            if t.ops is self:
-                self.unreg(file, t)
+        """``unreg_all`` of an O_TRUNC open of the trigger file: NULL for the commands
+        of this file (their triggers stay); only the hist commands have one
+        (trace_events_hist.py)."""
 
     # ------------------------------------------------------------------ firing, text
     def trigger(self, data: TriggerData, file: EventFile, rec: Record) -> None:
@@ -269,7 +273,9 @@ class EventEnableCommand(EventCommand):
         return ret
 
     def same(self, a: TriggerData, b: TriggerData) -> bool:
-        return a.cmd == b.cmd and a.target is b.target
+        """event_enable_unregister_trigger(): the same type and target, so
+        ``!disable_event:S:E`` removes an ``enable_event:S:E``."""
+        return a.trigger_type == b.trigger_type and a.target is b.target
 
     def conflicts(self, t: TriggerData, data: TriggerData) -> bool:
         """event_enable_register_trigger(): one per command and target."""
@@ -427,11 +433,18 @@ class TriggerCommands:
         self.update_cond_flag(file)
         self.trigger_enable_disable(file, False)
 
-    def clear_all(self, file: EventFile) -> None:
-        """Every command's unreg_all (O_TRUNC open, instance removal); eprobes'
-        triggers are not commands and stay."""
+    def open_trunc(self, file: EventFile) -> None:
+        """event_trigger_regex_open() with O_TRUNC: each command's unreg_all, newest
+        command first (the trigger_commands list order): only the hist triggers go."""
         for cmd in reversed(self.commands.values()):
             cmd.unreg_all(file)
+
+    def clear_event_triggers(self, file: EventFile) -> None:
+        """clear_event_triggers() for one file (instance removal): every command's
+        trigger; eprobes' triggers are not commands and stay."""
+        for t in list(file.triggers):
+            if t.ops is not None:
+                t.ops.unreg(file, t)
 
     def attach_probe(self, file: EventFile, data: TriggerData) -> None:
         """enable_eprobe(): an eprobe's trigger (``data.probe`` is called with each

@@ -200,7 +200,7 @@ class FunctionTracer:
 
     def set_flag(self, tr: TraceArray, name: str, value: bool) -> bool:
         """func_set_flag(): swap the callback while the tracer runs."""
-        if name not in (OPT_STACK, OPT_NO_REPEATS):
+        if name not in (OPT_STACK, OPT_NO_REPEATS) or tr.current_trace.name != "function":
             return True
         ops = _tr_ops(tr)
         stack = value if name == OPT_STACK else tr.tracer_opt(OPT_STACK)

@@ -2,25 +2,25 @@
 
 The word reader behind ``set_ftrace_filter``, ``set_graph_function``, ``set_event``…
 Each call consumes at most ONE word (plus the leading blanks and the one blank that
-ends it) and returns how many bytes it consumed: the kernel's ``write()`` then returns
-that short count and user space (stdio, bash's echo) writes the rest again.  A word
-that is not terminated by a blank stays in the parser (``cont``) and continues with
-the next ``write()``; the release/flush path then processes what is left.
+ends it) and returns how many bytes it consumed: the kernel's ``write()`` returns that
+short count to the caller, and a caller that wants the rest written writes it again
+(stdio and bash's echo do; a program calling write(2) once does not, and the words
+after the first are never seen).  A word that is not terminated by a blank stays in the
+parser (``cont``) and continues with the next ``write()``; the release then processes
+what is left.
 
 Kept separate from the files so the kernel parts (ftrace_regex_write, ftrace_graph_write)
-run the exact kernel algorithm and the tracefs layer only loops; ``WordWriter`` is the
-write side those two share.
+run the exact kernel algorithm; ``WordWriter`` is the write side those two share.
 """
 
 from __future__ import annotations
 
 import errno
-from collections.abc import Callable
 
 from .errors import KernelError
+from .lib import kstrtoul
 
-# isspace() of the kernel's ctype table: \t \n \v \f \r and space (and 0xa0 as _SP? no:
-# the kernel's _ctype marks only 0x09-0x0d and 0x20 as space, plus 0xa0 as _S|_SP).
+# isspace() of the kernel's ctype table (lib/ctype.c): 0x09-0x0d, space and 0xa0 (_S|_SP)
 _SPACE = frozenset(b"\t\n\v\f\r \xa0")
 
 
@@ -91,27 +91,6 @@ class TraceParser:
         return read
 
 
-def write_words(write_once: Callable[[bytes], int], data: bytes) -> int:
-    """A write(2) through a one-word-per-call writer, as user space re-writing short writes.
-
-    Returns the bytes accepted; an error after some words were accepted returns the count
-    so far (the caller's retry then gets the error), as the kernel's short write + retry
-    would.
-    """
-    done = 0
-    while done < len(data):
-        try:
-            n = write_once(data[done:])
-        except KernelError:
-            if done:
-                return done
-            raise
-        if n <= 0:
-            break
-        done += n
-    return done
-
-
 class WordWriter:
     """The write side of an open filter file (ftrace_regex_write, ftrace_graph_write):
     each ``write_once`` feeds the parser and applies a completed word with
@@ -143,8 +122,9 @@ class WordWriter:
         return read
 
     def write(self, data: bytes) -> int:
-        """A write(2): one word per call, as user space re-writing after short writes."""
-        return write_words(self.write_once, data)
+        """A write(2): one word at most; returns the bytes consumed (a short count when
+        more words follow: the caller writes the rest again, or does not)."""
+        return self.write_once(data)
 
     def apply_last_word(self) -> None:
         """The release: the word still in the parser (its error is not reported)."""
@@ -155,3 +135,42 @@ class WordWriter:
             except KernelError:
                 pass
         parser.clear()
+
+
+# trace.c: the parser of the pid files, PID_BUF_SIZE + 1 bytes
+PID_BUF_SIZE = 127
+# pid_list.h MAX_PID: trace_pid_list_set() refuses pids from here on (pid_split)
+PID_LIST_MAX = 1 << 30
+
+
+def trace_pid_write(filtered_pids: set[int] | None, data: bytes) -> tuple[set[int] | None, int]:
+    """trace_pid_write() (trace.c), the parser of set_event_pid, set_event_notrace_pid,
+    set_ftrace_pid and set_ftrace_notrace_pid: (the new list, bytes read).
+
+    All or nothing: the words of the whole buffer are read into a copy of the current
+    list; a bad word (kstrtoul(…, 0) fails: EINVAL; a pid past the pid list: EPERM, the
+    kernel's -1) raises and leaves the list as it was.  The reading stops at the first
+    call of trace_get_user() that loads no word (only blanks left, or a NUL where a word
+    would start), so the count can be short.  No pid at all, counting the old ones,
+    gives None (the list is freed).  Here beside the parser it uses (trace.c has it) so
+    that ftrace_pid and trace_events import a module that imports nothing of theirs.
+    """
+    new = set(filtered_pids) if filtered_pids else set()
+    nr_pids = len(new)
+    parser = TraceParser(PID_BUF_SIZE + 1)
+    read = 0
+    cnt = len(data)
+    while read < cnt:
+        read += parser.feed(data[read:], 0)   # pos 0: the parser is cleared each time
+        if not parser.loaded():
+            break
+        err, val = kstrtoul(parser.word, 0)
+        if err:
+            raise KernelError(errno.EINVAL)
+        pid = val & 0xFFFFFFFF                # (pid_t)val, passed as unsigned int
+        if pid >= PID_LIST_MAX:
+            raise KernelError(errno.EPERM)
+        new.add(pid)
+        nr_pids += 1
+        parser.clear()
+    return (new if nr_pids else None), read

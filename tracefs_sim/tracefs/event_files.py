@@ -22,13 +22,13 @@ from ..kernel import trace_events_filter as tef
 from ..kernel.errors import KernelError
 from ..kernel.trace import TraceArray
 from ..kernel.trace_events import EVENT_BUF_SIZE, EventCall, EventFile, TraceEvents
+from ..kernel.trace_parser import TraceParser
 from ..kernel.waitqueue import WaitQueue
 from .files import SeqOpenFile, ShowFn, WriteFn, parse_ulong, seq_file
 from .node import Dir, File, Node, OpenFile, OpenMode
 
 MODE_WRITE = 0o640   # TRACE_MODE_WRITE
 MODE_READ = 0o440    # TRACE_MODE_READ
-_SPACE = " \t\n\v\f\r"
 
 
 class _RefOpenFile(SeqOpenFile):
@@ -330,7 +330,7 @@ class EventDir(_EventsSubdir):
                 trig.write(self._file(), d)
 
             def trunc() -> None:
-                trig.clear_all(self._file())
+                trig.open_trunc(self._file())
             return _event_file(MODE_WRITE, call, show, write, trunc)
         return None
 
@@ -342,47 +342,32 @@ def events_dir(kernel: Kernel, tr: TraceArray) -> Dir:
 
 
 # --------------------------------------------------------------------------- set_event
-def _words(data: bytes) -> Iterable[str]:
-    """trace_get_user() words: blank-separated, NUL ends the input."""
-    text = data.decode("latin-1")
-    nul = text.find("\0")
-    if nul >= 0:
-        text = text[:nul]
-    word = []
-    for c in text:
-        if c in _SPACE:
-            if word:
-                yield "".join(word)
-                word = []
-        else:
-            word.append(c)
-            if len(word) > EVENT_BUF_SIZE:
-                raise KernelError(errno.EINVAL)
-    if word:
-        yield "".join(word)
-
-
 def event_instance_files(kernel: Kernel, tr: TraceArray) -> dict[str, Node]:
     """set_event, set_event_pid, set_event_notrace_pid of one trace array."""
     ev = kernel.events
 
-    def set_event_write(data: bytes) -> None:
-        last = None
-        for word in _words(data):
-            # the same word again right after it succeeded changes nothing (enabling or
-            # disabling twice is a no-op): 16,000 "*:*" in one write cost one pass
-            if word != last:
-                ev.set_event_write_word(tr, word)
-                last = word
+    def set_event_write(data: bytes) -> int:
+        """ftrace_event_write(): the buffers expand first (tracing_update_buffers), then
+        ONE word is read by trace_get_user() on a fresh parser and applied, even when no
+        blank ends it (the rest of a split word is a word of its own); the write returns
+        the bytes consumed, or the word's error."""
+        kernel.trace.update_buffers()
+        parser = TraceParser(EVENT_BUF_SIZE + 1)
+        read = parser.feed(data, 0)
+        if parser.loaded():
+            ev.set_event_write_word(tr, parser.word)
+        return read
 
     def pid_file(notrace: bool) -> File:
-        return seq_file(MODE_WRITE, lambda: ev.pids_text(tr, notrace),
-                        lambda d: ev.pid_write(tr, notrace, d) and None,
-                        lambda: ev.clear_pids(tr, not notrace, notrace))
+        def write(data: bytes) -> int:
+            return ev.pid_write(tr, notrace, data) if data else 0
+
+        return seq_file(MODE_WRITE, lambda: ev.pids_text(tr, notrace), None,
+                        lambda: ev.clear_pids(tr, not notrace, notrace), write_some=write)
 
     return {
-        "set_event": seq_file(MODE_WRITE, lambda: ev.set_event_text(tr), set_event_write,
-                              lambda: ev.clear_events(tr)),
+        "set_event": seq_file(MODE_WRITE, lambda: ev.set_event_text(tr), None,
+                              lambda: ev.clear_events(tr), write_some=set_event_write),
         "set_event_pid": pid_file(False),
         "set_event_notrace_pid": pid_file(True),
     }

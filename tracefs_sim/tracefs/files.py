@@ -3,9 +3,12 @@
 * ``SeqFile``: the text is produced on the first read at offset 0 (as seq_file
   restarts at offset 0) and sliced by offset afterwards, so ``cat`` sees one
   consistent snapshot.
-* ``ControlFile``: a seq-file read plus a write handler run on every ``write()``
-  call, like the kernel's ``kstrtoul_from_user`` files (``tracing_on`` …).
-* ``trunc_handler``: what an O_TRUNC open does (``trace``: clear the buffer).
+* A write handler runs on every ``write()`` call.  ``write`` parses the whole buffer
+  (``kstrtoul_from_user`` files, ``trace_options``, ``dynamic_events``…): the write
+  returns its full length or fails.  ``write_some`` consumes a prefix and returns its
+  length (``set_event``'s one word per call, trace_get_user()): the caller sees a short
+  write.  docs/write-semantics.md has the class of every file.
+* ``trunc``: what an O_TRUNC open does (``trace``: clear the buffer).
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ TRACE_MODE_WRITE = 0o640
 TRACE_MODE_READ = 0o440
 
 ShowFn = Callable[[], str | bytes]
-WriteFn = Callable[[bytes], None]
+WriteFn = Callable[[bytes], None]          # parses the whole buffer
+WriteSomeFn = Callable[[bytes], int]       # consumes a prefix, returns its length
 
 
 def _as_bytes(text: str | bytes) -> bytes:
@@ -33,10 +37,12 @@ class SeqOpenFile(OpenFile):
     """Read side of a seq-file; the write side is delegated to ``on_write``."""
 
     def __init__(self, node: File, mode: OpenMode, show: ShowFn | None,
-                 on_write: WriteFn | None, on_trunc: Callable[[], None] | None) -> None:
+                 on_write: WriteFn | None, on_trunc: Callable[[], None] | None,
+                 on_write_some: WriteSomeFn | None = None) -> None:
         super().__init__(node, mode)
         self._show = show
         self._on_write = on_write
+        self._on_write_some = on_write_some
         self._buf = b""
         if mode.write and mode.trunc and on_trunc is not None:
             on_trunc()
@@ -49,6 +55,8 @@ class SeqOpenFile(OpenFile):
         return self._buf[offset:offset + size]
 
     def write(self, offset: int, data: bytes) -> int:
+        if self._on_write_some is not None:
+            return self._on_write_some(data)
         if self._on_write is None:
             raise KernelError(errno.EINVAL)
         self._on_write(data)
@@ -56,11 +64,14 @@ class SeqOpenFile(OpenFile):
 
 
 def seq_file(mode: int, show: ShowFn | None, write: WriteFn | None = None,
-             trunc: Callable[[], None] | None = None) -> File:
-    """A file whose read is ``show()`` and whose every write runs ``write(data)``."""
+             trunc: Callable[[], None] | None = None, *,
+             write_some: WriteSomeFn | None = None) -> File:
+    """A file whose read is ``show()`` and whose every write runs ``write(data)`` (the
+    whole buffer) or ``write_some(data)`` (a prefix: the count it returns)."""
+    assert write is None or write_some is None
 
     def opener(node: File, m: OpenMode) -> OpenFile:
-        return SeqOpenFile(node, m, show, write, trunc)
+        return SeqOpenFile(node, m, show, write, trunc, write_some)
 
     return File(mode, opener)
 
@@ -113,13 +124,36 @@ def read_file(root: Dir, path: str, chunk: int = 65536) -> bytes:
 
 
 def write_file(root: Dir, path: str, data: bytes | str, append: bool = False) -> int:
-    """``echo DATA > path`` (or ``>>`` with append): open, flush, write, flush, release."""
+    """``echo DATA > path`` (or ``>>`` with append): open, flush, write, flush, release.
+    A short write is followed by a write of the rest, as stdio's fflush() does for echo,
+    until everything is written or a write fails (the error is raised)."""
+    node = walk(root, path)
+    if not isinstance(node, File):
+        raise KernelError(errno.EISDIR)
+    f = node.open(WRITE_APPEND if append else WRITE_TRUNC)
+    buf = _as_bytes(data)
+    done = 0
+    try:
+        f.flush()
+        while True:
+            n = f.write(done, buf[done:])
+            done += n
+            if n <= 0 or done >= len(buf):
+                break
+        f.flush()
+    finally:
+        f.release()
+    return done
+
+
+def write_once(root: Dir, path: str, data: bytes | str, append: bool = False) -> int:
+    """open + ONE write(2) + close, as a program calling ``os.write`` once: returns what
+    that write returned (a short count when the file takes one word per call)."""
     node = walk(root, path)
     if not isinstance(node, File):
         raise KernelError(errno.EISDIR)
     f = node.open(WRITE_APPEND if append else WRITE_TRUNC)
     try:
-        f.flush()
         n = f.write(0, _as_bytes(data))
         f.flush()
     finally:

@@ -20,11 +20,12 @@ from typing import cast
 
 from ..kernel import Kernel
 from ..kernel.errors import WOULD_BLOCK, KernelError, _WouldBlock
-from ..kernel.lib import PAGE_SIZE
+from ..kernel.lib import PAGE_SIZE, bitmap_parse, strim, user_cstring
 from ..kernel.refdata import data_bytes
 from ..kernel.ring_buffer import RingBuffer, subbuf_order_from_kb
 from ..kernel.sched import PID_MAX_DEFAULT
 from ..kernel.trace import (
+    MAX_TRACER_SIZE,
     TOP_LEVEL_TRACE_FLAGS,
     TRACE_FLAG_NAMES,
     PipeReader,
@@ -113,20 +114,10 @@ class TraceOpenFile(OpenFile):
 
 
 def snapshot_write(tr: TraceArray, cpu: int | None, data: bytes) -> None:
-    """tracing_snapshot_write()."""
+    """tracing_snapshot_write(): the buffers expand, then the number is parsed."""
     tracing = tr.tracing
     tracing.update_buffers()
-    val = parse_ulong(data)
-    if tr.current_trace.use_max_tr:
-        raise KernelError(errno.EBUSY)
-    if val == 0:
-        if cpu is not None:
-            raise KernelError(errno.EINVAL)
-        tracing.free_snapshot(tr)
-    elif val == 1:
-        tracing.take_snapshot(tr, cpu)
-    elif tr.allocated_snapshot and tr.max_buffer is not None:
-        tr.max_buffer.reset(cpu)
+    tracing.snapshot_write(tr, cpu, parse_ulong(data))
 
 
 def trace_file(tr: TraceArray, cpu: int | None = None, snapshot: bool = False) -> File:
@@ -286,9 +277,9 @@ def _current_tracer(tr: TraceArray) -> File:
         return tr.current_trace.name + "\n"
 
     def write(data: bytes) -> None:
-        # tracing_set_trace_write: strip trailing whitespace (up to MAX_TRACER_SIZE)
-        name = data[:100].decode("latin-1").rstrip()
-        tracing.set_tracer(tr, name)
+        # tracing_set_trace_write(): the first MAX_TRACER_SIZE bytes, strim()med; the
+        # whole count is returned
+        tracing.set_tracer(tr, strim(user_cstring(data[:MAX_TRACER_SIZE])))
 
     return seq_file(TRACE_MODE_WRITE, show, write)
 
@@ -297,8 +288,10 @@ def _trace_clock(tr: TraceArray) -> File:
     tracing = tr.tracing
 
     def write(data: bytes) -> None:
-        name = data[:64].decode("latin-1").strip()
-        tracing.set_clock(tr, name)
+        # tracing_clock_write(): char buf[64]
+        if len(data) >= 64:
+            raise KernelError(errno.EINVAL)
+        tracing.set_clock(tr, strim(user_cstring(data)))
 
     return seq_file(TRACE_MODE_WRITE, tr.clock.show, write)
 
@@ -307,9 +300,10 @@ def _trace_options(tr: TraceArray) -> File:
     tracing = tr.tracing
 
     def write(data: bytes) -> None:
+        # tracing_trace_options_write(): char buf[64], the whole buffer is one option
         if len(data) >= 64:
             raise KernelError(errno.EINVAL)
-        tracing.set_option(tr, data.decode("latin-1").strip())
+        tracing.set_option(tr, user_cstring(data))
 
     return seq_file(TRACE_MODE_WRITE, lambda: tracing.options_text(tr), write)
 
@@ -367,15 +361,14 @@ def _cpumask(tr: TraceArray) -> File:
         return f"{tr.cpumask:x}\n"
 
     def write(data: bytes) -> None:
-        text = data.decode("latin-1").strip().replace(",", "")
-        if not text:
+        # tracing_cpumask_write(): cpumask_parse_user() over nr_cpu_ids bits
+        if not data:
             raise KernelError(errno.EINVAL)
-        try:
-            mask = int(text, 16)
-        except ValueError:
-            raise KernelError(errno.EINVAL) from None
+        err, mask = bitmap_parse(user_cstring(data), nr)
+        if err:
+            raise KernelError(-err)
         old = tr.cpumask
-        tr.cpumask = mask & ((1 << nr) - 1)
+        tr.cpumask = mask
         for cpu in range(nr):
             was = old >> cpu & 1
             now = tr.cpumask >> cpu & 1

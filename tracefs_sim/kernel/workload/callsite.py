@@ -1,10 +1,19 @@
 """Function call sites of the simulated machine: every simulated kernel function passes
 its ftrace call site (``__fentry__``) and any int3 kprobe inside its body.
 
-The simulated code keeps a stack of return addresses per task (what a stack trace taken
-inside shows) and hands each function's argument registers to the ftrace ops and kprobes
-that are attached.  A disabled site costs one list lookup; with no site patched and no
-int3 probe armed a whole call tree is skipped (it would leave no mark).
+Each task keeps a stack of the functions it is in, each with the return address its
+call left (its ``parent_ip``).  A return address is always inside the caller's body at
+an offset the caller has (kallsyms gives each symbol's size): ``call_ret(caller,
+callee)``.  A call the kernel compiles as a jump (``TAIL_CALLS``: ``return f(args)`` with
+nothing left to do) leaves no frame: the callee's parent_ip is the tail-caller's own,
+so ``ksys_read <-do_syscall_64`` as on the real kernel, and the tail-caller is absent
+from stack traces.  A chain's first function gets the return address of the code that
+really calls it (``ROOT_FRAMES``: do_syscall_64 for ``x64_sys_call``), and stack traces
+continue below it as the ORC unwinder does.
+
+The argument registers of each function are handed to the ftrace ops and kprobes that
+are attached.  A disabled site costs one list lookup; with no site patched and no int3
+probe armed a whole call tree is skipped (it would leave no mark).
 
 An ftrace callback may move the instruction pointer of the registers (IPMODIFY, as a
 livepatch does): the ftrace trampoline returns there, so the function's own body does not
@@ -26,13 +35,70 @@ if TYPE_CHECKING:
     from ..core import Kernel
     from ..ftrace import RetToken
 
-# functions that only tail-call (jmp) the next one of a syscall's chain: no stack frame
-TAIL_CALLS = ("x64_sys_call", "__x64_sys_read", "__x64_sys_write")
-# return addresses below a syscall's first function: (symbol, offset)
-SYSCALL_ENTRY_FRAMES = (("do_syscall_64", 0x82), ("entry_SYSCALL_64_after_hwframe", 0x76))
+CALL_INSN_SIZE = 5
+
+# Calls the reference kernel compiles as jumps (sibling calls), caller -> the callees it
+# jumps to (None: every callee).  Read off the 6.12 source of the functions the
+# simulator runs; the rule: the call is the function's ``return f(...)`` and every
+# argument is in a register (no address of a local, nothing after it), and the
+# SYSCALL_DEFINE wrappers (__x64_sys_X -> __se_sys_X -> __do_sys_X) are one function
+# once the two static inline layers are inlined (arch/x86/include/asm/syscall_wrapper.h;
+# asmlinkage_protect() is empty on x86-64).
+TAIL_CALLS: dict[str, frozenset[str] | None] = {
+    # arch/x86/entry/syscall_64.c: switch (nr) { case N: return __x64_sys_X(regs); }
+    "x64_sys_call": None,
+    # fs/read_write.c SYSCALL_DEFINE3(read|write): return ksys_read|ksys_write(fd, buf, count)
+    "__x64_sys_read": frozenset({"ksys_read"}),
+    "__x64_sys_write": frozenset({"ksys_write"}),
+    # fs/open.c SYSCALL_DEFINE3(open): return do_sys_open(AT_FDCWD, filename, flags, mode)
+    # (do_sys_open() itself passes &how: a call); SYSCALL_DEFINE2(access):
+    # return do_faccessat(AT_FDCWD, filename, mode, 0)
+    "__x64_sys_open": frozenset({"do_sys_open"}),
+    "__x64_sys_access": frozenset({"do_faccessat"}),
+    # fs/namei.c SYSCALL_DEFINE3(symlinkat) / DEFINE2(symlink):
+    # return do_symlinkat(getname(oldname), newdfd, getname(newname)); getname():
+    # return getname_flags(filename, 0)
+    "__x64_sys_symlinkat": frozenset({"do_symlinkat"}),
+    "__x64_sys_symlink": frozenset({"do_symlinkat"}),
+    "getname": frozenset({"getname_flags"}),
+    # arch/x86/kernel/sys_x86_64.c SYSCALL_DEFINE6(mmap): return ksys_mmap_pgoff(..., off >> PAGE_SHIFT)
+    "__x64_sys_mmap": frozenset({"ksys_mmap_pgoff"}),
+    # fs/stat.c vfs_fstatat(): return vfs_fstat(dfd, stat) (the AT_EMPTY_PATH case);
+    # vfs_getattr(): return vfs_getattr_nosec(path, stat, request_mask, query_flags)
+    "vfs_fstatat": frozenset({"vfs_fstat"}),
+    "vfs_getattr": frozenset({"vfs_getattr_nosec"}),
+}
+
+# The code below a chain's first function, innermost first: (symbol, return offset or
+# None for one chosen inside the symbol).  The first is the root's caller, whose return
+# address is the root's parent_ip; the rest only show in stack traces.
+ROOT_FRAMES: dict[str, tuple[tuple[str, int | None], ...]] = {
+    # do_syscall_64() -> x64_sys_call(); the entry code called do_syscall_64()
+    "x64_sys_call": (("do_syscall_64", 0x82), ("entry_SYSCALL_64_after_hwframe", 0x76)),
+    # DEFINE_IDTENTRY_SYSVEC(sysvec_apic_timer_interrupt): the handler
+    # __sysvec_apic_timer_interrupt() runs on the irq stack, called from the idtentry
+    # sysvec_apic_timer_interrupt(), which irq_exit_rcu() returns to as well
+    "__sysvec_apic_timer_interrupt": (("sysvec_apic_timer_interrupt", None),
+                                      ("asm_sysvec_apic_timer_interrupt", 0x1A)),
+    "irq_exit_rcu": (("sysvec_apic_timer_interrupt", None), ("asm_sysvec_apic_timer_interrupt", 0x1A)),
+}
+
+# Return offsets seen in the reference kernel's output (the golden transcripts: a
+# kretprobe's ``(ksys_read+0x6f/0xf0 <- vfs_read)``); other calls get an offset chosen
+# inside the caller.
+KNOWN_RETURNS: dict[tuple[str, str], int] = {
+    ("ksys_read", "vfs_read"): 0x6F,
+    ("__x64_sys_pread64", "vfs_read"): 0x98,
+}
 
 ArgsFn = Callable[[], tuple[int, ...]]
 Frame = tuple[int, str, "RetToken | None"]
+
+
+# How a function on a task's stack was entered: called, jumped to by the function below
+# it (which then has no frame of its own), or first of a chain (ROOT_FRAMES below it)
+CALLED, JUMPED, ROOT = 0, 1, 2
+Entered = tuple[str, int, int]      # (name, parent_ip, how)
 
 
 class CallSites:
@@ -41,10 +107,10 @@ class CallSites:
     def __init__(self, kernel: Kernel) -> None:
         self.k = kernel
         self._idx: dict[str, int] = {}
-        self._sites: dict[str, int] = {}
-        self._tail_sites: set[int] | None = None
-        self._entry_sites: list[int] = []
-        self.stacks: dict[int, list[int]] = {}      # id(task) -> return addresses
+        self._rets: dict[tuple[str, str], int] = {}
+        self._below: dict[str, list[int]] = {}
+        self._links: dict[tuple[str | None, str], Entered] = {}
+        self.stacks: dict[int, list[Entered]] = {}      # id(task) -> the functions it is in
         # a function's argument registers in the current context, registered by the
         # parts of the machine that know them (the syscall model: vfs_read's file, count)
         self.args: dict[str, ArgsFn] = {}
@@ -61,33 +127,99 @@ class CallSites:
             self._idx[name] = idx
         return idx
 
-    def site(self, name: str) -> int:
-        """A return address inside ``name`` (a call site of it: ``_RET_IP_``)."""
-        addr = self._sites.get(name)
+    def sym(self, name: str) -> int:
+        return self.k.kallsyms.addr_of(name) or 0
+
+    def call_ret(self, caller: str, callee: str) -> int:
+        """The return address a call of ``callee`` from ``caller`` leaves: inside
+        ``caller``, past its ``__fentry__`` call (and a call of its own), before its end;
+        the reference kernel's offset where its output showed it.  0 when ``caller`` is
+        not a symbol."""
+        key = (caller, callee)
+        addr = self._rets.get(key)
         if addr is None:
-            ks = self.k.kallsyms
-            base = ks.addr_of(name) or 0
-            r = ks.lookup_addr(base) if base else None
-            size = r[2] if r else 0x40
-            addr = base + 0x10 + zlib.crc32(name.encode()) % max(1, size - 0x18) if base else 0
-            self._sites[name] = addr
+            addr = self._rets[key] = self._place(caller, callee)
         return addr
 
+    def _place(self, caller: str, callee: str) -> int:
+        ks = self.k.kallsyms
+        base = ks.addr_of(caller)
+        if not base:
+            return 0
+        r = ks.lookup_addr(base)
+        size = r[2] if r is not None and r[0] == caller else 0x40
+        known = KNOWN_RETURNS.get((caller, callee))
+        if known is not None and known < size:
+            return base + known
+        idx = self.index(caller)
+        fentry_end = ks.addrs[idx] + MCOUNT_INSN_SIZE - base if idx >= 0 else 4
+        lo = min(fentry_end + CALL_INSN_SIZE, size - 1)
+        span = size - lo            # offsets lo .. size-1
+        return base + lo + zlib.crc32(f"{caller}>{callee}".encode()) % max(1, span)
+
+    def site(self, name: str) -> int:
+        """A return address inside ``name`` (``_RET_IP_`` of a function it calls, when
+        which one does not matter: a slab allocation's call_site)."""
+        return self.call_ret(name, "")
+
     def ret_in(self, name: str, off: int) -> int:
-        """``name+off``, kept inside the symbol (sizes of non-traceable symbols are
-        reconstructed, smaller than the reference kernel's)."""
+        """``name+off``, kept inside the symbol."""
         base = self.sym(name)
         r = self.k.kallsyms.lookup_addr(base)
         size = r[2] if r else off + 8
-        return base + (off if off < size else size - 8)
-
-    def sym(self, name: str) -> int:
-        return self.k.kallsyms.addr_of(name) or 0
+        return base + (off if off < size else size - 1)
 
     def args_for(self, name: str) -> tuple[int, ...]:
         """The argument registers of a call of ``name`` in the current context."""
         fn = self.args.get(name)
         return fn() if fn is not None else ()
+
+    # ------------------------------------------------------------------ parent_ip
+    @staticmethod
+    def is_tail_call(caller: str, callee: str) -> bool:
+        callees = TAIL_CALLS.get(caller, frozenset())
+        return callees is None or callee in callees
+
+    def _root_pip(self, name: str) -> int:
+        below = ROOT_FRAMES.get(name)
+        if not below:
+            return 0
+        caller, off = below[0]
+        return self.ret_in(caller, off) if off is not None else self.call_ret(caller, name)
+
+    def _below_root(self, name: str) -> list[int]:
+        """The return addresses under a root's caller (stack traces only)."""
+        out = self._below.get(name)
+        if out is None:
+            frames = ROOT_FRAMES.get(name, ())
+            out = []
+            for (caller, off), (inner, _) in zip(frames[1:], frames, strict=False):
+                if self.sym(caller):
+                    out.append(self.ret_in(caller, off) if off is not None
+                               else self.call_ret(caller, inner))
+            self._below[name] = out
+        return out
+
+    def _link(self, stack: list[Entered], name: str, parent: str | int | None) -> Entered:
+        """How ``name`` called from ``parent`` (None: a chain's first function; an
+        address: a call from a module function, which returns there) sits on the stack:
+        its parent_ip is the tail-caller's own when ``parent`` jumped to it."""
+        if isinstance(parent, int):
+            return (name, parent, CALLED)
+        if parent is not None and self.is_tail_call(parent, name):
+            for e in reversed(stack):
+                if e[0] == parent:
+                    return (name, e[1], JUMPED)
+            return (name, self._root_pip(parent), JUMPED)
+        key = (parent, name)
+        e = self._links.get(key)
+        if e is None:
+            if parent is None:
+                e = (name, self._root_pip(name), ROOT)
+            else:
+                e = (name, self.call_ret(parent, name), CALLED)
+            self._links[key] = e
+        return e
 
     # ------------------------------------------------------------------ entry / exit
     def armed(self) -> bool:
@@ -95,19 +227,22 @@ class CallSites:
         kprobe armed inside some function body?"""
         return bool(self.k.ftrace.nr_active or self.k.kprobes.nr_bp_armed)
 
-    def _enter(self, idx: int, name: str, pip: int) -> RetToken | None:
+    def _enter(self, idx: int, name: str, parent: str | int | None) -> RetToken | None:
         """Pass a function's ftrace call site: one list lookup when the site is off."""
         k = self.k
         stack = self.stacks.setdefault(id(k.sched.current), [])
-        stack.append(self._sites.get(name) or self.site(name))  # a return address in it
+        e = self._link(stack, name, parent)
+        stack.append(e)
         ft = k.ftrace
         kp = k.kprobes
         bp = idx in kp.bp_funcs
         if ft.site_func[idx] is None and not bp:
             return None
-        regs = Regs(self.args_for(name), stack=tuple(reversed(stack[-8:])))
+        # the stack at the function's entry: its return address, then its callers'
+        regs = Regs(self.args_for(name), stack=tuple(self._callers(stack)[:8]))
         ret_ip = ft.ips[idx] + MCOUNT_INSN_SIZE     # where ``call __fentry__`` returns
         regs.ip = ret_ip
+        pip = e[1]
         token = ft.func_entry(idx, pip, regs)
         if regs.ip != ret_ip:     # a callback moved the ip: the body does not run
             self.jump = (regs.ip, regs)
@@ -146,13 +281,9 @@ class CallSites:
         self.call(k.ftrace.names[i], pip)
         return 0
 
-    def _pip(self, parent: str | int | None) -> int:
-        """The return address of a call from ``parent`` (a function name, or the
-        address itself: a call from a module function)."""
-        if isinstance(parent, int):
-            return parent
-        pidx = self.index(parent) if parent else -1
-        return self.k.kallsyms.addrs[pidx] + 0x2B if pidx >= 0 else 0
+    def _top_pip(self) -> int:
+        """The parent_ip of the function entered last on the current task."""
+        return self.stacks[id(self.k.sched.current)][-1][1]
 
     def call(self, tree: Tree | str, parent: str | int | None = None) -> None:
         """Run one function (and its callees) through the ftrace call sites.  With no
@@ -170,10 +301,9 @@ class CallSites:
             for kid in kids:
                 self.call(kid, parent)
             return
-        pip = self._pip(parent)
-        token = self._enter(idx, name, pip)
+        token = self._enter(idx, name, parent)
         if self.jump is not None:
-            self._exit(idx, name, token, self._jump(name, pip))
+            self._exit(idx, name, token, self._jump(name, self._top_pip()))
             return
         for kid in kids:
             self.call(kid, name)
@@ -186,22 +316,21 @@ class CallSites:
         if not self.armed():
             # no site patched: only the frames (a stack trace taken inside shows them)
             stack = self.stacks.setdefault(id(k.sched.current), [])
-            sites = self._sites
             for name in names:
                 idx = self.index(name)
                 if idx >= 0:
-                    stack.append(sites.get(name) or self.site(name))
+                    stack.append(self._link(stack, name, parent))
                     frames.append((idx, name, None))
+                    parent = name
             return frames
         for name in names:
             idx = self.index(name)
             if idx < 0:
                 continue
-            pip = self._pip(parent)
-            frames.append((idx, name, self._enter(idx, name, pip)))
+            frames.append((idx, name, self._enter(idx, name, parent)))
             if self.jump is not None:
                 # the replacement runs now; the rest of the chain was the original body
-                self._jump(name, pip)
+                self._jump(name, self._top_pip())
                 break
             parent = name
         return frames
@@ -210,22 +339,32 @@ class CallSites:
         for idx, name, token in reversed(frames):
             self._exit(idx, name, token)
 
-    def current_stack(self) -> list[int]:
-        """Return addresses of the current task's simulated call chain, innermost first,
-        as the ORC unwinder reports them: tail calls leave no frame (``x64_sys_call``
-        jumps to ``__x64_sys_read``, which jumps to ``ksys_read``) and a syscall's
-        chain sits on ``do_syscall_64`` and the entry code."""
-        chain = self.stacks.get(id(self.k.sched.current))
-        if not chain:
-            return []
-        tail = self._tail_sites
-        if tail is None:
-            tail = self._tail_sites = {a for a in map(self.site, TAIL_CALLS) if a}
-            self._entry_sites = [self.ret_in(n, off) for n, off in SYSCALL_ENTRY_FRAMES if self.sym(n)]
-        out = [a for a in reversed(chain) if a not in tail]
-        if chain[0] == self.site("x64_sys_call"):
-            out += self._entry_sites
+    # ------------------------------------------------------------------ stack traces
+    def _callers(self, stack: list[Entered]) -> list[int]:
+        """The return addresses on the stack, innermost first: each function's
+        parent_ip, except for a function that jumped to the one above it (it has no
+        frame), and under a chain's first function the code that runs it."""
+        out: list[int] = []
+        jumped_to = False
+        for name, pip, how in reversed(stack):
+            if not jumped_to and pip:
+                out.append(pip)
+            if how == ROOT:
+                out += self._below_root(name)
+            jumped_to = how == JUMPED
         return out
+
+    def current_stack(self) -> list[int]:
+        """The current task's stack as the ORC unwinder reports it from the ftrace call
+        site of the innermost function: the address after its ``call __fentry__``,
+        then the return addresses of its callers (tail-callers leave none) down to the
+        entry code."""
+        stack = self.stacks.get(id(self.k.sched.current))
+        if not stack:
+            return []
+        idx = self.index(stack[-1][0])
+        here = self.k.kallsyms.addrs[idx] + MCOUNT_INSN_SIZE
+        return [here, *self._callers(stack)]
 
     def forget(self, task_id: int) -> None:
         self.stacks.pop(task_id, None)
