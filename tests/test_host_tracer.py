@@ -382,14 +382,19 @@ def test_sigterm_is_forwarded_and_sigkill_of_the_tracer_ends_cmd(programs: Progr
 def test_stream_decoder_handles_any_split() -> None:
     msgs = (struct.pack("<IHHIIQQ6QII", 88 + 8 + 8, proto.SYS_ENTER, 0, 7, 1, 10, 257,
                         *(1, 2, 3, 4, 5, 6), 7, 1) + struct.pack("<BBHI", 1, 1, 0, 5) + b"/tmp\0\0\0\0"
-            + struct.pack("<IHHIIQQqII", 48, proto.SYS_EXIT, 0, 7, 1, 11, 257, -2, 7, 0)
+            + struct.pack("<IHHIIQQqIIQII", 64, proto.SYS_EXIT, 0, 7, 1, 11, 257, -2, 7, 0, 1500, 1, 0)
+            + struct.pack("<IHHIIQQqIIQII", 72 + 8, proto.SYS_EXIT, 0, 7, 1, 11, 293, 0, 7, 1, 0, 0, 0)
+            + struct.pack("<BBHI", 0, 4, 0, 8) + struct.pack("<ii", 3, 4)
+            + struct.pack("<IHHIIQIIQq", 48, proto.INTERRUPTED, 0, 7, 1, 11, 7, 0, 35, -516)
             + struct.pack("<IHHIIQII16sII", 56 + 8, proto.EXEC, 0, 7, 0, 12, 6, 7, b"ls", 7, 0)
             + b"/bin/ls\0")
     whole, used = proto.decode(msgs)
     assert used == len(msgs)
     assert whole == [
         proto.SysEnter(10, 1, 7, 7, 257, (1, 2, 3, 4, 5, 6), (proto.Capture(1, 1, b"/tmp\0"[:5]),)),
-        proto.SysExit(11, 1, 7, 7, 257, -2),
+        proto.SysExit(11, 1, 7, 7, 257, -2, (), 1500, 1),
+        proto.SysExit(11, 1, 7, 7, 293, 0, (proto.Capture(0, 4, struct.pack("<ii", 3, 4)),), 0, 0),
+        proto.Interrupted(11, 1, 7, 7, 35, -516),
         proto.Exec(12, 0, 7, 6, 7, "ls", "/bin/ls")]
     for step in (1, 3, 7, 50):
         dec = proto.StreamDecoder()
@@ -423,6 +428,7 @@ def test_syscall_and_capture_tables() -> None:
     assert specs[(n["sendto"].nr, 4)].param == 5
     assert specs[(n["rt_sigaction"].nr, 1)] == CaptureSpec(13, 1, CaptureKind.FIXED, 32)
     assert specs[(n["clone3"].nr, 0)] == CaptureSpec(435, 0, CaptureKind.BUFFER, 1)
+    assert specs[(n["pipe2"].nr, 0)] == CaptureSpec(293, 0, CaptureKind.OUT, 8)
     assert specs[(n["execve"].nr, 0)].kind == CaptureKind.CSTRING
     assert specs[(n["symlinkat"].nr, 0)].kind == specs[(n["symlinkat"].nr, 2)].kind == CaptureKind.CSTRING
     for name in ("read", "write", "getsockopt", "accept", "stat"):   # output buffers, data

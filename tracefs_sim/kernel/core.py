@@ -92,8 +92,8 @@ class Kernel:
         self.seed = seed
         self.deterministic = seed is not None
         self.rng = random.Random(seed if seed is not None else os.getpid())
-        self.boot_clock = BootClock(random.Random(seed) if seed is not None else None)
         self.sched = Sched(self.nr_cpus)
+        self.boot_clock = BootClock(self.sched, random.Random(seed) if seed is not None else None)
         self.kallsyms = Kallsyms()
         self.btf = BTF()
         self._sys_op = ""
