@@ -11,11 +11,18 @@ their times.  The background machine's kthreads are off (nothing but the ticks r
 from __future__ import annotations
 
 import re
+import select
+import shutil
 import struct
+import subprocess
+import time
 from pathlib import Path
 
 import pytest
 
+from tracefs_sim.host.build import build
+from tracefs_sim.host.channel import spawn_tracer
+from tracefs_sim.host.feed import TracerFeed
 from tracefs_sim.kernel import Kernel
 from tracefs_sim.tracefs import build_tree
 from tracefs_sim.tracefs.files import read_file, write_file
@@ -522,3 +529,133 @@ def test_a_group_stop_and_continue(env: Env) -> None:
         "   201.0 a-1000 [001] ...1. sys_kill -> 0x0",
         "   202.0 <idle>-0 [000] d..2. sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 "
         "prev_state=R ==> next_comm=a next_pid=2000 next_prio=120"]
+
+
+# ------------------------------------------------------------------ the tracer's own effects
+def test_a_mode_switch_mid_syscall_invents_nothing(env: Env) -> None:
+    """The switch to syscalls mode PTRACE_INTERRUPTs a task asleep in a nanosleep entered
+    before syscalls were reported: it shows only its return, as nanosleep's (not the
+    restart_syscall the interrupt made it enter); a syscall the switch found running
+    shows its exit alone; a new task's first return is shown once."""
+    tr = env.tr
+    tr.attached(env.at(0), 1, A, A, "a")
+    tr.interrupted(env.at(3000), 1, A, A, NR["nanosleep"], -516)
+    tr.sys_enter(env.at(3010), 1, A, A, NR["restart_syscall"], args(), {})
+    tr.sys_exit(env.at(4000), 1, A, A, NR["restart_syscall"], 0, {}, 900_000, 1)
+    tr.sys_exit(env.at(4100), 1, A, A, NR["poll"], 1, {}, 0, 0xFFFFFFFF)
+    tr.new_task(env.at(4200), 1, A, B, B, 1, 17, "a", 0)
+    tr.interrupted(env.at(4300), 0, B, B, NR["fork"], 0)
+    tr.sys_enter(env.at(4400), 0, B, B, NR["getpid"], args(), {})
+    tr.sys_exit(env.at(4410), 0, B, B, NR["getpid"], B, {}, 0, 0)
+    assert [ln for ln in env.lines() if "sched_" not in ln] == [
+        "  3996.0 a-1000 [001] ...1. sys_nanosleep -> 0x0",
+        "  3997.0 a-1000 [001] ..... sys_exit: NR 35 = 0",
+        "  4100.0 a-1000 [001] ...1. sys_poll -> 0x1",
+        "  4100.0 a-1000 [001] ..... sys_exit: NR 7 = 1",
+        "  4200.0 a-1000 [001] ..... task_newtask: pid=2000 comm=a clone_flags=0 oom_score_adj=0",
+        "  4202.0 a-2000 [000] ...1. sys_fork -> 0x0",
+        "  4202.0 a-2000 [000] ..... sys_exit: NR 57 = 0",
+        "  4400.0 a-2000 [000] ..... sys_enter: NR 39 (0, 0, 0, 0, 0, 0)",
+        "  4400.0 a-2000 [000] ...1. sys_getpid()",
+        "  4401.0 a-2000 [000] ...1. sys_getpid -> 0x7d0",
+        "  4401.0 a-2000 [000] ..... sys_exit: NR 39 = 2000"]
+
+
+def test_a_request_runs_inside_the_pending_syscall(env: Env) -> None:
+    """The mount's side: a request of a traced task runs inside the syscall the tracer
+    reported (its path run, the task current on the request's CPU), and nothing is
+    invented for a task outside a reported syscall."""
+    tr = env.tr
+    tr.attached(env.at(0), 1, A, A, "cat")
+    assert tr.owns(A) and not tr.in_syscall(A) and not tr.owns(4242)
+    assert tr.request_enter(A, 1) is None
+    env.write("set_ftrace_filter", "vfs_read")
+    env.write("current_tracer", "function")
+    tr.sys_enter(env.k.boot_clock.peek(), 1, A, A, NR["read"], args(0, 0x7FFE00, 4096), {})
+    assert tr.in_syscall(A)
+    ctx = tr.request_enter(A, 0)
+    assert ctx is not None and ctx.ran and env.k.sched.current is ctx.task and env.k.sched.cpu == 0
+    # file, buf, count, pos (a terminal has a position: ksys_read's stack loff_t)
+    assert ctx.regs["vfs_read"] == (ctx.regs["security_file_permission"][0], 0x7FFE00, 4096, ctx.frame)
+    assert read_file(env.root, "trace").count(b"vfs_read") == 1
+    tr.request_exit(A)
+    tr.sys_exit(env.k.boot_clock.peek(), 0, A, A, NR["read"], 11, {}, 0, 0)
+    got = [plain(ln) for ln in env.lines() if "sched_" not in ln]
+    assert got == ["sys_enter: NR 0 (0, 7ffe00, 1000, 0, 0, 0)",
+                   "sys_read(fd: 0, buf: 7ffe00, count: 1000)", "vfs_read",
+                   "sys_read -> 0xb", "sys_exit: NR 0 = 11"]
+    assert not tr.in_syscall(A)
+
+
+# ------------------------------------------------------------------ the real tracer
+@pytest.fixture(scope="module")
+def sysprobe(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """The tracer and tests/host_tracer_helper.c built static without libc (every syscall
+    between its execve and exit_group is one it makes)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler (cc) to build the tracer and its test program")
+    d = tmp_path_factory.mktemp("traced")
+    tracer = build(d / "tracefs-sim-tracer")
+    helper = d / "sysprobe"
+    subprocess.run([cc, "-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-no-pie",
+                    "-O1", "-o", str(helper), str(TESTS / "host_tracer_helper.c")], check=True)
+    return tracer, helper
+
+
+def test_a_real_program_every_syscall_event(sysprobe: tuple[Path, Path], tmp_path: Path) -> None:
+    """The helper's fixed sequence under the real tracer, fed to a kernel with every
+    syscalls:* event enabled: between its execve and its exit_group exactly its
+    syscalls, with their real arguments and return values, ``...1.``, in order."""
+    tracer, helper = sysprobe
+    k = Kernel(nr_cpus=2)
+    root = build_tree(k)
+    write_file(root, "events/syscalls/enable", "1")
+    proc, ch = spawn_tracer(tracer, [str(helper), "seq", str(tmp_path)], stdout=subprocess.DEVNULL)
+    feed = TracerFeed(k, ch.sock.detach(), proc.pid)
+    try:
+        feed.start()
+        deadline = time.monotonic() + 30
+        while not feed.eof:
+            assert time.monotonic() < deadline, "the tracer did not finish"
+            select.select([feed], [], [], 0.05)
+            feed.drain()
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        feed.close()
+    events: dict[int, list[str]] = {}
+    for ln in read_file(root, "trace").decode().splitlines():
+        m = re.match(r"\s*\S+-(\d+)\s+\[\d+\]\s+(\S+)\s+\d+\.\d+: (sys_.*)", ln)
+        if m:
+            events.setdefault(int(m.group(1)), []).append(f"{m.group(2)} {m.group(3)}")
+    pid = next(p for p, evs in events.items() if "...1. sys_kill(pid: %x, sig: 0)" % p in evs)
+    calls = events[pid]
+    start = calls.index("...1. sys_execve -> 0x0") + 1
+    calls = calls[start:calls.index("...1. sys_exit_group(error_code: 0)") + 1]
+    child = next(p for p in events if p != pid)
+    X = "[0-9a-f]+"
+    expect = [
+        "sys_getppid()", f"sys_getppid -> 0x{proc.pid:x}",
+        f"sys_write(fd: 1, buf: {X}, count: 6)", "sys_write -> 0x6",
+        f"sys_openat(dfd: ffffffffffffff9c, filename: {X}, flags: 0, mode: 0)",
+        "sys_openat -> 0xfffffffffffffffe",
+        f"sys_nanosleep(rqtp: {X}, rmtp: 0)", "sys_nanosleep -> 0x0",
+        f"sys_mkdir(pathname: {X}, mode: 1ed)", "sys_mkdir -> 0x0",
+        f"sys_rmdir(pathname: {X})", "sys_rmdir -> 0x0",
+        f"sys_openat(dfd: ffffffffffffff9c, filename: {X}, flags: 10000, mode: 0)", "sys_openat -> 0x3",
+        f"sys_getdents64(fd: 3, dirent: {X}, count: 1000)", f"sys_getdents64 -> 0x{X}",
+        "sys_close(fd: 3)", "sys_close -> 0x0",
+        f"sys_newuname(name: {X})", "sys_newuname -> 0x0",
+        "sys_getpid()", f"sys_getpid -> 0x{pid:x}",
+        f"sys_kill(pid: {pid:x}, sig: 0)", "sys_kill -> 0x0",
+        "sys_fork()", f"sys_fork -> 0x{child:x}",
+        f"sys_wait4(upid: {child:x}, stat_addr: {X}, options: 0, ru: 0)", f"sys_wait4 -> 0x{child:x}",
+        f"sys_execve(filename: {X}, argv: {X}, envp: {X})", "sys_execve -> 0x0",
+        "sys_exit_group(error_code: 0)"]
+    assert len(calls) == len(expect), calls
+    for got, want in zip(calls, expect, strict=True):
+        assert re.fullmatch(r"\.\.\.1\. " + re.escape(want).replace(re.escape(X), X), got), (got, want)
+    assert events[child] == ["...1. sys_fork -> 0x0", "...1. sys_exit_group(error_code: 3)"]

@@ -88,6 +88,14 @@ class BootClock:
         last[cpu] = now
         return now
 
+    def peek(self) -> int:
+        """What a reading would say now, without handing one out (no CPU's clock moves)."""
+        if self._rng is not None:
+            return self._virtual
+        if self._pinned is not None:
+            return self._pinned + self.PIN_STEP
+        return time.monotonic_ns() - self._base
+
     def floor(self, cpu: int) -> int:
         """The last reading handed out on ``cpu`` (the next one comes after it)."""
         return self._last[cpu]

@@ -258,7 +258,7 @@ class TracedTasks:
         if t is None or t.pending is None or not t.pending.ctx.entered:
             return None
         k = self.wl.k
-        self.now = k.boot_clock.ns()
+        self.now = k.boot_clock.peek()
         self.wl.catch_up_to(self.now)
         ctx = t.pending.ctx
         if not ctx.ran:
@@ -609,11 +609,12 @@ class TracedTasks:
             return
         p = t.pending
         if p is None or (p.ctx.sc.nr != nr and not (p.restarted and nr == NR_RESTART_SYSCALL)):
+            owed = t.first_return       # the child's first return: run() shows it
             self._at(ts)
             self._run(t, cpu)
             if p is not None:
                 self._abandon(t)
-            if t.first_return is None or nr != t.first_return.nr or ret != 0:
+            if owed is None or nr != owed.nr or ret != 0:
                 self._bare_exit(t, nr, ret, compat)   # entered before syscalls were reported
             self._done()
             return
@@ -737,9 +738,10 @@ class TracedTasks:
                 sched.curr[t.cpu] = sched.idle[t.cpu]
             t.state = T_ASLEEP
             return
+        owed = t.first_return       # the child's first return: run() shows it
         self._at(ts)
         self._run(t, cpu)
-        if t.first_return is None or nr != t.first_return.nr or ret != 0:
+        if owed is None or nr != owed.nr or ret != 0:
             self._bare_exit(t, nr, ret, False)
         self._done()
 
