@@ -183,6 +183,9 @@ def test_every_syscall_between_exec_and_exit(programs: Programs, tmp_path: Path)
     assert sleep.caps == (proto.Capture(0, CaptureKind.FIXED, struct.pack("<qq", 0, 1_000_000)),)
     sleep_exit = calls[calls.index(sleep) + 1]
     assert sleep_exit.ts - sleep.ts >= 1_000_000 and sleep_exit.ret == 0
+    # the schedstat readings of its two stops: switched back in after a millisecond asleep
+    assert sleep_exit.switches >= 1 and sleep_exit.asleep_ns >= 900_000
+    assert all(c.switches != proto.SWITCHES_UNKNOWN for c in calls[1:] if isinstance(c, proto.SysExit))
     d = str(tmp_path / "d").encode()
     assert by["mkdir"][0].caps[0].data == d and by["mkdir"][0].args[1] == 0o755 and by["mkdir"][1] == 0
     assert by["rmdir"][0].caps[0].data == d and by["rmdir"][1] == 0
@@ -206,6 +209,7 @@ def test_every_syscall_between_exec_and_exit(programs: Programs, tmp_path: Path)
     new = run.records[run.first(proto.NewTask, tid=root)]
     assert (new.child_tid, new.child_tgid, new.event) == (child, child, proto.EVENT_FORK)
     assert new.clone_flags == signal.SIGCHLD and new.comm == "sysprobe"
+    assert 0 <= new.child_cpu < (os.cpu_count() or 1)
     kid = run.of(child)
     assert run.records.index(kid[0]) > run.records.index(new)
     assert _pairs(run.syscalls(child)) == [("enter", "exit_group")]
@@ -255,6 +259,11 @@ def test_mode_switch_mid_run(programs: Programs) -> None:
     # the first stop after the switch: the sleep in progress restarts (restart_syscall) or
     # the loop's next getppid; then getppid/nanosleep pairs with their real values
     assert got and got[0].nr in (NR["restart_syscall"], NR["getppid"], NR["nanosleep"])
+    # a sleep the switch interrupted says so first (its entry was never reported)
+    if isinstance(got[0], proto.SysEnter) and got[0].nr == NR["restart_syscall"]:
+        stop = [r for r in during if isinstance(r, proto.Interrupted)]
+        assert stop and (stop[0].nr, stop[0].ret) == (NR["nanosleep"], -516)
+        assert during.index(stop[0]) < during.index(got[0])
     getppid = [r for r in got if isinstance(r, proto.SysExit) and r.nr == NR["getppid"]]
     assert getppid and all(r.ret == run.tracer_pid for r in getppid)
     # back in lifecycle mode: at most the exit of an entry already reported
@@ -263,6 +272,19 @@ def test_mode_switch_mid_run(programs: Programs) -> None:
 
 
 # ------------------------------------------------------------------ threads
+def test_output_captures_at_the_exit(programs: Programs) -> None:
+    """pipe2's two fds are read at its exit stop (its OUT capture)."""
+    sh = shutil.which("sh")
+    if sh is None:
+        pytest.skip("no sh")
+    run = trace(programs, [sh, "-c", "echo hi | cat"])
+    assert run.status == 0 and run.stdout == "hi\n"
+    pipes = [r for r in run.records if isinstance(r, proto.SysExit) and r.nr in (22, 293) and r.ret == 0]
+    assert pipes
+    fds = struct.unpack("<ii", pipes[0].caps[0].data)
+    assert pipes[0].caps[0].kind == CaptureKind.OUT and 0 <= fds[0] < fds[1] < 1024
+
+
 def test_threads_are_traced_with_their_tgid(programs: Programs) -> None:
     run = trace(programs, [str(programs.threads), "threads", "2"])
     assert run.status == 0

@@ -531,6 +531,23 @@ def test_a_group_stop_and_continue(env: Env) -> None:
         "prev_state=R ==> next_comm=a next_pid=2000 next_prio=120"]
 
 
+def test_a_rename_shows_inside_the_prctl(env: Env) -> None:
+    """prctl(PR_SET_NAME): the tracer notices the new comm at the task's next stop; the
+    rename is shown inside the prctl (task_rename before its return)."""
+    tr = env.tr
+    tr.attached(env.at(0), 1, A, A, "a")
+    tr.sys_enter(env.at(10), 1, A, A, 157, args(15, 0x7FFC0100), {})
+    tr.sys_exit(env.at(20), 1, A, A, 157, 0, {}, 0, 0)
+    tr.comm(env.at(200), 1, A, A, "worker")
+    tr.sys_enter(env.at(200), 1, A, A, NR["getpid"], args(), {})
+    got = [ln for ln in env.lines() if " sys_enter:" not in ln and " sys_exit:" not in ln]
+    assert got[1:] == [
+        "    10.0 worker-1000 [001] ...1. sys_prctl(option: f, arg2: 7ffc0100, arg3: 0, arg4: 0, arg5: 0)",
+        "    10.0 worker-1000 [001] ...1. task_rename: pid=1000 oldcomm=a newcomm=worker oom_score_adj=0",
+        "    11.0 worker-1000 [001] ...1. sys_prctl -> 0x0",
+        "   200.0 worker-1000 [001] ...1. sys_getpid()"]
+
+
 # ------------------------------------------------------------------ the tracer's own effects
 def test_a_mode_switch_mid_syscall_invents_nothing(env: Env) -> None:
     """The switch to syscalls mode PTRACE_INTERRUPTs a task asleep in a nanosleep entered

@@ -137,6 +137,8 @@ class TracerFeed:
         want = MODE_LIFECYCLE if self.k.workload.quiet() else MODE_SYSCALLS
         if want == self.mode or self.eof:
             return
+        if want == MODE_SYSCALLS:
+            self.k.workload.traced.resync()
         self.mode = want
         self._seq += 1
         seq = self._seq

@@ -181,7 +181,8 @@ class Workload:
             due = [self.last_ns - (n - i) * TICK_NS for i in range(first, n + 1)]
             self.ticks += n - len(due)
         owed = self.owed
-        if not due and not any(owed[c] and hold[c] is None for c in range(k.nr_cpus)):
+        if not due and (not any(owed) or not any(owed[c] and hold[c] is None
+                                                 for c in range(k.nr_cpus))):
             return
         if self.quiet():
             self.ticks += len(due)

@@ -275,6 +275,7 @@ class Syscalls:
         self.bodies: dict[str, Body] = {}
         self.ctxs: dict[int, SyscallCtx] = {}     # pid -> its traced syscall that ran
         self._provided: set[str] = set()
+        self._event_names: dict[int, tuple[str, str]] = {}
         for name in FUNC_ARGS.keys() | FUNC_RET.keys():
             self._provide(name)
 
@@ -327,10 +328,20 @@ class Syscalls:
         tp = wl.tp("sys_enter")
         if tp:
             tp.fire(sc.nr, list(ctx.args))
-        if sc.event and not ctx.compat:
-            tp = wl.tp(f"sys_enter_{sc.event}")
+        if not ctx.compat:
+            tp = wl.tp(self._events(sc)[0])
             if tp:
                 self._fire_syscall_event(tp, sc.nr, *ctx.args)
+
+    def _events(self, sc: Syscall) -> tuple[str, str]:
+        """The names of ``sc``'s syscalls:* events ("" for a number the kernel does not
+        implement: it has none)."""
+        names = self._event_names.get(sc.nr)
+        if names is None or sc.entry is None:
+            ev = sc.event
+            names = (f"sys_enter_{ev}", f"sys_exit_{ev}") if ev else ("", "")
+            self._event_names[sc.nr] = names
+        return names
 
     def run(self, ctx: SyscallCtx) -> None:
         """do_syscall_64() → x64_sys_call() → __x64_sys_NAME(): the syscall's path up to
@@ -364,8 +375,8 @@ class Syscalls:
             ctx.frames = []
             if self.ctxs.get(ctx.thread.task.pid) is ctx:
                 del self.ctxs[ctx.thread.task.pid]
-        if sc.event and not ctx.compat:
-            tp = wl.tp(f"sys_exit_{sc.event}")
+        if not ctx.compat:
+            tp = wl.tp(self._events(sc)[1])
             if tp:
                 self._fire_syscall_event(tp, sc.nr, ret)
         tp = wl.tp("sys_exit")

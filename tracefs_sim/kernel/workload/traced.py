@@ -106,6 +106,7 @@ FORKS = frozenset(("clone", "clone3", "fork", "vfork"))
 ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK = -512, -513, -514, -516
 ERESTART = frozenset((ERESTARTSYS, ERESTARTNOINTR, ERESTARTNOHAND, ERESTART_RESTARTBLOCK))
 NR_RESTART_SYSCALL = 219
+PR_SET_NAME = 15
 # what an interrupted sleep returns to the exit path when a fatal signal ends it
 INTERRUPTED_RET = {"nanosleep": ERESTART_RESTARTBLOCK, "clock_nanosleep": ERESTART_RESTARTBLOCK,
                    "poll": ERESTARTNOHAND, "ppoll": ERESTARTNOHAND, "select": ERESTARTNOHAND,
@@ -165,6 +166,7 @@ class Pending:
     restart_ts: int = 0
     slept: bool = False         # it was switched out asleep in it
     restarted: bool = False     # its restart (restart_syscall, or the same number) goes on
+    renaming: bool = False      # a prctl(PR_SET_NAME) returned: held until the new comm shows
 
     @property
     def t0(self) -> int:
@@ -358,6 +360,14 @@ class TracedTasks:
         proc.sig.ignore_mask(self.host.ignored_signals(tid))
         t = self._new_thread(tid, proc, comm)
         t.cpu = cpu % self.wl.k.nr_cpus
+
+    def resync(self) -> None:
+        """Syscalls are reported again after a time they were not (the tracer's lifecycle
+        mode): the fd tables may have changed unseen, so they are forgotten (the host
+        names each fd again when it is used)."""
+        for proc in self.procs.values():
+            proc.files.fds.clear()
+            proc.files.cloexec.clear()
 
     def file(self, proc: Proc, fd: int) -> OpenFile | None:
         """The open file ``fd`` names in ``proc``: the model's, else the host's (an fd
@@ -555,6 +565,7 @@ class TracedTasks:
         """A syscall's entry: its entry tracepoints now; its path when its outcome is
         known or needed."""
         t = self._known(tid, tgid)
+        self._release(t)
         p = t.pending
         if p is not None:
             if p.restart and nr in (p.ctx.sc.nr, NR_RESTART_SYSCALL):
@@ -569,8 +580,7 @@ class TracedTasks:
                 self._abandon(t)           # it never returned visibly
             self._done()
             return self.sys_enter(ts, cpu, tid, tgid, nr, args, caps, compat)
-        sc = self.table.by_nr.get(nr) if not compat else None
-        if t.restart_nr >= 0 and nr in (t.restart_nr, NR_RESTART_SYSCALL):
+        if t.restart_nr >= 0 and nr in (t.restart_nr, NR_RESTART_SYSCALL) and not compat:
             # the restart of a syscall the mode switch interrupted: it goes on asleep
             sc = self.table.by_nr[t.restart_nr]
             t.restart_nr = -1
@@ -579,8 +589,10 @@ class TracedTasks:
             self._pending[tid] = t
             t.state = T_ASLEEP
             return
+        # an i386 syscall (numbered as on i386): its raw_syscalls events only
+        sc = self.table.by_nr.get(nr) if not compat else None
         if sc is None:
-            sc = self.table.by_nr.get(nr) or self._unknown(nr)
+            sc = self._unknown(nr)
         self._at(ts)
         self._run(t, cpu)
         ctx = SyscallCtx(sc, tuple(args), caps, t, t0=ts, compat=compat)
@@ -617,6 +629,11 @@ class TracedTasks:
             if owed is None or nr != owed.nr or ret != 0:
                 self._bare_exit(t, nr, ret, compat)   # entered before syscalls were reported
             self._done()
+            return
+        if p.ctx.sc.name == "prctl" and ret == 0 and arg_int(p.ctx.args[0]) == PR_SET_NAME:
+            # the tracer sees the new comm at the task's next stop: the rename is shown
+            # inside the prctl, so its return waits for it
+            p.renaming, p.restart_ret, p.restart_ts = True, ret, ts
             return
         if ret in ERESTART and not p.restart:
             # held back: a visible signal shows it, a restart continues the syscall
@@ -696,7 +713,7 @@ class TracedTasks:
 
     def _bare_exit(self, t: Thread, nr: int, ret: int, compat: bool) -> None:
         """The exit of a syscall whose entry was not seen: only its exit events."""
-        sc = self.table.by_nr.get(nr) or self._unknown(nr)
+        sc = (self.table.by_nr.get(nr) if not compat else None) or self._unknown(nr)
         ctx = SyscallCtx(sc, (), {}, t, entered=False, t0=self.now, compat=compat)
         self.wl.syscalls.sys_exit(ctx, ret)
 
@@ -766,6 +783,7 @@ class TracedTasks:
             t = self._new_thread(child, proc, comm)
             t.cpu = cpu % self.wl.k.nr_cpus
             return
+        self._release(parent)
         self._at(ts)
         self._run(parent, cpu)
         target = child_cpu % self.wl.k.nr_cpus if child_cpu >= 0 else parent.cpu
@@ -800,6 +818,7 @@ class TracedTasks:
         """exec_binprm() succeeded in ``old_tid``, now ``tid``: the exec events (a
         non-leader took over the leader's pid in de_thread(), after sched_prepare_exec)."""
         t = self._known(old_tid if old_tid in self.threads else tid, tgid)
+        self._release(t)
         self._at(ts)
         self._run(t, cpu)
         interp = self.host.interp(tgid, filename) or filename
@@ -837,9 +856,21 @@ class TracedTasks:
             self.wl.syscalls.rekey(t.pending.ctx, old_tid)
 
     def comm(self, ts: int, cpu: int, tid: int, tgid: int, comm: str) -> None:
-        """__set_task_comm() outside exec (prctl(PR_SET_NAME), a write to comm)."""
+        """__set_task_comm() outside exec (prctl(PR_SET_NAME), a write to comm): inside
+        the prctl that did it when its return is held."""
         t = self._known(tid, tgid)
         new = comm[:TASK_COMM_LEN - 1]
+        p = t.pending
+        if p is not None and p.renaming:
+            if not p.ctx.ran:
+                self.run_path(t)
+            pinned = self.wl.k.boot_clock.pinned
+            self._pin_on(t.cpu, p.t0 + 1)
+            self.wl.k.sched.run_on(t.cpu)
+            self.wl.process.rename(t.task, new)
+            self._back(pinned)
+            self._release(t)
+            return
         if t.task.comm == new:
             return
         self._at(ts)
@@ -847,11 +878,21 @@ class TracedTasks:
         self.wl.process.rename(t.task, new)
         self._done()
 
+    def _release(self, t: Thread) -> None:
+        """A return held for the new comm is shown (the comm came, or never will)."""
+        p = t.pending
+        if p is not None and p.renaming:
+            p.renaming = False
+            pinned = self.wl.k.boot_clock.pinned
+            self._close(t, p.restart_ts, t.cpu, p.restart_ret, {}, False)
+            self._back(pinned)
+
     def exit(self, ts: int, cpu: int, tid: int, tgid: int, status: int, group: bool) -> None:
         """do_exit() of ``tid`` (wait status ``status``)."""
         t = self.threads.get(tid)
         if t is None or t.state == T_DEAD:
             return
+        self._release(t)
         self._at(ts)
         self._run(t, cpu)
         p = t.pending
@@ -907,6 +948,7 @@ class TracedTasks:
         t = self.threads.get(tid)
         if t is None:
             return
+        self._release(t)
         sigs = self.wl.signals
         if sigs.dropped(t, signo):
             # an untraced kernel dropped it when it was sent; a SIGCONT still ended a stop
@@ -935,9 +977,11 @@ CLONE_VFORK = 0x4000
 CLONE_THREAD = 0x10000
 
 
-def caps_at(args: tuple[int, ...], caps: dict[int, bytes]) -> dict[int, bytes]:
+def caps_at(args: tuple[int, ...], caps: dict[int, bytes]) -> dict[int, bytes] | None:
     """The captured user memory of a syscall as address -> bytes (C strings get their
     NUL back), what ``+0($arg2):ustring`` reads on the way."""
+    if not caps:
+        return None
     out: dict[int, bytes] = {}
     for i, data in caps.items():
         if i < len(args) and args[i]:
