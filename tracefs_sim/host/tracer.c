@@ -15,8 +15,8 @@
  * socket before it handles a FUSE request, sees a traced task's syscall entry before the
  * request the syscall makes.  The per-stop path allocates nothing and makes only the
  * syscalls it needs: wait4, PTRACE_GET_SYSCALL_INFO, one pread of /proc/TID/stat (the
- * CPU, field 39, and the comm) on a kept-open fd, process_vm_readv for captures, one write
- * and the resume.  The stat read costs as much as the rest of a stop (do_task_stat formats
+ * CPU, field 39, and the comm) on a kept-open fd, one pread of /proc/TID/schedstat (did
+ * the syscall sleep), process_vm_readv for captures, one write and the resume.  The stat read costs as much as the rest of a stop (do_task_stat formats
  * 52 fields), so a syscall stop within SLEPT_NS of the task's last read reuses that CPU: a
  * task changes CPU only when it is scheduled, which in less time it rarely is (a tight
  * syscall loop still reads it every SLEPT_NS; a syscall that slept longer always).
@@ -359,24 +359,33 @@ static int read_file(const char *path, char *buf, size_t size)
 }
 
 /*
+ * /proc/TID/NAME into buf (NUL-terminated) through the task's kept-open *fd (opened on
+ * first use); the length read, <= 0 when it cannot be read.
+ */
+static ssize_t read_proc(const struct task *t, int *fd, const char *name, char *buf, size_t size)
+{
+	if (*fd < 0) {
+		char path[48];
+		snprintf(path, sizeof path, "/proc/%d/%s", t->tid, name);
+		*fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (*fd < 0)
+			return -1;
+	}
+	ssize_t n = pread(*fd, buf, size - 1, 0);
+	if (n > 0)
+		buf[n] = 0;
+	return n;
+}
+
+/*
  * Refresh t->cpu from /proc/TID/stat (field 39, "processor": the CPU the task last ran
  * on, where it stopped) and its comm (field 2).  Returns 1 when the comm changed.
  */
 static int task_stat(struct task *t)
 {
 	char buf[1024], name[COMM_LEN];
-	ssize_t n;
-	if (t->statfd < 0) {
-		char path[40];
-		snprintf(path, sizeof path, "/proc/%d/stat", t->tid);
-		t->statfd = open(path, O_RDONLY | O_CLOEXEC);
-		if (t->statfd < 0)
-			return 0;
-	}
-	n = pread(t->statfd, buf, sizeof buf - 1, 0);
-	if (n <= 0)
+	if (read_proc(t, &t->statfd, "stat", buf, sizeof buf) <= 0)
 		return 0;
-	buf[n] = 0;
 	char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
 	if (!open_paren || !close_paren || close_paren < open_paren)
 		return 0;
@@ -416,17 +425,8 @@ static int status_field(int tid, const char *key)
 static int task_schedstat(struct task *t, uint64_t v[3])
 {
 	char buf[96];
-	if (t->schedfd < 0) {
-		char path[48];
-		snprintf(path, sizeof path, "/proc/%d/schedstat", t->tid);
-		t->schedfd = open(path, O_RDONLY | O_CLOEXEC);
-		if (t->schedfd < 0)
-			return 0;
-	}
-	ssize_t n = pread(t->schedfd, buf, sizeof buf - 1, 0);
-	if (n <= 0)
+	if (read_proc(t, &t->schedfd, "schedstat", buf, sizeof buf) <= 0)
 		return 0;
-	buf[n] = 0;
 	const char *p = buf;
 	for (int i = 0; i < 3; i++) {
 		uint64_t x = 0;

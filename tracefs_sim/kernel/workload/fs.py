@@ -182,35 +182,28 @@ class Fs:
                     tr.wake(t, wl.k.sched.cpu, locks=1)     # the pipe's rd_wait lock
 
     # ------------------------------------------------------------------ read_write.c
-    def _read(self, ctx: SyscallCtx) -> None:
-        """read() → ksys_read(fd, buf, count) → fdget_pos(), vfs_read()."""
+    def _ksys(self, ctx: SyscallCtx, rw: int, ksys: str, positioned: bool) -> None:
+        """read/write() → ksys_read/ksys_write(fd, buf, count) → fdget_pos(), vfs_read/
+        vfs_write(); pread64/pwrite64() → ksys_pread64/ksys_pwrite64(fd, buf, count, pos)
+        → fdget(), vfs_read/vfs_write(&pos)."""
         fd, buf, count = ctx.args[0], ctx.args[1], ctx.args[2]
-        ctx.regs["ksys_read"] = (fd & 0xFFFFFFFF, buf, count)
-        self.wl.syscalls.open(ctx, "ksys_read")
-        if self._fdget(ctx, fd):
-            self._rw(ctx, READ, "vfs_read", buf, count, 0)
+        ctx.regs[ksys] = (fd & 0xFFFFFFFF, buf, count, ctx.args[3]) if positioned else \
+            (fd & 0xFFFFFFFF, buf, count)
+        self.wl.syscalls.open(ctx, ksys)
+        if self._fdget(ctx, fd, "fdget" if positioned else "fdget_pos"):
+            self._rw(ctx, rw, "vfs_write" if rw == WRITE else "vfs_read", buf, count, 0)
+
+    def _read(self, ctx: SyscallCtx) -> None:
+        self._ksys(ctx, READ, "ksys_read", False)
 
     def _write(self, ctx: SyscallCtx) -> None:
-        fd, buf, count = ctx.args[0], ctx.args[1], ctx.args[2]
-        ctx.regs["ksys_write"] = (fd & 0xFFFFFFFF, buf, count)
-        self.wl.syscalls.open(ctx, "ksys_write")
-        if self._fdget(ctx, fd):
-            self._rw(ctx, WRITE, "vfs_write", buf, count, 0)
+        self._ksys(ctx, WRITE, "ksys_write", False)
 
     def _pread(self, ctx: SyscallCtx) -> None:
-        """pread64() → ksys_pread64(fd, buf, count, pos) → fdget(), vfs_read(&pos)."""
-        fd, buf, count, pos = ctx.args[:4]
-        ctx.regs["ksys_pread64"] = (fd & 0xFFFFFFFF, buf, count, pos)
-        self.wl.syscalls.open(ctx, "ksys_pread64")
-        if self._fdget(ctx, fd, "fdget"):
-            self._rw(ctx, READ, "vfs_read", buf, count, pos)
+        self._ksys(ctx, READ, "ksys_pread64", True)
 
     def _pwrite(self, ctx: SyscallCtx) -> None:
-        fd, buf, count, pos = ctx.args[:4]
-        ctx.regs["ksys_pwrite64"] = (fd & 0xFFFFFFFF, buf, count, pos)
-        self.wl.syscalls.open(ctx, "ksys_pwrite64")
-        if self._fdget(ctx, fd, "fdget"):
-            self._rw(ctx, WRITE, "vfs_write", buf, count, pos)
+        self._ksys(ctx, WRITE, "ksys_pwrite64", True)
 
     def _vec(self, ctx: SyscallCtx, rw: int) -> None:
         """readv/writev() → do_readv/do_writev(fd, vec, vlen, 0) → vfs_readv/vfs_writev(
