@@ -50,6 +50,9 @@ class Host:
     def parent(self, pid: int) -> tuple[int, str] | None:
         return 900, "bash"
 
+    def comm(self, pid: int) -> str | None:
+        return "bash" if pid == 900 else None
+
     def interp(self, tgid: int, filename: str) -> str | None:
         return None
 
@@ -452,6 +455,8 @@ def test_a_pipe_write_wakes_the_reader_and_a_kill_interrupts_it() -> None:
     tr.signal(env.at(925), 0, B, B, 10, 0, 0, A, 0)
     tr.sys_enter(env.at(940), 0, B, B, NR["rt_sigreturn"], args(), {})
     tr.sys_exit(env.at(945), 0, B, B, NR["rt_sigreturn"], -4, {}, 0, 0)
+    tr.sys_enter(env.at(950), 1, A, A, NR["kill"], args(900, 10), {})     # an untraced target
+    tr.sys_exit(env.at(955), 1, A, A, NR["kill"], 0, {}, 0, 0)
     assert without_raw(env, "sys_read(") == [
         "    40.0 a-2000 [000] ...1. sys_read(fd: 3, buf: 7ffe00, count: 64)",
         "    42.0 a-2000 [000] d..2. sched_switch: prev_comm=a prev_pid=2000 prev_prio=120 prev_state=S "
@@ -477,7 +482,10 @@ def test_a_pipe_write_wakes_the_reader_and_a_kill_interrupts_it() -> None:
         "   903.0 a-2000 [000] d..1. signal_deliver: sig=10 errno=0 code=0 sa_handler=401000 "
         "sa_flags=4000000",
         "   940.0 a-2000 [000] ...1. sys_rt_sigreturn()",
-        "   941.0 a-2000 [000] ...1. sys_rt_sigreturn -> 0xfffffffffffffffc"]
+        "   941.0 a-2000 [000] ...1. sys_rt_sigreturn -> 0xfffffffffffffffc",
+        "   950.0 a-1000 [001] ...1. sys_kill(pid: 384, sig: a)",
+        "   950.0 a-1000 [001] d..1. signal_generate: sig=10 errno=0 code=0 comm=bash pid=900 grp=1 res=0",
+        "   951.0 a-1000 [001] ...1. sys_kill -> 0x0"]
 
 
 def test_an_ignored_signal_does_not_interrupt_and_sigpipe_is_sent() -> None:

@@ -1,6 +1,7 @@
 """What the kernel model of traced tasks asks the host (kernel/workload/traced.py's
 ``Host``), read from /proc: the file behind an fd it did not see opened, the parent of
-CMD, a script's interpreter, the signals a process ignores.
+CMD, the comm of an untraced task a traced one signals, a script's interpreter, the
+signals a process ignores.
 
 Each answer is read when the model first needs it (an fd once per fd), a little after the
 tracer's stop: an fd closed and reused meanwhile is named by its new file.
@@ -51,6 +52,13 @@ class ProcView:
             with open(f"/proc/{ppid}/comm") as f:
                 return ppid, f.read().rstrip("\n")
         except (OSError, ValueError, IndexError):
+            return None
+
+    def comm(self, pid: int) -> str | None:
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                return f.read().rstrip("\n")
+        except OSError:
             return None
 
     def interp(self, tgid: int, filename: str) -> str | None:

@@ -98,6 +98,11 @@ class Fs:
         """The struct file of ``f`` (named by its dentry)."""
         return self.wl.k.mem.file_object(f.name if f is not None else "")[0]
 
+    def _f_path(self, f: OpenFile | None) -> int:
+        """&file->f_path of ``f``'s struct file."""
+        mem = self.wl.k.mem
+        return self._file(f) + mem.offset("file", "f_path")
+
     def _path(self, ctx: SyscallCtx, i: int) -> str:
         raw = ctx.caps.get(i)
         return raw.decode("utf-8", "surrogateescape") if raw is not None else ""
@@ -395,7 +400,7 @@ class Fs:
         s.open(ctx, "vfs_fstat")
         if ctx.file is None or ctx.ret == -EBADF:
             return
-        fpath = self._file(ctx.file) + 16     # &file->f_path
+        fpath = self._f_path(ctx.file)
         ctx.regs["vfs_getattr"] = (fpath, stat, STATX_BASIC_STATS, 0)
         ctx.regs["security_inode_getattr"] = (fpath,)
         ctx.regs["vfs_getattr_nosec"] = (fpath, stat, STATX_BASIC_STATS, 0)
@@ -651,7 +656,7 @@ class Fs:
         s = self.wl.syscalls
         if not self._fdget(ctx, ctx.args[0], "fdget_raw"):
             return
-        ctx.regs["set_fs_pwd"] = (0xFFFF888104F3B000, self._file(ctx.file) + 16)
+        ctx.regs["set_fs_pwd"] = (0xFFFF888104F3B000, self._f_path(ctx.file))
         s.call(ctx, "set_fs_pwd")
 
     def _getcwd(self, ctx: SyscallCtx) -> None:

@@ -345,7 +345,6 @@ class Process:
         state = STATE_Z
         cpu = t.cpu
         if not others:
-            proc.exit_status = status
             self._orphans(proc)
         if leader:
             if not others and self.notify_parent(proc, t):

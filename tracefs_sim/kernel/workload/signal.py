@@ -138,6 +138,9 @@ class Signals:
         if sig <= 0 or sig > 64 or (ctx.ret is not None and ctx.ret < 0):
             return
         tr = self.wl.traced
+        if pid > 0 and pid not in (tr.procs if group else tr.threads):
+            self._send_outside(pid, sig, errno, code, group)
+            return
         if group:
             if pid > 0:
                 procs = [p for p in (tr.procs.get(pid),) if p is not None]
@@ -153,6 +156,17 @@ class Signals:
         t = tr.threads.get(pid)
         if t is not None and (tgid <= 0 or t.proc.tgid == tgid):
             self.generate(sig, errno, code, t.proc, t)
+
+    def _send_outside(self, pid: int, sig: int, errno: int, code: int, group: bool) -> None:
+        """A signal to a task the model does not trace (the host names it; its result is
+        what its dispositions say)."""
+        host = self.wl.traced.host
+        comm = host.comm(pid)
+        if comm is None:
+            return
+        ignored = sig != SIGKILL and bool(host.ignored_signals(pid) & sigbit(sig))
+        self.generate_outside(sig, errno, code, pid, comm, group,
+                              TRACE_SIGNAL_IGNORED if ignored else TRACE_SIGNAL_DELIVERED)
 
     def _kill(self, ctx: SyscallCtx) -> None:
         """kill() → kill_something_info() → kill_pid_info_type() → group_send_sig_info()

@@ -129,6 +129,11 @@ class Host(Protocol):
         """The parent process of ``pid``: (pid, comm)."""
         ...
 
+    def comm(self, pid: int) -> str | None:
+        """The comm of host task ``pid`` (an untraced target of a traced kill); None: no
+        such task."""
+        ...
+
     def interp(self, tgid: int, filename: str) -> str | None:
         """The interpreter of the script ``filename`` exec'd by ``tgid`` (its #! line):
         bprm->interp; None for a binary."""
@@ -146,6 +151,9 @@ class NoHost:
         return None
 
     def parent(self, pid: int) -> tuple[int, str] | None:
+        return None
+
+    def comm(self, pid: int) -> str | None:
         return None
 
     def interp(self, tgid: int, filename: str) -> str | None:
@@ -185,7 +193,6 @@ class Proc:
     children: list[Proc] = field(default_factory=list)
     outside_parent: tuple[int, str] | None = None   # an untraced parent: (pid, comm)
     exit_signal: int = 17               # SIGCHLD unless clone said otherwise
-    exit_status: int = 0                # the wait status of its end
     zombie: bool = False                # dead, waiting for its parent's wait
     released: bool = False              # reaped (release_task)
     vfork_parent: Thread | None = None  # the thread waiting in vfork until this one execs or exits
