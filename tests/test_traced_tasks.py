@@ -594,6 +594,10 @@ def test_a_request_runs_inside_the_pending_syscall(env: Env) -> None:
     tr.attached(env.at(0), 1, A, A, "cat")
     assert tr.owns(A) and not tr.in_syscall(A) and not tr.owns(4242)
     assert tr.request_enter(A, 1) is None
+    # the mount's scan of host processes leaves traced ones to the tracer
+    env.k.workload.hostprocs.host_spawn(A, "cat", 4242, "ls", 0)
+    env.k.workload.hostprocs.host_exec(A, "ls")
+    assert 4242 not in env.k.sched.tasks and not env.lines()
     env.write("set_ftrace_filter", "vfs_read")
     env.write("current_tracer", "function")
     tr.sys_enter(env.k.boot_clock.peek(), 1, A, A, NR["read"], args(0, 0x7FFE00, 4096), {})

@@ -83,6 +83,8 @@ SLEPT_NS = 30_000          # schedstat: this long neither running nor runnable (
 # stops' share, some microseconds each, included) and switched back in: it slept
 SLEEP_STEP = 2_000         # ns between a syscall's entry and the switch away
 SWITCH_STEP = 1_500        # ns between a wakeup and the woken task switched in
+DISPLACED_NS = 20_000      # in a syscall that can sleep this long when another task is seen
+# on its CPU, a task had blocked in it; sooner, it was preempted
 WAKE_LEAD = 6_000          # a wakeup comes this long before the exit stop that shows it
 EXIT_STEP = 800            # a syscall that did not sleep returns this soon after its entry
 SWITCHES_UNKNOWN = 0xFFFFFFFF
@@ -413,7 +415,7 @@ class TracedTasks:
             other = self._curr_thread(c)
             if other is not None:
                 p = other.pending
-                if p is not None and self._sleepable(p):
+                if p is not None and self._blocked(p):
                     self.sleep(other)
                 else:
                     if p is not None and not p.ctx.ran and p.ctx.entered:
@@ -463,8 +465,13 @@ class TracedTasks:
                     t.cpu, cpu)
         wl.sched.task_cpu[task.pid] = cpu
 
-    def _sleepable(self, p: Pending) -> bool:
-        return p.ctx.sc.name in MAY_SLEEP or p.ctx.sc.name in SLEEP_D
+    def _blocked(self, p: Pending) -> bool:
+        """Another task is seen on the CPU of the task in ``p``: had it blocked in it (a
+        syscall that can sleep, entered a while ago and not woken from it yet), or was it
+        preempted?"""
+        name = p.ctx.sc.name
+        return (not p.slept and (name in MAY_SLEEP or name in SLEEP_D)
+                and self.now - p.t0 > DISPLACED_NS)
 
     def sleep(self, t: Thread, state: int = 0) -> None:
         """``t`` blocks in its pending syscall (or, with none, where it is): right after
@@ -500,17 +507,21 @@ class TracedTasks:
         if t.state in (T_RUNNING, T_PREEMPTED) and t.pending is not None:
             self.sleep(t)
 
-    def wake(self, t: Thread, cpu: int, target: int = -1, locks: int = 0) -> None:
+    def wake(self, t: Thread, cpu: int, target: int = -1, locks: int = 0, irq: bool = False) -> None:
         """try_to_wake_up(t) from the code running on ``cpu`` now (the current task there,
         or its idle task), which holds ``locks`` spinlocks (the preempt depth they add):
         sched_waking there; the target is ``target`` (default: the CPU ``t`` last ran
         on; another one: it migrates); a wakeup of an idle target from another CPU is
-        queued: sched_wakeup in that CPU's IPI."""
+        queued: sched_wakeup in that CPU's IPI.  ``irq``: an interrupt of the task running
+        there woke it."""
         wl = self.wl
         k = wl.k
         sched = k.sched
         task = t.task
         saved = sched.cpu
+        saved_flags = sched.irq_flags
+        if irq:
+            sched.irq_flags = HARDIRQ
         c = cpu % k.nr_cpus
         last = t.cpu if t.cpu >= 0 else c
         target = last if target < 0 else target % k.nr_cpus
@@ -535,7 +546,16 @@ class TracedTasks:
         wl.sched.asleep.discard(task.pid)
         t.state = T_WOKEN
         t.woken_at = k.boot_clock.pinned or self.now
+        sched.irq_flags = saved_flags
         sched.run_on(saved)
+
+    def _idle_cpu(self, cpu: int) -> int:
+        """Where an unknown waker ran: ``cpu``'s idle context, else another idle CPU's
+        (``cpu`` itself when none idles: an interrupt there)."""
+        sched = self.wl.k.sched
+        if sched.curr[cpu] is sched.idle[cpu]:
+            return cpu
+        return next((c for c in range(sched.nr_cpus) if sched.curr[c] is sched.idle[c]), cpu)
 
     def _next_on(self, cpu: int) -> Task:
         """What runs on ``cpu`` after its current task leaves it: a woken traced task
@@ -673,7 +693,7 @@ class TracedTasks:
         ctx.outs = outs
         if ctx.entered and not ctx.ran:
             self.run_path(t)
-        if slept and not p.slept and t.state in (T_RUNNING, T_PREEMPTED):
+        if slept and not p.slept and t.state == T_RUNNING:
             self.sleep(t)
         wl.catch_up_to(ts)
         if t.state in (T_ASLEEP, T_STOPPED):
@@ -682,7 +702,8 @@ class TracedTasks:
             self._pin(wake_at)
             body = wl.syscalls.bodies.get(ctx.sc.name)
             if body is None or body.wake is None or not body.wake(ctx, wake_at):
-                self.wake(t, t.cpu, cpu)
+                waker = self._idle_cpu(t.cpu)
+                self.wake(t, waker, cpu, irq=k.sched.curr[waker] is not k.sched.idle[waker])
         if t.state != T_RUNNING or k.sched.curr[cpu % k.nr_cpus] is not t.task:
             self._pin(max(p.t0, t.woken_at + SWITCH_STEP))
             self._run(t, cpu)
