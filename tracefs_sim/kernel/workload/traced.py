@@ -963,6 +963,7 @@ class TracedTasks:
         tid = t.task.pid
         if self.threads.get(tid) is t:
             del self.threads[tid]
+            self.wl.sched.traced.discard(tid)
         proc = t.proc
         if proc.threads.get(tid) is t:
             del proc.threads[tid]
