@@ -183,6 +183,9 @@ def test_every_syscall_between_exec_and_exit(programs: Programs, tmp_path: Path)
     assert sleep.caps == (proto.Capture(0, CaptureKind.FIXED, struct.pack("<qq", 0, 1_000_000)),)
     sleep_exit = calls[calls.index(sleep) + 1]
     assert sleep_exit.ts - sleep.ts >= 1_000_000 and sleep_exit.ret == 0
+    # the schedstat readings of its two stops: switched back in after a millisecond asleep
+    assert sleep_exit.switches >= 1 and sleep_exit.asleep_ns >= 900_000
+    assert all(c.switches != proto.SWITCHES_UNKNOWN for c in calls[1:] if isinstance(c, proto.SysExit))
     d = str(tmp_path / "d").encode()
     assert by["mkdir"][0].caps[0].data == d and by["mkdir"][0].args[1] == 0o755 and by["mkdir"][1] == 0
     assert by["rmdir"][0].caps[0].data == d and by["rmdir"][1] == 0
@@ -206,6 +209,7 @@ def test_every_syscall_between_exec_and_exit(programs: Programs, tmp_path: Path)
     new = run.records[run.first(proto.NewTask, tid=root)]
     assert (new.child_tid, new.child_tgid, new.event) == (child, child, proto.EVENT_FORK)
     assert new.clone_flags == signal.SIGCHLD and new.comm == "sysprobe"
+    assert 0 <= new.child_cpu < (os.cpu_count() or 1)
     kid = run.of(child)
     assert run.records.index(kid[0]) > run.records.index(new)
     assert _pairs(run.syscalls(child)) == [("enter", "exit_group")]
@@ -255,6 +259,11 @@ def test_mode_switch_mid_run(programs: Programs) -> None:
     # the first stop after the switch: the sleep in progress restarts (restart_syscall) or
     # the loop's next getppid; then getppid/nanosleep pairs with their real values
     assert got and got[0].nr in (NR["restart_syscall"], NR["getppid"], NR["nanosleep"])
+    # a sleep the switch interrupted says so first (its entry was never reported)
+    if isinstance(got[0], proto.SysEnter) and got[0].nr == NR["restart_syscall"]:
+        stop = [r for r in during if isinstance(r, proto.Interrupted)]
+        assert stop and (stop[0].nr, stop[0].ret) == (NR["nanosleep"], -516)
+        assert during.index(stop[0]) < during.index(got[0])
     getppid = [r for r in got if isinstance(r, proto.SysExit) and r.nr == NR["getppid"]]
     assert getppid and all(r.ret == run.tracer_pid for r in getppid)
     # back in lifecycle mode: at most the exit of an entry already reported
@@ -263,6 +272,19 @@ def test_mode_switch_mid_run(programs: Programs) -> None:
 
 
 # ------------------------------------------------------------------ threads
+def test_output_captures_at_the_exit(programs: Programs) -> None:
+    """pipe2's two fds are read at its exit stop (its OUT capture)."""
+    sh = shutil.which("sh")
+    if sh is None:
+        pytest.skip("no sh")
+    run = trace(programs, [sh, "-c", "echo hi | cat"])
+    assert run.status == 0 and run.stdout == "hi\n"
+    pipes = [r for r in run.records if isinstance(r, proto.SysExit) and r.nr in (22, 293) and r.ret == 0]
+    assert pipes
+    fds = struct.unpack("<ii", pipes[0].caps[0].data)
+    assert pipes[0].caps[0].kind == CaptureKind.OUT and 0 <= fds[0] < fds[1] < 1024
+
+
 def test_threads_are_traced_with_their_tgid(programs: Programs) -> None:
     run = trace(programs, [str(programs.threads), "threads", "2"])
     assert run.status == 0
@@ -382,14 +404,19 @@ def test_sigterm_is_forwarded_and_sigkill_of_the_tracer_ends_cmd(programs: Progr
 def test_stream_decoder_handles_any_split() -> None:
     msgs = (struct.pack("<IHHIIQQ6QII", 88 + 8 + 8, proto.SYS_ENTER, 0, 7, 1, 10, 257,
                         *(1, 2, 3, 4, 5, 6), 7, 1) + struct.pack("<BBHI", 1, 1, 0, 5) + b"/tmp\0\0\0\0"
-            + struct.pack("<IHHIIQQqII", 48, proto.SYS_EXIT, 0, 7, 1, 11, 257, -2, 7, 0)
+            + struct.pack("<IHHIIQQqIIQII", 64, proto.SYS_EXIT, 0, 7, 1, 11, 257, -2, 7, 0, 1500, 1, 0)
+            + struct.pack("<IHHIIQQqIIQII", 72 + 8, proto.SYS_EXIT, 0, 7, 1, 11, 293, 0, 7, 1, 0, 0, 0)
+            + struct.pack("<BBHI", 0, 4, 0, 8) + struct.pack("<ii", 3, 4)
+            + struct.pack("<IHHIIQIIQq", 48, proto.INTERRUPTED, 0, 7, 1, 11, 7, 0, 35, -516)
             + struct.pack("<IHHIIQII16sII", 56 + 8, proto.EXEC, 0, 7, 0, 12, 6, 7, b"ls", 7, 0)
             + b"/bin/ls\0")
     whole, used = proto.decode(msgs)
     assert used == len(msgs)
     assert whole == [
         proto.SysEnter(10, 1, 7, 7, 257, (1, 2, 3, 4, 5, 6), (proto.Capture(1, 1, b"/tmp\0"[:5]),)),
-        proto.SysExit(11, 1, 7, 7, 257, -2),
+        proto.SysExit(11, 1, 7, 7, 257, -2, (), 1500, 1),
+        proto.SysExit(11, 1, 7, 7, 293, 0, (proto.Capture(0, 4, struct.pack("<ii", 3, 4)),), 0, 0),
+        proto.Interrupted(11, 1, 7, 7, 35, -516),
         proto.Exec(12, 0, 7, 6, 7, "ls", "/bin/ls")]
     for step in (1, 3, 7, 50):
         dec = proto.StreamDecoder()
@@ -423,6 +450,7 @@ def test_syscall_and_capture_tables() -> None:
     assert specs[(n["sendto"].nr, 4)].param == 5
     assert specs[(n["rt_sigaction"].nr, 1)] == CaptureSpec(13, 1, CaptureKind.FIXED, 32)
     assert specs[(n["clone3"].nr, 0)] == CaptureSpec(435, 0, CaptureKind.BUFFER, 1)
+    assert specs[(n["pipe2"].nr, 0)] == CaptureSpec(293, 0, CaptureKind.OUT, 8)
     assert specs[(n["execve"].nr, 0)].kind == CaptureKind.CSTRING
     assert specs[(n["symlinkat"].nr, 0)].kind == specs[(n["symlinkat"].nr, 2)].kind == CaptureKind.CSTRING
     for name in ("read", "write", "getsockopt", "accept", "stat"):   # output buffers, data

@@ -14,11 +14,14 @@ entry stop.  The table is derived from the reference kernel's argument types and
 * any other ``char *`` argument is a C string (pathnames, names, types), except the data
   buffers and addresses named below;
 * a few input structs of fixed size are worth having whole: rt_sigaction's ``act``, the
-  sleep request of nanosleep/clock_nanosleep, clone3's ``clone_args`` (a buffer of the
-  ``size`` argument, as copy_struct_from_user reads it).
+  signal masks of rt_sigprocmask/rt_sigsuspend, the siginfo of rt_(tg)sigqueueinfo, the
+  sleep request of nanosleep/clock_nanosleep, clone3's ``clone_args`` and openat2's
+  ``open_how`` (buffers of the size argument, as copy_struct_from_user reads them).
 
 Output pointers (read's buffer, stat's statbuf, accept's sockaddr) hold nothing at entry
-and are never captured; neither are write's data (its length is the count register).
+and are not captured there; neither is write's data (its length is the count register).
+The few outputs the model needs are read at the exit stop (``OUT``): the two file
+descriptors pipe/pipe2/socketpair wrote, so the model knows which fds the pipe is.
 """
 
 from __future__ import annotations
@@ -38,16 +41,23 @@ FIXED_SIZES = {
     ("rt_sigaction", "act"): 32,        # struct sigaction: handler, flags, restorer, mask
     ("nanosleep", "rqtp"): 16,          # struct __kernel_timespec
     ("clock_nanosleep", "rqtp"): 16,
+    ("rt_sigprocmask", "nset"): 8,      # sigset_t (the kernel's: 64 signals)
+    ("rt_sigsuspend", "unewset"): 8,
+    ("rt_sigqueueinfo", "uinfo"): 16,   # siginfo_t's si_signo, si_errno, si_code, si_pid
+    ("rt_tgsigqueueinfo", "uinfo"): 16,
 }
 # (syscall, argument) → the argument holding its size
-SIZED_STRUCTS = {("clone3", "uargs"): "size"}
+SIZED_STRUCTS = {("clone3", "uargs"): "size", ("openat2", "how"): "usize"}
+# (syscall, argument) → bytes of an output read at the exit stop
+OUT_SIZES = {("pipe", "fildes"): 8, ("pipe2", "fildes"): 8, ("socketpair", "usockvec"): 8,
+             ("waitid", "infop"): 32}       # siginfo: signo, errno, code, pad, pid, uid, status
 
 
 class CaptureSpec(NamedTuple):
     nr: int
     argidx: int
     kind: CaptureKind
-    param: int          # BUFFER: index of the length argument; FIXED: the size; CSTRING: 0
+    param: int          # BUFFER: index of the length argument; FIXED, OUT: the size; CSTRING: 0
 
 
 def capture_table(table: SyscallTable) -> list[CaptureSpec]:
@@ -61,6 +71,8 @@ def capture_table(table: SyscallTable) -> list[CaptureSpec]:
             nxt = sc.args[i + 1] if i + 1 < len(sc.args) else None
             if key in FIXED_SIZES:
                 specs.append(CaptureSpec(nr, i, CaptureKind.FIXED, FIXED_SIZES[key]))
+            elif key in OUT_SIZES:
+                specs.append(CaptureSpec(nr, i, CaptureKind.OUT, OUT_SIZES[key]))
             elif key in SIZED_STRUCTS:
                 specs.append(CaptureSpec(nr, i, CaptureKind.BUFFER, names.index(SIZED_STRUCTS[key])))
             elif arg.name in DATA_ARGS:

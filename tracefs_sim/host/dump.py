@@ -5,6 +5,9 @@ Run CMD under the tracer and print its records, one line each, strace-like::
     1234.567890123 [001] 4242 sys_enter openat(0xffffff9c, "/etc/passwd", 0x0, 0x0)
     1234.567901234 [001] 4242 sys_exit openat = -2 ENOENT
 
+An exit that slept says for how long and how often the task was switched back in
+(``slept=1003us/1``), from the tracer's schedstat readings.
+
 It plays the server's part on the socket (sends CAPTURE and MODE, reads records), so the
 tracer can be tried and measured without a mount.  ``--count`` decodes and discards the
 records and prints their number and rate at the end.  Exit status: CMD's.
@@ -46,13 +49,15 @@ def _arg(value: int, cap: proto.Capture | None) -> str:
 
 # the records that print as their fields
 FORMATS: dict[type, str] = {
-    proto.NewTask: "new_task child={child_tid} tgid={child_tgid} {event_name} flags={clone_flags:#x} comm={comm}",
+    proto.NewTask: "new_task child={child_tid} tgid={child_tgid} {event_name} flags={clone_flags:#x} comm={comm} "
+                   "cpu={child_cpu}",
     proto.Exec: "exec old_tid={old_tid} filename={filename} comm={comm}",
     proto.Exit: "exit status={status:#x} group={group:d}",
     proto.Signal: "signal {signame} errno={errno} code={code} pid={pid} uid={uid}",
     proto.Gone: "gone status={status:#x}",
     proto.Attached: "attached tgid={tgid} comm={comm}",
     proto.Comm: "comm {comm}",
+    proto.Interrupted: "interrupted {name} = {ret}",
 }
 
 
@@ -69,12 +74,18 @@ def format_record(rec: proto.Record, table: SyscallTable) -> str:
     if isinstance(rec, proto.SysExit):
         sc = table.by_nr.get(rec.nr)
         err = f" {errno.errorcode.get(-rec.ret, '')}" if -4096 < rec.ret < 0 else ""
-        return f"{head} sys_exit {sc.name if sc else rec.nr} = {rec.ret}{err}"
+        outs = "".join(" " + _arg(0, c) for c in rec.caps)
+        slept = f" slept={rec.asleep_ns // 1000}us/{rec.switches}" \
+            if rec.switches not in (0, proto.SWITCHES_UNKNOWN) else ""
+        return f"{head} sys_exit {sc.name if sc else rec.nr} = {rec.ret}{err}{outs}{slept}"
     fields = rec._asdict()
     if isinstance(rec, proto.NewTask):
         fields["event_name"] = EVENTS.get(rec.event, rec.event)
     elif isinstance(rec, proto.Signal):
         fields["signame"] = _signame(rec.signo)
+    elif isinstance(rec, proto.Interrupted):
+        sc = table.by_nr.get(rec.nr)
+        fields["name"] = sc.name if sc else rec.nr
     return f"{head} " + FORMATS[type(rec)].format(**fields)
 
 

@@ -18,6 +18,7 @@ import socket
 from ..kernel.core import Kernel
 from ..kernel.syscall_table import SyscallTable
 from .capture import capture_table
+from .procview import ProcView
 from .proto import (
     MODE_LIFECYCLE,
     MODE_SYSCALLS,
@@ -27,6 +28,7 @@ from .proto import (
     Exec,
     Exit,
     Gone,
+    Interrupted,
     NewTask,
     Record,
     Signal,
@@ -54,6 +56,7 @@ class TracerFeed:
         self._decoder = StreamDecoder()
         self._buf = bytearray(RECV_SIZE)
         self.records = 0
+        kernel.workload.traced.host = ProcView()
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -99,12 +102,16 @@ class TracerFeed:
         boot = self.k.boot_clock.from_monotonic
         if isinstance(rec, SysEnter):
             traced.sys_enter(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.nr, rec.args,
-                             {c.argidx: c.data for c in rec.caps})
+                             {c.argidx: c.data for c in rec.caps}, rec.compat)
         elif isinstance(rec, SysExit):
-            traced.sys_exit(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.nr, rec.ret)
+            traced.sys_exit(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.nr, rec.ret,
+                            {c.argidx: c.data for c in rec.caps}, rec.asleep_ns, rec.switches,
+                            rec.compat)
+        elif isinstance(rec, Interrupted):
+            traced.interrupted(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.nr, rec.ret)
         elif isinstance(rec, NewTask):
             traced.new_task(boot(rec.ts), rec.cpu, rec.tid, rec.child_tid, rec.child_tgid,
-                            rec.event, rec.clone_flags, rec.comm)
+                            rec.event, rec.clone_flags, rec.comm, rec.child_cpu)
         elif isinstance(rec, Exec):
             traced.exec(boot(rec.ts), rec.cpu, rec.tid, rec.old_tid, rec.tgid, rec.comm,
                         rec.filename)
@@ -130,6 +137,8 @@ class TracerFeed:
         want = MODE_LIFECYCLE if self.k.workload.quiet() else MODE_SYSCALLS
         if want == self.mode or self.eof:
             return
+        if want == MODE_SYSCALLS:
+            self.k.workload.traced.resync()
         self.mode = want
         self._seq += 1
         seq = self._seq

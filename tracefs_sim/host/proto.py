@@ -27,6 +27,7 @@ SIGNAL = 6
 GONE = 7
 ATTACHED = 8
 COMM = 9
+INTERRUPTED = 10
 ACK = 64
 MODE = 128
 CAPTURE = 129
@@ -34,6 +35,9 @@ CAPTURE = 129
 # MODE payload
 MODE_LIFECYCLE = 0   # PTRACE_CONT: fork/exec/exit/signal stops only
 MODE_SYSCALLS = 1    # PTRACE_SYSCALL: every syscall entry and exit too
+
+HDR_COMPAT = 1       # header flag of SYS_ENTER/SYS_EXIT: an i386 syscall (int 0x80), i386-numbered
+SWITCHES_UNKNOWN = 0xFFFFFFFF   # SYS_EXIT: no schedstat comparison (entry not seen, unreadable)
 
 # NEW_TASK event (the PTRACE_EVENT_* number of the parent's stop)
 EVENT_UNKNOWN = 0    # the parent's event was lost (it was killed creating the task)
@@ -50,6 +54,7 @@ class CaptureKind(IntEnum):
     CSTRING = 1   # up to the NUL (not included), at most MAX_CAPTURE bytes
     BUFFER = 2    # param = index of the argument holding the length (at most MAX_CAPTURE)
     FIXED = 3     # param = the size
+    OUT = 4       # param = the size, read at the exit stop when the syscall returned >= 0
 
 
 class ProtocolError(Exception):
@@ -71,9 +76,26 @@ class SysEnter(NamedTuple):
     nr: int
     args: tuple[int, int, int, int, int, int]
     caps: tuple[Capture, ...]   # only the captures that could be read (a fault leaves one out)
+    compat: bool = False        # an i386 syscall (int 0x80): nr is i386's
 
 
 class SysExit(NamedTuple):
+    ts: int
+    cpu: int
+    tid: int
+    tgid: int
+    nr: int
+    ret: int
+    caps: tuple[Capture, ...] = ()   # the OUT captures (outputs the syscall wrote)
+    asleep_ns: int = 0          # since the entry stop: ns neither running nor runnable
+    switches: int = SWITCHES_UNKNOWN   # times switched back in besides the entry stop's resume
+    compat: bool = False
+
+
+class Interrupted(NamedTuple):
+    """The switch to syscalls mode stopped the task on its way out of syscall ``nr``
+    (its entry not reported): ``ret`` is what it returns, an -ERESTART* code when it
+    will resume the syscall after the stop."""
     ts: int
     cpu: int
     tid: int
@@ -91,6 +113,7 @@ class NewTask(NamedTuple):
     event: int          # EVENT_FORK/VFORK/CLONE, EVENT_UNKNOWN
     clone_flags: int
     comm: str
+    child_cpu: int = 0  # the CPU wake_up_new_task() put the child on
 
 
 class Exec(NamedTuple):
@@ -152,15 +175,17 @@ class Ack(NamedTuple):
     seq: int
 
 
-Record = SysEnter | SysExit | NewTask | Exec | Exit | Signal | Gone | Attached | Comm | Ack
+Record = (SysEnter | SysExit | NewTask | Exec | Exit | Signal | Gone | Attached | Comm | Interrupted
+          | Ack)
 
 # ---------------------------------------------------------------- layouts
 HEADER = struct.Struct("<IHHIIQ")                      # len, type, flags, tid, cpu, ts
 _LEN_TYPE = struct.Struct("<IH")
 _SYS_ENTER = struct.Struct("<IHHIIQ" "Q6QII")           # nr, args[6], tgid, ncaps
 _CAP = struct.Struct("<BBHI")                           # argidx, kind, 0, len
-_SYS_EXIT = struct.Struct("<IHHIIQ" "QqII")             # nr, ret, tgid, 0
-_NEW_TASK = struct.Struct("<IHHIIQ" "IIIIQ16s")         # parent, child, child_tgid, event, flags, comm
+_SYS_EXIT = struct.Struct("<IHHIIQ" "QqIIQII")          # nr, ret, tgid, ncaps, asleep_ns, switches, 0
+_INTERRUPTED = struct.Struct("<IHHIIQ" "IIQq")          # tgid, 0, nr, ret
+_NEW_TASK = struct.Struct("<IHHIIQ" "IIIIQ16sII")       # parent, child, child_tgid, event, flags, comm, child_cpu, 0
 _EXEC = struct.Struct("<IHHIIQ" "II16sII")              # old_tid, tgid, comm, filename_len, 0
 _EXIT = struct.Struct("<IHHIIQ" "IiII")                 # tgid, status, group, 0
 _SIGNAL = struct.Struct("<IHHIIQ" "IiiiII")             # tgid, signo, errno, code, pid, uid
@@ -176,6 +201,18 @@ def _comm(raw: bytes) -> str:
     return raw.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
 
 
+def _caps(buf: bytes | bytearray | memoryview, off: int, ncaps: int, end: int) -> tuple[Capture, ...]:
+    got = []
+    for _ in range(ncaps):
+        argidx, kind, _z, n = _CAP.unpack_from(buf, off)
+        off += _CAP.size
+        got.append(Capture(argidx, kind, bytes(buf[off:off + n])))
+        off += (n + 7) & ~7
+    if off > end:
+        raise ProtocolError(f"captures overrun the message ending at offset {end}")
+    return tuple(got)
+
+
 def decode(buf: bytes | bytearray | memoryview, pos: int = 0) -> tuple[list[Record], int]:
     """The complete messages of ``buf`` from ``pos`` on, and the offset after the last one."""
     out: list[Record] = []
@@ -188,27 +225,23 @@ def decode(buf: bytes | bytearray | memoryview, pos: int = 0) -> tuple[list[Reco
         if end - pos < length:
             break
         if typ == SYS_EXIT:
-            _l, _t, _f, tid, cpu, ts, nr, ret, tgid, _z = _SYS_EXIT.unpack_from(buf, pos)
-            append(SysExit(ts, cpu, tid, tgid, nr, ret))
+            (_l, _t, flags, tid, cpu, ts, nr, ret, tgid, ncaps, asleep, switches,
+             _z) = _SYS_EXIT.unpack_from(buf, pos)
+            caps: tuple[Capture, ...] = _caps(buf, pos + _SYS_EXIT.size, ncaps, pos + length) if ncaps else ()
+            append(SysExit(ts, cpu, tid, tgid, nr, ret, caps, asleep, switches, bool(flags & HDR_COMPAT)))
         elif typ == SYS_ENTER:
-            (_l, _t, _f, tid, cpu, ts, nr, a0, a1, a2, a3, a4, a5, tgid,
+            (_l, _t, flags, tid, cpu, ts, nr, a0, a1, a2, a3, a4, a5, tgid,
              ncaps) = _SYS_ENTER.unpack_from(buf, pos)
-            caps: tuple[Capture, ...] = ()
-            if ncaps:
-                off = pos + _SYS_ENTER.size
-                got = []
-                for _ in range(ncaps):
-                    argidx, kind, _z, n = _CAP.unpack_from(buf, off)
-                    off += _CAP.size
-                    got.append(Capture(argidx, kind, bytes(buf[off:off + n])))
-                    off += (n + 7) & ~7
-                if off > pos + length:
-                    raise ProtocolError(f"SYS_ENTER captures overrun the message at offset {pos}")
-                caps = tuple(got)
-            append(SysEnter(ts, cpu, tid, tgid, nr, (a0, a1, a2, a3, a4, a5), caps))
+            caps = _caps(buf, pos + _SYS_ENTER.size, ncaps, pos + length) if ncaps else ()
+            append(SysEnter(ts, cpu, tid, tgid, nr, (a0, a1, a2, a3, a4, a5), caps,
+                            bool(flags & HDR_COMPAT)))
+        elif typ == INTERRUPTED:
+            _l, _t, _f, tid, cpu, ts, tgid, _z, nr, ret = _INTERRUPTED.unpack_from(buf, pos)
+            append(Interrupted(ts, cpu, tid, tgid, nr, ret))
         elif typ == NEW_TASK:
-            _l, _t, _f, tid, cpu, ts, _p, child, ctgid, event, flags, comm = _NEW_TASK.unpack_from(buf, pos)
-            append(NewTask(ts, cpu, tid, child, ctgid, event, flags, _comm(comm)))
+            (_l, _t, _f, tid, cpu, ts, _p, child, ctgid, event, flags, comm, ccpu,
+             _z) = _NEW_TASK.unpack_from(buf, pos)
+            append(NewTask(ts, cpu, tid, child, ctgid, event, flags, _comm(comm), ccpu))
         elif typ == EXEC:
             _l, _t, _f, tid, cpu, ts, old, tgid, comm, n, _z = _EXEC.unpack_from(buf, pos)
             off = pos + _EXEC.size

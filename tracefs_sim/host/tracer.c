@@ -15,8 +15,8 @@
  * socket before it handles a FUSE request, sees a traced task's syscall entry before the
  * request the syscall makes.  The per-stop path allocates nothing and makes only the
  * syscalls it needs: wait4, PTRACE_GET_SYSCALL_INFO, one pread of /proc/TID/stat (the
- * CPU, field 39, and the comm) on a kept-open fd, process_vm_readv for captures, one write
- * and the resume.  The stat read costs as much as the rest of a stop (do_task_stat formats
+ * CPU, field 39, and the comm) on a kept-open fd, one pread of /proc/TID/schedstat (did
+ * the syscall sleep), process_vm_readv for captures, one write and the resume.  The stat read costs as much as the rest of a stop (do_task_stat formats
  * 52 fields), so a syscall stop within SLEPT_NS of the task's last read reuses that CPU: a
  * task changes CPU only when it is scheduled, which in less time it rarely is (a tight
  * syscall loop still reads it every SLEPT_NS; a syscall that slept longer always).
@@ -50,10 +50,10 @@
 /* ------------------------------------------------------------------ wire format */
 enum {
 	SYS_ENTER = 1, SYS_EXIT = 2, NEW_TASK = 3, EXEC = 4, EXIT = 5, SIGNAL = 6, GONE = 7,
-	ATTACHED = 8, COMM = 9, ACK = 64, MODE = 128, CAPTURE = 129,
+	ATTACHED = 8, COMM = 9, INTERRUPTED = 10, ACK = 64, MODE = 128, CAPTURE = 129,
 };
 enum { MODE_LIFECYCLE = 0, MODE_SYSCALLS = 1 };
-enum { CAP_CSTRING = 1, CAP_BUFFER = 2, CAP_FIXED = 3 };
+enum { CAP_CSTRING = 1, CAP_BUFFER = 2, CAP_FIXED = 3, CAP_OUT = 4 };
 #define HDR_COMPAT 1            /* header flag: an i386 (int 0x80) syscall, numbered as on i386 */
 #define COMM_LEN 16
 #define MAX_CAPTURE 4096
@@ -86,12 +86,17 @@ struct task {
 	int tid;                /* 0: a free slot */
 	int tgid;
 	int statfd;             /* /proc/TID/stat, kept open; -1 when not open */
+	int schedfd;            /* /proc/TID/schedstat, kept open; -1 when not open */
 	int cpu;                /* field 39 of the last stat read */
 	int held_status;        /* T_HELD: the wait status of its first stop */
 	int creator;            /* T_HELD: the thread group whose fork event should announce it */
 	long nr;                /* the syscall whose entry was reported (in_syscall) */
+	uint64_t args[6];       /* its argument registers (for the captures at its exit) */
+	uint64_t sched[3];      /* schedstat at its entry stop: run ns, run-queue wait ns, runs */
+	uint64_t sched_ts;      /* when that was read; 0: unknown */
 	uint64_t stat_ts;       /* when cpu was read */
 	unsigned char state, in_syscall, exited, announced;
+	unsigned char interrupted;      /* PTRACE_INTERRUPTed by a switch to syscalls mode */
 	char comm[COMM_LEN];
 };
 
@@ -243,6 +248,7 @@ static struct task *task_new(int tid)
 	t->tid = tid;
 	t->tgid = tid;
 	t->statfd = -1;
+	t->schedfd = -1;
 	t->nr = -1;
 	t->state = T_RUNNING;
 	hinsert(idx);
@@ -269,6 +275,8 @@ static void task_del(struct task *t)
 	hused--;
 	if (t->statfd >= 0)
 		close(t->statfd);
+	if (t->schedfd >= 0)
+		close(t->schedfd);
 	if (t->state == T_HELD)
 		held--;
 	t->tid = 0;
@@ -351,24 +359,33 @@ static int read_file(const char *path, char *buf, size_t size)
 }
 
 /*
+ * /proc/TID/NAME into buf (NUL-terminated) through the task's kept-open *fd (opened on
+ * first use); the length read, <= 0 when it cannot be read.
+ */
+static ssize_t read_proc(const struct task *t, int *fd, const char *name, char *buf, size_t size)
+{
+	if (*fd < 0) {
+		char path[48];
+		snprintf(path, sizeof path, "/proc/%d/%s", t->tid, name);
+		*fd = open(path, O_RDONLY | O_CLOEXEC);
+		if (*fd < 0)
+			return -1;
+	}
+	ssize_t n = pread(*fd, buf, size - 1, 0);
+	if (n > 0)
+		buf[n] = 0;
+	return n;
+}
+
+/*
  * Refresh t->cpu from /proc/TID/stat (field 39, "processor": the CPU the task last ran
  * on, where it stopped) and its comm (field 2).  Returns 1 when the comm changed.
  */
 static int task_stat(struct task *t)
 {
 	char buf[1024], name[COMM_LEN];
-	ssize_t n;
-	if (t->statfd < 0) {
-		char path[40];
-		snprintf(path, sizeof path, "/proc/%d/stat", t->tid);
-		t->statfd = open(path, O_RDONLY | O_CLOEXEC);
-		if (t->statfd < 0)
-			return 0;
-	}
-	n = pread(t->statfd, buf, sizeof buf - 1, 0);
-	if (n <= 0)
+	if (read_proc(t, &t->statfd, "stat", buf, sizeof buf) <= 0)
 		return 0;
-	buf[n] = 0;
 	char *open_paren = strchr(buf, '('), *close_paren = strrchr(buf, ')');
 	if (!open_paren || !close_paren || close_paren < open_paren)
 		return 0;
@@ -399,6 +416,29 @@ static int status_field(int tid, const char *key)
 		return -1;
 	char *p = strstr(buf, key);
 	return p ? atoi(p + strlen(key)) : -1;
+}
+
+/*
+ * /proc/TID/schedstat (sched_info): ns on a CPU, ns waiting on a run queue, times switched
+ * in.  Short (three numbers, no formatting of 52 fields): about a tenth of a stat read.
+ */
+static int task_schedstat(struct task *t, uint64_t v[3])
+{
+	char buf[96];
+	if (read_proc(t, &t->schedfd, "schedstat", buf, sizeof buf) <= 0)
+		return 0;
+	const char *p = buf;
+	for (int i = 0; i < 3; i++) {
+		uint64_t x = 0;
+		if (*p < '0' || *p > '9')
+			return 0;
+		while (*p >= '0' && *p <= '9')
+			x = x * 10 + (uint64_t)(*p++ - '0');
+		v[i] = x;
+		if (*p == ' ')
+			p++;
+	}
+	return 1;
 }
 
 /* ------------------------------------------------------------------ tracee memory */
@@ -470,9 +510,50 @@ static void listen_task(struct task *t)
 /* ------------------------------------------------------------------ stops */
 static void dispatch(struct task *t, int status, uint64_t ts);
 
+/*
+ * The captures of kind `out` (CAP_OUT at an exit stop, the others at an entry stop) of
+ * syscall `nr` with registers `args`, appended to the record at rec (len bytes so far);
+ * returns the new length, *count the number appended.
+ */
+static size_t put_captures(struct task *t, unsigned char *rec, size_t len, uint64_t nr,
+			   const uint64_t *args, int out, uint32_t *count)
+{
+	int n = nr < NR_MAX ? cap_count[nr] : 0;
+	for (int i = 0; i < n; i++) {
+		const struct cap_spec *c = &caps[cap_first[nr] + i];
+		uint64_t addr = args[c->argidx];
+		unsigned char *dst = rec + len + 8;
+		ssize_t got = -1;
+		if (!addr || (c->kind == CAP_OUT) != out)
+			continue;
+		if (c->kind == CAP_CSTRING) {
+			got = peek_cstring(t->tid, dst, addr);
+		} else {
+			int64_t want = c->kind == CAP_BUFFER ? (int32_t)args[c->param]   /* an int length */
+				: (int64_t)c->param;
+			if (want <= 0)
+				continue;
+			if (want > MAX_CAPTURE)
+				want = MAX_CAPTURE;
+			got = peek(t->tid, dst, addr, (size_t)want);
+		}
+		if (got < 0)
+			continue;       /* a fault: the model sees no capture (-EFAULT) */
+		uint32_t *ch = (uint32_t *)(rec + len);
+		ch[0] = c->argidx | (uint32_t)c->kind << 8;
+		ch[1] = (uint32_t)got;
+		size_t padded = ((size_t)got + 7) & ~(size_t)7;
+		memset(dst + got, 0, padded - (size_t)got);
+		len += 8 + padded;
+		(*count)++;
+	}
+	return len;
+}
+
 static void on_syscall(struct task *t, uint64_t ts)
 {
 	struct __ptrace_syscall_info info;
+	t->interrupted = 0;     /* a syscall stop reports what the interrupt would have */
 	if (ptrace(PTRACE_GET_SYSCALL_INFO, t->tid, sizeof info, &info) <= 0) {
 		resume(t, 0);
 		return;
@@ -494,55 +575,74 @@ static void on_syscall(struct task *t, uint64_t ts)
 		uint32_t *tail = (uint32_t *)(b + 7);
 		tail[0] = (uint32_t)t->tgid;
 		tail[1] = 0;
-		size_t len = 88;
-		for (int i = 0; i < n; i++) {
-			const struct cap_spec *c = &caps[cap_first[nr] + i];
-			uint64_t addr = info.entry.args[c->argidx];
-			unsigned char *dst = rec + len + 8;
-			ssize_t got = -1;
-			if (!addr)
-				continue;
-			if (c->kind == CAP_CSTRING) {
-				got = peek_cstring(t->tid, dst, addr);
-			} else {
-				int64_t want = c->kind == CAP_FIXED ? (int64_t)c->param
-					: (int32_t)info.entry.args[c->param];   /* an int length */
-				if (want <= 0)
-					continue;
-				if (want > MAX_CAPTURE)
-					want = MAX_CAPTURE;
-				got = peek(t->tid, dst, addr, (size_t)want);
-			}
-			if (got < 0)
-				continue;       /* a fault: the model sees no capture (-EFAULT) */
-			uint32_t *ch = (uint32_t *)(rec + len);
-			ch[0] = c->argidx | (uint32_t)c->kind << 8;
-			ch[1] = (uint32_t)got;
-			size_t padded = ((size_t)got + 7) & ~(size_t)7;
-			memset(dst + got, 0, padded - (size_t)got);
-			len += 8 + padded;
-			tail[1]++;
-		}
+		size_t len = n ? put_captures(t, rec, 88, nr, info.entry.args, 0, &tail[1]) : 88;
 		((struct hdr *)rec)->len = (uint32_t)len;
 		outlen += len - 88;
 		t->nr = (long)nr;
+		memcpy(t->args, info.entry.args, sizeof t->args);
 		t->in_syscall = 1;
+		t->sched_ts = task_schedstat(t, t->sched) ? ts : 0;
 	} else if (info.op == PTRACE_SYSCALL_INFO_EXIT) {
 		if (t->in_syscall || mode == MODE_SYSCALLS) {
 			/* an exit whose entry was not seen (the switch to syscalls mode came while
 			 * the task was inside the syscall): the number is still in orig_rax */
 			long nr = t->in_syscall ? t->nr
 				: ptrace(PTRACE_PEEKUSER, t->tid, offsetof(struct user_regs_struct, orig_rax), 0);
-			unsigned char *rec = reserve(48);
-			int64_t *b = TASK_HDR(rec, 48, SYS_EXIT, t, ts);
+			/* did it sleep: the time it spent neither running nor runnable since its
+			 * entry stop (the two stops' own share included), and how often it was
+			 * switched back in besides the resume from its entry stop */
+			uint64_t asleep = 0, now_sched[3];
+			uint32_t switches = UINT32_MAX;
+			if (t->in_syscall && t->sched_ts && task_schedstat(t, now_sched)) {
+				uint64_t busy = (now_sched[0] - t->sched[0]) + (now_sched[1] - t->sched[1]);
+				uint64_t wall = ts - t->sched_ts;
+				asleep = wall > busy ? wall - busy : 0;
+				switches = now_sched[2] > t->sched[2] ? (uint32_t)(now_sched[2] - t->sched[2] - 1) : 0;
+			}
+			int n = t->in_syscall && !flags && info.exit.rval >= 0 && nr >= 0 && nr < NR_MAX
+				? cap_count[nr] : 0;
+			unsigned char *rec = reserve(64 + (size_t)n * (8 + MAX_CAPTURE));
+			uint64_t *b = TASK_HDR(rec, 64, SYS_EXIT, t, ts);
 			((struct hdr *)rec)->flags = flags;
-			b[0] = nr;
-			b[1] = info.exit.rval;
-			b[2] = (uint32_t)t->tgid;
+			b[0] = (uint64_t)nr;
+			b[1] = (uint64_t)info.exit.rval;
+			uint32_t *mid = (uint32_t *)(b + 2);
+			mid[0] = (uint32_t)t->tgid;
+			mid[1] = 0;
+			b[3] = asleep;
+			uint32_t *tail = (uint32_t *)(b + 4);
+			tail[0] = switches;
+			tail[1] = 0;
+			size_t len = n ? put_captures(t, rec, 64, (uint64_t)nr, t->args, 1, &mid[1]) : 64;
+			((struct hdr *)rec)->len = (uint32_t)len;
+			outlen += len - 64;
 		}
 		t->in_syscall = 0;
 	}
 	resume(t, 0);
+}
+
+/*
+ * The PTRACE_EVENT_STOP of a switch to syscalls mode: a task stopped on its way out of a
+ * syscall (orig_rax is its number; an interrupt or exception from user space leaves -1)
+ * whose exit was not reported.  rax is what it returns: an -ERESTART* code when the stop
+ * interrupted a sleep the syscall will resume after it.
+ */
+static void on_interrupted(struct task *t, uint64_t ts)
+{
+	struct user_regs_struct regs;
+	t->interrupted = 0;
+	if (ptrace(PTRACE_GETREGS, t->tid, 0, &regs) < 0 || (long)regs.orig_rax < 0)
+		return;
+	struct {
+		uint32_t tgid, zero;
+		uint64_t nr;
+		int64_t ret;
+	} *b = TASK_HDR(reserve(48), 48, INTERRUPTED, t, ts);
+	b->tgid = (uint32_t)t->tgid;
+	b->zero = 0;
+	b->nr = regs.orig_rax;
+	b->ret = (int64_t)regs.rax;
 }
 
 static void on_signal_stop(struct task *t, int sig, uint64_t ts)
@@ -569,13 +669,16 @@ static void announce(const struct task *parent, int parent_tid, struct task *c, 
 		uint32_t parent, child, child_tgid, event;
 		uint64_t flags;
 		char comm[COMM_LEN];
-	} *b = put_hdr(reserve(64), 64, NEW_TASK, parent_tid, parent ? parent->cpu : c->cpu, ts);
+		uint32_t child_cpu, zero;
+	} *b = put_hdr(reserve(72), 72, NEW_TASK, parent_tid, parent ? parent->cpu : c->cpu, ts);
 	b->parent = (uint32_t)parent_tid;
 	b->child = (uint32_t)c->tid;
 	b->child_tgid = (uint32_t)c->tgid;
 	b->event = (uint32_t)event;
 	b->flags = flags;
 	memcpy(b->comm, c->comm, COMM_LEN);
+	b->child_cpu = (uint32_t)c->cpu;
+	b->zero = 0;
 	c->announced = 1;
 	if (c->state == T_HELD) {
 		held--;
@@ -614,11 +717,15 @@ static void on_new_task(struct task *t, int event, uint64_t ts)
 		resume(t, 0);
 		return;
 	}
-	if (!c)
-		c = task_new((int)child);       /* it has not stopped yet */
+	if (!c) {
+		/* it has not stopped yet; wake_up_new_task() placed it already: the CPU
+		 * it will first run on (its stopped first stop reads it itself) */
+		c = task_new((int)child);
+		c->cpu = t->cpu;
+		task_stat(c);
+	}
 	c->tgid = flags & CLONE_THREAD ? t->tgid : (int)child;
 	memcpy(c->comm, t->comm, COMM_LEN);     /* copy_process copies the comm */
-	c->cpu = t->cpu;
 	announce(t, t->tid, c, event, flags, ts);
 	resume(t, 0);
 }
@@ -684,12 +791,19 @@ static void on_exec(int pid, uint64_t ts)
 	if (o && o != t) {
 		t->nr = o->nr;
 		t->in_syscall = o->in_syscall;
+		memcpy(t->args, o->args, sizeof t->args);
+		memcpy(t->sched, o->sched, sizeof t->sched);
+		t->sched_ts = 0;        /* schedstat of another tid: no comparison */
 		t->announced = 1;
 		task_del(o);
 	}
 	if (t->statfd >= 0) {
 		close(t->statfd);       /* it may belong to the old leader */
 		t->statfd = -1;
+	}
+	if (t->schedfd >= 0) {
+		close(t->schedfd);
+		t->schedfd = -1;
 	}
 	t->tgid = pid;
 	t->exited = 0;
@@ -740,6 +854,7 @@ static void on_exit_event(struct task *t, uint64_t ts)
 			group = !group_has_others(t);
 	}
 	t->exited = 1;
+	t->interrupted = 0;
 	int32_t *b = TASK_HDR(reserve(40), 40, EXIT, t, ts);
 	b[0] = t->tgid;
 	b[1] = status;
@@ -764,8 +879,11 @@ static void dispatch(struct task *t, int status, uint64_t ts)
 	else if (event == PTRACE_EVENT_STOP) {
 		if (is_stop_signal(sig))
 			listen_task(t);
-		else
+		else {
+			if (t->interrupted)
+				on_interrupted(t, ts);
 			resume(t, 0);   /* a new task's first stop, PTRACE_INTERRUPT, SIGCONT */
+		}
 	} else if (event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK ||
 		   event == PTRACE_EVENT_CLONE)
 		on_new_task(t, event, ts);
@@ -814,8 +932,8 @@ static void set_mode(uint32_t m, uint32_t seq)
 		 * tracee now: each is resumed with PTRACE_SYSCALL from its PTRACE_EVENT_STOP */
 		for (int i = 0; i < nchunks * CHUNK; i++) {
 			struct task *t = slot(i);
-			if (t->tid && t->state == T_RUNNING)
-				ptrace(PTRACE_INTERRUPT, t->tid, 0, 0);
+			if (t->tid && t->state == T_RUNNING && ptrace(PTRACE_INTERRUPT, t->tid, 0, 0) == 0)
+				t->interrupted = !t->in_syscall;   /* else its exit is reported */
 		}
 	}
 	mode = m == MODE_SYSCALLS ? MODE_SYSCALLS : MODE_LIFECYCLE;
@@ -833,7 +951,7 @@ static void set_capture(const unsigned char *p, uint32_t n)
 	for (uint32_t i = 0; i < n; i++, p += 8) {
 		uint16_t nr;
 		memcpy(&nr, p, 2);
-		if (nr >= NR_MAX || p[2] >= 6 || p[3] < CAP_CSTRING || p[3] > CAP_FIXED)
+		if (nr >= NR_MAX || p[2] >= 6 || p[3] < CAP_CSTRING || p[3] > CAP_OUT)
 			die("CAPTURE: bad entry %u (nr %u arg %u kind %u)", i, nr, p[2], p[3]);
 		if (i && nr < *(const uint16_t *)(p - 8))
 			die("CAPTURE: entries not sorted by syscall number");

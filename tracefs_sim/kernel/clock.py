@@ -11,6 +11,7 @@ import errno
 import random
 import time
 from dataclasses import dataclass
+from typing import Protocol
 
 from .errors import KernelError
 
@@ -34,24 +35,38 @@ CLOCKS: tuple[ClockDef, ...] = (
 CLOCK_NAMES = tuple(c.name for c in CLOCKS)
 
 
+class Cpus(Protocol):
+    """What the clock needs of the scheduler: how many CPUs, and which one code runs on."""
+
+    nr_cpus: int
+    cpu: int
+
+
 class BootClock:
     """Nanoseconds since boot: real (monotonic) or virtual (seeded).
 
     Observations of traced host tasks arrive a little after they happened, each stamped
     with the CLOCK_MONOTONIC time of its stop; while one is processed the clock is
     ``pin``ned to that time (readings step forward by ``PIN_STEP`` ns, as code takes
-    time), so a ``sleep 1`` is a second in the trace however late it is processed.  The
-    clock never goes backwards: a pinned time older than a reading already handed out
-    continues from that reading."""
+    time), so a ``sleep 1`` is a second in the trace however late it is processed.
+
+    The clock never goes backwards on a CPU: a pinned time older than a reading already
+    handed out on the CPU the code runs on continues from that reading.  Per CPU, as the
+    ring buffer needs it (each CPU's buffer is in time order; readers merge them), so
+    what happened on one CPU can be placed at its real time after a later observation on
+    another CPU was processed: a traced task's sleep is known to have started at its
+    entry only when its exit comes."""
 
     PIN_STEP = 120
 
-    def __init__(self, rng: random.Random | None = None, boot_offset_ns: int = 4_000_000_000) -> None:
+    def __init__(self, cpus: Cpus, rng: random.Random | None = None,
+                 boot_offset_ns: int = 4_000_000_000) -> None:
+        self._cpus = cpus
         self._rng = rng
         self._virtual = boot_offset_ns
         self._base = time.monotonic_ns() - boot_offset_ns
         self._pinned: int | None = None
-        self._last = 0
+        self._last = [0] * cpus.nr_cpus
 
     @property
     def deterministic(self) -> bool:
@@ -66,10 +81,24 @@ class BootClock:
             now = self._pinned
         else:
             now = time.monotonic_ns() - self._base
-        if now <= self._last:
-            now = self._last + 1
-        self._last = now
+        last = self._last
+        cpu = self._cpus.cpu
+        if now <= last[cpu]:
+            now = last[cpu] + 1
+        last[cpu] = now
         return now
+
+    def peek(self) -> int:
+        """What a reading would say now, without handing one out (no CPU's clock moves)."""
+        if self._rng is not None:
+            return self._virtual
+        if self._pinned is not None:
+            return self._pinned + self.PIN_STEP
+        return time.monotonic_ns() - self._base
+
+    def floor(self, cpu: int) -> int:
+        """The last reading handed out on ``cpu`` (the next one comes after it)."""
+        return self._last[cpu]
 
     def from_monotonic(self, mono_ns: int) -> int:
         """A CLOCK_MONOTONIC reading of this machine as boot-relative ns."""
@@ -80,9 +109,9 @@ class BootClock:
         return self._pinned
 
     def pin(self, boot_ns: int | None) -> None:
-        """Readings continue from ``boot_ns`` (not before the last one) until ``unpin``;
-        ``None`` unpins (so a saved ``pinned`` can be restored)."""
-        self._pinned = None if boot_ns is None else max(boot_ns, self._last) - self.PIN_STEP
+        """Readings continue from ``boot_ns`` (on each CPU not before its last one) until
+        ``unpin``; ``None`` unpins (so a saved ``pinned`` can be restored)."""
+        self._pinned = None if boot_ns is None else boot_ns - self.PIN_STEP
 
     def unpin(self) -> None:
         self._pinned = None

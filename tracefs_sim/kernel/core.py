@@ -97,8 +97,8 @@ class Kernel:
         self.seed = seed
         self.deterministic = seed is not None
         self.rng = random.Random(seed if seed is not None else os.getpid())
-        self.boot_clock = BootClock(random.Random(seed) if seed is not None else None)
         self.sched = Sched(self.nr_cpus)
+        self.boot_clock = BootClock(self.sched, random.Random(seed) if seed is not None else None)
         self.rcu = Rcu(self.sched, self.nr_cpus)
         self.kallsyms = Kallsyms()
         self.btf = BTF()

@@ -25,17 +25,23 @@ in deterministic mode (``--seed``) each call runs a fixed number of ticks instea
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..sched import TRACE_FLAG_HARDIRQ, TRACE_FLAG_SOFTIRQ
 from .callsite import CallSites
 from .defs import MAX_TICKS_PER_CATCH_UP, TICK_NS
+from .fs import Fs
 from .hostprocs import HostProcs
+from .mmap import Mmap
 from .process import Process
 from .sched import SchedModel
 from .shell import ShellSession
+from .signal import Signals
 from .slab import Slab
+from .sys import Sys
 from .syscalls import Syscalls
+from .time import Time
 from .timer import Timers
 from .traced import TracedTasks
 
@@ -61,12 +67,20 @@ class Workload:
         self.slab = Slab(self)
         self.sched = SchedModel(self)
         self.syscalls = Syscalls(self)
+        # the families whose syscall bodies traced host tasks run
+        self.fs = Fs(self)
+        self.mmap = Mmap(self)
         self.process = Process(self)
+        self.signals = Signals(self)
+        self.time = Time(self)
+        self.sys = Sys(self)
         self.timers = Timers(self)
         self.shell = ShellSession(self)
         self.hostprocs = HostProcs(self)
         self.traced = TracedTasks(self)
         self.owed: list[list[int]] = [[] for _ in range(kernel.nr_cpus)]  # held CPUs' ticks
+        # RCU callbacks waiting for a grace period, per CPU: run by a later tick's RCU softirq
+        self.rcu_cbs: list[list[Callable[[], None]]] = [[] for _ in range(kernel.nr_cpus)]
 
     # ------------------------------------------------------------------ tracepoints
     def tp(self, name: str) -> Tracepoint | None:
@@ -101,6 +115,23 @@ class Workload:
         """Preempt depth of the running task: the idle loop runs with preemption off."""
         sched = self.k.sched
         return 1 if sched.current is sched.idle[sched.cpu] else 0
+
+    def call_rcu(self, cpu: int, fn: Callable[[], None]) -> None:
+        """call_rcu(): ``fn`` runs in the RCU softirq of a later tick on ``cpu`` (at once
+        when nothing is attached: no tick would record it, and the pid-list hooks it may
+        run must not wait)."""
+        if self.quiet():
+            fn()
+        else:
+            self.rcu_cbs[cpu % self.k.nr_cpus].append(fn)
+
+    def rcu_core(self, cpu: int) -> None:
+        """rcu_core() → rcu_do_batch(): the callbacks whose grace period ended."""
+        cbs = self.rcu_cbs[cpu]
+        if cbs:
+            self.rcu_cbs[cpu] = []
+            for fn in cbs:
+                fn()
 
     # ------------------------------------------------------------------ time
     def quiet(self) -> bool:
@@ -150,12 +181,14 @@ class Workload:
             due = [self.last_ns - (n - i) * TICK_NS for i in range(first, n + 1)]
             self.ticks += n - len(due)
         owed = self.owed
-        if not due and not any(owed[c] and hold[c] is None for c in range(k.nr_cpus)):
+        if not due and (not any(owed) or not any(owed[c] and hold[c] is None
+                                                 for c in range(k.nr_cpus))):
             return
         if self.quiet():
             self.ticks += len(due)
             for c in range(k.nr_cpus):
                 owed[c].clear()
+                self.rcu_core(c)
             return
         saved = clock.pinned
         try:

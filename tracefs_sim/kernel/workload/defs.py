@@ -46,8 +46,18 @@ STATE_D = 0x2  # TASK_UNINTERRUPTIBLE
 STATE_Z = 0x20  # EXIT_ZOMBIE
 STATE_I = 0x80  # TASK_IDLE (TASK_REPORT_IDLE)
 STATE_PREEMPTED = 0x100  # TASK_REPORT_MAX: "R+"
+STATE_STOPPED = 0x4  # __TASK_STOPPED: "T"
 PWR_EVENT_EXIT = 0xFFFFFFFF
 SIGCHLD = 17
+
+# what the model knows of a traced host thread (kernel/workload/traced.py)
+T_NEW = "new"             # made by a fork, not run yet
+T_RUNNING = "running"     # on its CPU (user space, or a syscall that has not slept)
+T_ASLEEP = "asleep"       # switched out waiting
+T_STOPPED = "stopped"     # switched out in a group stop (T)
+T_WOKEN = "woken"         # woken, not switched in yet
+T_PREEMPTED = "preempted"  # switched out runnable (R+)
+T_DEAD = "dead"           # exited (a zombie or released)
 CLD_EXITED = 1
 NR_CPUS = 8192  # CONFIG_NR_CPUS: req_cpu of work queued on WORK_CPU_UNBOUND
 

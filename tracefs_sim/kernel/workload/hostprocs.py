@@ -28,8 +28,8 @@ class HostProcs:
         """A host process forked ``pid`` (seen by the adapter): the clone in the
         parent, the exec when its comm changed, its exit when it is already gone."""
         wl = self.wl
-        if not wl.enabled:
-            return
+        if not wl.enabled or wl.traced.owns(pid) or wl.traced.owns(parent_pid):
+            return      # the tracer reports what traced tasks do
         k = wl.k
         sched = k.sched
         cpu %= k.nr_cpus
@@ -71,7 +71,7 @@ class HostProcs:
         voluntary context switches): each time woken, switched in, and blocking again."""
         wl = self.wl
         task = wl.k.sched.tasks.get(pid)
-        if task is None or not wl.enabled:
+        if task is None or not wl.enabled or wl.traced.owns(pid):
             return
         wl.catch_up()
         sched = wl.k.sched
@@ -93,6 +93,8 @@ class HostProcs:
         """The current (requesting) host task changed directory to ``path`` since its
         last request: its chdir(2), with the pathname in its user memory."""
         wl = self.wl
+        if wl.traced.owns(wl.k.sched.current.pid):
+            return      # the tracer reports a traced task's chdir
         wl.syscalls.end("chdir", wl.syscalls.begin("chdir", name=path.rsplit("/", 1)[-1],
                                                      path=path), 0)
 
@@ -100,7 +102,7 @@ class HostProcs:
         """Host task ``pid`` changed its comm: it exec'd ``comm``."""
         wl = self.wl
         task = wl.k.sched.tasks.get(pid)
-        if task is None or not wl.enabled or task.comm == comm[:15]:
+        if task is None or not wl.enabled or task.comm == comm[:15] or wl.traced.owns(pid):
             return
         sched = wl.k.sched
         saved = sched.cpu, sched.current
@@ -125,7 +127,7 @@ class HostProcs:
         k = wl.k
         sched = k.sched
         task = sched.tasks.get(pid)
-        if task is None or not wl.enabled:
+        if task is None or not wl.enabled or wl.traced.owns(pid):
             return
         saved = sched.cpu, sched.current
         cpu = next((c for c, t in enumerate(wl.sched.host) if t is task), None)

@@ -1,11 +1,17 @@
-"""Syscalls of the simulated tasks and of requests that reach the mount
-(arch/x86/entry: do_syscall_64 → x64_sys_call → __x64_sys_NAME → …).
+"""Syscalls of the simulated tasks, of requests that reach the mount and of traced host
+tasks (arch/x86/entry: do_syscall_64 → x64_sys_call → __x64_sys_NAME → …).
 
-A syscall in progress is entered (``begin``: the raw_syscalls and syscalls:* entry
+A simulated syscall is entered (``begin``: the raw_syscalls and syscalls:* entry
 tracepoints, then its call chain left open) and left (``end``: the chain's returns and the
 exit tracepoints).  The argument registers of the functions on the way (vfs_read's file
 and count, do_sys_openat2's pathname pointer) come from the syscall in progress, so
 probes with fetch args see the values a real call would pass.
+
+A traced host task's real syscall is a ``SyscallCtx``: ``sys_enter`` (its entry
+tracepoints), ``run`` (its path, by the ``Body`` registered for it: the families of the
+machine — fs, mmap, process, signal, time, sys — fill the registry) and ``sys_exit``.
+The registers of the functions on its path are the body's (``ctx.regs``), found through
+the current task.
 """
 
 from __future__ import annotations
@@ -22,6 +28,8 @@ if TYPE_CHECKING:
     from ..syscall_table import Syscall
     from ..trace_events import Tracepoint
     from . import Workload
+    from .files import OpenFile
+    from .traced import Thread
 
 OPEN_EXEC: Tree = ("do_open_execat", ("do_filp_open", ("path_openat", ("vfs_open", "do_dentry_open"))))
 
@@ -166,29 +174,88 @@ FUNC_RET = {
 
 
 
-@dataclass(slots=True)
+# where a task's pt_regs sit: the top of its kernel stack (THREAD_SIZE 16 KiB), below it the
+# frames of the syscall's functions
+TASK_STACKS = 0xFFFFC90000200000
+PT_REGS_OFF = 0x3F58            # THREAD_SIZE - sizeof(struct pt_regs)
+FRAME_OFF = 0x3E00              # a local of the syscall's functions (a loff_t, a struct)
+
+
+def arg_int(v: int) -> int:
+    """An ``int`` argument register: its low 32 bits, signed."""
+    v &= 0xFFFFFFFF
+    return v - (1 << 32) if v >= 1 << 31 else v
+
+
+def arg_long(v: int) -> int:
+    """A ``long`` argument register, signed."""
+    return v - (1 << 64) if v >= 1 << 63 else v
+
+
+def task_stack(pid: int) -> int:
+    """The base of task ``pid``'s kernel stack (one 16 KiB slot per pid)."""
+    return TASK_STACKS + (pid & 0xFFFF) * 0x4000
+
+
+@dataclass(slots=True, eq=False)
 class SyscallCtx:
-    """One real syscall in progress (a traced host task's): what its body works with."""
+    """One real syscall of a traced host task in progress: what its body works with.
+
+    ``regs``/``rets`` are the argument registers and return values of the functions on
+    its path (what probes on them fetch), filled by its body; a function of the open
+    chain without an entry in ``rets`` returns the syscall's value."""
 
     sc: Syscall
     args: tuple[int, ...]
-    caps: dict[int, bytes]       # argument index -> the user memory the tracer read
-    task: Task
-    fname: str                   # the file behind its fd or path ("" when none)
-    frames: list[Frame]          # its open call chain
-    data: dict[str, int] = field(default_factory=dict)   # what its entry part leaves its exit
+    caps: dict[int, bytes]              # argument index -> the user memory read at the entry
+    thread: Thread
+    file: OpenFile | None = None        # the open file its fd argument names
+    frames: list[Frame] = field(default_factory=list)   # its open call chain
+    regs: dict[str, tuple[int, ...]] = field(default_factory=dict)
+    rets: dict[str, int | None] = field(default_factory=dict)   # None: the syscall's value
+    ret: int | None = None              # its real return value, once known
+    outs: dict[int, bytes] = field(default_factory=dict)  # argument index -> output read at the exit
+    entered: bool = True                # its entry was seen (False: only its exit is shown)
+    ran: bool = False                   # its path ran (Syscalls.run)
+    compat: bool = False                # an i386 syscall (int 0x80), numbered as on i386
+    t0: int = 0                         # boot ns of its entry
+    data: dict[str, int] = field(default_factory=dict)   # what its path leaves its return
+
+    @property
+    def task(self) -> Task:
+        return self.thread.task
+
+    @property
+    def pt_regs(self) -> int:
+        return task_stack(self.thread.task.pid) + PT_REGS_OFF
+
+    @property
+    def frame(self) -> int:
+        """An address in the syscall's stack frames (its locals: a loff_t, an open_how)."""
+        return task_stack(self.thread.task.pid) + FRAME_OFF
 
 
 @dataclass(frozen=True, slots=True)
 class Body:
     """What the simulated kernel does for one syscall between its entry and its exit
-    tracepoints, beyond the entry chain: ``enter`` right after the chain is entered
-    (the registers are real), ``exit`` once the real return value is known, before the
-    chain returns.  The families of the machine (fs, mm, net, process, time…) register
-    the bodies of their syscalls with ``Syscalls.register``."""
+    tracepoints, below ``x64_sys_call`` → ``__x64_sys_NAME``.
+
+    ``enter`` runs the path up to where the syscall could sleep: it opens the chain that
+    stays entered until the return (``Syscalls.open``) and calls what runs on the way
+    (``Syscalls.call``), with the real registers.  It runs once the syscall's outcome is
+    known or needed: at its exit (``ctx.ret`` is the real value, so a failing call takes
+    its error path), or earlier when a request of the task reaches the mount, it has
+    slept past the horizon or a waker needs it asleep (``ctx.ret`` is None: the
+    successful path).  ``exit`` runs once it returns (after it was woken), before the
+    chain returns.  ``wake`` is how the task was woken when nothing the model saw woke
+    it: it runs the waker's path at the given time on the task's CPU (the hrtimer
+    interrupt of a sleep) and returns True, or returns False for the default (a wakeup
+    in the CPU's idle context).  The families of the machine (fs, mm, net, process,
+    time…) register their bodies with ``Syscalls.register``."""
 
     enter: Callable[[SyscallCtx], None] | None = None
     exit: Callable[[SyscallCtx, int], None] | None = None
+    wake: Callable[[SyscallCtx, int], bool] | None = None
 
 
 class Syscalls:
@@ -206,16 +273,11 @@ class Syscalls:
         self.user_buf = 0
         self.cur_dir_name = 0
         self.bodies: dict[str, Body] = {}
-        for name, fn in FUNC_ARGS.items():
-            wl.sites.args[name] = self._bind(fn)
-        for name, fn in FUNC_RET.items():
-            wl.sites.rets[name] = self._bind_ret(fn)
-
-    def _bind(self, fn: Callable[[Syscalls], tuple[int, ...]]) -> Callable[[], tuple[int, ...]]:
-        return lambda: fn(self)
-
-    def _bind_ret(self, fn: Callable[[Syscalls], int]) -> Callable[[], tuple[int, ...]]:
-        return lambda: (fn(self),)
+        self.ctxs: dict[int, SyscallCtx] = {}     # pid -> its traced syscall that ran
+        self._provided: set[str] = set()
+        self._event_names: dict[int, tuple[str, str]] = {}
+        for name in FUNC_ARGS.keys() | FUNC_RET.keys():
+            self._provide(name)
 
     def begin(self, op: str, args: tuple[int, ...] = (), name: str = "",
               count: int = 0, path: str | tuple[str, ...] = "") -> list[Frame]:
@@ -256,37 +318,160 @@ class Syscalls:
             raise ValueError(f"syscall {name} has a body already")
         self.bodies[name] = body
 
-    def enter(self, sc: Syscall, args: tuple[int, ...], caps: dict[int, bytes] | None = None,
-              fname: str = "", count: int = 0) -> SyscallCtx:
-        """A traced host task's real syscall enters, with its number and registers and the
-        user memory the tracer read (``caps``: argument index -> bytes); ``fname`` names
-        the file behind its fd or path (what probes on the way see in
-        ``file->f_path.dentry->d_name.name``), ``count`` its byte count.  Its body's
-        entry part runs (or, without a body, the leaves of the legacy tables)."""
+    # ------------------------------------------------------------------ traced syscalls
+    def sys_enter(self, ctx: SyscallCtx) -> None:
+        """The entry tracepoints of a traced task's syscall (syscall_trace_enter(): the
+        raw_syscalls:sys_enter event, then ftrace_syscall_enter()'s syscalls:* event);
+        an i386 syscall has no syscalls:* event (trace_get_syscall_nr() says -1)."""
         wl = self.wl
-        self.cur_name = fname or "null"
-        self.cur_count = count
-        self.cur_file, self.cur_dentry = wl.k.mem.file_object(self.cur_name)
-        self.sys_args = args
-        self.sys_op = sc.name
-        self.sys_paths = ()
-        chain = SYSCALL_ENTRY.get(sc.name) or ("x64_sys_call", sc.symbol or "__x64_sys_ni_syscall")
+        sc = ctx.sc
+        tp = wl.tp("sys_enter")
+        if tp:
+            tp.fire(sc.nr, list(ctx.args))
+        if not ctx.compat:
+            tp = wl.tp(self._events(sc)[0])
+            if tp:
+                self._fire_syscall_event(tp, sc.nr, *ctx.args)
+
+    def _events(self, sc: Syscall) -> tuple[str, str]:
+        """The names of ``sc``'s syscalls:* events ("" for a number the kernel does not
+        implement: it has none)."""
+        names = self._event_names.get(sc.nr)
+        if names is None or sc.entry is None:
+            ev = sc.event
+            names = (f"sys_enter_{ev}", f"sys_exit_{ev}") if ev else ("", "")
+            self._event_names[sc.nr] = names
+        return names
+
+    def run(self, ctx: SyscallCtx) -> None:
+        """do_syscall_64() → x64_sys_call() → __x64_sys_NAME(): the syscall's path up to
+        where it could sleep (its body's ``enter``)."""
+        ctx.ran = True
+        sc = ctx.sc
+        self.ctxs[ctx.thread.task.pid] = ctx
+        if ctx.compat:
+            return      # do_int80_syscall_32() → ia32_sys_call(): not modelled
+        regs = ctx.pt_regs
+        ctx.regs["x64_sys_call"] = (regs, sc.nr)
+        symbol = sc.symbol or "__x64_sys_ni_syscall"
+        ctx.regs[symbol] = (regs,)
+        self.open(ctx, "x64_sys_call", symbol)
         body = self.bodies.get(sc.name)
-        ctx = SyscallCtx(sc, args, caps or {}, wl.k.sched.current, fname, [])
-        ctx.frames = self._enter(sc.name, sc.event or "", sc.nr, args, chain,
-                                 leaves=body is None)
         if body is not None and body.enter is not None:
             body.enter(ctx)
-        return ctx
 
-    def exit(self, ctx: SyscallCtx, ret: int) -> None:
-        """The traced syscall returns ``ret`` (its real value; -errno on failure): its
-        body's exit part, then the returns of its chain and the exit tracepoints."""
+    def sys_exit(self, ctx: SyscallCtx, ret: int) -> None:
+        """The syscall returns ``ret`` (its real value; -errno on failure): its body's
+        ``exit``, the returns of its chain, then syscall_exit_work()'s tracepoints
+        (ftrace_syscall_exit()'s syscalls:* event, then raw_syscalls:sys_exit)."""
+        wl = self.wl
         sc = ctx.sc
-        body = self.bodies.get(sc.name)
-        if body is not None and body.exit is not None:
-            body.exit(ctx, ret)
-        self._leave(sc.name, sc.event or "", sc.nr, ctx.frames, ret)
+        ctx.ret = ret
+        if ctx.ran:
+            body = self.bodies.get(sc.name)
+            if body is not None and body.exit is not None:
+                body.exit(ctx, ret)
+            wl.sites.leave_chain(ctx.frames)
+            ctx.frames = []
+            if self.ctxs.get(ctx.thread.task.pid) is ctx:
+                del self.ctxs[ctx.thread.task.pid]
+        if not ctx.compat:
+            tp = wl.tp(self._events(sc)[1])
+            if tp:
+                self._fire_syscall_event(tp, sc.nr, ret)
+        tp = wl.tp("sys_exit")
+        if tp:
+            tp.fire(sc.nr, ret)
+
+    def abandon(self, ctx: SyscallCtx) -> None:
+        """The task left the syscall without returning (do_exit() inside it): its frames
+        never return."""
+        pid = ctx.thread.task.pid
+        if self.ctxs.get(pid) is ctx:
+            del self.ctxs[pid]
+        stack = self.wl.sites.stacks.get(id(ctx.thread.task))
+        if stack:
+            del stack[max(0, len(stack) - len(ctx.frames)):]
+        ctx.frames = []
+
+    def rekey(self, ctx: SyscallCtx, old_pid: int) -> None:
+        """The task of ``ctx`` changed pid (a non-leader's exec took the leader's)."""
+        if self.ctxs.get(old_pid) is ctx:
+            del self.ctxs[old_pid]
+            self.ctxs[ctx.thread.task.pid] = ctx
+
+    def open(self, ctx: SyscallCtx, *names: str) -> None:
+        """Enter ``names`` (each calling the next) below the syscall's open chain, left
+        open until its return.  Their registers are ``ctx.regs[name]``; without an entry
+        in ``ctx.rets`` they return the syscall's value."""
+        sites = self.wl.sites
+        for name in names:
+            self._provide(name)
+            ctx.rets.setdefault(name, None)
+        parent = ctx.frames[-1][1] if ctx.frames else None
+        ctx.frames += sites.enter_chain(names, parent)
+
+    def close(self, ctx: SyscallCtx, n: int) -> None:
+        """The innermost ``n`` open functions return (before the syscall does)."""
+        if n <= 0:
+            return
+        frames = ctx.frames[-n:]
+        del ctx.frames[-n:]
+        self.wl.sites.leave_chain(frames)
+
+    def close_to(self, ctx: SyscallCtx, name: str) -> None:
+        """The open functions called by ``name`` return (``name`` stays open)."""
+        for i in range(len(ctx.frames) - 1, -1, -1):
+            if ctx.frames[i][1] == name:
+                self.close(ctx, len(ctx.frames) - 1 - i)
+                return
+
+    def call(self, ctx: SyscallCtx, tree: Tree | str, parent: str | None = None) -> None:
+        """Run ``tree`` (a function and its callees) to its return, called from
+        ``parent`` (default: the innermost open function), with the registers and
+        return values of ``ctx.regs``/``ctx.rets`` (0 when not given)."""
+        sites = self.wl.sites
+        if not sites.armed():
+            return
+        self._provide_tree(tree)
+        sites.call(tree, parent if parent is not None else ctx.frames[-1][1] if ctx.frames else None)
+
+    def _provide_tree(self, tree: Tree | str) -> None:
+        if isinstance(tree, str):
+            self._provide(tree)
+            return
+        self._provide(tree[0])
+        for kid in tree[1:]:
+            self._provide_tree(kid)
+
+    def _provide(self, name: str) -> None:
+        """Register ``name``'s argument and return-value sources: the current task's
+        traced syscall when it has them, else the simulated workload's (FUNC_ARGS)."""
+        if name in self._provided:
+            return
+        self._provided.add(name)
+        legacy_args = FUNC_ARGS.get(name)
+        legacy_ret = FUNC_RET.get(name)
+        ctxs = self.ctxs
+        sched = self.wl.k.sched
+
+        def args() -> tuple[int, ...]:
+            ctx = ctxs.get(sched.current.pid)
+            if ctx is not None:
+                regs = ctx.regs.get(name)
+                if regs is not None:
+                    return regs
+            return legacy_args(self) if legacy_args is not None else ()
+
+        def ret() -> tuple[int, ...]:
+            ctx = ctxs.get(sched.current.pid)
+            if ctx is not None and name in ctx.rets:
+                value = ctx.rets[name]
+                return (ctx.ret or 0 if value is None else value,)
+            return (legacy_ret(self) if legacy_ret is not None else 0,)
+
+        self.wl.sites.args[name] = args
+        self.wl.sites.rets[name] = ret
 
     def _enter(self, op: str, event: str, nr: int, args: tuple[int, ...],
                chain: tuple[str, ...], leaves: bool = True) -> list[Frame]:

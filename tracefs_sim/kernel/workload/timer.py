@@ -97,7 +97,7 @@ class Timers:
         vecs = [1]                                       # run_local_timers(): TIMER_SOFTIRQ
         wl.emit("softirq_raise", 1)
         wl.sites.call("rcu_sched_clock_irq", "update_process_times")
-        if kt is self.rcu or wl.ticks % 2 == 0:
+        if kt is self.rcu or wl.ticks % 2 == 0 or wl.rcu_cbs[cpu]:
             vecs.append(9)                               # rcu_sched_clock_irq(): RCU_SOFTIRQ
             wl.emit("softirq_raise", 9)
         sched_tick = wl.sites.enter_chain(("sched_tick",), "update_process_times")
@@ -134,6 +134,7 @@ class Timers:
                     self._expire_timer(cpu, kt, jiffies, base)
             elif vec == 9:
                 wl.sites.call("rcu_core")
+                wl.rcu_core(cpu)
                 if r < 0.1:   # a grace period ended: kfree_rcu() callbacks run
                     wl.slab.kfree("rcu_do_batch", wl.slab.alloc_obj(64))
             else:

@@ -1,0 +1,84 @@
+"""What the kernel model of traced tasks asks the host (kernel/workload/traced.py's
+``Host``), read from /proc: the file behind an fd it did not see opened, the parent of
+CMD, the comm of an untraced task a traced one signals, a script's interpreter, the
+signals a process ignores.
+
+Each answer is read when the model first needs it (an fd once per fd), a little after the
+tracer's stop: an fd closed and reused meanwhile is named by its new file.
+"""
+
+from __future__ import annotations
+
+import os
+
+# /proc/PID/net files whose inode column (10th; unix: 7th) names a socket's protocol
+SOCKET_TABLES = (("unix", 6, "UNIX"), ("tcp", 9, "TCP"), ("tcp6", 9, "TCPv6"),
+                 ("udp", 9, "UDP"), ("udp6", 9, "UDPv6"), ("raw", 9, "RAW"),
+                 ("raw6", 9, "RAWv6"), ("netlink", 9, "NETLINK"))
+UNIX_STREAM = 1                 # the unix table's Type column: SOCK_STREAM
+
+
+class ProcView:
+    """The host's /proc, for the model's questions."""
+
+    def fd_link(self, tgid: int, fd: int) -> tuple[str, str] | None:
+        try:
+            link = os.readlink(f"/proc/{tgid}/fd/{fd}")
+        except OSError:
+            return None
+        proto = self._socket_proto(tgid, link[8:-1]) if link.startswith("socket:[") else ""
+        return link, proto
+
+    def _socket_proto(self, tgid: int, inode: str) -> str:
+        """The protocol of socket ``inode``, from the tables of the process's netns."""
+        for table, col, name in SOCKET_TABLES:
+            try:
+                with open(f"/proc/{tgid}/net/{table}") as f:
+                    next(f, None)
+                    for line in f:
+                        cols = line.split()
+                        if len(cols) > col and cols[col] == inode:
+                            if table == "unix" and int(cols[4], 16) == UNIX_STREAM:
+                                return "UNIX-STREAM"
+                            return name
+            except OSError:
+                continue
+        return ""
+
+    def parent(self, pid: int) -> tuple[int, str] | None:
+        try:
+            with open(f"/proc/{pid}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+            with open(f"/proc/{ppid}/comm") as f:
+                return ppid, f.read().rstrip("\n")
+        except (OSError, ValueError, IndexError):
+            return None
+
+    def comm(self, pid: int) -> str | None:
+        try:
+            with open(f"/proc/{pid}/comm") as f:
+                return f.read().rstrip("\n")
+        except OSError:
+            return None
+
+    def interp(self, tgid: int, filename: str) -> str | None:
+        path = filename if filename.startswith("/") else f"/proc/{tgid}/cwd/{filename}"
+        try:
+            with open(path, "rb") as f:
+                head = f.read(256)
+        except OSError:
+            return None
+        if not head.startswith(b"#!"):
+            return None
+        words = head[2:].split(b"\n", 1)[0].split()
+        return words[0].decode("utf-8", "surrogateescape") if words else None
+
+    def ignored_signals(self, pid: int) -> int:
+        try:
+            with open(f"/proc/{pid}/status") as f:
+                for line in f:
+                    if line.startswith("SigIgn:"):
+                        return int(line.split()[1], 16)
+        except (OSError, ValueError):
+            pass
+        return 0

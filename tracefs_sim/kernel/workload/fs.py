@@ -1,0 +1,685 @@
+"""The VFS syscalls of traced host tasks (fs/read_write.c, open.c, stat.c, readdir.c,
+namei.c, pipe.c, file.c, fcntl.c, ioctl.c, d_path.c): their paths below
+``__x64_sys_NAME`` with the registers each function really gets.
+
+vfs_read/vfs_write get the open file behind the fd (``file->f_path.dentry->d_name.name``
+names it), the user buffer, the real count and the position (the caller's stack
+``loff_t``, NULL for a stream: pipes, sockets); do_sys_openat2 and getname get the
+caller's pathname pointer (``+0($arg2):ustring`` reads the captured path); getname hands
+a ``struct filename`` whose ``name`` is the kernel copy.  A failing call takes its error
+path (an openat that fails the lookup never reaches vfs_open; a read of a bad fd stops in
+ksys_read).  A write to a pipe wakes the task asleep reading it; a write to a pipe or
+socket nobody reads (-EPIPE) sends SIGPIPE.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import TYPE_CHECKING
+
+from ..lib import MASK64
+from .defs import T_ASLEEP
+from .files import PIPE, SOCKET, TTY, OpenFile
+from .signal import SI_USER, SIGPIPE
+from .syscalls import Body, SyscallCtx, arg_int
+
+if TYPE_CHECKING:
+    from . import Workload
+    from .traced import Proc
+
+AT_FDCWD = 0xFFFFFF9C       # -100 as the int register
+AT_EMPTY_PATH = 0x1000
+AT_SYMLINK_NOFOLLOW = 0x100
+AT_REMOVEDIR = 0x200
+O_WRONLY, O_CREAT, O_TRUNC = 0o1, 0o100, 0o1000
+O_LARGEFILE = 0o100000
+MAY_WRITE, MAY_READ = 2, 4
+READ, WRITE = 0, 1
+STATX_BASIC_STATS = 0x7FF
+LOOKUP_FOLLOW, LOOKUP_RCU = 0x1, 0x40
+RLIMIT_NOFILE_CUR = 1024
+EBADF, EPIPE, ESPIPE = 9, 32, 29
+FILENAME = struct.Struct("<QQiiQ")      # struct filename: name, uptr, refcnt, pad, aname
+NAMES_ISIZE = FILENAME.size             # iname[] follows
+READ_ITER = {PIPE: "pipe_read", TTY: "tty_read", SOCKET: "sock_read_iter"}
+WRITE_ITER = {PIPE: "pipe_write", TTY: "tty_write", SOCKET: "sock_write_iter"}
+READS = frozenset(("read", "readv", "pread64", "preadv", "preadv2"))
+
+
+def err_ptr(ret: int) -> int:
+    """ERR_PTR(ret) as a register."""
+    return ret & MASK64
+
+
+class Fs:
+    """The bodies of the VFS syscalls."""
+
+    def __init__(self, wl: Workload) -> None:
+        self.wl = wl
+        reg = wl.syscalls.register
+        reg("read", Body(self._read))
+        reg("write", Body(self._write))
+        reg("pread64", Body(self._pread))
+        reg("pwrite64", Body(self._pwrite))
+        reg("readv", Body(self._readv))
+        reg("writev", Body(self._writev))
+        reg("lseek", Body(self._lseek))
+        reg("openat", Body(self._openat, self._open_exit))
+        reg("open", Body(self._open, self._open_exit))
+        reg("creat", Body(self._creat, self._open_exit))
+        reg("openat2", Body(self._openat2, self._open_exit))
+        reg("close", Body(self._close))
+        reg("newfstatat", Body(self._fstatat))
+        reg("stat", Body(self._stat))
+        reg("lstat", Body(self._lstat))
+        reg("fstat", Body(self._fstat))
+        reg("statx", Body(self._statx))
+        reg("getdents64", Body(self._getdents64))
+        reg("mkdir", Body(self._mkdir))
+        reg("mkdirat", Body(self._mkdirat))
+        reg("rmdir", Body(self._rmdir))
+        reg("unlink", Body(self._unlink))
+        reg("unlinkat", Body(self._unlinkat))
+        reg("rename", Body(self._rename))
+        reg("renameat2", Body(self._renameat2))
+        reg("pipe", Body(self._pipe))
+        reg("pipe2", Body(self._pipe2))
+        reg("dup", Body(self._dup))
+        reg("dup2", Body(self._dup2))
+        reg("dup3", Body(self._dup3))
+        reg("fcntl", Body(self._fcntl))
+        reg("ioctl", Body(self._ioctl))
+        reg("chdir", Body(self._chdir))
+        reg("fchdir", Body(self._fchdir))
+        reg("getcwd", Body(self._getcwd))
+
+    # ------------------------------------------------------------------ helpers
+    def _file(self, f: OpenFile | None) -> int:
+        """The struct file of ``f`` (named by its dentry)."""
+        return self.wl.k.mem.file_object(f.name if f is not None else "")[0]
+
+    def _f_path(self, f: OpenFile | None) -> int:
+        """&file->f_path of ``f``'s struct file."""
+        mem = self.wl.k.mem
+        return self._file(f) + mem.offset("file", "f_path")
+
+    def _path(self, ctx: SyscallCtx, i: int) -> str:
+        raw = ctx.caps.get(i)
+        return raw.decode("utf-8", "surrogateescape") if raw is not None else ""
+
+    def getname(self, ctx: SyscallCtx, i: int, flags: int = 0, parent: str | None = None) -> int:
+        """getname_flags(): the pathname argument ``i`` copied into a names_cache buffer
+        (a ``struct filename`` whose ``name`` is the kernel copy); its address."""
+        wl = self.wl
+        proc = ctx.thread.proc
+        mem = wl.k.mem
+        if not proc.names:
+            proc.names = mem.alloc(4096)
+        raw = ctx.caps.get(i, b"")[:4096 - NAMES_ISIZE - 1]
+        addr = proc.names
+        mem.write(addr, FILENAME.pack(addr + NAMES_ISIZE, ctx.args[i], 1, 0, 0) + raw + b"\0")
+        ctx.regs["getname"] = (ctx.args[i],)
+        ctx.regs["getname_flags"] = (ctx.args[i], flags)
+        ctx.rets["getname"] = ctx.rets["getname_flags"] = addr
+        ctx.rets["kmem_cache_alloc_noprof"] = addr
+        s = wl.syscalls
+        s.call(ctx, ("getname", ("getname_flags", "kmem_cache_alloc_noprof")) if flags == 0
+               else ("getname_flags", "kmem_cache_alloc_noprof"), parent)
+        wl.slab.cache_alloc("names_cache", "getname_flags", addr)
+        return addr
+
+    def _putname(self, ctx: SyscallCtx, name: int) -> None:
+        ctx.regs["putname"] = (name,)
+        self.wl.syscalls.call(ctx, "putname")
+        self.wl.slab.cache_free("names_cache", "putname", name)
+
+    def _fdget(self, ctx: SyscallCtx, fd: int, fn: str = "fdget_pos") -> bool:
+        """fdget_pos(fd) (or fdget): False when the fd is bad (the call fails -EBADF)."""
+        ctx.regs[fn] = (fd & 0xFFFFFFFF,)
+        ctx.rets[fn] = self._file(ctx.file) if ctx.file is not None else 0
+        self.wl.syscalls.call(ctx, fn)
+        return ctx.file is not None and ctx.ret != -EBADF
+
+    def _verify(self, ctx: SyscallCtx, rw: int, file: int, pos: int, count: int) -> None:
+        """rw_verify_area() → security_file_permission()."""
+        ctx.regs["rw_verify_area"] = (rw, file, pos, count)
+        ctx.regs["security_file_permission"] = (file, MAY_WRITE if rw == WRITE else MAY_READ)
+        ctx.rets["rw_verify_area"] = ctx.rets["security_file_permission"] = 0
+        self.wl.syscalls.call(ctx, ("rw_verify_area", "security_file_permission"))
+
+    def _rw(self, ctx: SyscallCtx, rw: int, vfs: str, buf: int, count: int, pos: int | None) -> None:
+        """vfs_read/vfs_write(file, buf, count, pos) and the file's read_iter/write_iter,
+        left open (a pipe read sleeps in pipe_read)."""
+        s = self.wl.syscalls
+        f = ctx.file
+        file = self._file(f)
+        ppos = 0 if f is None or f.stream or pos is None else ctx.frame
+        ctx.regs[vfs] = (file, buf, count, ppos)
+        s.open(ctx, vfs)
+        self._verify(ctx, rw, file, ppos, count)
+        op = (WRITE_ITER if rw == WRITE else READ_ITER).get(f.kind if f is not None else "")
+        if op is not None:
+            ctx.regs[op] = (ctx.frame + 0x40, ctx.frame + 0x80)   # the kiocb, the iov_iter
+            s.open(ctx, op)
+        if rw == WRITE:
+            self._after_write(ctx)
+
+    def _after_write(self, ctx: SyscallCtx) -> None:
+        """What a write to a pipe does to others: the reader asleep on it wakes
+        (pipe_write's wake_up_interruptible_sync_poll); nobody reading: SIGPIPE."""
+        f = ctx.file
+        if f is None or f.kind not in (PIPE, SOCKET):
+            return
+        wl = self.wl
+        tr = wl.traced
+        if ctx.ret == -EPIPE:
+            # send_sig(SIGPIPE, current, 0)
+            wl.signals.generate(SIGPIPE, 0, SI_USER, ctx.thread.proc, ctx.thread)
+            return
+        if f.pipe is None or (ctx.ret is not None and ctx.ret <= 0):
+            return
+        for t in list(tr.sleepers()):
+            p = t.pending
+            if (p is not None and t is not ctx.thread and p.ctx.sc.name in READS
+                    and p.ctx.file is not None and p.ctx.file.pipe is f.pipe and p.t0 <= ctx.t0):
+                tr.ensure_asleep(t)
+                if t.state == T_ASLEEP:
+                    tr.wake(t, wl.k.sched.cpu, locks=1)     # the pipe's rd_wait lock
+
+    # ------------------------------------------------------------------ read_write.c
+    def _ksys(self, ctx: SyscallCtx, rw: int, ksys: str, positioned: bool) -> None:
+        """read/write() → ksys_read/ksys_write(fd, buf, count) → fdget_pos(), vfs_read/
+        vfs_write(); pread64/pwrite64() → ksys_pread64/ksys_pwrite64(fd, buf, count, pos)
+        → fdget(), vfs_read/vfs_write(&pos)."""
+        fd, buf, count = ctx.args[0], ctx.args[1], ctx.args[2]
+        ctx.regs[ksys] = (fd & 0xFFFFFFFF, buf, count, ctx.args[3]) if positioned else \
+            (fd & 0xFFFFFFFF, buf, count)
+        self.wl.syscalls.open(ctx, ksys)
+        if self._fdget(ctx, fd, "fdget" if positioned else "fdget_pos"):
+            self._rw(ctx, rw, "vfs_write" if rw == WRITE else "vfs_read", buf, count, 0)
+
+    def _read(self, ctx: SyscallCtx) -> None:
+        self._ksys(ctx, READ, "ksys_read", False)
+
+    def _write(self, ctx: SyscallCtx) -> None:
+        self._ksys(ctx, WRITE, "ksys_write", False)
+
+    def _pread(self, ctx: SyscallCtx) -> None:
+        self._ksys(ctx, READ, "ksys_pread64", True)
+
+    def _pwrite(self, ctx: SyscallCtx) -> None:
+        self._ksys(ctx, WRITE, "ksys_pwrite64", True)
+
+    def _vec(self, ctx: SyscallCtx, rw: int) -> None:
+        """readv/writev() → do_readv/do_writev(fd, vec, vlen, 0) → vfs_readv/vfs_writev(
+        file, vec, vlen, pos, 0) → do_iter_readv_writev() → the file's iter op."""
+        s = self.wl.syscalls
+        fd, vec, vlen = ctx.args[:3]
+        top, vfs = ("do_writev", "vfs_writev") if rw == WRITE else ("do_readv", "vfs_readv")
+        ctx.regs[top] = (fd, vec, vlen, 0)
+        s.open(ctx, top)
+        if not self._fdget(ctx, fd):
+            return
+        f = ctx.file
+        file = self._file(f)
+        ppos = 0 if f is None or f.stream else ctx.frame
+        ctx.regs[vfs] = (file, vec, vlen, ppos, 0)
+        s.open(ctx, vfs)
+        self._verify(ctx, rw, file, ppos, ctx.ret if ctx.ret is not None and ctx.ret > 0 else 0)
+        ctx.regs["do_iter_readv_writev"] = (file, ctx.frame + 0x80, ppos, rw, 0)
+        s.open(ctx, "do_iter_readv_writev")
+        op = (WRITE_ITER if rw == WRITE else READ_ITER).get(f.kind if f is not None else "")
+        if op is not None:
+            ctx.regs[op] = (ctx.frame + 0x40, ctx.frame + 0x80)
+            s.open(ctx, op)
+        if rw == WRITE:
+            self._after_write(ctx)
+
+    def _readv(self, ctx: SyscallCtx) -> None:
+        self._vec(ctx, READ)
+
+    def _writev(self, ctx: SyscallCtx) -> None:
+        self._vec(ctx, WRITE)
+
+    def _lseek(self, ctx: SyscallCtx) -> None:
+        """lseek() → ksys_lseek() → fdget_pos(), vfs_llseek() → the file's llseek."""
+        s = self.wl.syscalls
+        fd, off, whence = ctx.args[:3]
+        ctx.regs["ksys_lseek"] = (fd, off, whence)
+        s.open(ctx, "ksys_lseek")
+        if not self._fdget(ctx, fd):
+            return
+        file = self._file(ctx.file)
+        ctx.regs["vfs_llseek"] = (file, off, whence)
+        s.open(ctx, "vfs_llseek")
+        if ctx.ret != -ESPIPE and ctx.file is not None and ctx.file.kind not in (PIPE, SOCKET):
+            ctx.regs["generic_file_llseek"] = (file, off, whence)
+            s.call(ctx, "generic_file_llseek")
+
+    # ------------------------------------------------------------------ open.c
+    def _openat(self, ctx: SyscallCtx) -> None:
+        """openat() → do_sys_open() → do_sys_openat2(dfd, filename, &how)."""
+        self._openat2_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1, arg_int(ctx.args[2]) | O_LARGEFILE)
+
+    def _open(self, ctx: SyscallCtx) -> None:
+        ctx.regs["do_sys_open"] = (AT_FDCWD, ctx.args[0], ctx.args[1], ctx.args[2])
+        self.wl.syscalls.open(ctx, "do_sys_open")
+        self._openat2_path(ctx, AT_FDCWD, 0, arg_int(ctx.args[1]) | O_LARGEFILE)
+
+    def _creat(self, ctx: SyscallCtx) -> None:
+        flags = O_CREAT | O_WRONLY | O_TRUNC | O_LARGEFILE
+        ctx.regs["do_sys_open"] = (AT_FDCWD, ctx.args[0], flags, ctx.args[1])
+        self.wl.syscalls.open(ctx, "do_sys_open")
+        self._openat2_path(ctx, AT_FDCWD, 0, flags)
+
+    def _openat2(self, ctx: SyscallCtx) -> None:
+        raw = ctx.caps.get(2, b"")
+        flags = int.from_bytes(raw[:8], "little") if len(raw) >= 8 else 0
+        self._openat2_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1, flags)
+
+    def _openat2_path(self, ctx: SyscallCtx, dfd: int, i: int, flags: int) -> None:
+        """do_sys_openat2(): getname(), get_unused_fd_flags(), do_filp_open() →
+        path_openat() → (found) vfs_open() → do_dentry_open() — left open, the file's
+        open may be a request of the mount's; fd_install or put_unused_fd and putname at
+        the return."""
+        wl = self.wl
+        s = wl.syscalls
+        how = ctx.frame + 0x20
+        ctx.regs["do_sys_openat2"] = (dfd, ctx.args[i], how)
+        s.open(ctx, "do_sys_openat2")
+        name = self.getname(ctx, i)
+        ctx.data["name"] = name
+        proc = ctx.thread.proc
+        fd = ctx.ret if ctx.ret is not None and ctx.ret >= 0 else lowest_free(proc)
+        ctx.data["fd"] = fd
+        ctx.regs["get_unused_fd_flags"] = (flags,)
+        ctx.regs["alloc_fd"] = (0, RLIMIT_NOFILE_CUR, flags)
+        ctx.rets["get_unused_fd_flags"] = ctx.rets["alloc_fd"] = fd
+        s.call(ctx, ("get_unused_fd_flags", "alloc_fd"))
+        path = self._path(ctx, i)
+        f = wl.k.mem.file_object(path.rpartition("/")[2] if path != "/" else "/")[0]
+        ok = ctx.ret is None or ctx.ret >= 0
+        op = ctx.frame + 0x60
+        ctx.regs["do_filp_open"] = (dfd, name, op)
+        ctx.regs["path_openat"] = (ctx.frame + 0x100, op, LOOKUP_FOLLOW | LOOKUP_RCU)
+        ctx.rets["do_filp_open"] = ctx.rets["path_openat"] = f if ok else err_ptr(ctx.ret or 0)
+        s.open(ctx, "do_filp_open", "path_openat")
+        ctx.regs["alloc_empty_file"] = (flags, 0xFFFF888100E2A540)   # the caller's cred
+        ctx.rets["alloc_empty_file"] = f
+        s.call(ctx, "alloc_empty_file")
+        wl.slab.cache_alloc("filp", "alloc_empty_file", f)
+        if ok:
+            ctx.regs["vfs_open"] = (ctx.frame + 0x100, f)
+            ctx.regs["do_dentry_open"] = (f, 0)
+            ctx.regs["security_file_open"] = (f,)
+            ctx.rets["vfs_open"] = ctx.rets["do_dentry_open"] = ctx.rets["security_file_open"] = 0
+            s.open(ctx, "vfs_open", "do_dentry_open")
+            s.call(ctx, "security_file_open")
+        ctx.data["file"] = f
+
+    def _open_exit(self, ctx: SyscallCtx, ret: int) -> None:
+        """do_sys_openat2()'s end: the open file installed or the fd given back, the
+        name buffer freed."""
+        s = self.wl.syscalls
+        if "file" not in ctx.data:
+            return
+        s.close_to(ctx, "do_sys_openat2")
+        if ret >= 0:
+            ctx.regs["fd_install"] = (ret, ctx.data["file"])
+            s.call(ctx, "fd_install")
+        else:
+            ctx.regs["put_unused_fd"] = (ctx.data["fd"],)
+            s.call(ctx, "put_unused_fd")
+        self._putname(ctx, ctx.data["name"])
+
+    def _close(self, ctx: SyscallCtx) -> None:
+        """close() → file_close_fd(), filp_flush(), __fput_sync()."""
+        s = self.wl.syscalls
+        fd = ctx.args[0] & 0xFFFFFFFF
+        file = self._file(ctx.file)
+        ctx.regs["file_close_fd"] = (fd,)
+        ctx.rets["file_close_fd"] = file if ctx.file is not None else 0
+        s.call(ctx, "file_close_fd")
+        if ctx.file is None or ctx.ret == -EBADF:
+            return
+        ctx.regs["filp_flush"] = (file, 0xFFFF888104F3A000)   # current->files
+        ctx.rets["filp_flush"] = 0
+        s.call(ctx, "filp_flush")
+        ctx.regs["__fput_sync"] = (file,)
+        ctx.regs["__fput"] = (file,)
+        s.call(ctx, ("__fput_sync", ("__fput", "dput")))
+        self.wl.slab.cache_free("filp", "__fput", file)
+
+    # ------------------------------------------------------------------ stat.c
+    def _statx_path(self, ctx: SyscallCtx, dfd: int, name: int, flags: int, mask: int) -> None:
+        """vfs_statx(dfd, filename, flags, stat, mask) → filename_lookup() → (found)
+        vfs_statx_path() → vfs_getattr() → security_inode_getattr(), vfs_getattr_nosec()."""
+        s = self.wl.syscalls
+        stat = ctx.frame + 0x100
+        path = ctx.frame + 0x40
+        ctx.regs["vfs_statx"] = (dfd, name, flags, stat, mask)
+        s.open(ctx, "vfs_statx")
+        ctx.regs["filename_lookup"] = (dfd, name, 0 if flags & AT_SYMLINK_NOFOLLOW else LOOKUP_FOLLOW,
+                                       path, 0)
+        ctx.rets["filename_lookup"] = ctx.ret if ctx.ret is not None and ctx.ret < 0 else 0
+        s.call(ctx, ("filename_lookup", "path_lookupat"))
+        if ctx.ret is not None and ctx.ret < 0:
+            return
+        ctx.regs["vfs_statx_path"] = (path, flags, stat, mask)
+        ctx.regs["vfs_getattr"] = (path, stat, mask, flags)
+        ctx.regs["security_inode_getattr"] = (path,)
+        ctx.regs["vfs_getattr_nosec"] = (path, stat, mask, flags)
+        for fn in ("vfs_statx_path", "vfs_getattr", "security_inode_getattr", "vfs_getattr_nosec"):
+            ctx.rets[fn] = 0
+        s.call(ctx, ("vfs_statx_path", ("vfs_getattr", "security_inode_getattr", "vfs_getattr_nosec")))
+        ctx.regs["path_put"] = (path,)
+        s.call(ctx, "path_put")
+
+    def _fstatat_path(self, ctx: SyscallCtx, dfd: int, i: int, flags: int) -> None:
+        """vfs_fstatat(dfd, filename, stat, flags): fstat of the fd for "" with
+        AT_EMPTY_PATH, else getname_flags(), vfs_statx(), putname(); then cp_new_stat()."""
+        s = self.wl.syscalls
+        stat = ctx.frame + 0x100
+        ctx.regs["vfs_fstatat"] = (dfd, ctx.args[i], stat, flags)
+        s.open(ctx, "vfs_fstatat")
+        if flags == AT_EMPTY_PATH and not ctx.caps.get(i):
+            ctx.file = self.wl.traced.file(ctx.thread.proc, arg_int(dfd))
+            self._fstat_path(ctx, dfd)
+        else:
+            name = self.getname(ctx, i, LOOKUP_FOLLOW if not flags & AT_SYMLINK_NOFOLLOW else 0)
+            self._statx_path(ctx, dfd, name, flags | 0x800, STATX_BASIC_STATS)   # AT_NO_AUTOMOUNT
+            self._putname(ctx, name)
+        s.close_to(ctx, "vfs_fstatat")
+        self._cp_stat(ctx, "cp_new_stat", stat, ctx.args[i + 1])
+
+    def _fstat_path(self, ctx: SyscallCtx, fd: int) -> None:
+        """vfs_fstat(fd, stat) → fdget_raw(), vfs_getattr(&file->f_path)."""
+        s = self.wl.syscalls
+        stat = ctx.frame + 0x100
+        ctx.regs["vfs_fstat"] = (fd, stat)
+        s.open(ctx, "vfs_fstat")
+        if ctx.file is None or ctx.ret == -EBADF:
+            return
+        fpath = self._f_path(ctx.file)
+        ctx.regs["vfs_getattr"] = (fpath, stat, STATX_BASIC_STATS, 0)
+        ctx.regs["security_inode_getattr"] = (fpath,)
+        ctx.regs["vfs_getattr_nosec"] = (fpath, stat, STATX_BASIC_STATS, 0)
+        for fn in ("vfs_getattr", "security_inode_getattr", "vfs_getattr_nosec"):
+            ctx.rets[fn] = 0
+        s.call(ctx, ("vfs_getattr", "security_inode_getattr", "vfs_getattr_nosec"))
+
+    def _cp_stat(self, ctx: SyscallCtx, fn: str, stat: int, buf: int) -> None:
+        if ctx.ret is not None and ctx.ret < 0:
+            return
+        ctx.regs[fn] = (stat, buf)
+        ctx.rets[fn] = 0
+        self.wl.syscalls.call(ctx, fn)
+
+    def _fstatat(self, ctx: SyscallCtx) -> None:
+        self._fstatat_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1, arg_int(ctx.args[3]))
+
+    def _stat(self, ctx: SyscallCtx) -> None:
+        """stat() → vfs_stat() = vfs_fstatat(AT_FDCWD, filename, stat, 0)."""
+        self._fstatat_path(ctx, AT_FDCWD, 0, 0)
+
+    def _lstat(self, ctx: SyscallCtx) -> None:
+        self._fstatat_path(ctx, AT_FDCWD, 0, AT_SYMLINK_NOFOLLOW)
+
+    def _fstat(self, ctx: SyscallCtx) -> None:
+        """fstat() (newfstat) → vfs_fstat(fd), cp_new_stat()."""
+        stat = ctx.frame + 0x100
+        self._fstat_path(ctx, ctx.args[0] & 0xFFFFFFFF)
+        self.wl.syscalls.close_to(ctx, "vfs_fstat")
+        self.wl.syscalls.close(ctx, 1)
+        self._cp_stat(ctx, "cp_new_stat", stat, ctx.args[1])
+
+    def _statx(self, ctx: SyscallCtx) -> None:
+        """statx() → getname_flags(), do_statx() → vfs_statx(), cp_statx(); putname()."""
+        s = self.wl.syscalls
+        dfd, flags, mask, buf = ctx.args[0] & 0xFFFFFFFF, arg_int(ctx.args[2]), ctx.args[3], ctx.args[4]
+        stat = ctx.frame + 0x100
+        if flags & ~0x6800 == AT_EMPTY_PATH and not ctx.caps.get(1):
+            ctx.file = self.wl.traced.file(ctx.thread.proc, arg_int(dfd))
+            ctx.regs["do_statx_fd"] = (dfd, flags, mask, buf)
+            s.open(ctx, "do_statx_fd")
+            self._fstat_path(ctx, dfd)
+            s.close_to(ctx, "do_statx_fd")
+            self._cp_stat(ctx, "cp_statx", stat, buf)
+            return
+        name = self.getname(ctx, 1, LOOKUP_FOLLOW)
+        ctx.regs["do_statx"] = (dfd, name, flags, mask, buf)
+        s.open(ctx, "do_statx")
+        self._statx_path(ctx, dfd, name, flags, mask)
+        s.close_to(ctx, "do_statx")
+        self._cp_stat(ctx, "cp_statx", stat, buf)
+        s.close(ctx, 1)
+        self._putname(ctx, name)
+
+    # ------------------------------------------------------------------ readdir.c
+    def _getdents64(self, ctx: SyscallCtx) -> None:
+        """getdents64() → fdget_pos(), iterate_dir(file, &buf.ctx) → the fs's iterate
+        (filldir64 per entry)."""
+        s = self.wl.syscalls
+        fd = ctx.args[0]
+        if not self._fdget(ctx, fd):
+            return
+        file = self._file(ctx.file)
+        ctx.regs["iterate_dir"] = (file, ctx.frame + 0x40)
+        ctx.rets["iterate_dir"] = 0
+        s.open(ctx, "iterate_dir")
+        if ctx.ret is not None and ctx.ret > 0:
+            ctx.regs["filldir64"] = (ctx.frame + 0x40, 0, 0, 0, 0, 0)
+            ctx.rets["filldir64"] = 1
+            for _ in range(max(1, min(ctx.ret // 24, 64))):   # an entry is 24 bytes and up
+                s.call(ctx, "filldir64")
+
+    # ------------------------------------------------------------------ namei.c
+    def _create_path(self, ctx: SyscallCtx, dfd: int, i: int, mode: int) -> None:
+        """do_mkdirat(dfd, name, mode) → filename_create(), vfs_mkdir(), done_path_create()."""
+        s = self.wl.syscalls
+        name = self.getname(ctx, i)
+        ctx.regs["do_mkdirat"] = (dfd, name, mode)
+        s.open(ctx, "do_mkdirat")
+        path = ctx.frame + 0x40
+        dentry = self.wl.k.mem.file_object(self._path(ctx, i).rpartition("/")[2])[1]
+        ctx.regs["filename_create"] = (dfd, name, path, 0x200)      # LOOKUP_DIRECTORY
+        ctx.rets["filename_create"] = dentry if ctx.ret is None or ctx.ret >= 0 else err_ptr(ctx.ret)
+        s.call(ctx, "filename_create")
+        if ctx.ret is not None and ctx.ret < 0 and ctx.ret != -28:   # ENOSPC comes from vfs_mkdir
+            return
+        ctx.regs["vfs_mkdir"] = (self.wl.sites.sym("nop_mnt_idmap"), 0xFFFF888104A1C9C0, dentry, mode)
+        s.call(ctx, "vfs_mkdir")
+        ctx.regs["done_path_create"] = (path, dentry)
+        s.call(ctx, "done_path_create")
+
+    def _mkdir(self, ctx: SyscallCtx) -> None:
+        self._create_path(ctx, AT_FDCWD, 0, ctx.args[1] & 0xFFFF)
+
+    def _mkdirat(self, ctx: SyscallCtx) -> None:
+        self._create_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1, ctx.args[2] & 0xFFFF)
+
+    def _remove_path(self, ctx: SyscallCtx, top: str, vfs: str, dfd: int, i: int) -> None:
+        """do_rmdir/do_unlinkat(dfd, name) → the lookup, vfs_rmdir/vfs_unlink()."""
+        s = self.wl.syscalls
+        name = self.getname(ctx, i)
+        ctx.regs[top] = (dfd, name)
+        s.open(ctx, top)
+        if ctx.ret is not None and ctx.ret < 0:
+            return
+        dentry = self.wl.k.mem.file_object(self._path(ctx, i).rpartition("/")[2])[1]
+        ctx.regs[vfs] = (self.wl.sites.sym("nop_mnt_idmap"), 0xFFFF888104A1C9C0, dentry) + \
+            ((0,) if vfs == "vfs_unlink" else ())
+        s.call(ctx, vfs)
+
+    def _rmdir(self, ctx: SyscallCtx) -> None:
+        self._remove_path(ctx, "do_rmdir", "vfs_rmdir", AT_FDCWD, 0)
+
+    def _unlink(self, ctx: SyscallCtx) -> None:
+        self._remove_path(ctx, "do_unlinkat", "vfs_unlink", AT_FDCWD, 0)
+
+    def _unlinkat(self, ctx: SyscallCtx) -> None:
+        dfd = ctx.args[0] & 0xFFFFFFFF
+        if arg_int(ctx.args[2]) & AT_REMOVEDIR:
+            self._remove_path(ctx, "do_rmdir", "vfs_rmdir", dfd, 1)
+        else:
+            self._remove_path(ctx, "do_unlinkat", "vfs_unlink", dfd, 1)
+
+    def _rename_path(self, ctx: SyscallCtx, olddfd: int, oi: int, newdfd: int, ni: int,
+                     flags: int) -> None:
+        """do_renameat2(olddfd, from, newdfd, to, flags) → vfs_rename(&rd)."""
+        s = self.wl.syscalls
+        old = self.getname(ctx, oi)
+        new = old + 0x800                      # a second names_cache buffer
+        ctx.regs["do_renameat2"] = (olddfd, old, newdfd, new, flags)
+        s.open(ctx, "do_renameat2")
+        if ctx.ret is not None and ctx.ret < 0:
+            return
+        ctx.regs["vfs_rename"] = (ctx.frame + 0x40,)
+        s.call(ctx, "vfs_rename")
+
+    def _rename(self, ctx: SyscallCtx) -> None:
+        self._rename_path(ctx, AT_FDCWD, 0, AT_FDCWD, 1, 0)
+
+    def _renameat2(self, ctx: SyscallCtx) -> None:
+        self._rename_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1, ctx.args[2] & 0xFFFFFFFF, 3,
+                          ctx.args[4] & 0xFFFFFFFF)
+
+    # ------------------------------------------------------------------ pipe.c, file.c, fcntl.c
+    def _pipe_path(self, ctx: SyscallCtx, flags: int) -> None:
+        """do_pipe2(fildes, flags) → create_pipe_files(), get_unused_fd_flags() ×2,
+        fd_install() ×2."""
+        s = self.wl.syscalls
+        ctx.regs["do_pipe2"] = (ctx.args[0], flags)
+        s.open(ctx, "do_pipe2")
+        files = ctx.frame + 0x20
+        ctx.regs["create_pipe_files"] = (files, flags)
+        ctx.rets["create_pipe_files"] = 0
+        s.call(ctx, ("create_pipe_files", "alloc_pipe_info"))
+        if ctx.ret is not None and ctx.ret < 0:
+            return
+        fds = fd_pair(ctx.outs.get(0)) or (lowest_free(ctx.thread.proc), lowest_free(ctx.thread.proc) + 1)
+        pipe = self.wl.k.mem.file_object("")[0]
+        for fd in fds:
+            ctx.regs["get_unused_fd_flags"] = (flags,)
+            ctx.rets["get_unused_fd_flags"] = fd
+            s.call(ctx, "get_unused_fd_flags")
+        for fd in fds:
+            ctx.regs["fd_install"] = (fd, pipe)
+            s.call(ctx, "fd_install")
+
+    def _pipe(self, ctx: SyscallCtx) -> None:
+        self._pipe_path(ctx, 0)
+
+    def _pipe2(self, ctx: SyscallCtx) -> None:
+        self._pipe_path(ctx, arg_int(ctx.args[1]))
+
+    def _dup(self, ctx: SyscallCtx) -> None:
+        """dup(fildes) → fget_raw(), get_unused_fd_flags(0), fd_install()."""
+        s = self.wl.syscalls
+        if ctx.file is None or (ctx.ret is not None and ctx.ret < 0):
+            return
+        ctx.regs["get_unused_fd_flags"] = (0,)
+        ctx.rets["get_unused_fd_flags"] = ctx.ret if ctx.ret is not None else lowest_free(ctx.thread.proc)
+        s.call(ctx, "get_unused_fd_flags")
+        ctx.regs["fd_install"] = (ctx.rets["get_unused_fd_flags"] or 0, self._file(ctx.file))
+        s.call(ctx, "fd_install")
+
+    def _dup3_path(self, ctx: SyscallCtx, flags: int) -> None:
+        """dup2/dup3() → ksys_dup3(oldfd, newfd, flags) → do_dup2()."""
+        s = self.wl.syscalls
+        old, new = ctx.args[0] & 0xFFFFFFFF, ctx.args[1] & 0xFFFFFFFF
+        ctx.regs["ksys_dup3"] = (old, new, flags)
+        s.open(ctx, "ksys_dup3")
+        if ctx.file is None or (ctx.ret is not None and ctx.ret < 0):
+            return
+        ctx.regs["do_dup2"] = (0xFFFF888104F3A000, self._file(ctx.file), new, flags)
+        s.call(ctx, "do_dup2")
+
+    def _dup2(self, ctx: SyscallCtx) -> None:
+        if ctx.args[0] == ctx.args[1]:
+            return      # dup2(fd, fd): the fd is checked and returned
+        self._dup3_path(ctx, 0)
+
+    def _dup3(self, ctx: SyscallCtx) -> None:
+        self._dup3_path(ctx, arg_int(ctx.args[2]))
+
+    def _fcntl(self, ctx: SyscallCtx) -> None:
+        """fcntl() → fdget_raw(), do_fcntl(fd, cmd, arg, file) (F_DUPFD: f_dupfd();
+        F_SETFD: set_close_on_exec())."""
+        s = self.wl.syscalls
+        fd, cmd, arg = ctx.args[0] & 0xFFFFFFFF, arg_int(ctx.args[1]), ctx.args[2]
+        if ctx.file is None or ctx.ret == -EBADF:
+            return
+        file = self._file(ctx.file)
+        ctx.regs["do_fcntl"] = (fd, cmd, arg, file)
+        s.open(ctx, "do_fcntl")
+        if cmd in (F_DUPFD, F_DUPFD_CLOEXEC):
+            ctx.regs["f_dupfd"] = (arg & 0xFFFFFFFF, file, 0o2000000 if cmd == F_DUPFD_CLOEXEC else 0)
+            s.call(ctx, "f_dupfd")
+        elif cmd == F_SETFD:
+            ctx.regs["set_close_on_exec"] = (fd, arg & 1)
+            s.call(ctx, "set_close_on_exec")
+
+    def _ioctl(self, ctx: SyscallCtx) -> None:
+        """ioctl() → fdget(), do_vfs_ioctl(file, fd, cmd, arg) → vfs_ioctl() → the file's
+        unlocked_ioctl (tty_ioctl for a terminal)."""
+        s = self.wl.syscalls
+        fd, cmd, arg = ctx.args[0] & 0xFFFFFFFF, ctx.args[1] & 0xFFFFFFFF, ctx.args[2]
+        if not self._fdget(ctx, fd, "fdget"):
+            return
+        file = self._file(ctx.file)
+        ctx.regs["do_vfs_ioctl"] = (file, fd, cmd, arg)
+        s.open(ctx, "do_vfs_ioctl")
+        ctx.regs["vfs_ioctl"] = (file, cmd, arg)
+        s.open(ctx, "vfs_ioctl")
+        if ctx.file is not None and ctx.file.kind == TTY:
+            ctx.regs["tty_ioctl"] = (file, cmd, arg)
+            s.open(ctx, "tty_ioctl")
+
+    # ------------------------------------------------------------------ the working directory
+    def _chdir(self, ctx: SyscallCtx) -> None:
+        """chdir() → user_path_at(), (found) set_fs_pwd(), path_put()."""
+        s = self.wl.syscalls
+        path = ctx.frame + 0x40
+        ctx.regs["user_path_at"] = (AT_FDCWD, ctx.args[0], LOOKUP_FOLLOW | 0x200, path)
+        ctx.rets["user_path_at"] = ctx.ret if ctx.ret is not None and ctx.ret < 0 else 0
+        s.call(ctx, ("user_path_at", ("getname_flags", "kmem_cache_alloc_noprof"), "filename_lookup",
+                     "putname"))
+        if ctx.ret is not None and ctx.ret < 0:
+            return
+        ctx.regs["set_fs_pwd"] = (0xFFFF888104F3B000, path)     # current->fs
+        s.call(ctx, "set_fs_pwd")
+        ctx.regs["path_put"] = (path,)
+        s.call(ctx, "path_put")
+
+    def _fchdir(self, ctx: SyscallCtx) -> None:
+        s = self.wl.syscalls
+        if not self._fdget(ctx, ctx.args[0], "fdget_raw"):
+            return
+        ctx.regs["set_fs_pwd"] = (0xFFFF888104F3B000, self._f_path(ctx.file))
+        s.call(ctx, "set_fs_pwd")
+
+    def _getcwd(self, ctx: SyscallCtx) -> None:
+        """getcwd() → d_path of the pwd: prepend_path()."""
+        ctx.regs["prepend_path"] = (ctx.frame + 0x40, ctx.frame + 0x60, ctx.frame + 0x80)
+        self.wl.syscalls.call(ctx, "prepend_path")
+
+
+F_DUPFD, F_SETFD, F_DUPFD_CLOEXEC = 0, 2, 1030
+
+
+def lowest_free(proc: Proc) -> int:
+    """alloc_fd(0, …): the lowest fd the model knows to be free."""
+    fd = 0
+    fds = proc.files.fds
+    while fd in fds:
+        fd += 1
+    return fd
+
+
+def fd_pair(raw: bytes | None) -> tuple[int, int] | None:
+    """The two ``int``s pipe/socketpair wrote (their OUT capture)."""
+    if raw is None or len(raw) < 8:
+        return None
+    a, b = struct.unpack_from("<ii", raw)
+    return a, b
