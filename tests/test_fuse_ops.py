@@ -191,7 +191,9 @@ def test_signal_pending_and_task_info():
     assert comm == open(f"/proc/{os.getpid()}/comm").read().strip() and 0 <= cpu < 2
     child = subprocess.Popen(["taskset", "-c", "1", "sleep", "2"])
     try:
-        time.sleep(0.2)
+        deadline = time.monotonic() + 10     # until taskset has exec'd sleep (a loaded machine)
+        while open(f"/proc/{child.pid}/comm").read().strip() != "sleep" and time.monotonic() < deadline:
+            time.sleep(0.02)
         assert info.lookup(child.pid) == ("sleep", 1)
     finally:
         child.kill()
