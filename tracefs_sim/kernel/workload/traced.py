@@ -89,6 +89,7 @@ class Pending:
     cpu: int
     ctx: SyscallCtx
     asleep: bool = False
+    served: bool = False     # it made a request to the mount: it slept only if that blocked
 
 
 @dataclass(slots=True)
@@ -147,7 +148,8 @@ class TracedTasks:
         """Syscalls that can sleep and have been pending past the horizon are asleep."""
         for t in self.threads.values():
             p = t.pending
-            if p is not None and not p.asleep and p.sc.name in MAY_SLEEP and now - p.t0 > HORIZON_NS:
+            if (p is not None and not p.asleep and not p.served and p.sc.name in MAY_SLEEP
+                    and now - p.t0 > HORIZON_NS):
                 self._sleep(t, p)
 
     # ------------------------------------------------------------------ scheduling
@@ -422,7 +424,7 @@ class TracedTasks:
         wl = self.wl
         k = wl.k
         c = cpu % k.nr_cpus
-        if not p.asleep and p.sc.name in MAY_SLEEP and ts - p.t0 > BLOCK_NS:
+        if not p.asleep and not p.served and p.sc.name in MAY_SLEEP and ts - p.t0 > BLOCK_NS:
             self._sleep(t, p)
         self.hold[p.cpu] = None
         if p.asleep:
@@ -443,6 +445,70 @@ class TracedTasks:
     def _bare(self, sc: Syscall) -> SyscallCtx:
         """A syscall whose entry was not seen: its exit alone."""
         return SyscallCtx(sc, (0,) * 6, {}, self.wl.k.sched.current, "", [])
+
+    # ------------------------------------------------------------------ requests to the mount
+    # The adapter's side: a FUSE request of a traced task runs inside the syscall that
+    # made it (its entry was processed before the request: the tracer writes a stop's
+    # records before it resumes the task), at the time the server handles it.  The time a
+    # served syscall took is the FUSE round trip, not a sleep: it sleeps only where the
+    # request blocks (a trace_pipe read waiting for data).
+
+    def request_begin(self, tid: int, cpu: int, uid: int) -> None:
+        """A request of traced ``tid`` starts now: the task runs on the CPU of its pending
+        syscall (``cpu``, the adapter's reading, without one: lifecycle mode reports
+        none) and the request's work runs inside that syscall."""
+        t = self.threads[tid]
+        wl = self.wl
+        k = wl.k
+        p = t.pending
+        if p is not None:
+            p.served = True
+            cpu = p.cpu
+            self.hold[cpu] = None       # the task runs there: the CPU is not idle
+        wl.catch_up()
+        self._run(t, cpu)
+        task = t.task
+        task.uid = uid
+        if k.trace.cmdline_ref:
+            k.trace.record_task(task)
+        for hook in k.syscall_hooks:
+            hook(task)
+
+    def request_block(self, tid: int) -> None:
+        """The request waits (``WOULD_BLOCK``): the task sleeps in its syscall now, its
+        CPU goes idle."""
+        t = self.threads.get(tid)
+        if t is None or t.cpu < 0:
+            return
+        wl = self.wl
+        sched = wl.k.sched
+        wl.catch_up()
+        c = t.cpu
+        if t.pending is not None:
+            t.pending.asleep = True
+        if sched.curr[c] is t.task:
+            sched.run_on(c)
+            wl.sched.switch(c, sched.idle[c], prev_state=STATE_S)
+            wl.emit_ctx(D, 1, "cpu_idle", 1, c)
+        wl.sched.asleep.add(tid)
+        sched.set_current(c, sched.idle[c])
+
+    def request_wake(self, tid: int) -> None:
+        """What the request waited for came (the wait queue was woken): ``sched_wakeup``
+        of the task now; the next ``request_begin`` switches it in."""
+        t = self.threads.get(tid)
+        wl = self.wl
+        if t is None or t.cpu < 0 or tid not in wl.sched.asleep:
+            return
+        wl.catch_up()
+        wl.sched.wakeup(t.cpu, t.task)
+
+    def request_end(self, tid: int) -> None:
+        """The request returns to the task's syscall (which goes on running: its exit is
+        the tracer's ``SYS_EXIT``)."""
+        sched = self.wl.k.sched
+        sched.irq_flags = 0
+        sched.preempt_count = 0
 
     # ------------------------------------------------------------------ what syscalls change
     def _file_of(self, g: Group, sc: Syscall, args: tuple[int, ...], caps: dict[int, bytes]
