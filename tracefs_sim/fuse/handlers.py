@@ -229,7 +229,7 @@ class Operations(pyfuse3.Operations):
                 # inside its pending syscall, on its CPU; without one (lifecycle mode:
                 # nothing attached) the CPU it last ran on
                 cpu = 0 if traced.in_syscall(pid) else self.tasks.lookup(pid)[1]
-                traced.request_begin(pid, cpu, uid)
+                traced.request_enter(pid, cpu)
                 return True
         lookup = self.tasks.lookup
         comm, cpu = lookup(pid)
@@ -241,7 +241,7 @@ class Operations(pyfuse3.Operations):
     def _exit(self, pid: int, traced: bool, ret: int) -> None:
         """The request returns ``ret``; then the tracer's mode follows what it attached."""
         if traced:
-            self.kernel.workload.traced.request_end(pid)
+            self.kernel.workload.traced.request_exit(pid)
         else:
             self.kernel.syscall_exit(ret)
         if self.feed is not None:

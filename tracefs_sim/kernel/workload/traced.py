@@ -453,10 +453,12 @@ class TracedTasks:
     # served syscall took is the FUSE round trip, not a sleep: it sleeps only where the
     # request blocks (a trace_pipe read waiting for data).
 
-    def request_begin(self, tid: int, cpu: int, uid: int) -> None:
+    def request_enter(self, tid: int, cpu: int) -> SyscallCtx | None:
         """A request of traced ``tid`` starts now: the task runs on the CPU of its pending
         syscall (``cpu``, the adapter's reading, without one: lifecycle mode reports
-        none) and the request's work runs inside that syscall."""
+        none) and the request's work runs inside that syscall, whose context it returns
+        (None: no syscall reported; the task is current all the same, so what the
+        request records, a trace_marker write, is the task's)."""
         t = self.threads[tid]
         wl = self.wl
         k = wl.k
@@ -468,11 +470,11 @@ class TracedTasks:
         wl.catch_up()
         self._run(t, cpu)
         task = t.task
-        task.uid = uid
         if k.trace.cmdline_ref:
             k.trace.record_task(task)
         for hook in k.syscall_hooks:
             hook(task)
+        return p.ctx if p is not None else None
 
     def request_block(self, tid: int) -> None:
         """The request waits (``WOULD_BLOCK``): the task sleeps in its syscall now, its
@@ -495,7 +497,7 @@ class TracedTasks:
 
     def request_wake(self, tid: int) -> None:
         """What the request waited for came (the wait queue was woken): ``sched_wakeup``
-        of the task now; the next ``request_begin`` switches it in."""
+        of the task now; the next ``request_enter`` switches it in."""
         t = self.threads.get(tid)
         wl = self.wl
         if t is None or t.cpu < 0 or tid not in wl.sched.asleep:
@@ -503,9 +505,9 @@ class TracedTasks:
         wl.catch_up()
         wl.sched.wakeup(t.cpu, t.task)
 
-    def request_end(self, tid: int) -> None:
-        """The request returns to the task's syscall (which goes on running: its exit is
-        the tracer's ``SYS_EXIT``)."""
+    def request_exit(self, tid: int) -> None:
+        """The request is answered: the task stays in its syscall (its exit is the
+        tracer's ``SYS_EXIT``)."""
         sched = self.wl.k.sched
         sched.irq_flags = 0
         sched.preempt_count = 0
