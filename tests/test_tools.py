@@ -102,7 +102,8 @@ def test_run_machine(tmp_path: Path) -> None:
     lines = r.stdout.splitlines()
     assert lines[0].startswith("Linux version 6.12."), r.stdout
     assert lines[1:4] == ["0", "1", "0"], r.stdout
-    assert "  k  vfs_read+0x0" in lines[4], r.stdout      # the probe, as the kernel lists it
+    # the probe as the kernel lists it: on the fentry call, an ftrace-based kprobe
+    assert re.fullmatch(r"[0-9a-f]{16}  k  vfs_read\+0x4\s+\[FTRACE\]", lines[4]), r.stdout
     assert lines[5:] == ["4", "done"], r.stdout
     assert [p.read_text() for p in online] == host_online
 
@@ -164,6 +165,33 @@ def test_trace_cmd_record_nosplice_report(tmp_path: Path, trace_cmd: str) -> Non
     again = subprocess.run(["trace-cmd", "report", "-i", str(tmp_path / "trace.dat")],
                            capture_output=True, text=True, timeout=60)
     assert again.returncode == 0 and "vfs_read" in again.stdout, again.stderr
+
+
+def test_trace_cmd_record_syscalls_of_a_command(tmp_path: Path, trace_cmd: str) -> None:
+    """``trace-cmd record -e syscalls -F CMD``: the command's real syscalls with their
+    real arguments and return values (cat of a 6-byte file: its open returns a
+    descriptor, a read of it returns 6, the write of 6 bytes to fd 1, the read at EOF
+    returns 0, exit_group), and nothing of any other process (-F)."""
+    six = tmp_path / "six"
+    six.write_text("hello\n")
+    r = run(f"trace-cmd record --nosplice -e syscalls -F /bin/cat {six} > /dev/null 2>&1;"
+            " trace-cmd report 2>/dev/null", tmp_path, timeout=180, seed=None)
+    assert r.returncode == 0, r.stdout[-3000:]
+    rows = [line for line in r.stdout.splitlines() if ": sys_e" in line]
+    assert rows, r.stdout[-3000:]
+    assert {line.split()[0].rsplit("-", 1)[0] for line in rows} == {"cat"}, rows[:5]
+    events = [line.split(": ", 1)[1].split() for line in rows]
+    calls = [(e[0], " ".join(e[1:])) for e in events]
+    assert ("sys_exit_execve:", "0x0") in calls, calls[:20]
+    reads = [i for i, (name, args) in enumerate(calls)
+             if name == "sys_exit_read:" and args == "0x6"]
+    assert reads, calls
+    i = reads[0]
+    write = next(c for c in calls[i:] if c[0] == "sys_enter_write:")
+    assert write[1].startswith("fd: 0x00000001,") and write[1].endswith("count: 0x00000006"), write
+    assert ("sys_exit_write:", "0x6") in calls[i:], calls[i:]
+    assert ("sys_exit_read:", "0x0") in calls[i:], calls[i:]
+    assert calls[-1][0] == "sys_enter_exit_group:", calls[-5:]
 
 
 # a fixed sequence of requests from one pinned shell: with --seed the simulated workload
@@ -268,6 +296,35 @@ def _need(tool: str, package: str) -> None:
         subprocess.run(["bash", str(ROOT / "scripts/setup-tools"), package], capture_output=True, timeout=600)
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} ({package}) cannot be installed")
+
+
+def test_perf_ftrace_functions_of_a_command(tmp_path: Path) -> None:
+    """``perf ftrace -- CMD``: the kernel functions of the command's own syscalls (its
+    reads of a host file through vfs_read, its write through vfs_write), only the
+    command's (perf traces its pid)."""
+    _need("perf", "linux-perf")
+    six = tmp_path / "six"
+    six.write_text("hello\n")
+    r = run(f"timeout -s KILL 60 perf ftrace -T vfs_read -T vfs_write -- cat {six}", tmp_path,
+            seed=None)
+    assert r.returncode == 0, r.stdout
+    recs = [line.split() for line in r.stdout.splitlines() if " vfs_" in line and "<-" in line]
+    assert {rec[0].rsplit("-", 1)[0] for rec in recs} == {"cat"}, recs
+    funcs = {(rec[-2], rec[-1]) for rec in recs}
+    assert ("vfs_read", "<-ksys_read") in funcs and ("vfs_write", "<-ksys_write") in funcs, recs
+
+
+def test_perf_tools_kprobe_sees_a_commands_reads(tmp_path: Path) -> None:
+    """perf-tools' kprobe on vfs_read's return, while a command runs beside it: the
+    return values of the command's real reads (6 bytes of a 6-byte file, then 0)."""
+    _need("kprobe-perf", "perf-tools-unstable")
+    six = tmp_path / "six"
+    six.write_text("hello\n")
+    r = run(f"(sleep 1; cat {six} > /dev/null) & timeout -s KILL 30 kprobe-perf -d 3"
+            " 'r:vfs_read ret=$retval' | grep '^ *cat-'; wait", tmp_path, seed=None)
+    rets = [line.rsplit("ret=", 1)[1] for line in r.stdout.splitlines()
+            if "(ksys_read+" in line and "<- vfs_read)" in line]
+    assert "6" in rets and "0" in rets, r.stdout
 
 
 def test_perf_tools_functrace_tpoint(tmp_path: Path) -> None:

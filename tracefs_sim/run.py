@@ -344,12 +344,29 @@ def _stop_server(proc: subprocess.Popen) -> None:
             proc.wait(5)
 
 
-def _wait(child: subprocess.Popen) -> int:
-    """CMD's exit status, waiting for the tracer (which exits with it).
+class _Abort(Exception):
+    """A signal asked run to stop before CMD started: clean up, exit 128+signal."""
 
-    The terminal's ^C and ^\\ are CMD's own; a SIGTERM/SIGHUP sent to run is passed on to
-    the tracer (which passes it to CMD), and KILL_GRACE seconds later a tracer still
-    running is killed (128+the signal; PTRACE_O_EXITKILL ends every tracee).
+    def __init__(self, sig: int) -> None:
+        super().__init__(sig)
+        self.sig = sig
+
+
+def _abort(sig: int, _frame: object) -> None:
+    raise _Abort(sig)
+
+
+STOP_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGTERM, signal.SIGHUP)
+
+
+def _wait(child: subprocess.Popen, go: int) -> int:
+    """Let CMD start (close ``go``) and return its exit status, waiting for the tracer
+    (which exits with it).
+
+    The terminal's ^C and ^\\ are CMD's own (run ignores them); a SIGTERM/SIGHUP sent to
+    run is passed on to the tracer (which passes it to CMD), and KILL_GRACE seconds later
+    a tracer still running is killed (128+the signal; PTRACE_O_EXITKILL ends every
+    tracee).
     """
     got: list[int] = []
 
@@ -357,25 +374,24 @@ def _wait(child: subprocess.Popen) -> int:
         child.send_signal(sig)
         got.append(sig)
 
-    old = {s: signal.signal(s, forward) for s in (signal.SIGTERM, signal.SIGHUP)}
-    old.update({s: signal.signal(s, signal.SIG_IGN) for s in (signal.SIGINT, signal.SIGQUIT)})
+    for s in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(s, forward)
+    for s in (signal.SIGINT, signal.SIGQUIT):
+        signal.signal(s, signal.SIG_IGN)
+    os.close(go)    # CMD may start
     deadline = None
-    try:
-        while True:
-            try:
-                rc = child.wait(0.1)
-                break
-            except subprocess.TimeoutExpired:
-                pass
-            if got and deadline is None:
-                deadline = time.monotonic() + KILL_GRACE
-            if deadline is not None and time.monotonic() > deadline:
-                child.kill()
-                child.wait()
-                return 128 + got[0]
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
+    while True:
+        try:
+            rc = child.wait(0.1)
+            break
+        except subprocess.TimeoutExpired:
+            pass
+        if got and deadline is None:
+            deadline = time.monotonic() + KILL_GRACE
+        if deadline is not None and time.monotonic() > deadline:
+            child.kill()
+            child.wait()
+            return 128 + got[0]
     return 128 - rc if rc < 0 else rc
 
 
@@ -407,6 +423,17 @@ def main(argv: list[str] | None = None) -> int:
         print(f"tracefs-sim run: {tracer_path()} is not built (scripts/setup builds it)",
               file=sys.stderr)
         return 2
+    old = {s: signal.signal(s, _abort) for s in STOP_SIGNALS}   # until CMD may start
+    try:
+        return _main(args, nr_cpus)
+    except _Abort as e:
+        return 128 + e.sig
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+def _main(args: argparse.Namespace, nr_cpus: int) -> int:
     try:
         _unshare_mounts()
     except (OSError, RuntimeError) as e:
@@ -421,10 +448,12 @@ def main(argv: list[str] | None = None) -> int:
             files = ns.before_server()
             proc, tracer, go = _start_traced(args, nr_cpus, log, files)
             ns.after_server()
-        except (OSError, RuntimeError) as e:
+        except (OSError, RuntimeError, _Abort) as e:
             if tracer is not None:
                 tracer.kill()   # still waiting for the go: CMD never started
                 tracer.wait()
+            if isinstance(e, _Abort):
+                raise
             print(f"tracefs-sim run: {e}", file=sys.stderr)
             try:
                 with open(log, errors="replace") as f:
@@ -432,9 +461,10 @@ def main(argv: list[str] | None = None) -> int:
             except OSError:
                 pass
             return 2
-        os.close(go)    # CMD may start
-        return _wait(tracer)
+        return _wait(tracer, go)
     finally:
+        for s in STOP_SIGNALS:
+            signal.signal(s, signal.SIG_IGN)    # the clean-up is not interrupted
         if proc is not None:
             _stop_server(proc)
         # the sysctl stand-ins hold bind mounts of /proc/sys entries: detach them before
