@@ -10,7 +10,6 @@ when that fails.
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import shutil
@@ -194,10 +193,8 @@ def test_trace_cmd_record_syscalls_of_a_command(tmp_path: Path, trace_cmd: str) 
     assert calls[-1][0] == "sys_enter_exit_group:", calls[-5:]
 
 
-# a fixed sequence of requests from one pinned shell: with --seed the simulated workload
-# advances per request (and per mirrored host open: LC_ALL=C keeps cat from opening
-# locale files), so the recorded trace is the same on every run
-DETERMINISTIC = """cd /sys/kernel/tracing
+# a fixed sequence of requests from one shell pinned to CPU 0
+SEQUENCE = """cd /sys/kernel/tracing
 echo 0 > tracing_on
 echo > trace
 echo 'sched:sched_switch sched:sched_wakeup' > set_event
@@ -208,36 +205,30 @@ echo 1 > tracing_on
 for i in 1 2 3 4 5 6; do cat tracing_on > /dev/null; done
 echo 0 > tracing_on
 """
-EXPECTED_REPORT = ROOT / "tests" / "expected-trace-cmd-report.txt"
 
 
-def normalize_report(text: str) -> str:
-    """Host pids differ from run to run: number every pid by first appearance
-    (``comm-PID [``, ``comm:PID [``) and collapse the alignment spaces they change."""
-    labels: dict[str, str] = {}
+def test_trace_cmd_report_of_a_recorded_sequence(tmp_path: Path, trace_cmd: str) -> None:
+    """A fixed sequence recorded in the kernel's buffer, then ``trace-cmd extract`` and
+    ``report``: function names resolved from the kallsyms copied into trace.dat, the
+    comms of the shell's children, function_graph nesting with durations, sched events.
 
-    def label(m: re.Match) -> str:
-        return labels.setdefault(m.group(0), f"P{len(labels) + 1}")
-
-    return "".join(" ".join(re.sub(r"(?<=-)\d+(?=\s+\[)|(?<=:)\d+(?= \[)", label, line).split()) + "\n"
-                   for line in text.splitlines())
-
-
-def test_trace_cmd_report_of_a_seeded_run_matches_the_expected_output(
-        tmp_path: Path, trace_cmd: str) -> None:
-    (tmp_path / "det.sh").write_text(DETERMINISTIC)
-    r = run(f"LC_ALL=C LANG=C taskset -c 0 sh {tmp_path}/det.sh && trace-cmd extract -o {tmp_path}/det.dat > /dev/null 2>&1"
-            f" && trace-cmd report -i {tmp_path}/det.dat", tmp_path, timeout=180)
+    A seeded kernel alone is reproducible (tests/test_determinism.py); under ``run`` the
+    traced programs' real activity and its timing are part of the trace, so the report
+    is checked for what it must hold, not byte for byte."""
+    (tmp_path / "seq.sh").write_text(SEQUENCE)
+    r = run(f"LC_ALL=C LANG=C taskset -c 0 sh {tmp_path}/seq.sh && trace-cmd extract -o {tmp_path}/seq.dat > /dev/null 2>&1"
+            f" && trace-cmd report -i {tmp_path}/seq.dat", tmp_path, timeout=180)
     assert r.returncode == 0, r.stdout
-    got = normalize_report(r.stdout)
-    if os.environ.get("TRACEFS_SIM_REGEN"):
-        EXPECTED_REPORT.write_text(got)
-    # function names resolved, comms, function_graph nesting and durations, sched events
-    assert "vfs_read() {" in got and "security_file_permission();" in got
-    want = EXPECTED_REPORT.read_text()
-    diff = "\n".join(difflib.unified_diff(want.splitlines(), got.splitlines(), "expected", "got",
-                                           lineterm="", n=1))
-    assert got == want, diff[:4000]
+    lines = r.stdout.splitlines()
+    assert lines[0] == "cpus=2", r.stdout[:2000]
+    graph = [line.split() for line in lines if "funcgraph_" in line and line.lstrip().startswith("cat-")]
+    # each cat reads tracing_on through vfs_read (and a second read at EOF), on CPU 0
+    opened = [g for g in graph if g[-2:] == ["vfs_read()", "{"]]
+    assert len(opened) >= 12 and {g[1] for g in opened} == {"[000]"}, r.stdout[:4000]
+    assert any(g[-1] == "security_file_permission();" for g in graph), r.stdout[:4000]
+    closed = [g for g in graph if g[3] == "funcgraph_exit:" and g[-1] == "}"]
+    assert len(closed) >= len(opened) and all(g[-3] == "us" for g in closed), r.stdout[:4000]
+    assert any("sched_switch:" in line and "==> cat:" in line for line in lines), r.stdout[:4000]
 
 
 def test_trace_cmd_start_show_stop(tmp_path: Path, trace_cmd: str) -> None:
@@ -320,8 +311,10 @@ def test_perf_tools_kprobe_sees_a_commands_reads(tmp_path: Path) -> None:
     _need("kprobe-perf", "perf-tools-unstable")
     six = tmp_path / "six"
     six.write_text("hello\n")
-    r = run(f"(sleep 1; cat {six} > /dev/null) & timeout -s KILL 30 kprobe-perf -d 3"
-            " 'r:vfs_read ret=$retval' | grep '^ *cat-'; wait", tmp_path, seed=None)
+    enabled = "/sys/kernel/tracing/events/kprobes/vfs_read/enable"
+    r = run(f"(until grep -qs 1 {enabled}; do sleep 0.1; done; cat {six} > /dev/null) &"
+            " timeout -s KILL 60 kprobe-perf -d 3 'r:vfs_read ret=$retval' | grep '^ *cat-'; wait",
+            tmp_path, seed=None)
     rets = [line.rsplit("ret=", 1)[1] for line in r.stdout.splitlines()
             if "(ksys_read+" in line and "<- vfs_read)" in line]
     assert "6" in rets and "0" in rets, r.stdout
