@@ -37,6 +37,8 @@ from ..sched import TASK_COMM_LEN, Task
 from ..syscall_table import Syscall, SyscallTable
 from .defs import (
     CLD_EXITED,
+    GFP_KERNEL,
+    GFP_ZERO,
     PWR_EVENT_EXIT,
     SIGCHLD,
     STATE_D,
@@ -73,6 +75,9 @@ FORK_SYSCALLS = frozenset(("clone", "clone3", "fork", "vfork"))
 KILL_SYSCALLS = {"kill": (0, 1), "tkill": (0, 1), "tgkill": (1, 2)}  # target pid, sig arg
 CLONE_THREAD = 0x00010000
 OOM_SCORE_ADJ = 0
+# lbs_task of the reference kernel's LSMs: AppArmor's struct aa_task_ctx (32) and the BPF
+# LSM's struct bpf_storage_blob (8)
+LSM_TASK_BLOB = 40
 SI_USER = 0
 TRACE_SIGNAL_DELIVERED = 0
 SIGACTION = struct.Struct("<QQ")   # sa_handler, sa_flags (the start of struct sigaction)
@@ -231,6 +236,8 @@ class TracedTasks:
                                                 dict(self.groups[parent.task.tgid].handlers))
             g.parent = parent.task.tgid
         wl.slab.cache_alloc("task_struct", "copy_process")
+        # security_task_alloc() → lsm_task_alloc(): kzalloc() of the LSMs' task blob
+        wl.slab.kmalloc("security_task_alloc", LSM_TASK_BLOB, GFP_KERNEL | GFP_ZERO)
         wl.emit("task_newtask", child, c.task.comm, flags, OOM_SCORE_ADJ)
         wl.process.fork(parent.task, c.task)
         wake = wl.sites.enter_chain(("wake_up_new_task",), "kernel_clone")
@@ -432,14 +439,18 @@ class TracedTasks:
             self._run(t, c)          # woken and switched back in
         else:
             # a syscall that did not sleep took the time of its path, not of the ptrace
-            # round trip: its return follows its entry
+            # round trip: its return follows its entry, in the task (another one, a
+            # child it forked, may have run on the CPU meanwhile)
             self._at(p.t0, c)
+            self._run(t, c)
         t.pending = None
-        k.mem.set_user_view(t.task.tgid, None)
         g = self.groups.get(t.task.tgid)
         if g is not None:
             self._note_exit(t, g, p, ret)
         wl.syscalls.exit(p.ctx, ret)
+        # the user memory stays readable through the exit path: an eprobe or a synthetic
+        # event of sys_exit fetches the pathname the call passed
+        k.mem.set_user_view(t.task.tgid, None)
         k.boot_clock.unpin()
 
     def _bare(self, sc: Syscall) -> SyscallCtx:
