@@ -39,9 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Mount a simulated Linux 6.12 tracefs (foreground).",
         epilog="subcommands:\n"
                "  run [options] [-- CMD ARGS...]\n"
-               "                        run CMD (default: $SHELL) in a private mount namespace where\n"
-               "                        /sys/kernel/tracing, /proc/kallsyms and the CPU count are\n"
-               "                        the simulator's (tracefs-sim run --help)",
+               "                        run CMD (default: $SHELL) traced, in a private mount namespace\n"
+               "                        where the tracing mounts, /proc/kallsyms, the tracing sysctls\n"
+               "                        and the CPU count are the simulator's (tracefs-sim run --help)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mountpoint")
     ap.add_argument("--cpus", type=int, default=None, help="CPUs (default: the machine's possible CPUs)")

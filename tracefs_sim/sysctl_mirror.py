@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import inspect
 import logging
 import os
 import select
@@ -47,6 +48,16 @@ def _rewrite(path: str, text: str, what: str) -> str:
 
 PROC_FILES = ("kallsyms", "modules", "version")
 MODULE_TAINTS = " (OE)"   # an out-of-tree, unsigned module (TAINT_OOT_MODULE, TAINT_UNSIGNED_MODULE)
+
+
+def place_module_functions(kernel: Kernel) -> None:
+    """Give every function a loaded Python module defines its text address now, as the
+    module loader lays out a module's text at load (``Kernel.module_symbol`` hands them
+    out lazily, when a handler first prints itself)."""
+    for name, module in kernel.modules.items():
+        for _, fn in inspect.getmembers(module, inspect.isfunction):
+            if fn.__module__ == module.__name__:
+                kernel.module_symbol(fn, name)
 
 
 def _module_spans(kernel: Kernel) -> dict[str, tuple[int, int]]:
@@ -83,6 +94,7 @@ def proc_kallsyms(kernel: Kernel) -> str:
 
 def write_proc_files(kernel: Kernel, root: str) -> None:
     """The /proc files of the simulated kernel (``PROC_FILES``) under ``root``."""
+    place_module_functions(kernel)
     texts = {"kallsyms": proc_kallsyms(kernel), "modules": proc_modules(kernel),
              "version": proc_version()}
     for name in PROC_FILES:
