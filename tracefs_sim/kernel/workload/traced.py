@@ -195,8 +195,10 @@ class TracedTasks:
         if sched.curr[cpu] is t.task:
             state = STATE_D if p.sc.name in SLEEP_D else STATE_S
             wl.sched.switch(cpu, sched.idle[cpu], prev_state=state)
-            wl.sched.asleep.add(t.task.pid)
             wl.emit_ctx(D, 1, "cpu_idle", 1, cpu)
+        # asleep even when another task (the child it vforked) had its CPU meanwhile:
+        # what ends the sleep (the child's exit) wakes it
+        wl.sched.asleep.add(t.task.pid)
 
     # ------------------------------------------------------------------ tasks
     def _thread(self, tid: int, tgid: int, comm: str = "") -> Traced:
