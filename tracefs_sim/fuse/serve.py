@@ -29,6 +29,8 @@ from .handlers import Operations
 log = logging.getLogger("tracefs_sim.fuse")
 
 IDLE_TICK = 0.01
+RECORDS_BATCH = 0.001  # seconds the tracer's records gather before the reader drains them
+# (a wakeup per batch, not per stop: a request drains what came before it anyway)
 MAX_TASKS = 10000
 SIGNAL_DRAIN = 1.0  # seconds cancelled readers get to answer before the session ends
 
@@ -62,6 +64,7 @@ async def _tracer_records(ops: Operations, feed: TracerFeed) -> None:
     attached (a trigger fired by a record may have changed it)."""
     while not feed.eof:
         await trio.lowlevel.wait_readable(feed.fileno())
+        await trio.sleep(RECORDS_BATCH)
         if ops.sysctl is not None:
             ops.sysctl.sync()   # a sysctl written meanwhile (stack_tracer_enabled) applies
         feed.drain()
