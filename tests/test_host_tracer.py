@@ -462,10 +462,10 @@ def test_syscall_and_capture_tables() -> None:
 @pytest.mark.mount
 @pytest.mark.skipif(os.geteuid() != 0, reason="tracefs-sim run needs root")
 def test_run_under_the_tracer(programs: Programs, tmp_path: Path) -> None:
-    """TRACEFS_SIM_TRACER=1 tracefs-sim run: CMD's status, 127, and $SHELL without CMD."""
+    """tracefs-sim run (CMD under the tracer): CMD's status, 127, and $SHELL without CMD."""
     root = TESTS.parent
     build()     # what scripts/setup does: the tracer run uses, rebuilt when tracer.c changed
-    env = dict(os.environ, PYTHONPATH=str(root), TRACEFS_SIM_TRACER="1", SHELL="/bin/sh")
+    env = dict(os.environ, PYTHONPATH=str(root), SHELL="/bin/sh")
 
     def run(*cmd: str, stdin: str = "") -> subprocess.CompletedProcess:
         return subprocess.run([sys.executable, "-m", "tracefs_sim", "run", "--cpus", "2", *cmd],

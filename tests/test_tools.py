@@ -1,13 +1,15 @@
 """Unmodified tracing tools against the simulator through ``tracefs-sim run`` (tracefs_sim/run.py).
 
-Each test runs ``python -m tracefs_sim run --cpus 2 --seed 1 -- CMD`` (its own private mount
-namespace and its own simulated kernel).  Needs root and /dev/fuse; trace-cmd is installed with
-scripts/setup-tools when missing, and the trace-cmd tests are skipped when that fails.
+Each test runs ``python -m tracefs_sim run --cpus 2 [--seed 1] -- CMD`` (its own private mount
+namespace, its own simulated kernel, CMD under the host tracer).  The tools trace real
+commands and find what those really did: their syscalls with their arguments and return
+values, the kernel functions on the way, their forks and execs.  Needs root and /dev/fuse;
+the tools are installed with scripts/setup-tools when missing, and their tests are skipped
+when that fails.
 """
 
 from __future__ import annotations
 
-import difflib
 import os
 import re
 import shutil
@@ -25,10 +27,12 @@ pytestmark = [
 ]
 
 
-def run(cmd: str, cwd: Path, timeout: float = 120, cpus: int = 2) -> subprocess.CompletedProcess:
+def run(cmd: str, cwd: Path, timeout: float = 120, cpus: int = 2,
+        seed: int | None = 1) -> subprocess.CompletedProcess:
     """``sh -c CMD`` through the wrapper; stdout and stderr together in ``.stdout``."""
     env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "tracefs_sim", "run", "--cpus", str(cpus), "--seed", "1",
+    opts = ["--seed", str(seed)] if seed is not None else []
+    return subprocess.run([sys.executable, "-m", "tracefs_sim", "run", "--cpus", str(cpus), *opts,
                            "--server-log", str(cwd / "server.log"), "--", "sh", "-c", cmd],
                           cwd=cwd, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                           stderr=subprocess.STDOUT, text=True, timeout=timeout)
@@ -60,6 +64,7 @@ def test_run_namespace(tmp_path: Path) -> None:
             " echo 1 > /proc/sys/kernel/ftrace_enabled && echo ftrace_enabled-ok;"
             " cat /sys/kernel/tracing/available_tracers /sys/kernel/debug/tracing/tracing_on;"
             " ls -d /sys/kernel/tracing/per_cpu/cpu*; exit 7", tmp_path, cpus=3)
+    # (the checks of what tracing code reads besides tracefs: test_run_machine)
     out = r.stdout
     assert r.returncode == 7, out
     lines = out.splitlines()
@@ -76,6 +81,32 @@ def test_run_namespace(tmp_path: Path) -> None:
     assert host_tracing_mounts() == before  # nothing leaked to the host namespace
 
 
+def test_run_machine(tmp_path: Path) -> None:
+    """What tracing code reads besides tracefs is the simulated kernel's: /proc/version
+    (kprobe_args_symbol.tc compares it with @linux_proc_banner), its sysctls (mirrored
+    both ways), debugfs kprobes/list, a tracefs remount with gid= through mount(8), the
+    CPUs' online files (private: a CPU taken offline is not the host's)."""
+    online = sorted(Path("/sys/devices/system/cpu").glob("cpu[0-9]*/online"))
+    host_online = [p.read_text() for p in online]
+    r = run("cd /sys/kernel/tracing; cat /proc/version; cat /proc/sys/kernel/stack_tracer_enabled;"
+            " echo 1 > /proc/sys/kernel/stack_tracer_enabled; cat /proc/sys/kernel/stack_tracer_enabled;"
+            " cat stack_max_size > /dev/null; echo 0 > /proc/sys/debug/kprobes-optimization;"
+            " cat /proc/sys/debug/kprobes-optimization; echo 'p:kp vfs_read' > kprobe_events;"
+            " echo 1 > events/kprobes/kp/enable; cat /sys/kernel/debug/kprobes/list;"
+            " echo 0 > events/kprobes/kp/enable; echo > kprobe_events;"
+            " mount -t tracefs -o remount,rw,gid=4 nodev /sys/kernel/tracing && stat -c %g events;"
+            " for f in /sys/devices/system/cpu/cpu[0-9]*/online; do echo 0 > $f; done; echo done",
+            tmp_path)
+    assert r.returncode == 0, r.stdout
+    lines = r.stdout.splitlines()
+    assert lines[0].startswith("Linux version 6.12."), r.stdout
+    assert lines[1:4] == ["0", "1", "0"], r.stdout
+    # the probe as the kernel lists it: on the fentry call, an ftrace-based kprobe
+    assert re.fullmatch(r"[0-9a-f]{16}  k  vfs_read\+0x4\s+\[FTRACE\]", lines[4]), r.stdout
+    assert lines[5:] == ["4", "done"], r.stdout
+    assert [p.read_text() for p in online] == host_online
+
+
 def test_run_exit_status_and_missing_command(tmp_path: Path) -> None:
     assert run("true", tmp_path).returncode == 0
     assert run("kill -TERM $$", tmp_path).returncode == 128 + 15
@@ -85,21 +116,17 @@ def test_run_exit_status_and_missing_command(tmp_path: Path) -> None:
     assert r.returncode == 127, r.stderr
 
 
-def test_run_mirrors_the_commands_host_opens(tmp_path: Path) -> None:
-    """CMD runs under tracefs_sim.syscall_mirror: its opens of host files pass
-    do_sys_openat2 in the simulated kernel, with the pathname it passed."""
+def test_run_traces_the_commands_host_opens(tmp_path: Path) -> None:
+    """CMD's opens of host files pass do_sys_openat2 in the simulated kernel as CMD's
+    task, with the pathname it passed (read from its memory by the tracer)."""
     (tmp_path / "hostfile").write_text("x\n")
     cmd = ("cd /sys/kernel/tracing"
            " && echo 'p:op do_sys_openat2 path=+0($arg2):ustring' > kprobe_events"
            f" && echo 1 > events/kprobes/op/enable && cat {tmp_path}/hostfile > /dev/null"
-           " && echo 0 > events/kprobes/op/enable && grep -o 'path=\"[^\"]*\"' trace")
+           " && echo 0 > events/kprobes/op/enable && grep -o 'cat-.*path=\"[^\"]*\"' trace")
     r = run(cmd, tmp_path)
-    if "running unfiltered" in r.stdout:
-        pytest.skip("no seccomp user notification on this host")
     assert r.returncode == 0, r.stdout
-    paths = r.stdout.split()
-    assert f'path="{tmp_path}/hostfile"' in paths, r.stdout
-    assert 'path="/dev/null"' in paths, r.stdout
+    assert f'path="{tmp_path}/hostfile"' in r.stdout, r.stdout
 
 
 # ------------------------------------------------------------------- trace-cmd
@@ -139,10 +166,35 @@ def test_trace_cmd_record_nosplice_report(tmp_path: Path, trace_cmd: str) -> Non
     assert again.returncode == 0 and "vfs_read" in again.stdout, again.stderr
 
 
-# a fixed sequence of requests from one pinned shell: with --seed the simulated workload
-# advances per request (and per mirrored host open: LC_ALL=C keeps cat from opening
-# locale files), so the recorded trace is the same on every run
-DETERMINISTIC = """cd /sys/kernel/tracing
+def test_trace_cmd_record_syscalls_of_a_command(tmp_path: Path, trace_cmd: str) -> None:
+    """``trace-cmd record -e syscalls -F CMD``: the command's real syscalls with their
+    real arguments and return values (cat of a 6-byte file: its open returns a
+    descriptor, a read of it returns 6, the write of 6 bytes to fd 1, the read at EOF
+    returns 0, exit_group), and nothing of any other process (-F)."""
+    six = tmp_path / "six"
+    six.write_text("hello\n")
+    r = run(f"trace-cmd record --nosplice -e syscalls -F /bin/cat {six} > /dev/null 2>&1;"
+            " trace-cmd report 2>/dev/null", tmp_path, timeout=180, seed=None)
+    assert r.returncode == 0, r.stdout[-3000:]
+    rows = [line for line in r.stdout.splitlines() if ": sys_e" in line]
+    assert rows, r.stdout[-3000:]
+    assert {line.split()[0].rsplit("-", 1)[0] for line in rows} == {"cat"}, rows[:5]
+    events = [line.split(": ", 1)[1].split() for line in rows]
+    calls = [(e[0], " ".join(e[1:])) for e in events]
+    assert ("sys_exit_execve:", "0x0") in calls, calls[:20]
+    reads = [i for i, (name, args) in enumerate(calls)
+             if name == "sys_exit_read:" and args == "0x6"]
+    assert reads, calls
+    i = reads[0]
+    write = next(c for c in calls[i:] if c[0] == "sys_enter_write:")
+    assert write[1].startswith("fd: 0x00000001,") and write[1].endswith("count: 0x00000006"), write
+    assert ("sys_exit_write:", "0x6") in calls[i:], calls[i:]
+    assert ("sys_exit_read:", "0x0") in calls[i:], calls[i:]
+    assert calls[-1][0] == "sys_enter_exit_group:", calls[-5:]
+
+
+# a fixed sequence of requests from one shell pinned to CPU 0
+SEQUENCE = """cd /sys/kernel/tracing
 echo 0 > tracing_on
 echo > trace
 echo 'sched:sched_switch sched:sched_wakeup' > set_event
@@ -153,36 +205,30 @@ echo 1 > tracing_on
 for i in 1 2 3 4 5 6; do cat tracing_on > /dev/null; done
 echo 0 > tracing_on
 """
-EXPECTED_REPORT = ROOT / "tests" / "expected-trace-cmd-report.txt"
 
 
-def normalize_report(text: str) -> str:
-    """Host pids differ from run to run: number every pid by first appearance
-    (``comm-PID [``, ``comm:PID [``) and collapse the alignment spaces they change."""
-    labels: dict[str, str] = {}
+def test_trace_cmd_report_of_a_recorded_sequence(tmp_path: Path, trace_cmd: str) -> None:
+    """A fixed sequence recorded in the kernel's buffer, then ``trace-cmd extract`` and
+    ``report``: function names resolved from the kallsyms copied into trace.dat, the
+    comms of the shell's children, function_graph nesting with durations, sched events.
 
-    def label(m: re.Match) -> str:
-        return labels.setdefault(m.group(0), f"P{len(labels) + 1}")
-
-    return "".join(" ".join(re.sub(r"(?<=-)\d+(?=\s+\[)|(?<=:)\d+(?= \[)", label, line).split()) + "\n"
-                   for line in text.splitlines())
-
-
-def test_trace_cmd_report_of_a_seeded_run_matches_the_expected_output(
-        tmp_path: Path, trace_cmd: str) -> None:
-    (tmp_path / "det.sh").write_text(DETERMINISTIC)
-    r = run(f"LC_ALL=C LANG=C taskset -c 0 sh {tmp_path}/det.sh && trace-cmd extract -o {tmp_path}/det.dat > /dev/null 2>&1"
-            f" && trace-cmd report -i {tmp_path}/det.dat", tmp_path, timeout=180)
+    A seeded kernel alone is reproducible (tests/test_determinism.py); under ``run`` the
+    traced programs' real activity and its timing are part of the trace, so the report
+    is checked for what it must hold, not byte for byte."""
+    (tmp_path / "seq.sh").write_text(SEQUENCE)
+    r = run(f"LC_ALL=C LANG=C taskset -c 0 sh {tmp_path}/seq.sh && trace-cmd extract -o {tmp_path}/seq.dat > /dev/null 2>&1"
+            f" && trace-cmd report -i {tmp_path}/seq.dat", tmp_path, timeout=180)
     assert r.returncode == 0, r.stdout
-    got = normalize_report(r.stdout)
-    if os.environ.get("TRACEFS_SIM_REGEN"):
-        EXPECTED_REPORT.write_text(got)
-    # function names resolved, comms, function_graph nesting and durations, sched events
-    assert "vfs_read() {" in got and "security_file_permission();" in got
-    want = EXPECTED_REPORT.read_text()
-    diff = "\n".join(difflib.unified_diff(want.splitlines(), got.splitlines(), "expected", "got",
-                                           lineterm="", n=1))
-    assert got == want, diff[:4000]
+    lines = r.stdout.splitlines()
+    assert lines[0] == "cpus=2", r.stdout[:2000]
+    graph = [line.split() for line in lines if "funcgraph_" in line and line.lstrip().startswith("cat-")]
+    # each cat reads tracing_on through vfs_read (and a second read at EOF), on CPU 0
+    opened = [g for g in graph if g[-2:] == ["vfs_read()", "{"]]
+    assert len(opened) >= 12 and {g[1] for g in opened} == {"[000]"}, r.stdout[:4000]
+    assert any(g[-1] == "security_file_permission();" for g in graph), r.stdout[:4000]
+    closed = [g for g in graph if g[3] == "funcgraph_exit:" and g[-1] == "}"]
+    assert len(closed) >= len(opened) and all(g[-3] == "us" for g in closed), r.stdout[:4000]
+    assert any("sched_switch:" in line and "==> cat:" in line for line in lines), r.stdout[:4000]
 
 
 def test_trace_cmd_start_show_stop(tmp_path: Path, trace_cmd: str) -> None:
@@ -241,6 +287,37 @@ def _need(tool: str, package: str) -> None:
         subprocess.run(["bash", str(ROOT / "scripts/setup-tools"), package], capture_output=True, timeout=600)
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} ({package}) cannot be installed")
+
+
+def test_perf_ftrace_functions_of_a_command(tmp_path: Path) -> None:
+    """``perf ftrace -- CMD``: the kernel functions of the command's own syscalls (its
+    reads of a host file through vfs_read, its write through vfs_write), only the
+    command's (perf traces its pid)."""
+    _need("perf", "linux-perf")
+    six = tmp_path / "six"
+    six.write_text("hello\n")
+    r = run(f"timeout -s KILL 60 perf ftrace -T vfs_read -T vfs_write -- cat {six}", tmp_path,
+            seed=None)
+    assert r.returncode == 0, r.stdout
+    recs = [line.split() for line in r.stdout.splitlines() if " vfs_" in line and "<-" in line]
+    assert {rec[0].rsplit("-", 1)[0] for rec in recs} == {"cat"}, recs
+    funcs = {(rec[-2], rec[-1]) for rec in recs}
+    assert ("vfs_read", "<-ksys_read") in funcs and ("vfs_write", "<-ksys_write") in funcs, recs
+
+
+def test_perf_tools_kprobe_sees_a_commands_reads(tmp_path: Path) -> None:
+    """perf-tools' kprobe on vfs_read's return, while a command runs beside it: the
+    return values of the command's real reads (6 bytes of a 6-byte file, then 0)."""
+    _need("kprobe-perf", "perf-tools-unstable")
+    six = tmp_path / "six"
+    six.write_text("hello\n")
+    enabled = "/sys/kernel/tracing/events/kprobes/vfs_read/enable"
+    r = run(f"(until grep -qs 1 {enabled}; do sleep 0.1; done; cat {six} > /dev/null) &"
+            " timeout -s KILL 60 kprobe-perf -d 3 'r:vfs_read ret=$retval' | grep '^ *cat-'; wait",
+            tmp_path, seed=None)
+    rets = [line.rsplit("ret=", 1)[1] for line in r.stdout.splitlines()
+            if "(ksys_read+" in line and "<- vfs_read)" in line]
+    assert "6" in rets and "0" in rets, r.stdout
 
 
 def test_perf_tools_functrace_tpoint(tmp_path: Path) -> None:

@@ -593,17 +593,25 @@ def test_a_request_runs_inside_the_pending_syscall(env: Env) -> None:
     tr = env.tr
     tr.attached(env.at(0), 1, A, A, "cat")
     assert tr.owns(A) and not tr.in_syscall(A) and not tr.owns(4242)
+    # outside a reported syscall (lifecycle mode) the task is current all the same: what
+    # the request records (a trace_marker write) is the task's
     assert tr.request_enter(A, 1) is None
+    assert env.k.sched.curr[1] is tr.thread(A).task
+    switched = env.lines()
+    assert [ln.split("==> ")[1] for ln in switched] == [
+        "next_comm=cat next_pid=1000 next_prio=120"]
+    tr.request_exit(A)
     # the mount's scan of host processes leaves traced ones to the tracer
     env.k.workload.hostprocs.host_spawn(A, "cat", 4242, "ls", 0)
     env.k.workload.hostprocs.host_exec(A, "ls")
-    assert 4242 not in env.k.sched.tasks and not env.lines()
+    assert 4242 not in env.k.sched.tasks and env.lines() == switched
     env.write("set_ftrace_filter", "vfs_read")
     env.write("current_tracer", "function")
     tr.sys_enter(env.k.boot_clock.peek(), 1, A, A, NR["read"], args(0, 0x7FFE00, 4096), {})
     assert tr.in_syscall(A)
     ctx = tr.request_enter(A, 0)
-    assert ctx is not None and ctx.ran and env.k.sched.current is ctx.task and env.k.sched.cpu == 0
+    # it runs on the CPU its syscall entered on (the tracer saw it there)
+    assert ctx is not None and ctx.ran and env.k.sched.current is ctx.task and env.k.sched.cpu == 1
     # file, buf, count, pos (a terminal has a position: ksys_read's stack loff_t)
     assert ctx.regs["vfs_read"] == (ctx.regs["security_file_permission"][0], 0x7FFE00, 4096, ctx.frame)
     assert read_file(env.root, "trace").count(b"vfs_read") == 1

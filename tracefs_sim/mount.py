@@ -17,9 +17,9 @@ from collections.abc import Callable
 from . import run
 from .fuse import serve
 from .fuse.caller import possible_cpus
-from .host.channel import discard_records
+from .host.feed import TracerFeed
 from .kernel import Kernel
-from .sysctl_mirror import SysctlMirror
+from .sysctl_mirror import SysctlMirror, write_proc_files
 from .tracefs import build_tree
 from .tracefs.node import Dir
 
@@ -39,9 +39,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         description="Mount a simulated Linux 6.12 tracefs (foreground).",
         epilog="subcommands:\n"
                "  run [options] [-- CMD ARGS...]\n"
-               "                        run CMD (default: $SHELL) in a private mount namespace where\n"
-               "                        /sys/kernel/tracing, /proc/kallsyms and the CPU count are\n"
-               "                        the simulator's (tracefs-sim run --help)",
+               "                        run CMD (default: $SHELL) traced, in a private mount namespace\n"
+               "                        where the tracing mounts, /proc/kallsyms, the tracing sysctls\n"
+               "                        and the CPU count are the simulator's (tracefs-sim run --help)",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("mountpoint")
     ap.add_argument("--cpus", type=int, default=None, help="CPUs (default: the machine's possible CPUs)")
@@ -54,16 +54,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "mounting; cleanup_module(kernel) runs at unmount (repeatable)")
     ap.add_argument("--module-arg", action="append", default=[], metavar="K=V",
                     help="a parameter for the modules' init_module (repeatable)")
+    ap.add_argument("--proc-dir", default=None, metavar="DIR",
+                    help="write the simulated kernel's /proc files (kallsyms, modules, version) "
+                         "under DIR (tracefs-sim run shows them in place of the host's)")
     ap.add_argument("--sysctl-dir", default=None, metavar="DIR",
                     help="mirror the simulated kernel's sysctls as files under DIR (e.g. a tmpfs "
-                         "shadowing /proc/sys in a private mount namespace: scripts/ftracetest)")
+                         "shadowing /proc/sys in a private mount namespace: tracefs-sim run)")
     ap.add_argument("--debugfs-dir", default=None, metavar="DIR",
                     help="publish the simulated kernel's debugfs files (kprobes/list) under DIR "
                          "(e.g. a tmpfs on /sys/kernel/debug in a private mount namespace)")
-    ap.add_argument("--syscall-socket", default=None, metavar="PATH",
-                    help="listen on the unix socket PATH for commands started with "
-                         "'python -m tracefs_sim.syscall_mirror PATH -- CMD': their open and "
-                         "symlink syscalls outside the mount run through the simulated kernel")
     ap.add_argument("--tracer-fd", type=int, default=None, metavar="FD",
                     help="the server's end of the host tracer's socket (tracefs-sim run)")
     ap.add_argument("--tracer-pid", type=int, default=None, metavar="PID",
@@ -84,7 +83,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     nr_cpus = args.cpus if args.cpus and args.cpus > 0 else possible_cpus()
     kernel = Kernel(nr_cpus=nr_cpus, seed=args.seed, buffer_kb=args.buffer_kb)
-    if kernel.deterministic:
+    if kernel.deterministic and args.tracer_fd is None:
         # host forks are not watched: simulate a requester's start
         kernel.workload.hostprocs.synth_host_start = True
     tree = _load_factory(args.tree_factory)(kernel) if args.tree_factory else build_tree(kernel)
@@ -97,6 +96,7 @@ def main(argv: list[str] | None = None) -> int:
         params[key] = value
     loaded: list[str] = []
     mirror: SysctlMirror | None = None
+    feed: TracerFeed | None = None
     try:
         for path in args.module:
             try:
@@ -106,13 +106,17 @@ def main(argv: list[str] | None = None) -> int:
                 return 1
             loaded.append(os.path.splitext(os.path.basename(path))[0])
         if args.tracer_fd is not None:
-            # stand-in until the adapter feeds them to the kernel: the records are dropped
-            discard_records(args.tracer_fd, args.tracer_pid)
+            if args.tracer_pid is None:
+                print("tracefs-sim: --tracer-fd needs --tracer-pid", file=sys.stderr)
+                return 2
+            feed = TracerFeed(kernel, args.tracer_fd, args.tracer_pid)
+        if args.proc_dir:
+            write_proc_files(kernel, args.proc_dir)
         if args.sysctl_dir or args.debugfs_dir:
             mirror = SysctlMirror(kernel, args.sysctl_dir, args.debugfs_dir)
         mount_and_serve = functools.partial(serve.run, args.mountpoint, kernel, tree,
                                             allow_other=args.allow_other, debug=args.debug,
-                                            sysctl=mirror, syscall_socket=args.syscall_socket)
+                                            sysctl=mirror, feed=feed)
         profile = os.environ.get("TRACEFS_SIM_PROFILE")
         if not profile:
             return mount_and_serve()
@@ -124,6 +128,8 @@ def main(argv: list[str] | None = None) -> int:
         finally:
             prof.dump_stats(profile)
     finally:
+        if feed is not None:
+            feed.close()
         if mirror is not None:
             mirror.close()
         for name in reversed(loaded):

@@ -1,11 +1,15 @@
-"""The simulated kernel's /proc/sys entries as plain files (``mount --sysctl-dir DIR``).
+"""The simulated kernel's /proc files as plain files, for a private mount namespace to
+show in place of the host kernel's (``tracefs-sim run`` does: tracefs_sim/run.py).
 
-Some tracing controls are sysctls, not tracefs files (``kernel/stack_tracer_enabled``);
-scripts write them under /proc/sys, which belongs to the host kernel.  A test harness
-can shadow those paths in a private mount namespace with a tmpfs (scripts/ftracetest
-does) and give its root to the server: every entry of ``kernel.sysctls`` is created
-there (never over an existing file: a real sysctl is left alone) holding the kernel's
-value.  Before each request the adapter looks for files changed since (an inotify
+``--proc-dir DIR``: /proc/kallsyms (the Python modules' symbols included), /proc/modules
+(the reference kernel's modules and the ``--module`` Python modules) and /proc/version,
+written once at start (:func:`write_proc_files`).
+
+``--sysctl-dir DIR`` / ``--debugfs-dir DIR`` (:class:`SysctlMirror`): some tracing controls
+are sysctls, not tracefs files (``kernel/stack_tracer_enabled``); scripts write them under
+/proc/sys, which belongs to the host kernel.  ``run`` shadows those paths with a tmpfs and
+gives its root to the server: every entry of ``kernel.sysctls`` is created there (never
+over an existing file: a real sysctl is left alone) holding the kernel's value.  Before each request the adapter looks for files changed since (an inotify
 descriptor tells whether any was written: one non-blocking read, where the fallback
 is a small read of each file) and hands the new text to the kernel, as a write(2) to the sysctl would; the file
 is then rewritten with the value the kernel kept (a rejected value is reverted, as a
@@ -24,6 +28,7 @@ from dataclasses import dataclass
 
 from .kernel import Kernel
 from .kernel.errors import KernelError
+from .kernel.version import proc_version
 
 log = logging.getLogger(__name__)
 
@@ -36,6 +41,30 @@ def _rewrite(path: str, text: str, what: str) -> str:
     except OSError as e:
         log.warning("%s %s: %s", what, path, e)
     return text
+
+
+PROC_FILES = ("kallsyms", "modules", "version")
+def proc_modules(kernel: Kernel) -> str:
+    """/proc/modules: the loaded Python modules, then the reference kernel's."""
+    return kernel.modules.modules_text()
+
+
+def proc_kallsyms(kernel: Kernel) -> str:
+    """/proc/kallsyms: the kernel's symbols, then the Python modules' functions as a
+    module's local text symbols (``t name\t[module]``)."""
+    lines = [line + "\n" for line in kernel.kallsyms.text_lines()]
+    lines += [f"{addr:016x} t {name}\t[{mod}]\n"
+              for addr, (name, mod) in sorted(kernel.module_syms.items())]
+    return "".join(lines)
+
+
+def write_proc_files(kernel: Kernel, root: str) -> None:
+    """The /proc files of the simulated kernel (``PROC_FILES``) under ``root``."""
+    texts = {"kallsyms": proc_kallsyms(kernel), "modules": proc_modules(kernel),
+             "version": proc_version()}
+    for name in PROC_FILES:
+        with open(os.path.join(root, name), "w") as f:
+            f.write(texts[name])
 
 
 IN_MODIFY = 0x2
@@ -116,6 +145,7 @@ class SysctlMirror:
         for rel, (read, write) in sorted(kernel.sysctls.items()):
             path = os.path.join(root, rel)
             try:
+                os.makedirs(os.path.dirname(path), exist_ok=True)
                 fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
             except FileExistsError:
                 log.warning("sysctl %s: %s exists, not mirrored", rel, path)

@@ -1,8 +1,10 @@
 """The FUSE request handlers: each maps one request onto the tracefs tree, and nothing else.
 
 A handler finds the node (``inodes.py``), runs the tree's operation as the calling
-task (``_call``: the kernel's syscall path around it, with the caller from
-``caller.py``) and turns the answer into pyfuse3's.  Errors cross at one boundary
+task (``_call``) and turns the answer into pyfuse3's.  A task traced under ``tracefs-sim
+run`` is inside the real syscall that made the request (the tracer's records are drained
+first: ``host/feed.py``), so the request runs there; any other caller (a plain mount's
+users) gets the kernel's syscall path around it, with the caller from ``caller.py``.  Errors cross at one boundary
 (``_boundary``): a ``KernelError`` becomes its errno, any other exception is logged
 and answered EIO, so a bug in one file never takes the mount down.  What only a FUSE
 server has to add:
@@ -31,7 +33,7 @@ from typing import Concatenate, ParamSpec, TypeVar
 import pyfuse3
 import trio
 
-from .. import syscall_mirror
+from ..host.feed import TracerFeed
 from ..hostprocs import HostProcs
 from ..kernel import Kernel
 from ..kernel.errors import KernelError, _WouldBlock
@@ -141,7 +143,7 @@ class Operations(pyfuse3.Operations):
     enable_acl = False
 
     def __init__(self, kernel: Kernel, root: Dir, mountpoint: str = "",
-                 sysctl: SysctlMirror | None = None) -> None:
+                 sysctl: SysctlMirror | None = None, feed: TracerFeed | None = None) -> None:
         super().__init__()
         self.kernel = kernel
         self.root = root
@@ -149,11 +151,14 @@ class Operations(pyfuse3.Operations):
         self.sysctl = sysctl  # mount --sysctl-dir: synced before and published after a request
         self.mount_ns = time.time_ns()
         self.tasks = TaskInfo(kernel.nr_cpus)
+        self.feed = feed      # tracefs-sim run: the tracer's records of every process there
         self.hostprocs = HostProcs()  # host forks/exits since the last request
+        if feed is not None:
+            # the tracer reports every process that can reach the mount (run's private
+            # namespace): a /proc scan would report them a second time
+            self.hostprocs.enabled = False
         self.owners = Ownership(os.getuid(), os.getgid())
         self.inodes = InodeTable(root)
-        self._mps: list[str] = []    # where the mount is visible (bind mounts too)
-        self._mps_until = 0.0
         # open files
         self._handles: dict[int, Handle] = {}
         self._dirs: dict[int, DirHandle] = {}
@@ -208,21 +213,48 @@ class Operations(pyfuse3.Operations):
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self.mount_ns
         return a
 
+    def _traced(self, pid: int) -> bool:
+        """Is ``pid`` traced (its syscalls reach the kernel from the tracer)?"""
+        return self.feed is not None and self.kernel.workload.traced.owns(pid)
+
     def _enter(self, pid: int, uid: int, op: str = "", name: str = "", count: int = 0,
-               path: str | tuple[str, ...] = "") -> None:
+               path: str | tuple[str, ...] = "") -> bool:
+        """The request starts running as ``pid``; True when ``pid`` is traced."""
         if self.sysctl is not None:
             self.sysctl.sync()
+        if self.feed is not None:
+            self.feed.drain()      # the caller's syscall entry (and all before it) first
+            traced = self.kernel.workload.traced
+            if traced.owns(pid):
+                # inside its pending syscall, on its CPU; without one (lifecycle mode:
+                # nothing attached) the CPU it last ran on
+                cpu = 0 if traced.in_syscall(pid) else self.tasks.lookup(pid)[1]
+                traced.request_enter(pid, cpu)
+                return True
         lookup = self.tasks.lookup
         comm, cpu = lookup(pid)
         self.hostprocs.sync(self.kernel, pid, lambda p: (comm, cpu) if p == pid else lookup(p))
         self.kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count, path=path,
                                   before=lambda: self.hostprocs.chdir(self.kernel, pid))
+        return False
+
+    def _exit(self, pid: int, traced: bool, ret: int) -> None:
+        """The request returns ``ret``; then the tracer's mode follows what it attached."""
+        if traced:
+            self.kernel.workload.traced.request_exit(pid)
+        else:
+            self.kernel.syscall_exit(ret)
+        if self.feed is not None:
+            self.feed.sync_mode()
+        if self.sysctl is not None:
+            self.sysctl.publish()
 
     def _call(self, pid: int, uid: int, fn: Callable[..., R], *args: object, op: str = "",
               name: str = "", count: int = 0, path: str = "") -> R:
         """Run ``fn`` in the simulated kernel as task ``pid`` (one syscall ``op`` on the
-        file ``name``: the kernel runs that syscall's code path around ``fn``)."""
-        self._enter(pid, uid, op, name, count, path)
+        file ``name``: for an untraced caller the kernel runs that syscall's code path
+        around ``fn``; a traced one is in its real syscall already)."""
+        traced = self._enter(pid, uid, op, name, count, path)
         ret = 0
         try:
             res = fn(*args)
@@ -236,9 +268,7 @@ class Operations(pyfuse3.Operations):
             ret = -e.errno
             raise
         finally:
-            self.kernel.syscall_exit(ret)
-            if self.sysctl is not None:
-                self.sysctl.publish()
+            self._exit(pid, traced, ret)
 
     def _in_task(self, pid: int, fn: Callable[[], None]) -> None:
         """Run ``fn`` as task ``pid`` without a syscall of its own: RELEASE reaches us
@@ -254,32 +284,6 @@ class Operations(pyfuse3.Operations):
             fn()
         finally:
             sched.cpu, sched.current, sched.curr[cpu] = saved
-
-    def host_syscall(self, n: syscall_mirror.Notification) -> None:
-        """A path syscall a filtered host process makes (``syscall_mirror``): run it
-        through the simulated kernel as that process, unless nothing is attached (it
-        would leave no trace) or it names a file of the mount (the FUSE request that
-        follows runs the same path with the file it knows)."""
-        if self.kernel.workload.quiet() or n.op is None:
-            return
-        paths = n.paths()
-        if paths is None:
-            return
-        target = syscall_mirror.resolve(n, paths[-1])
-        now = time.monotonic()
-        if now >= self._mps_until:
-            self._mps = syscall_mirror.mount_points(self.mountpoint)
-            self._mps_until = now + 1.0
-        if any(target == mp or target.startswith(mp + "/") for mp in self._mps):
-            return
-        try:
-            uid = os.stat(f"/proc/{n.pid}").st_uid
-        except OSError:
-            return      # gone
-        self.tasks.refresh(n.pid)
-        self._enter(n.pid, uid, n.op, os.path.basename(target) or target,
-                    path=paths if len(paths) > 1 else paths[0])
-        self.kernel.syscall_exit(3 if n.op in ("open", "openat") else 0)
 
     def _invalidate_attrs(self, inodes: Iterable[int]) -> None:
         """Make the VFS ask again for the attributes of ``inodes`` (it caches only the
@@ -485,6 +489,9 @@ class Operations(pyfuse3.Operations):
             raise KernelError(errno.EIO, "WOULD_BLOCK without a wait queue")
         if self.closing or h.closed:
             return False
+        traced = self._traced(h.pid)
+        if traced:
+            self.kernel.workload.traced.request_block(h.pid)   # asleep in its syscall
         ev = trio.Event()
         scope = trio.CancelScope()
         wq.add(ev.set)
@@ -502,7 +509,10 @@ class Operations(pyfuse3.Operations):
             wq.remove(ev.set)
             h.waits.discard(ev)
             self._wait_scopes.discard(scope)
-        return not (scope.cancelled_caught or h.closed or self.closing)
+        again = not (scope.cancelled_caught or h.closed or self.closing)
+        if again and traced:
+            self.kernel.workload.traced.request_wake(h.pid)
+        return again
 
     @_boundary
     async def write(self, fh: int, off: int, buf: bytes) -> int:

@@ -5,7 +5,8 @@
 unmounts and returns 0, and readers blocked in ``trace_pipe`` get EOF first.  Beside the
 FUSE session the nursery runs the signal watcher, the idle ticker (an unseeded kernel's
 background workload runs on wall time between requests; the host-process watcher polls
-there) and, when asked, the socket that accepts ``syscall_mirror`` listeners.
+there) and, under ``tracefs-sim run``, the reader of the tracer's records (a traced
+program that never touches the mount is traced all the same).
 """
 
 from __future__ import annotations
@@ -14,14 +15,12 @@ import faulthandler
 import logging
 import os
 import resource
-import select
 import signal
-import socket
 
 import pyfuse3
 import trio
 
-from .. import syscall_mirror
+from ..host.feed import TracerFeed
 from ..kernel import Kernel
 from ..sysctl_mirror import SysctlMirror
 from ..tracefs.node import Dir
@@ -31,6 +30,8 @@ from .handlers import Operations
 log = logging.getLogger("tracefs_sim.fuse")
 
 IDLE_TICK = 0.01
+RECORDS_BATCH = 0.001  # seconds the tracer's records gather before the reader drains them
+# (a wakeup per batch, not per stop: a request drains what came before it anyway)
 MAX_TASKS = 10000
 SIGNAL_DRAIN = 1.0  # seconds cancelled readers get to answer before the session ends
 
@@ -59,71 +60,26 @@ async def _signal_watcher(ops: Operations) -> None:
             return
 
 
-async def _syscall_socket(ops: Operations, path: str, nursery: trio.Nursery) -> None:
-    """Accept syscall_mirror launchers: each hands over a seccomp listener."""
-    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    srv.setblocking(False)
-    srv.bind(path)
-    srv.listen(8)
-    try:
-        while True:
-            await trio.lowlevel.wait_readable(srv)
-            try:
-                conn, _ = srv.accept()
-            except BlockingIOError:
-                continue
-            with conn:
-                conn.setblocking(False)
-                await trio.lowlevel.wait_readable(conn)
-                try:
-                    _, fds, _, _ = socket.recv_fds(conn, 16, 4)
-                except OSError:
-                    continue
-                for fd in fds:
-                    nursery.start_soon(_mirror_syscalls, ops, syscall_mirror.Listener(fd))
-                conn.setblocking(True)
-                conn.sendall(syscall_mirror.GO if fds else b"N")
-    finally:
-        srv.close()
-        try:
-            os.unlink(path)
-        except OSError:
-            pass
+async def _tracer_records(ops: Operations, feed: TracerFeed) -> None:
+    """Process the tracer's records as they arrive; the tracer's mode follows what is
+    attached (a trigger fired by a record may have changed it)."""
+    while not feed.eof:
+        await trio.lowlevel.wait_readable(feed.fileno())
+        await trio.sleep(RECORDS_BATCH)
+        if ops.sysctl is not None:
+            ops.sysctl.sync()   # a sysctl written meanwhile (stack_tracer_enabled) applies
+        feed.drain()
+        feed.sync_mode()
 
 
-async def _mirror_syscalls(ops: Operations, lst: syscall_mirror.Listener) -> None:
-    """Serve one listener until every process under its filter is gone."""
-    poller = select.poll()
-    poller.register(lst.fd, select.POLLIN)
-    try:
-        while True:
-            await trio.lowlevel.wait_readable(lst.fd)
-            events = dict(poller.poll(0)).get(lst.fd, 0)
-            if not events & select.POLLIN:
-                if events & (select.POLLHUP | select.POLLERR):
-                    return
-                continue
-            n = lst.receive()
-            if n is None:
-                continue
-            try:
-                ops.host_syscall(n)
-            except Exception:
-                log.exception("mirroring syscall %d of pid %d failed", n.nr, n.pid)
-            finally:
-                lst.proceed(n)
-    finally:
-        lst.close()
-
-
-async def _serve(ops: Operations, syscall_socket: str | None) -> None:
+async def _serve(ops: Operations) -> None:
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_signal_watcher, ops)
         if not ops.kernel.deterministic:
             nursery.start_soon(_idle_ticker, ops.kernel, ops)
-        if syscall_socket:
-            nursery.start_soon(_syscall_socket, ops, syscall_socket, nursery)
         nursery.start_soon(control.serve, ops)     # tracefs-sim insmod/rmmod/lsmod/dmesg
+        if ops.feed is not None:
+            nursery.start_soon(_tracer_records, ops, ops.feed)
         await pyfuse3.main(min_tasks=1, max_tasks=MAX_TASKS)
         ops.cancel_waits()
         nursery.cancel_scope.cancel()
@@ -148,15 +104,17 @@ def fuse_options(allow_other: bool, debug: bool) -> set[str]:
 
 def run(mountpoint: str, kernel: Kernel, tree: Dir, allow_other: bool = False,
         debug: bool = False, sysctl: SysctlMirror | None = None,
-        syscall_socket: str | None = None) -> int:
+        feed: TracerFeed | None = None) -> int:
     """Mount ``tree`` on ``mountpoint`` and serve until unmounted or SIGINT/SIGTERM."""
     faulthandler.enable()
     faulthandler.register(signal.SIGUSR1, all_threads=True)
-    ops = Operations(kernel, tree, os.path.abspath(mountpoint), sysctl)
+    ops = Operations(kernel, tree, os.path.abspath(mountpoint), sysctl, feed)
     pyfuse3.init(ops, mountpoint, fuse_options(allow_other, debug))
     log.info("mounted on %s (%d CPUs)", mountpoint, kernel.nr_cpus)
+    if feed is not None:
+        feed.start()     # the tracer starts CMD once it has the capture table
     try:
-        trio.run(_serve, ops, syscall_socket)
+        trio.run(_serve, ops)
     except BaseException as e:  # ExceptionGroup from pyfuse3.main: still unmount, then report
         if isinstance(e, KeyboardInterrupt):
             log.info("interrupted")

@@ -13,12 +13,10 @@ import select
 import signal
 import socket
 import subprocess
-import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-from ..kernel.syscall_table import SyscallTable
-from .capture import CaptureSpec, capture_table
+from .capture import CaptureSpec
 from .proto import Ack, Record, StreamDecoder, encode_capture, encode_mode
 
 RECV_SIZE = 1 << 18
@@ -105,21 +103,3 @@ def spawn_tracer(tracer: Path, cmd: Sequence[str], go_fd: int | None = None,
         signal.signal(signal.SIGUSR1, old)
         theirs.close()
     return proc, TracerChannel(ours, proc.pid)
-
-
-def discard_records(fd: int, tracer_pid: int) -> threading.Thread:
-    """The server's end of the tracer socket until the simulated kernel consumes the records:
-    send the capture table (the tracer waits for it before it starts CMD), leave the tracer in
-    lifecycle mode and read and drop what it reports, in a daemon thread, so that
-    ``TRACEFS_SIM_TRACER=1 tracefs-sim run`` runs CMD under the tracer end to end."""
-    ch = TracerChannel(socket.socket(fileno=fd), tracer_pid)
-    ch.send_capture(capture_table(SyscallTable.load()))
-
-    def drain() -> None:
-        while not ch.eof:
-            ch.read()
-        ch.sock.close()
-
-    thread = threading.Thread(target=drain, name="tracer-records", daemon=True)
-    thread.start()
-    return thread

@@ -11,6 +11,7 @@ ACK, so no syscall after the switch is missed.
 from __future__ import annotations
 
 import errno
+import logging
 import os
 import signal
 import socket
@@ -40,6 +41,8 @@ from .proto import (
 )
 
 RECV_SIZE = 1 << 18
+
+log = logging.getLogger("tracefs_sim.host")
 
 
 class TracerFeed:
@@ -74,7 +77,10 @@ class TracerFeed:
         finally:
             self.sock.setblocking(False)
         if not self.eof:
-            os.kill(self.tracer_pid, signal.SIGUSR1)
+            try:
+                os.kill(self.tracer_pid, signal.SIGUSR1)
+            except ProcessLookupError:
+                self.eof = True     # it ended: its last records are in the socket
 
     # ------------------------------------------------------------------ records
     def drain(self) -> None:
@@ -93,7 +99,16 @@ class TracerFeed:
                 self.eof = True
                 return
             for rec in self._decoder.feed(memoryview(self._buf)[:n]):
-                self.dispatch(rec)
+                self._dispatch_logged(rec)
+
+    def _dispatch_logged(self, rec: Record) -> None:
+        """One record; a failure in the model is logged and the stream goes on (the
+        records after it are still the tasks' real activity), as a request's failure
+        does not take the mount down."""
+        try:
+            self.dispatch(rec)
+        except Exception:
+            log.exception("tracer record %r failed", rec)
 
     def dispatch(self, rec: Record) -> None:
         """One record to the kernel's traced-task model, its time made boot-relative."""
@@ -156,7 +171,7 @@ class TracerFeed:
                     if isinstance(rec, Ack) and rec.seq == seq:
                         acked = True
                     else:
-                        self.dispatch(rec)
+                        self._dispatch_logged(rec)
                 if acked:
                     break
         finally:

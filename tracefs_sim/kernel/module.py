@@ -188,6 +188,11 @@ class Modules:
             self._log_exception(f"{name}: cannot load {path}", e)
             raise ModuleError(errno.ENOEXEC, f"{name}: {type(e).__name__}: {e}") from None
         mod = Module(name, path, py, self._region(name)[0])
+        # the loader lays out the module's text now: every function it defines has its
+        # address from the start (/proc/kallsyms lists them, a probe can name them)
+        for fn in py.__dict__.values():
+            if isinstance(fn, types.FunctionType) and fn.__module__ == py.__name__:
+                self.symbol(fn, name)
         mod.params = dict(params)
         init = py.__dict__.get("init_module")
         if init is not None:

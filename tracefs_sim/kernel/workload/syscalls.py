@@ -55,6 +55,11 @@ SYSCALL_ENTRY: dict[str, tuple[str, ...]] = {
     "rmdir": ("x64_sys_call", "__x64_sys_rmdir"),
     "getdents64": ("x64_sys_call", "__x64_sys_getdents64", "iterate_dir"),
     "clone": ("x64_sys_call", "__x64_sys_clone", "kernel_clone"),
+    # fork(2), vfork(2) (dash forks with it) and clone3(2) are kernel_clone() too (the
+    # SYSCALL_DEFINE0 wrappers __x64_sys_fork/vfork are not traceable, __do_sys_* are)
+    "fork": ("x64_sys_call", "__do_sys_fork", "kernel_clone"),
+    "vfork": ("x64_sys_call", "__do_sys_vfork", "kernel_clone"),
+    "clone3": ("x64_sys_call", "__x64_sys_clone3", "kernel_clone"),
     "execve": ("x64_sys_call", "__x64_sys_execve"),
     "exit_group": ("x64_sys_call", "__x64_sys_exit_group", "do_group_exit", "do_exit"),
     "wait4": ("x64_sys_call", "__x64_sys_wait4", "kernel_wait4", "do_wait"),
@@ -83,6 +88,7 @@ SYSCALL_LEAVES: dict[str, tuple[Tree, ...]] = {
     "access": ("filename_lookup",),
     "mkdir": (), "rmdir": (), "getdents64": (),
     "clone": (FORK[1],),   # kernel_clone() → copy_process()
+    "fork": (FORK[1],), "vfork": (FORK[1],), "clone3": (FORK[1],),
     # alloc_bprm() opens the file; load_elf_binary() opens the interpreter (ld.so)
     "execve": (("alloc_bprm", OPEN_EXEC), ("bprm_execve", ("load_elf_binary", ("open_exec", OPEN_EXEC),
                                                            "begin_new_exec"))),

@@ -262,27 +262,69 @@ class TracedTasks:
         return list(self._pending.values())
 
     # ------------------------------------------------------------------ the mount's side
+    # A FUSE request of a traced task runs inside the syscall that made it (the tracer
+    # writes a stop's records before it resumes the task, and the adapter drains them
+    # before it serves the request).  The time a served syscall takes is the FUSE round
+    # trip, not a sleep: it sleeps only where the request blocks (a trace_pipe read
+    # waiting for data).
+
     def request_enter(self, tid: int, cpu: int) -> SyscallCtx | None:
         """A request of traced ``tid`` reached the mount: it runs inside the pending
-        syscall, with the task current on ``cpu`` (its path run, woken if it slept)."""
+        syscall, with the task current on the syscall's CPU (its path run, woken if it
+        slept), and the syscall's context is returned.  Without a pending syscall
+        (lifecycle mode reports none) the task is made current on ``cpu`` all the same,
+        so what the request records (a trace_marker write) is the task's; None then."""
         t = self.threads.get(tid)
-        if t is None or t.pending is None or not t.pending.ctx.entered:
+        if t is None or t.state == T_DEAD:
             return None
-        k = self.wl.k
+        wl = self.wl
+        k = wl.k
         self.now = k.boot_clock.peek()
-        self.wl.catch_up_to(self.now)
-        ctx = t.pending.ctx
-        if not ctx.ran:
-            self.run_path(t)
-        self.hold[t.pending.cpu] = None
+        wl.catch_up_to(self.now)
+        p = t.pending
+        ctx = p.ctx if p is not None and p.ctx.entered else None
+        if p is not None and ctx is not None:
+            if not ctx.ran:
+                self.run_path(t)
+            cpu = p.cpu
+            self.hold[cpu] = None          # the task runs there: the CPU is not idle
         self._run(t, cpu)
+        task = t.task
+        if k.trace.cmdline_ref:
+            k.trace.record_task(task)
+        for hook in k.syscall_hooks:
+            hook(task)
         return ctx
 
+    def request_block(self, tid: int) -> None:
+        """The request waits (``WOULD_BLOCK``): the task sleeps in its syscall now and its
+        CPU idles."""
+        t = self.threads.get(tid)
+        if t is None or t.cpu < 0 or t.state == T_DEAD:
+            return
+        self.now = self.wl.k.boot_clock.peek()
+        self.wl.catch_up_to(self.now)
+        self.sleep(t, STATE_S)
+
+    def request_wake(self, tid: int) -> None:
+        """What the request waited for came (its wait queue was woken): the task is woken
+        from the CPU that woke it; the next ``request_enter`` switches it in."""
+        t = self.threads.get(tid)
+        if t is None or t.state != T_ASLEEP:
+            return
+        self.now = self.wl.k.boot_clock.peek()
+        self.wl.catch_up_to(self.now)
+        self.wake(t, self._idle_cpu(t.cpu))
+
     def request_exit(self, tid: int) -> None:
-        """The request is answered: the task stays in its syscall."""
+        """The request is answered: the task stays in its syscall (its exit is the
+        tracer's ``SYS_EXIT``)."""
         t = self.threads.get(tid)
         if t is not None and t.pending is not None:
             t.pending.cpu = t.cpu
+        sched = self.wl.k.sched
+        sched.irq_flags = 0
+        sched.preempt_count = 0
 
     # ------------------------------------------------------------------ time
     def _at(self, ts: int) -> None:
