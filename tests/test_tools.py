@@ -282,11 +282,28 @@ def test_trace_cmd_options_graph_events_and_fprobe_record(tmp_path: Path, trace_
 
 # ------------------------------------------------------------------- perf, perf-tools
 
+FTRACE_LOCK = Path("/var/tmp/.ftrace-lock")   # perf-tools' "ftrace in use" lock
+
+
 def _need(tool: str, package: str) -> None:
     if shutil.which(tool) is None:
         subprocess.run(["bash", str(ROOT / "scripts/setup-tools"), package], capture_output=True, timeout=600)
         if shutil.which(tool) is None:
             pytest.skip(f"{tool} ({package}) cannot be installed")
+    if tool.endswith("-perf"):
+        _drop_stale_ftrace_lock()
+
+
+def _drop_stale_ftrace_lock() -> None:
+    """A perf-tools script killed by a timeout leaves its lock behind, and every later
+    one refuses to start ("ftrace may be in use by PID"): a lock whose PID is gone is
+    removed, as a user would after checking that PID."""
+    try:
+        pid = int(FTRACE_LOCK.read_text().split()[0])
+    except (FileNotFoundError, ValueError, IndexError):
+        return
+    if not Path(f"/proc/{pid}").exists():
+        FTRACE_LOCK.unlink(missing_ok=True)
 
 
 def test_perf_ftrace_functions_of_a_command(tmp_path: Path) -> None:
@@ -313,7 +330,7 @@ def test_perf_tools_kprobe_sees_a_commands_reads(tmp_path: Path) -> None:
     six.write_text("hello\n")
     enabled = "/sys/kernel/tracing/events/kprobes/vfs_read/enable"
     r = run(f"(until grep -qs 1 {enabled}; do sleep 0.1; done; cat {six} > /dev/null) &"
-            " timeout -s KILL 60 kprobe-perf -d 3 'r:vfs_read ret=$retval' | grep '^ *cat-'; wait",
+            " timeout -k 10 60 kprobe-perf -d 3 'r:vfs_read ret=$retval' | grep '^ *cat-'; wait",
             tmp_path, seed=None)
     rets = [line.rsplit("ret=", 1)[1] for line in r.stdout.splitlines()
             if "(ksys_read+" in line and "<- vfs_read)" in line]
@@ -322,8 +339,8 @@ def test_perf_tools_kprobe_sees_a_commands_reads(tmp_path: Path) -> None:
 
 def test_perf_tools_functrace_tpoint(tmp_path: Path) -> None:
     _need("functrace-perf", "perf-tools-unstable")
-    r = run("timeout -s KILL 30 functrace-perf -d 1 vfs_read | head -5; echo ===;"
-            " timeout -s KILL 30 tpoint-perf -d 1 sched:sched_switch | head -5", tmp_path)
+    r = run("timeout -k 10 30 functrace-perf -d 1 vfs_read | head -5; echo ===;"
+            " timeout -k 10 30 tpoint-perf -d 1 sched:sched_switch | head -5", tmp_path)
     assert r.returncode == 0, r.stdout
     funcs, switches = r.stdout.split("===")
     assert any(line.rstrip().endswith(": vfs_read <-ksys_read") or " vfs_read <-" in line
@@ -336,9 +353,9 @@ def test_perf_tools_funcgraph_kprobe_and_funccount(tmp_path: Path) -> None:
     reference kernel does not build (no CONFIG_FUNCTION_PROFILER): creating it fails with
     EACCES and funccount exits 1 with its error, as there."""
     _need("funcgraph-perf", "perf-tools-unstable")
-    r = run("timeout -s KILL 30 funcgraph-perf -d 1 vfs_read | head -4; echo ===;"
-            " timeout -s KILL 30 kprobe-perf -d 1 'p:do_sys_openat2 filename=+0(%si):string' | head -4;"
-            " echo ===; timeout -s KILL 30 funccount-perf -d 1 'vfs_*'; echo rc=$?", tmp_path)
+    r = run("timeout -k 10 30 funcgraph-perf -d 1 vfs_read | head -4; echo ===;"
+            " timeout -k 10 30 kprobe-perf -d 1 'p:do_sys_openat2 filename=+0(%si):string' | head -4;"
+            " echo ===; timeout -k 10 30 funccount-perf -d 1 'vfs_*'; echo rc=$?", tmp_path)
     graph, kprobe, count = r.stdout.split("===")
     assert "vfs_read() {" in graph, r.stdout
     assert re.search(r'do_sys_openat2: \(do_sys_openat2\+0x0/0x\w+\) filename="/', kprobe), r.stdout

@@ -165,6 +165,7 @@ class Operations(pyfuse3.Operations):
         self._next_fh = 1
         # blocked waits, cancelled at shutdown
         self._wait_scopes: set[trio.CancelScope] = set()
+        self._cancelled: set[int] = set()      # handles whose wait cancel_waits() ended
         self.closing = False
 
     # ------------------------------------------------------------------ helpers
@@ -565,10 +566,14 @@ class Operations(pyfuse3.Operations):
 
     # ------------------------------------------------------------------ shutdown
     def waiting(self) -> int:
-        return len(self._wait_scopes)
+        """Requests still asleep in a wait, plus the handles whose wait was cancelled and
+        which their reader has not closed yet: the session must outlive both, or the
+        reader's close(2) after its EOF ends with ECONNABORTED."""
+        return len(self._wait_scopes) + sum(1 for fh in self._cancelled if fh in self._handles)
 
     def cancel_waits(self) -> None:
         self.closing = True
+        self._cancelled |= {fh for fh, h in self._handles.items() if h.waits}
         for scope in list(self._wait_scopes):
             scope.cancel()
 
