@@ -65,7 +65,11 @@ class Run:
 
     def __init__(self, records: list[proto.Record], status: int, stdout: str, stderr: str,
                  tracer_pid: int) -> None:
-        self.records, self.status, self.stdout, self.stderr = records, status, stdout, stderr
+        # the memory records (fault counts, an exec's maps) apart: the sequences checked
+        # here are of the process's life and syscalls (tests/test_mm_faults.py has them)
+        self.memory = [r for r in records if isinstance(r, proto.Faults | proto.Maps)]
+        self.records = [r for r in records if not isinstance(r, proto.Faults | proto.Maps)]
+        self.status, self.stdout, self.stderr = status, stdout, stderr
         self.tracer_pid = tracer_pid   # CMD's parent: what its getppid() returns
 
     def of(self, tid: int) -> list[proto.Record]:

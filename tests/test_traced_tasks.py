@@ -59,6 +59,12 @@ class Host:
     def ignored_signals(self, pid: int) -> int:
         return 0
 
+    def memcg(self, pid: int) -> str:
+        return "/user.slice"
+
+    def maps(self, tgid: int) -> str | None:
+        return None
+
 
 class Env:
     def __init__(self, *events: str) -> None:

@@ -58,6 +58,8 @@ FORMATS: dict[type, str] = {
     proto.Attached: "attached tgid={tgid} comm={comm}",
     proto.Comm: "comm {comm}",
     proto.Interrupted: "interrupted {name} = {ret}",
+    proto.Faults: "faults minflt={minflt} majflt={majflt}",
+    proto.Maps: "maps {lines} lines",
 }
 
 
@@ -86,6 +88,8 @@ def format_record(rec: proto.Record, table: SyscallTable) -> str:
     elif isinstance(rec, proto.Interrupted):
         sc = table.by_nr.get(rec.nr)
         fields["name"] = sc.name if sc else rec.nr
+    elif isinstance(rec, proto.Maps):
+        fields["lines"] = rec.text.count("\n")
     return f"{head} " + FORMATS[type(rec)].format(**fields)
 
 

@@ -28,8 +28,10 @@ from .proto import (
     Comm,
     Exec,
     Exit,
+    Faults,
     Gone,
     Interrupted,
+    Maps,
     NewTask,
     Record,
     Signal,
@@ -141,6 +143,10 @@ class TracerFeed:
             traced.attached(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.comm)
         elif isinstance(rec, Comm):
             traced.comm(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.comm)
+        elif isinstance(rec, Faults):
+            traced.faults(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.minflt, rec.majflt)
+        elif isinstance(rec, Maps):
+            traced.maps(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.text)
         elif isinstance(rec, Ack):
             pass   # a late ACK of a mode change already waited for
         else:

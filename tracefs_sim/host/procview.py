@@ -1,7 +1,8 @@
 """What the kernel model of traced tasks asks the host (kernel/workload/traced.py's
 ``Host``), read from /proc: the file behind an fd it did not see opened, the parent of
 CMD, the comm of an untraced task a traced one signals, a script's interpreter, the
-signals a process ignores.
+signals a process ignores, its memory cgroup, the mappings of a process whose exec the
+model did not see.
 
 Each answer is read when the model first needs it (an fd once per fd), a little after the
 tracer's stop: an fd closed and reused meanwhile is named by its new file.
@@ -82,3 +83,28 @@ class ProcView:
         except (OSError, ValueError):
             pass
         return 0
+
+    def memcg(self, pid: int) -> str:
+        """The path of the memory controller's cgroup (cgroup v1 ``N:memory:PATH``, else
+        the v2 ``0::PATH`` line): what cgroup_path() of the mm's memcg gives."""
+        try:
+            with open(f"/proc/{pid}/cgroup") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            return ""
+        v2 = ""
+        for line in lines:
+            hid, _, rest = line.partition(":")
+            ctrls, _, path = rest.partition(":")
+            if "memory" in ctrls.split(","):
+                return path
+            if hid == "0" and not ctrls:
+                v2 = path
+        return v2
+
+    def maps(self, tgid: int) -> str | None:
+        try:
+            with open(f"/proc/{tgid}/maps") as f:
+                return f.read()
+        except OSError:
+            return None

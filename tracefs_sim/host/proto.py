@@ -28,6 +28,8 @@ GONE = 7
 ATTACHED = 8
 COMM = 9
 INTERRUPTED = 10
+FAULTS = 11
+MAPS = 12
 ACK = 64
 MODE = 128
 CAPTURE = 129
@@ -171,12 +173,32 @@ class Comm(NamedTuple):
     comm: str           # the task's new comm (prctl(PR_SET_NAME), /proc/TID/comm)
 
 
+class Faults(NamedTuple):
+    """The task took ``minflt`` minor and ``majflt`` major page faults since its last
+    report (/proc/TID/stat fields 10 and 12 at this stop; comes before the stop's record)."""
+    ts: int
+    cpu: int
+    tid: int
+    tgid: int
+    minflt: int
+    majflt: int
+
+
+class Maps(NamedTuple):
+    """/proc/TGID/maps of a new image at its exec stop (comes before its Exec)."""
+    ts: int
+    cpu: int
+    tid: int
+    tgid: int
+    text: str
+
+
 class Ack(NamedTuple):
     seq: int
 
 
 Record = (SysEnter | SysExit | NewTask | Exec | Exit | Signal | Gone | Attached | Comm | Interrupted
-          | Ack)
+          | Faults | Maps | Ack)
 
 # ---------------------------------------------------------------- layouts
 HEADER = struct.Struct("<IHHIIQ")                      # len, type, flags, tid, cpu, ts
@@ -191,6 +213,8 @@ _EXIT = struct.Struct("<IHHIIQ" "IiII")                 # tgid, status, group, 0
 _SIGNAL = struct.Struct("<IHHIIQ" "IiiiII")             # tgid, signo, errno, code, pid, uid
 _GONE = struct.Struct("<IHHIIQ" "Ii")                   # tgid, status
 _COMM = struct.Struct("<IHHIIQ" "II16s")                # tgid, 0, comm (ATTACHED too)
+_FAULTS = struct.Struct("<IHHIIQ" "IIII")               # tgid, minflt, majflt, 0
+_MAPS = struct.Struct("<IHHIIQ" "II")                   # tgid, len
 _ACK = struct.Struct("<IHHIIQ" "II")                    # seq, 0
 _MODE = struct.Struct("<IHHIIQ" "II")                   # mode, seq
 _CAPTURE_HEAD = struct.Struct("<IHHIIQ" "II")           # n, 0
@@ -259,6 +283,13 @@ def decode(buf: bytes | bytearray | memoryview, pos: int = 0) -> tuple[list[Reco
         elif typ == ATTACHED or typ == COMM:
             _l, _t, _f, tid, cpu, ts, tgid, _z, comm = _COMM.unpack_from(buf, pos)
             append((Attached if typ == ATTACHED else Comm)(ts, cpu, tid, tgid, _comm(comm)))
+        elif typ == FAULTS:
+            _l, _t, _f, tid, cpu, ts, tgid, mn, mj, _z = _FAULTS.unpack_from(buf, pos)
+            append(Faults(ts, cpu, tid, tgid, mn, mj))
+        elif typ == MAPS:
+            _l, _t, _f, tid, cpu, ts, tgid, n = _MAPS.unpack_from(buf, pos)
+            off = pos + _MAPS.size
+            append(Maps(ts, cpu, tid, tgid, bytes(buf[off:off + n]).decode("utf-8", "surrogateescape")))
         elif typ == ACK:
             append(Ack(_ACK.unpack_from(buf, pos)[6]))
         else:

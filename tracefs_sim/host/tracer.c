@@ -50,13 +50,15 @@
 /* ------------------------------------------------------------------ wire format */
 enum {
 	SYS_ENTER = 1, SYS_EXIT = 2, NEW_TASK = 3, EXEC = 4, EXIT = 5, SIGNAL = 6, GONE = 7,
-	ATTACHED = 8, COMM = 9, INTERRUPTED = 10, ACK = 64, MODE = 128, CAPTURE = 129,
+	ATTACHED = 8, COMM = 9, INTERRUPTED = 10, FAULTS = 11, MAPS = 12, ACK = 64, MODE = 128,
+	CAPTURE = 129,
 };
 enum { MODE_LIFECYCLE = 0, MODE_SYSCALLS = 1 };
 enum { CAP_CSTRING = 1, CAP_BUFFER = 2, CAP_FIXED = 3, CAP_OUT = 4 };
 #define HDR_COMPAT 1            /* header flag: an i386 (int 0x80) syscall, numbered as on i386 */
 #define COMM_LEN 16
 #define MAX_CAPTURE 4096
+#define MAX_MAPS 32768          /* bytes of /proc/PID/maps sent at an exec */
 
 struct hdr {
 	uint32_t len;
@@ -95,6 +97,8 @@ struct task {
 	uint64_t sched[3];      /* schedstat at its entry stop: run ns, run-queue wait ns, runs */
 	uint64_t sched_ts;      /* when that was read; 0: unknown */
 	uint64_t stat_ts;       /* when cpu was read */
+	uint64_t flt[2];        /* minflt, majflt (fields 10, 12) of the last stat read */
+	uint64_t flt_rep[2];    /* what the last FAULTS record (or the baseline) counted */
 	unsigned char state, in_syscall, exited, announced;
 	unsigned char interrupted;      /* PTRACE_INTERRUPTed by a switch to syscalls mode */
 	char comm[COMM_LEN];
@@ -344,6 +348,27 @@ static void emit_gone(const struct task *t, int status, uint64_t ts)
 	b[1] = status;
 }
 
+/*
+ * The faults t took since its last report (the stat read just done counted them): a
+ * FAULTS record before the stop's own, in syscalls mode; otherwise only the baseline
+ * moves (lifecycle mode reports nothing).
+ */
+static void report_faults(struct task *t, uint64_t ts)
+{
+	uint64_t dmin = t->flt[0] - t->flt_rep[0], dmaj = t->flt[1] - t->flt_rep[1];
+	if (t->flt[0] < t->flt_rep[0] || t->flt[1] < t->flt_rep[1])
+		dmin = dmaj = 0;        /* counts of another task (an exec took over the tid) */
+	t->flt_rep[0] = t->flt[0];
+	t->flt_rep[1] = t->flt[1];
+	if (mode != MODE_SYSCALLS || !t->announced || !(dmin | dmaj))
+		return;
+	uint32_t *b = TASK_HDR(reserve(40), 40, FAULTS, t, ts);
+	b[0] = (uint32_t)t->tgid;
+	b[1] = (uint32_t)dmin;
+	b[2] = (uint32_t)dmaj;
+	b[3] = 0;
+}
+
 /* ------------------------------------------------------------------ /proc */
 static int read_file(const char *path, char *buf, size_t size)
 {
@@ -394,11 +419,15 @@ static int task_stat(struct task *t)
 		len = COMM_LEN - 1;
 	memset(name, 0, sizeof name);
 	memcpy(name, open_paren + 1, len);
-	/* field 3 starts two bytes after the ')'; field 39 follows 36 more spaces */
+	/* field 3 starts two bytes after the ')'; minflt (10) and majflt (12) follow 7 and 9
+	 * more spaces, field 39 36 */
 	const char *p = close_paren + 2;
 	for (int spaces = 0; *p && spaces < 36; p++)
-		if (*p == ' ')
+		if (*p == ' ') {
 			spaces++;
+			if (spaces == 7 || spaces == 9)
+				t->flt[spaces == 9] = strtoull(p + 1, NULL, 10);
+		}
 	if (*p)
 		t->cpu = atoi(p);
 	if (memcmp(name, t->comm, COMM_LEN) == 0)
@@ -759,6 +788,30 @@ static void release_orphans(int tgid, uint64_t ts)
 	}
 }
 
+/*
+ * MAPS: /proc/PID/maps of a new image at its exec stop (its mappings before the
+ * interpreter runs), at most MAX_MAPS bytes.
+ */
+static void emit_maps(const struct task *t, uint64_t ts)
+{
+	char path[40];
+	snprintf(path, sizeof path, "/proc/%d/maps", t->tgid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return;
+	unsigned char *rec = reserve(32 + MAX_MAPS);
+	size_t got = 0;
+	ssize_t n;
+	while (got < MAX_MAPS && (n = read(fd, rec + 32 + got, MAX_MAPS - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	size_t padded = (got + 7) & ~(size_t)7;
+	memset(rec + 32 + got, 0, padded - got);
+	uint32_t *b = TASK_HDR(rec, (uint32_t)(32 + padded), MAPS, t, ts);
+	b[0] = (uint32_t)t->tgid;
+	b[1] = (uint32_t)got;
+}
+
 /* AT_EXECFN of the new image: bprm->filename, what sched_process_exec prints. */
 static ssize_t exec_filename(int pid, unsigned char *dst)
 {
@@ -793,6 +846,7 @@ static void on_exec(int pid, uint64_t ts)
 		t->in_syscall = o->in_syscall;
 		memcpy(t->args, o->args, sizeof t->args);
 		memcpy(t->sched, o->sched, sizeof t->sched);
+		memcpy(t->flt_rep, o->flt_rep, sizeof t->flt_rep);
 		t->sched_ts = 0;        /* schedstat of another tid: no comparison */
 		t->announced = 1;
 		task_del(o);
@@ -809,6 +863,9 @@ static void on_exec(int pid, uint64_t ts)
 	t->exited = 0;
 	t->state = T_STOPPED;
 	task_stat(t);
+	report_faults(t, ts);   /* the exec's own: its argument pages */
+	if (mode == MODE_SYSCALLS)
+		emit_maps(t, ts);
 	unsigned char *rec = reserve(56 + MAX_CAPTURE + 8);
 	struct {
 		uint32_t old_tid, tgid;
@@ -871,6 +928,7 @@ static void dispatch(struct task *t, int status, uint64_t ts)
 		t->stat_ts = ts;
 		if (task_stat(t) && t->announced)
 			emit_comm(COMM, t, ts);
+		report_faults(t, ts);
 	}
 	if (sig == (SIGTRAP | 0x80))
 		on_syscall(t, ts);
@@ -1195,6 +1253,7 @@ int main(int argc, char **argv)
 	struct task *t = task_new(root_pid);
 	t->announced = 1;
 	task_stat(t);
+	memcpy(t->flt_rep, t->flt, sizeof t->flt);      /* the tracer's child's own faults */
 	emit_comm(ATTACHED, t, now());
 	flush();
 	if (mode == MODE_SYSCALLS)      /* a seized task runs on: stop it to trace its syscalls */

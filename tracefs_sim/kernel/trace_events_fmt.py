@@ -665,6 +665,8 @@ def _builtin(name: str, args: list[Arg]) -> Ev:
     if name == "__print_ns_without_secs":
         v = args[0]
         return lambda c: str(_to_int(v(c)) % 1_000_000_000)
+    if name == "__builtin_expect" and len(args) == 2:
+        return args[0]      # a branch hint: the value of its first argument
     if name in ("is_compat_task", "in_compat_syscall"):
         return lambda c: 0
     if name in ("MAJOR", "MINOR") and len(args) == 1:
@@ -836,7 +838,10 @@ def _make_conv(conv: str, flags: str, wconst: int, wfn: Ev | None, pconst: int |
             elif not v:
                 s = "(null)"
             else:
-                s = "(efault)"
+                # a pointer field (a tracepoint_string(), a const char * in .rodata): the
+                # printer reads the kernel string it points at
+                raw = c[3].kernel.mem.read_str(v, 256) if c[3] is not None else None
+                s = "(efault)" if raw is None else raw.decode("utf-8", "replace")
             p = precision(c)
             if p is not None:
                 s = s[:p]

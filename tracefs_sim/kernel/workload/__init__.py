@@ -11,7 +11,7 @@ the adapter reports the processes they forked and that exited (``host_spawn`` /
 
 The machine is split as the kernel is: call sites (``callsite``), the scheduler
 (``sched``), the timer interrupt and what runs after it (``timer``), slab allocations
-(``slab``), syscalls (``syscalls``), process life (``process``), the simulated shell
+(``slab``), memory management (``mm``: mms, faults, pages, TLB), syscalls (``syscalls``), process life (``process``), the simulated shell
 session (``shell``) and host processes seen from the mount (``hostprocs``).  ``Workload``
 owns one of each and the tracepoint helpers they share.
 
@@ -33,6 +33,7 @@ from .callsite import CallSites
 from .defs import MAX_TICKS_PER_CATCH_UP, TICK_NS
 from .fs import Fs
 from .hostprocs import HostProcs
+from .mm import Mm
 from .mmap import Mmap
 from .process import Process
 from .sched import SchedModel
@@ -67,6 +68,7 @@ class Workload:
         self.slab = Slab(self)
         self.sched = SchedModel(self)
         self.syscalls = Syscalls(self)
+        self.mm = Mm(self)
         # the families whose syscall bodies traced host tasks run
         self.fs = Fs(self)
         self.mmap = Mmap(self)

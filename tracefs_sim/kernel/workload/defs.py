@@ -92,7 +92,11 @@ CHILD_PROGRAMS = (("cat", "/usr/bin/cat"), ("ls", "/usr/bin/ls"), ("sleep", "/us
 # slab caches of the syscall paths: (object size, slab size, gfp, accounted)
 CACHES = {"names_cache": (4096, 4096, GFP_KERNEL, 0), "filp": (232, 256, GFP_KERNEL | GFP_ZERO, 1),
           "task_struct": (13248, 13312, GFP_KERNEL, 0), "mm_struct": (1408, 1536, GFP_KERNEL, 1),
-          "seq_file": (120, 128, GFP_KERNEL | GFP_ZERO, 0)}
+          "seq_file": (120, 128, GFP_KERNEL | GFP_ZERO, 0),
+          # the mm paths (kernel/workload/mm): VMAs, their locks, anon_vmas, vmap areas
+          "vm_area_struct": (176, 176, GFP_KERNEL, 1), "vma_lock": (40, 40, GFP_KERNEL, 1),
+          "anon_vma": (96, 104, GFP_KERNEL, 1), "anon_vma_chain": (64, 64, GFP_KERNEL, 1),
+          "vmap_area": (72, 72, GFP_KERNEL, 0)}
 
 # trace_entry context of the code that fires an event: (irq flags, preempt depth)
 D = TRACE_FLAG_IRQS_OFF

@@ -106,7 +106,7 @@ class Process:
         wl.slab.kfree("free_bprm", bprm)
         wl.syscalls.end("execve", frames, ret=0)
         for _ in range(2):   # the first page faults of the new image
-            wl.slab.page_alloc(GFP_HIGHUSER_MOVABLE | GFP_ZERO, 1)
+            wl.slab.page_alloc(GFP_HIGHUSER_MOVABLE | GFP_ZERO)
         self.load_libraries(task.comm)
 
     def load_libraries(self, comm: str) -> None:
@@ -221,6 +221,7 @@ class Process:
             ctx.rets["copy_process"] = task_struct(tid)
             s.open(ctx, "copy_process")
         wl.slab.cache_alloc("task_struct", "copy_process", task_struct(tid))
+        wl.mm.copy_process(parent, child, clone_flags)
         wl.emit("task_newtask", tid, task.comm, clone_flags, OOM_SCORE_ADJ)
         if ctx is not None:
             s.close(ctx, 1)
@@ -269,6 +270,7 @@ class Process:
         wl.slab.kmalloc("alloc_bprm", 432, GFP_KERNEL | GFP_ZERO)
         if ctx.ret is not None and ctx.ret < 0:
             return
+        wl.mm.bprm_mm_init(ctx.thread, ctx)
         ctx.regs["bprm_execve"] = (bprm,)
         ctx.regs["load_elf_binary"] = (bprm,)
         ctx.regs["begin_new_exec"] = (bprm,)
@@ -301,9 +303,11 @@ class Process:
         task = t.task
         proc = t.proc
         self.vfork_done(proc)
+        wl.mm.exec_mmap(t)
         self.rename(task, comm[:TASK_COMM_LEN - 1])
         proc.files.exec()
         proc.sig.exec()
+        wl.mm.load_image(t, filename)
         if ctx is not None:
             s.close_to(ctx, "bprm_execve")
         wl.emit("sched_process_exec", filename, task.pid, old_tid)
@@ -339,6 +343,7 @@ class Process:
         t.exit_status = status
         if task.pid == proc.tgid:
             self.vfork_done(proc)
+        wl.mm.exit_mm(t)
         wl.emit("sched_process_exit", task.comm, task.pid, task.prio)
         others = [o for o in proc.threads.values() if o is not t and o.state != T_DEAD]
         leader = task.pid == proc.tgid

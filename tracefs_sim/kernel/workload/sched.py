@@ -65,6 +65,7 @@ class SchedModel:
             self.host[cpu] = None
             if prev_state not in (STATE_RUNNING, STATE_PREEMPTED, STATE_Z):
                 self.asleep.add(prev.pid)
+        wl.mm.switch(cpu, prev, nxt, prev_state)
 
     def wakeup(self, cpu: int, task: Task) -> None:
         """try_to_wake_up(task) from the code running on ``cpu``, onto ``cpu``."""

@@ -45,7 +45,7 @@ class Slab:
     def kfree(self, caller: str, ptr: int) -> None:
         self.wl.emit("kfree", self.wl.sites.site(caller), ptr)
 
-    def page_alloc(self, gfp: int, migratetype: int) -> None:
-        wl = self.wl
-        if wl.tp("mm_page_alloc"):
-            wl.emit("mm_page_alloc", 0x100000 + wl.rng.randrange(0x3FFFF), 0, gfp, migratetype)
+    def page_alloc(self, gfp: int) -> None:
+        """A page of the simulated tasks' code paths, from the page allocator."""
+        if self.wl.tp("mm_page_alloc"):
+            self.wl.mm.pages.alloc(gfp)

@@ -71,11 +71,13 @@ from .defs import (
     D,
 )
 from .files import FdTable, OpenFile, Pipe, file_from_link, track
+from .mm.fault import FAULT_NS
 from .signal import SigState
 from .syscalls import SyscallCtx, arg_int
 
 if TYPE_CHECKING:
     from . import Workload
+    from .mm import MmStruct
 
 BLOCK_NS = 200_000         # without schedstat readings: a sleepable syscall this long slept
 HORIZON_NS = 2_000_000     # pending this long, a syscall that can sleep is taken as asleep
@@ -145,6 +147,14 @@ class Host(Protocol):
         """The mask of signals ``pid`` ignores (SigIgn of /proc/PID/status)."""
         ...
 
+    def memcg(self, pid: int) -> str:
+        """The memory cgroup of ``pid`` (/proc/PID/cgroup): what mmap_lock events print."""
+        ...
+
+    def maps(self, tgid: int) -> str | None:
+        """/proc/TGID/maps now (a process whose exec the model did not see)."""
+        ...
+
 
 class NoHost:
     """A host that tells nothing (tests, and a kernel without a tracer)."""
@@ -163,6 +173,12 @@ class NoHost:
 
     def ignored_signals(self, pid: int) -> int:
         return 0
+
+    def memcg(self, pid: int) -> str:
+        return ""
+
+    def maps(self, tgid: int) -> str | None:
+        return None
 
 
 @dataclass(slots=True, eq=False)
@@ -221,6 +237,7 @@ class Thread:
     exit_status: int = 0                # its wait status once it exited
     woken_at: int = 0                   # when it was last woken
     sleep_state: int = 0                # the state it sleeps in (S, D) when asleep
+    mm: MmStruct | None = None          # its mm (shared with CLONE_VM; None: not known, or exited)
 
 
 class TracedTasks:
@@ -409,6 +426,7 @@ class TracedTasks:
         proc.outside_parent = self.host.parent(tid)
         proc.pgid = tgid
         proc.sig.ignore_mask(self.host.ignored_signals(tid))
+        self.wl.mm.memcg = self.host.memcg(tid)
         t = self._new_thread(tid, proc, comm)
         t.cpu = cpu % self.wl.k.nr_cpus
 
@@ -419,6 +437,7 @@ class TracedTasks:
         for proc in self.procs.values():
             proc.files.fds.clear()
             proc.files.cloexec.clear()
+        self.wl.mm.resync()
 
     def file(self, proc: Proc, fd: int) -> OpenFile | None:
         """The open file ``fd`` names in ``proc``: the model's, else the host's (an fd
@@ -760,8 +779,10 @@ class TracedTasks:
         t.pending = None
         self._pending.pop(t.task.pid, None)
         k.mem.set_user_view(t.proc.tgid, None)
+        wl.mm.syscall_exit(t, ctx, ret)
         wl.syscalls.sys_exit(ctx, ret)
         track(ctx, ret)
+        wl.mm.after_syscall(t, t.cpu)
         self._done()
 
     def run_path(self, t: Thread) -> None:
@@ -1011,6 +1032,28 @@ class TracedTasks:
             del proc.threads[tid]
         if not proc.threads and proc.released and self.procs.get(proc.tgid) is proc:
             del self.procs[proc.tgid]
+
+    # ------------------------------------------------------------------ memory
+    def faults(self, ts: int, cpu: int, tid: int, tgid: int, minflt: int, majflt: int) -> None:
+        """``tid`` took ``minflt`` minor and ``majflt`` major faults since its last report
+        (the record comes before the stop's own): in user space before this stop, or,
+        inside a syscall, shown when it returns."""
+        t = self.threads.get(tid)
+        if t is None or t.state == T_DEAD or not (minflt or majflt):
+            return
+        if t.pending is not None:
+            self.wl.mm.took_faults(t, minflt, majflt, ts, cpu)
+            return
+        start = ts - (minflt + majflt) * FAULT_NS
+        self._at(start)
+        self._run(t, cpu)
+        self.wl.mm.took_faults(t, minflt, majflt, start, t.cpu)
+        self._done()
+
+    def maps(self, ts: int, cpu: int, tid: int, tgid: int, text: str) -> None:
+        """/proc/TGID/maps at an exec stop (the record comes before the EXEC): the new
+        image's mappings, used by the exec that follows."""
+        self.wl.mm.maps[tgid] = text
 
     # ------------------------------------------------------------------ signals
     def signal(self, ts: int, cpu: int, tid: int, tgid: int, signo: int, errno: int, code: int,
