@@ -1,7 +1,8 @@
 """What the kernel model of traced tasks asks the host (kernel/workload/traced.py's
 ``Host``), read from /proc: the file behind an fd it did not see opened, the parent of
 CMD, the comm of an untraced task a traced one signals, a script's interpreter, the
-signals a process ignores.
+signals a process ignores, a process's working directory, what lstat says of a path
+(through /proc/PID/root, the process's own view of the files).
 
 Each answer is read when the model first needs it (an fd once per fd), a little after the
 tracer's stop: an fd closed and reused meanwhile is named by its new file.
@@ -10,6 +11,9 @@ tracer's stop: an fd closed and reused meanwhile is named by its new file.
 from __future__ import annotations
 
 import os
+import stat
+
+from ..kernel.workload.files import FileAttrs
 
 # /proc/PID/net files whose inode column (10th; unix: 7th) names a socket's protocol
 SOCKET_TABLES = (("unix", 6, "UNIX"), ("tcp", 9, "TCP"), ("tcp6", 9, "TCPv6"),
@@ -82,3 +86,19 @@ class ProcView:
         except (OSError, ValueError):
             pass
         return 0
+
+    def lstat(self, tgid: int, path: str) -> FileAttrs | None:
+        # the process's view while it lives, the server's (the same namespace) after
+        where = f"/proc/{tgid}/root{path}" if os.path.exists(f"/proc/{tgid}") else path
+        try:
+            st = os.lstat(where)
+            target = os.readlink(where) if stat.S_ISLNK(st.st_mode) else ""
+        except OSError:
+            return None
+        return FileAttrs(st.st_ino, st.st_mode, st.st_size, st.st_nlink, int(st.st_mtime), target)
+
+    def cwd(self, tgid: int) -> str | None:
+        try:
+            return os.readlink(f"/proc/{tgid}/cwd")
+        except OSError:
+            return None

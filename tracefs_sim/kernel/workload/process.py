@@ -302,7 +302,7 @@ class Process:
         proc = t.proc
         self.vfork_done(proc)
         self.rename(task, comm[:TASK_COMM_LEN - 1])
-        proc.files.exec()
+        wl.fs.release_files(t, proc.files.exec())
         proc.sig.exec()
         if ctx is not None:
             s.close_to(ctx, "bprm_execve")
@@ -341,6 +341,8 @@ class Process:
             self.vfork_done(proc)
         wl.emit("sched_process_exit", task.comm, task.pid, task.prio)
         others = [o for o in proc.threads.values() if o is not t and o.state != T_DEAD]
+        if not others:
+            wl.fs.exit_files(t)
         leader = task.pid == proc.tgid
         state = STATE_Z
         cpu = t.cpu

@@ -70,7 +70,7 @@ from .defs import (
     WAKEUP,
     D,
 )
-from .files import FdTable, OpenFile, Pipe, file_from_link, track
+from .files import FdTable, FileAttrs, OpenFile, Pipe, file_from_link, track
 from .signal import SigState
 from .syscalls import SyscallCtx, arg_int
 
@@ -145,6 +145,15 @@ class Host(Protocol):
         """The mask of signals ``pid`` ignores (SigIgn of /proc/PID/status)."""
         ...
 
+    def lstat(self, tgid: int, path: str) -> FileAttrs | None:
+        """What lstat(2) of absolute ``path`` says in ``tgid``'s view of the files (the
+        VM's 9P server answers from the same files); None: nothing there."""
+        ...
+
+    def cwd(self, tgid: int) -> str | None:
+        """The working directory of ``tgid`` (readlink /proc/TGID/cwd)."""
+        ...
+
 
 class NoHost:
     """A host that tells nothing (tests, and a kernel without a tracer)."""
@@ -163,6 +172,12 @@ class NoHost:
 
     def ignored_signals(self, pid: int) -> int:
         return 0
+
+    def lstat(self, tgid: int, path: str) -> FileAttrs | None:
+        return None
+
+    def cwd(self, tgid: int) -> str | None:
+        return None
 
 
 @dataclass(slots=True, eq=False)
