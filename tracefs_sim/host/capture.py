@@ -21,7 +21,9 @@ entry stop.  The table is derived from the reference kernel's argument types and
 Output pointers (read's buffer, stat's statbuf, accept's sockaddr) hold nothing at entry
 and are not captured there; neither is write's data (its length is the count register).
 The few outputs the model needs are read at the exit stop (``OUT``): the two file
-descriptors pipe/pipe2/socketpair wrote, so the model knows which fds the pipe is.
+descriptors pipe/pipe2/socketpair wrote, so the model knows which fds the pipe is, and
+the head of a stat buffer (inode number, mode, link count, size: what the VM's 9P
+server would say of the file).
 """
 
 from __future__ import annotations
@@ -50,7 +52,11 @@ FIXED_SIZES = {
 SIZED_STRUCTS = {("clone3", "uargs"): "size", ("openat2", "how"): "usize"}
 # (syscall, argument) → bytes of an output read at the exit stop
 OUT_SIZES = {("pipe", "fildes"): 8, ("pipe2", "fildes"): 8, ("socketpair", "usockvec"): 8,
-             ("waitid", "infop"): 32}       # siginfo: signo, errno, code, pad, pid, uid, status
+             ("waitid", "infop"): 32,       # siginfo: signo, errno, code, pad, pid, uid, status
+             # struct stat up to st_size (dev, ino, nlink, mode, uid, gid, pad, rdev, size)
+             ("stat", "statbuf"): 56, ("lstat", "statbuf"): 56, ("fstat", "statbuf"): 56,
+             ("newfstatat", "statbuf"): 56,
+             ("statx", "buffer"): 48}       # struct statx up to stx_size
 
 
 class CaptureSpec(NamedTuple):

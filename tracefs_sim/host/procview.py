@@ -1,8 +1,13 @@
 """What the kernel model of traced tasks asks the host (kernel/workload/traced.py's
 ``Host``), read from /proc: the file behind an fd it did not see opened, the parent of
 CMD, the comm of an untraced task a traced one signals, a script's interpreter, the
+<<<<<<< HEAD
 signals a process ignores, its memory cgroup, the mappings of a process whose exec the
 model did not see.
+=======
+signals a process ignores, a process's working directory, what lstat says of a path
+(through /proc/PID/root, the process's own view of the files).
+>>>>>>> fsfam
 
 Each answer is read when the model first needs it (an fd once per fd), a little after the
 tracer's stop: an fd closed and reused meanwhile is named by its new file.
@@ -11,6 +16,9 @@ tracer's stop: an fd closed and reused meanwhile is named by its new file.
 from __future__ import annotations
 
 import os
+import stat
+
+from ..kernel.workload.files import FileAttrs
 
 # /proc/PID/net files whose inode column (10th; unix: 7th) names a socket's protocol
 SOCKET_TABLES = (("unix", 6, "UNIX"), ("tcp", 9, "TCP"), ("tcp6", 9, "TCPv6"),
@@ -84,6 +92,7 @@ class ProcView:
             pass
         return 0
 
+<<<<<<< HEAD
     def memcg(self, pid: int) -> str:
         """The path of the memory controller's cgroup (cgroup v1 ``N:memory:PATH``, else
         the v2 ``0::PATH`` line): what cgroup_path() of the mm's memcg gives."""
@@ -106,5 +115,20 @@ class ProcView:
         try:
             with open(f"/proc/{tgid}/maps") as f:
                 return f.read()
+=======
+    def lstat(self, tgid: int, path: str) -> FileAttrs | None:
+        # the process's view while it lives, the server's (the same namespace) after
+        where = f"/proc/{tgid}/root{path}" if os.path.exists(f"/proc/{tgid}") else path
+        try:
+            st = os.lstat(where)
+            target = os.readlink(where) if stat.S_ISLNK(st.st_mode) else ""
+        except OSError:
+            return None
+        return FileAttrs(st.st_ino, st.st_mode, st.st_size, st.st_nlink, int(st.st_mtime), target)
+
+    def cwd(self, tgid: int) -> str | None:
+        try:
+            return os.readlink(f"/proc/{tgid}/cwd")
+>>>>>>> fsfam
         except OSError:
             return None

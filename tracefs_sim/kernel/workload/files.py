@@ -7,15 +7,22 @@ each traced process's fd table from what it observed: opens, dups, closes, pipes
 sockets, CLOEXEC on exec, tables copied by fork or shared by CLONE_FILES.  A file that was
 open before the model saw it (CMD's stdin, stdout and stderr) is named by the host layer
 from /proc/PID/fd when it is first used (``TracedTasks.host``).
+
+Each open file counts the fd-table entries that hold it (``refs``: its f_count as far
+as fds go): the close, exec or exit that drops the last one is where the kernel runs its
+``__fput()`` (a 9P file's release clunks its fid).  A file of the 9P root carries its
+fid and dentry (``v9``) and its position (``pos``), so reads and writes know their
+offsets.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 if TYPE_CHECKING:
+    from .fs9p.vfs import V9Open
     from .syscalls import SyscallCtx
     from .traced import Thread
 
@@ -44,6 +51,19 @@ SOCKET_NAMES = {
 DOMAIN_NAMES = {AF_UNIX: "UNIX", AF_NETLINK: "NETLINK", AF_PACKET: "PACKET"}
 
 
+class FileAttrs(NamedTuple):
+    """What lstat(2) of a path says on the host: what the VM's 9P server (qemu) passes
+    on for it: inode number (the qid path), mode, size, link count, mtime (seconds: the
+    qid version's part) and a symlink's target."""
+
+    ino: int
+    mode: int
+    size: int
+    nlink: int
+    mtime: int
+    target: str = ""
+
+
 def socket_name(domain: int, type_: int) -> str:
     """The dentry name of a new socket's file (sock_alloc_file())."""
     kind = type_ & SOCK_TYPE_MASK
@@ -65,6 +85,9 @@ class OpenFile:
     kind: str = REGULAR
     pipe: Pipe | None = None    # a pipe end: the pipe
     writer: bool = False        # the write end of a pipe
+    v9: V9Open | None = None    # a file of the 9P root: its fid and dentry
+    pos: int = 0                # f_pos
+    refs: int = 0               # the fd-table entries that hold it
 
     @property
     def stream(self) -> bool:
@@ -84,7 +107,11 @@ class FdTable:
 
     def install(self, fd: int, f: OpenFile, cloexec: bool = False) -> None:
         """fd_install() (replacing what the fd named: dup2/dup3 close it first)."""
+        old = self.fds.get(fd)
+        if old is not None:
+            old.refs -= 1
         self.fds[fd] = f
+        f.refs += 1
         if cloexec:
             self.cloexec.add(fd)
         else:
@@ -92,11 +119,24 @@ class FdTable:
 
     def close(self, fd: int) -> OpenFile | None:
         self.cloexec.discard(fd)
-        return self.fds.pop(fd, None)
+        f = self.fds.pop(fd, None)
+        if f is not None:
+            f.refs -= 1
+        return f
 
     def close_range(self, first: int, last: int) -> None:
         for fd in [fd for fd in self.fds if first <= fd <= last]:
             self.close(fd)
+
+    def close_all(self) -> list[OpenFile]:
+        """put_files_struct() of the table's last user: every fd closed; the files
+        whose last reference that was."""
+        gone = []
+        for fd in list(self.fds):
+            f = self.close(fd)
+            if f is not None and f.refs == 0:
+                gone.append(f)
+        return gone
 
     def set_cloexec(self, fd: int, on: bool) -> None:
         if fd not in self.fds:
@@ -108,13 +148,19 @@ class FdTable:
 
     def copy(self) -> FdTable:
         """dup_fd(): a fork without CLONE_FILES gets a copy (the files are shared)."""
+        for f in self.fds.values():
+            f.refs += 1
         return FdTable(dict(self.fds), set(self.cloexec))
 
-    def exec(self) -> None:
-        """do_close_on_exec()."""
-        for fd in self.cloexec:
-            self.fds.pop(fd, None)
+    def exec(self) -> list[OpenFile]:
+        """do_close_on_exec(): the files whose last reference went."""
+        gone = []
+        for fd in list(self.cloexec):
+            f = self.close(fd)
+            if f is not None and f.refs == 0:
+                gone.append(f)
         self.cloexec.clear()
+        return gone
 
 
 TTY_PREFIXES = ("/dev/pts/", "/dev/tty", "/dev/console")
@@ -186,7 +232,9 @@ def track(ctx: SyscallCtx, ret: int) -> None:
             flags = int.from_bytes(raw[:8], "little") if len(raw) >= 8 else 0
         else:
             flags = 0 if name == "creat" else a[2 if name == "openat" else 1]
-        files.install(ret, opened(path, flags), bool(flags & O_CLOEXEC))
+        # the file the open's path made (a 9P file), else one named from the path
+        f = ctx.file if ctx.file is not None else opened(path, flags)
+        files.install(ret, f, bool(flags & O_CLOEXEC))
     elif name == "close":
         files.close(_fd(a[0]))
     elif name == "close_range":

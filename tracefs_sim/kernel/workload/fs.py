@@ -15,17 +15,20 @@ socket nobody reads (-EPIPE) sends SIGPIPE.
 from __future__ import annotations
 
 import struct
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..lib import MASK64
 from .defs import T_ASLEEP
-from .files import PIPE, SOCKET, TTY, OpenFile
+from .files import DIRECTORY, PIPE, REGULAR, SOCKET, TTY, OpenFile
+from .fs9p.vfs import V9fs, V9Open
 from .signal import SI_USER, SIGPIPE
 from .syscalls import Body, SyscallCtx, arg_int
 
 if TYPE_CHECKING:
     from . import Workload
-    from .traced import Proc
+    from .fs9p.vfs import Dentry
+    from .traced import Proc, Thread
 
 AT_FDCWD = 0xFFFFFF9C       # -100 as the int register
 AT_EMPTY_PATH = 0x1000
@@ -44,6 +47,12 @@ NAMES_ISIZE = FILENAME.size             # iname[] follows
 READ_ITER = {PIPE: "pipe_read", TTY: "tty_read", SOCKET: "sock_read_iter"}
 WRITE_ITER = {PIPE: "pipe_write", TTY: "tty_write", SOCKET: "sock_write_iter"}
 READS = frozenset(("read", "readv", "pread64", "preadv", "preadv2"))
+V9FS = "9p"                 # the file-ops kind of a file of the 9P root
+STAT_BUF = {"stat": 1, "lstat": 1, "fstat": 1, "newfstatat": 2, "statx": 4}   # the buffer's argument
+S_IFMT, S_IFDIR = 0o170000, 0o040000
+# A kind of file's read_iter/write_iter below vfs_read/vfs_write: (ctx, READ/WRITE, the
+# file, its position (None: a stream), the count).  Families register their own kinds.
+FileIo = Callable[[SyscallCtx, int, OpenFile, "int | None", int], None]
 
 
 def err_ptr(ret: int) -> int:
@@ -56,14 +65,18 @@ class Fs:
 
     def __init__(self, wl: Workload) -> None:
         self.wl = wl
+        self.v9fs = V9fs(wl)
+        # per kind of file: what its read_iter/write_iter run (``register_io``)
+        self.io: dict[str, FileIo] = {PIPE: self._iter_io, TTY: self._iter_io, SOCKET: self._iter_io,
+                                      V9FS: self._v9_io}
         reg = wl.syscalls.register
-        reg("read", Body(self._read))
-        reg("write", Body(self._write))
+        reg("read", Body(self._read, self._advance))
+        reg("write", Body(self._write, self._advance))
         reg("pread64", Body(self._pread))
         reg("pwrite64", Body(self._pwrite))
-        reg("readv", Body(self._readv))
-        reg("writev", Body(self._writev))
-        reg("lseek", Body(self._lseek))
+        reg("readv", Body(self._readv, self._advance))
+        reg("writev", Body(self._writev, self._advance))
+        reg("lseek", Body(self._lseek, self._seeked))
         reg("openat", Body(self._openat, self._open_exit))
         reg("open", Body(self._open, self._open_exit))
         reg("creat", Body(self._creat, self._open_exit))
@@ -92,6 +105,23 @@ class Fs:
         reg("chdir", Body(self._chdir))
         reg("fchdir", Body(self._fchdir))
         reg("getcwd", Body(self._getcwd))
+        reg("access", Body(self._access))
+        reg("faccessat", Body(self._faccessat))
+        reg("faccessat2", Body(self._faccessat))
+        reg("readlink", Body(self._readlink))
+        reg("readlinkat", Body(self._readlinkat))
+        reg("symlink", Body(self._symlink))
+        reg("symlinkat", Body(self._symlinkat))
+        reg("truncate", Body(self._truncate))
+        reg("ftruncate", Body(self._ftruncate))
+        reg("fsync", Body(self._fsync))
+        reg("fdatasync", Body(self._fdatasync))
+        reg("sync", Body(self._sync))
+        reg("syncfs", Body(self._syncfs))
+
+    def register_io(self, kind: str, io: FileIo) -> None:
+        """What the read_iter/write_iter of files of ``kind`` run (a family's)."""
+        self.io[kind] = io
 
     # ------------------------------------------------------------------ helpers
     def _file(self, f: OpenFile | None) -> int:
@@ -149,20 +179,60 @@ class Fs:
 
     def _rw(self, ctx: SyscallCtx, rw: int, vfs: str, buf: int, count: int, pos: int | None) -> None:
         """vfs_read/vfs_write(file, buf, count, pos) and the file's read_iter/write_iter,
-        left open (a pipe read sleeps in pipe_read)."""
+        left open (a pipe read sleeps in pipe_read).  ``pos``: pread/pwrite's offset
+        (None: the file's position)."""
         s = self.wl.syscalls
         f = ctx.file
         file = self._file(f)
-        ppos = 0 if f is None or f.stream or pos is None else ctx.frame
+        ppos = 0 if f is None or f.stream else ctx.frame
         ctx.regs[vfs] = (file, buf, count, ppos)
         s.open(ctx, vfs)
         self._verify(ctx, rw, file, ppos, count)
-        op = (WRITE_ITER if rw == WRITE else READ_ITER).get(f.kind if f is not None else "")
-        if op is not None:
-            ctx.regs[op] = (ctx.frame + 0x40, ctx.frame + 0x80)   # the kiocb, the iov_iter
-            s.open(ctx, op)
+        if f is not None:
+            self._file_io(ctx, rw, f, pos, count)
         if rw == WRITE:
             self._after_write(ctx)
+
+    def _file_io(self, ctx: SyscallCtx, rw: int, f: OpenFile, pos: int | None, count: int) -> None:
+        """The file's read_iter/write_iter, by the kind of file (``register_io``)."""
+        io = self.io.get(V9FS if f.v9 is not None else f.kind)
+        if io is not None:
+            io(ctx, rw, f, None if f.stream else pos, count)
+
+    def _iter_io(self, ctx: SyscallCtx, rw: int, f: OpenFile, pos: int | None, count: int) -> None:
+        """A pipe's, tty's or socket's read_iter/write_iter, left open (a read may sleep
+        in it)."""
+        op = (WRITE_ITER if rw == WRITE else READ_ITER)[f.kind]
+        ctx.regs[op] = (ctx.frame + 0x40, ctx.frame + 0x80)   # the kiocb, the iov_iter
+        self.wl.syscalls.open(ctx, op)
+
+    def _v9_io(self, ctx: SyscallCtx, rw: int, f: OpenFile, pos: int | None, count: int) -> None:
+        """A 9P file's v9fs_file_read_iter/write_iter at ``pos`` (the file's position for
+        read/write; pread's own), moving the bytes the syscall really moved."""
+        vo = f.v9
+        assert vo is not None
+        at = f.pos if pos is None else pos
+        done = count if ctx.ret is None else ctx.ret
+        if rw == WRITE:
+            self.v9fs.write(ctx, vo, at, count, done)
+        else:
+            self.v9fs.read(ctx, vo, at, count, done)
+
+    def _advance(self, ctx: SyscallCtx, ret: int) -> None:
+        """read/write/readv/writev moved the file position by what they moved (an
+        O_APPEND write's to the file's end)."""
+        f = ctx.file
+        if f is None or f.v9 is None or ret < 0:
+            return
+        if ctx.sc.name in ("write", "writev") and f.v9.flags & 0o2000:
+            f.pos = f.v9.inode.size if f.v9.dentry.inode is not None else f.pos + ret
+        else:
+            f.pos += ret
+
+    def _seeked(self, ctx: SyscallCtx, ret: int) -> None:
+        """lseek() returns the new position."""
+        if ctx.file is not None and ret >= 0:
+            ctx.file.pos = ret
 
     def _after_write(self, ctx: SyscallCtx) -> None:
         """What a write to a pipe does to others: the reader asleep on it wakes
@@ -196,7 +266,8 @@ class Fs:
             (fd & 0xFFFFFFFF, buf, count)
         self.wl.syscalls.open(ctx, ksys)
         if self._fdget(ctx, fd, "fdget" if positioned else "fdget_pos"):
-            self._rw(ctx, rw, "vfs_write" if rw == WRITE else "vfs_read", buf, count, 0)
+            self._rw(ctx, rw, "vfs_write" if rw == WRITE else "vfs_read", buf, count,
+                     ctx.args[3] if positioned else None)
 
     def _read(self, ctx: SyscallCtx) -> None:
         self._ksys(ctx, READ, "ksys_read", False)
@@ -228,10 +299,9 @@ class Fs:
         self._verify(ctx, rw, file, ppos, ctx.ret if ctx.ret is not None and ctx.ret > 0 else 0)
         ctx.regs["do_iter_readv_writev"] = (file, ctx.frame + 0x80, ppos, rw, 0)
         s.open(ctx, "do_iter_readv_writev")
-        op = (WRITE_ITER if rw == WRITE else READ_ITER).get(f.kind if f is not None else "")
-        if op is not None:
-            ctx.regs[op] = (ctx.frame + 0x40, ctx.frame + 0x80)
-            s.open(ctx, op)
+        if f is not None:
+            count = ctx.ret if ctx.ret is not None and ctx.ret > 0 else 0
+            self._file_io(ctx, rw, f, None, count)
         if rw == WRITE:
             self._after_write(ctx)
 
@@ -259,25 +329,39 @@ class Fs:
     # ------------------------------------------------------------------ open.c
     def _openat(self, ctx: SyscallCtx) -> None:
         """openat() → do_sys_open() → do_sys_openat2(dfd, filename, &how)."""
-        self._openat2_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1, arg_int(ctx.args[2]) | O_LARGEFILE)
+        self._openat2_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1, arg_int(ctx.args[2]) | O_LARGEFILE,
+                           ctx.args[3] & 0o7777)
 
     def _open(self, ctx: SyscallCtx) -> None:
         ctx.regs["do_sys_open"] = (AT_FDCWD, ctx.args[0], ctx.args[1], ctx.args[2])
         self.wl.syscalls.open(ctx, "do_sys_open")
-        self._openat2_path(ctx, AT_FDCWD, 0, arg_int(ctx.args[1]) | O_LARGEFILE)
+        self._openat2_path(ctx, AT_FDCWD, 0, arg_int(ctx.args[1]) | O_LARGEFILE, ctx.args[2] & 0o7777)
 
     def _creat(self, ctx: SyscallCtx) -> None:
         flags = O_CREAT | O_WRONLY | O_TRUNC | O_LARGEFILE
         ctx.regs["do_sys_open"] = (AT_FDCWD, ctx.args[0], flags, ctx.args[1])
         self.wl.syscalls.open(ctx, "do_sys_open")
-        self._openat2_path(ctx, AT_FDCWD, 0, flags)
+        self._openat2_path(ctx, AT_FDCWD, 0, flags, ctx.args[1] & 0o7777)
 
     def _openat2(self, ctx: SyscallCtx) -> None:
         raw = ctx.caps.get(2, b"")
         flags = int.from_bytes(raw[:8], "little") if len(raw) >= 8 else 0
-        self._openat2_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1, flags)
+        mode = int.from_bytes(raw[8:16], "little") & 0o7777 if len(raw) >= 16 else 0
+        self._openat2_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1, flags, mode)
 
-    def _openat2_path(self, ctx: SyscallCtx, dfd: int, i: int, flags: int) -> None:
+    def _base(self, ctx: SyscallCtx, dfd: int, path: str) -> tuple[bool, Dentry | None]:
+        """Where ``path`` starts on the 9P root: (False, None) when it is not there (a
+        relative path from an fd of another file system); (True, the directory dfd
+        names) for a relative path from a 9P directory's fd; (True, None) otherwise (the
+        root, or the working directory)."""
+        if path.startswith("/") or dfd == AT_FDCWD:
+            return True, None
+        f = self.wl.traced.file(ctx.thread.proc, arg_int(dfd))
+        if f is None or f.v9 is None:
+            return False, None
+        return True, f.v9.dentry
+
+    def _openat2_path(self, ctx: SyscallCtx, dfd: int, i: int, flags: int, mode: int) -> None:
         """do_sys_openat2(): getname(), get_unused_fd_flags(), do_filp_open() →
         path_openat() → (found) vfs_open() → do_dentry_open() — left open, the file's
         open may be a request of the mount's; fd_install or put_unused_fd and putname at
@@ -308,13 +392,27 @@ class Fs:
         ctx.rets["alloc_empty_file"] = f
         s.call(ctx, "alloc_empty_file")
         wl.slab.cache_alloc("filp", "alloc_empty_file", f)
+        v9 = self.v9fs
+        on9p, base = self._base(ctx, dfd, path)
+        got = v9.lookup_open(ctx, path, flags, mode, base) if on9p else None
         if ok:
             ctx.regs["vfs_open"] = (ctx.frame + 0x100, f)
             ctx.regs["do_dentry_open"] = (f, 0)
             ctx.regs["security_file_open"] = (f,)
             ctx.rets["vfs_open"] = ctx.rets["do_dentry_open"] = ctx.rets["security_file_open"] = 0
-            s.open(ctx, "vfs_open", "do_dentry_open")
-            s.call(ctx, "security_file_open")
+            vo: V9Open | None = None
+            if isinstance(got, V9Open):
+                vo = got                        # a new file: atomic_open opened it
+            else:
+                s.open(ctx, "vfs_open", "do_dentry_open")
+                s.call(ctx, "security_file_open")
+                if got is not None:             # an existing 9P file: v9fs_file_open()
+                    vo = v9.file_open(ctx, got, flags)
+                    s.close_to(ctx, "path_openat")
+                    v9.open_truncate(ctx, vo)
+            if vo is not None:
+                kind = DIRECTORY if vo.inode.mode & S_IFMT == S_IFDIR else REGULAR
+                ctx.file = OpenFile(vo.dentry.name, kind, v9=vo)
         ctx.data["file"] = f
 
     def _open_exit(self, ctx: SyscallCtx, ret: int) -> None:
@@ -324,6 +422,9 @@ class Fs:
         if "file" not in ctx.data:
             return
         s.close_to(ctx, "do_sys_openat2")
+        if ret < 0 and ctx.file is not None and ctx.file.v9 is not None:
+            self.v9fs.release(ctx, ctx.file.v9)     # it failed after all: fput()
+            ctx.file = None
         if ret >= 0:
             ctx.regs["fd_install"] = (ret, ctx.data["file"])
             s.call(ctx, "fd_install")
@@ -347,13 +448,28 @@ class Fs:
         s.call(ctx, "filp_flush")
         ctx.regs["__fput_sync"] = (file,)
         ctx.regs["__fput"] = (file,)
-        s.call(ctx, ("__fput_sync", ("__fput", "dput")))
+        if ctx.file.v9 is not None and ctx.file.refs <= 1:
+            # the last reference: __fput() releases the 9P file (its fid clunked)
+            s.open(ctx, "__fput_sync", "__fput")
+            self.v9fs.release(ctx, ctx.file.v9)
+            s.close(ctx, 2)
+        else:
+            s.call(ctx, ("__fput_sync", ("__fput", "dput")))
         self.wl.slab.cache_free("filp", "__fput", file)
 
     # ------------------------------------------------------------------ stat.c
-    def _statx_path(self, ctx: SyscallCtx, dfd: int, name: int, flags: int, mask: int) -> None:
+    def _walk9(self, ctx: SyscallCtx, dfd: int, i: int, follow: bool = True,
+               parent: bool = False) -> tuple[Dentry | None, str, int] | None:
+        """The walk of pathname argument ``i`` (relative to ``dfd``) on the 9P root
+        (None: not there): V9fs.walk's (dentry, last, -errno)."""
+        path = self._path(ctx, i)
+        on9p, base = self._base(ctx, dfd, path)
+        return self.v9fs.walk(ctx, path, follow=follow, parent=parent, base=base) if on9p else None
+
+    def _statx_path(self, ctx: SyscallCtx, dfd: int, name: int, flags: int, mask: int, i: int) -> None:
         """vfs_statx(dfd, filename, flags, stat, mask) → filename_lookup() → (found)
-        vfs_statx_path() → vfs_getattr() → security_inode_getattr(), vfs_getattr_nosec()."""
+        vfs_statx_path() → vfs_getattr() → security_inode_getattr(), vfs_getattr_nosec()
+        (a 9P file's getattr asks the server); path_put()."""
         s = self.wl.syscalls
         stat = ctx.frame + 0x100
         path = ctx.frame + 0x40
@@ -362,8 +478,13 @@ class Fs:
         ctx.regs["filename_lookup"] = (dfd, name, 0 if flags & AT_SYMLINK_NOFOLLOW else LOOKUP_FOLLOW,
                                        path, 0)
         ctx.rets["filename_lookup"] = ctx.ret if ctx.ret is not None and ctx.ret < 0 else 0
-        s.call(ctx, ("filename_lookup", "path_lookupat"))
+        s.open(ctx, "filename_lookup", "path_lookupat")
+        got = self._walk9(ctx, dfd, i, follow=not flags & AT_SYMLINK_NOFOLLOW)
+        s.close(ctx, 2)
+        d = got[0] if got is not None else None
         if ctx.ret is not None and ctx.ret < 0:
+            if d is not None:
+                self.v9fs.dput(ctx, d)
             return
         ctx.regs["vfs_statx_path"] = (path, flags, stat, mask)
         ctx.regs["vfs_getattr"] = (path, stat, mask, flags)
@@ -371,9 +492,35 @@ class Fs:
         ctx.regs["vfs_getattr_nosec"] = (path, stat, mask, flags)
         for fn in ("vfs_statx_path", "vfs_getattr", "security_inode_getattr", "vfs_getattr_nosec"):
             ctx.rets[fn] = 0
-        s.call(ctx, ("vfs_statx_path", ("vfs_getattr", "security_inode_getattr", "vfs_getattr_nosec")))
+        s.open(ctx, "vfs_statx_path", "vfs_getattr")
+        s.call(ctx, "security_inode_getattr")
+        s.open(ctx, "vfs_getattr_nosec")
+        if d is not None:
+            self.v9fs.getattr(ctx, d)
+            self._learn(ctx, d)
+        s.close(ctx, 3)
         ctx.regs["path_put"] = (path,)
-        s.call(ctx, "path_put")
+        if d is None:
+            s.call(ctx, "path_put")
+            return
+        s.open(ctx, "path_put")
+        self.v9fs.dput(ctx, d)
+        s.close(ctx, 1)
+
+    def _learn(self, ctx: SyscallCtx, d: Dentry) -> None:
+        """What the program's stat(2) says of a 9P file (its buffer, read at the exit)."""
+        raw = ctx.outs.get(STAT_BUF.get(ctx.sc.name, -1))
+        if raw is None:
+            return
+        if ctx.sc.name == "statx" and len(raw) >= 48:
+            nlink, mode, ino, size = struct.unpack_from("<I", raw, 16)[0], \
+                struct.unpack_from("<H", raw, 28)[0], *struct.unpack_from("<QQ", raw, 32)
+        elif len(raw) >= 56:
+            ino, nlink, mode = struct.unpack_from("<QQI", raw, 8)
+            size = struct.unpack_from("<q", raw, 48)[0]
+        else:
+            return
+        self.v9fs.learn(d.path, ino, mode, size, nlink)
 
     def _fstatat_path(self, ctx: SyscallCtx, dfd: int, i: int, flags: int) -> None:
         """vfs_fstatat(dfd, filename, stat, flags): fstat of the fd for "" with
@@ -387,7 +534,7 @@ class Fs:
             self._fstat_path(ctx, dfd)
         else:
             name = self.getname(ctx, i, LOOKUP_FOLLOW if not flags & AT_SYMLINK_NOFOLLOW else 0)
-            self._statx_path(ctx, dfd, name, flags | 0x800, STATX_BASIC_STATS)   # AT_NO_AUTOMOUNT
+            self._statx_path(ctx, dfd, name, flags | 0x800, STATX_BASIC_STATS, i)   # AT_NO_AUTOMOUNT
             self._putname(ctx, name)
         s.close_to(ctx, "vfs_fstatat")
         self._cp_stat(ctx, "cp_new_stat", stat, ctx.args[i + 1])
@@ -406,7 +553,16 @@ class Fs:
         ctx.regs["vfs_getattr_nosec"] = (fpath, stat, STATX_BASIC_STATS, 0)
         for fn in ("vfs_getattr", "security_inode_getattr", "vfs_getattr_nosec"):
             ctx.rets[fn] = 0
-        s.call(ctx, ("vfs_getattr", "security_inode_getattr", "vfs_getattr_nosec"))
+        vo = ctx.file.v9
+        if vo is None:
+            s.call(ctx, ("vfs_getattr", "security_inode_getattr", "vfs_getattr_nosec"))
+            return
+        s.open(ctx, "vfs_getattr")
+        s.call(ctx, "security_inode_getattr")
+        s.open(ctx, "vfs_getattr_nosec")
+        self.v9fs.getattr(ctx, vo.dentry)
+        self._learn(ctx, vo.dentry)
+        s.close(ctx, 2)
 
     def _cp_stat(self, ctx: SyscallCtx, fn: str, stat: int, buf: int) -> None:
         if ctx.ret is not None and ctx.ret < 0:
@@ -449,7 +605,7 @@ class Fs:
         name = self.getname(ctx, 1, LOOKUP_FOLLOW)
         ctx.regs["do_statx"] = (dfd, name, flags, mask, buf)
         s.open(ctx, "do_statx")
-        self._statx_path(ctx, dfd, name, flags, mask)
+        self._statx_path(ctx, dfd, name, flags, mask, 1)
         s.close_to(ctx, "do_statx")
         self._cp_stat(ctx, "cp_statx", stat, buf)
         s.close(ctx, 1)
@@ -467,6 +623,10 @@ class Fs:
         ctx.regs["iterate_dir"] = (file, ctx.frame + 0x40)
         ctx.rets["iterate_dir"] = 0
         s.open(ctx, "iterate_dir")
+        vo = ctx.file.v9 if ctx.file is not None else None
+        if vo is not None and (ctx.ret is None or ctx.ret >= 0):
+            got = ctx.ret if ctx.ret is not None else 0
+            self.v9fs.readdir(ctx, vo, ctx.args[2] & 0xFFFFFFFF, got)
         if ctx.ret is not None and ctx.ret > 0:
             ctx.regs["filldir64"] = (ctx.frame + 0x40, 0, 0, 0, 0, 0)
             ctx.rets["filldir64"] = 1
@@ -484,10 +644,15 @@ class Fs:
         dentry = self.wl.k.mem.file_object(self._path(ctx, i).rpartition("/")[2])[1]
         ctx.regs["filename_create"] = (dfd, name, path, 0x200)      # LOOKUP_DIRECTORY
         ctx.rets["filename_create"] = dentry if ctx.ret is None or ctx.ret >= 0 else err_ptr(ctx.ret)
+        ctx.regs["vfs_mkdir"] = (self.wl.sites.sym("nop_mnt_idmap"), 0xFFFF888104A1C9C0, dentry, mode)
+        ctx.regs["done_path_create"] = (path, dentry)
+        p = self._path(ctx, i)
+        on9p, base = self._base(ctx, dfd, p)
+        if on9p and self.v9fs.mkdir(ctx, p, mode, base):
+            return
         s.call(ctx, "filename_create")
         if ctx.ret is not None and ctx.ret < 0 and ctx.ret != -28:   # ENOSPC comes from vfs_mkdir
             return
-        ctx.regs["vfs_mkdir"] = (self.wl.sites.sym("nop_mnt_idmap"), 0xFFFF888104A1C9C0, dentry, mode)
         s.call(ctx, "vfs_mkdir")
         ctx.regs["done_path_create"] = (path, dentry)
         s.call(ctx, "done_path_create")
@@ -504,11 +669,15 @@ class Fs:
         name = self.getname(ctx, i)
         ctx.regs[top] = (dfd, name)
         s.open(ctx, top)
-        if ctx.ret is not None and ctx.ret < 0:
-            return
         dentry = self.wl.k.mem.file_object(self._path(ctx, i).rpartition("/")[2])[1]
         ctx.regs[vfs] = (self.wl.sites.sym("nop_mnt_idmap"), 0xFFFF888104A1C9C0, dentry) + \
             ((0,) if vfs == "vfs_unlink" else ())
+        p = self._path(ctx, i)
+        on9p, base = self._base(ctx, dfd, p)
+        if on9p and self.v9fs.unlink(ctx, p, vfs == "vfs_rmdir", base):
+            return
+        if ctx.ret is not None and ctx.ret < 0:
+            return
         s.call(ctx, vfs)
 
     def _rmdir(self, ctx: SyscallCtx) -> None:
@@ -532,9 +701,14 @@ class Fs:
         new = old + 0x800                      # a second names_cache buffer
         ctx.regs["do_renameat2"] = (olddfd, old, newdfd, new, flags)
         s.open(ctx, "do_renameat2")
+        ctx.regs["vfs_rename"] = (ctx.frame + 0x40,)
+        op, np_ = self._path(ctx, oi), self._path(ctx, ni)
+        on_o, obase = self._base(ctx, olddfd, op)
+        on_n, nbase = self._base(ctx, newdfd, np_)
+        if on_o and on_n and self.v9fs.rename(ctx, op, np_, obase, nbase):
+            return
         if ctx.ret is not None and ctx.ret < 0:
             return
-        ctx.regs["vfs_rename"] = (ctx.frame + 0x40,)
         s.call(ctx, "vfs_rename")
 
     def _rename(self, ctx: SyscallCtx) -> None:
@@ -637,19 +811,48 @@ class Fs:
             s.open(ctx, "tty_ioctl")
 
     # ------------------------------------------------------------------ the working directory
+    def _user_path(self, ctx: SyscallCtx, dfd: int, i: int, flags: int) -> tuple[bool, Dentry | None]:
+        """user_path_at(dfd, name, flags, &path): getname_flags(), filename_lookup() (the
+        9P walk), putname().  (on the 9P root, the dentry referenced or None)."""
+        s = self.wl.syscalls
+        path = ctx.frame + 0x40
+        ctx.regs["user_path_at"] = (dfd, ctx.args[i], flags, path)
+        ctx.rets["user_path_at"] = ctx.ret if ctx.ret is not None and ctx.ret < 0 else 0
+        s.open(ctx, "user_path_at")
+        s.call(ctx, ("getname_flags", "kmem_cache_alloc_noprof"))
+        s.open(ctx, "filename_lookup")
+        got = self._walk9(ctx, dfd, i, follow=bool(flags & LOOKUP_FOLLOW))
+        s.close(ctx, 1)
+        s.call(ctx, "putname")
+        s.close(ctx, 1)
+        if got is None:
+            return False, None
+        d = got[0]
+        if d is not None and ctx.ret is not None and ctx.ret < 0 and ctx.sc.name in ("chdir",):
+            self.v9fs.dput(ctx, d)          # found, but not a directory one may enter
+            d = None
+        return True, d
+
+    def _path_put(self, ctx: SyscallCtx, d: Dentry | None) -> None:
+        s = self.wl.syscalls
+        ctx.regs["path_put"] = (ctx.frame + 0x40,)
+        if d is None:
+            s.call(ctx, "path_put")
+            return
+        s.open(ctx, "path_put")
+        self.v9fs.dput(ctx, d)
+        s.close(ctx, 1)
+
     def _chdir(self, ctx: SyscallCtx) -> None:
         """chdir() → user_path_at(), (found) set_fs_pwd(), path_put()."""
         s = self.wl.syscalls
-        path = ctx.frame + 0x40
-        ctx.regs["user_path_at"] = (AT_FDCWD, ctx.args[0], LOOKUP_FOLLOW | 0x200, path)
-        ctx.rets["user_path_at"] = ctx.ret if ctx.ret is not None and ctx.ret < 0 else 0
-        s.call(ctx, ("user_path_at", ("getname_flags", "kmem_cache_alloc_noprof"), "filename_lookup",
-                     "putname"))
+        on9p, d = self._user_path(ctx, AT_FDCWD, 0, LOOKUP_FOLLOW | 0x200)
         if ctx.ret is not None and ctx.ret < 0:
             return
-        ctx.regs["set_fs_pwd"] = (0xFFFF888104F3B000, path)     # current->fs
+        ctx.regs["set_fs_pwd"] = (0xFFFF888104F3B000, ctx.frame + 0x40)     # current->fs
         s.call(ctx, "set_fs_pwd")
-        ctx.regs["path_put"] = (path,)
+        self.v9fs.chdir(ctx, d if on9p else None)     # the walk's reference becomes the pwd's
+        ctx.regs["path_put"] = (ctx.frame + 0x40,)
         s.call(ctx, "path_put")
 
     def _fchdir(self, ctx: SyscallCtx) -> None:
@@ -658,6 +861,178 @@ class Fs:
             return
         ctx.regs["set_fs_pwd"] = (0xFFFF888104F3B000, self._f_path(ctx.file))
         s.call(ctx, "set_fs_pwd")
+        if ctx.ret is not None and ctx.ret < 0:
+            return
+        vo = ctx.file.v9 if ctx.file is not None else None
+        self.v9fs.chdir(ctx, self.v9fs.hold(vo.dentry) if vo is not None else None)
+
+    # ------------------------------------------------------------------ open.c, stat.c: by path
+    def _access(self, ctx: SyscallCtx) -> None:
+        self._faccess_path(ctx, AT_FDCWD, 0, 0)
+
+    def _faccessat(self, ctx: SyscallCtx) -> None:
+        flags = arg_int(ctx.args[3]) if ctx.sc.name == "faccessat2" else 0
+        self._faccess_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1, flags)
+
+    def _faccess_path(self, ctx: SyscallCtx, dfd: int, i: int, flags: int) -> None:
+        """do_faccessat(dfd, filename, mode, flags) → user_path_at(), inode_permission()
+        (9P checks on the client: no request), path_put()."""
+        s = self.wl.syscalls
+        ctx.regs["do_faccessat"] = (dfd, ctx.args[i], ctx.args[i + 1], flags)
+        s.open(ctx, "do_faccessat")
+        _, d = self._user_path(ctx, dfd, i, 0 if flags & AT_SYMLINK_NOFOLLOW else LOOKUP_FOLLOW)
+        if d is None:
+            return
+        s.call(ctx, ("inode_permission", "generic_permission"))
+        self._path_put(ctx, d)
+
+    def _readlink(self, ctx: SyscallCtx) -> None:
+        self._readlink_path(ctx, AT_FDCWD, 0)
+
+    def _readlinkat(self, ctx: SyscallCtx) -> None:
+        self._readlink_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1)
+
+    def _readlink_path(self, ctx: SyscallCtx, dfd: int, i: int) -> None:
+        """do_readlinkat() → user_path_at_empty() (the link itself), vfs_readlink() →
+        the link's get_link (9P: Treadlink), path_put()."""
+        s = self.wl.syscalls
+        ctx.regs["do_readlinkat"] = (dfd, ctx.args[i], ctx.args[i + 1], ctx.args[i + 2])
+        s.open(ctx, "do_readlinkat")
+        _, d = self._user_path(ctx, dfd, i, 0)
+        if d is None:
+            return
+        if d.inode is not None and d.inode.is_link and (ctx.ret is None or ctx.ret >= 0):
+            s.open(ctx, "vfs_readlink")
+            self.v9fs.get_link(ctx, d)
+            s.close(ctx, 1)
+        self._path_put(ctx, d)
+
+    def _symlink(self, ctx: SyscallCtx) -> None:
+        self._symlink_path(ctx, 0, AT_FDCWD, 1)
+
+    def _symlinkat(self, ctx: SyscallCtx) -> None:
+        self._symlink_path(ctx, 0, ctx.args[1] & 0xFFFFFFFF, 2)
+
+    def _symlink_path(self, ctx: SyscallCtx, ti: int, dfd: int, i: int) -> None:
+        """do_symlinkat(from, newdfd, to): getname() of both, filename_create(),
+        vfs_symlink(), done_path_create(), putname()."""
+        s = self.wl.syscalls
+        target = self.getname(ctx, ti)
+        name = self.getname(ctx, i)
+        ctx.regs["do_symlinkat"] = (target, dfd, name)
+        s.open(ctx, "do_symlinkat")
+        p = self._path(ctx, i)
+        on9p, base = self._base(ctx, dfd, p)
+        if not (on9p and self.v9fs.symlink(ctx, self._path(ctx, ti), p, base)):
+            s.call(ctx, ("filename_create", "lookup_one_qstr_excl"))
+            if ctx.ret is None or ctx.ret >= 0:
+                s.call(ctx, ("vfs_symlink", "security_inode_symlink"))
+                s.call(ctx, "done_path_create")
+        s.close(ctx, 1)
+        self._putname(ctx, name)
+        self._putname(ctx, target)
+
+    def _truncate(self, ctx: SyscallCtx) -> None:
+        """truncate() → do_sys_truncate() → user_path_at(), vfs_truncate() → do_truncate()
+        → notify_change() → the fs's setattr (9P: Tsetattr through the dentry's fid)."""
+        s = self.wl.syscalls
+        length = ctx.args[1]
+        ctx.regs["do_sys_truncate"] = (ctx.args[0], length)
+        s.open(ctx, "do_sys_truncate")
+        _, d = self._user_path(ctx, AT_FDCWD, 0, LOOKUP_FOLLOW)
+        if d is None:
+            return
+        if d.inode is not None and (ctx.ret is None or ctx.ret >= 0):
+            s.open(ctx, "vfs_truncate", "do_truncate", "notify_change")
+            fid = self.v9fs.fid_lookup(ctx, d)
+            self.v9fs.setattr(ctx, d.inode, fid, length)
+            self.v9fs.client.fid_put(ctx, fid)
+            s.close(ctx, 3)
+        self._path_put(ctx, d)
+
+    def _ftruncate(self, ctx: SyscallCtx) -> None:
+        """ftruncate() → do_sys_ftruncate() → do_ftruncate() → do_truncate(file) →
+        notify_change() → the fs's setattr (9P: Tsetattr through the open fid)."""
+        s = self.wl.syscalls
+        length = ctx.args[1]
+        ctx.regs["do_sys_ftruncate"] = (ctx.args[0], length, 1)
+        s.open(ctx, "do_sys_ftruncate")
+        if not self._fdget(ctx, ctx.args[0], "fdget"):
+            return
+        vo = ctx.file.v9 if ctx.file is not None else None
+        if vo is None or (ctx.ret is not None and ctx.ret < 0):
+            return
+        s.open(ctx, "do_ftruncate", "do_truncate", "notify_change")
+        self.v9fs.setattr(ctx, vo.inode, vo.fid, length)
+        s.close(ctx, 3)
+
+    # ------------------------------------------------------------------ sync.c
+    def _fsync(self, ctx: SyscallCtx) -> None:
+        self._fsync_path(ctx, False)
+
+    def _fdatasync(self, ctx: SyscallCtx) -> None:
+        self._fsync_path(ctx, True)
+
+    def _fsync_path(self, ctx: SyscallCtx, datasync: bool) -> None:
+        """fsync/fdatasync() → do_fsync() → vfs_fsync() → vfs_fsync_range() → the file's
+        fsync (9P: v9fs_file_fsync_dotl, Tfsync)."""
+        s = self.wl.syscalls
+        fd = ctx.args[0] & 0xFFFFFFFF
+        ctx.regs["do_fsync"] = (fd, int(datasync))
+        s.open(ctx, "do_fsync")
+        if ctx.file is None or ctx.ret == -EBADF:
+            return
+        file = self._file(ctx.file)
+        ctx.regs["vfs_fsync_range"] = (file, 0, MASK64 >> 1, int(datasync))
+        s.open(ctx, "vfs_fsync", "vfs_fsync_range")
+        if ctx.file.v9 is not None:
+            self.v9fs.fsync(ctx, ctx.file.v9, datasync)
+
+    def _sync(self, ctx: SyscallCtx) -> None:
+        """sync() → ksys_sync()."""
+        self.v9fs.sync(ctx)
+
+    def _syncfs(self, ctx: SyscallCtx) -> None:
+        """syncfs(fd) → sync_filesystem() of the fd's superblock (the 9P root's inodes
+        written as sync(2) writes them)."""
+        s = self.wl.syscalls
+        if ctx.file is None or ctx.ret == -EBADF:
+            return
+        s.open(ctx, "sync_filesystem")
+        if ctx.file.v9 is not None:
+            self.v9fs.syncfs(ctx)
+
+    # ------------------------------------------------------------------ exit, exec
+    def release_files(self, t: Thread, files: list[OpenFile]) -> None:
+        """The last references of ``files`` went with an exit or an exec (exit_files(),
+        do_close_on_exec()): their __fput() runs in ``t`` (task_work on its way out)."""
+        v9 = [f.v9 for f in files if f.v9 is not None]
+        if not v9 or self.wl.quiet():
+            return
+        ctx = self._task_ctx(t)
+        s = self.wl.syscalls
+        s.open(ctx, "task_work_run")
+        for vo in v9:
+            s.open(ctx, "__fput")
+            self.v9fs.release(ctx, vo)
+            s.close(ctx, 1)
+        s.close(ctx, 1)
+
+    def exit_files(self, t: Thread) -> None:
+        """exit_files(): the table's last user gone, every fd is closed."""
+        proc = t.proc
+        table = proc.files
+        if any(p is not proc and p.files is table and p.live() for p in self.wl.traced.procs.values()):
+            return
+        self.release_files(t, table.close_all())
+
+    def _task_ctx(self, t: Thread) -> SyscallCtx:
+        """The syscall ``t`` is in (its exit_group, its execve), where the release runs."""
+        p = t.pending
+        if p is not None and p.ctx.ran:
+            return p.ctx
+        sc = self.wl.traced.table.by_nr[231]              # exit_group
+        return SyscallCtx(sc, (), {}, t, t0=self.wl.traced.now)
 
     def _getcwd(self, ctx: SyscallCtx) -> None:
         """getcwd() → d_path of the pwd: prepend_path()."""

@@ -305,7 +305,7 @@ class Process:
         self.vfork_done(proc)
         wl.mm.exec_mmap(t)
         self.rename(task, comm[:TASK_COMM_LEN - 1])
-        proc.files.exec()
+        wl.fs.release_files(t, proc.files.exec())
         proc.sig.exec()
         wl.mm.load_image(t, filename)
         if ctx is not None:
@@ -346,6 +346,8 @@ class Process:
         wl.mm.exit_mm(t)
         wl.emit("sched_process_exit", task.comm, task.pid, task.prio)
         others = [o for o in proc.threads.values() if o is not t and o.state != T_DEAD]
+        if not others:
+            wl.fs.exit_files(t)
         leader = task.pid == proc.tgid
         state = STATE_Z
         cpu = t.cpu

@@ -70,7 +70,7 @@ from .defs import (
     WAKEUP,
     D,
 )
-from .files import FdTable, OpenFile, Pipe, file_from_link, track
+from .files import FdTable, FileAttrs, OpenFile, Pipe, file_from_link, track
 from .mm.fault import FAULT_NS
 from .signal import SigState
 from .syscalls import SyscallCtx, arg_int
@@ -155,6 +155,15 @@ class Host(Protocol):
         """/proc/TGID/maps now (a process whose exec the model did not see)."""
         ...
 
+    def lstat(self, tgid: int, path: str) -> FileAttrs | None:
+        """What lstat(2) of absolute ``path`` says in ``tgid``'s view of the files (the
+        VM's 9P server answers from the same files); None: nothing there."""
+        ...
+
+    def cwd(self, tgid: int) -> str | None:
+        """The working directory of ``tgid`` (readlink /proc/TGID/cwd)."""
+        ...
+
 
 class NoHost:
     """A host that tells nothing (tests, and a kernel without a tracer)."""
@@ -178,6 +187,12 @@ class NoHost:
         return ""
 
     def maps(self, tgid: int) -> str | None:
+        return None
+
+    def lstat(self, tgid: int, path: str) -> FileAttrs | None:
+        return None
+
+    def cwd(self, tgid: int) -> str | None:
         return None
 
 
