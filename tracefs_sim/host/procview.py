@@ -1,13 +1,9 @@
 """What the kernel model of traced tasks asks the host (kernel/workload/traced.py's
 ``Host``), read from /proc: the file behind an fd it did not see opened, the parent of
 CMD, the comm of an untraced task a traced one signals, a script's interpreter, the
-<<<<<<< HEAD
 signals a process ignores, its memory cgroup, the mappings of a process whose exec the
-model did not see.
-=======
-signals a process ignores, a process's working directory, what lstat says of a path
-(through /proc/PID/root, the process's own view of the files).
->>>>>>> fsfam
+model did not see, a process's working directory, what lstat says of a path (through
+/proc/PID/root, the process's own view of the files).
 
 Each answer is read when the model first needs it (an fd once per fd), a little after the
 tracer's stop: an fd closed and reused meanwhile is named by its new file.
@@ -92,7 +88,6 @@ class ProcView:
             pass
         return 0
 
-<<<<<<< HEAD
     def memcg(self, pid: int) -> str:
         """The path of the memory controller's cgroup (cgroup v1 ``N:memory:PATH``, else
         the v2 ``0::PATH`` line): what cgroup_path() of the mm's memcg gives."""
@@ -115,7 +110,9 @@ class ProcView:
         try:
             with open(f"/proc/{tgid}/maps") as f:
                 return f.read()
-=======
+        except OSError:
+            return None
+
     def lstat(self, tgid: int, path: str) -> FileAttrs | None:
         # the process's view while it lives, the server's (the same namespace) after
         where = f"/proc/{tgid}/root{path}" if os.path.exists(f"/proc/{tgid}") else path
@@ -129,6 +126,5 @@ class ProcView:
     def cwd(self, tgid: int) -> str | None:
         try:
             return os.readlink(f"/proc/{tgid}/cwd")
->>>>>>> fsfam
         except OSError:
             return None
