@@ -34,6 +34,7 @@ from .defs import MAX_TICKS_PER_CATCH_UP, TICK_NS
 from .fs import Fs
 from .hostprocs import HostProcs
 from .mmap import Mmap
+from .net.socket import Net
 from .process import Process
 from .sched import SchedModel
 from .shell import ShellSession
@@ -74,6 +75,7 @@ class Workload:
         self.signals = Signals(self)
         self.time = Time(self)
         self.sys = Sys(self)
+        self.net = Net(self)
         self.timers = Timers(self)
         self.shell = ShellSession(self)
         self.hostprocs = HostProcs(self)

@@ -57,11 +57,11 @@ class Fs:
     def __init__(self, wl: Workload) -> None:
         self.wl = wl
         reg = wl.syscalls.register
-        reg("read", Body(self._read))
+        reg("read", Body(self._read, self._sock_exit))
         reg("write", Body(self._write))
         reg("pread64", Body(self._pread))
         reg("pwrite64", Body(self._pwrite))
-        reg("readv", Body(self._readv))
+        reg("readv", Body(self._readv, self._sock_exit))
         reg("writev", Body(self._writev))
         reg("lseek", Body(self._lseek))
         reg("openat", Body(self._openat, self._open_exit))
@@ -161,8 +161,23 @@ class Fs:
         if op is not None:
             ctx.regs[op] = (ctx.frame + 0x40, ctx.frame + 0x80)   # the kiocb, the iov_iter
             s.open(ctx, op)
+        self._sock_rw(ctx, rw, count)
         if rw == WRITE:
             self._after_write(ctx)
+
+    def _sock_rw(self, ctx: SyscallCtx, rw: int, count: int) -> None:
+        """sock_read_iter()/sock_write_iter(): the socket's path is the network family's."""
+        f = ctx.file
+        if f is not None and f.kind == SOCKET:
+            net = self.wl.net
+            (net.write_iter if rw == WRITE else net.read_iter)(ctx, f, count)
+
+    def _sock_exit(self, ctx: SyscallCtx, ret: int) -> None:
+        """A read of a socket that waited ends in the network family."""
+        f = ctx.file
+        if f is not None and f.kind == SOCKET and f.sock is not None and "wait" in ctx.data \
+                and "done" not in ctx.data:
+            self.wl.net.finish_recv(ctx, f.sock, ret)
 
     def _after_write(self, ctx: SyscallCtx) -> None:
         """What a write to a pipe does to others: the reader asleep on it wakes
@@ -232,6 +247,7 @@ class Fs:
         if op is not None:
             ctx.regs[op] = (ctx.frame + 0x40, ctx.frame + 0x80)
             s.open(ctx, op)
+        self._sock_rw(ctx, rw, ctx.ret if ctx.ret is not None and ctx.ret > 0 else 1 << 16)
         if rw == WRITE:
             self._after_write(ctx)
 
@@ -347,7 +363,15 @@ class Fs:
         s.call(ctx, "filp_flush")
         ctx.regs["__fput_sync"] = (file,)
         ctx.regs["__fput"] = (file,)
-        s.call(ctx, ("__fput_sync", ("__fput", "dput")))
+        if ctx.file.kind == SOCKET and not self.wl.net.shared(ctx.file):
+            # the last reference: __fput() → the file's release, sock_close()
+            n = len(ctx.frames)
+            s.open(ctx, "__fput_sync", "__fput")
+            self.wl.net.release(ctx, ctx.file)
+            s.call(ctx, "dput")
+            s.close(ctx, len(ctx.frames) - n)
+        else:
+            s.call(ctx, ("__fput_sync", ("__fput", "dput")))
         self.wl.slab.cache_free("filp", "__fput", file)
 
     # ------------------------------------------------------------------ stat.c
