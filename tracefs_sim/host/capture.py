@@ -21,7 +21,8 @@ entry stop.  The table is derived from the reference kernel's argument types and
 Output pointers (read's buffer, stat's statbuf, accept's sockaddr) hold nothing at entry
 and are not captured there; neither is write's data (its length is the count register).
 The few outputs the model needs are read at the exit stop (``OUT``): the two file
-descriptors pipe/pipe2/socketpair wrote, so the model knows which fds the pipe is.
+descriptors pipe/pipe2/socketpair wrote, so the model knows which fds the pipe is, and the
+address getsockname() wrote, so it knows the port a bind to port 0 got.
 """
 
 from __future__ import annotations
@@ -50,7 +51,13 @@ FIXED_SIZES = {
 SIZED_STRUCTS = {("clone3", "uargs"): "size", ("openat2", "how"): "usize"}
 # (syscall, argument) → bytes of an output read at the exit stop
 OUT_SIZES = {("pipe", "fildes"): 8, ("pipe2", "fildes"): 8, ("socketpair", "usockvec"): 8,
-             ("waitid", "infop"): 32}       # siginfo: signo, errno, code, pad, pid, uid, status
+             ("waitid", "infop"): 32,       # siginfo: signo, errno, code, pad, pid, uid, status
+             ("getsockname", "usockaddr"): 16}  # a struct sockaddr_in: the port bind(0) got
+# (syscall, fd argument) → bytes of the socket's own address (a struct sockaddr_in), read
+# at the exit stop of the calls that give a socket its port (a bind to port 0, the
+# autobind of listen/connect/sendto/sendmsg): the ports the model's events show are real
+SOCKNAME_SIZES = {("bind", "fd"): 16, ("listen", "fd"): 16, ("connect", "fd"): 16,
+                  ("sendto", "fd"): 16, ("sendmsg", "fd"): 16}
 
 
 class CaptureSpec(NamedTuple):
@@ -69,7 +76,9 @@ def capture_table(table: SyscallTable) -> list[CaptureSpec]:
         for i, arg in enumerate(sc.args):
             key = (sc.name, arg.name)
             nxt = sc.args[i + 1] if i + 1 < len(sc.args) else None
-            if key in FIXED_SIZES:
+            if key in SOCKNAME_SIZES:
+                specs.append(CaptureSpec(nr, i, CaptureKind.SOCKNAME, SOCKNAME_SIZES[key]))
+            elif key in FIXED_SIZES:
                 specs.append(CaptureSpec(nr, i, CaptureKind.FIXED, FIXED_SIZES[key]))
             elif key in OUT_SIZES:
                 specs.append(CaptureSpec(nr, i, CaptureKind.OUT, OUT_SIZES[key]))

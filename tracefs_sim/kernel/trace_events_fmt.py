@@ -139,6 +139,11 @@ ENUM_VALUES: dict[str, int] = {
     "HRTIMER_MODE_ABS_PINNED_SOFT": 6, "HRTIMER_MODE_REL_PINNED_SOFT": 7,
     "HRTIMER_MODE_ABS_HARD": 8, "HRTIMER_MODE_REL_HARD": 9, "HRTIMER_MODE_ABS_PINNED_HARD": 10,
     "HRTIMER_MODE_REL_PINNED_HARD": 11,
+    # include/net/tcp_states.h: show_tcp_state_name() in the tcp system's events (sock.h's
+    # TRACE_DEFINE_ENUMs rewrite only the sock system's formats)
+    "TCP_ESTABLISHED": 1, "TCP_SYN_SENT": 2, "TCP_SYN_RECV": 3, "TCP_FIN_WAIT1": 4,
+    "TCP_FIN_WAIT2": 5, "TCP_TIME_WAIT": 6, "TCP_CLOSE": 7, "TCP_CLOSE_WAIT": 8, "TCP_LAST_ACK": 9,
+    "TCP_LISTEN": 10, "TCP_CLOSING": 11, "TCP_NEW_SYN_RECV": 12,
     # a variable, not an enum: the kmem page events print (struct page *)vmemmap_base + pfn
     "vmemmap_base": 0xFFFFEA0000000000,
 }

@@ -54,10 +54,15 @@ class Icmp:
         ip.raw_deliver = self.raw_local_deliver
 
     # ------------------------------------------------------------------ sockets
-    def bind_ping(self, sock: Sock) -> int:
-        """ping_get_port(sk, 0) (inet_autobind): the next free identifier."""
+    def bind_ping(self, sock: Sock, real: int = 0) -> int:
+        """ping_get_port(sk, 0) (inet_autobind): the identifier the host gave it
+        (``real``), else the next free one."""
         if sock.sport:
             return sock.sport
+        if real:
+            sock.sport = real
+            self.ping[real] = sock
+            return real
         ident = self.rover
         while True:
             ident = (ident + 1) & 0xFFFF or 1
@@ -123,6 +128,7 @@ class Icmp:
         protocol whose filter lets the packet through (raw_rcv() → raw_rcv_skb())."""
         c = self.c
         c.enter(ctx, "raw_local_deliver", skb.addr, skb.proto)
+        self.raw = [s for s in self.raw if self.core.alive(s)]
         for sock in [s for s in self.raw if s.protocol == skb.proto]:
             if skb.proto == IPPROTO_ICMP and sock.icmp_filter >> (skb.icmp_type & 31) & 1:
                 continue
@@ -194,6 +200,9 @@ class Icmp:
         c = self.c
         c.enter(ctx, "ping_rcv", skb.addr)
         sock = self.ping.get(skb.sport)
+        if sock is not None and not self.core.alive(sock):
+            del self.ping[skb.sport]
+            sock = None
         c.leaf(ctx, "ping_lookup", INIT_NET, skb.addr, skb.sport, ret=sock.sk if sock is not None else 0)
         if sock is None:
             c.leave(ctx, "ping_rcv", NO_SOCKET)

@@ -71,13 +71,38 @@ class SockCore:
 
     def store(self, sock: Sock) -> None:
         """The addresses and state of ``sock`` in its struct sock (skc_daddr,
-        skc_rcv_saddr, skc_dport, skc_num, skc_state)."""
+        skc_rcv_saddr, skc_dport, skc_num, skc_state); nothing once it is freed."""
+        if sock.closed and (sock.tcp is None or sock.tcp.destroyed):
+            return
         self.ensure(sock)
         mem = self.wl.k.mem
         off = self._offsets()
         mem.write(sock.sk + off[4], struct.pack(">II", sock.daddr, sock.saddr))
         mem.write(sock.sk + off[5], struct.pack(">H", sock.dport) + struct.pack("<H", sock.sport))
         mem.write(sock.sk + off[1], bytes((sock.state,)))
+
+    def alive(self, sock: Sock) -> bool:
+        """Is ``sock`` still open: an untraced process's, or in the fd table of a traced
+        process (one that exited without closing it had it closed by its exit)."""
+        if sock.outside:
+            return True
+        if sock.closed:
+            return False
+        for proc in self.wl.traced.procs.values():
+            if proc.released:
+                continue
+            for f in proc.files.fds.values():
+                if f.sock is sock:
+                    return True
+        return False
+
+    def free(self, sock: Sock) -> None:
+        """The struct sock and struct socket of a released socket go (sk_free())."""
+        mem = self.wl.k.mem
+        if sock.sk:
+            mem.free(sock.sk)
+        if sock.socket:
+            mem.free(sock.socket)
 
     # ------------------------------------------------------------------ queueing
     def waiters(self, sock: Sock, names: frozenset[str] = RECEIVES) -> list:

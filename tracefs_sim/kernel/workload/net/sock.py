@@ -9,7 +9,12 @@ object one: they stay the same for the object's life, so every event naming it a
 
 from __future__ import annotations
 
+import struct
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from ..syscalls import SyscallCtx
 
 AF_UNIX, AF_INET, AF_INET6 = 1, 2, 10
 SOCK_STREAM, SOCK_DGRAM, SOCK_RAW = 1, 2, 3
@@ -173,3 +178,23 @@ def sock_from_name(name: str) -> Sock:
     if type_ == SOCK_STREAM and family != AF_UNIX:
         s.state = TCP_ESTABLISHED       # most likely: a connection in use
     return s
+
+
+SOCKADDR_IN = struct.Struct(">HI")         # sin_port, sin_addr (after the LE family)
+
+
+def sockaddr_in(raw: bytes | None) -> tuple[int, int] | None:
+    """(address, port) of a captured struct sockaddr_in (None: not AF_INET)."""
+    if raw is None or len(raw) < 8 or int.from_bytes(raw[:2], "little") != AF_INET:
+        return None
+    port, addr = SOCKADDR_IN.unpack_from(raw, 2)
+    return addr, port
+
+
+def real_port(ctx: SyscallCtx) -> int:
+    """The port (ping identifier) the kernel really gave the socket of the fd argument:
+    the tracer's getsockname() at the exit stop of bind, listen, connect, sendto and
+    sendmsg (the SOCKNAME capture); 0: not known (the path runs before the return, or no
+    capture): the model picks one."""
+    got = sockaddr_in(ctx.outs.get(0))
+    return got[1] if got is not None else 0

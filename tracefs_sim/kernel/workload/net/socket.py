@@ -16,7 +16,6 @@ layer only.  A socket of another family (AF_UNIX, netlink) runs the socket layer
 
 from __future__ import annotations
 
-import struct
 from typing import TYPE_CHECKING
 
 from ..files import SOCKET, OpenFile
@@ -40,6 +39,8 @@ from .sock import (
     Skb,
     Sock,
     proto_name,
+    real_port,
+    sockaddr_in,
 )
 from .tcp import Tcp
 from .udp import Udp
@@ -59,15 +60,6 @@ RECVMSG = {"ping": "ping_recvmsg", "raw": "raw_recvmsg", "udp": "udp_recvmsg", "
 CREATE = {AF_INET: "inet_create", 1: "unix_create", 10: "inet6_create", 16: "netlink_create"}
 PROT_INIT = {"TCP": "tcp_v4_init_sock", "UDP": "udp_init_sock", "RAW": "raw_sk_init",
              "PING": "ping_init_sock"}
-SOCKADDR_IN = struct.Struct(">HI")         # sin_port, sin_addr (after the LE family)
-
-
-def sockaddr_in(raw: bytes | None) -> tuple[int, int] | None:
-    """(address, port) of a captured struct sockaddr_in (None: not AF_INET)."""
-    if raw is None or len(raw) < 8 or int.from_bytes(raw[:2], "little") != AF_INET:
-        return None
-    port, addr = SOCKADDR_IN.unpack_from(raw, 2)
-    return addr, port
 
 
 class Net:
@@ -183,12 +175,12 @@ class Net:
             if proto == "udp":
                 c.enter(ctx, "__inet_bind", sock.sk, ctx.frame + 0x40, ctx.args[2] & 0xFFFFFFFF, 0)
                 c.leaf(ctx, "udp_v4_get_port", sock.sk, addr[1])
-                self.udp.bind(sock, addr[1])
+                self.udp.bind(sock, addr[1] or real_port(ctx))
                 c.leave(ctx, "__inet_bind", 0)
             elif proto == "tcp":
                 c.enter(ctx, "__inet_bind", sock.sk, ctx.frame + 0x40, ctx.args[2] & 0xFFFFFFFF, 0)
                 c.leaf(ctx, "inet_csk_get_port", sock.sk, addr[1])
-                sock.sport = addr[1] or self.tcp.ephemeral()
+                sock.sport = addr[1] or real_port(ctx) or self.tcp.ephemeral()
                 c.leave(ctx, "__inet_bind", 0)
             elif proto == "ping" and addr[1]:
                 self.icmp.ping[addr[1]] = sock
@@ -210,6 +202,10 @@ class Net:
             c.enter(ctx, "inet_listen", sock.socket, backlog)
             c.leaf(ctx, "lock_sock_nested", sock.sk, 0)
             if ctx.ret is None or ctx.ret == 0:
+                # the real port of one bound to 0 (or autobound here)
+                real = real_port(ctx)
+                if real and real != sock.sport:
+                    self.tcp.rebind(sock, sock.saddr, real)
                 self.tcp.listen(ctx, sock, backlog)
             c.leaf(ctx, "release_sock", sock.sk)
             c.leave(ctx, "inet_listen", self._result(ctx, 0))
@@ -288,11 +284,11 @@ class Net:
         if proto == "udp":
             c.enter(ctx, "udp_v4_get_port", sock.sk, 0)
             c.leaf(ctx, "udp_lib_get_port", sock.sk, 0, 0)
-            self.udp.bind(sock, 0)
+            self.udp.bind(sock, real_port(ctx))
             c.leave(ctx, "udp_v4_get_port", 0)
         elif proto == "ping":
             c.leaf(ctx, "ping_get_port", sock.sk, 0)
-            self.icmp.bind_ping(sock)
+            self.icmp.bind_ping(sock, real_port(ctx))
         self.core.store(sock)
         c.leave(ctx, "inet_autobind", 0)
 
@@ -627,7 +623,28 @@ class Net:
             c.leaf(ctx, "inet_getname", sock.socket, ctx.frame + 0x40, 0 if top.endswith("sockname") else 1,
                    ret=16)
             c.leaf(ctx, "move_addr_to_user", ctx.frame + 0x40, 16, ctx.args[1], ctx.args[2])
+            got = sockaddr_in(ctx.outs.get(1)) if ctx.sc.name == "getsockname" and ctx.ret == 0 else None
+            if got is not None and (got[0], got[1]) != (sock.saddr, sock.sport):
+                self._rebind(sock, *got)
         c.leave(ctx, top, self._result(ctx, 0))
+
+    def _rebind(self, sock: Sock, saddr: int, sport: int) -> None:
+        """getsockname() showed the address the kernel really gave the socket (a bind to
+        port 0, an autobind): the model's tables take it from now on."""
+        proto = self._proto(sock)
+        if proto == "udp":
+            sock.saddr = saddr
+            self.udp.bind(sock, sport)
+        elif proto == "tcp":
+            self.tcp.rebind(sock, saddr, sport)
+        elif proto == "ping":
+            self.icmp.unhash(sock)
+            sock.sport = 0
+            self.icmp.ping[sport] = sock
+            sock.saddr, sock.sport = saddr, sport
+        else:
+            sock.saddr = saddr
+        self.core.store(sock)
 
     def release(self, ctx: SyscallCtx, f: OpenFile) -> None:
         """sock_close() → __sock_release() → inet_release() → the protocol's close (the
@@ -655,13 +672,15 @@ class Net:
                 self._purge(ctx, sock)
             c.leave(ctx, "inet_release", 0)
         sock.closed = True
+        if proto != "tcp":
+            self.core.free(sock)
         c.leave(ctx, "__sock_release")
         c.leave(ctx, "sock_close", 0)
 
     def _purge(self, ctx: SyscallCtx, sock: Sock) -> None:
-        """sk_common_release() → … → the receive queue's skbs freed unread."""
+        """sk_common_release() → … → inet_sock_destruct(): what was never read is purged."""
         for skb in sock.rcvq:
-            self.skbs.drop(ctx, skb, "sk_common_release", 91)     # QUEUE_PURGE
+            self.skbs.drop(ctx, skb, "inet_sock_destruct", 91)    # QUEUE_PURGE
         sock.rcvq.clear()
 
     def shared(self, f: OpenFile) -> bool:

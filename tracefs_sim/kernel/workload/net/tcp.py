@@ -54,6 +54,7 @@ from .sock import (
     Skb,
     Sock,
     TcpState,
+    real_port,
 )
 
 if TYPE_CHECKING:
@@ -115,6 +116,25 @@ class Tcp:
         while port in used:
             port = rng.randint(*EPHEMERAL)
         return port
+
+    def _listener(self, port: int) -> Sock | None:
+        """The listener of ``port`` (one whose process went away is gone)."""
+        sock = self.listeners.get(port)
+        if sock is not None and not self.core.alive(sock):
+            del self.listeners[port]
+            return None
+        return sock
+
+    def rebind(self, sock: Sock, saddr: int, sport: int) -> None:
+        """The socket's real local address (getsockname()): its hash entries move."""
+        key = (sock.saddr, sock.sport, sock.daddr, sock.dport)
+        if self.established.get(key) is sock:
+            del self.established[key]
+            self.established[(saddr, sport, sock.daddr, sock.dport)] = sock
+        if self.listeners.get(sock.sport) is sock:
+            del self.listeners[sock.sport]
+            self.listeners[sport] = sock
+        sock.saddr, sock.sport = saddr, sport
 
     def _tp(self, sock: Sock) -> TcpState:
         if sock.tcp is None:
@@ -275,7 +295,7 @@ class Tcp:
         c.enter(ctx, "inet_hash_connect", 0, sock.sk)
         c.leaf(ctx, "__inet_hash_connect", 0, sock.sk, 0, 0)
         if not bound:
-            sock.sport = self.ephemeral()
+            sock.sport = real_port(ctx) or self.ephemeral()
         self.established[(sock.saddr, sock.sport, daddr, dport)] = sock
         c.leave(ctx, "inet_hash_connect", 0)
         if not bound:
@@ -285,7 +305,7 @@ class Tcp:
         tp.iss = self.wl.rng.getrandbits(32)
         tp.snd_una = tp.snd_nxt = tp.iss
         refused = ret is not None and ret == -ECONNREFUSED
-        if not refused and dport not in self.listeners:
+        if not refused and self._listener(dport) is None:
             self._outside_listener(daddr, dport)
         c.enter(ctx, "tcp_connect", sock.sk)
         syn = self._segment(ctx, sock, SYN, 0, SYN_HLEN)
@@ -326,7 +346,7 @@ class Tcp:
                 self.do_rcv(ctx, sock, skb)
         elif req is not None and skb.tcp_flags & ACK and not skb.tcp_flags & SYN:
             self._req_ack(ctx, key, req, skb)
-        elif skb.dport in self.listeners and skb.tcp_flags & SYN:
+        elif skb.tcp_flags & SYN and self._listener(skb.dport) is not None:
             self.do_rcv(ctx, self.listeners[skb.dport], skb)
         else:
             self._no_socket(ctx, skb)
@@ -465,6 +485,8 @@ class Tcp:
             self.skbs.free_quiet(ctx, tp.rtx)
             tp.rtx = None
         c.leave(ctx, "inet_csk_destroy_sock")
+        if sock.closed or tp.orphan:
+            self.core.free(sock)
 
     def _state_process(self, ctx: SyscallCtx, sock: Sock, skb: Skb) -> None:
         """tcp_rcv_state_process(): LISTEN (a SYN), SYN_SENT (the SYN-ACK or an RST),

@@ -106,6 +106,9 @@ class Udp:
         c.enter(ctx, "udp_rcv", skb.addr)
         c.enter(ctx, "__udp4_lib_rcv", skb.addr, UDP_TABLE, IPPROTO_UDP)
         sock = self.ports.get(skb.dport)
+        if sock is not None and not self.core.alive(sock):
+            del self.ports[skb.dport]
+            sock = None
         if sock is None:
             sock = self.bind(Sock(AF_INET, SOCK_DGRAM, IPPROTO_UDP, outside=True), skb.dport)
             self.core.ensure(sock)
