@@ -331,6 +331,41 @@ def test_a_refused_connect_gets_the_rst() -> None:
     assert "error=111" in next(t for t in text if t.startswith("inet_sk_error_report"))
 
 
+def test_the_real_port_of_a_socket_bound_to_port_0() -> None:
+    """bind(0)/listen and a UDP autobind: the port the tracer's SOCKNAME capture saw at
+    the exit stop is the one the events show (the listener's state, the route)."""
+    env = Env(*NET)
+    tr = env.tr
+    tr.attached(env.at(0), 1, A, A, "srv")
+    tr.sys_enter(env.at(10), 1, A, A, NR["socket"], args(2, 1, 0), {})
+    tr.sys_exit(env.at(12), 1, A, A, NR["socket"], 3, {}, 0, 0)
+    tr.sys_enter(env.at(20), 1, A, A, NR["bind"], args(3, 0x7FFC00, 16), {1: sin(0, 0)})
+    tr.sys_exit(env.at(22), 1, A, A, NR["bind"], 0, {0: sin(40001, 0)}, 0, 0)
+    tr.sys_enter(env.at(30), 1, A, A, NR["listen"], args(3, 5), {})
+    tr.sys_exit(env.at(32), 1, A, A, NR["listen"], 0, {0: sin(40001, 0)}, 0, 0)
+    tr.sys_enter(env.at(40), 1, A, A, NR["socket"], args(2, 2, 0), {})
+    tr.sys_exit(env.at(42), 1, A, A, NR["socket"], 4, {}, 0, 0)
+    tr.sys_enter(env.at(50), 1, A, A, NR["sendto"], args(4, 0x7FFD00, 5, 0, 0x7FFD40, 16), {4: sin(9)})
+    tr.sys_exit(env.at(60), 1, A, A, NR["sendto"], 5, {0: sin(45002, 0)}, 0, 0)
+    text = events(env)
+    listen = next(m.groups() for m in map(STATE.search, text) if m)
+    assert listen[0] == "40001" and listen[5] == "LISTEN"
+    fib = next(t for t in text if t.startswith("fib_table_lookup") and "proto 17" in t)
+    assert "/45002 -> 127.0.0.1/9 " in fib
+
+
+def test_the_tracer_asks_the_socket_its_port() -> None:
+    """The capture table: the fd of the calls that give a socket its port is captured
+    with getsockname() at the exit stop."""
+    from tracefs_sim.host.capture import capture_table     # only this test needs it
+    from tracefs_sim.host.proto import CaptureKind
+    from tracefs_sim.kernel.syscall_table import SyscallTable
+    specs = {(s.nr, s.argidx): s for s in capture_table(SyscallTable.load())}
+    for name in ("bind", "listen", "connect", "sendto", "sendmsg"):
+        spec = specs[(NR.get(name, 46), 0)]
+        assert spec.kind == CaptureKind.SOCKNAME and spec.param == 16
+
+
 # ------------------------------------------------------------------ nothing else
 def test_nothing_fires_without_network_activity() -> None:
     """Sockets made and closed with no packet: no device, skb or softirq event."""

@@ -22,7 +22,8 @@ Output pointers (read's buffer, stat's statbuf, accept's sockaddr) hold nothing 
 and are not captured there; neither is write's data (its length is the count register).
 The few outputs the model needs are read at the exit stop (``OUT``): the two file
 descriptors pipe/pipe2/socketpair wrote, so the model knows which fds the pipe is, and the
-address getsockname() wrote, so it knows the port a bind to port 0 got.
+address getsockname() wrote.  The port a bind to port 0 or an autobind gave a socket is in
+no user memory: the tracer asks the socket itself at the exit stop (``SOCKNAME``).
 """
 
 from __future__ import annotations

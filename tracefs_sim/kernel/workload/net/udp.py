@@ -110,7 +110,8 @@ class Udp:
             del self.ports[skb.dport]
             sock = None
         if sock is None:
-            sock = self.bind(Sock(AF_INET, SOCK_DGRAM, IPPROTO_UDP, outside=True), skb.dport)
+            sock = Sock(AF_INET, SOCK_DGRAM, IPPROTO_UDP, outside=True)    # an untraced process'
+            self.bind(sock, skb.dport)
             self.core.ensure(sock)
         c.enter(ctx, "__udp4_lib_lookup", INIT_NET, skb.saddr, skb.sport, skb.daddr, skb.dport, 1)
         c.leaf(ctx, "udp4_lib_lookup2", INIT_NET, skb.saddr, skb.sport, skb.daddr, skb.dport, 1,
