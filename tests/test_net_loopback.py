@@ -8,19 +8,15 @@ state machine, the sequence numbers); then a real program under the real tracer.
 from __future__ import annotations
 
 import re
-import select
 import shutil
 import struct
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
-from test_traced_tasks import Env, args
+from test_traced_tasks import Env, args, trace_program
 
 from tracefs_sim.host.build import build
-from tracefs_sim.host.channel import spawn_tracer
-from tracefs_sim.host.feed import TracerFeed
 from tracefs_sim.kernel import Kernel
 from tracefs_sim.tracefs import build_tree
 from tracefs_sim.tracefs.files import read_file, write_file
@@ -357,7 +353,7 @@ def test_the_real_port_of_a_socket_bound_to_port_0() -> None:
 def test_the_tracer_asks_the_socket_its_port() -> None:
     """The capture table: the fd of the calls that give a socket its port is captured
     with getsockname() at the exit stop."""
-    from tracefs_sim.host.capture import capture_table     # only this test needs it
+    from tracefs_sim.host.capture import capture_table  # only this test needs it
     from tracefs_sim.host.proto import CaptureKind
     from tracefs_sim.kernel.syscall_table import SyscallTable
     specs = {(s.nr, s.argidx): s for s in capture_table(SyscallTable.load())}
@@ -430,21 +426,7 @@ def test_a_real_program_over_lo(netprog: tuple[Path, Path]) -> None:
     root = build_tree(k)
     for system in NET:
         write_file(root, f"events/{system}/enable", "1")
-    proc, ch = spawn_tracer(tracer, [str(prog)], stdout=subprocess.DEVNULL)
-    feed = TracerFeed(k, ch.sock.detach(), proc.pid)
-    try:
-        feed.start()
-        deadline = time.monotonic() + 30
-        while not feed.eof:
-            assert time.monotonic() < deadline, "the tracer did not finish"
-            select.select([feed], [], [], 0.05)
-            feed.drain()
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        feed.close()
+    trace_program(k, tracer, [str(prog)])
     text = [ln.split(": ", 1)[1] for ln in read_file(root, "trace").decode().splitlines()
             if not ln.startswith("#") and "netprobe" in ln]
     kinds = {t.split(":")[0] for t in text}

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from ...sched import TRACE_FLAG_BH_OFF
 from .ip import INIT_NET
+from .sk import InetProto
 from .skbuff import CHECKSUM_NONE, GFP_ATOMIC, NO_SOCKET
 from .sock import IPPROTO_ICMP, SOCK_RAW, Skb, Sock
 
@@ -38,15 +39,11 @@ ICMP_SK = 0xFFFF888103F21000    # per-CPU ipv4_icmp_sk: base + cpu * stride
 ICMP_SK_STRIDE = 0x1000
 
 
-class Icmp:
+class Icmp(InetProto):
     """ICMP, ping sockets and raw sockets of one kernel."""
 
     def __init__(self, wl: Workload, calls: Calls, ip: Ip, core: SockCore, skbs: Skbuff) -> None:
-        self.wl = wl
-        self.c = calls
-        self.ip = ip
-        self.core = core
-        self.skbs = skbs
+        super().__init__(wl, calls, ip, core, skbs)
         self.raw: list[Sock] = []               # raw_v4_hashinfo (ICMP raw sockets)
         self.ping: dict[int, Sock] = {}         # ping_table: ident -> socket
         self.rover = 0                          # ping_port_rover

@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .. import Workload
     from ..syscalls import SyscallCtx
     from .calls import Calls
+    from .ip import Ip
     from .skbuff import Skbuff
 
 RECEIVES = frozenset(("recvfrom", "recvmsg", "recvmmsg", "read", "readv", "pread64"))
@@ -200,3 +201,15 @@ class SockCore:
         c.leave(ctx, "__skb_recv_datagram", skb.addr if skb is not None else 0)
         c.leave(ctx, "skb_recv_datagram", skb.addr if skb is not None else 0)
         return skb
+
+
+class InetProto:
+    """What each transport protocol (icmp, udp, tcp) works with: the machine, its call
+    sites, the IP layer below it, the shared socket core and the skbs."""
+
+    def __init__(self, wl: Workload, calls: Calls, ip: Ip, core: SockCore, skbs: Skbuff) -> None:
+        self.wl = wl
+        self.c = calls
+        self.ip = ip
+        self.core = core
+        self.skbs = skbs

@@ -36,7 +36,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .ip import INIT_NET, ip4
-from .sk import ACCEPTS
+from .sk import ACCEPTS, InetProto
 from .skbuff import CHECKSUM_PARTIAL, GFP_ATOMIC, NO_SOCKET
 from .sock import (
     AF_INET,
@@ -92,15 +92,11 @@ def sockaddr(addr: int, port: int) -> bytes:
     return (AF_INET.to_bytes(2, "little") + port.to_bytes(2, "big") + ip4(addr)).ljust(28, b"\0")
 
 
-class Tcp:
+class Tcp(InetProto):
     """TCP sockets of one kernel."""
 
     def __init__(self, wl: Workload, calls: Calls, ip: Ip, core: SockCore, skbs: Skbuff) -> None:
-        self.wl = wl
-        self.c = calls
-        self.ip = ip
-        self.core = core
-        self.skbs = skbs
+        super().__init__(wl, calls, ip, core, skbs)
         self.listeners: dict[int, Sock] = {}            # port -> listening socket
         self.established: dict[tuple[int, int, int, int], Sock] = {}   # (laddr, lport, raddr, rport)
         self.requests: dict[tuple[int, int, int, int], tuple[Sock, int]] = {}   # -> (listener, iss)

@@ -18,6 +18,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .ip import INIT_NET
+from .sk import InetProto
 from .skbuff import CHECKSUM_PARTIAL
 from .sock import AF_INET, IPPROTO_UDP, SOCK_DGRAM, Skb, Sock
 
@@ -36,15 +37,11 @@ UDP_TABLE = 0xFFFFFFFFB3C2E440  # udp_table (.data)
 EPHEMERAL = (32768, 60999)      # ip_local_port_range
 
 
-class Udp:
+class Udp(InetProto):
     """UDP sockets of one kernel."""
 
     def __init__(self, wl: Workload, calls: Calls, ip: Ip, core: SockCore, skbs: Skbuff) -> None:
-        self.wl = wl
-        self.c = calls
-        self.ip = ip
-        self.core = core
-        self.skbs = skbs
+        super().__init__(wl, calls, ip, core, skbs)
         self.ports: dict[int, Sock] = {}        # udp_table: local port -> socket
         ip.handlers[IPPROTO_UDP] = self.rcv
 
