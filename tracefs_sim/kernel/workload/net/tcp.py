@@ -226,12 +226,17 @@ class Tcp(InetProto):
         """tcp_push() → __tcp_push_pending_frames() → tcp_write_xmit()."""
         c = self.c
         c.enter(ctx, "tcp_push", sock.sk, 0, SIZE_GOAL, 0, SIZE_GOAL)
+        self._push_pending(ctx, sock, skb)
+        c.leave(ctx, "tcp_push")
+
+    def _push_pending(self, ctx: SyscallCtx, sock: Sock, skb: Skb) -> None:
+        """__tcp_push_pending_frames() → tcp_write_xmit(): ``skb`` goes out."""
+        c = self.c
         c.enter(ctx, "__tcp_push_pending_frames", sock.sk, SIZE_GOAL, 0)
         c.enter(ctx, "tcp_write_xmit", sock.sk, SIZE_GOAL, 0, 0, GFP_ATOMIC)
         self._transmit(ctx, sock, skb, True)
         c.leave(ctx, "tcp_write_xmit", 0)
         c.leave(ctx, "__tcp_push_pending_frames")
-        c.leave(ctx, "tcp_push")
 
     # ------------------------------------------------------------------ the owner's lock
     def lock(self, ctx: SyscallCtx, sock: Sock) -> None:
@@ -784,11 +789,7 @@ class Tcp(InetProto):
         tp.snd_nxt = (tp.snd_nxt + 1) & 0xFFFFFFFF
         tp.fin_sent = True
         tp.rtx = skb
-        c.enter(ctx, "__tcp_push_pending_frames", sock.sk, SIZE_GOAL, 0)
-        c.enter(ctx, "tcp_write_xmit", sock.sk, SIZE_GOAL, 0, 0, GFP_ATOMIC)
-        self._transmit(ctx, sock, skb, True)
-        c.leave(ctx, "tcp_write_xmit", 0)
-        c.leave(ctx, "__tcp_push_pending_frames")
+        self._push_pending(ctx, sock, skb)
         c.leave(ctx, "tcp_send_fin")
 
     def close(self, ctx: SyscallCtx, sock: Sock) -> None:
