@@ -194,23 +194,23 @@ class Skbuff:
         self.c.leave(ctx, "__napi_kfree_skb")
 
     def _free(self, ctx: SyscallCtx, skb: Skb, head: bool = True) -> None:
-        """skb_release_all(): the data when this was its last user, then the head
-        (kfree_skbmem)."""
+        """skb_release_all(): skb_release_data() (the data freed when this was its last
+        user: a clone's end only drops its reference), then the head (kfree_skbmem)."""
         wl = self.wl
         cpu = wl.k.sched.cpu
         shared = self.data.pop(skb.addr, None)
         if shared is not None:
             data, obj, users = shared
             users[0] -= 1
+            self.c.enter(ctx, "skb_release_data", skb.addr, SKB_CONSUMED)
             if users[0] == 0:
-                self.c.enter(ctx, "skb_release_data", skb.addr, SKB_CONSUMED)
                 if obj == SKB_SMALL_HEAD_CACHE_SIZE:
                     wl.emit("kmem_cache_free", wl.sites.site("skb_release_data"), data, "skbuff_small_head")
                     self.small.release(cpu, data)
                 else:
                     wl.emit("kfree", wl.sites.site("skb_release_data"), data)
                     self._large(obj).release(cpu, data)
-                self.c.leave(ctx, "skb_release_data")
+            self.c.leave(ctx, "skb_release_data")
         if not head:
             self.heads.release(cpu, skb.addr)
             return
