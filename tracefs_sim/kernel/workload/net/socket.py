@@ -63,7 +63,11 @@ PROT_INIT = {"TCP": "tcp_v4_init_sock", "UDP": "udp_init_sock", "RAW": "raw_sk_i
 
 
 class Net:
-    """The network family: its parts and the bodies of the socket syscalls."""
+    """The network family: its parts and the bodies of the socket syscalls.
+
+    A little over 600 lines on purpose: it is net/socket.c's layer, one body per socket
+    syscall above inet_*() and the protocols, sharing how a body finds its socket and
+    result (``_sock``, ``_proto``, ``_result``); the protocols live in their own modules."""
 
     def __init__(self, wl: Workload) -> None:
         self.wl = wl
