@@ -84,10 +84,8 @@ class Icmp(InetProto):
         raw = sock.kind == SOCK_RAW
         fn = "raw_sendmsg" if raw else "ping_v4_sendmsg"
         c.enter(ctx, fn, sock.sk, ctx.frame + 0x100, length)
-        if not raw:
+        if not raw:     # (raw_sendmsg()'s raw_probe_proto_opt() is inlined)
             c.leaf(ctx, "ping_common_sendmsg", 2, ctx.frame + 0x100, length, ctx.frame + 0x60, 8)
-        else:
-            c.leaf(ctx, "raw_probe_proto_opt", ctx.frame + 0x68, ctx.frame + 0xA0)
         saddr = self.ip.route_output(ctx, sock, IPPROTO_ICMP, sock.saddr, daddr)
         c.leaf(ctx, "lock_sock_nested", sock.sk, 0)
         skb = Skb(0, IPPROTO_ICMP, saddr, daddr, sock.sport, 0, ICMP_HLEN, max(0, length - ICMP_HLEN),

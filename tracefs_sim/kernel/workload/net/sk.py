@@ -43,16 +43,29 @@ class SockCore:
     def new(self, family: int, type_: int, protocol: int) -> tuple[int, int]:
         """sk_alloc() and sock_alloc(): a struct sock (its common fields stored, as probes
         read them: family, state, type, protocol) and its struct socket."""
+        sk = self.new_sk(family, type_, protocol)
+        socket = self.new_socket()
+        self.graft(socket, sk)
+        return sk, socket
+
+    def new_sk(self, family: int, type_: int, protocol: int) -> int:
+        """sk_alloc() (sk_clone_lock() for a listener's child): a struct sock."""
         mem = self.wl.k.mem
         sk = mem.alloc(SOCK_SIZE.get(protocol if protocol != 1 or type_ == 1 else 0, 1000)
                        if protocol != 6 else 2368)
-        socket = mem.alloc(SOCKET_ALLOC)
         off = self._offsets()
         mem.write(sk + off[0], struct.pack("<H", family))
         mem.write(sk + off[1], bytes((7,)))
         mem.write(sk + off[2], struct.pack("<HH", type_, protocol))
-        mem.put_u64(socket + off[3], sk)
-        return sk, socket
+        return sk
+
+    def new_socket(self) -> int:
+        """sock_alloc(): a struct socket (accept() makes one before it has the child)."""
+        return self.wl.k.mem.alloc(SOCKET_ALLOC)
+
+    def graft(self, socket: int, sk: int) -> None:
+        """sock_graft(): the struct socket's ``sk``."""
+        self.wl.k.mem.put_u64(socket + self._offsets()[3], sk)
 
     def _offsets(self) -> tuple[int, ...]:
         off = self._off

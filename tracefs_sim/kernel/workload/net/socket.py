@@ -308,8 +308,9 @@ class Net:
         if sock is None or self._proto(sock) != "tcp" or (ctx.ret is not None and ctx.ret < 0
                                                           and not sock.accept_q):
             return
-        c.leaf(ctx, "sock_alloc", ret=sock.socket + 0x1000)
-        c.enter(ctx, "inet_accept", sock.socket, sock.socket + 0x1000, ctx.frame + 0x30)
+        newsock = ctx.data["newsock"] = self.core.new_socket()
+        c.leaf(ctx, "sock_alloc", ret=newsock)
+        c.enter(ctx, "inet_accept", sock.socket, newsock, ctx.frame + 0x30)
         c.enter(ctx, "inet_csk_accept", sock.sk, ctx.frame + 0x30)
         c.leaf(ctx, "lock_sock_nested", sock.sk, 0)
         if sock.accept_q:
@@ -324,7 +325,17 @@ class Net:
         sk = ctx.data.get("sk", 0)
         c.leaf(ctx, "release_sock", sock.sk)
         c.leave(ctx, "inet_csk_accept", sk)
-        c.leaf(ctx, "sock_graft", sk, sock.socket + 0x1000)
+        # lock_sock(sk2), __inet_accept() → sock_graft() (inline) → security_sock_graft()
+        newsock = ctx.data["newsock"]
+        for child in sock.accept_q:
+            if child.sk == sk:
+                child.socket = newsock
+        self.core.graft(newsock, sk)
+        c.leaf(ctx, "lock_sock_nested", sk, 0)
+        c.enter(ctx, "__inet_accept", sock.socket, newsock, sk)
+        c.leaf(ctx, "security_sock_graft", sk, newsock)
+        c.leave(ctx, "__inet_accept")
+        c.leaf(ctx, "release_sock", sk)
         c.leave(ctx, "inet_accept", 0)
         file = self.wl.k.mem.file_object("TCP")[0]
         c.leaf(ctx, "alloc_file_pseudo", 0, 0, 0, 2, 0, ret=file)

@@ -150,7 +150,7 @@ class Tcp(TcpInput):
         unseen): the child as accept() returns it."""
         child = Sock(AF_INET, SOCK_STREAM, IPPROTO_TCP, saddr=lsk.saddr or 0x7F000001, sport=lsk.sport,
                      daddr=0x7F000001, dport=self.ephemeral(), state=TCP_ESTABLISHED)
-        child.sk, _ = self.core.new(AF_INET, SOCK_STREAM, IPPROTO_TCP)
+        child.sk = self.core.new_sk(AF_INET, SOCK_STREAM, IPPROTO_TCP)
         child.tcp = TcpState(iss=self.wl.rng.getrandbits(32))
         child.tcp.snd_una = child.tcp.snd_nxt = (child.tcp.iss + 1) & 0xFFFFFFFF
         self.established[(child.saddr, child.sport, child.daddr, child.dport)] = child

@@ -323,8 +323,7 @@ class TcpInput(TcpOutput):
         c.enter(ctx, "tcp_v4_syn_recv_sock", lsk.sk, skb.addr, 0, 0, 0, ctx.frame + 0x84)
         child = Sock(AF_INET, SOCK_STREAM, IPPROTO_TCP, saddr=lsk.saddr, sport=lsk.sport,
                      state=TCP_LISTEN, outside=lsk.outside, listener=lsk)
-        child.sk, child.socket = self.core.new(AF_INET, SOCK_STREAM, IPPROTO_TCP)
-        child.socket = 0
+        child.sk = self.core.new_sk(AF_INET, SOCK_STREAM, IPPROTO_TCP)     # its socket: accept()'s
         c.enter(ctx, "tcp_create_openreq_child", lsk.sk, 0, skb.addr)
         c.enter(ctx, "inet_csk_clone_lock", lsk.sk, 0, GFP_ATOMIC)
         c.leaf(ctx, "sk_clone_lock", lsk.sk, GFP_ATOMIC, ret=child.sk)
