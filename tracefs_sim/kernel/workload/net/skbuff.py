@@ -177,7 +177,7 @@ class Skbuff:
         if tp:
             tp.fire(skb.addr, wl.sites.call_ret(caller, "sk_skb_reason_drop"),
                     sk.sk if sk is not None else 0, ETH_P_IP, reason)
-        self._free(ctx, skb)
+        self._free(ctx, skb, reason=reason)
         self.c.leave(ctx, "sk_skb_reason_drop")
 
     def free_quiet(self, ctx: SyscallCtx, skb: Skb) -> None:
@@ -193,7 +193,7 @@ class Skbuff:
         self._free(ctx, skb, head=False)
         self.c.leave(ctx, "__napi_kfree_skb")
 
-    def _free(self, ctx: SyscallCtx, skb: Skb, head: bool = True) -> None:
+    def _free(self, ctx: SyscallCtx, skb: Skb, head: bool = True, reason: int = SKB_CONSUMED) -> None:
         """skb_release_all(): skb_release_data() (the data freed when this was its last
         user: a clone's end only drops its reference), then the head (kfree_skbmem)."""
         wl = self.wl
@@ -202,7 +202,7 @@ class Skbuff:
         if shared is not None:
             data, obj, users = shared
             users[0] -= 1
-            self.c.enter(ctx, "skb_release_data", skb.addr, SKB_CONSUMED)
+            self.c.enter(ctx, "skb_release_data", skb.addr, reason)
             if users[0] == 0:
                 if obj == SKB_SMALL_HEAD_CACHE_SIZE:
                     wl.emit("kmem_cache_free", wl.sites.site("skb_release_data"), data, "skbuff_small_head")
