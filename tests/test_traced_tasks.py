@@ -634,6 +634,27 @@ def test_a_request_runs_inside_the_pending_syscall(env: Env) -> None:
 
 
 # ------------------------------------------------------------------ the real tracer
+def trace_program(k: Kernel, tracer: Path, argv: list[str]) -> int:
+    """Run ``argv`` under the real tracer, its records fed to ``k`` until it exits (0);
+    the tracer's pid (the program's parent)."""
+    proc, ch = spawn_tracer(tracer, argv, stdout=subprocess.DEVNULL)
+    feed = TracerFeed(k, ch.sock.detach(), proc.pid)
+    try:
+        feed.start()
+        deadline = time.monotonic() + 30
+        while not feed.eof:
+            assert time.monotonic() < deadline, "the tracer did not finish"
+            select.select([feed], [], [], 0.05)
+            feed.drain()
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        feed.close()
+    return proc.pid
+
+
 @pytest.fixture(scope="module")
 def sysprobe(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The tracer and tests/host_tracer_helper.c built static without libc (every syscall
@@ -657,21 +678,7 @@ def test_a_real_program_every_syscall_event(sysprobe: tuple[Path, Path], tmp_pat
     k = Kernel(nr_cpus=2)
     root = build_tree(k)
     write_file(root, "events/syscalls/enable", "1")
-    proc, ch = spawn_tracer(tracer, [str(helper), "seq", str(tmp_path)], stdout=subprocess.DEVNULL)
-    feed = TracerFeed(k, ch.sock.detach(), proc.pid)
-    try:
-        feed.start()
-        deadline = time.monotonic() + 30
-        while not feed.eof:
-            assert time.monotonic() < deadline, "the tracer did not finish"
-            select.select([feed], [], [], 0.05)
-            feed.drain()
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        feed.close()
+    tracer_pid = trace_program(k, tracer, [str(helper), "seq", str(tmp_path)])
     events: dict[int, list[str]] = {}
     for ln in read_file(root, "trace").decode().splitlines():
         m = re.match(r"\s*\S+-(\d+)\s+\[\d+\]\s+(\S+)\s+\d+\.\d+: (sys_.*)", ln)
@@ -684,7 +691,7 @@ def test_a_real_program_every_syscall_event(sysprobe: tuple[Path, Path], tmp_pat
     child = next(p for p in events if p != pid)
     X = "[0-9a-f]+"
     expect = [
-        "sys_getppid()", f"sys_getppid -> 0x{proc.pid:x}",
+        "sys_getppid()", f"sys_getppid -> 0x{tracer_pid:x}",
         f"sys_write(fd: 1, buf: {X}, count: 6)", "sys_write -> 0x6",
         f"sys_openat(dfd: ffffffffffffff9c, filename: {X}, flags: 0, mode: 0)",
         "sys_openat -> 0xfffffffffffffffe",

@@ -21,9 +21,11 @@ entry stop.  The table is derived from the reference kernel's argument types and
 Output pointers (read's buffer, stat's statbuf, accept's sockaddr) hold nothing at entry
 and are not captured there; neither is write's data (its length is the count register).
 The few outputs the model needs are read at the exit stop (``OUT``): the two file
-descriptors pipe/pipe2/socketpair wrote, so the model knows which fds the pipe is, and
-the head of a stat buffer (inode number, mode, link count, size: what the VM's 9P
-server would say of the file).
+descriptors pipe/pipe2/socketpair wrote, so the model knows which fds the pipe is, the
+head of a stat buffer (inode number, mode, link count, size: what the VM's 9P server would
+say of the file) and the address getsockname() wrote.  The port a bind to port 0 or an
+autobind gave a socket is in no user memory: the tracer asks the socket itself at the exit
+stop (``SOCKNAME``).
 """
 
 from __future__ import annotations
@@ -56,7 +58,13 @@ OUT_SIZES = {("pipe", "fildes"): 8, ("pipe2", "fildes"): 8, ("socketpair", "usoc
              # struct stat up to st_size (dev, ino, nlink, mode, uid, gid, pad, rdev, size)
              ("stat", "statbuf"): 56, ("lstat", "statbuf"): 56, ("fstat", "statbuf"): 56,
              ("newfstatat", "statbuf"): 56,
-             ("statx", "buffer"): 48}       # struct statx up to stx_size
+             ("statx", "buffer"): 48,       # struct statx up to stx_size
+             ("getsockname", "usockaddr"): 16}  # a struct sockaddr_in: the port bind(0) got
+# (syscall, fd argument) → bytes of the socket's own address (a struct sockaddr_in), read
+# at the exit stop of the calls that give a socket its port (a bind to port 0, the
+# autobind of listen/connect/sendto/sendmsg): the ports the model's events show are real
+SOCKNAME_SIZES = {("bind", "fd"): 16, ("listen", "fd"): 16, ("connect", "fd"): 16,
+                  ("sendto", "fd"): 16, ("sendmsg", "fd"): 16}
 
 
 class CaptureSpec(NamedTuple):
@@ -75,7 +83,9 @@ def capture_table(table: SyscallTable) -> list[CaptureSpec]:
         for i, arg in enumerate(sc.args):
             key = (sc.name, arg.name)
             nxt = sc.args[i + 1] if i + 1 < len(sc.args) else None
-            if key in FIXED_SIZES:
+            if key in SOCKNAME_SIZES:
+                specs.append(CaptureSpec(nr, i, CaptureKind.SOCKNAME, SOCKNAME_SIZES[key]))
+            elif key in FIXED_SIZES:
                 specs.append(CaptureSpec(nr, i, CaptureKind.FIXED, FIXED_SIZES[key]))
             elif key in OUT_SIZES:
                 specs.append(CaptureSpec(nr, i, CaptureKind.OUT, OUT_SIZES[key]))

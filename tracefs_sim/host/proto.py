@@ -57,6 +57,7 @@ class CaptureKind(IntEnum):
     BUFFER = 2    # param = index of the argument holding the length (at most MAX_CAPTURE)
     FIXED = 3     # param = the size
     OUT = 4       # param = the size, read at the exit stop when the syscall returned >= 0
+    SOCKNAME = 5  # param = the size: getsockname() of the fd argument, at the exit stop (>= 0)
 
 
 class ProtocolError(Exception):

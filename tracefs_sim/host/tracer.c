@@ -39,6 +39,7 @@
 #include <sys/ptrace.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -54,7 +55,7 @@ enum {
 	CAPTURE = 129,
 };
 enum { MODE_LIFECYCLE = 0, MODE_SYSCALLS = 1 };
-enum { CAP_CSTRING = 1, CAP_BUFFER = 2, CAP_FIXED = 3, CAP_OUT = 4 };
+enum { CAP_CSTRING = 1, CAP_BUFFER = 2, CAP_FIXED = 3, CAP_OUT = 4, CAP_SOCKNAME = 5 };
 #define HDR_COMPAT 1            /* header flag: an i386 (int 0x80) syscall, numbered as on i386 */
 #define COMM_LEN 16
 #define MAX_CAPTURE 4096
@@ -540,7 +541,28 @@ static void listen_task(struct task *t)
 static void dispatch(struct task *t, int status, uint64_t ts);
 
 /*
- * The captures of kind `out` (CAP_OUT at an exit stop, the others at an entry stop) of
+ * The local address of the tracee's socket `fd` (getsockname() on a copy of it taken
+ * with pidfd_getfd()) into dst, at most size bytes; its length, or -1 (not a socket, the
+ * tracee gone).  Only at the exit of the few calls that give a socket its port.
+ */
+static ssize_t sock_name(int tgid, uint64_t fd, unsigned char *dst, size_t size)
+{
+	int pidfd = (int)syscall(SYS_pidfd_open, tgid, 0);
+	if (pidfd < 0)
+		return -1;
+	int copy = (int)syscall(SYS_pidfd_getfd, pidfd, (int)fd, 0);
+	close(pidfd);
+	if (copy < 0)
+		return -1;
+	socklen_t len = (socklen_t)size;
+	int rc = getsockname(copy, (struct sockaddr *)dst, &len);
+	close(copy);
+	return rc < 0 ? -1 : (ssize_t)(len < size ? len : size);
+}
+
+/*
+ * The captures of kind `out` (CAP_OUT and CAP_SOCKNAME at an exit stop, the others at an
+ * entry stop) of
  * syscall `nr` with registers `args`, appended to the record at rec (len bytes so far);
  * returns the new length, *count the number appended.
  */
@@ -553,9 +575,12 @@ static size_t put_captures(struct task *t, unsigned char *rec, size_t len, uint6
 		uint64_t addr = args[c->argidx];
 		unsigned char *dst = rec + len + 8;
 		ssize_t got = -1;
-		if (!addr || (c->kind == CAP_OUT) != out)
+		int at_exit = c->kind == CAP_OUT || c->kind == CAP_SOCKNAME;
+		if (at_exit != out || (!addr && c->kind != CAP_SOCKNAME))
 			continue;
-		if (c->kind == CAP_CSTRING) {
+		if (c->kind == CAP_SOCKNAME) {
+			got = sock_name(t->tgid, addr, dst, c->param < MAX_CAPTURE ? c->param : MAX_CAPTURE);
+		} else if (c->kind == CAP_CSTRING) {
 			got = peek_cstring(t->tid, dst, addr);
 		} else {
 			int64_t want = c->kind == CAP_BUFFER ? (int32_t)args[c->param]   /* an int length */
@@ -1009,7 +1034,7 @@ static void set_capture(const unsigned char *p, uint32_t n)
 	for (uint32_t i = 0; i < n; i++, p += 8) {
 		uint16_t nr;
 		memcpy(&nr, p, 2);
-		if (nr >= NR_MAX || p[2] >= 6 || p[3] < CAP_CSTRING || p[3] > CAP_OUT)
+		if (nr >= NR_MAX || p[2] >= 6 || p[3] < CAP_CSTRING || p[3] > CAP_SOCKNAME)
 			die("CAPTURE: bad entry %u (nr %u arg %u kind %u)", i, nr, p[2], p[3]);
 		if (i && nr < *(const uint16_t *)(p - 8))
 			die("CAPTURE: entries not sorted by syscall number");

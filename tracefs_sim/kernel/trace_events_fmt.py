@@ -139,6 +139,11 @@ ENUM_VALUES: dict[str, int] = {
     "HRTIMER_MODE_ABS_PINNED_SOFT": 6, "HRTIMER_MODE_REL_PINNED_SOFT": 7,
     "HRTIMER_MODE_ABS_HARD": 8, "HRTIMER_MODE_REL_HARD": 9, "HRTIMER_MODE_ABS_PINNED_HARD": 10,
     "HRTIMER_MODE_REL_PINNED_HARD": 11,
+    # include/net/tcp_states.h: show_tcp_state_name() in the tcp system's events (sock.h's
+    # TRACE_DEFINE_ENUMs rewrite only the sock system's formats)
+    "TCP_ESTABLISHED": 1, "TCP_SYN_SENT": 2, "TCP_SYN_RECV": 3, "TCP_FIN_WAIT1": 4,
+    "TCP_FIN_WAIT2": 5, "TCP_TIME_WAIT": 6, "TCP_CLOSE": 7, "TCP_CLOSE_WAIT": 8, "TCP_LAST_ACK": 9,
+    "TCP_LISTEN": 10, "TCP_CLOSING": 11, "TCP_NEW_SYN_RECV": 12,
     # a variable, not an enum: the kmem page events print (struct page *)vmemmap_base + pfn
     "vmemmap_base": 0xFFFFEA0000000000,
 }
@@ -688,6 +693,29 @@ def _builtin(name: str, args: list[Arg]) -> Ev:
 _SPEC_RE = re.compile(r"%([-+ #0]*)(\*|\d+)?(?:\.(\*|\d+))?(hh|h|ll|l|z|t|j|L)?([diouxXcspn%])")
 
 
+def ip6_compressed(data: bytes) -> str:
+    """ip6_compressed_string(): ``%pI6c``; a v4-mapped address ends in dotted quad."""
+    if data[:12] == bytes(10) + b"\xff\xff":
+        return "::ffff:" + ".".join(str(b) for b in data[12:16])
+    return str(ipaddress.IPv6Address(data))
+
+
+def sockaddr_string(data: bytes, port: bool, compressed: bool) -> str:
+    """ip_addr_string()'s ``%pIS``: a struct sockaddr_in/_in6 by its family (with
+    ``p`` the port: ``127.0.0.1:80``, ``[::1]:80``)."""
+    family = int.from_bytes(data[:2], "little") if len(data) >= 2 else 0
+    sport = int.from_bytes(data[2:4], "big") if len(data) >= 4 else 0
+    if family == 2 and len(data) >= 8:
+        addr = ".".join(str(b) for b in data[4:8])
+        return f"{addr}:{sport}" if port else addr
+    if family == 10 and len(data) >= 24:
+        raw = data[8:24]
+        addr = ip6_compressed(raw) if compressed else \
+            ":".join(f"{int.from_bytes(raw[i:i + 2], 'big'):04x}" for i in range(0, 16, 2))
+        return f"[{addr}]:{sport}" if port else addr
+    return "(einval)"
+
+
 def hashed_ptr(addr: int) -> str:
     """Plain ``%p``: the kernel prints a hashed id; keep it stable per address."""
     if not addr:
@@ -892,14 +920,17 @@ def _make_ptr(ext: str, flags: str, width: Callable[[Ctx], tuple[str, int]], arg
         def f_ip6(c: Ctx) -> str:
             data = _as_bytes(arg(c))[:16]
             words = [int.from_bytes(data[i:i + 2], "big") for i in range(0, len(data), 2)]
-            if ext[:3] == "I6c":
-                try:
-                    return str(ipaddress.IPv6Address(data))
-                except ValueError:
-                    pass
+            if ext[:3] == "I6c" and len(data) == 16:
+                return ip6_compressed(data)
             sep = ":" if ext[0] == "I" else ""
             return sep.join(f"{x:04x}" for x in words)
         return f_ip6
+    if ext[:2] in ("IS", "iS"):
+        have_p = "p" in ext[2:]
+
+        def f_sa(c: Ctx) -> str:
+            return sockaddr_string(_as_bytes(arg(c)), have_p, "c" in ext[2:])
+        return f_sa
     if e0 in ("M", "m"):
         sep = "" if e0 == "m" else ("-" if ext[1:2] == "F" else ":")
 

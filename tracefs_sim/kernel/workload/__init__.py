@@ -35,6 +35,7 @@ from .fs import Fs
 from .hostprocs import HostProcs
 from .mm import Mm
 from .mmap import Mmap
+from .net.socket import Net
 from .process import Process
 from .sched import SchedModel
 from .shell import ShellSession
@@ -76,6 +77,7 @@ class Workload:
         self.signals = Signals(self)
         self.time = Time(self)
         self.sys = Sys(self)
+        self.net = Net(self)
         self.timers = Timers(self)
         self.shell = ShellSession(self)
         self.hostprocs = HostProcs(self)

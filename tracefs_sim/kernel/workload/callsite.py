@@ -67,6 +67,10 @@ TAIL_CALLS: dict[str, frozenset[str] | None] = {
     # vfs_getattr(): return vfs_getattr_nosec(path, stat, request_mask, query_flags)
     "vfs_fstatat": frozenset({"vfs_fstat"}),
     "vfs_getattr": frozenset({"vfs_getattr_nosec"}),
+    # net/core/datagram.c skb_free_datagram(): consume_skb(skb); net/ipv4/udp.c
+    # skb_consume_udp(): ... __consume_stateless_skb(skb) last
+    "skb_free_datagram": frozenset({"consume_skb"}),
+    "skb_consume_udp": frozenset({"__consume_stateless_skb"}),
 }
 
 # The code below a chain's first function, innermost first: (symbol, return offset or

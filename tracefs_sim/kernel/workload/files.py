@@ -21,6 +21,8 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, NamedTuple
 
+from .net.sock import Sock, proto_name, sock_for, sock_from_name
+
 if TYPE_CHECKING:
     from .fs9p.vfs import V9Open
     from .syscalls import SyscallCtx
@@ -39,18 +41,6 @@ TTY = "tty"
 ANON = "anon"       # an anon inode (eventfd, epoll, timerfd, signalfd, inotify, ...)
 CHAR = "chr"        # another character device (/dev/null)
 
-# socket() domain and type -> the protocol's name (sk_prot_creator->name: the dentry)
-AF_UNIX, AF_INET, AF_NETLINK, AF_INET6, AF_PACKET = 1, 2, 16, 10, 17
-SOCK_STREAM, SOCK_DGRAM, SOCK_RAW = 1, 2, 3
-SOCK_TYPE_MASK = 0xF
-SOCKET_NAMES = {
-    (AF_UNIX, SOCK_STREAM): "UNIX-STREAM", (AF_INET, SOCK_STREAM): "TCP", (AF_INET, SOCK_DGRAM): "UDP",
-    (AF_INET, SOCK_RAW): "RAW", (AF_INET6, SOCK_STREAM): "TCPv6", (AF_INET6, SOCK_DGRAM): "UDPv6",
-    (AF_INET6, SOCK_RAW): "RAWv6",
-}
-DOMAIN_NAMES = {AF_UNIX: "UNIX", AF_NETLINK: "NETLINK", AF_PACKET: "PACKET"}
-
-
 class FileAttrs(NamedTuple):
     """What lstat(2) of a path says on the host: what the VM's 9P server (qemu) passes
     on for it: inode number (the qid path), mode, size, link count, mtime (seconds: the
@@ -62,12 +52,6 @@ class FileAttrs(NamedTuple):
     nlink: int
     mtime: int
     target: str = ""
-
-
-def socket_name(domain: int, type_: int) -> str:
-    """The dentry name of a new socket's file (sock_alloc_file())."""
-    kind = type_ & SOCK_TYPE_MASK
-    return SOCKET_NAMES.get((domain, kind)) or DOMAIN_NAMES.get(domain, "")
 
 
 @dataclass(slots=True, eq=False)
@@ -88,6 +72,7 @@ class OpenFile:
     v9: V9Open | None = None    # a file of the 9P root: its fid and dentry
     pos: int = 0                # f_pos
     refs: int = 0               # the fd-table entries that hold it
+    sock: Sock | None = None    # a socket: its struct sock (net/sock.py)
 
     @property
     def stream(self) -> bool:
@@ -175,7 +160,7 @@ def file_from_link(link: str, proto: str, pipes: dict[int, Pipe]) -> OpenFile:
         pipe = pipes.setdefault(ino, Pipe()) if ino >= 0 else Pipe()
         return OpenFile("", PIPE, pipe)
     if link.startswith("socket:["):
-        return OpenFile(proto, SOCKET)
+        return OpenFile(proto, SOCKET, sock=sock_from_name(proto))
     if link.startswith("anon_inode:"):
         return OpenFile(link[len("anon_inode:"):], ANON)
     path = link.removesuffix(" (deleted)")
@@ -261,19 +246,26 @@ def track(ctx: SyscallCtx, ret: int) -> None:
         r, w = struct.unpack_from("<ii", raw)
         if name == "socketpair":
             cloexec = bool(a[1] & O_CLOEXEC)
-            sock = socket_name(_fd(a[0]), _fd(a[1]))
-            files.install(r, OpenFile(sock, SOCKET), cloexec)
-            files.install(w, OpenFile(sock, SOCKET), cloexec)
+            family, type_, protocol = _fd(a[0]), _fd(a[1]), _fd(a[2])
+            sock = proto_name(family, type_, protocol)
+            files.install(r, OpenFile(sock, SOCKET, sock=sock_for(family, type_, protocol)), cloexec)
+            files.install(w, OpenFile(sock, SOCKET, sock=sock_for(family, type_, protocol)), cloexec)
         else:
             cloexec = name == "pipe2" and bool(a[1] & O_CLOEXEC)
             pipe = Pipe()
             files.install(r, OpenFile("", PIPE, pipe), cloexec)
             files.install(w, OpenFile("", PIPE, pipe, writer=True), cloexec)
     elif name == "socket":
-        files.install(ret, OpenFile(socket_name(_fd(a[0]), _fd(a[1])), SOCKET), bool(a[1] & O_CLOEXEC))
+        # the struct sock and struct socket the network model gave it (net/socket.py)
+        family, type_, protocol = _fd(a[0]), _fd(a[1]), _fd(a[2])
+        sock = sock_for(family, type_, protocol, ctx.data.get("sk", 0), ctx.data.get("socket", 0))
+        files.install(ret, OpenFile(sock.name, SOCKET, sock=sock), bool(a[1] & O_CLOEXEC))
     elif name in ("accept", "accept4"):
         listening = ctx.file.name if ctx.file is not None else ""
-        files.install(ret, OpenFile(listening, SOCKET), name == "accept4" and bool(a[3] & O_CLOEXEC))
+        lsock = ctx.file.sock if ctx.file is not None else None
+        child = lsock.accepted(ctx.data.get("sk", 0)) if lsock is not None else None
+        files.install(ret, OpenFile(listening, SOCKET, sock=child),
+                      name == "accept4" and bool(a[3] & O_CLOEXEC))
     elif name == "memfd_create":
         label = ctx.caps.get(0, b"").decode("utf-8", "surrogateescape")
         files.install(ret, OpenFile(f"memfd:{label}", REGULAR), bool(a[1] & MFD_CLOEXEC))

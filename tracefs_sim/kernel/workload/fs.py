@@ -67,14 +67,14 @@ class Fs:
         self.wl = wl
         self.v9fs = V9fs(wl)
         # per kind of file: what its read_iter/write_iter run (``register_io``)
-        self.io: dict[str, FileIo] = {PIPE: self._iter_io, TTY: self._iter_io, SOCKET: self._iter_io,
+        self.io: dict[str, FileIo] = {PIPE: self._iter_io, TTY: self._iter_io, SOCKET: self._sock_io,
                                       V9FS: self._v9_io}
         reg = wl.syscalls.register
-        reg("read", Body(self._read, self._advance))
+        reg("read", Body(self._read, self._read_exit))
         reg("write", Body(self._write, self._advance))
         reg("pread64", Body(self._pread))
         reg("pwrite64", Body(self._pwrite))
-        reg("readv", Body(self._readv, self._advance))
+        reg("readv", Body(self._readv, self._read_exit))
         reg("writev", Body(self._writev, self._advance))
         reg("lseek", Body(self._lseek, self._seeked))
         reg("openat", Body(self._openat, self._open_exit))
@@ -206,6 +206,12 @@ class Fs:
         ctx.regs[op] = (ctx.frame + 0x40, ctx.frame + 0x80)   # the kiocb, the iov_iter
         self.wl.syscalls.open(ctx, op)
 
+    def _sock_io(self, ctx: SyscallCtx, rw: int, f: OpenFile, pos: int | None, count: int) -> None:
+        """sock_read_iter()/sock_write_iter(): the socket's path is the network family's."""
+        self._iter_io(ctx, rw, f, pos, count)
+        net = self.wl.net
+        (net.write_iter if rw == WRITE else net.read_iter)(ctx, f, count)
+
     def _v9_io(self, ctx: SyscallCtx, rw: int, f: OpenFile, pos: int | None, count: int) -> None:
         """A 9P file's v9fs_file_read_iter/write_iter at ``pos`` (the file's position for
         read/write; pread's own), moving the bytes the syscall really moved."""
@@ -217,6 +223,15 @@ class Fs:
             self.v9fs.write(ctx, vo, at, count, done)
         else:
             self.v9fs.read(ctx, vo, at, count, done)
+
+    def _read_exit(self, ctx: SyscallCtx, ret: int) -> None:
+        """read/readv returned: the position moves; a socket read that waited ends in
+        the network family."""
+        self._advance(ctx, ret)
+        f = ctx.file
+        if f is not None and f.kind == SOCKET and f.sock is not None and "wait" in ctx.data \
+                and "done" not in ctx.data:
+            self.wl.net.finish_recv(ctx, f.sock, ret)
 
     def _advance(self, ctx: SyscallCtx, ret: int) -> None:
         """read/write/readv/writev moved the file position by what they moved (an
@@ -300,7 +315,9 @@ class Fs:
         ctx.regs["do_iter_readv_writev"] = (file, ctx.frame + 0x80, ppos, rw, 0)
         s.open(ctx, "do_iter_readv_writev")
         if f is not None:
-            count = ctx.ret if ctx.ret is not None and ctx.ret > 0 else 0
+            # a socket's readv before its return: at most a page run's worth waits
+            count = ctx.ret if ctx.ret is not None and ctx.ret > 0 else (
+                1 << 16 if f.kind == SOCKET else 0)
             self._file_io(ctx, rw, f, None, count)
         if rw == WRITE:
             self._after_write(ctx)
@@ -453,6 +470,13 @@ class Fs:
             s.open(ctx, "__fput_sync", "__fput")
             self.v9fs.release(ctx, ctx.file.v9)
             s.close(ctx, 2)
+        elif ctx.file.kind == SOCKET and not self.wl.net.shared(ctx.file):
+            # the last reference: __fput() → the file's release, sock_close()
+            n = len(ctx.frames)
+            s.open(ctx, "__fput_sync", "__fput")
+            self.wl.net.release(ctx, ctx.file)
+            s.call(ctx, "dput")
+            s.close(ctx, len(ctx.frames) - n)
         else:
             s.call(ctx, ("__fput_sync", ("__fput", "dput")))
         self.wl.slab.cache_free("filp", "__fput", file)

@@ -613,9 +613,11 @@ class TracedTasks:
             resched = D | (NEED_RESCHED if sched.curr[target].pid == 0 else 0)
             wl.emit_ctx(resched, base + 3, "sched_wakeup", task.comm, task.pid, task.prio, target)
         else:
-            # ttwu_queue_wakelist(): the idle target activates it in its IPI
+            # ttwu_queue_wakelist(): the idle target activates it in its IPI (whatever
+            # context the waker was in: a softirq's is not the target's)
             self._follow(c)
             sched.run_on(target)
+            sched.irq_flags = 0
             wl.emit_ctx(HARDIRQ | NEED_RESCHED, 2, "sched_wakeup", task.comm, task.pid, task.prio,
                         target)
         wl.sched.task_cpu[task.pid] = target
