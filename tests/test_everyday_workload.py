@@ -209,3 +209,30 @@ def test_timers_and_interrupts(events: list[Event]) -> None:
     sleep = [p for p, f in execs(events).items() if f.endswith("/sleep")]
     assert sleep
     assert any(e.name == "sched_wakeup" and e.field("pid") == str(sleep[0]) for e in events)
+
+
+def test_network_family(events: list[Event]) -> None:
+    """ping 127.0.0.1 twice: two echo requests of 64 bytes out through lo and their
+    replies in, each skb freed once after it was queued (the same skbaddr from
+    net_dev_queue to consume_skb/kfree_skb)."""
+    k = kinds(events)
+    for name in ("net_dev_queue", "net_dev_start_xmit", "net_dev_xmit", "netif_rx",
+                 "netif_receive_skb", "napi_poll", "consume_skb", "sk_data_ready",
+                 "sock_send_length", "sock_recv_length", "fib_table_lookup",
+                 "skb_copy_datagram_iovec"):
+        assert k[name], name
+    ping = [p for p, f in execs(events).items() if f.endswith("/ping")]
+    assert ping
+    sent = [e for e in events if e.name == "sock_send_length" and e.pid == ping[0]]
+    assert [e.body.split("length = ")[1].split(",")[0] for e in sent] == ["64", "64"], sent
+    live: set[str] = set()
+    for e in events:
+        if e.name == "net_dev_queue":
+            addr = e.field("skbaddr")
+            assert addr not in live, f"skb queued twice before it was freed: {e}"
+            live.add(addr)
+        elif e.name in ("consume_skb", "kfree_skb"):
+            live.discard(e.field("skbaddr"))
+    assert not live, f"skbs never freed: {live}"
+    # nothing but ping (and the machine's own) touched the network
+    assert {e.pid for e in events if e.name == "sock_send_length"} == set(ping)
