@@ -712,3 +712,24 @@ def test_a_real_program_every_syscall_event(sysprobe: tuple[Path, Path], tmp_pat
     for got, want in zip(calls, expect, strict=True):
         assert re.fullmatch(r"\.\.\.1\. " + re.escape(want).replace(re.escape(X), X), got), (got, want)
     assert events[child] == ["...1. sys_fork -> 0x0", "...1. sys_exit_group(error_code: 3)"]
+
+
+def test_user_memory_is_readable_in_the_exit_path(env: Env) -> None:
+    """An eprobe on a synthetic event fired from sys_exit_openat (ftracetest's
+    trigger-synthetic-eprobe) reads the pathname the call passed: the user memory is
+    still the task's while its exit events fire, and no longer after."""
+    env.write("synthetic_events", "synth_open unsigned long filename; long ret;")
+    env.write("events/syscalls/sys_enter_openat/trigger", "hist:keys=common_pid:__arg__1=filename")
+    env.write("events/syscalls/sys_exit_openat/trigger",
+              "hist:keys=common_pid:filename=$__arg__1,ret=ret:onmatch(syscalls.sys_enter_openat)"
+              ".trace(synth_open,$filename,$ret)")
+    write_file(env.root, "dynamic_events",
+               "e:eprobe_open synthetic/synth_open file=+0($filename):ustring ret=$ret:s64", append=True)
+    env.write("events/eprobes/eprobe_open/enable", "1")
+    tr = env.tr
+    tr.attached(env.at(0), 1, A, A, "ls")
+    tr.sys_enter(env.at(10), 1, A, A, NR["openat"], args(AT_FDCWD, 0x40200B, 0, 0), {1: b"/etc/passwd"})
+    tr.sys_exit(env.at(20), 1, A, A, NR["openat"], 3, {}, 3000, 0)
+    got = [plain(ln) for ln in env.lines() if "eprobe_open" in ln]
+    assert got == ['eprobe_open: (synthetic.synth_open) file="/etc/passwd" ret=3'], got
+    assert env.k.mem.read(0x40200B, 4, user=True) is None

@@ -795,9 +795,12 @@ class TracedTasks:
         self.hold[p.cpu] = None
         t.pending = None
         self._pending.pop(t.task.pid, None)
-        k.mem.set_user_view(t.proc.tgid, None)
+        # the user memory stays readable through the exit path: an eprobe or a synthetic
+        # event of sys_exit_* fetches the pathname the call passed
+        k.mem.set_user_view(t.proc.tgid, caps_at(ctx.args, ctx.caps))
         wl.mm.syscall_exit(t, ctx, ret)
         wl.syscalls.sys_exit(ctx, ret)
+        k.mem.set_user_view(t.proc.tgid, None)
         track(ctx, ret)
         wl.mm.after_syscall(t, t.cpu)
         self._done()
