@@ -202,7 +202,9 @@ class Mm:
         pt = traced.get(prev.pid) if prev.pid else None
         nt = traced.get(nxt.pid) if nxt.pid else None
         prev_mm = pt.mm if pt is not None and pt.task is prev else None
-        next_mm = nt.mm if nt is not None and nt.task is nxt else None
+        # a task switched in has its mm even when the model has not needed it yet: the
+        # switch drops the CPU's lazy mm (its last reference frees a dead process' mm)
+        next_mm = self.mm_of(nt) if nt is not None and nt.task is nxt else None
         self.tlb.switch(cpu, prev_mm, next_mm)
         if prev_state in (STATE_Z, STATE_X):
             area = self.stacks.pop(id(prev), None)
