@@ -15,8 +15,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_mm_family import events, field, trace_real, tracer  # noqa: F401 (tracer: a fixture)
-from test_traced_tasks import AT_FDCWD, Env, args
+from test_mm_family import events, tracer  # noqa: F401 (tracer: a fixture)
+from test_traced_tasks import AT_FDCWD, Env, args, trace_real
 
 A = 1000
 NR = {"read": 0, "write": 1, "close": 3, "getpid": 39, "sync": 162, "unlink": 87, "openat": 257}
@@ -256,8 +256,8 @@ def test_a_real_shell_reads_writes_and_syncs(tracer: Path, tmp_path: Path) -> No
     src = tmp_path / "in.txt"
     src.write_text("hello\n")
     out = tmp_path / "out.txt"
-    text = trace_real(tracer, [sh, "-c", f"cat {src}; echo x > {out}; sync; rm {out}"],
-                      *FS, "syscalls/sys_enter_openat")
+    text, _ = trace_real(tracer, [sh, "-c", f"cat {src}; echo x > {out}; sync; rm {out}"], *FS,
+                         buffer_kb=8000)
     evs = []
     for ln in text.splitlines():
         m = re.match(r"\s*(\S+)\s+\[\d+\]\s+\S+\s+\S+: (\w+): (.*)", ln)

@@ -14,22 +14,14 @@ a loader would show.
 from __future__ import annotations
 
 import re
-import select
 import shutil
-import subprocess
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
-from test_traced_tasks import AT_FDCWD, Env, Host, args
+from test_traced_tasks import AT_FDCWD, Env, Host, args, trace_real
 
 from tracefs_sim.host.build import build
-from tracefs_sim.host.channel import spawn_tracer
-from tracefs_sim.host.feed import TracerFeed
-from tracefs_sim.kernel import Kernel
-from tracefs_sim.tracefs import build_tree
-from tracefs_sim.tracefs.files import read_file, write_file
 
 A, B = 1000, 2000
 NR = {"read": 0, "openat": 257, "mmap": 9, "munmap": 11, "getpid": 39, "execve": 59,
@@ -305,38 +297,13 @@ def tracer(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return build(tmp_path_factory.mktemp("mmtracer") / "tracefs-sim-tracer")
 
 
-def trace_real(tracer: Path, cmd: list[str], *enable: str) -> str:
-    """``cmd`` under the real tracer, fed to a fresh kernel with ``enable`` on: the trace."""
-    k = Kernel(nr_cpus=2)
-    root = build_tree(k)
-    write_file(root, "buffer_size_kb", "8000")
-    for e in enable:
-        write_file(root, f"events/{e}/enable", "1")
-    proc, ch = spawn_tracer(tracer, cmd, stdout=subprocess.DEVNULL)
-    feed = TracerFeed(k, ch.sock.detach(), proc.pid)
-    try:
-        feed.start()
-        deadline = time.monotonic() + 20
-        while not feed.eof:
-            assert time.monotonic() < deadline, "the tracer did not finish"
-            select.select([feed], [], [], 0.05)
-            feed.drain()
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        feed.close()
-    return read_file(root, "trace").decode()
-
-
 def test_a_real_program_faults_in_its_own_mappings(tracer: Path) -> None:
     """``cat /proc/self/maps`` under the tracer: its page faults fire with user-mode
     error codes in its own pid, the lock events pair up, exit_mmap ends its mm."""
     cat = shutil.which("cat")
     assert cat
-    text = trace_real(tracer, [cat, "/proc/self/maps"], "exceptions", "mmap_lock", "kmem/rss_stat",
-                      "mmap/exit_mmap")
+    text, _ = trace_real(tracer, [cat, "/proc/self/maps"], "exceptions", "mmap_lock", "kmem/rss_stat",
+                         "mmap/exit_mmap", buffer_kb=8000)
     faults = re.findall(r"-(\d+)\s+\[\d+\] \S+\s+\S+ page_fault_user: address=0x([0-9a-f]+) "
                         r"ip=0x([0-9a-f]+) error_code=0x([0-9a-f]+)", text)
     assert len(faults) >= 10, text[-2000:]

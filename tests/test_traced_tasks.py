@@ -127,6 +127,33 @@ def args(*a: int) -> tuple[int, ...]:
     return (*a, *(0,) * (6 - len(a)))
 
 
+def trace_real(tracer: Path, cmd: list[str], *enable: str, buffer_kb: int = 0) -> tuple[str, int]:
+    """``cmd`` under the real tracer, fed to a fresh 2-CPU kernel with the events
+    ``enable`` names on: the trace's text and the tracer's pid (CMD's parent)."""
+    k = Kernel(nr_cpus=2)
+    root = build_tree(k)
+    if buffer_kb:
+        write_file(root, "buffer_size_kb", str(buffer_kb))
+    for e in enable:
+        write_file(root, f"events/{e}/enable", "1")
+    proc, ch = spawn_tracer(tracer, cmd, stdout=subprocess.DEVNULL)
+    feed = TracerFeed(k, ch.sock.detach(), proc.pid)
+    try:
+        feed.start()
+        deadline = time.monotonic() + 30
+        while not feed.eof:
+            assert time.monotonic() < deadline, "the tracer did not finish"
+            select.select([feed], [], [], 0.05)
+            feed.drain()
+        assert proc.wait(10) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        feed.close()
+    return read_file(root, "trace").decode(), proc.pid
+
+
 @pytest.fixture
 def env() -> Env:
     return Env(*SYSCALLS, *SCHED, *LIFE, "signal")
@@ -654,26 +681,9 @@ def test_a_real_program_every_syscall_event(sysprobe: tuple[Path, Path], tmp_pat
     syscalls:* event enabled: between its execve and its exit_group exactly its
     syscalls, with their real arguments and return values, ``...1.``, in order."""
     tracer, helper = sysprobe
-    k = Kernel(nr_cpus=2)
-    root = build_tree(k)
-    write_file(root, "events/syscalls/enable", "1")
-    proc, ch = spawn_tracer(tracer, [str(helper), "seq", str(tmp_path)], stdout=subprocess.DEVNULL)
-    feed = TracerFeed(k, ch.sock.detach(), proc.pid)
-    try:
-        feed.start()
-        deadline = time.monotonic() + 30
-        while not feed.eof:
-            assert time.monotonic() < deadline, "the tracer did not finish"
-            select.select([feed], [], [], 0.05)
-            feed.drain()
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        feed.close()
+    text, tracer_pid = trace_real(tracer, [str(helper), "seq", str(tmp_path)], "syscalls")
     events: dict[int, list[str]] = {}
-    for ln in read_file(root, "trace").decode().splitlines():
+    for ln in text.splitlines():
         m = re.match(r"\s*\S+-(\d+)\s+\[\d+\]\s+(\S+)\s+\d+\.\d+: (sys_.*)", ln)
         if m:
             events.setdefault(int(m.group(1)), []).append(f"{m.group(2)} {m.group(3)}")
@@ -684,7 +694,7 @@ def test_a_real_program_every_syscall_event(sysprobe: tuple[Path, Path], tmp_pat
     child = next(p for p in events if p != pid)
     X = "[0-9a-f]+"
     expect = [
-        "sys_getppid()", f"sys_getppid -> 0x{proc.pid:x}",
+        "sys_getppid()", f"sys_getppid -> 0x{tracer_pid:x}",
         f"sys_write(fd: 1, buf: {X}, count: 6)", "sys_write -> 0x6",
         f"sys_openat(dfd: ffffffffffffff9c, filename: {X}, flags: 0, mode: 0)",
         "sys_openat -> 0xfffffffffffffffe",
