@@ -222,6 +222,13 @@ def test_sync_writes_the_dirty_inode_back(fs_env: Env) -> None:
     assert wb[0][0] == "prog-1000" and all(task.startswith("kworker/") for task, _, _ in wb[1:])
     assert "reason=sync" in wb[0][2] and "sync_mode=1" in wb[0][2] and wb[0][2].startswith("bdi 9p-1: ")
     assert [f"ino={ino}" in t for _, n, t in wb if "inode" in n] == [True] * 4
+    # writeback.h's print fmt: the state's flags, and age from jiffies when printed
+    start, done = (t for _, n, t in wb if n.startswith("writeback_single_inode"))
+    fmt = (r"bdi 9p-1: ino={} state={} dirtied_when=(\d+) age=(\d+) index=0 "
+           r"to_write=9223372036854775807 wrote=0 cgroup_ino=1")
+    m = re.fullmatch(fmt.format(ino, re.escape("I_DIRTY_SYNC|I_SYNC")), start)
+    assert m and int(m.group(2)) < 5, start
+    assert re.fullmatch(fmt.format(ino, "I_SYNC"), done), done
     assert wb[-1][2] == "0"
 
 
