@@ -127,6 +127,19 @@ def args(*a: int) -> tuple[int, ...]:
     return (*a, *(0,) * (6 - len(a)))
 
 
+def trace_real(tracer: Path, cmd: list[str], *enable: str, buffer_kb: int = 0) -> tuple[str, int]:
+    """``cmd`` under the real tracer, fed to a fresh 2-CPU kernel with the events
+    ``enable`` names on: the trace's text and the tracer's pid (CMD's parent)."""
+    k = Kernel(nr_cpus=2)
+    root = build_tree(k)
+    if buffer_kb:
+        write_file(root, "buffer_size_kb", str(buffer_kb))
+    for e in enable:
+        write_file(root, f"events/{e}/enable", "1")
+    pid = trace_program(k, tracer, cmd)
+    return read_file(root, "trace").decode(), pid
+
+
 @pytest.fixture
 def env() -> Env:
     return Env(*SYSCALLS, *SCHED, *LIFE, "signal")
@@ -675,12 +688,9 @@ def test_a_real_program_every_syscall_event(sysprobe: tuple[Path, Path], tmp_pat
     syscalls:* event enabled: between its execve and its exit_group exactly its
     syscalls, with their real arguments and return values, ``...1.``, in order."""
     tracer, helper = sysprobe
-    k = Kernel(nr_cpus=2)
-    root = build_tree(k)
-    write_file(root, "events/syscalls/enable", "1")
-    tracer_pid = trace_program(k, tracer, [str(helper), "seq", str(tmp_path)])
+    text, tracer_pid = trace_real(tracer, [str(helper), "seq", str(tmp_path)], "syscalls")
     events: dict[int, list[str]] = {}
-    for ln in read_file(root, "trace").decode().splitlines():
+    for ln in text.splitlines():
         m = re.match(r"\s*\S+-(\d+)\s+\[\d+\]\s+(\S+)\s+\d+\.\d+: (sys_.*)", ln)
         if m:
             events.setdefault(int(m.group(1)), []).append(f"{m.group(2)} {m.group(3)}")

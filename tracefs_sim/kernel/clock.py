@@ -17,6 +17,13 @@ from .errors import KernelError
 
 TSC_KHZ = 2_496_000  # a plausible x86 TSC frequency: cycles = ns * 2.496
 HZ = 250  # Debian's CONFIG_HZ
+TICK_NS = 1_000_000_000 // HZ  # 4 ms at HZ=250
+INITIAL_JIFFIES = (1 << 32) - 300 * HZ  # jiffies at boot (INITIAL_JIFFIES, 64-bit)
+
+
+def jiffies_of(ns: int) -> int:
+    """``jiffies`` at boot-clock ``ns`` (one tick each TICK_NS from INITIAL_JIFFIES)."""
+    return (INITIAL_JIFFIES + ns // TICK_NS) & 0xFFFFFFFFFFFFFFFF
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,6 +26,7 @@ import struct
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from .clock import jiffies_of
 from .trace_events_h import COMMON_FIELDS, TYPE_SIZES, Field
 
 if TYPE_CHECKING:
@@ -324,6 +325,8 @@ class FmtCompiler:
                 return lambda c: b
             if val == "NULL":
                 return lambda c: 0
+            if val == "jiffies":
+                return _jiffies
             if val in ENUM_VALUES:
                 ev = ENUM_VALUES[val]
                 return lambda c: ev
@@ -469,6 +472,14 @@ def _bitmask_str(a: Arr) -> str:
     first_bits = nbits - 32 * (len(chunks) - 1)
     out = [f"{chunks[0]:0{(first_bits + 3) // 4}x}"] + [f"{x:08x}" for x in chunks[1:]]
     return ",".join(out)
+
+
+def _jiffies(c: Ctx) -> int:
+    """``jiffies`` in a print fmt (writeback's ``age=``) is read when the record is
+    printed, not when it was written."""
+    it = c[3]
+    assert it is not None, "jiffies needs the trace iterator's kernel"
+    return jiffies_of(it.kernel.boot_clock.peek())
 
 
 def _deref(v: Value) -> Value:

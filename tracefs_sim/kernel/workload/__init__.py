@@ -28,9 +28,10 @@ import random
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
+from ..clock import TICK_NS
 from ..sched import TRACE_FLAG_HARDIRQ, TRACE_FLAG_SOFTIRQ
 from .callsite import CallSites
-from .defs import MAX_TICKS_PER_CATCH_UP, TICK_NS
+from .defs import MAX_TICKS_PER_CATCH_UP
 from .fs import Fs
 from .hostprocs import HostProcs
 from .mm import Mm

@@ -8,7 +8,6 @@ report (per-CPU areas, kthread stacks, static work items).
 
 from __future__ import annotations
 
-from ..clock import HZ
 from ..sched import (
     TRACE_FLAG_HARDIRQ,
     TRACE_FLAG_IRQS_OFF,
@@ -18,8 +17,6 @@ from ..sched import (
 
 Tree = tuple  # (name, child, child, ...) ; a str is a leaf
 
-TICK_NS = 1_000_000_000 // HZ  # 4 ms at HZ=250
-INITIAL_JIFFIES = (1 << 32) - 300 * HZ  # jiffies at boot (INITIAL_JIFFIES, 64-bit)
 MAX_TICKS_PER_CATCH_UP = 25
 HOST_TICKS = 2  # a host task idle for this many ticks has blocked (it is switched out)
 
@@ -102,10 +99,6 @@ CACHES = {"names_cache": (4096, 4096, GFP_KERNEL, 0), "filp": (232, 256, GFP_KER
 D = TRACE_FLAG_IRQS_OFF
 HARDIRQ = TRACE_FLAG_HARDIRQ | TRACE_FLAG_IRQS_OFF
 NEED_RESCHED = TRACE_FLAG_NEED_RESCHED | TRACE_FLAG_PREEMPT_RESCHED  # 'N'
-
-
-def jiffies_of(ns: int) -> int:
-    return (INITIAL_JIFFIES + ns // TICK_NS) & 0xFFFFFFFFFFFFFFFF
 
 
 def wheel_bucket(expires: int, clk: int) -> tuple[int, int]:

@@ -791,7 +791,16 @@ class Fs:
         if ctx.file is None or (ctx.ret is not None and ctx.ret < 0):
             return
         ctx.regs["do_dup2"] = (0xFFFF888104F3A000, self._file(ctx.file), new, flags)
-        s.call(ctx, "do_dup2")
+        tofree = ctx.thread.proc.files.get(new)
+        if tofree is None:
+            s.call(ctx, "do_dup2")
+            return
+        # do_dup2() closes what newfd named (filp_close(): its fput() is deferred to task
+        # work); the last reference of a 9P file is released there, its fids clunked (the
+        # model has no exit-to-user frames: the task work runs inside the syscall)
+        s.call(ctx, ("do_dup2", ("filp_close", "filp_flush", "fput")))
+        if tofree is not ctx.file and tofree.refs <= 1:
+            self.release_files(ctx.thread, [tofree])
 
     def _dup2(self, ctx: SyscallCtx) -> None:
         if ctx.args[0] == ctx.args[1]:

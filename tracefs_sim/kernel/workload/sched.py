@@ -56,6 +56,7 @@ class SchedModel:
         wl.emit_ctx(D, 2, "sched_switch", prev.comm, prev.pid, prev.prio, prev_state,
                     nxt.comm, nxt.pid, nxt.prio)
         k.fgraph.probe_sched_switch(prev, nxt)
+        drop = wl.mm.switch_mm(cpu, prev, nxt)      # context_switch(), before switch_to()
         sched.set_current(cpu, nxt)
         if nxt.pid:
             self.task_cpu[nxt.pid] = cpu
@@ -65,7 +66,7 @@ class SchedModel:
             self.host[cpu] = None
             if prev_state not in (STATE_RUNNING, STATE_PREEMPTED, STATE_Z):
                 self.asleep.add(prev.pid)
-        wl.mm.switch(cpu, prev, nxt, prev_state)
+        wl.mm.finish_task_switch(cpu, prev, prev_state, drop)
 
     def wakeup(self, cpu: int, task: Task) -> None:
         """try_to_wake_up(task) from the code running on ``cpu``, onto ``cpu``."""

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from ..clock import HZ, TICK_NS, jiffies_of
 from ..sched import TRACE_FLAG_SOFTIRQ, Task
 from .defs import (
     HARDIRQ,
     HOST_TICKS,
     HRTIMER_MODE_ABS,
-    HZ,
     KTHREAD_STACK,
     KTHREADS,
     MEMCG_FLUSH_WORK,
@@ -31,7 +31,6 @@ from .defs import (
     STATE_PREEMPTED,
     STATE_RUNNING,
     STATE_S,
-    TICK_NS,
     TICK_SCHED_TIMER,
     TIMER_DEFERRABLE,
     TIMER_IRQSAFE,
@@ -40,7 +39,6 @@ from .defs import (
     VMSTAT_WORK,
     WORK,
     D,
-    jiffies_of,
     wheel_bucket,
 )
 

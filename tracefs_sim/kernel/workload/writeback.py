@@ -24,7 +24,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from .defs import NR_CPUS, jiffies_of
+from ..clock import jiffies_of
+from .defs import NR_CPUS
 
 if TYPE_CHECKING:
     from ..sched import Task

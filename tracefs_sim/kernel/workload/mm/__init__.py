@@ -193,17 +193,28 @@ class Mm:
         self.life.mmput(mm)
         path.end()
 
-    def switch(self, cpu: int, prev: Task, nxt: Task, prev_state: int) -> None:
-        """context_switch() on ``cpu``: switch_mm or lazy TLB; a dead task's stack is put
-        in finish_task_switch()."""
+    def switch_mm(self, cpu: int, prev: Task, nxt: Task) -> MmStruct | None:
+        """context_switch() on ``cpu`` before switch_to() (still in prev's context):
+        switch_mm_irqs_off() or lazy TLB.  Returns the borrowed mm finish_task_switch()
+        drops."""
         if self.wl.quiet():
-            return
+            return None
         traced = self.wl.traced.threads
         pt = traced.get(prev.pid) if prev.pid else None
         nt = traced.get(nxt.pid) if nxt.pid else None
         prev_mm = pt.mm if pt is not None and pt.task is prev else None
-        next_mm = nt.mm if nt is not None and nt.task is nxt else None
-        self.tlb.switch(cpu, prev_mm, next_mm)
+        # a task switched in has its mm even when the model has not needed it yet: the
+        # switch drops the CPU's lazy mm (its last reference frees a dead process' mm)
+        next_mm = self.mm_of(nt) if nt is not None and nt.task is nxt else None
+        return self.tlb.switch(cpu, prev_mm, next_mm)
+
+    def finish_task_switch(self, cpu: int, prev: Task, prev_state: int, drop: MmStruct | None) -> None:
+        """finish_task_switch() in next's context: the borrowed mm is dropped (mmdrop_lazy_tlb),
+        a dead task's stack is put."""
+        if drop is not None:
+            self.life.mmdrop(drop)
+        if self.wl.quiet():
+            return
         if prev_state in (STATE_Z, STATE_X):
             area = self.stacks.pop(id(prev), None)
             if area is not None:

@@ -54,26 +54,28 @@ class Tlb:
             del slots[next(iter(slots))]
 
     # ------------------------------------------------------------------ switch
-    def switch(self, cpu: int, prev_mm: MmStruct | None, next_mm: MmStruct | None) -> None:
-        """context_switch() on ``cpu``: ``prev_mm``/``next_mm`` are the mms of the tasks
-        (None: a kernel thread, the idle task, or a task past exit_mm())."""
+    def switch(self, cpu: int, prev_mm: MmStruct | None, next_mm: MmStruct | None) -> MmStruct | None:
+        """context_switch() on ``cpu``, still in prev's context: ``prev_mm``/``next_mm``
+        are the mms of the tasks (None: a kernel thread, the idle task, or a task past
+        exit_mm()).  Returns the borrowed mm that finish_task_switch() drops (rq->prev_mm,
+        put in next's context), if any."""
         if next_mm is None:
             if prev_mm is not None:
                 # enter_lazy_tlb(): the kernel task borrows prev's mm (mmgrab_lazy_tlb)
                 prev_mm.count += 1
                 self.lazy[cpu] = prev_mm
             self.running[cpu] = None
-            return
+            return None
         self.running[cpu] = next_mm
         if self.loaded[cpu] is not next_mm:
             self._load(cpu, next_mm)
         elif self._asid_gen(cpu, next_mm) != next_mm.tlb_gen:
             self._load(cpu, next_mm)        # it went stale while lazy
         held = self.lazy[cpu]
-        if held is not None and prev_mm is None:
-            # finish_task_switch(): rq->prev_mm, the borrowed mm, is dropped
-            self.lazy[cpu] = None
-            self.mmdrop(held)
+        if held is None or prev_mm is not None:
+            return None
+        self.lazy[cpu] = None
+        return held
 
     def _load(self, cpu: int, mm: MmStruct, depth: int = 2) -> None:
         """switch_mm_irqs_off() to ``mm`` (irqs off; in a context switch the run-queue
