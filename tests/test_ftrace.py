@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import errno
+import fnmatch
 import re
-import time
 
 import pytest
 
@@ -175,14 +175,18 @@ def test_mod_command(k):
     assert not h.ents
 
 
-def test_glob_speed(k):
+def test_glob_indexes_match_as_a_plain_scan(k):
+    """The indexed glob matching (prefix, suffix, substring, middle) selects exactly the
+    records a plain scan of every name with glob rules selects (its speed is a bench
+    figure, not a test)."""
     ft = k.ftrace
     gt = k.trace.global_trace
-    ft.probes.process_regex(gt, F.FtraceHash(), "x*", True)  # build the indexes once
-    for pat, limit in (("vfs_*", 0.02), ("*", 0.02), ("*read*", 0.02), ("*pin*lock", 0.03)):
-        t = time.perf_counter()
-        ft.probes.process_regex(gt, F.FtraceHash(), pat, True)
-        assert time.perf_counter() - t < limit, pat
+    names = ft.records.names
+    for pat in ("vfs_*", "*", "*read*", "*pin*lock", "*_unlock", "vfs_read"):
+        h = F.FtraceHash()
+        ft.probes.process_regex(gt, h, pat, True)
+        want = {i for i, n in enumerate(names) if fnmatch.fnmatchcase(n, pat)}
+        assert set(h.ents) == want, pat
 
 
 # ------------------------------------------------------------------------ ops
@@ -386,9 +390,7 @@ def test_graph_all_functions_and_second_user(k):
     g1 = G.FgraphOps(lambda t, g: True, lambda t, g: None)
     g2 = G.FgraphOps(lambda t, g: True, lambda t, g: None)
     ft.set_filter(g2.ops, "vfs_read")
-    t = time.perf_counter()
     fg.register_ftrace_graph(g1)
-    assert time.perf_counter() - t < 1.0
     assert sum(1 for f in ft.flags if f & F.FL_ENABLED) == 43280
     fg.register_ftrace_graph(g2)
     assert g1.idx != g2.idx  # LRU allocation of fgraph_array slots
