@@ -85,6 +85,8 @@ class Process:
         wl = self.wl
         frames = wl.syscalls.begin("clone", (flags, 0, 0, 0x7F3A5C1D5A10, 0))
         wl.slab.cache_alloc("task_struct", "copy_process")
+        wl.itimers.copy_signal(child)
+        wl.entry.fork(parent, child, flags, cpu)
         wl.emit("task_newtask", child.pid, child.comm, flags, 0)
         self.fork(parent, child)
         wake = wl.sites.enter_chain(("wake_up_new_task",), "kernel_clone")
@@ -221,6 +223,9 @@ class Process:
             ctx.rets["copy_process"] = task_struct(tid)
             s.open(ctx, "copy_process")
         wl.slab.cache_alloc("task_struct", "copy_process", task_struct(tid))
+        if child.proc is not parent.proc:
+            wl.itimers.copy_signal(task)
+        wl.entry.fork(parent.task, task, clone_flags, parent.cpu)
         wl.emit("task_newtask", tid, task.comm, clone_flags, OOM_SCORE_ADJ)
         if ctx is not None:
             s.close(ctx, 1)
@@ -302,6 +307,7 @@ class Process:
         proc = t.proc
         self.vfork_done(proc)
         self.rename(task, comm[:TASK_COMM_LEN - 1])
+        wl.entry.exec(task)
         proc.files.exec()
         proc.sig.exec()
         if ctx is not None:
@@ -339,8 +345,11 @@ class Process:
         t.exit_status = status
         if task.pid == proc.tgid:
             self.vfork_done(proc)
-        wl.emit("sched_process_exit", task.comm, task.pid, task.prio)
         others = [o for o in proc.threads.values() if o is not t and o.state != T_DEAD]
+        if not others:
+            wl.itimers.exit(proc)           # the group is dead: its real_timer cancelled
+        wl.emit("sched_process_exit", task.comm, task.pid, task.prio)
+        wl.entry.exit(task, t.cpu if t.cpu >= 0 else wl.k.sched.cpu)
         leader = task.pid == proc.tgid
         state = STATE_Z
         cpu = t.cpu
