@@ -166,6 +166,10 @@ class TimerMigration:
         now = wl.k.boot_clock.peek()
         wl.emit_ctx(0, depth, "tmigr_handle_remote", TMIGR_GROUP, 0)
         if not self._is_migrator(cpu):
+            # the walk stops at the group (not its migrator): tmc->wakeup gets the
+            # walk's firstexp, KTIME_MAX, so an idle CPU no longer chases timers
+            # another CPU expired
+            t.wakeup = KTIME_MAX
             return
         while True:
             self._group_next()
