@@ -7,16 +7,11 @@ tracer."""
 from __future__ import annotations
 
 import re
-import select
 import struct
-import subprocess
-import time
 from pathlib import Path
 
-from test_traced_tasks import NR, A, B, Env, args, sysprobe  # noqa: F401 (a fixture)
+from test_traced_tasks import NR, A, B, Env, args, run_traced, sysprobe  # noqa: F401 (a fixture)
 
-from tracefs_sim.host.channel import spawn_tracer
-from tracefs_sim.host.feed import TracerFeed
 from tracefs_sim.kernel import Kernel
 from tracefs_sim.tracefs import build_tree
 from tracefs_sim.tracefs.files import read_file, write_file
@@ -221,21 +216,7 @@ def test_a_real_program_sleeps_on_its_hrtimer(sysprobe: tuple[Path, Path], tmp_p
     for e in ("timer/hrtimer_init", "timer/hrtimer_start", "timer/hrtimer_expire_entry", "x86_fpu",
               "syscalls/sys_enter_kill"):
         write_file(root, f"events/{e}/enable", "1")
-    proc, ch = spawn_tracer(tracer, [str(helper), "seq", str(tmp_path)], stdout=subprocess.DEVNULL)
-    feed = TracerFeed(k, ch.sock.detach(), proc.pid)
-    try:
-        feed.start()
-        deadline = time.monotonic() + 30
-        while not feed.eof:
-            assert time.monotonic() < deadline, "the tracer did not finish"
-            select.select([feed], [], [], 0.05)
-            feed.drain()
-        assert proc.wait(10) == 0
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        feed.close()
+    run_traced(k, tracer, [str(helper), "seq", str(tmp_path)])
     k.workload.catch_up_to(k.boot_clock.ns() + 50_000_000)
     recs = []
     for ln in read_file(root, "trace").decode().splitlines():

@@ -636,15 +636,10 @@ def sysprobe(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     return tracer, helper
 
 
-def test_a_real_program_every_syscall_event(sysprobe: tuple[Path, Path], tmp_path: Path) -> None:
-    """The helper's fixed sequence under the real tracer, fed to a kernel with every
-    syscalls:* event enabled: between its execve and its exit_group exactly its
-    syscalls, with their real arguments and return values, ``...1.``, in order."""
-    tracer, helper = sysprobe
-    k = Kernel(nr_cpus=2)
-    root = build_tree(k)
-    write_file(root, "events/syscalls/enable", "1")
-    proc, ch = spawn_tracer(tracer, [str(helper), "seq", str(tmp_path)], stdout=subprocess.DEVNULL)
+def run_traced(k: Kernel, tracer: Path, cmd: list[str]) -> int:
+    """Run ``cmd`` under the real tracer, its records fed to ``k`` until it exits (0);
+    the tracer's pid."""
+    proc, ch = spawn_tracer(tracer, cmd, stdout=subprocess.DEVNULL)
     feed = TracerFeed(k, ch.sock.detach(), proc.pid)
     try:
         feed.start()
@@ -659,6 +654,18 @@ def test_a_real_program_every_syscall_event(sysprobe: tuple[Path, Path], tmp_pat
             proc.kill()
             proc.wait()
         feed.close()
+    return proc.pid
+
+
+def test_a_real_program_every_syscall_event(sysprobe: tuple[Path, Path], tmp_path: Path) -> None:
+    """The helper's fixed sequence under the real tracer, fed to a kernel with every
+    syscalls:* event enabled: between its execve and its exit_group exactly its
+    syscalls, with their real arguments and return values, ``...1.``, in order."""
+    tracer, helper = sysprobe
+    k = Kernel(nr_cpus=2)
+    root = build_tree(k)
+    write_file(root, "events/syscalls/enable", "1")
+    tracer_pid = run_traced(k, tracer, [str(helper), "seq", str(tmp_path)])
     events: dict[int, list[str]] = {}
     for ln in read_file(root, "trace").decode().splitlines():
         m = re.match(r"\s*\S+-(\d+)\s+\[\d+\]\s+(\S+)\s+\d+\.\d+: (sys_.*)", ln)
@@ -671,7 +678,7 @@ def test_a_real_program_every_syscall_event(sysprobe: tuple[Path, Path], tmp_pat
     child = next(p for p in events if p != pid)
     X = "[0-9a-f]+"
     expect = [
-        "sys_getppid()", f"sys_getppid -> 0x{proc.pid:x}",
+        "sys_getppid()", f"sys_getppid -> 0x{tracer_pid:x}",
         f"sys_write(fd: 1, buf: {X}, count: 6)", "sys_write -> 0x6",
         f"sys_openat(dfd: ffffffffffffff9c, filename: {X}, flags: 0, mode: 0)",
         "sys_openat -> 0xfffffffffffffffe",
