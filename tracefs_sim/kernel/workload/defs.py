@@ -20,7 +20,6 @@ Tree = tuple  # (name, child, child, ...) ; a str is a leaf
 
 TICK_NS = 1_000_000_000 // HZ  # 4 ms at HZ=250
 INITIAL_JIFFIES = (1 << 32) - 300 * HZ  # jiffies at boot (INITIAL_JIFFIES, 64-bit)
-MAX_TICKS_PER_CATCH_UP = 25
 HOST_TICKS = 2  # a host task idle for this many ticks has blocked (it is switched out)
 
 TIMER_IRQ: Tree = ("__sysvec_apic_timer_interrupt", ("hrtimer_interrupt", (

@@ -76,11 +76,13 @@ class Irqs:
 
     def run_softirqs(self, cpu: int, base: int) -> None:
         """irq_exit_rcu() → handle_softirqs(): the pending vectors, lowest first, again
-        while some are raised meanwhile."""
+        while some are raised meanwhile (none pending: irq_exit_rcu() alone, still in
+        hardirq context)."""
         pending = self.softirq_pending[cpu]
-        if not pending:
-            return
         wl = self.wl
+        if not pending:
+            wl.sites.call("irq_exit_rcu")
+            return
         sched = wl.k.sched
         sched.irq_flags, sched.preempt_count = TRACE_FLAG_SOFTIRQ, base
         frames = wl.sites.enter_chain(("irq_exit_rcu", "handle_softirqs"))
@@ -103,9 +105,10 @@ class Irqs:
 
     def apic_timer(self, cpu: int) -> None:
         """sysvec_apic_timer_interrupt(): the hrtimers due on ``cpu``."""
-        self.interrupt(cpu, lambda base: self._apic_timer(cpu, base))
+        self.interrupt(cpu, lambda base: self.apic_timer_handler(cpu, base))
 
-    def _apic_timer(self, cpu: int, base: int) -> None:
+    def apic_timer_handler(self, cpu: int, base: int) -> None:
+        """The local APIC timer vector's handler: local_timer_entry, the due hrtimers."""
         wl = self.wl
         wl.emit("local_timer_entry", TIMER_VECTOR)
         frames = wl.sites.enter_chain(("__sysvec_apic_timer_interrupt", "hrtimer_interrupt"))
