@@ -232,3 +232,24 @@ def test_a_real_program_sleeps_on_its_hrtimer(sysprobe: tuple[Path, Path], tmp_p
     assert [n for p, n, _ in recs if p == pid and n.startswith("x86_fpu_copy")] == \
         ["x86_fpu_copy_src", "x86_fpu_copy_dst"]
     assert any(n == "x86_fpu_dropped" for _, n, _ in recs)
+
+
+def test_a_fork_puts_the_cpu_on_the_root_cgroups_rstat_list_once() -> None:
+    """dup_mm()'s page tables update the root memcg's stats: the per-CPU rstat fast path
+    (locked/unlock) the first time on that CPU until a flush; a thread's clone (CLONE_VM)
+    makes no new mm."""
+    env = Env("cgroup")
+    tr = env.tr
+    tr.attached(env.at(0), 1, A, A, "sh")
+    tr.sys_enter(env.at(10), 1, A, A, NR["clone"], args(0x3D0F00, 0x7F0000, 0x7F1000, 0x7F2000, 0x7F3000), {})
+    tr.new_task(env.at(20), 1, A, 1002, A, 3, 0x3D0F00, "sh", 0)
+    tr.sys_exit(env.at(25), 1, A, A, NR["clone"], 1002, {}, 0, 0)
+    assert not events(env)
+    for i, child in enumerate((B, B + 1)):
+        at = 100 + 100 * i
+        tr.sys_enter(env.at(at), 1, A, A, NR["fork"], args(), {})
+        tr.new_task(env.at(at + 10), 1, A, child, child, 1, 17, "sh", 0)
+        tr.sys_exit(env.at(at + 20), 1, A, A, NR["fork"], child, {}, 0, 0)
+    assert [(e[1], e[2], e[3], e[4]) for e in events(env)] == [
+        ("sh-1000", 1, "cgroup_rstat_cpu_locked_fastpath", "root=0 id=1 level=0 cpu=1 lock contended:0"),
+        ("sh-1000", 1, "cgroup_rstat_cpu_unlock_fastpath", "root=0 id=1 level=0 cpu=1 lock contended:0")]

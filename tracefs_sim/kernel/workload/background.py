@@ -275,6 +275,7 @@ class Background:
                 if timer.expires <= now:
                     hrt.drop(timer)
         wl.rcu.flush()
+        self.cgroup.flushed()
         for c in range(n):
             wl.irq.softirq_pending[c] = 0
             wl.smp.queue[c] = []

@@ -42,6 +42,10 @@ class CgroupRstat:
         self._emit("cgroup_rstat_cpu_locked_fastpath", cpu, depth + 1)
         self._emit("cgroup_rstat_cpu_unlock_fastpath", cpu, depth + 1)
 
+    def flushed(self) -> None:
+        """The machine fast-forwarded: a periodic flush emptied the lists meanwhile."""
+        self.on_list = [False] * len(self.on_list)
+
     def flush(self, depth: int = 0) -> None:
         """cgroup_rstat_flush(root) in a task (it may sleep between CPUs)."""
         wl = self.wl

@@ -226,6 +226,9 @@ class Process:
         if child.proc is not parent.proc:
             wl.itimers.copy_signal(task)
         wl.entry.fork(parent.task, task, clone_flags, parent.cpu)
+        if not clone_flags & CLONE_VM:
+            # dup_mm(): the new page tables' NR_PAGETABLE charge updates the memcg's stats
+            wl.background.cgroup.updated(wl.k.sched.cpu)
         wl.emit("task_newtask", tid, task.comm, clone_flags, OOM_SCORE_ADJ)
         if ctx is not None:
             s.close(ctx, 1)
@@ -308,6 +311,7 @@ class Process:
         self.vfork_done(proc)
         self.rename(task, comm[:TASK_COMM_LEN - 1])
         wl.entry.exec(task)
+        wl.background.cgroup.updated(wl.k.sched.cpu)    # the new mm's page tables
         proc.files.exec()
         proc.sig.exec()
         if ctx is not None:

@@ -20,13 +20,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..sched import Task
+from .process import CLONE_VM
 from .syscalls import Body, SyscallCtx, arg_int
 
 if TYPE_CHECKING:
     from . import Workload
 
 RSEQ_FLAG_UNREGISTER = 1
-CLONE_VM = 0x100
 
 
 class Rseq:
