@@ -18,7 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..sched import TRACE_FLAG_SOFTIRQ
+from ..sched import TRACE_FLAG_IRQS_OFF, TRACE_FLAG_SOFTIRQ
 from .defs import HARDIRQ, TIMER_VECTOR
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 HI_SOFTIRQ, TIMER_SOFTIRQ, NET_TX_SOFTIRQ, NET_RX_SOFTIRQ = 0, 1, 2, 3
 SCHED_SOFTIRQ, HRTIMER_SOFTIRQ, RCU_SOFTIRQ = 7, 8, 9
 IRQ_HANDLED = 1
+APIC_TIMER_ENTRY = "sysvec_apic_timer_interrupt"
 
 SoftirqFn = Callable[[int, int], None]      # (cpu, preempt depth)
 
@@ -53,39 +54,46 @@ class Irqs:
         return bool(self.softirq_pending[cpu] & 1 << nr)
 
     # ------------------------------------------------------------------ interrupts
-    def interrupt(self, cpu: int, handler: Callable[[int], None], softirqs: bool = True) -> None:
-        """An interrupt taken on ``cpu``: ``handler(depth)`` in hardirq context, then
-        irq_exit_rcu()'s softirqs (``softirqs=False``: a SYSVEC_SIMPLE vector, which
-        calls neither irq_enter_rcu() nor irq_exit_rcu()), then what follows it on the
-        CPU.  The current task and context are restored afterwards."""
+    def interrupt(self, cpu: int, handler: Callable[[int], None], softirqs: bool = True,
+                  entry: str = APIC_TIMER_ENTRY) -> None:
+        """An interrupt taken on ``cpu`` through its idtentry ``entry``: irq_enter_rcu()
+        (interrupts off, not yet in hardirq context), ``handler(depth)`` in hardirq
+        context, then irq_exit_rcu()'s softirqs (``softirqs=False``: a SYSVEC_SIMPLE
+        vector, which calls neither irq_enter_rcu() nor irq_exit_rcu()), then what
+        follows it on the CPU.  The current task and context are restored afterwards."""
         wl = self.wl
         sched = wl.k.sched
         saved = sched.cpu, sched.current, sched.irq_flags, sched.preempt_count
         bg = wl.background
         sched.set_current(cpu, bg.running(cpu))
         base = wl.base_depth()
+        # the timer's idtentry is the root frame call sites know (callsite.ROOT_FRAMES)
+        parent = None if entry == APIC_TIMER_ENTRY else entry
+        if softirqs:
+            sched.irq_flags, sched.preempt_count = TRACE_FLAG_IRQS_OFF, base
+            wl.sites.call("irq_enter_rcu", parent)
         sched.irq_flags, sched.preempt_count = HARDIRQ, base
         handler(base)
         if softirqs:
-            self.run_softirqs(cpu, base)
+            self.run_softirqs(cpu, base, parent)
         sched.irq_flags, sched.preempt_count = 0, 0
         bg.after_irq(cpu)
         sched.cpu, sched.current, sched.irq_flags, sched.preempt_count = saved
         if saved[0] == cpu:
             sched.current = sched.curr[cpu]
 
-    def run_softirqs(self, cpu: int, base: int) -> None:
+    def run_softirqs(self, cpu: int, base: int, entry: str | None = None) -> None:
         """irq_exit_rcu() → handle_softirqs(): the pending vectors, lowest first, again
         while some are raised meanwhile (none pending: irq_exit_rcu() alone, still in
-        hardirq context)."""
+        hardirq context); ``entry``: the idtentry that calls it (None: the timer's)."""
         pending = self.softirq_pending[cpu]
         wl = self.wl
         if not pending:
-            wl.sites.call("irq_exit_rcu")
+            wl.sites.call("irq_exit_rcu", entry)
             return
         sched = wl.k.sched
         sched.irq_flags, sched.preempt_count = TRACE_FLAG_SOFTIRQ, base
-        frames = wl.sites.enter_chain(("irq_exit_rcu", "handle_softirqs"))
+        frames = wl.sites.enter_chain(("irq_exit_rcu", "handle_softirqs"), entry)
         while pending:
             self.softirq_pending[cpu] = 0
             nr = 0
@@ -131,4 +139,4 @@ class Irqs:
             action(base)
             wl.emit("irq_handler_exit", irq, IRQ_HANDLED)
             wl.sites.leave_chain(frames)
-        self.interrupt(cpu, handler)
+        self.interrupt(cpu, handler, entry="common_interrupt")

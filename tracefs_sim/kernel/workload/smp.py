@@ -47,7 +47,8 @@ class Smp:
         wl.emit_ctx(D, depth, "ipi_send_cpu", dst, callsite, callback)
         wl.emit_ctx(D, depth, "write_msr", MSR_X2APIC_ICR, dst << 32 | vector, 0)
 
-    def _deliver(self, dst: int, handler: Callable[[int], None], softirqs: bool = True) -> None:
+    def _deliver(self, dst: int, handler: Callable[[int], None], softirqs: bool = True,
+                 entry: str = "sysvec_reschedule_ipi") -> None:
         """The target takes the interrupt a little after the send, on its own timeline;
         the sender goes on from where it was (its CPU's clock did not move)."""
         wl = self.wl
@@ -55,7 +56,7 @@ class Smp:
         saved = clock.pinned
         if saved is not None:
             clock.pin(max(saved + IPI_NS, clock.floor(dst) + 1))
-        wl.irq.interrupt(dst, handler, softirqs=softirqs)
+        wl.irq.interrupt(dst, handler, softirqs=softirqs, entry=entry)
         if saved is not None:
             clock.pin(saved + clock.PIN_STEP)
 
@@ -73,7 +74,7 @@ class Smp:
             return
         self._send(dst, CALL_FUNCTION_SINGLE_VECTOR, callsite,
                    sym("generic_smp_call_function_single_interrupt"), depth)
-        self._deliver(dst, lambda base: self._call_function_single(dst))
+        self._deliver(dst, lambda base: self._call_function_single(dst), entry="sysvec_call_function_single")
 
     def _call_function_single(self, cpu: int) -> None:
         """sysvec_call_function_single → __flush_smp_call_function_queue(): the queued
