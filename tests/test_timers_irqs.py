@@ -10,7 +10,7 @@ import re
 import struct
 from pathlib import Path
 
-from test_traced_tasks import NR, A, B, Env, args, run_traced, sysprobe  # noqa: F401 (a fixture)
+from test_traced_tasks import NR, A, B, Env, args, run_traced, sysprobe, two_processes  # noqa: F401 (a fixture)
 
 from tracefs_sim.kernel import Kernel
 from tracefs_sim.tracefs import build_tree
@@ -113,13 +113,8 @@ def test_a_wakeup_onto_an_idle_cpu_goes_through_its_wake_list_ipi() -> None:
     call-function-single IPI runs it between csd_function_entry/exit with the same csd;
     a fork child put on the idle CPU gets a reschedule IPI there."""
     env = Env(*FAMILY, "sched/sched_wakeup_new")
+    two_processes(env)
     tr = env.tr
-    tr.attached(env.at(0), 1, A, A, "a")
-    tr.sys_enter(env.at(5), 1, A, A, NR["pipe2"], args(0x7FF0), {})
-    tr.sys_exit(env.at(8), 1, A, A, NR["pipe2"], 0, {0: struct.pack("<ii", 3, 4)}, 0, 0)
-    tr.sys_enter(env.at(10), 1, A, A, NR["fork"], args(), {})
-    tr.new_task(env.at(20), 1, A, B, B, 1, 17, "a", 0)
-    tr.sys_exit(env.at(25), 1, A, A, NR["fork"], B, {}, 0, 0)
     tr.sys_enter(env.at(40), 0, B, B, NR["read"], args(3, 0x7FFE00, 100), {})
     tr.sys_enter(env.at(500), 1, A, A, NR["write"], args(4, 0x7FF100, 5), {})
     tr.sys_exit(env.at(510), 1, A, A, NR["write"], 5, {}, 0, 0)
