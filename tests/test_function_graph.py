@@ -11,6 +11,7 @@ import pytest
 
 from tracefs_sim.kernel import Kernel
 from tracefs_sim.kernel.trace_functions_graph import graph_duration, graph_headers, graph_proc
+from tracefs_sim.kernel.workload.irq import TIMER_SOFTIRQ
 from tracefs_sim.tracefs import build_tree
 from tracefs_sim.tracefs.files import read_file, write_file
 from tracefs_sim.tracefs.node import READ_ONLY, walk
@@ -311,14 +312,24 @@ def test_tracing_thresh_records_only_slow_returns(kt):
 def test_funcgraph_irqs_off_skips_hardirq(kt):
     k, root = kt
     graph_on(root)
+    irq = k.workload.irq
+
+    def timer_irq(base: int) -> None:
+        """A timer interrupt whose tick raised TIMER_SOFTIRQ."""
+        irq.apic_timer_handler(0, base)
+        irq.raise_softirq(0, TIMER_SOFTIRQ)
+
     write_file(root, "options/funcgraph-irqs", "0")
-    k.workload.timers.tick(0)
+    irq.interrupt(0, timer_irq)
     out = body(root)
     assert "__sysvec_apic_timer_interrupt" not in out and "irq_exit_rcu() {" in out
+    assert out.startswith(" 0)   1.234 us    |  irq_enter_rcu();\n")
     write_file(root, "options/funcgraph-irqs", "1")
     write_file(root, "trace", "")
-    k.workload.timers.tick(0)
-    assert body(root).startswith(" 0)               |  __sysvec_apic_timer_interrupt() {\n")
+    irq.interrupt(0, timer_irq)
+    # irq_enter_rcu() runs before the idtentry enters hardirq context: shown either way
+    assert body(root).startswith(" 0)   1.234 us    |  irq_enter_rcu();\n"
+                                 " 0)               |  __sysvec_apic_timer_interrupt() {\n")
 
 
 # ---------------------------------------------------------------------------- readers

@@ -72,12 +72,11 @@ class Env:
     def __init__(self, *events: str) -> None:
         self.k = Kernel(nr_cpus=2)
         self.root = build_tree(self.k)
-        self.k.workload.timers.kthreads.clear()
+        self.k.workload.background.kthreads = False
         self.tr = self.k.workload.traced
         self.tr.host = Host()
-        self.t0 = (self.k.boot_clock.ns() // 1_000_000 + 10) * 1_000_000
-        # the ticks fall half a tick after each 4 ms of the base: reproducible lines
-        self.k.workload.last_ns = self.t0 - 2_000_000
+        # the ticks fall on jiffies, half a tick after each 4 ms of the base: reproducible lines
+        self.t0 = (self.k.boot_clock.ns() // 4_000_000 + 3) * 4_000_000 - 2_000_000
         for e in events:
             write_file(self.root, f"events/{e}/enable", "1")
 
@@ -89,14 +88,15 @@ class Env:
 
     def lines(self, path: str = "trace", keep: str = "") -> list[str]:
         """The trace's lines as ``offset comm-pid [cpu] flags event`` (the background's
-        timer interrupts left out unless ``keep`` names them)."""
+        timer interrupts and the RCU grace-period kthread's runs left out unless ``keep``
+        names them)."""
         out = []
         for ln in read_file(self.root, path).decode().splitlines():
             if ln.startswith("#"):
                 continue
             m = re.match(r"\s*(\S+)\s+(\(\s*[-\d]+\)\s+)?\[(\d+)\]\s+(\S+)\s+(\d+\.\d+): (.*)", ln)
             assert m, ln
-            if "tick_nohz_handler" in m.group(6) and not keep:
+            if ("tick_nohz_handler" in m.group(6) or "rcu_preempt" in ln) and not keep:
                 continue
             us = (int(m.group(5).replace(".", "")) * 1000 - self.t0) / 1000
             tgid = f" ({m.group(2).strip()[1:-1].strip()})" if m.group(2) else ""
@@ -255,9 +255,9 @@ def test_a_sleep_switches_away_and_back_at_the_real_times() -> None:
         f"  1150.0 <idle>-0 [001] d.h1. hrtimer_expire_entry: hrtimer=H function=hrtimer_wakeup "
         f"now={expires}",
         "  1150.0 <idle>-0 [001] d.h3. sched_waking: comm=sleeper pid=1000 prio=120 target_cpu=001",
-        "  1151.0 <idle>-0 [001] dNh4. sched_wakeup: comm=sleeper pid=1000 prio=120 target_cpu=001",
+        "  1150.0 <idle>-0 [001] dNh4. sched_wakeup: comm=sleeper pid=1000 prio=120 target_cpu=001",
         "  1151.0 <idle>-0 [001] d.h1. hrtimer_expire_exit: hrtimer=H",
-        "  1152.0 <idle>-0 [001] d..1. cpu_idle: state=4294967295 cpu_id=1",
+        "  1151.0 <idle>-0 [001] d..1. cpu_idle: state=4294967295 cpu_id=1",
         "  1152.0 <idle>-0 [001] d..2. sched_switch: prev_comm=swapper/1 prev_pid=0 prev_prio=120 "
         "prev_state=R ==> next_comm=sleeper next_pid=1000 next_prio=120",
         "  1153.0 sleeper-1000 [001] ...1. sys_nanosleep -> 0x0",
@@ -304,14 +304,17 @@ def test_fork_exit_wait(env: Env) -> None:
         "  1330.0 sh-2000 [000] ..... sched_process_exit: comm=sh pid=2000 prio=120",
         "  1330.0 sh-2000 [000] d..2. signal_generate: sig=17 errno=0 code=1 comm=sh pid=1000 grp=1 res=1",
         "  1330.0 sh-2000 [000] d..5. sched_waking: comm=sh pid=1000 prio=120 target_cpu=001",
-        "  1330.0 <idle>-0 [001] dNh2. sched_wakeup: comm=sh pid=1000 prio=120 target_cpu=001",
         "  1330.0 sh-2000 [000] d..2. sched_switch: prev_comm=sh prev_pid=2000 prev_prio=120 "
         "prev_state=Z ==> next_comm=swapper/0 next_pid=0 next_prio=120",
-        "  1332.0 <idle>-0 [001] d..2. sched_switch: prev_comm=swapper/1 prev_pid=0 prev_prio=120 "
+        # the parent's idle CPU activates it in its wake-list IPI
+        "  1332.0 <idle>-0 [001] dNh2. sched_wakeup: comm=sh pid=1000 prio=120 target_cpu=001",
+        "  1333.0 <idle>-0 [001] d..2. sched_switch: prev_comm=swapper/1 prev_pid=0 prev_prio=120 "
         "prev_state=R ==> next_comm=sh next_pid=1000 next_prio=120",
-        "  1333.0 sh-1000 [001] ...1. sys_wait4 -> 0x7d0",
-        "  1333.0 sh-1000 [001] ..... sys_exit: NR 61 = 2000",
-        "  2000.0 sh-1000 [001] ..s.. sched_process_free: comm=sh pid=2000 prio=120"]
+        "  1334.0 sh-1000 [001] ...1. sys_wait4 -> 0x7d0",
+        "  1334.0 sh-1000 [001] ..... sys_exit: NR 61 = 2000",
+        # the tick at 2000 asks for a grace period; its fqs timer (1 jiffy, the wheel's
+        # bucket one more) ends it at 10000; the RCU softirq of the next tick frees
+        " 14000.0 sh-1000 [001] ..s.. sched_process_free: comm=sh pid=2000 prio=120"]
 
 
 def test_pid_lists_follow_forks_and_frees(env: Env) -> None:
@@ -367,15 +370,16 @@ def test_vfork_parent_sleeps_until_the_child_execs(env: Env) -> None:
         "    50.0 ls-2000 [000] ..... sched_prepare_exec: interp=/bin/ls filename=/bin/ls pid=2000 "
         "comm=sh",
         "    50.0 ls-2000 [000] d..4. sched_waking: comm=sh pid=1000 prio=120 target_cpu=001",
-        "    50.0 <idle>-0 [001] dNh2. sched_wakeup: comm=sh pid=1000 prio=120 target_cpu=001",
         "    50.0 ls-2000 [000] ...1. task_rename: pid=2000 oldcomm=sh newcomm=ls oom_score_adj=0",
         "    50.0 ls-2000 [000] ..... sched_process_exec: filename=/bin/ls pid=2000 old_pid=2000",
         "    50.0 ls-2000 [000] ...1. sys_execve -> 0x0",
         "    50.0 ls-2000 [000] ..... sys_exit: NR 59 = 0",
-        "    52.0 <idle>-0 [001] d..2. sched_switch: prev_comm=swapper/1 prev_pid=0 prev_prio=120 "
+        # the parent's idle CPU activates it in its wake-list IPI
+        "    52.0 <idle>-0 [001] dNh2. sched_wakeup: comm=sh pid=1000 prio=120 target_cpu=001",
+        "    53.0 <idle>-0 [001] d..2. sched_switch: prev_comm=swapper/1 prev_pid=0 prev_prio=120 "
         "prev_state=R ==> next_comm=sh next_pid=1000 next_prio=120",
-        "    53.0 sh-1000 [001] ...1. sys_vfork -> 0x7d0",
-        "    53.0 sh-1000 [001] ..... sys_exit: NR 58 = 2000"]
+        "    54.0 sh-1000 [001] ...1. sys_vfork -> 0x7d0",
+        "    54.0 sh-1000 [001] ..... sys_exit: NR 58 = 2000"]
 
 
 def test_threads_and_an_exec_by_a_non_leader(env: Env) -> None:
@@ -439,8 +443,8 @@ def test_threads_and_an_exec_by_a_non_leader(env: Env) -> None:
         "grp=1 res=1",
         "   160.0 true-1000 (1000) [000] d..2. sched_switch: prev_comm=true prev_pid=1000 prev_prio=120 "
         "prev_state=Z ==> next_comm=swapper/0 next_pid=0 next_prio=120",
-        "  2000.0 <idle>-0 (-------) [000] ..s1. sched_process_free: comm=true pid=1000 prio=120",
-        "  2000.0 <idle>-0 (-------) [001] ..s1. sched_process_free: comm=sh pid=1000 prio=120"]
+        " 10000.0 <idle>-0 (-------) [001] ..s1. sched_process_free: comm=sh pid=1000 prio=120",
+        " 14000.0 <idle>-0 (-------) [000] ..s1. sched_process_free: comm=true pid=1000 prio=120"]
 
 
 # ------------------------------------------------------------------ signals
@@ -485,23 +489,23 @@ def test_a_pipe_write_wakes_the_reader_and_a_kill_interrupts_it() -> None:
         "==> next_comm=swapper/0 next_pid=0 next_prio=120",
         "   500.0 a-1000 [001] ...1. sys_write(fd: 4, buf: 7ff100, count: 5)",
         "   500.0 a-1000 [001] d..3. sched_waking: comm=a pid=2000 prio=120 target_cpu=000",
-        "   500.0 <idle>-0 [000] dNh2. sched_wakeup: comm=a pid=2000 prio=120 target_cpu=000",
         "   501.0 a-1000 [001] ...1. sys_write -> 0x5",
-        "   502.0 <idle>-0 [000] d..2. sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 "
+        "   502.0 <idle>-0 [000] dNh2. sched_wakeup: comm=a pid=2000 prio=120 target_cpu=000",
+        "   503.0 <idle>-0 [000] d..2. sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 "
         "prev_state=R ==> next_comm=a next_pid=2000 next_prio=120",
-        "   503.0 a-2000 [000] ...1. sys_read -> 0x5",
+        "   504.0 a-2000 [000] ...1. sys_read -> 0x5",
         "   600.0 a-2000 [000] ...1. sys_read(fd: 3, buf: 7ffe00, count: 64)",
         "   602.0 a-2000 [000] d..2. sched_switch: prev_comm=a prev_pid=2000 prev_prio=120 prev_state=S "
         "==> next_comm=swapper/0 next_pid=0 next_prio=120",
         "   900.0 a-1000 [001] ...1. sys_kill(pid: 7d0, sig: a)",
         "   900.0 a-1000 [001] d..1. signal_generate: sig=10 errno=0 code=0 comm=a pid=2000 grp=1 res=0",
         "   900.0 a-1000 [001] d..3. sched_waking: comm=a pid=2000 prio=120 target_cpu=000",
-        "   900.0 <idle>-0 [000] dNh2. sched_wakeup: comm=a pid=2000 prio=120 target_cpu=000",
         "   901.0 a-1000 [001] ...1. sys_kill -> 0x0",
-        "   902.0 <idle>-0 [000] d..2. sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 "
+        "   902.0 <idle>-0 [000] dNh2. sched_wakeup: comm=a pid=2000 prio=120 target_cpu=000",
+        "   903.0 <idle>-0 [000] d..2. sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 "
         "prev_state=R ==> next_comm=a next_pid=2000 next_prio=120",
-        "   903.0 a-2000 [000] ...1. sys_read -> 0xfffffffffffffe00",
-        "   903.0 a-2000 [000] d..1. signal_deliver: sig=10 errno=0 code=0 sa_handler=401000 "
+        "   904.0 a-2000 [000] ...1. sys_read -> 0xfffffffffffffe00",
+        "   904.0 a-2000 [000] d..1. signal_deliver: sig=10 errno=0 code=0 sa_handler=401000 "
         "sa_flags=4000000",
         "   940.0 a-2000 [000] ...1. sys_rt_sigreturn()",
         "   941.0 a-2000 [000] ...1. sys_rt_sigreturn -> 0xfffffffffffffffc",
@@ -555,10 +559,10 @@ def test_a_group_stop_and_continue(env: Env) -> None:
         "==> next_comm=swapper/0 next_pid=0 next_prio=120",
         "   200.0 a-1000 [001] ...1. sys_kill(pid: 7d0, sig: 12)",
         "   200.0 a-1000 [001] d..3. sched_waking: comm=a pid=2000 prio=120 target_cpu=000",
-        "   200.0 <idle>-0 [000] dNh2. sched_wakeup: comm=a pid=2000 prio=120 target_cpu=000",
         "   200.0 a-1000 [001] d..1. signal_generate: sig=18 errno=0 code=0 comm=a pid=2000 grp=1 res=1",
         "   201.0 a-1000 [001] ...1. sys_kill -> 0x0",
-        "   202.0 <idle>-0 [000] d..2. sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 "
+        "   202.0 <idle>-0 [000] dNh2. sched_wakeup: comm=a pid=2000 prio=120 target_cpu=000",
+        "   203.0 <idle>-0 [000] d..2. sched_switch: prev_comm=swapper/0 prev_pid=0 prev_prio=120 "
         "prev_state=R ==> next_comm=a next_pid=2000 next_prio=120"]
 
 

@@ -15,7 +15,8 @@ entry stop.  The table is derived from the reference kernel's argument types and
   buffers and addresses named below;
 * a few input structs of fixed size are worth having whole: rt_sigaction's ``act``, the
   signal masks of rt_sigprocmask/rt_sigsuspend, the siginfo of rt_(tg)sigqueueinfo, the
-  sleep request of nanosleep/clock_nanosleep, clone3's ``clone_args`` and openat2's
+  sleep request of nanosleep/clock_nanosleep, setitimer's new value, the timeouts of
+  ppoll/pselect6/select/epoll_pwait2, clone3's ``clone_args`` and openat2's
   ``open_how`` (buffers of the size argument, as copy_struct_from_user reads them).
 
 Output pointers (read's buffer, stat's statbuf, accept's sockaddr) hold nothing at entry
@@ -49,6 +50,11 @@ FIXED_SIZES = {
     ("rt_sigsuspend", "unewset"): 8,
     ("rt_sigqueueinfo", "uinfo"): 16,   # siginfo_t's si_signo, si_errno, si_code, si_pid
     ("rt_tgsigqueueinfo", "uinfo"): 16,
+    ("setitimer", "value"): 32,         # struct __kernel_old_itimerval: interval, value
+    ("ppoll", "tsp"): 16,               # the timeouts of the timed waits
+    ("pselect6", "tsp"): 16,
+    ("select", "tvp"): 16,              # struct __kernel_old_timeval
+    ("epoll_pwait2", "timeout"): 16,
 }
 # (syscall, argument) → the argument holding its size
 SIZED_STRUCTS = {("clone3", "uargs"): "size", ("openat2", "how"): "usize"}

@@ -877,10 +877,11 @@ def _make_conv(conv: str, flags: str, wconst: int, wfn: Ev | None, pconst: int |
             elif not v:
                 s = "(null)"
             else:
-                # a pointer field (a tracepoint_string(), a const char * in .rodata): the
-                # printer reads the kernel string it points at
-                raw = c[3].kernel.mem.read_str(v, 256) if c[3] is not None else None
-                s = "(efault)" if raw is None else raw.decode("utf-8", "replace")
+                # a char * field: the string it points to in kernel memory (a TPS()
+                # string, a static name), read when the record is printed
+                it = c[3]
+                raw = it.kernel.mem.read_str(_to_int(v), 4096) if it is not None else None
+                s = "(efault)" if raw is None else raw.decode("utf-8", "surrogateescape")
             p = precision(c)
             if p is not None:
                 s = s[:p]

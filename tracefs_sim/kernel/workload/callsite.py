@@ -85,6 +85,11 @@ ROOT_FRAMES: dict[str, tuple[tuple[str, int | None], ...]] = {
     "__sysvec_apic_timer_interrupt": (("sysvec_apic_timer_interrupt", None),
                                       ("asm_sysvec_apic_timer_interrupt", 0x1A)),
     "irq_exit_rcu": (("sysvec_apic_timer_interrupt", None), ("asm_sysvec_apic_timer_interrupt", 0x1A)),
+    "irq_enter_rcu": (("sysvec_apic_timer_interrupt", None), ("asm_sysvec_apic_timer_interrupt", 0x1A)),
+    # the call-function-single IPI and a device interrupt, from their idtentry
+    "__sysvec_call_function_single": (("sysvec_call_function_single", None),
+                                      ("asm_sysvec_call_function_single", 0x1A)),
+    "__common_interrupt": (("common_interrupt", None), ("asm_common_interrupt", 0x26)),
 }
 
 # Return offsets seen in the reference kernel's output (the golden transcripts: a

@@ -17,7 +17,6 @@ from ..sched import (
 
 Tree = tuple  # (name, child, child, ...) ; a str is a leaf
 
-MAX_TICKS_PER_CATCH_UP = 25
 HOST_TICKS = 2  # a host task idle for this many ticks has blocked (it is switched out)
 
 TIMER_IRQ: Tree = ("__sysvec_apic_timer_interrupt", ("hrtimer_interrupt", (

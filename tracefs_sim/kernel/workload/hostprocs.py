@@ -7,7 +7,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..trace_flags import ITER_EVENT_FORK, ITER_FUNC_FORK
-from .defs import CLONE_FLAGS, CLONE_THREAD_FLAGS, HOST_RUNS_MAX, STATE_S, D
+from .defs import CLONE_FLAGS, CLONE_THREAD_FLAGS, HOST_RUNS_MAX, STATE_S
 
 if TYPE_CHECKING:
     from ..sched import Task
@@ -138,9 +138,7 @@ class HostProcs:
         ppid = self.parent_of.pop(pid, None)
         parent = sched.tasks.get(ppid) if ppid is not None else None
         wl.process.exit_task(cpu, task, parent if parent is not None and parent.pid else None)
-        if sched.curr[cpu] is sched.idle[cpu]:
-            wl.emit_ctx(D, 1, "cpu_idle", 1, cpu)
-        else:
+        if sched.curr[cpu] is not sched.idle[cpu]:
             wl.sched.host[cpu] = sched.curr[cpu]
             wl.sched.host_tick[cpu] = wl.ticks
         wl.process.exit(task)

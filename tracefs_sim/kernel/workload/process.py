@@ -85,6 +85,8 @@ class Process:
         wl = self.wl
         frames = wl.syscalls.begin("clone", (flags, 0, 0, 0x7F3A5C1D5A10, 0))
         wl.slab.cache_alloc("task_struct", "copy_process")
+        wl.itimers.copy_signal(child)
+        wl.entry.fork(parent, child, flags, cpu)
         wl.emit("task_newtask", child.pid, child.comm, flags, 0)
         self.fork(parent, child)
         wake = wl.sites.enter_chain(("wake_up_new_task",), "kernel_clone")
@@ -221,7 +223,13 @@ class Process:
             ctx.rets["copy_process"] = task_struct(tid)
             s.open(ctx, "copy_process")
         wl.slab.cache_alloc("task_struct", "copy_process", task_struct(tid))
+        if child.proc is not parent.proc:
+            wl.itimers.copy_signal(task)
         wl.mm.copy_process(parent, child, clone_flags)
+        if not clone_flags & CLONE_VM:
+            # dup_mm(): the new page tables' NR_PAGETABLE charge updates the memcg's stats
+            wl.background.cgroup.updated(wl.k.sched.cpu)
+        wl.entry.fork(parent.task, task, clone_flags, parent.cpu)
         wl.emit("task_newtask", tid, task.comm, clone_flags, OOM_SCORE_ADJ)
         if ctx is not None:
             s.close(ctx, 1)
@@ -305,6 +313,8 @@ class Process:
         self.vfork_done(proc)
         wl.mm.exec_mmap(t)
         self.rename(task, comm[:TASK_COMM_LEN - 1])
+        wl.entry.exec(task)
+        wl.background.cgroup.updated(wl.k.sched.cpu)    # the new mm's page tables
         wl.fs.release_files(t, proc.files.exec())
         proc.sig.exec()
         wl.mm.load_image(t, filename)
@@ -343,11 +353,14 @@ class Process:
         t.exit_status = status
         if task.pid == proc.tgid:
             self.vfork_done(proc)
-        wl.mm.exit_mm(t)
-        wl.emit("sched_process_exit", task.comm, task.pid, task.prio)
         others = [o for o in proc.threads.values() if o is not t and o.state != T_DEAD]
         if not others:
+            wl.itimers.exit(proc)           # the group is dead: its real_timer cancelled
+        wl.mm.exit_mm(t)
+        wl.emit("sched_process_exit", task.comm, task.pid, task.prio)
+        if not others:
             wl.fs.exit_files(t)
+        wl.entry.exit(task, t.cpu if t.cpu >= 0 else wl.k.sched.cpu)
         leader = task.pid == proc.tgid
         state = STATE_Z
         cpu = t.cpu

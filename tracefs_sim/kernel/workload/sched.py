@@ -1,6 +1,15 @@
-"""The scheduler's visible side (kernel/sched/core.c): context switches, wakeups,
-migrations and the idle loop's cpu_idle events, for the simulated tasks and for host
-tasks whose requests reach the mount."""
+"""The scheduler's visible side (kernel/sched/core.c): context switches, wakeups and
+migrations, for the simulated tasks and for host tasks whose requests reach the mount.
+
+A switch away from the idle task ends its idle loop first (``idle.py``: the tick
+restarts); a switch to it enters the idle loop (the CPU halts).  __schedule() notes the
+context switch to RCU (``rcu_utilization``), then ``sched_switch``; context_switch()
+marks the task switched out for rseq and saves its FPU registers (``entry.py``).
+
+A wakeup onto another CPU that idles is queued on that CPU's wake list and done there in
+its IPI (``smp.py``); a new task put on another, idle CPU makes wake_up_new_task()'s
+wakeup_preempt() send it a reschedule IPI.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +17,8 @@ from typing import TYPE_CHECKING
 
 from ..sched import Task
 from .defs import (
+    HARDIRQ,
     NEED_RESCHED,
-    PWR_EVENT_EXIT,
     SCHEDULE,
     STATE_PREEMPTED,
     STATE_RUNNING,
@@ -43,6 +52,10 @@ class SchedModel:
         if prev is nxt:
             return
         sched.run_on(cpu)
+        idle = sched.idle[cpu]
+        if prev is idle and wl.idle.inidle[cpu]:
+            wl.idle.leave(cpu)
+        wl.rcu.note_context_switch()
         wl.sites.call(SCHEDULE)
         now = 0
         if prev.pid and wl.tp("sched_stat_runtime"):
@@ -57,6 +70,7 @@ class SchedModel:
                     nxt.comm, nxt.pid, nxt.prio)
         k.fgraph.probe_sched_switch(prev, nxt)
         drop = wl.mm.switch_mm(cpu, prev, nxt)      # context_switch(), before switch_to()
+        wl.entry.switch(cpu, prev, nxt)             # switch_to(): the FPU, rseq
         sched.set_current(cpu, nxt)
         if nxt.pid:
             self.task_cpu[nxt.pid] = cpu
@@ -67,28 +81,58 @@ class SchedModel:
             if prev_state not in (STATE_RUNNING, STATE_PREEMPTED, STATE_Z):
                 self.asleep.add(prev.pid)
         wl.mm.finish_task_switch(cpu, prev, prev_state, drop)
+        if nxt is idle:
+            wl.idle.enter(cpu)
 
-    def wakeup(self, cpu: int, task: Task) -> None:
-        """try_to_wake_up(task) from the code running on ``cpu``, onto ``cpu``."""
+    def wakeup(self, cpu: int, task: Task, target: int | None = None) -> None:
+        """try_to_wake_up(task) from the code running on ``cpu``, onto ``target``
+        (default ``cpu``) whose run queue it joins here."""
         wl = self.wl
-        wl.k.sched.run_on(cpu)
+        sched = wl.k.sched
+        sched.run_on(cpu)
+        if target is None:
+            target = cpu
         base = wl.base_depth()
-        wl.emit_ctx(D, base + 2, "sched_waking", task.comm, task.pid, task.prio, cpu)
+        wl.emit_ctx(D, base + 2, "sched_waking", task.comm, task.pid, task.prio, target)
         wl.sites.call(WAKEUP)
-        last = self.task_cpu.get(task.pid)
-        if task.pid and last is not None and last != cpu:
-            wl.emit_ctx(D, base + 2, "sched_migrate_task", task.comm, task.pid, task.prio, last, cpu)
-        self.task_cpu[task.pid] = cpu
+        self.placed(task, target, base + 2)
         # the woken task preempts idle: need-resched is set when the wakeup is traced
-        resched = NEED_RESCHED if wl.k.sched.curr[cpu].pid == 0 else 0
-        wl.emit_ctx(D | resched, base + 3, "sched_wakeup", task.comm, task.pid, task.prio, cpu)
+        resched = NEED_RESCHED if sched.curr[target].pid == 0 and target == cpu else 0
+        wl.emit_ctx(D | resched, base + 3, "sched_wakeup", task.comm, task.pid, task.prio, target)
+        self.asleep.discard(task.pid)
+
+    def placed(self, task: Task, target: int, depth: int) -> None:
+        """set_task_cpu() when the wakeup moves the task (sched_migrate_task, rseq)."""
+        wl = self.wl
+        last = self.task_cpu.get(task.pid)
+        if task.pid and last is not None and last != target:
+            wl.emit_ctx(D, depth, "sched_migrate_task", task.comm, task.pid, task.prio, last, target)
+            wl.entry.migrate(task)
+        self.task_cpu[task.pid] = target
+
+    def activate(self, cpu: int, task: Task) -> None:
+        """ttwu_do_activate() on ``cpu`` in its wake-list IPI (sched_ttwu_pending(), the
+        run queue locked): the woken task preempts the idle task."""
+        wl = self.wl
+        wl.emit_ctx(HARDIRQ | NEED_RESCHED, wl.base_depth() + 1, "sched_wakeup", task.comm, task.pid,
+                    task.prio, cpu)
         self.asleep.discard(task.pid)
 
     def wakeup_new(self, cpu: int, task: Task) -> None:
-        """wake_up_new_task(): the forked child is put on ``cpu``'s run queue."""
+        """wake_up_new_task(): the forked child is put on ``cpu``'s run queue; put on
+        another CPU that idles, it preempts the idle task there (reschedule IPI), and
+        a traced child runs there at once."""
         wl = self.wl
+        here = wl.k.sched.cpu
         self.task_cpu[task.pid] = cpu
-        wl.emit_ctx(D, wl.base_depth() + 2, "sched_wakeup_new", task.comm, task.pid, task.prio, cpu)
+        depth = wl.base_depth() + 2
+        wl.emit_ctx(D, depth, "sched_wakeup_new", task.comm, task.pid, task.prio, cpu)
+        if cpu == here or not wl.background.cpu_idle(cpu) or not wl.background.live:
+            return
+        t = wl.traced.thread(task.pid)
+        if t is not None:
+            wl.background.runq[cpu].append((None, lambda c: wl.traced.resume(t)))
+        wl.smp.send_reschedule(cpu, "wakeup_preempt", depth)
 
     def run_task(self, cpu: int, task: Task) -> None:
         """A host task's request starts on ``cpu``: the scheduler gave it the CPU
@@ -112,7 +156,6 @@ class SchedModel:
             sched.set_current(cpu, sched.idle[cpu])
             if task.pid in self.asleep:
                 self.wakeup(cpu, task)
-            wl.emit_ctx(D, 1, "cpu_idle", PWR_EVENT_EXIT, cpu)
             self.switch(cpu, task)
             self.host[cpu] = task
         self.host_tick[cpu] = wl.ticks
@@ -128,7 +171,6 @@ class SchedModel:
         saved = sched.cpu, sched.current
         sched.set_current(cpu, task)
         self.switch(cpu, sched.idle[cpu], prev_state=state)
-        wl.emit_ctx(D, 1, "cpu_idle", 1, cpu)
         self.host[cpu] = None
         sched.set_current(cpu, sched.idle[cpu])
         if saved[0] != cpu:
@@ -138,3 +180,5 @@ class SchedModel:
         self.task_cpu.pop(task.pid, None)
         self.run_start.pop(task.pid, None)
         self.asleep.discard(task.pid)
+        self.wl.entry.fpu.forget(task.pid)
+        self.wl.entry.rseq.forget(task.pid)

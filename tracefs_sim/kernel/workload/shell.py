@@ -20,8 +20,9 @@ class ShellSession:
         # off once the machine runs traced host programs: its user space is theirs
         self.enabled = True
 
-    def run_child(self, cpu: int) -> None:
-        """The shell runs ``cat``/``ls``: fork, exec, a few syscalls, exit, reaped."""
+    def run_child(self, cpu: int, woken: bool = False) -> None:
+        """The shell runs ``cat``/``ls``: fork, exec, a few syscalls, exit, reaped
+        (``woken``: its wakeup was the machine's, it only runs now)."""
         wl = self.wl
         k = wl.k
         sched = k.sched
@@ -29,7 +30,8 @@ class ShellSession:
         shell = self.task
         idle = sched.idle[cpu]
         # the shell wakes up and forks
-        wl.sched.wakeup(cpu, shell)
+        if not woken:
+            wl.sched.wakeup(cpu, shell)
         wl.sched.switch(cpu, shell)
         child = sched.task(sched.alloc_pid(), shell.comm)
         child.tgid = child.pid
@@ -47,6 +49,6 @@ class ShellSession:
         # the shell returns from wait4() with the child reaped, handles SIGCHLD, sleeps
         wl.syscalls.end("wait4", frames, ret=child.pid)
         wl.emit_ctx(D, 1, "signal_deliver", SIGCHLD, 0, CLD_EXITED, 0x55D1E7B6E1A0, 0x14000000)
-        wl.process.exit(child)
+        wl.process.release(child, cpu)     # release_task(): freed after a grace period
         wl.sched.switch(cpu, idle, prev_state=STATE_S)
 

@@ -257,6 +257,7 @@ class Signals:
         """rt_sigreturn() → restore_sigcontext(): the interrupted context comes back."""
         ctx.rets["restore_sigcontext"] = 0
         self.wl.syscalls.call(ctx, "restore_sigcontext")
+        self.wl.entry.sigreturn(ctx.task, self.wl.k.sched.cpu)
 
     def _sigsuspend(self, ctx: SyscallCtx) -> None:
         ctx.regs["sigsuspend"] = (ctx.frame,)
@@ -281,8 +282,10 @@ class Signals:
             return
         handler, flags = sigs.action(sig)
         tr.flush_restart(t)         # the syscall it interrupted returns first
+        wl.itimers.dequeued(t.proc.tgid, sig)
         wl.emit_ctx(D, 1, "signal_deliver", sig, errno, code, handler, flags)
         if handler == SIG_DFL and sig in STOP_SIGNALS:
             tr.stop(t)
         elif handler != SIG_DFL:
             wl.sites.call(("arch_do_signal_or_restart", "x64_setup_rt_frame"))
+            wl.entry.signal_frame(t.task, wl.k.sched.cpu)

@@ -388,6 +388,7 @@ class Syscalls:
         tp = wl.tp("sys_exit")
         if tp:
             tp.fire(sc.nr, ret)
+        wl.entry.syscall_exit(ctx, ret)
 
     def abandon(self, ctx: SyscallCtx) -> None:
         """The task left the syscall without returning (do_exit() inside it): its frames

@@ -1,232 +1,204 @@
-"""The per-CPU timer interrupt and what runs after it (kernel/time/hrtimer.c,
-tick-sched.c, timer.c; kernel/softirq.c; kernel/workqueue.c; the RCU kthread).
+"""The timer wheel (kernel/time/timer.c): per-CPU bases of ``timer_list`` timers in
+jiffies, the TIMER_SOFTIRQ that expires them, and what the idle code asks of it.
 
-Each tick: the local APIC timer hardirq (hrtimer_interrupt → tick_nohz_handler →
-update_process_times), the softirqs it raised on the way out (TIMER, RCU, now and then
-NET_RX from a virtio-net interrupt), and a kthread whose timer expired: a kworker runs
-its work item and re-arms it, kcompactd or the RCU grace-period thread sleeps again.
+Every CPU has three bases: BASE_LOCAL (pinned timers), BASE_GLOBAL (the rest, which the
+timer migration hierarchy hands to an active CPU while this one idles: ``tmigr.py``)
+and BASE_DEF (deferrable timers: they never wake an idle CPU, they run at the next tick
+it takes).  A timer is queued in the bucket calc_wheel_index() picks, so it expires at
+its ``bucket_expiry`` jiffy, never before its ``expires``.
+
+``timer_start``/``timer_cancel`` (a pending timer re-armed or deleted, and every expiry:
+detach_timer()) and ``timer_expire_entry``/``_exit`` fire as 6.12 fires them;
+``timer_base_idle`` when the idle code marks the bases idle (tick stopped) and when it
+clears them (tick restarted).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from ..clock import HZ, TICK_NS, jiffies_of
-from ..sched import TRACE_FLAG_SOFTIRQ, Task
-from .defs import (
-    HARDIRQ,
-    HOST_TICKS,
-    HRTIMER_MODE_ABS,
-    KTHREAD_STACK,
-    KTHREADS,
-    MEMCG_FLUSH_WORK,
-    NET_IRQ,
-    NET_IRQ_NAME,
-    NR_CPUS,
-    PCPU_BASE,
-    PCPU_STRIDE,
-    PWR_EVENT_EXIT,
-    SOFTIRQ,
-    STATE_I,
-    STATE_PREEMPTED,
-    STATE_RUNNING,
-    STATE_S,
-    TICK_SCHED_TIMER,
-    TIMER_DEFERRABLE,
-    TIMER_IRQSAFE,
-    TIMER_PINNED,
-    TIMER_VECTOR,
-    VMSTAT_WORK,
-    WORK,
-    D,
-    wheel_bucket,
-)
+from ..clock import TICK_NS, jiffies_of
+from ..sched import TRACE_FLAG_IRQS_OFF, TRACE_FLAG_SOFTIRQ
+from .defs import TIMER_DEFERRABLE, TIMER_IRQSAFE, TIMER_PINNED, D, wheel_bucket
+from .hrtimer import KTIME_MAX
 
 if TYPE_CHECKING:
     from . import Workload
 
+BASE_LOCAL, BASE_GLOBAL, BASE_DEF = 0, 1, 2
+NR_BASES = 3
+TIMER_CPUMASK = 0x3FFFF
+TIMER_ARRAYSHIFT = 22
 
-class Timers:
+TimerFn = Callable[["WheelTimer"], None]
+
+
+def jiffy_ns(j: int) -> int:
+    """The boot time (ns) at which jiffy ``j`` began."""
+    return (j - jiffies_of(0)) * TICK_NS
+
+
+@dataclass(slots=True, eq=False)
+class WheelTimer:
+    """A struct timer_list: ``flags`` are its TIMER_* bits (the CPU and the wheel index
+    are added when it is queued)."""
+
+    addr: int
+    function: str
+    fn: TimerFn
+    flags: int = 0
+    expires: int = 0          # jiffies
+    bucket: int = 0           # bucket_expiry: the jiffy it fires at
+    cpu: int = -1             # the CPU whose base holds it (-1: not pending)
+    base: int = -1
+    idx: int = 0
+
+    @property
+    def pending(self) -> bool:
+        return self.cpu >= 0
+
+
+class TimerWheel:
+    """The timer_bases of every CPU."""
+
     def __init__(self, wl: Workload) -> None:
         self.wl = wl
-        kernel = wl.k
-        self.kthreads: list[Task] = []
-        self.kthread_cpu: dict[int, int | None] = {}
-        for comm, pid, cpu in KTHREADS:
-            t = kernel.sched.task(pid, comm, kthread=True)
-            t.prio = 120
-            if cpu is not None and cpu >= kernel.nr_cpus:
-                continue
-            self.kthreads.append(t)
-            self.kthread_cpu[pid] = cpu
-        self.rcu = kernel.sched.task(18, "rcu_preempt", kthread=True)
+        n = wl.k.nr_cpus
+        self.bases: list[list[list[WheelTimer]]] = [[[] for _ in range(NR_BASES)] for _ in range(n)]
+        self.is_idle = [False] * n      # BASE_LOCAL's is_idle
 
-    def tick(self, cpu: int) -> None:
+    # ------------------------------------------------------------------ queueing
+    def init(self, timer: WheelTimer, depth: int = 0) -> None:
+        """timer_setup() → debug_init(): timer_init."""
+        self.wl.emit_ctx(0, depth, "timer_init", timer.addr)
+
+    def _detach(self, timer: WheelTimer, depth: int) -> None:
+        """detach_timer(): timer_cancel (under the base lock, interrupts off)."""
+        self.bases[timer.cpu][timer.base].remove(timer)
+        timer.cpu = -1
+        timer.base = -1
+        self.wl.emit_ctx(D, depth, "timer_cancel", timer.addr)
+
+    def mod_timer(self, timer: WheelTimer, expires: int, cpu: int, depth: int = 0) -> None:
+        """__mod_timer() on ``cpu`` (the current CPU, or the target of add_timer_on()
+        for a pinned timer): a pending timer is detached first; the timer goes to the
+        base its flags pick (deferrable → BASE_DEF, pinned → BASE_LOCAL, else
+        BASE_GLOBAL) in the bucket for ``expires`` (timer_start)."""
         wl = self.wl
-        k = wl.k
-        sched = k.sched
-        ws = wl.sched
-        saved = (sched.cpu, sched.current, sched.irq_flags, sched.preempt_count)
-        sched.run_on(cpu)
-        host = ws.host[cpu]
-        if host is not None and wl.ticks - ws.host_tick[cpu] >= HOST_TICKS:
-            ws.host_off(cpu, STATE_S)    # no request for a while: it blocked
-        elif host is not None:
-            sched.set_current(cpu, host)    # interrupted in user space
-        cur = sched.current
-        idle = cur is sched.idle[cpu]
-        base = 1 if idle else 0
-        now = k.boot_clock.ns()
-        jiffies = jiffies_of(now)
-        # ---- hardirq: the local APIC timer
-        sched.irq_flags = HARDIRQ
-        sched.preempt_count = base
-        wl.emit("local_timer_entry", TIMER_VECTOR)
-        frames = wl.sites.enter_chain(("__sysvec_apic_timer_interrupt", "hrtimer_interrupt"))
-        tick_timer = PCPU_BASE + cpu * PCPU_STRIDE + TICK_SCHED_TIMER
-        nohz = wl.sites.sym("tick_nohz_handler")
-        wl.emit_ctx(HARDIRQ, base + 1, "hrtimer_cancel", tick_timer)
-        inner = wl.sites.enter_chain(("__hrtimer_run_queues",), "hrtimer_interrupt")
-        wl.emit("hrtimer_expire_entry", tick_timer, now, nohz)
-        upt = wl.sites.enter_chain(("tick_nohz_handler", "update_process_times"), "__hrtimer_run_queues")
-        wl.sites.call("account_process_tick", "update_process_times")
-        r = wl.rng.random()
-        kt = self._timer_task(cpu, r)
-        vecs = [1]                                       # run_local_timers(): TIMER_SOFTIRQ
-        wl.emit("softirq_raise", 1)
-        wl.sites.call("rcu_sched_clock_irq", "update_process_times")
-        if kt is self.rcu or wl.ticks % 2 == 0 or wl.rcu_cbs[cpu]:
-            vecs.append(9)                               # rcu_sched_clock_irq(): RCU_SOFTIRQ
-            wl.emit("softirq_raise", 9)
-        sched_tick = wl.sites.enter_chain(("sched_tick",), "update_process_times")
-        if not idle:
-            runtime = TICK_NS - wl.rng.randrange(TICK_NS // 4)
-            wl.emit_ctx(HARDIRQ, base + 1, "sched_stat_runtime", cur.comm, cur.pid, runtime)
-        wl.sites.leave_chain(sched_tick)
-        wl.sites.leave_chain(upt)
-        wl.emit("hrtimer_expire_exit", tick_timer)
-        expires = (now // TICK_NS + 1) * TICK_NS
-        wl.emit_ctx(HARDIRQ, base + 1, "hrtimer_start", tick_timer, nohz, expires, expires,
-                      HRTIMER_MODE_ABS, 0)
-        wl.sites.leave_chain(inner)
-        wl.sites.call("_raw_spin_lock", "hrtimer_interrupt")
-        wl.sites.call("_raw_spin_unlock", "hrtimer_interrupt")
-        wl.sites.leave_chain(frames)
-        wl.emit("local_timer_exit", TIMER_VECTOR)
-        if r > 0.97:
-            # a virtio-net receive interrupt: NET_RX work for the softirq
-            wl.emit("irq_handler_entry", NET_IRQ, NET_IRQ_NAME)
-            wl.emit_ctx(HARDIRQ, base, "softirq_raise", 3)
-            wl.emit("irq_handler_exit", NET_IRQ, 1)
-            vecs.insert(0, 3)
-        # ---- softirqs on the way out of the interrupt
-        sched.irq_flags = TRACE_FLAG_SOFTIRQ
-        sched.preempt_count = base
-        woken: Task | None = None
-        for vec in vecs:
-            wl.emit("softirq_entry", vec)
-            if vec == 1:
-                wl.sites.call(SOFTIRQ)
-                if kt is not None:
-                    woken = kt
-                    self._expire_timer(cpu, kt, jiffies, base)
-            elif vec == 9:
-                wl.sites.call("rcu_core")
-                wl.rcu_core(cpu)
-                if r < 0.1:   # a grace period ended: kfree_rcu() callbacks run
-                    wl.slab.kfree("rcu_do_batch", wl.slab.alloc_obj(64))
-            else:
-                wl.sites.call("net_rx_action")
-            wl.emit("softirq_exit", vec)
-        sched.irq_flags, sched.preempt_count = 0, 0
-        if idle:
-            wl.emit_ctx(D, 1, "cpu_idle", PWR_EVENT_EXIT, cpu)
-        # ---- the woken kthread runs, or the shell runs a child
-        if woken is not None:
-            self._run_kthread(cpu, woken, jiffies)
-        elif r < 0.35 and wl.rng.random() < 0.4 and ws.host[cpu] is None and wl.shell.enabled:
-            wl.shell.run_child(cpu)
-        if sched.curr[cpu] is sched.idle[cpu]:
-            wl.emit_ctx(D, 1, "cpu_idle", 1, cpu)
-        sched.cpu, sched.current, sched.irq_flags, sched.preempt_count = saved
+        if timer.pending:
+            self._detach(timer, depth + 1)
+        now = jiffies_of(wl.k.boot_clock.peek())
+        base = BASE_DEF if timer.flags & TIMER_DEFERRABLE else \
+            BASE_LOCAL if timer.flags & TIMER_PINNED else BASE_GLOBAL
+        timer.expires = expires
+        timer.bucket, timer.idx = wheel_bucket(expires, now)
+        timer.cpu = cpu
+        timer.base = base
+        self.bases[cpu][base].append(timer)
+        if wl.tp("timer_start"):
+            flags = cpu | timer.flags | timer.idx << TIMER_ARRAYSHIFT
+            wl.emit_ctx(D, depth + 1, "timer_start", timer.addr, wl.sites.sym(timer.function),
+                        expires, timer.bucket, now, flags)
 
-    def _timer_task(self, cpu: int, r: float) -> Task | None:
-        """The kthread whose timer expires in this tick on ``cpu``, if any: the RCU
-        grace-period kthread every other jiffy, now and then a kworker or kcompactd."""
+    def del_timer(self, timer: WheelTimer, depth: int = 0) -> bool:
+        """del_timer(): a pending timer is detached (timer_cancel)."""
+        if not timer.pending:
+            return False
+        self._detach(timer, depth + 1)
+        return True
+
+    # ------------------------------------------------------------------ queries
+    def next_bucket(self, cpu: int, base: int) -> int | None:
+        """The base's next_expiry (jiffies); None: nothing pending."""
+        q = self.bases[cpu][base]
+        return min(t.bucket for t in q) if q else None
+
+    def due(self, cpu: int, jiffies: int) -> bool:
+        """run_local_timers(): has a base of ``cpu`` a timer due at ``jiffies``?"""
+        for q in self.bases[cpu]:
+            if any(t.bucket <= jiffies for t in q):
+                return True
+        return False
+
+    def fetch_next(self, cpu: int, basej: int, basem: int) -> tuple[int, int, int]:
+        """fetch_next_timer_interrupt(): (nextevt jiffies, tevt.local ns, tevt.global ns)
+        of the pinned and the global base (deferrable timers are not waited for)."""
+        far = basej + (1 << 30)
+        loc = self.next_bucket(cpu, BASE_LOCAL)
+        glob = self.next_bucket(cpu, BASE_GLOBAL)
+        nl = loc if loc is not None else far
+        ng = glob if glob is not None else far
+        local_first = nl <= ng
+        nextevt = nl if local_first else ng
+        tl = tg = KTIME_MAX
+        if nextevt <= basej + 1:
+            nextevt = max(nextevt, basej)
+            tl = basem + (nextevt - basej) * TICK_NS
+            if not local_first:
+                tg = tl
+            return nextevt, tl, tg
+        if not local_first and glob is not None:
+            tg = basem + (ng - basej) * TICK_NS
+        if loc is not None:
+            tl = basem + (nl - basej) * TICK_NS
+        return nextevt, tl, tg
+
+    def global_expiry(self, cpu: int, basej: int, basem: int) -> int:
+        """fetch_next_timer_interrupt_remote(): the next global timer of ``cpu`` (ns)."""
+        return self.fetch_next(cpu, basej, basem)[2]
+
+    # ------------------------------------------------------------------ idle
+    def set_idle(self, cpu: int, depth: int) -> None:
+        """timer_base_try_to_set_idle(): the bases go idle (timer_base_idle, under both
+        base locks)."""
+        if not self.is_idle[cpu]:
+            self.is_idle[cpu] = True
+            self.wl.emit_ctx(D, depth + 2, "timer_base_idle", 1, cpu)
+
+    def clear_idle(self, cpu: int, depth: int) -> None:
+        """timer_clear_idle(): timer_base_idle (unlocked, interrupts off)."""
+        self.is_idle[cpu] = False
+        self.wl.emit_ctx(D, depth, "timer_base_idle", 0, cpu)
+
+    # ------------------------------------------------------------------ expiry
+    def run_softirq(self, cpu: int, depth: int) -> None:
+        """run_timer_softirq(): the expired timers of BASE_LOCAL, BASE_GLOBAL and BASE_DEF,
+        then the global timers of idle CPUs this one handles (tmigr_handle_remote())."""
         wl = self.wl
-        if self.rcu in self.kthreads and wl.ticks % 2 == 1 and \
-                cpu == (wl.ticks // 2) % wl.k.nr_cpus:
-            return self.rcu
-        if r < 0.2:
-            cands = [t for t in self.kthreads if t is not self.rcu
-                     and self.kthread_cpu.get(t.pid) in (None, cpu) and not t.comm.startswith("ksoftirqd")]
-            if cands:
-                return wl.rng.choice(cands)
-        return None
+        jiffies = jiffies_of(wl.k.boot_clock.peek())
+        for base in (BASE_LOCAL, BASE_GLOBAL, BASE_DEF):
+            self.expire_base(cpu, base, jiffies, depth)
+        wl.tmigr.handle_remote(cpu, depth)
 
-    def _work_of(self, kt: Task, cpu: int) -> tuple[int, str, str, int, int]:
-        """(work struct, function, workqueue, req_cpu, pool cpu) a kworker runs."""
-        if self.kthread_cpu.get(kt.pid) is None:
-            return MEMCG_FLUSH_WORK, "flush_memcg_stats_dwork", "events_unbound", NR_CPUS, -1
-        work = PCPU_BASE + cpu * PCPU_STRIDE + VMSTAT_WORK
-        return work, "vmstat_update", "mm_percpu_wq", cpu, cpu
-
-    def _expire_timer(self, cpu: int, kt: Task, jiffies: int, base: int) -> None:
-        """expire_timers() in the timer softirq: the timer of ``kt`` runs."""
-        wl = self.wl
-        worker = kt.comm.startswith("kworker")
-        if worker:
-            work, fn, wq, req_cpu, pool_cpu = self._work_of(kt, cpu)
-            timer, tfn = work + 0x20, "delayed_work_timer_fn"
-        else:
-            timer, tfn = KTHREAD_STACK + kt.pid * 0x4000 + 0x3D60, "process_timeout"
-        tfn_addr = wl.sites.sym(tfn)
-        wl.emit_ctx(D, base + 1, "timer_cancel", timer)
-        wl.emit("timer_expire_entry", timer, jiffies, tfn_addr, jiffies)
-        if worker:
-            wl.emit_ctx(D, base + 1, "workqueue_queue_work", work, wl.sites.sym(fn), wq, req_cpu, pool_cpu)
-            wl.emit_ctx(D, base + 1, "workqueue_activate_work", work, wl.sites.sym(fn))
-        wl.sched.wakeup(cpu, kt)
-        wl.emit("timer_expire_exit", timer)
-
-    def _run_kthread(self, cpu: int, kt: Task, jiffies: int) -> None:
+    def expire_base(self, cpu: int, base: int, jiffies: int, depth: int) -> None:
+        """__run_timers(): each expired timer, bucket by bucket: detached (timer_cancel),
+        then its function between timer_expire_entry and _exit (interrupts stay off
+        for a TIMER_IRQSAFE timer: only the base lock is dropped)."""
         wl = self.wl
         sched = wl.k.sched
-        host = wl.sched.host[cpu]
-        prev = sched.curr[cpu]
-        wl.sched.switch(cpu, kt, prev_state=STATE_PREEMPTED if prev.pid else STATE_RUNNING)
-        sched.set_current(cpu, kt)
-        state = STATE_S
-        if kt.comm.startswith("kworker"):
-            work, fn, wq, req_cpu, _ = self._work_of(kt, cpu)
-            fn_addr = wl.sites.sym(fn)
-            wl.emit("workqueue_execute_start", work, fn_addr)
-            wl.sites.call(WORK)
-            # the work re-arms itself: queue_delayed_work() → add_timer()
-            timer = work + 0x20
-            expires = jiffies + HZ
-            bucket, idx = wheel_bucket(expires, jiffies)
-            flags = cpu | TIMER_DEFERRABLE | TIMER_IRQSAFE | (TIMER_PINNED if req_cpu != NR_CPUS else 0)
-            wl.emit_ctx(D, 1, "timer_start", timer, wl.sites.sym("delayed_work_timer_fn"), expires,
-                          bucket, jiffies, flags | idx << 22)
-            wl.emit("workqueue_execute_end", work, fn_addr)
-            state = STATE_I
-        else:
-            # schedule_timeout(): an on-stack timer that wakes the thread again
-            timer = KTHREAD_STACK + kt.pid * 0x4000 + 0x3D60
-            delay = 2 if kt is self.rcu else HZ // 2
-            expires = jiffies + delay
-            bucket, idx = wheel_bucket(expires, jiffies)
-            wl.emit("timer_init", timer)
-            wl.emit_ctx(D, 1, "timer_start", timer, wl.sites.sym("process_timeout"), expires, bucket,
-                          jiffies, cpu | idx << 22)
-            if kt is self.rcu:
-                state = STATE_I
-        if host is not None and prev is host:
-            wl.sched.switch(cpu, host, prev_state=state)   # the preempted host task resumes
-            wl.sched.host[cpu] = host
-        elif prev.pid in wl.sched.traced:
-            wl.sched.switch(cpu, prev, prev_state=state)   # so does a traced one
-        else:
-            wl.sched.switch(cpu, sched.idle[cpu], prev_state=state)
+        q = self.bases[cpu][base]
+        while True:
+            due = [t for t in q if t.bucket <= jiffies]
+            if not due:
+                return
+            timer = min(due, key=lambda t: t.bucket)
+            baseclk = timer.bucket
+            self._detach(timer, depth + 1)
+            saved = sched.irq_flags
+            sched.irq_flags = TRACE_FLAG_SOFTIRQ | (TRACE_FLAG_IRQS_OFF if timer.flags & TIMER_IRQSAFE else 0)
+            tp = wl.tp("timer_expire_entry")
+            if tp:
+                tp.fire(timer.addr, jiffies, wl.sites.sym(timer.function), baseclk)
+            wl.sites.call("call_timer_fn", "run_timer_softirq")
+            timer.fn(timer)
+            wl.emit("timer_expire_exit", timer.addr)
+            sched.irq_flags = saved
 
+    def forward(self, timer: WheelTimer, now: int) -> None:
+        """Re-bucket a pending timer whose expiry passed while the machine did not run
+        (no trace: nothing recorded then)."""
+        if timer.pending and timer.bucket <= now:
+            timer.expires = now + 1
+            timer.bucket, timer.idx = wheel_bucket(timer.expires, now)

@@ -55,7 +55,6 @@ from ..syscall_table import Syscall, SyscallTable
 from .defs import (
     HARDIRQ,
     NEED_RESCHED,
-    PWR_EVENT_EXIT,
     STATE_D,
     STATE_PREEMPTED,
     STATE_S,
@@ -247,6 +246,7 @@ class Thread:
     state: str = T_RUNNING
     pending: Pending | None = None
     first_return: Syscall | None = None  # the fork-family syscall whose return (0) it owes
+    returned: Syscall | None = None     # that return, once shown (before its exit stop came)
     restart_nr: int = -1                # an unseen syscall interrupted by the mode switch
     blocked: int = 0                    # its blocked signals
     exit_status: int = 0                # its wait status once it exited
@@ -383,12 +383,6 @@ class TracedTasks:
         clock = self.wl.k.boot_clock
         clock.pin(max(ns, clock.floor(cpu) + 1))
 
-    def _follow(self, cpu: int) -> None:
-        """What comes next happens after the last reading on ``cpu`` (it caused it)."""
-        clock = self.wl.k.boot_clock
-        if clock.pinned is not None:
-            clock.pin(max(clock.pinned + clock.PIN_STEP, clock.floor(cpu) + 1))
-
     def waiting(self, t: Thread) -> bool:
         """Is ``t`` in a syscall that waits interruptibly (a signal ends the wait)?"""
         p = t.pending
@@ -509,8 +503,6 @@ class TracedTasks:
             idle = sched.curr[c] is sched.idle[c]
             if idle and t.state in (T_WOKEN, T_NEW) and t.woken_at and t.cpu == c:
                 self._pin_on(c, t.woken_at + SWITCH_STEP)   # an idle CPU runs it at once
-            if idle:
-                wl.emit_ctx(D, 1, "cpu_idle", PWR_EVENT_EXIT, c)
             wl.sched.switch(c, task, prev_state=prev_state)
             self._running(t, c)
             self._back(pinned)
@@ -525,13 +517,10 @@ class TracedTasks:
             self._first_return(t)
 
     def _switch(self, cpu: int, nxt: Task, prev_state: int) -> None:
-        """__schedule() on ``cpu`` to ``nxt`` (the idle task: cpu_idle follows)."""
+        """__schedule() on ``cpu`` to ``nxt`` (the idle task: the CPU idles)."""
         wl = self.wl
-        sched = wl.k.sched
-        sched.run_on(cpu)
+        wl.k.sched.run_on(cpu)
         wl.sched.switch(cpu, nxt, prev_state=prev_state)
-        if nxt is sched.idle[cpu]:
-            wl.emit_ctx(D, 1, "cpu_idle", 1, cpu)
 
     def _migrate(self, t: Thread, cpu: int) -> None:
         """The load balancer of ``cpu`` pulled runnable ``t`` over (set_task_cpu())."""
@@ -573,6 +562,7 @@ class TracedTasks:
         t.sleep_state = state
         if p is not None:
             p.slept = True
+            p.ctx.data["slept"] = 1
             self.hold[p.cpu] = None
         self._back(pinned)
         sched.run_on(saved)
@@ -609,23 +599,31 @@ class TracedTasks:
             wl.emit_ctx(D, base + 2, "sched_migrate_task", task.comm, task.pid, task.prio, last,
                         target)
             t.cpu = target
-        if target == c or sched.curr[target] is not sched.idle[target]:
+        t.state = T_WOKEN
+        if target == c or sched.curr[target] is not sched.idle[target] or not wl.background.live:
             resched = D | (NEED_RESCHED if sched.curr[target].pid == 0 else 0)
             wl.emit_ctx(resched, base + 3, "sched_wakeup", task.comm, task.pid, task.prio, target)
+            t.woken_at = k.boot_clock.pinned or self.now
+            wl.background.traced_woken(t, target)
         else:
-            # ttwu_queue_wakelist(): the idle target activates it in its IPI (whatever
-            # context the waker was in: a softirq's is not the target's)
-            self._follow(c)
-            sched.run_on(target)
-            sched.irq_flags = 0
-            wl.emit_ctx(HARDIRQ | NEED_RESCHED, 2, "sched_wakeup", task.comm, task.pid, task.prio,
-                        target)
+            # ttwu_queue_wakelist(): the idle target activates it in its IPI
+            t.woken_at = k.boot_clock.pinned or self.now
+
+            def activate() -> None:
+                wl.sched.activate(target, task)
+                t.woken_at = k.boot_clock.pinned or self.now
+                wl.background.traced_woken(t, target)
+            wl.smp.ttwu_queue_wakelist(target, task.pid, activate, base + 2)
         wl.sched.task_cpu[task.pid] = target
         wl.sched.asleep.discard(task.pid)
-        t.state = T_WOKEN
-        t.woken_at = k.boot_clock.pinned or self.now
         sched.irq_flags = saved_flags
         sched.run_on(saved)
+
+    def resume(self, t: Thread) -> None:
+        """``t``, woken onto its idle CPU in an interrupt there, runs once the interrupt
+        returns (the machine's scheduler)."""
+        if t.state in (T_WOKEN, T_NEW) and t.cpu >= 0:
+            self._run(t, t.cpu)
 
     def _idle_cpu(self, cpu: int) -> int:
         """Where an unknown waker ran: ``cpu``'s idle context, else another idle CPU's
@@ -671,6 +669,7 @@ class TracedTasks:
         known or needed."""
         t = self._known(tid, tgid)
         self._release(t)
+        t.returned = None
         p = t.pending
         if p is not None:
             if p.restart and nr in (p.ctx.sc.nr, NR_RESTART_SYSCALL):
@@ -726,7 +725,7 @@ class TracedTasks:
             return
         p = t.pending
         if p is None or (p.ctx.sc.nr != nr and not (p.restarted and nr == NR_RESTART_SYSCALL)):
-            owed = t.first_return       # the child's first return: run() shows it
+            owed = t.first_return or t.returned     # the child's first return: run() shows it
             self._at(ts)
             self._run(t, cpu)
             if p is not None:
@@ -866,7 +865,7 @@ class TracedTasks:
                 sched.curr[t.cpu] = sched.idle[t.cpu]
             t.state = T_ASLEEP
             return
-        owed = t.first_return       # the child's first return: run() shows it
+        owed = t.first_return or t.returned     # the child's first return: run() shows it
         self._at(ts)
         self._run(t, cpu)
         if owed is None or nr != owed.nr or ret != 0:
@@ -879,6 +878,7 @@ class TracedTasks:
         sc = t.first_return
         assert sc is not None
         t.first_return = None
+        t.returned = sc
         ctx = SyscallCtx(sc, (), {}, t, entered=False, t0=self.now)
         self.wl.syscalls.sys_exit(ctx, 0)
 
