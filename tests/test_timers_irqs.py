@@ -10,7 +10,7 @@ import re
 import struct
 from pathlib import Path
 
-from test_traced_tasks import NR, A, B, Env, args, trace_program, sysprobe, two_processes  # noqa: F401 (a fixture)
+from test_traced_tasks import NR, A, B, Env, args, sysprobe, trace_program, two_processes  # noqa: F401 (a fixture)
 
 from tracefs_sim.kernel import Kernel
 from tracefs_sim.tracefs import build_tree
