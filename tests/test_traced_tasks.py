@@ -312,9 +312,10 @@ def test_fork_exit_wait(env: Env) -> None:
         "prev_state=R ==> next_comm=sh next_pid=1000 next_prio=120",
         "  1334.0 sh-1000 [001] ...1. sys_wait4 -> 0x7d0",
         "  1334.0 sh-1000 [001] ..... sys_exit: NR 61 = 2000",
-        # the tick at 2000 asks for a grace period; its fqs timer (1 jiffy, the wheel's
-        # bucket one more) ends it at 10000; the RCU softirq of the next tick frees
-        " 14000.0 sh-1000 [001] ..s.. sched_process_free: comm=sh pid=2000 prio=120"]
+        # the tick at 2000 on CPU 0 (the child's exit_mmap left RCU callbacks there)
+        # asks for a grace period; its fqs timer (1 jiffy, the wheel's bucket one more)
+        # ends it at 10000, before CPU 1's tick of that jiffy, whose RCU softirq frees
+        " 10000.0 sh-1000 [001] ..s.. sched_process_free: comm=sh pid=2000 prio=120"]
 
 
 def test_pid_lists_follow_forks_and_frees(env: Env) -> None:

@@ -27,12 +27,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from ..clock import HZ, TICK_NS, jiffies_of
 from ..sched import TRACE_FLAG_SOFTIRQ, Task
 from .cgroup import CgroupRstat
 from .defs import (
     HARDIRQ,
     HOST_TICKS,
-    HZ,
     KTHREAD_STACK,
     KTHREADS,
     MEMCG_FLUSH_WORK,
@@ -45,13 +45,11 @@ from .defs import (
     STATE_PREEMPTED,
     STATE_RUNNING,
     STATE_S,
-    TICK_NS,
     TIMER_DEFERRABLE,
     TIMER_IRQSAFE,
     TIMER_PINNED,
     VMSTAT_WORK,
     D,
-    jiffies_of,
     wheel_bucket,
 )
 from .hrtimer import KTIME_MAX
