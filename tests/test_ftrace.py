@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import errno
 import re
-import time
 
 import pytest
 
@@ -175,14 +174,16 @@ def test_mod_command(k):
     assert not h.ents
 
 
-def test_glob_speed(k):
+def test_glob_index_matches_every_record(k):
+    """The indexed glob match (its speed is a scripts/bench figure, ftrace_filter_write)
+    selects exactly the records a plain match of every name selects."""
     ft = k.ftrace
     gt = k.trace.global_trace
-    ft.probes.process_regex(gt, F.FtraceHash(), "x*", True)  # build the indexes once
-    for pat, limit in (("vfs_*", 0.02), ("*", 0.02), ("*read*", 0.02), ("*pin*lock", 0.03)):
-        t = time.perf_counter()
-        ft.probes.process_regex(gt, F.FtraceHash(), pat, True)
-        assert time.perf_counter() - t < limit, pat
+    for pat in ("vfs_*", "*", "*read*", "*pin*lock", "x*"):
+        h = F.FtraceHash()
+        ft.probes.process_regex(gt, h, pat, True)
+        rx = re.compile(glob_to_regex(pat))
+        assert set(h.ents) == {i for i, n in enumerate(ft.names) if rx.fullmatch(n)}, pat
 
 
 # ------------------------------------------------------------------------ ops
@@ -386,9 +387,7 @@ def test_graph_all_functions_and_second_user(k):
     g1 = G.FgraphOps(lambda t, g: True, lambda t, g: None)
     g2 = G.FgraphOps(lambda t, g: True, lambda t, g: None)
     ft.set_filter(g2.ops, "vfs_read")
-    t = time.perf_counter()
     fg.register_ftrace_graph(g1)
-    assert time.perf_counter() - t < 1.0
     assert sum(1 for f in ft.flags if f & F.FL_ENABLED) == 43280
     fg.register_ftrace_graph(g2)
     assert g1.idx != g2.idx  # LRU allocation of fgraph_array slots
