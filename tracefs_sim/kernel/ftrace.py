@@ -217,7 +217,7 @@ class Ftrace:
         f = self.site_func[i]
         if f is None:
             return None
-        rs = self.k.sched.current.ret_stack
+        rs = self._sched.current.ret_stack
         n = len(rs)
         f(i, parent_ip, fregs)
         return (rs, n) if len(rs) != n else None
