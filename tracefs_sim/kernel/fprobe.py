@@ -127,9 +127,12 @@ class FprobeCore:
 
     # ------------------------------------------------------------------ handlers
     # The per-hit path: the ops' callback runs for every probed call, so the plain
-    # variant does fprobe_handler() and __fprobe_handler() in one frame (no helper call).
-    def fprobe_handler(self, ip: int, parent_ip: int, ops: FtraceOps, fregs: Regs | None) -> None:
-        """fprobe_handler(): the recursion lock, then __fprobe_handler()."""
+    # variant is the ops' function itself (the shared one adds a frame in front of it).
+    def fprobe_handler(self, ip: int, parent_ip: int, ops: FtraceOps, fregs: Regs | None,
+                       kprobe_shared: bool = False) -> None:
+        """fprobe_handler(): the recursion lock, then __fprobe_handler().  With
+        ``kprobe_shared`` (fprobe_kprobe_handler()): no handler while a kprobe runs on
+        this CPU (a miss), and the kprobe machinery busy around them."""
         fp: Fprobe = ops.owner
         if fp.flags & FPROBE_FL_DISABLED:
             return
@@ -138,24 +141,10 @@ class FprobeCore:
             fp.nmissed += 1
             return
         try:
-            self._fprobe_entry(fp, ip, parent_ip, fregs)
-        finally:
-            self._unlock(bit)
-
-    def fprobe_kprobe_handler(self, ip: int, parent_ip: int, ops: FtraceOps,
-                              fregs: Regs | None) -> None:
-        """fprobe_kprobe_handler(), the callback of an fprobe shared with kprobes: no
-        handler while a kprobe runs on this CPU (a miss), and the kprobe machinery busy
-        around them."""
-        fp: Fprobe = ops.owner
-        if fp.flags & FPROBE_FL_DISABLED:
-            return
-        bit = self._trylock(ip, parent_ip)
-        if bit < 0:
-            fp.nmissed += 1
-            return
-        kp = self.kernel.kprobes
-        try:
+            if not kprobe_shared:
+                self._fprobe_entry(fp, ip, parent_ip, fregs)
+                return
+            kp = self.kernel.kprobes
             if kp.kprobe_running() is not None:
                 fp.nmissed += 1
                 return
@@ -166,6 +155,11 @@ class FprobeCore:
                 kp.kprobe_busy_end()
         finally:
             self._unlock(bit)
+
+    def fprobe_kprobe_handler(self, ip: int, parent_ip: int, ops: FtraceOps,
+                              fregs: Regs | None) -> None:
+        """The callback of an fprobe shared with kprobes (FPROBE_FL_KPROBE_SHARED)."""
+        self.fprobe_handler(ip, parent_ip, ops, fregs, True)
 
     def _fprobe_entry(self, fp: Fprobe, ip: int, parent_ip: int, fregs: Regs | None) -> None:
         """__fprobe_handler(): a rethook node for the exit side, the entry handler."""
