@@ -123,67 +123,73 @@ class FprobeCore:
         self.ftrace: Ftrace = kernel.ftrace
         self._trylock = kernel.ftrace.recursion_trylock
         self._unlock = kernel.ftrace.recursion_unlock
+        self._sched = kernel.sched
 
     # ------------------------------------------------------------------ handlers
-    def fprobe_handler(self, ip: int, parent_ip: int, ops: FtraceOps, fregs: Regs | None) -> None:
-        """The ops' callback: the recursion lock, then __fprobe_handler()."""
-        self._handler(ops.owner, ip, parent_ip, fregs, False)
-
-    def fprobe_kprobe_handler(self, ip: int, parent_ip: int, ops: FtraceOps,
-                              fregs: Regs | None) -> None:
-        """The callback of an fprobe shared with kprobes: no handler while a kprobe
-        runs on this CPU (a miss), and the kprobe machinery busy around them."""
-        self._handler(ops.owner, ip, parent_ip, fregs, True)
-
-    def _handler(self, fp: Fprobe, ip: int, parent_ip: int, fregs: Regs | None,
-                 kprobe_shared: bool) -> None:
-        """fprobe_handler()/fprobe_kprobe_handler() + ``__fprobe_handler``: a rethook
-        node for the exit side, the entry handler."""
+    # The per-hit path: the ops' callback runs for every probed call, so the plain
+    # variant is the ops' function itself (the shared one adds a frame in front of it).
+    def fprobe_handler(self, ip: int, parent_ip: int, ops: FtraceOps, fregs: Regs | None,
+                       kprobe_shared: bool = False) -> None:
+        """fprobe_handler(): the recursion lock, then __fprobe_handler().  With
+        ``kprobe_shared`` (fprobe_kprobe_handler()): no handler while a kprobe runs on
+        this CPU (a miss), and the kprobe machinery busy around them."""
+        fp: Fprobe = ops.owner
         if fp.flags & FPROBE_FL_DISABLED:
             return
         bit = self._trylock(ip, parent_ip)
         if bit < 0:
             fp.nmissed += 1
             return
-        busy = False
         try:
-            if kprobe_shared:
-                kp = self.kernel.kprobes
-                if kp.kprobe_running() is not None:
-                    fp.nmissed += 1
-                    return
-                kp.kprobe_busy_begin()
-                busy = True
-            rh: RethookNode[Fprobe] | None = None
-            entry_data = None
-            if fp.exit_handler is not None:
-                rh = fp.rethook.try_get() if fp.rethook is not None else None
-                if rh is None:
-                    fp.nmissed += 1
-                    return
-                rh.entry_ip = ip
-                rh.entry_parent_ip = parent_ip
-                if fp.entry_data_size:
-                    entry_data = rh.data
-                    entry_data[:] = bytes(len(entry_data))
-            regs = ftrace_get_regs(fregs)
-            ret = 0
-            if fp.entry_handler is not None:
-                try:
-                    ret = fp.entry_handler(fp, ip, parent_ip, regs, entry_data)
-                except Exception as e:
-                    self.kernel.modules.handler_raised(fp.entry_handler, e)
-                    fp.nmissed += 1
-                    ret = 1     # no exit handler for a call whose entry handler failed
-            if rh is not None:
-                if ret:
-                    rh.rethook.recycle(rh)
-                else:
-                    rethook_hook(rh, regs, parent_ip, self.kernel.sched.current)
+            if not kprobe_shared:
+                self._fprobe_entry(fp, ip, parent_ip, fregs)
+                return
+            kp = self.kernel.kprobes
+            if kp.kprobe_running() is not None:
+                fp.nmissed += 1
+                return
+            kp.kprobe_busy_begin()
+            try:
+                self._fprobe_entry(fp, ip, parent_ip, fregs)
+            finally:
+                kp.kprobe_busy_end()
         finally:
-            if busy:
-                self.kernel.kprobes.kprobe_busy_end()
             self._unlock(bit)
+
+    def fprobe_kprobe_handler(self, ip: int, parent_ip: int, ops: FtraceOps,
+                              fregs: Regs | None) -> None:
+        """The callback of an fprobe shared with kprobes (FPROBE_FL_KPROBE_SHARED)."""
+        self.fprobe_handler(ip, parent_ip, ops, fregs, True)
+
+    def _fprobe_entry(self, fp: Fprobe, ip: int, parent_ip: int, fregs: Regs | None) -> None:
+        """__fprobe_handler(): a rethook node for the exit side, the entry handler."""
+        rh: RethookNode[Fprobe] | None = None
+        entry_data = None
+        if fp.exit_handler is not None:
+            rh = fp.rethook.try_get() if fp.rethook is not None else None
+            if rh is None:
+                fp.nmissed += 1
+                return
+            rh.entry_ip = ip
+            rh.entry_parent_ip = parent_ip
+            if fp.entry_data_size:
+                entry_data = rh.data
+                entry_data[:] = bytes(len(entry_data))
+        regs = ftrace_get_regs(fregs)
+        ret = 0
+        handler = fp.entry_handler
+        if handler is not None:
+            try:
+                ret = handler(fp, ip, parent_ip, regs, entry_data)
+            except Exception as e:
+                self.kernel.modules.handler_raised(handler, e)
+                fp.nmissed += 1
+                ret = 1     # no exit handler for a call whose entry handler failed
+        if rh is not None:
+            if ret:
+                rh.rethook.recycle(rh)
+            else:
+                rethook_hook(rh, regs, parent_ip, self._sched.current)
 
     def fprobe_exit_handler(self, rh: RethookNode[Fprobe], fp: Fprobe, ret_ip: int,
                             regs: Regs) -> None:

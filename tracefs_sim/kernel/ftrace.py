@@ -217,14 +217,18 @@ class Ftrace:
         f = self.site_func[i]
         if f is None:
             return None
-        rs = self.k.sched.current.ret_stack
+        rs = self._sched.current.ret_stack
         n = len(rs)
         f(i, parent_ip, fregs)
         return (rs, n) if len(rs) != n else None
 
     def func_exit(self, i: int, token: RetToken | None, retval: int = 0) -> None:
         if token is not None:
-            self.func_return(token[0], token[1], retval)
+            # func_return() inline: this runs at every hooked return
+            rs, n = token
+            while len(rs) > n:
+                frame = rs.pop()
+                frame[0](frame, retval)
 
     def ops_quiet(self) -> bool:
         """Every registered ops says its callback can leave no trace now."""

@@ -23,6 +23,7 @@ list function walks a tuple snapshot of the ops list.
 
 from __future__ import annotations
 
+from itertools import compress
 from typing import TYPE_CHECKING
 
 from .ftrace_ops import (
@@ -70,10 +71,7 @@ class FtraceDispatch:
     # ------------------------------------------------------------------ trampolines
     def _tramp_base(self) -> int:
         """Trampolines are allocated after the last module's text (module_alloc)."""
-        top = 0
-        for a, m in zip(self.ips, self.ft.mods, strict=True):
-            if m is not None and a > top:
-                top = a
+        top = max(compress(self.ips, self.ft.mods), default=0)   # a record's mod is None or a name
         if not top:
             return 0xFFFFFFFFC0667000
         return ((top + 0xFFF) & ~0xFFF) + 0x2F000

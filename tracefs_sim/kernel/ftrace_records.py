@@ -111,7 +111,7 @@ class FtraceRecords:
         self.kallsyms = kallsyms
         self.names: list[str] = list(kallsyms.names)
         self.ips: list[int] = list(kallsyms.addrs)
-        self.mods: list[str | None] = [m or None for m in kallsyms.mods]
+        self.mods: list[str | None] = list(kallsyms.mods)    # None or a module name
         n = len(self.names)
         self.nr_records = n
         self.flags: list[int] = [0] * n

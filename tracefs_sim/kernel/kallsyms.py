@@ -19,7 +19,10 @@ from __future__ import annotations
 import sys
 from array import array
 from bisect import bisect_right
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping, Sequence
+from functools import cache
+from types import MappingProxyType
+from typing import NamedTuple
 
 from .refdata import data_bytes
 from .version import DATA_SYMBOLS
@@ -30,45 +33,134 @@ _LAST_SIZE = 0x40
 _LAST_MOD_SIZE = 0x400
 
 
+class FunctionTable(NamedTuple):
+    """The traceable functions in available_filter_functions order (read-only)."""
+
+    names: tuple[str, ...]
+    addrs: tuple[int, ...]
+    mods: tuple[str | None, ...]
+    first: Mapping[str, int]              # name -> index of its first record
+    modules: tuple[str, ...]              # /proc/modules order
+    mod_ranges: tuple[tuple[int, int, str], ...]
+
+
+class SymbolTable(NamedTuple):
+    """Every text symbol (/proc/kallsyms order) and its address-sorted view (read-only)."""
+
+    names: tuple[str, ...]
+    types: tuple[str, ...]
+    mods: tuple[str | None, ...]
+    addrs: tuple[int, ...]
+    first: Mapping[str, int]
+    sorted_addrs: tuple[int, ...]          # distinct addresses, ascending
+    sorted_idx: tuple[int, ...]            # the symbol shown at each of them
+
+
+def _first_index(names: Sequence[str]) -> Mapping[str, int]:
+    first: dict[str, int] = {}
+    for i in range(len(names) - 1, -1, -1):
+        first[names[i]] = i
+    return MappingProxyType(first)
+
+
+@cache
+def function_table() -> FunctionTable:
+    """Parsed once per process: every Kernel boots with the same captured data, and
+    parsing it (~50k lines) was most of a boot.  Immutable, so kernels share it."""
+    names: list[str] = []
+    addrs: list[int] = []
+    mods: list[str | None] = []
+    for line in data_bytes("functions.txt.gz").decode().splitlines():
+        a, _, rest = line.partition(" ")
+        name, _, mod = rest.partition(" ")
+        names.append(name)
+        addrs.append(int(a, 16))
+        mods.append(mod[1:-1] if mod else None)
+    modules: list[str] = []
+    ranges: list[tuple[int, int, str]] = []
+    for line in data_bytes("proc-modules.txt").decode().splitlines():
+        f = line.split()
+        modules.append(f[0])
+        base = int(f[-1], 16)
+        ranges.append((base, base + int(f[1]), f[0]))
+    ranges.sort()
+    return FunctionTable(tuple(names), tuple(addrs), tuple(mods), _first_index(names),
+                         tuple(modules), tuple(ranges))
+
+
+@cache
+def symbol_table() -> SymbolTable:
+    """The text symbol table, parsed on first use once per process (immutable)."""
+    names: list[str] = []
+    types: list[str] = []
+    mods: list[str | None] = []
+    for line in data_bytes("kallsyms.txt.gz").decode().splitlines():
+        t = line[0]
+        rest = line[2:]
+        if rest.endswith("]"):
+            name, _, mod = rest[:-1].partition(" [")
+            names.append(name)
+            mods.append(mod)
+        else:
+            names.append(rest)
+            mods.append(None)
+        types.append(t)
+    raw = array("Q")
+    raw.frombytes(data_bytes("kallsyms_addrs.bin.gz"))
+    if sys.byteorder != "little":
+        raw.byteswap()
+    addrs = raw.tolist()
+    if len(addrs) != len(names):
+        raise ValueError("kallsyms data files disagree")
+    # CONFIG_KALLSYMS_ALL: the data symbols probes fetch (@SYM), before the modules'
+    at = next((i for i, m in enumerate(mods) if m is not None), len(names))
+    for t, name, addr in reversed(DATA_SYMBOLS):
+        names.insert(at, name)
+        types.insert(at, t)
+        mods.insert(at, None)
+        addrs.insert(at, addr)
+    # address-sorted view; at equal addresses the first symbol in kallsyms order wins
+    order = sorted(range(len(names)), key=addrs.__getitem__)
+    saddrs: list[int] = []
+    sidx: list[int] = []
+    for i in order:
+        a = addrs[i]
+        if saddrs and saddrs[-1] == a:
+            continue
+        saddrs.append(a)
+        sidx.append(i)
+    return SymbolTable(tuple(names), tuple(types), tuple(mods), tuple(addrs), _first_index(names),
+                       tuple(saddrs), tuple(sidx))
+
+
+@cache
+def _ff_text() -> bytes:
+    ft = function_table()
+    return "".join(f"{n} [{m}]\n" if m else f"{n}\n" for n, m in zip(ft.names, ft.mods, strict=True)).encode()
+
+
+@cache
+def _ff_addrs_text() -> bytes:
+    ft = function_table()
+    return "".join(f"{a:x} {n} [{m}]\n" if m else f"{a:x} {n}\n"
+                   for a, n, m in zip(ft.addrs, ft.names, ft.mods, strict=True)).encode()
+
+
 class Kallsyms:
-    """Symbol tables of the simulated kernel (one per ``Kernel``; no shared state)."""
+    """Symbol tables of the simulated kernel.  The tables are the process-wide
+    read-only ones above (nothing here writes them); the per-kernel part is only the
+    lazily built caches."""
 
     def __init__(self) -> None:
-        names: list[str] = []
-        addrs: list[int] = []
-        mods: list[str | None] = []
-        for line in data_bytes("functions.txt.gz").decode().splitlines():
-            a, _, rest = line.partition(" ")
-            name, _, mod = rest.partition(" ")
-            names.append(name)
-            addrs.append(int(a, 16))
-            mods.append(mod[1:-1] if mod else None)
-        self.names = names
-        self.addrs = addrs
-        self.mods = mods
-        first: dict[str, int] = {}
-        for i in range(len(names) - 1, -1, -1):
-            first[names[i]] = i
-        self._first = first
+        ft = function_table()
+        self.names = ft.names
+        self.addrs = ft.addrs
+        self.mods = ft.mods
+        self._first = ft.first
         self._all_idx: dict[str, list[int]] | None = None
-        self.modules: list[str] = []
-        self._mod_ranges: list[tuple[int, int, str]] = []
-        for line in data_bytes("proc-modules.txt").decode().splitlines():
-            f = line.split()
-            self.modules.append(f[0])
-            base = int(f[-1], 16)
-            self._mod_ranges.append((base, base + int(f[1]), f[0]))
-        self._mod_ranges.sort()
-        # lazily loaded text symbol table
-        self._sym_names: list[str] | None = None
-        self._sym_types: list[str] = []
-        self._sym_mods: list[str | None] = []
-        self._sym_addrs: array = array("Q")
-        self._sym_first: dict[str, int] = {}
-        self._sorted_addrs: array = array("Q")
-        self._sorted_idx: list[int] = []
-        self._ff_text: bytes | None = None
-        self._ff_addrs_text: bytes | None = None
+        self.modules: list[str] = list(ft.modules)
+        self._mod_ranges = ft.mod_ranges
+        self._syms: SymbolTable | None = None
 
     # ------------------------------------------------------------------ ftrace list
     def __len__(self) -> int:
@@ -96,79 +188,23 @@ class Kallsyms:
 
     def available_filter_functions_text(self) -> bytes:
         """The bytes of tracing/available_filter_functions."""
-        if self._ff_text is None:
-            self._ff_text = "".join(
-                f"{n} [{m}]\n" if m else f"{n}\n" for n, m in zip(self.names, self.mods, strict=True)
-            ).encode()
-        return self._ff_text
+        return _ff_text()
 
     def available_filter_functions_addrs_text(self) -> bytes:
         """The bytes of tracing/available_filter_functions_addrs."""
-        if self._ff_addrs_text is None:
-            self._ff_addrs_text = "".join(
-                f"{a:x} {n} [{m}]\n" if m else f"{a:x} {n}\n"
-                for a, n, m in zip(self.addrs, self.names, self.mods, strict=True)
-            ).encode()
-        return self._ff_addrs_text
+        return _ff_addrs_text()
 
     # ------------------------------------------------------------------ text symbols
-    def _load_syms(self) -> list[str]:
-        if self._sym_names is not None:
-            return self._sym_names
-        names: list[str] = []
-        types: list[str] = []
-        mods: list[str | None] = []
-        for line in data_bytes("kallsyms.txt.gz").decode().splitlines():
-            t = line[0]
-            rest = line[2:]
-            if rest.endswith("]"):
-                name, _, mod = rest[:-1].partition(" [")
-                names.append(name)
-                mods.append(mod)
-            else:
-                names.append(rest)
-                mods.append(None)
-            types.append(t)
-        addrs = array("Q")
-        addrs.frombytes(data_bytes("kallsyms_addrs.bin.gz"))
-        if sys.byteorder != "little":
-            addrs.byteswap()
-        if len(addrs) != len(names):
-            raise ValueError("kallsyms data files disagree")
-        # CONFIG_KALLSYMS_ALL: the data symbols probes fetch (@SYM), before the modules'
-        at = next((i for i, m in enumerate(mods) if m is not None), len(names))
-        for t, name, addr in reversed(DATA_SYMBOLS):
-            names.insert(at, name)
-            types.insert(at, t)
-            mods.insert(at, None)
-            addrs.insert(at, addr)
-        first: dict[str, int] = {}
-        for i in range(len(names) - 1, -1, -1):
-            first[names[i]] = i
-        # address-sorted view; at equal addresses the first symbol in kallsyms order wins
-        order = sorted(range(len(names)), key=addrs.__getitem__)
-        saddrs = array("Q")
-        sidx: list[int] = []
-        for i in order:
-            a = addrs[i]
-            if saddrs and saddrs[-1] == a:
-                continue
-            saddrs.append(a)
-            sidx.append(i)
-        self._sym_types = types
-        self._sym_mods = mods
-        self._sym_addrs = addrs
-        self._sym_first = first
-        self._sorted_addrs = saddrs
-        self._sorted_idx = sidx
-        self._sym_names = names
-        return names
+    def _load_syms(self) -> SymbolTable:
+        if self._syms is None:
+            self._syms = symbol_table()
+        return self._syms
 
     def addr_of(self, name: str) -> int | None:
         """kallsyms_lookup_name(): address of the first text symbol ``name``."""
-        self._load_syms()
-        i = self._sym_first.get(name)
-        return self._sym_addrs[i] if i is not None else None
+        st = self._load_syms()
+        i = st.first.get(name)
+        return st.addrs[i] if i is not None else None
 
     def module_of_addr(self, addr: int) -> str | None:
         for lo, hi, mod in self._mod_ranges:
@@ -178,15 +214,15 @@ class Kallsyms:
 
     def lookup_addr(self, addr: int) -> tuple[str, int, int, str | None] | None:
         """kallsyms_lookup(): (symbol, offset, size, module) or None if not in text."""
-        self._load_syms()
-        saddrs = self._sorted_addrs
+        st = self._load_syms()
+        saddrs = st.sorted_addrs
         pos = bisect_right(saddrs, addr) - 1
         if pos < 0:
             return None
-        i = self._sorted_idx[pos]
+        i = st.sorted_idx[pos]
         start = saddrs[pos]
-        mod = self._sym_mods[i]
-        if pos + 1 < len(saddrs) and self._sym_mods[self._sorted_idx[pos + 1]] == mod:
+        mod = st.mods[i]
+        if pos + 1 < len(saddrs) and st.mods[st.sorted_idx[pos + 1]] == mod:
             end = saddrs[pos + 1]
         elif mod is None:
             end = start + _LAST_SIZE
@@ -195,8 +231,7 @@ class Kallsyms:
             end = min(hi, start + _LAST_MOD_SIZE)
         if addr >= end:
             return None
-        assert self._sym_names is not None
-        return self._sym_names[i], addr - start, end - start, mod
+        return st.names[i], addr - start, end - start, mod
 
     def format_ps(self, addr: int) -> str:
         """``%ps``: sprint_symbol_no_offset()."""
@@ -215,11 +250,11 @@ class Kallsyms:
 
     def text_lines(self) -> Iterator[str]:
         """/proc/kallsyms-like lines (``ffffffff81000000 T name [mod]``), no newline."""
-        names = self._load_syms()
-        addrs, types, mods = self._sym_addrs, self._sym_types, self._sym_mods
-        for i, name in enumerate(names):
+        st = self._load_syms()
+        addrs, types, mods = st.addrs, st.types, st.mods
+        for i, name in enumerate(st.names):
             m = mods[i]
             yield f"{addrs[i]:016x} {types[i]} {name}\t[{m}]" if m else f"{addrs[i]:016x} {types[i]} {name}"
 
     def symbol_count(self) -> int:
-        return len(self._load_syms())
+        return len(self._load_syms().names)

@@ -32,7 +32,7 @@ D = TypeVar("D")
 class RethookNode(Generic[D]):
     """``struct rethook_node`` plus the fprobe_rethook_node payload."""
 
-    __slots__ = ("rethook", "ret_addr", "entry_ip", "entry_parent_ip", "data", "regs")
+    __slots__ = ("rethook", "ret_addr", "entry_ip", "entry_parent_ip", "data", "regs", "frame")
 
     def __init__(self, rethook: Rethook[D], data_size: int) -> None:
         self.rethook = rethook
@@ -41,6 +41,9 @@ class RethookNode(Generic[D]):
         self.entry_parent_ip = 0
         self.data = bytearray(data_size)
         self.regs: Regs | None = None    # the entry's registers (what the return keeps)
+        # its return-hook frame on the task's ret_stack, made once: a node is on at most
+        # one stack at a time, so hooking it allocates nothing
+        self.frame: list[Any] = [rethook_trampoline_handler, self]
 
 
 # rethook_handler_t: (node, rethook->data, correct return address, pt_regs at return)
@@ -96,7 +99,7 @@ def rethook_hook(node: RethookNode[Any], regs: Regs | None, ret_addr: int, task:
     return address arch_rethook_prepare() replaces on the stack)."""
     node.ret_addr = ret_addr
     node.regs = regs
-    task.ret_stack.append([rethook_trampoline_handler, node])
+    task.ret_stack.append(node.frame)
 
 
 def rethook_trampoline_handler(frame: list[Any], retval: int) -> None:

@@ -6,13 +6,14 @@ arch/x86/entry/syscalls/syscall_64.tbl with the ``syscalls:sys_enter_*`` formats
 declare each syscall's arguments as ``SYSCALL_DEFINEn`` does (``const char * filename``).
 The kernel model names a host task's syscall from its number with it (``x64_sys_call`` →
 ``__x64_sys_NAME``, the ``sys_enter_NAME`` event), and the host tracer's capture table
-(tracefs_sim/host/capture.py) is derived from the argument types.  Pure data: the table is
-read once per ``load()`` call and never changes.
+(tracefs_sim/host/capture.py) is derived from the argument types.  Pure data: the rows
+(frozen) are parsed once per process and shared by every ``load()``; they never change.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 from importlib import resources
 
 DATA = "syscalls_x86_64.tsv"
@@ -54,11 +55,16 @@ class SyscallTable:
 
     @classmethod
     def load(cls) -> SyscallTable:
-        text = resources.files("tracefs_sim.data").joinpath(DATA).read_text()
-        return cls(parse(text))
+        return cls(list(_rows()))
 
     def __len__(self) -> int:
         return len(self.by_nr)
+
+
+@cache
+def _rows() -> tuple[Syscall, ...]:
+    """The packaged table's rows, parsed once (every Kernel boot loads the table)."""
+    return tuple(parse(resources.files("tracefs_sim.data").joinpath(DATA).read_text()))
 
 
 def parse(text: str) -> list[Syscall]:

@@ -46,6 +46,7 @@ import gzip
 import re
 import struct
 from collections.abc import Callable, Iterable
+from functools import cache
 from importlib import resources
 from typing import TYPE_CHECKING
 
@@ -121,6 +122,18 @@ def load_event_data() -> tuple[bytes, bytes, bytes, bytes]:
     formats = gzip.decompress(pkg.joinpath("events.txt.gz").read_bytes())
     return (formats, pkg.joinpath("available_events.txt").read_bytes(),
             pkg.joinpath("header_page").read_bytes(), pkg.joinpath("header_event").read_bytes())
+
+
+@cache
+def static_event_records() -> tuple[tuple[tuple[str, str, int, bytes], ...], bytes, bytes]:
+    """The captured events as (system, event, id, format text) in available_events
+    order (the ftrace/* events, not listed there, at the end), with header_page and
+    header_event.  Parsed once per process: every Kernel boots with the same data."""
+    formats, avail, header_page, header_event = load_event_data()
+    order = {line: i for i, line in enumerate(avail.decode().split("\n")) if line}
+    recs = split_formats(formats)
+    keyed = sorted(((order.get(f"{r[0]}:{r[1]}", -1), r) for r in recs), key=lambda p: (p[0] < 0, p[0]))
+    return tuple(r for _, r in keyed), header_page, header_event
 
 
 _REC_RE = re.compile(rb"^== ([^/\n]+)/([^\n]+)\nname: [^\n]*\nID: (\d+)\n", re.M)
@@ -827,24 +840,16 @@ class TraceEvents:
         self._pos: dict[int, int] = {}
         self.kernel = kernel
         self.sched = kernel.sched
-        formats, avail, self.header_page, self.header_event = load_event_data()
+        recs, self.header_page, self.header_event = static_event_records()
         self.calls: list[EventCall] = []     # ftrace_events / tr->events order
         self.by_name: dict[tuple[str, str], EventCall] = {}
         self.by_id: dict[int, EventCall] = {}
         self.used_ids: set[int] = set()
-        order = {line: i for i, line in enumerate(avail.decode().split("\n")) if line}
-        recs = split_formats(formats)
-        static = []
         for system, name, type_id, text in recs:
             flags = TRACE_EVENT_FL_TRACEPOINT
             if system == "ftrace":
                 flags = TRACE_EVENT_FL_IGNORE_ENABLE
-            call = EventCall(system, name, type_id, text, flags)
-            static.append((order.get(f"{system}:{name}", -1), call))
-        # available_events order; the ftrace/* events (not listed) go at the end
-        static.sort(key=lambda p: (p[0] < 0, p[0]))
-        for _, call in static:
-            self._link(call)
+            self._link(EventCall(system, name, type_id, text, flags))
         self.tracepoints: dict[str, Tracepoint] = {}
         self.instances: dict[int, InstanceEvents] = {}
         self.systems_order: list[str] = []
