@@ -220,12 +220,17 @@ class Operations(pyfuse3.Operations):
 
     def _enter(self, pid: int, uid: int, op: str = "", name: str = "", count: int = 0,
                path: str | tuple[str, ...] = "") -> bool:
-        """The request starts running as ``pid``; True when ``pid`` is traced."""
+        """The request starts running as ``pid``; True when ``pid`` is traced.
+
+        Runs before every request: what a seeded kernel (no host-process scan, no
+        working-directory check) or a mount without mirrors and tracer does not need is
+        not done at all, not even a closure built for it."""
+        kernel = self.kernel
         if self.sysctl is not None:
             self.sysctl.sync()
         if self.feed is not None:
             self.feed.drain()      # the caller's syscall entry (and all before it) first
-            traced = self.kernel.workload.traced
+            traced = kernel.workload.traced
             if traced.owns(pid):
                 # inside its pending syscall, on its CPU; without one (lifecycle mode:
                 # nothing attached) the CPU it last ran on
@@ -234,9 +239,12 @@ class Operations(pyfuse3.Operations):
                 return True
         lookup = self.tasks.lookup
         comm, cpu = lookup(pid)
-        self.hostprocs.sync(self.kernel, pid, lambda p: (comm, cpu) if p == pid else lookup(p))
-        self.kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count, path=path,
-                                  before=lambda: self.hostprocs.chdir(self.kernel, pid))
+        if kernel.deterministic:    # host activity is not reproducible: never reported
+            kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count, path=path)
+            return False
+        self.hostprocs.sync(kernel, pid, lambda p: (comm, cpu) if p == pid else lookup(p))
+        kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count, path=path,
+                             before=lambda: self.hostprocs.chdir(kernel, pid))
         return False
 
     def _exit(self, pid: int, traced: bool, ret: int) -> None:
@@ -256,20 +264,22 @@ class Operations(pyfuse3.Operations):
         file ``name``: for an untraced caller the kernel runs that syscall's code path
         around ``fn``; a traced one is in its real syscall already)."""
         traced = self._enter(pid, uid, op, name, count, path)
-        ret = 0
         try:
             res = fn(*args)
-            # the syscall's return value (what a return probe of vfs_read sees)
-            if isinstance(res, (bytes, bytearray)):
-                ret = len(res)
-            elif isinstance(res, int) and not isinstance(res, bool):
-                ret = res
-            return res
         except KernelError as e:
-            ret = -e.errno
+            self._exit(pid, traced, -e.errno)
             raise
-        finally:
-            self._exit(pid, traced, ret)
+        except BaseException:
+            self._exit(pid, traced, 0)
+            raise
+        # the syscall's return value (what a return probe of vfs_read sees)
+        if isinstance(res, (bytes, bytearray)):
+            self._exit(pid, traced, len(res))
+        elif isinstance(res, int) and not isinstance(res, bool):
+            self._exit(pid, traced, res)
+        else:
+            self._exit(pid, traced, 0)
+        return res
 
     def _in_task(self, pid: int, fn: Callable[[], None]) -> None:
         """Run ``fn`` as task ``pid`` without a syscall of its own: RELEASE reaches us
