@@ -112,9 +112,37 @@ class DirHandle:
         self.entries: list[tuple[bytes, Node]] | None = None
 
 
-def _boundary(fn: Callable[Concatenate[Operations, P], Awaitable[R]]
+def _fuse_error(name: str, args: tuple[object, ...], e: Exception) -> pyfuse3.FUSEError:
+    """The answer to a handler's exception: a KernelError's errno, else EIO (logged with
+    its traceback: called inside the ``except`` block)."""
+    if isinstance(e, KernelError):
+        return pyfuse3.FUSEError(e.errno)
+    log.exception("%s%r failed", name, args[:3])
+    return pyfuse3.FUSEError(errno.EIO)
+
+
+def _boundary(fn: Callable[Concatenate[Operations, P], R]
               ) -> Callable[Concatenate[Operations, P], Awaitable[R]]:
-    """The one error boundary: KernelError → errno, anything else → log + EIO."""
+    """The one error boundary: KernelError → errno, anything else → log + EIO.
+
+    The handler itself is a plain function (it never waits): the coroutine pyfuse3
+    awaits is this wrapper's, so a request builds one coroutine, not two."""
+
+    @functools.wraps(fn)
+    async def wrapper(self: Operations, *args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return fn(self, *args, **kwargs)
+        except pyfuse3.FUSEError:
+            raise
+        except Exception as e:
+            raise _fuse_error(fn.__name__, args, e) from None
+
+    return wrapper
+
+
+def _boundary_async(fn: Callable[Concatenate[Operations, P], Awaitable[R]]
+                    ) -> Callable[Concatenate[Operations, P], Awaitable[R]]:
+    """``_boundary`` of a handler that may wait (a blocking read)."""
 
     @functools.wraps(fn)
     async def wrapper(self: Operations, *args: P.args, **kwargs: P.kwargs) -> R:
@@ -122,11 +150,8 @@ def _boundary(fn: Callable[Concatenate[Operations, P], Awaitable[R]]
             return await fn(self, *args, **kwargs)
         except pyfuse3.FUSEError:
             raise
-        except KernelError as e:
-            raise pyfuse3.FUSEError(e.errno) from None
-        except Exception:
-            log.exception("%s%r failed", fn.__name__, args[:3])
-            raise pyfuse3.FUSEError(errno.EIO) from None
+        except Exception as e:
+            raise _fuse_error(fn.__name__, args, e) from None
 
     return wrapper
 
@@ -309,7 +334,7 @@ class Operations(pyfuse3.Operations):
 
     # ------------------------------------------------------------------ inodes
     @_boundary
-    async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
+    def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
                      ) -> pyfuse3.EntryAttributes:
         parent = self._dir(parent_inode)
         if name == b".":
@@ -332,11 +357,11 @@ class Operations(pyfuse3.Operations):
             log.exception("forget failed")
 
     @_boundary
-    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+    def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         return self.attrs(self._node(inode), inode)
 
     @_boundary
-    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
+    def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
                       fh: int | None, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         node = self._node(inode)
         if fields.update_size:
@@ -356,7 +381,7 @@ class Operations(pyfuse3.Operations):
         return self.attrs(node, inode)
 
     @_boundary
-    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
+    def setxattr(self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
         """``trusted.tracefs_sim.remount`` on the root: the tracefs remount options
         (``uid=``/``gid=``) that FUSE cannot deliver (scripts/tools/mount sends them)."""
         if inode != ROOT_INODE or name != REMOUNT_XATTR:
@@ -366,7 +391,7 @@ class Operations(pyfuse3.Operations):
         self._invalidate_attrs([ROOT_INODE, *self.inodes.held()])
 
     @_boundary
-    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+    def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
         s = pyfuse3.StatvfsData()
         s.f_bsize = s.f_frsize = 4096
         s.f_blocks = s.f_bfree = s.f_bavail = 0
@@ -376,7 +401,7 @@ class Operations(pyfuse3.Operations):
 
     # ------------------------------------------------------------------ directories
     @_boundary
-    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+    def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
         self._dir(inode)
         name = self.inodes.path(inode).rsplit("/", 1)[-1] or "."
         self._call(ctx.pid, ctx.uid, lambda: None, op="openat", name=name,
@@ -387,7 +412,7 @@ class Operations(pyfuse3.Operations):
         return fh
 
     @_boundary
-    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+    def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         dh = self._dirs.get(fh)
         if dh is None:
             raise pyfuse3.FUSEError(errno.EBADF)
@@ -410,7 +435,7 @@ class Operations(pyfuse3.Operations):
         self._dirs.pop(fh, None)     # asynchronous, like RELEASE: no syscall path
 
     @_boundary
-    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
+    def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
                     ) -> pyfuse3.EntryAttributes:
         parent = self._dir(parent_inode)
         node = self._call(ctx.pid, ctx.uid, parent.mkdir, _fs_name(name), op="mkdir",
@@ -421,30 +446,30 @@ class Operations(pyfuse3.Operations):
         return self.attrs(node, ino)
 
     @_boundary
-    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+    def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         parent = self._dir(parent_inode)
         self._call(ctx.pid, ctx.uid, parent.rmdir, _fs_name(name), op="rmdir",
                    path=f"{self._abspath(parent_inode)}/{_fs_name(name)}")
         self.owners.rmdir(f"{self.inodes.path(parent_inode)}/{_fs_name(name)}")
 
     @_boundary
-    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+    def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         raise pyfuse3.FUSEError(errno.EPERM)
 
     @_boundary
-    async def rename(self, *args: object) -> None:
+    def rename(self, *args: object) -> None:
         raise pyfuse3.FUSEError(errno.EPERM)
 
     @_boundary
-    async def mknod(self, *args: object) -> pyfuse3.EntryAttributes:
+    def mknod(self, *args: object) -> pyfuse3.EntryAttributes:
         raise pyfuse3.FUSEError(errno.EPERM)
 
     @_boundary
-    async def symlink(self, *args: object) -> pyfuse3.EntryAttributes:
+    def symlink(self, *args: object) -> pyfuse3.EntryAttributes:
         raise pyfuse3.FUSEError(errno.EPERM)
 
     @_boundary
-    async def link(self, *args: object) -> pyfuse3.EntryAttributes:
+    def link(self, *args: object) -> pyfuse3.EntryAttributes:
         raise pyfuse3.FUSEError(errno.EPERM)
 
     # ------------------------------------------------------------------ files
@@ -461,11 +486,11 @@ class Operations(pyfuse3.Operations):
                                 nonseekable=bool(openfile.nonseekable))
 
     @_boundary
-    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+    def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         return self._open(inode, self._node(inode), flags, ctx)
 
     @_boundary
-    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+    def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: pyfuse3.RequestContext) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         parent = self._dir(parent_inode)
         node = self._call(ctx.pid, ctx.uid, parent.create, _fs_name(name))
@@ -474,7 +499,7 @@ class Operations(pyfuse3.Operations):
         self.inodes.count_lookup(ino, node)
         return fi, self.attrs(node, ino)
 
-    @_boundary
+    @_boundary_async
     async def read(self, fh: int, off: int, size: int) -> bytes:
         h = self._handle(fh)
         while True:
@@ -526,13 +551,13 @@ class Operations(pyfuse3.Operations):
         return again
 
     @_boundary
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
+    def write(self, fh: int, off: int, buf: bytes) -> int:
         h = self._handle(fh)
         return self._call(h.pid, h.uid, h.openfile.write, off, buf, op="write",
                           name=self.inodes.name(h.ino), count=len(buf))
 
     @_boundary
-    async def flush(self, fh: int) -> None:
+    def flush(self, fh: int) -> None:
         """close(2) of one descriptor: the caller waits for FLUSH, so the close syscall's
         path (filp_close, fput) runs here, in order with the caller's other requests."""
         h = self._handle(fh)
@@ -556,7 +581,7 @@ class Operations(pyfuse3.Operations):
         return None
 
     @_boundary
-    async def poll(self, inode: int, fh: int, poll_handle: pyfuse3.PollHandle | None,
+    def poll(self, inode: int, fh: int, poll_handle: pyfuse3.PollHandle | None,
                    ctx: pyfuse3.RequestContext) -> int:
         h = self._handles.get(fh)
         if h is None:
