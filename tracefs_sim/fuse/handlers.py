@@ -66,6 +66,7 @@ ATTR_TIMEOUT = 0.0
 STABLE_ATTR_TIMEOUT = STABLE_ENTRY_TIMEOUT
 SIGNAL_RECHECK = 0.05  # seconds between checks of a blocked reader's pending signals
 REMOUNT_XATTR = b"trusted.tracefs_sim.remount"
+ATTRS_CACHED = 4096  # files whose attributes are kept (eventfs nodes come and go)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -123,7 +124,8 @@ def _fuse_error(name: str, args: tuple[object, ...], e: Exception) -> pyfuse3.FU
 
 def _boundary(fn: Callable[Concatenate[Operations, P], R]
               ) -> Callable[Concatenate[Operations, P], Awaitable[R]]:
-    """The one error boundary: KernelError → errno, anything else → log + EIO.
+    """The one error boundary: KernelError → errno, anything else → log + EIO
+    (``read``, which may wait, has it written out).
 
     The handler itself is a plain function (it never waits): the coroutine pyfuse3
     awaits is this wrapper's, so a request builds one coroutine, not two."""
@@ -132,22 +134,6 @@ def _boundary(fn: Callable[Concatenate[Operations, P], R]
     async def wrapper(self: Operations, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return fn(self, *args, **kwargs)
-        except pyfuse3.FUSEError:
-            raise
-        except Exception as e:
-            raise _fuse_error(fn.__name__, args, e) from None
-
-    return wrapper
-
-
-def _boundary_async(fn: Callable[Concatenate[Operations, P], Awaitable[R]]
-                    ) -> Callable[Concatenate[Operations, P], Awaitable[R]]:
-    """``_boundary`` of a handler that may wait (a blocking read)."""
-
-    @functools.wraps(fn)
-    async def wrapper(self: Operations, *args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await fn(self, *args, **kwargs)
         except pyfuse3.FUSEError:
             raise
         except Exception as e:
@@ -184,6 +170,8 @@ class Operations(pyfuse3.Operations):
             self.hostprocs.enabled = False
         self.owners = Ownership(os.getuid(), os.getgid())
         self.inodes = InodeTable(root)
+        # ino -> (node, stable, attributes) of files: see attrs()
+        self._file_attrs: dict[int, tuple[Node, bool, pyfuse3.EntryAttributes]] = {}
         # open files
         self._handles: dict[int, Handle] = {}
         self._dirs: dict[int, DirHandle] = {}
@@ -217,10 +205,19 @@ class Operations(pyfuse3.Operations):
         return self.mountpoint + self.inodes.path(ino)
 
     def attrs(self, node: Node, ino: int) -> pyfuse3.EntryAttributes:
+        """The inode's attributes.  A file's never change behind our back except by an
+        owner change (chown, remount, mkdir/rmdir of an instance: ``_owners_changed``),
+        so they are built once per inode and handed out again (pyfuse3 copies them into
+        the reply); a directory's nlink follows its children and is built every time."""
+        stable = self.inodes.stable(ino)
+        if not isinstance(node, Dir):
+            hit = self._file_attrs.get(ino)
+            if hit is not None and hit[0] is node and hit[1] == stable:
+                return hit[2]
         a = pyfuse3.EntryAttributes()
         a.st_ino = ino
         a.generation = 0
-        if self.inodes.stable(ino):
+        if stable:
             a.entry_timeout = STABLE_ENTRY_TIMEOUT
             a.attr_timeout = STABLE_ATTR_TIMEOUT
         else:
@@ -237,7 +234,16 @@ class Operations(pyfuse3.Operations):
         a.st_blksize = 4096
         a.st_blocks = 0
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self.mount_ns
+        if not isinstance(node, Dir):
+            if len(self._file_attrs) >= ATTRS_CACHED:
+                self._file_attrs.clear()
+            self._file_attrs[ino] = (node, stable, a)
         return a
+
+    def _owners_changed(self) -> None:
+        """An owner rule changed (chown, remount, an instance made or removed): the
+        files' attributes are built again."""
+        self._file_attrs.clear()
 
     def _traced(self, pid: int) -> bool:
         """Is ``pid`` traced (its syscalls reach the kernel from the tracer)?"""
@@ -374,6 +380,7 @@ class Operations(pyfuse3.Operations):
             path = self.inodes.path(inode)
             self.owners.chown(path, attr.st_uid if fields.update_uid else None,
                               attr.st_gid if fields.update_gid else None)
+            self._owners_changed()
             # an instance's files take its directory's owner: drop the attributes the
             # VFS keeps for the ones below
             self._invalidate_attrs(self.inodes.below(path))
@@ -387,6 +394,7 @@ class Operations(pyfuse3.Operations):
         if inode != ROOT_INODE or name != REMOUNT_XATTR:
             raise pyfuse3.FUSEError(errno.ENOTSUP)
         self.owners.remount(value.decode("latin-1"))
+        self._owners_changed()
         # every inode's owner may have changed: drop the attributes the VFS keeps
         self._invalidate_attrs([ROOT_INODE, *self.inodes.held()])
 
@@ -442,6 +450,7 @@ class Operations(pyfuse3.Operations):
                           path=f"{self._abspath(parent_inode)}/{_fs_name(name)}")
         ino = self.inodes.ino(node, parent_inode, _fs_name(name))
         self.owners.mkdir(self.inodes.path(parent_inode), self.inodes.path(ino))
+        self._owners_changed()
         self.inodes.count_lookup(ino, node)
         return self.attrs(node, ino)
 
@@ -451,6 +460,7 @@ class Operations(pyfuse3.Operations):
         self._call(ctx.pid, ctx.uid, parent.rmdir, _fs_name(name), op="rmdir",
                    path=f"{self._abspath(parent_inode)}/{_fs_name(name)}")
         self.owners.rmdir(f"{self.inodes.path(parent_inode)}/{_fs_name(name)}")
+        self._owners_changed()
 
     @_boundary
     def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
@@ -499,18 +509,25 @@ class Operations(pyfuse3.Operations):
         self.inodes.count_lookup(ino, node)
         return fi, self.attrs(node, ino)
 
-    @_boundary_async
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        h = self._handle(fh)
-        while True:
-            data = self._call(h.pid, h.uid, h.openfile.read, off, size, op="read",
-                              name=self.inodes.name(h.ino), count=size)
-            if not isinstance(data, _WouldBlock):
-                return bytes(data)
-            if h.mode.nonblock or fd_nonblock(h.pid, h.ino, self.inodes.name(h.ino)):
-                raise pyfuse3.FUSEError(errno.EAGAIN)
-            if not await self._wait(h):
-                return b""
+        """READ: the one handler that may wait (``_wait``), and the busiest (a
+        trace_pipe_raw reader makes one per page), so its error boundary is written
+        out here instead of wrapping it in a second coroutine."""
+        try:
+            h = self._handle(fh)
+            while True:
+                data = self._call(h.pid, h.uid, h.openfile.read, off, size, op="read",
+                                  name=self.inodes.name(h.ino), count=size)
+                if not isinstance(data, _WouldBlock):
+                    return bytes(data)
+                if h.mode.nonblock or fd_nonblock(h.pid, h.ino, self.inodes.name(h.ino)):
+                    raise pyfuse3.FUSEError(errno.EAGAIN)
+                if not await self._wait(h):
+                    return b""
+        except pyfuse3.FUSEError:
+            raise
+        except Exception as e:
+            raise _fuse_error("read", (fh, off, size), e) from None
 
     async def _wait(self, h: Handle) -> bool:
         """Sleep until the file's wait queue is woken (True: read again).
