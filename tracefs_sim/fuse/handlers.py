@@ -27,6 +27,7 @@ import os
 import select
 import stat
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -171,7 +172,7 @@ class Operations(pyfuse3.Operations):
         self.owners = Ownership(os.getuid(), os.getgid())
         self.inodes = InodeTable(root)
         # ino -> (node, stable, attributes) of files: see attrs()
-        self._file_attrs: dict[int, tuple[Node, bool, pyfuse3.EntryAttributes]] = {}
+        self._file_attrs: dict[int, tuple[weakref.ref[Node], bool, pyfuse3.EntryAttributes]] = {}
         # open files
         self._handles: dict[int, Handle] = {}
         self._dirs: dict[int, DirHandle] = {}
@@ -212,7 +213,7 @@ class Operations(pyfuse3.Operations):
         stable = self.inodes.stable(ino)
         if not isinstance(node, Dir):
             hit = self._file_attrs.get(ino)
-            if hit is not None and hit[0] is node and hit[1] == stable:
+            if hit is not None and hit[0]() is node and hit[1] == stable:
                 return hit[2]
         a = pyfuse3.EntryAttributes()
         a.st_ino = ino
@@ -237,7 +238,8 @@ class Operations(pyfuse3.Operations):
         if not isinstance(node, Dir):
             if len(self._file_attrs) >= ATTRS_CACHED:
                 self._file_attrs.clear()
-            self._file_attrs[ino] = (node, stable, a)
+            # weakly: the cache must not keep a node removed from the tree alive
+            self._file_attrs[ino] = (weakref.ref(node), stable, a)
         return a
 
     def _owners_changed(self) -> None:
