@@ -38,11 +38,18 @@ def possible_cpus(path: str = "/sys/devices/system/cpu/possible") -> int:
 
 
 def _read_proc(path: str) -> str | None:
+    """A /proc file's text (None: gone).  os.open/os.read, not open(): no buffered file
+    object for a read that runs on a request's path."""
     try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        return os.read(fd, 4096).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
 def signal_pending(pid: int) -> bool | None:
@@ -95,34 +102,50 @@ def fd_nonblock(pid: int, ino: int, name: str) -> bool:
     return False
 
 
+class _Caller:
+    """What is cached of one caller pid: its comm and the CPU it last ran on, each with
+    the monotonic time until which it is trusted."""
+
+    __slots__ = ("comm", "comm_until", "cpu", "cpu_until")
+
+    def __init__(self) -> None:
+        self.comm = "<...>"
+        self.comm_until = 0.0
+        self.cpu = 0
+        self.cpu_until = 0.0
+
+
 class TaskInfo:
-    """comm and CPU of a caller pid, cheap enough to ask on every request."""
+    """comm and CPU of a caller pid, cheap enough to ask on every request: one dict
+    lookup and one sched_getaffinity(2) while the cached values are fresh."""
 
     def __init__(self, nr_cpus: int) -> None:
         self.nr_cpus = max(1, nr_cpus)
-        self._comm: dict[int, tuple[float, str]] = {}
-        self._stat: dict[int, tuple[float, str, int]] = {}
+        self._callers: dict[int, _Caller] = {}
+
+    def _caller(self, pid: int, now: float) -> _Caller:
+        c = self._callers.get(pid)
+        if c is None:
+            if len(self._callers) > CACHE_MAX:  # drop the stale entries now and then
+                self._callers = {p: v for p, v in self._callers.items()
+                                 if now < v.comm_until or now < v.cpu_until}
+            c = self._callers[pid] = _Caller()
+        return c
 
     def comm(self, pid: int) -> str:
         now = time.monotonic()
-        hit = self._comm.get(pid)
-        if hit is not None and now - hit[0] < COMM_TTL:
-            return hit[1]
-        text = _read_proc(f"/proc/{pid}/comm")
-        comm = text.rstrip("\n") if text is not None else (hit[1] if hit else "<...>")
-        self._remember(pid, now, comm)
-        return comm
-
-    def _remember(self, pid: int, now: float, comm: str) -> None:
-        if len(self._comm) > CACHE_MAX:  # drop stale entries now and then
-            self._comm = {p: v for p, v in self._comm.items() if now - v[0] < COMM_TTL}
-        self._comm[pid] = (now, comm)
+        c = self._caller(pid, now)
+        if now >= c.comm_until:
+            text = _read_proc(f"/proc/{pid}/comm")
+            if text is not None:
+                c.comm = text.rstrip("\n")
+            c.comm_until = now + COMM_TTL
+        return c.comm
 
     def refresh(self, pid: int) -> None:
         """Forget what is cached of ``pid`` (a syscall it makes right after an exec
         must see the new comm)."""
-        self._comm.pop(pid, None)
-        self._stat.pop(pid, None)
+        self._callers.pop(pid, None)
 
     def lookup(self, pid: int) -> tuple[str, int]:
         """(comm, cpu) of ``pid``: a pinned task runs on its one allowed CPU, any other
@@ -135,23 +158,24 @@ class TaskInfo:
             allowed = os.sched_getaffinity(pid)
         except OSError:
             allowed = set()
-        if len(allowed) == 1:
-            return self.comm(pid), next(iter(allowed)) % self.nr_cpus
         now = time.monotonic()
-        hit = self._stat.get(pid)
-        if hit is not None and now - hit[0] < CPU_TTL:
-            return hit[1], hit[2]
+        c = self._callers.get(pid)
+        if c is None:
+            c = self._caller(pid, now)
+        if len(allowed) == 1:
+            comm = c.comm if now < c.comm_until else self.comm(pid)
+            return comm, next(iter(allowed)) % self.nr_cpus
+        if now < c.cpu_until:
+            return c.comm, c.cpu
         text = _read_proc(f"/proc/{pid}/stat")
         if text is None:
             return self.comm(pid), 0
         head, _, tail = text.rpartition(")")
-        comm = head.partition("(")[2]
-        self._remember(pid, time.monotonic(), comm)
+        c.comm = head.partition("(")[2]
+        c.comm_until = now + COMM_TTL
         try:
-            cpu = int(tail.split()[36]) % self.nr_cpus  # field 39; tail starts at field 3
+            c.cpu = int(tail.split()[36]) % self.nr_cpus  # field 39; tail starts at field 3
         except (IndexError, ValueError):
-            cpu = 0
-        if len(self._stat) > CACHE_MAX:
-            self._stat.clear()
-        self._stat[pid] = (now, comm, cpu)
-        return comm, cpu
+            c.cpu = 0
+        c.cpu_until = now + CPU_TTL
+        return c.comm, c.cpu

@@ -27,6 +27,7 @@ import os
 import select
 import stat
 import time
+import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Concatenate, ParamSpec, TypeVar
 
@@ -66,6 +67,7 @@ ATTR_TIMEOUT = 0.0
 STABLE_ATTR_TIMEOUT = STABLE_ENTRY_TIMEOUT
 SIGNAL_RECHECK = 0.05  # seconds between checks of a blocked reader's pending signals
 REMOUNT_XATTR = b"trusted.tracefs_sim.remount"
+ATTRS_CACHED = 4096  # files whose attributes are kept (eventfs nodes come and go)
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -112,21 +114,31 @@ class DirHandle:
         self.entries: list[tuple[bytes, Node]] | None = None
 
 
-def _boundary(fn: Callable[Concatenate[Operations, P], Awaitable[R]]
+def _fuse_error(name: str, args: tuple[object, ...], e: Exception) -> pyfuse3.FUSEError:
+    """The answer to a handler's exception: a KernelError's errno, else EIO (logged with
+    its traceback: called inside the ``except`` block)."""
+    if isinstance(e, KernelError):
+        return pyfuse3.FUSEError(e.errno)
+    log.exception("%s%r failed", name, args[:3])
+    return pyfuse3.FUSEError(errno.EIO)
+
+
+def _boundary(fn: Callable[Concatenate[Operations, P], R]
               ) -> Callable[Concatenate[Operations, P], Awaitable[R]]:
-    """The one error boundary: KernelError → errno, anything else → log + EIO."""
+    """The one error boundary: KernelError → errno, anything else → log + EIO
+    (``read``, which may wait, has it written out).
+
+    The handler itself is a plain function (it never waits): the coroutine pyfuse3
+    awaits is this wrapper's, so a request builds one coroutine, not two."""
 
     @functools.wraps(fn)
     async def wrapper(self: Operations, *args: P.args, **kwargs: P.kwargs) -> R:
         try:
-            return await fn(self, *args, **kwargs)
+            return fn(self, *args, **kwargs)
         except pyfuse3.FUSEError:
             raise
-        except KernelError as e:
-            raise pyfuse3.FUSEError(e.errno) from None
-        except Exception:
-            log.exception("%s%r failed", fn.__name__, args[:3])
-            raise pyfuse3.FUSEError(errno.EIO) from None
+        except Exception as e:
+            raise _fuse_error(fn.__name__, args, e) from None
 
     return wrapper
 
@@ -159,6 +171,8 @@ class Operations(pyfuse3.Operations):
             self.hostprocs.enabled = False
         self.owners = Ownership(os.getuid(), os.getgid())
         self.inodes = InodeTable(root)
+        # ino -> (node, stable, attributes) of files: see attrs()
+        self._file_attrs: dict[int, tuple[weakref.ref[Node], bool, pyfuse3.EntryAttributes]] = {}
         # open files
         self._handles: dict[int, Handle] = {}
         self._dirs: dict[int, DirHandle] = {}
@@ -192,10 +206,19 @@ class Operations(pyfuse3.Operations):
         return self.mountpoint + self.inodes.path(ino)
 
     def attrs(self, node: Node, ino: int) -> pyfuse3.EntryAttributes:
+        """The inode's attributes.  A file's never change behind our back except by an
+        owner change (chown, remount, mkdir/rmdir of an instance: ``_owners_changed``),
+        so they are built once per inode and handed out again (pyfuse3 copies them into
+        the reply); a directory's nlink follows its children and is built every time."""
+        stable = self.inodes.stable(ino)
+        if not isinstance(node, Dir):
+            hit = self._file_attrs.get(ino)
+            if hit is not None and hit[0]() is node and hit[1] == stable:
+                return hit[2]
         a = pyfuse3.EntryAttributes()
         a.st_ino = ino
         a.generation = 0
-        if self.inodes.stable(ino):
+        if stable:
             a.entry_timeout = STABLE_ENTRY_TIMEOUT
             a.attr_timeout = STABLE_ATTR_TIMEOUT
         else:
@@ -212,7 +235,17 @@ class Operations(pyfuse3.Operations):
         a.st_blksize = 4096
         a.st_blocks = 0
         a.st_atime_ns = a.st_mtime_ns = a.st_ctime_ns = self.mount_ns
+        if not isinstance(node, Dir):
+            if len(self._file_attrs) >= ATTRS_CACHED:
+                self._file_attrs.clear()
+            # weakly: the cache must not keep a node removed from the tree alive
+            self._file_attrs[ino] = (weakref.ref(node), stable, a)
         return a
+
+    def _owners_changed(self) -> None:
+        """An owner rule changed (chown, remount, an instance made or removed): the
+        files' attributes are built again."""
+        self._file_attrs.clear()
 
     def _traced(self, pid: int) -> bool:
         """Is ``pid`` traced (its syscalls reach the kernel from the tracer)?"""
@@ -220,12 +253,17 @@ class Operations(pyfuse3.Operations):
 
     def _enter(self, pid: int, uid: int, op: str = "", name: str = "", count: int = 0,
                path: str | tuple[str, ...] = "") -> bool:
-        """The request starts running as ``pid``; True when ``pid`` is traced."""
+        """The request starts running as ``pid``; True when ``pid`` is traced.
+
+        Runs before every request: what a seeded kernel (no host-process scan, no
+        working-directory check) or a mount without mirrors and tracer does not need is
+        not done at all, not even a closure built for it."""
+        kernel = self.kernel
         if self.sysctl is not None:
             self.sysctl.sync()
         if self.feed is not None:
             self.feed.drain()      # the caller's syscall entry (and all before it) first
-            traced = self.kernel.workload.traced
+            traced = kernel.workload.traced
             if traced.owns(pid):
                 # inside its pending syscall, on its CPU; without one (lifecycle mode:
                 # nothing attached) the CPU it last ran on
@@ -234,9 +272,12 @@ class Operations(pyfuse3.Operations):
                 return True
         lookup = self.tasks.lookup
         comm, cpu = lookup(pid)
-        self.hostprocs.sync(self.kernel, pid, lambda p: (comm, cpu) if p == pid else lookup(p))
-        self.kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count, path=path,
-                                  before=lambda: self.hostprocs.chdir(self.kernel, pid))
+        if kernel.deterministic:    # host activity is not reproducible: never reported
+            kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count, path=path)
+            return False
+        self.hostprocs.sync(kernel, pid, lambda p: (comm, cpu) if p == pid else lookup(p))
+        kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count, path=path,
+                             before=lambda: self.hostprocs.chdir(kernel, pid))
         return False
 
     def _exit(self, pid: int, traced: bool, ret: int) -> None:
@@ -256,20 +297,22 @@ class Operations(pyfuse3.Operations):
         file ``name``: for an untraced caller the kernel runs that syscall's code path
         around ``fn``; a traced one is in its real syscall already)."""
         traced = self._enter(pid, uid, op, name, count, path)
-        ret = 0
         try:
             res = fn(*args)
-            # the syscall's return value (what a return probe of vfs_read sees)
-            if isinstance(res, (bytes, bytearray)):
-                ret = len(res)
-            elif isinstance(res, int) and not isinstance(res, bool):
-                ret = res
-            return res
         except KernelError as e:
-            ret = -e.errno
+            self._exit(pid, traced, -e.errno)
             raise
-        finally:
-            self._exit(pid, traced, ret)
+        except BaseException:
+            self._exit(pid, traced, 0)
+            raise
+        # the syscall's return value (what a return probe of vfs_read sees)
+        if isinstance(res, (bytes, bytearray)):
+            self._exit(pid, traced, len(res))
+        elif isinstance(res, int) and not isinstance(res, bool):
+            self._exit(pid, traced, res)
+        else:
+            self._exit(pid, traced, 0)
+        return res
 
     def _in_task(self, pid: int, fn: Callable[[], None]) -> None:
         """Run ``fn`` as task ``pid`` without a syscall of its own: RELEASE reaches us
@@ -299,7 +342,7 @@ class Operations(pyfuse3.Operations):
 
     # ------------------------------------------------------------------ inodes
     @_boundary
-    async def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
+    def lookup(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext
                      ) -> pyfuse3.EntryAttributes:
         parent = self._dir(parent_inode)
         if name == b".":
@@ -322,11 +365,11 @@ class Operations(pyfuse3.Operations):
             log.exception("forget failed")
 
     @_boundary
-    async def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
+    def getattr(self, inode: int, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         return self.attrs(self._node(inode), inode)
 
     @_boundary
-    async def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
+    def setattr(self, inode: int, attr: pyfuse3.EntryAttributes, fields: pyfuse3.SetattrFields,
                       fh: int | None, ctx: pyfuse3.RequestContext) -> pyfuse3.EntryAttributes:
         node = self._node(inode)
         if fields.update_size:
@@ -339,6 +382,7 @@ class Operations(pyfuse3.Operations):
             path = self.inodes.path(inode)
             self.owners.chown(path, attr.st_uid if fields.update_uid else None,
                               attr.st_gid if fields.update_gid else None)
+            self._owners_changed()
             # an instance's files take its directory's owner: drop the attributes the
             # VFS keeps for the ones below
             self._invalidate_attrs(self.inodes.below(path))
@@ -346,17 +390,18 @@ class Operations(pyfuse3.Operations):
         return self.attrs(node, inode)
 
     @_boundary
-    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
+    def setxattr(self, inode: int, name: bytes, value: bytes, ctx: pyfuse3.RequestContext) -> None:
         """``trusted.tracefs_sim.remount`` on the root: the tracefs remount options
         (``uid=``/``gid=``) that FUSE cannot deliver (scripts/tools/mount sends them)."""
         if inode != ROOT_INODE or name != REMOUNT_XATTR:
             raise pyfuse3.FUSEError(errno.ENOTSUP)
         self.owners.remount(value.decode("latin-1"))
+        self._owners_changed()
         # every inode's owner may have changed: drop the attributes the VFS keeps
         self._invalidate_attrs([ROOT_INODE, *self.inodes.held()])
 
     @_boundary
-    async def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
+    def statfs(self, ctx: pyfuse3.RequestContext) -> pyfuse3.StatvfsData:
         s = pyfuse3.StatvfsData()
         s.f_bsize = s.f_frsize = 4096
         s.f_blocks = s.f_bfree = s.f_bavail = 0
@@ -366,7 +411,7 @@ class Operations(pyfuse3.Operations):
 
     # ------------------------------------------------------------------ directories
     @_boundary
-    async def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
+    def opendir(self, inode: int, ctx: pyfuse3.RequestContext) -> int:
         self._dir(inode)
         name = self.inodes.path(inode).rsplit("/", 1)[-1] or "."
         self._call(ctx.pid, ctx.uid, lambda: None, op="openat", name=name,
@@ -377,7 +422,7 @@ class Operations(pyfuse3.Operations):
         return fh
 
     @_boundary
-    async def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
+    def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
         dh = self._dirs.get(fh)
         if dh is None:
             raise pyfuse3.FUSEError(errno.EBADF)
@@ -400,41 +445,43 @@ class Operations(pyfuse3.Operations):
         self._dirs.pop(fh, None)     # asynchronous, like RELEASE: no syscall path
 
     @_boundary
-    async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
+    def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: pyfuse3.RequestContext
                     ) -> pyfuse3.EntryAttributes:
         parent = self._dir(parent_inode)
         node = self._call(ctx.pid, ctx.uid, parent.mkdir, _fs_name(name), op="mkdir",
                           path=f"{self._abspath(parent_inode)}/{_fs_name(name)}")
         ino = self.inodes.ino(node, parent_inode, _fs_name(name))
         self.owners.mkdir(self.inodes.path(parent_inode), self.inodes.path(ino))
+        self._owners_changed()
         self.inodes.count_lookup(ino, node)
         return self.attrs(node, ino)
 
     @_boundary
-    async def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+    def rmdir(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         parent = self._dir(parent_inode)
         self._call(ctx.pid, ctx.uid, parent.rmdir, _fs_name(name), op="rmdir",
                    path=f"{self._abspath(parent_inode)}/{_fs_name(name)}")
         self.owners.rmdir(f"{self.inodes.path(parent_inode)}/{_fs_name(name)}")
+        self._owners_changed()
 
     @_boundary
-    async def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
+    def unlink(self, parent_inode: int, name: bytes, ctx: pyfuse3.RequestContext) -> None:
         raise pyfuse3.FUSEError(errno.EPERM)
 
     @_boundary
-    async def rename(self, *args: object) -> None:
+    def rename(self, *args: object) -> None:
         raise pyfuse3.FUSEError(errno.EPERM)
 
     @_boundary
-    async def mknod(self, *args: object) -> pyfuse3.EntryAttributes:
+    def mknod(self, *args: object) -> pyfuse3.EntryAttributes:
         raise pyfuse3.FUSEError(errno.EPERM)
 
     @_boundary
-    async def symlink(self, *args: object) -> pyfuse3.EntryAttributes:
+    def symlink(self, *args: object) -> pyfuse3.EntryAttributes:
         raise pyfuse3.FUSEError(errno.EPERM)
 
     @_boundary
-    async def link(self, *args: object) -> pyfuse3.EntryAttributes:
+    def link(self, *args: object) -> pyfuse3.EntryAttributes:
         raise pyfuse3.FUSEError(errno.EPERM)
 
     # ------------------------------------------------------------------ files
@@ -451,11 +498,11 @@ class Operations(pyfuse3.Operations):
                                 nonseekable=bool(openfile.nonseekable))
 
     @_boundary
-    async def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
+    def open(self, inode: int, flags: int, ctx: pyfuse3.RequestContext) -> pyfuse3.FileInfo:
         return self._open(inode, self._node(inode), flags, ctx)
 
     @_boundary
-    async def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
+    def create(self, parent_inode: int, name: bytes, mode: int, flags: int,
                      ctx: pyfuse3.RequestContext) -> tuple[pyfuse3.FileInfo, pyfuse3.EntryAttributes]:
         parent = self._dir(parent_inode)
         node = self._call(ctx.pid, ctx.uid, parent.create, _fs_name(name))
@@ -464,18 +511,25 @@ class Operations(pyfuse3.Operations):
         self.inodes.count_lookup(ino, node)
         return fi, self.attrs(node, ino)
 
-    @_boundary
     async def read(self, fh: int, off: int, size: int) -> bytes:
-        h = self._handle(fh)
-        while True:
-            data = self._call(h.pid, h.uid, h.openfile.read, off, size, op="read",
-                              name=self.inodes.name(h.ino), count=size)
-            if not isinstance(data, _WouldBlock):
-                return bytes(data)
-            if h.mode.nonblock or fd_nonblock(h.pid, h.ino, self.inodes.name(h.ino)):
-                raise pyfuse3.FUSEError(errno.EAGAIN)
-            if not await self._wait(h):
-                return b""
+        """READ: the one handler that may wait (``_wait``), and the busiest (a
+        trace_pipe_raw reader makes one per page), so its error boundary is written
+        out here instead of wrapping it in a second coroutine."""
+        try:
+            h = self._handle(fh)
+            while True:
+                data = self._call(h.pid, h.uid, h.openfile.read, off, size, op="read",
+                                  name=self.inodes.name(h.ino), count=size)
+                if not isinstance(data, _WouldBlock):
+                    return bytes(data)
+                if h.mode.nonblock or fd_nonblock(h.pid, h.ino, self.inodes.name(h.ino)):
+                    raise pyfuse3.FUSEError(errno.EAGAIN)
+                if not await self._wait(h):
+                    return b""
+        except pyfuse3.FUSEError:
+            raise
+        except Exception as e:
+            raise _fuse_error("read", (fh, off, size), e) from None
 
     async def _wait(self, h: Handle) -> bool:
         """Sleep until the file's wait queue is woken (True: read again).
@@ -516,13 +570,13 @@ class Operations(pyfuse3.Operations):
         return again
 
     @_boundary
-    async def write(self, fh: int, off: int, buf: bytes) -> int:
+    def write(self, fh: int, off: int, buf: bytes) -> int:
         h = self._handle(fh)
         return self._call(h.pid, h.uid, h.openfile.write, off, buf, op="write",
                           name=self.inodes.name(h.ino), count=len(buf))
 
     @_boundary
-    async def flush(self, fh: int) -> None:
+    def flush(self, fh: int) -> None:
         """close(2) of one descriptor: the caller waits for FLUSH, so the close syscall's
         path (filp_close, fput) runs here, in order with the caller's other requests."""
         h = self._handle(fh)
@@ -546,7 +600,7 @@ class Operations(pyfuse3.Operations):
         return None
 
     @_boundary
-    async def poll(self, inode: int, fh: int, poll_handle: pyfuse3.PollHandle | None,
+    def poll(self, inode: int, fh: int, poll_handle: pyfuse3.PollHandle | None,
                    ctx: pyfuse3.RequestContext) -> int:
         h = self._handles.get(fh)
         if h is None:

@@ -170,30 +170,31 @@ class Kernel:
 
     # ------------------------------------------------------------------ syscall context
     def syscall_enter(self, pid: int, comm: str, cpu: int, uid: int = 0, op: str = "",
-                      name: str = "", count: int = 0, path: str = "",
+                      name: str = "", count: int = 0, path: str | tuple[str, ...] = "",
                       before: Callable[[], None] | None = None) -> None:
         """A request from the mount starts running as task ``pid`` on ``cpu``.
 
         Runs the background workload up to "now" first, so background activity
         interleaves with the user's requests in time order.  ``before`` runs once the
         task has the CPU, ahead of the request's syscall (what the task did meanwhile).
+        Every request of the mount comes through here: with nothing attached
+        (``Workload.quiet()``) the syscall's code path is not run at all.
         """
         wl = self.workload
         wl.catch_up()
         sched = self.sched
-        known = sched.tasks.get(pid)
-        if (known is not None and wl.hostprocs.synth_host_start
-                and comm not in ("", "<...>") and known.comm != comm[:TASK_COMM_LEN - 1]):
-            # a requester whose comm changed exec'd since its last request: its execve
-            # and ld.so run first (a kernel that watches the host learns it from there)
-            wl.hostprocs.host_exec(pid, comm)
+        if wl.hostprocs.synth_host_start and comm not in ("", "<...>"):
+            known = sched.tasks.get(pid)
+            if known is not None and known.comm != comm[:TASK_COMM_LEN - 1]:
+                # a requester whose comm changed exec'd since its last request: its
+                # execve and ld.so run first (a kernel that watches the host learns it
+                # from there)
+                wl.hostprocs.host_exec(pid, comm)
         task = sched.task(pid, comm)
         task.uid = uid
-        cpu %= self.nr_cpus
-        wl.sched.run_task(cpu, task)  # scheduled in (a sched_switch) unless it already ran there
-        tracing = self.trace
-        if tracing.cmdline_ref:
-            tracing.record_task(task)
+        wl.sched.run_task(cpu % self.nr_cpus, task)  # scheduled in (a sched_switch) unless it already ran there
+        if self.trace.cmdline_ref:
+            self.trace.record_task(task)
         for hook in self.syscall_hooks:
             hook(task)
         if before is not None:
@@ -203,13 +204,15 @@ class Kernel:
 
     def syscall_exit(self, ret: int = 0) -> None:
         """The request returns ``ret`` to user space; the CPU goes back to its idle task."""
-        if self._sys_frames is not None:
-            self.workload.syscalls.end(self._sys_op, self._sys_frames, ret=ret)
-        self._sys_frames = None
+        frames = self._sys_frames
+        if frames is not None:
+            self._sys_frames = None
+            self.workload.syscalls.end(self._sys_op, frames, ret=ret)
         sched = self.sched
         sched.irq_flags = 0
         sched.preempt_count = 0
-        sched.set_current(sched.cpu, sched.idle[sched.cpu])
+        cpu = sched.cpu
+        sched.set_current(cpu, sched.idle[cpu])
 
     def idle_tick(self) -> None:
         """Called periodically by the adapter (not in deterministic mode) to let the

@@ -42,6 +42,12 @@ class OpenMode:
 
     @classmethod
     def from_flags(cls, flags: int) -> OpenMode:
+        """The mode of open(2) ``flags``: one of the shared (frozen) objects built at
+        import, as every OPEN asks (building a frozen dataclass is dear)."""
+        return _MODES[flags & _MODE_BITS]
+
+    @classmethod
+    def _decode(cls, flags: int) -> OpenMode:
         acc = flags & os.O_ACCMODE
         return cls(
             read=acc in (os.O_RDONLY, os.O_RDWR),
@@ -51,6 +57,13 @@ class OpenMode:
             nonblock=bool(flags & os.O_NONBLOCK),
         )
 
+
+_MODE_BITS = os.O_ACCMODE | os.O_TRUNC | os.O_APPEND | os.O_NONBLOCK
+# every combination of the bits that matter -> its OpenMode (read-only after import)
+_MODES: dict[int, OpenMode] = {
+    acc | trunc | append | nonblock: OpenMode._decode(acc | trunc | append | nonblock)
+    for acc in range(os.O_ACCMODE + 1) for trunc in (0, os.O_TRUNC)
+    for append in (0, os.O_APPEND) for nonblock in (0, os.O_NONBLOCK)}
 
 READ_ONLY = OpenMode(True, False, False, False, False)
 WRITE_TRUNC = OpenMode(False, True, True, False, False)
