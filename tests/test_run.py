@@ -191,3 +191,20 @@ def test_ctrl_c_ends_the_command_and_unmounts(tmp_path: Path) -> None:
     assert rc == 128 + signal.SIGINT
     time.sleep(0.2)
     assert not left_behind(marker)
+
+
+def test_a_module_loaded_into_the_live_machine_shows_in_proc(tmp_path: Path) -> None:
+    """``tracefs-sim insmod`` inside run: /proc/kallsyms lists the module's functions
+    (its text laid out at load) and /proc/modules the module; after rmmod neither.  A
+    host kernel without /proc/modules (no CONFIG_MODULES) has no file to show it in."""
+    example = ROOT / "examples" / "kprobe_example.py"
+    counts = ("grep -c '\\[kprobe_example\\]' /proc/kallsyms;"
+              " if [ -e /proc/modules ]; then grep -c '^kprobe_example ' /proc/modules; else echo -; fi;")
+    r = run(f"{sys.executable} -m tracefs_sim insmod {TRACING} {example} || exit 9; {counts}"
+            f" {sys.executable} -m tracefs_sim rmmod {TRACING} kprobe_example || exit 8; {counts}",
+            tmp_path)
+    assert r.returncode in (0, 1), r.stdout + r.stderr    # grep -c of nothing exits 1
+    got = r.stdout.split()
+    funcs = sum(1 for line in example.read_text().splitlines() if line.startswith("def "))
+    assert got[0::2] == [str(funcs), "0"], r.stdout + r.stderr
+    assert got[1::2] in (["1", "0"], ["-", "-"]), r.stdout

@@ -111,7 +111,11 @@ def main(argv: list[str] | None = None) -> int:
                 return 2
             feed = TracerFeed(kernel, args.tracer_fd, args.tracer_pid)
         if args.proc_dir:
-            write_proc_files(kernel, args.proc_dir)
+            proc_dir = args.proc_dir
+            write_proc_files(kernel, proc_dir)
+            # a module loaded or removed later (tracefs-sim insmod) shows there too
+            kernel.modules.register_module_notifier(
+                lambda state, mod: write_proc_files(kernel, proc_dir))
         if args.sysctl_dir or args.debugfs_dir:
             mirror = SysctlMirror(kernel, args.sysctl_dir, args.debugfs_dir)
         mount_and_serve = functools.partial(serve.run, args.mountpoint, kernel, tree,

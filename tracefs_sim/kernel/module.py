@@ -94,6 +94,9 @@ class Modules:
         self._rl_begin = 0
         self._rl_printed = 0
         self._rl_missed = 0
+        # register_module_notifier(): called with (state, module) once a module is live
+        # and once it is gone (what /proc/modules and /proc/kallsyms mirrors follow)
+        self.notifiers: list[Callable[[str, Module], None]] = []
 
     # ------------------------------------------------------------------ mapping
     def __contains__(self, name: object) -> bool:
@@ -223,6 +226,7 @@ class Modules:
                           "should follow 0/-E convention")
             self.k.printk("do_init_module: loading module anyway...")
         mod.state = STATE_LIVE
+        self._notify(STATE_LIVE, mod)
         return mod
 
     def delete_module(self, name: str, force: bool = False) -> None:
@@ -246,6 +250,15 @@ class Modules:
             self._log_exception(f"{name}: cleanup_module raised", e)
         finally:
             self._drop(mod)
+            self._notify(STATE_GOING, mod)
+
+    def register_module_notifier(self, fn: Callable[[str, Module], None]) -> None:
+        """register_module_notifier(): ``fn(state, module)`` after each load and unload."""
+        self.notifiers.append(fn)
+
+    def _notify(self, state: str, mod: Module) -> None:
+        for fn in self.notifiers:
+            fn(state, mod)
 
     def _drop(self, mod: Module) -> None:
         """free_module(): off the list; its text symbols go."""
