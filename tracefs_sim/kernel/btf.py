@@ -410,14 +410,18 @@ class BTF:
             return 0
         return ty.size
 
-    def members(self, t: Type | int) -> list[Member]:
-        """Members of a struct/union in declaration order, anonymous ones with name ''."""
-        ty = self._as_type(t)
-        if ty is None or ty.kind not in ("struct", "union"):
-            raise ValueError("not a struct or union")
+    def _vlen_data(self, ty: Type | None, kinds: tuple[str, str], what: str) -> tuple[Type, bytes, int]:
+        """``ty`` (one of ``kinds``, else ValueError ``what``), the blob and the offset of
+        the vlen records that follow its struct btf_type."""
+        if ty is None or ty.kind not in kinds:
+            raise ValueError(what)
         blob = self._blob
         assert blob is not None
-        pos = self._offs[ty.id] + 12
+        return ty, blob, self._offs[ty.id] + 12
+
+    def members(self, t: Type | int) -> list[Member]:
+        """Members of a struct/union in declaration order, anonymous ones with name ''."""
+        ty, blob, pos = self._vlen_data(self._as_type(t), ("struct", "union"), "not a struct or union")
         out: list[Member] = []
         for i in range(ty.vlen):
             name_off, tid, off = _TRIPLE.unpack_from(blob, pos + 12 * i)
@@ -429,12 +433,7 @@ class BTF:
         return out
 
     def enumerators(self, t: Type | int) -> list[Enumerator]:
-        ty = self.resolve(t)
-        if ty is None or ty.kind not in ("enum", "enum64"):
-            raise ValueError("not an enum")
-        blob = self._blob
-        assert blob is not None
-        pos = self._offs[ty.id] + 12
+        ty, blob, pos = self._vlen_data(self.resolve(t), ("enum", "enum64"), "not an enum")
         out = []
         for i in range(ty.vlen):
             if ty.kind == "enum":

@@ -99,13 +99,19 @@ def kstrtoul(s: str, base: int = 0) -> tuple[int, int]:
     return kstrtoull(s, base)
 
 
-def kstrtouint(s: str, base: int = 0) -> tuple[int, int]:
-    err, v = kstrtoull(s, base)
+def _in_range(got: tuple[int, int], lo: int, hi: int) -> tuple[int, int]:
+    """The narrowing step of kstrtouint()/kstrtoll()/kstrtoint(): an error passes
+    through, a value outside [lo, hi] is -ERANGE."""
+    err, v = got
     if err:
         return err, 0
-    if v > MASK32:
+    if not lo <= v <= hi:
         return -errno.ERANGE, 0
     return 0, v
+
+
+def kstrtouint(s: str, base: int = 0) -> tuple[int, int]:
+    return _in_range(kstrtoull(s, base), 0, MASK32)
 
 
 def kstrtobool(s: str) -> tuple[int, bool]:
@@ -126,18 +132,9 @@ def kstrtobool(s: str) -> tuple[int, bool]:
 
 def kstrtoll(s: str, base: int = 0) -> tuple[int, int]:
     if s[:1] == "-":
-        err, v = kstrtoull(s[1:], base)
-        if err:
-            return err, 0
-        if v > (1 << 63):
-            return -errno.ERANGE, 0
-        return 0, -v
-    err, v = kstrtoull(s, base)
-    if err:
-        return err, 0
-    if v > (1 << 63) - 1:
-        return -errno.ERANGE, 0
-    return 0, v
+        err, v = _in_range(kstrtoull(s[1:], base), 0, 1 << 63)
+        return err, -v
+    return _in_range(kstrtoull(s, base), 0, (1 << 63) - 1)
 
 
 def kstrtol(s: str, base: int = 0) -> tuple[int, int]:
@@ -145,12 +142,7 @@ def kstrtol(s: str, base: int = 0) -> tuple[int, int]:
 
 
 def kstrtoint(s: str, base: int = 0) -> tuple[int, int]:
-    err, v = kstrtoll(s, base)
-    if err:
-        return err, 0
-    if not -(1 << 31) <= v < (1 << 31):
-        return -errno.ERANGE, 0
-    return 0, v
+    return _in_range(kstrtoll(s, base), -(1 << 31), (1 << 31) - 1)
 
 
 def simple_strtoul(s: str, base: int = 0) -> tuple[int, int]:

@@ -8,6 +8,8 @@ report (per-CPU areas, kthread stacks, static work items).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from ..sched import (
     TRACE_FLAG_HARDIRQ,
     TRACE_FLAG_IRQS_OFF,
@@ -16,6 +18,16 @@ from ..sched import (
 )
 
 Tree = tuple  # (name, child, child, ...) ; a str is a leaf
+
+
+def tree_names(tree: Tree | str) -> Iterator[str]:
+    """The function names of a code-path tree, each node before its children."""
+    if isinstance(tree, str):
+        yield tree
+        return
+    yield tree[0]
+    for kid in tree[1:]:
+        yield from tree_names(kid)
 
 HOST_TICKS = 2  # a host task idle for this many ticks has blocked (it is switched out)
 

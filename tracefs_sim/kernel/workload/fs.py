@@ -523,13 +523,7 @@ class Fs:
             self.v9fs.getattr(ctx, d)
             self._learn(ctx, d)
         s.close(ctx, 3)
-        ctx.regs["path_put"] = (path,)
-        if d is None:
-            s.call(ctx, "path_put")
-            return
-        s.open(ctx, "path_put")
-        self.v9fs.dput(ctx, d)
-        s.close(ctx, 1)
+        self._path_put(ctx, d)           # the same struct path (ctx.frame + 0x40)
 
     def _learn(self, ctx: SyscallCtx, d: Dentry) -> None:
         """What the program's stat(2) says of a 9P file (its buffer, read at the exit)."""
@@ -867,6 +861,8 @@ class Fs:
         return True, d
 
     def _path_put(self, ctx: SyscallCtx, d: Dentry | None) -> None:
+        """path_put() of the syscall frame's ``struct path``: a 9P dentry is put, any
+        other one leaves a bare call."""
         s = self.wl.syscalls
         ctx.regs["path_put"] = (ctx.frame + 0x40,)
         if d is None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 import posixpath
 import struct
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -732,66 +733,54 @@ class V9fs:
         """filename_create() (a negative lookup), vfs_mkdir() → v9fs_vfs_mkdir_dotl():
         Tmkdir, a Twalk to the new directory and its inode (Tgetattr); the new dentry
         goes at done_path_create()."""
-        got = self.walk(ctx, path, parent=True, base=base)
-        if got is None or got[0] is None:
-            return got is not None
-        dirent, last, _ = got
-        s = self.wl.syscalls
-        ok = ctx.ret is None or ctx.ret >= 0
-        s.open(ctx, "filename_create")
-        d = dirent.children.get(last)
-        if d is None:
-            d = self._lookup_as(ctx, dirent, last, None if ok else self.file_attrs(ctx, dirent.path + "/" + last))
-        else:
-            self._get(d)
-        s.close(ctx, 1)
-        if ok and d.inode is None:
-            full = posixpath.join(dirent.path, last)
-            a = self.file_attrs(ctx, full) or self._modelled(full, S_IFDIR | (mode & 0o7777))
-            inode = self._new_inode(a)
-            s.open(ctx, "vfs_mkdir", "v9fs_vfs_mkdir_dotl")
-            dfid = self.fid_lookup(ctx, dirent)
-            s.call(ctx, "v9fs_acl_mode")
-            self.client.simple(ctx, "p9_client_mkdir_dotl", (dfid.addr, 0, mode, 0), P9_TMKDIR, inode.qid())
-            fid = self.client.walk(ctx, dfid, (last,), (inode.qid(),))
-            assert fid is not None
-            self.get_inode(ctx, fid, inode)
-            s.call(ctx, "v9fs_set_create_acl")
-            s.call(ctx, "v9fs_fid_add")
-            d.fids.append(fid)
-            d.inode = inode
-            s.call(ctx, "d_instantiate")
-            self.client.fid_put(ctx, dfid)
-            s.close(ctx, 2)
-        s.call(ctx, "done_path_create")
-        self.dput(ctx, d)
-        self.dput(ctx, dirent)
-        return True
+        return self._create(ctx, path, base, ("vfs_mkdir", "v9fs_vfs_mkdir_dotl", "p9_client_mkdir_dotl"),
+                            mode, P9_TMKDIR, lambda full: self._modelled(full, S_IFDIR | (mode & 0o7777)),
+                            mkdir=True)
 
     def symlink(self, ctx: SyscallCtx, target: str, path: str, base: Dentry | None = None) -> bool:
         """vfs_symlink() → v9fs_vfs_symlink_dotl(): Tsymlink, a Twalk to it, its inode."""
+        return self._create(ctx, path, base, ("vfs_symlink", "v9fs_vfs_symlink_dotl", "p9_client_symlink"),
+                            0, P9_TSYMLINK, lambda full: FileAttrs(
+                                self._modelled(full).ino, S_IFLNK | 0o777, len(target.encode()), 1, 0, target),
+                            mkdir=False)
+
+    def _create(self, ctx: SyscallCtx, path: str, base: Dentry | None, names: tuple[str, str, str],
+                mode: int, ptype: int, modelled: Callable[[str], FileAttrs], mkdir: bool) -> bool:
+        """The body mkdir and symlink share: the parent's walk, the name's (negative)
+        lookup, then vfs_*() → v9fs_vfs_*_dotl() (``names``: those two and the client
+        call): the create request (``ptype``) through the parent's fid, a Twalk to the
+        new file and its inode; the new dentry goes at done_path_create().  ``modelled``:
+        the attributes when the host cannot tell.  ``mkdir``: the lookup is traced as
+        filename_create() and v9fs_vfs_mkdir_dotl()'s ACL calls are made."""
         got = self.walk(ctx, path, parent=True, base=base)
         if got is None or got[0] is None:
             return got is not None
         dirent, last, _ = got
         s = self.wl.syscalls
         ok = ctx.ret is None or ctx.ret >= 0
+        if mkdir:
+            s.open(ctx, "filename_create")
         d = dirent.children.get(last)
         if d is None:
             d = self._lookup_as(ctx, dirent, last, None if ok else self.file_attrs(ctx, dirent.path + "/" + last))
         else:
             self._get(d)
+        if mkdir:
+            s.close(ctx, 1)
         if ok and d.inode is None:
             full = posixpath.join(dirent.path, last)
-            a = self.file_attrs(ctx, full) or FileAttrs(
-                self._modelled(full).ino, S_IFLNK | 0o777, len(target.encode()), 1, 0, target)
-            inode = self._new_inode(a)
-            s.open(ctx, "vfs_symlink", "v9fs_vfs_symlink_dotl")
+            inode = self._new_inode(self.file_attrs(ctx, full) or modelled(full))
+            vfs, op, client_op = names
+            s.open(ctx, vfs, op)
             dfid = self.fid_lookup(ctx, dirent)
-            self.client.simple(ctx, "p9_client_symlink", (dfid.addr, 0, 0, 0), P9_TSYMLINK, inode.qid())
+            if mkdir:
+                s.call(ctx, "v9fs_acl_mode")
+            self.client.simple(ctx, client_op, (dfid.addr, 0, mode, 0), ptype, inode.qid())
             fid = self.client.walk(ctx, dfid, (last,), (inode.qid(),))
             assert fid is not None
             self.get_inode(ctx, fid, inode)
+            if mkdir:
+                s.call(ctx, "v9fs_set_create_acl")
             s.call(ctx, "v9fs_fid_add")
             d.fids.append(fid)
             d.inode = inode

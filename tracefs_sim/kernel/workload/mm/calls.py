@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from ..defs import Tree
+from ..defs import Tree, tree_names
 
 if TYPE_CHECKING:
     from ..callsite import ArgsFn, CallSites, Frame
@@ -39,37 +39,32 @@ class Path:
     # ------------------------------------------------------------------ providers
     def _own(self, name: str) -> None:
         """Make ``name``'s argument and return providers read this path's values first."""
-        sites = self.sites
-        mine = self._args_fn.get(name)
-        if mine is None or sites.args.get(name) is not mine:
-            prev = sites.args.get(name) if sites.args.get(name) is not mine else None
-            regs = self.regs
+        rets = self.rets
+        self._put_first(name, self._args_fn, self.sites.args, self.regs.get, ())
+        self._put_first(name, self._ret_fn, self.sites.rets,
+                        lambda n: None if (v := rets.get(n)) is None else (v,), (0,))
 
-            def args(prev: ArgsFn | None = prev) -> tuple[int, ...]:
-                r = regs.get(name)
-                if r is not None:
-                    return r
-                return prev() if prev is not None else ()
-            self._args_fn[name] = sites.args[name] = args
-        mine_r = self._ret_fn.get(name)
-        if mine_r is None or sites.rets.get(name) is not mine_r:
-            prev_r = sites.rets.get(name) if sites.rets.get(name) is not mine_r else None
-            rets = self.rets
+    @staticmethod
+    def _put_first(name: str, mine: dict[str, ArgsFn], table: dict[str, ArgsFn],
+                   read: Callable[[str], tuple[int, ...] | None], default: tuple[int, ...]) -> None:
+        """Put this path's provider of ``name`` at the head of ``table`` (the call sites'
+        argument or return providers) unless it is there already: ``read``'s values,
+        else the provider it displaced, else ``default``."""
+        own = mine.get(name)
+        prev = table.get(name)
+        if own is not None and prev is own:
+            return
 
-            def ret(prev: ArgsFn | None = prev_r) -> tuple[int, ...]:
-                v = rets.get(name)
-                if v is not None:
-                    return (v,)
-                return prev() if prev is not None else (0,)
-            self._ret_fn[name] = sites.rets[name] = ret
+        def provider(prev: ArgsFn | None = prev) -> tuple[int, ...]:
+            got = read(name)
+            if got is not None:
+                return got
+            return prev() if prev is not None else default
+        mine[name] = table[name] = provider
 
     def _own_tree(self, tree: Tree | str) -> None:
-        if isinstance(tree, str):
-            self._own(tree)
-            return
-        self._own(tree[0])
-        for kid in tree[1:]:
-            self._own_tree(kid)
+        for name in tree_names(tree):
+            self._own(name)
 
     # ------------------------------------------------------------------ nesting
     @property

@@ -34,6 +34,7 @@ from .mm_types import (
     VM_STACK_FLAGS,
     MappedFile,
     MmStruct,
+    Vma,
 )
 
 if TYPE_CHECKING:
@@ -105,12 +106,7 @@ class Exec:
         vma = fam.vma.new(mm, STACK_TOP_MAX - PAGE_SIZE, STACK_TOP_MAX, VM_STACK_FLAGS | VM_STACK_INCOMPLETE_SETUP,
                           (STACK_TOP_MAX - PAGE_SIZE) >> PAGE_SHIFT, None, "[stack]")
         fam.lock.lock(mm, True)
-        path.enter("insert_vm_struct", mm.addr, vma.addr)
-        path.enter("vma_link", mm.addr, vma.addr)
-        mm.insert(vma)
-        fam.vma.store(mm, vma.start, vma.end, vma.addr)
-        path.leave("vma_link")
-        path.leave("insert_vm_struct")
+        self._insert_vm_struct(mm, vma, vma_link=True)
         fam.lock.unlock(mm, True)
         path.leave("alloc_bprm")
         pages = max(1, arg_pages)
@@ -224,6 +220,19 @@ class Exec:
         path.leave("vm_mmap")
         path.leave("elf_load")
 
+    def _insert_vm_struct(self, mm: MmStruct, vma: Vma, vma_link: bool) -> None:
+        """insert_vm_struct(): ``vma`` into the mm's list and maple tree; ``vma_link``:
+        the vma_link() frame under it is on the path."""
+        path = self.path
+        path.enter("insert_vm_struct", mm.addr, vma.addr)
+        if vma_link:
+            path.enter("vma_link", mm.addr, vma.addr)
+        mm.insert(vma)
+        self.fam.vma.store(mm, vma.start, vma.end, vma.addr)
+        if vma_link:
+            path.leave("vma_link")
+        path.leave("insert_vm_struct")
+
     def _vdso(self, mm: MmStruct, special: list[MapLine]) -> None:
         """map_vdso(): one unmapped area for the data pages and the text, then each
         installed as a special mapping."""
@@ -239,10 +248,7 @@ class Exec:
                        VDSO_FLAGS if ln.path == "[vdso]" else VVAR_FLAGS, 0)
             vma = fam.vma.new(mm, ln.start, ln.end, VDSO_FLAGS if ln.path == "[vdso]" else VVAR_FLAGS,
                               0, None, ln.path)
-            path.enter("insert_vm_struct", mm.addr, vma.addr)
-            mm.insert(vma)
-            fam.vma.store(mm, vma.start, vma.end, vma.addr)
-            path.leave("insert_vm_struct")
+            self._insert_vm_struct(mm, vma, vma_link=False)
             path.leave("_install_special_mapping")
         fam.lock.unlock(mm, True)
         path.leave("map_vdso")

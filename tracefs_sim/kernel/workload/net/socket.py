@@ -16,6 +16,7 @@ layer only.  A socket of another family (AF_UNIX, netlink) runs the socket layer
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..files import SOCKET, OpenFile
@@ -197,24 +198,36 @@ class Net:
     def _listen(self, ctx: SyscallCtx) -> None:
         """__sys_listen() → __sys_listen_socket() → inet_listen() → __inet_listen_sk() →
         inet_csk_listen_start(): CLOSE → LISTEN."""
+        self._tcp_call(ctx, ("__sys_listen", "__sys_listen_socket", "inet_listen"), self._listen_sk, lock=True)
+
+    def _listen_sk(self, ctx: SyscallCtx, sock: Sock, backlog: int) -> None:
+        real = real_port(ctx)           # the real port of one bound to 0 (or autobound here)
+        if real and real != sock.sport:
+            self.tcp.rebind(sock, sock.saddr, real)
+        self.tcp.listen(ctx, sock, backlog)
+
+    def _tcp_call(self, ctx: SyscallCtx, names: tuple[str, str, str],
+                  body: Callable[[SyscallCtx, Sock, int], None], lock: bool) -> None:
+        """The path listen(fd, n) and shutdown(fd, n) share: __sys_X(fd, n) →
+        __sys_X_sock*() → inet_X() (``names``) on a TCP socket only, whose ``body`` runs
+        when the call succeeds (inside lock_sock()/release_sock() with ``lock``)."""
         c = self.c
+        sys_fn, sock_fn, inet_fn = names
         sock = self._sock(ctx)
-        backlog = arg_int(ctx.args[1])
-        c.enter(ctx, "__sys_listen", ctx.args[0] & 0xFFFFFFFF, backlog)
+        n = arg_int(ctx.args[1])
+        c.enter(ctx, sys_fn, ctx.args[0] & 0xFFFFFFFF, n)
         if sock is not None and self._proto(sock) == "tcp":
-            c.enter(ctx, "__sys_listen_socket", sock.socket, backlog)
-            c.enter(ctx, "inet_listen", sock.socket, backlog)
-            c.leaf(ctx, "lock_sock_nested", sock.sk, 0)
+            c.enter(ctx, sock_fn, sock.socket, n)
+            c.enter(ctx, inet_fn, sock.socket, n)
+            if lock:
+                c.leaf(ctx, "lock_sock_nested", sock.sk, 0)
             if ctx.ret is None or ctx.ret == 0:
-                # the real port of one bound to 0 (or autobound here)
-                real = real_port(ctx)
-                if real and real != sock.sport:
-                    self.tcp.rebind(sock, sock.saddr, real)
-                self.tcp.listen(ctx, sock, backlog)
-            c.leaf(ctx, "release_sock", sock.sk)
-            c.leave(ctx, "inet_listen", self._result(ctx, 0))
-            c.leave(ctx, "__sys_listen_socket", self._result(ctx, 0))
-        c.leave(ctx, "__sys_listen", self._result(ctx, 0))
+                body(ctx, sock, n)
+            if lock:
+                c.leaf(ctx, "release_sock", sock.sk)
+            c.leave(ctx, inet_fn, self._result(ctx, 0))
+            c.leave(ctx, sock_fn, self._result(ctx, 0))
+        c.leave(ctx, sys_fn, self._result(ctx, 0))
 
     # ------------------------------------------------------------------ connect
     def _connect(self, ctx: SyscallCtx) -> None:
@@ -590,18 +603,8 @@ class Net:
     # ------------------------------------------------------------------ the rest
     def _shutdown(self, ctx: SyscallCtx) -> None:
         """__sys_shutdown() → __sys_shutdown_sock() → inet_shutdown() → tcp_shutdown()."""
-        c = self.c
-        sock = self._sock(ctx)
-        how = arg_int(ctx.args[1])
-        c.enter(ctx, "__sys_shutdown", ctx.args[0] & 0xFFFFFFFF, how)
-        if sock is not None and self._proto(sock) == "tcp":
-            c.enter(ctx, "__sys_shutdown_sock", sock.socket, how)
-            c.enter(ctx, "inet_shutdown", sock.socket, how)
-            if ctx.ret is None or ctx.ret == 0:
-                self.tcp.shutdown(ctx, sock, how)
-            c.leave(ctx, "inet_shutdown", self._result(ctx, 0))
-            c.leave(ctx, "__sys_shutdown_sock", self._result(ctx, 0))
-        c.leave(ctx, "__sys_shutdown", self._result(ctx, 0))
+        self._tcp_call(ctx, ("__sys_shutdown", "__sys_shutdown_sock", "inet_shutdown"), self.tcp.shutdown,
+                       lock=False)
 
     def _setsockopt(self, ctx: SyscallCtx) -> None:
         """__sys_setsockopt() → do_sock_setsockopt(): SOL_SOCKET → sock_setsockopt(); other
