@@ -57,31 +57,44 @@ def fs_env() -> Env:
     return env
 
 
-def p9(evs: list[tuple[str, str, str]]) -> list[tuple[str, str, str, str, str]]:
-    """(req|res, client, type, tag, err) of the 9P request events."""
+def p9(evs: list[tuple[str, str, str]]) -> list[tuple[str, str, str, str, str, str]]:
+    """(req|res, client, type, tag, err, task) of the 9P request events."""
     out = []
-    for _, name, text in evs:
+    for task, name, text in evs:
         if name == "9p_client_req":
             m = re.fullmatch(r"client (\d+) request (P9_\w+) tag\s+(\d+)", text)
             assert m, text
-            out.append(("req", m.group(1), m.group(2), m.group(3), ""))
+            out.append(("req", m.group(1), m.group(2), m.group(3), "", task))
         elif name == "9p_client_res":
             m = re.fullmatch(r"client (\d+) response (P9_\w+) tag\s+(\d+) err (-?\d+)", text)
             assert m, text
-            out.append(("res", m.group(1), m.group(2), m.group(3), m.group(4)))
+            out.append(("res", m.group(1), m.group(2), m.group(3), m.group(4), task))
     return out
 
 
 def assert_requests_answered(evs: list[tuple[str, str, str]]) -> list[tuple[str, str]]:
-    """p9_client_rpc(): each request's response comes next, same client, type and tag
-    (one request in flight per task).  Returns (type, err) of each."""
+    """p9_client_rpc(): each task's request is answered next in that task, same client,
+    type and tag (one request in flight per task); requests in flight at the same time
+    (two tasks on two CPUs) have different tags.  Returns (type, err) of each."""
     seq = p9(evs)
-    assert len(seq) % 2 == 0, seq
+    in_flight: dict[str, str] = {}       # tag -> the task whose request has it
+    per_task: dict[str, list[tuple[str, str, str, str, str, str]]] = {}
+    for ev in seq:
+        kind, _, _, tag, _, task = ev
+        if kind == "req":
+            assert tag not in in_flight, f"tag {tag} of {task} is in flight for {in_flight.get(tag)}"
+            in_flight[tag] = task
+        else:
+            assert in_flight.pop(tag, None) == task, ev
+        per_task.setdefault(task, []).append(ev)
+    assert not in_flight, in_flight
     out = []
-    for req, res in zip(seq[::2], seq[1::2], strict=True):
-        assert req[0] == "req" and res[0] == "res", (req, res)
-        assert req[1:4] == res[1:4], (req, res)
-        out.append((req[2], res[4]))
+    for task_seq in per_task.values():
+        assert len(task_seq) % 2 == 0, task_seq
+        for req, res in zip(task_seq[::2], task_seq[1::2], strict=True):
+            assert req[0] == "req" and res[0] == "res", (req, res)
+            assert req[1:4] == res[1:4], (req, res)
+            out.append((req[2], res[4]))
     return out
 
 

@@ -115,6 +115,10 @@ class P9Client:
         self.fids: dict[int, Fid] = {}
         self.next_system = 0                  # the VM's own fids, handed out without events
         self.tags: set[int] = set()
+        # tag -> when its last reply came: the model runs one conversation at a time, but
+        # a kworker's and a task's may overlap in time on two CPUs, and overlapping
+        # requests never share a tag (p9_tag_alloc() takes the lowest free one)
+        self.busy_until: dict[int, int] = {}
 
     # ------------------------------------------------------------------ fids
     def system_fid(self) -> Fid:
@@ -180,8 +184,9 @@ class P9Client:
         The request is put back (p9_req_put) by the caller's ``done``."""
         wl = self.wl
         s = wl.syscalls
+        now = wl.k.boot_clock.peek()
         tag = 0
-        while tag in self.tags:
+        while tag in self.tags or self.busy_until.get(tag, 0) > now:
             tag += 1
         self.tags.add(tag)
         req = 0xFFFF888104B00000 + tag * 0x100
@@ -221,6 +226,7 @@ class P9Client:
             tp.fire(CLIENT, (P9_RLERROR if err else mtype + 1), tag, line)
         s.close(ctx, 1)
         wl.emit("9p_client_res", CLIENT, mtype, tag, err & 0xFFFFFFFF)
+        self.busy_until[tag] = wl.k.boot_clock.peek()
         if err:
             self._req_put(ctx, tag)          # reterr: the request goes with the error
         s.close(ctx, 1)
