@@ -40,6 +40,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -118,10 +119,10 @@ static int root_status = -1;
 static struct rlimit nofile_orig;
 static long page_size;
 
-/* Set by the signal handler (SIGUSR1: a control message; SIGTERM/SIGHUP: forward to CMD)
- * and read by tracer_wait4 before it sleeps. */
+/* Set by the signal handler (SIGUSR1: a control message; SIGTERM/SIGHUP: forward to CMD;
+ * SIGALRM: the flush timer) and read by tracer_wait4 before it sleeps. */
 __attribute__((visibility("hidden"))) volatile int tracer_wake;
-static volatile sig_atomic_t fwd_sig;
+static volatile sig_atomic_t fwd_sig, flush_due;
 
 static unsigned char out[1 << 17] __attribute__((aligned(8)));
 static size_t outlen;
@@ -175,7 +176,9 @@ static void on_signal(int sig, siginfo_t *si, void *ctx)
 {
 	ucontext_t *uc = ctx;
 	(void)si;
-	if (sig != SIGUSR1)
+	if (sig == SIGALRM)
+		flush_due = 1;
+	else if (sig != SIGUSR1)
 		fwd_sig = sig;
 	tracer_wake = 1;
 	if (uc->uc_mcontext.gregs[REG_RIP] == (greg_t)tracer_wait4_syscall)
@@ -506,14 +509,57 @@ static ssize_t peek_cstring(int tid, unsigned char *dst, uint64_t addr)
  * PTRACE_SYSCALL in syscalls mode and while a reported entry waits for its exit (an entry
  * is never left without its exit), PTRACE_CONT otherwise.
  */
-static void resume(struct task *t, int sig)
+static void resume_unflushed(struct task *t, int sig)
 {
-	flush();
 	int req = (mode == MODE_SYSCALLS || t->in_syscall) ? PTRACE_SYSCALL : PTRACE_CONT;
 	if (ptrace(req, t->tid, 0, sig) == 0 || errno == ESRCH)
 		t->state = T_RUNNING;   /* ESRCH: killed meanwhile, its exit is on the way */
 	else
 		die("resume %d: %s", t->tid, strerror(errno));
+}
+
+static void resume(struct task *t, int sig)
+{
+	flush();
+	resume_unflushed(t, sig);
+}
+
+/*
+ * The records of a syscall-exit stop may wait in the buffer after the tracee is resumed:
+ * until its next syscall-entry stop (written before the tracee goes on, so before any
+ * request that syscall makes to the mount) or another stop, else until the flush timer
+ * (FLUSH_US, armed while records may wait) writes them.  A tight syscall loop then costs
+ * one write per syscall, not two.
+ */
+#define FLUSH_US 1000
+static int flush_timer;
+
+static void resume_exit(struct task *t)
+{
+	if (outlen > sizeof out / 2) {
+		resume(t, 0);
+		return;
+	}
+	if (!flush_timer) {
+		struct itimerval it = { { 0, FLUSH_US }, { 0, FLUSH_US } };
+		setitimer(ITIMER_REAL, &it, NULL);
+		flush_timer = 1;
+	}
+	resume_unflushed(t, 0);
+}
+
+/* The flush timer fired: what waits is written; with nothing waiting the timer stops. */
+static void on_flush_timer(void)
+{
+	flush_due = 0;
+	if (outlen) {
+		flush();
+	} else if (flush_timer) {
+		struct itimerval off;
+		memset(&off, 0, sizeof off);
+		setitimer(ITIMER_REAL, &off, NULL);
+		flush_timer = 0;
+	}
 }
 
 static int is_stop_signal(int sig)
@@ -672,6 +718,8 @@ static void on_syscall(struct task *t, uint64_t ts)
 			outlen += len - 64;
 		}
 		t->in_syscall = 0;
+		resume_exit(t);
+		return;
 	}
 	resume(t, 0);
 }
@@ -1139,7 +1187,7 @@ static int resolve(const char *cmd, char *path, size_t size)
 static void child_exec(const char *path, char **argv, int go, int err)
 {
 	static const int reset[] = { SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE, SIGUSR1,
-				     SIGTERM, SIGHUP };
+				     SIGTERM, SIGHUP, SIGALRM };
 	sigset_t none;
 	for (size_t i = 0; i < sizeof reset / sizeof *reset; i++)
 		signal(reset[i], SIG_DFL);
@@ -1207,6 +1255,8 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_flags = SA_SIGINFO | SA_RESTART;  /* the flush timer: only wait4 is cut short */
+	sigaction(SIGALRM, &sa, NULL);
 	/* the tracer dies with whoever started it (run, dump): its tracees with it */
 	pid_t parent = getppid();
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -1290,6 +1340,8 @@ int main(int argc, char **argv)
 			tracer_wake = 0;
 			if (fwd_sig)
 				forward_signal();
+			if (flush_due)
+				on_flush_timer();
 			if (!server_gone)
 				read_control();
 		}
@@ -1305,6 +1357,11 @@ int main(int argc, char **argv)
 			die("wait4: %s", strerror((int)-pid));
 	}
 	flush();
+	if (flush_timer) {
+		struct itimerval off;
+		memset(&off, 0, sizeof off);
+		setitimer(ITIMER_REAL, &off, NULL);
+	}
 	int e = 0;
 	if (read(errp[0], &e, sizeof e) == sizeof e) {
 		if (e == ENOENT && !strchr(cmd[0], '/'))
