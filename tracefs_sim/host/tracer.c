@@ -11,9 +11,10 @@
  * it cannot be executed) once every tracee is gone.
  *
  * A loop of waitpid and ptrace and nothing else: it knows no tracing policy.  Every record
- * of a stop is written before the tracee is resumed, so the server, which drains the
- * socket before it handles a FUSE request, sees a traced task's syscall entry before the
- * request the syscall makes.  The per-stop path allocates nothing and makes only the
+ * of a stop other than a syscall exit is written before the tracee is resumed, so the
+ * server, which drains the socket before it handles a FUSE request, sees a traced task's
+ * syscall entry before the request the syscall makes; a syscall exit's records go with the
+ * next stop's, or after at most FLUSH_US (resume_exit()).  The per-stop path allocates nothing and makes only the
  * syscalls it needs: wait4, PTRACE_GET_SYSCALL_INFO, one pread of /proc/TID/stat (the
  * CPU, field 39, and the comm) on a kept-open fd, one pread of /proc/TID/schedstat (did
  * the syscall sleep), process_vm_readv for captures, one write and the resume.  The stat read costs as much as the rest of a stop (do_task_stat formats
