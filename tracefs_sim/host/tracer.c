@@ -11,10 +11,9 @@
  * it cannot be executed) once every tracee is gone.
  *
  * A loop of waitpid and ptrace and nothing else: it knows no tracing policy.  Every record
- * of a stop other than a syscall exit is written before the tracee is resumed, so the
- * server, which drains the socket before it handles a FUSE request, sees a traced task's
- * syscall entry before the request the syscall makes; a syscall exit's records go with the
- * next stop's, or after at most FLUSH_US (resume_exit()).  The per-stop path allocates nothing and makes only the
+ * of a stop is written before the tracee is resumed, so the server, which drains the
+ * socket before it handles a FUSE request, sees a traced task's syscall entry before the
+ * request the syscall makes.  The per-stop path allocates nothing and makes only the
  * syscalls it needs: wait4, PTRACE_GET_SYSCALL_INFO, one pread of /proc/TID/stat (the
  * CPU, field 39, and the comm) on a kept-open fd, one pread of /proc/TID/schedstat (did
  * the syscall sleep), process_vm_readv for captures, one write and the resume.  The stat read costs as much as the rest of a stop (do_task_stat formats
@@ -41,7 +40,6 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
-#include <sys/time.h>
 #include <sys/stat.h>
 #include <sys/uio.h>
 #include <sys/user.h>
@@ -120,10 +118,10 @@ static int root_status = -1;
 static struct rlimit nofile_orig;
 static long page_size;
 
-/* Set by the signal handler (SIGUSR1: a control message; SIGTERM/SIGHUP: forward to CMD;
- * SIGALRM: the flush timer) and read by tracer_wait4 before it sleeps. */
+/* Set by the signal handler (SIGUSR1: a control message; SIGTERM/SIGHUP: forward to CMD)
+ * and read by tracer_wait4 before it sleeps. */
 __attribute__((visibility("hidden"))) volatile int tracer_wake;
-static volatile sig_atomic_t fwd_sig, flush_due;
+static volatile sig_atomic_t fwd_sig;
 
 static unsigned char out[1 << 17] __attribute__((aligned(8)));
 static size_t outlen;
@@ -177,9 +175,7 @@ static void on_signal(int sig, siginfo_t *si, void *ctx)
 {
 	ucontext_t *uc = ctx;
 	(void)si;
-	if (sig == SIGALRM)
-		flush_due = 1;
-	else if (sig != SIGUSR1)
+	if (sig != SIGUSR1)
 		fwd_sig = sig;
 	tracer_wake = 1;
 	if (uc->uc_mcontext.gregs[REG_RIP] == (greg_t)tracer_wait4_syscall)
@@ -510,57 +506,14 @@ static ssize_t peek_cstring(int tid, unsigned char *dst, uint64_t addr)
  * PTRACE_SYSCALL in syscalls mode and while a reported entry waits for its exit (an entry
  * is never left without its exit), PTRACE_CONT otherwise.
  */
-static void resume_unflushed(struct task *t, int sig)
+static void resume(struct task *t, int sig)
 {
+	flush();
 	int req = (mode == MODE_SYSCALLS || t->in_syscall) ? PTRACE_SYSCALL : PTRACE_CONT;
 	if (ptrace(req, t->tid, 0, sig) == 0 || errno == ESRCH)
 		t->state = T_RUNNING;   /* ESRCH: killed meanwhile, its exit is on the way */
 	else
 		die("resume %d: %s", t->tid, strerror(errno));
-}
-
-static void resume(struct task *t, int sig)
-{
-	flush();
-	resume_unflushed(t, sig);
-}
-
-/*
- * The records of a syscall-exit stop may wait in the buffer after the tracee is resumed:
- * until its next syscall-entry stop (written before the tracee goes on, so before any
- * request that syscall makes to the mount) or another stop, else until the flush timer
- * (FLUSH_US, armed while records may wait) writes them.  A tight syscall loop then costs
- * one write per syscall, not two.
- */
-#define FLUSH_US 1000
-static int flush_timer;
-
-static void resume_exit(struct task *t)
-{
-	if (outlen > sizeof out / 2) {
-		resume(t, 0);
-		return;
-	}
-	if (!flush_timer) {
-		struct itimerval it = { { 0, FLUSH_US }, { 0, FLUSH_US } };
-		setitimer(ITIMER_REAL, &it, NULL);
-		flush_timer = 1;
-	}
-	resume_unflushed(t, 0);
-}
-
-/* The flush timer fired: what waits is written; with nothing waiting the timer stops. */
-static void on_flush_timer(void)
-{
-	flush_due = 0;
-	if (outlen) {
-		flush();
-	} else if (flush_timer) {
-		struct itimerval off;
-		memset(&off, 0, sizeof off);
-		setitimer(ITIMER_REAL, &off, NULL);
-		flush_timer = 0;
-	}
 }
 
 static int is_stop_signal(int sig)
@@ -719,8 +672,6 @@ static void on_syscall(struct task *t, uint64_t ts)
 			outlen += len - 64;
 		}
 		t->in_syscall = 0;
-		resume_exit(t);
-		return;
 	}
 	resume(t, 0);
 }
@@ -1188,7 +1139,7 @@ static int resolve(const char *cmd, char *path, size_t size)
 static void child_exec(const char *path, char **argv, int go, int err)
 {
 	static const int reset[] = { SIGINT, SIGQUIT, SIGTSTP, SIGTTIN, SIGTTOU, SIGPIPE, SIGUSR1,
-				     SIGTERM, SIGHUP, SIGALRM };
+				     SIGTERM, SIGHUP };
 	sigset_t none;
 	for (size_t i = 0; i < sizeof reset / sizeof *reset; i++)
 		signal(reset[i], SIG_DFL);
@@ -1256,8 +1207,6 @@ int main(int argc, char **argv)
 	sigaction(SIGUSR1, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	sigaction(SIGHUP, &sa, NULL);
-	sa.sa_flags = SA_SIGINFO | SA_RESTART;  /* the flush timer: only wait4 is cut short */
-	sigaction(SIGALRM, &sa, NULL);
 	/* the tracer dies with whoever started it (run, dump): its tracees with it */
 	pid_t parent = getppid();
 	prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -1341,8 +1290,6 @@ int main(int argc, char **argv)
 			tracer_wake = 0;
 			if (fwd_sig)
 				forward_signal();
-			if (flush_due)
-				on_flush_timer();
 			if (!server_gone)
 				read_control();
 		}
@@ -1358,11 +1305,6 @@ int main(int argc, char **argv)
 			die("wait4: %s", strerror((int)-pid));
 	}
 	flush();
-	if (flush_timer) {
-		struct itimerval off;
-		memset(&off, 0, sizeof off);
-		setitimer(ITIMER_REAL, &off, NULL);
-	}
 	int e = 0;
 	if (read(errp[0], &e, sizeof e) == sizeof e) {
 		if (e == ENOENT && !strchr(cmd[0], '/'))
