@@ -15,6 +15,8 @@ import logging
 import os
 import signal
 import socket
+from collections.abc import Callable
+from typing import Any
 
 from ..kernel.core import Kernel
 from ..kernel.syscall_table import SyscallTable
@@ -62,6 +64,14 @@ class TracerFeed:
         self._buf = bytearray(RECV_SIZE)
         self.records = 0
         kernel.workload.traced.host = ProcView()
+        self._traced = kernel.workload.traced
+        self._boot = kernel.boot_clock.from_monotonic
+        # the handler of each record type: one dict lookup per record
+        self._handlers: dict[type, Callable[[Any], None]] = {
+            SysEnter: self._sys_enter, SysExit: self._sys_exit, Interrupted: self._interrupted,
+            NewTask: self._new_task, Exec: self._exec, Exit: self._exit, Signal: self._signal,
+            Gone: self._gone, Attached: self._attached, Comm: self._comm, Faults: self._faults,
+            Maps: self._maps, Ack: self._ack}
 
     def fileno(self) -> int:
         return self.sock.fileno()
@@ -115,42 +125,56 @@ class TracerFeed:
     def dispatch(self, rec: Record) -> None:
         """One record to the kernel's traced-task model, its time made boot-relative."""
         self.records += 1
-        traced = self.k.workload.traced
-        boot = self.k.boot_clock.from_monotonic
-        if isinstance(rec, SysEnter):
-            traced.sys_enter(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.nr, rec.args,
-                             {c.argidx: c.data for c in rec.caps}, rec.compat)
-        elif isinstance(rec, SysExit):
-            traced.sys_exit(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.nr, rec.ret,
-                            {c.argidx: c.data for c in rec.caps}, rec.asleep_ns, rec.switches,
-                            rec.compat)
-        elif isinstance(rec, Interrupted):
-            traced.interrupted(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.nr, rec.ret)
-        elif isinstance(rec, NewTask):
-            traced.new_task(boot(rec.ts), rec.cpu, rec.tid, rec.child_tid, rec.child_tgid,
-                            rec.event, rec.clone_flags, rec.comm, rec.child_cpu)
-        elif isinstance(rec, Exec):
-            traced.exec(boot(rec.ts), rec.cpu, rec.tid, rec.old_tid, rec.tgid, rec.comm,
-                        rec.filename)
-        elif isinstance(rec, Exit):
-            traced.exit(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.status, rec.group)
-        elif isinstance(rec, Signal):
-            traced.signal(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.signo, rec.errno,
-                          rec.code, rec.pid, rec.uid)
-        elif isinstance(rec, Gone):
-            traced.gone(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.status)
-        elif isinstance(rec, Attached):
-            traced.attached(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.comm)
-        elif isinstance(rec, Comm):
-            traced.comm(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.comm)
-        elif isinstance(rec, Faults):
-            traced.faults(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.minflt, rec.majflt)
-        elif isinstance(rec, Maps):
-            traced.maps(boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.text)
-        elif isinstance(rec, Ack):
-            pass   # a late ACK of a mode change already waited for
-        else:
+        handler = self._handlers.get(type(rec))
+        if handler is None:
             raise TypeError(f"unexpected tracer record {rec!r}")
+        handler(rec)
+
+    def _sys_enter(self, rec: SysEnter) -> None:
+        caps = {c.argidx: c.data for c in rec.caps} if rec.caps else {}
+        self._traced.sys_enter(self._boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.nr, rec.args,
+                               caps, rec.compat)
+
+    def _sys_exit(self, rec: SysExit) -> None:
+        outs = {c.argidx: c.data for c in rec.caps} if rec.caps else {}
+        self._traced.sys_exit(self._boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.nr, rec.ret,
+                              outs, rec.asleep_ns, rec.switches, rec.compat)
+
+    def _interrupted(self, rec: Interrupted) -> None:
+        self._traced.interrupted(self._boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.nr, rec.ret)
+
+    def _new_task(self, rec: NewTask) -> None:
+        self._traced.new_task(self._boot(rec.ts), rec.cpu, rec.tid, rec.child_tid, rec.child_tgid,
+                              rec.event, rec.clone_flags, rec.comm, rec.child_cpu)
+
+    def _exec(self, rec: Exec) -> None:
+        self._traced.exec(self._boot(rec.ts), rec.cpu, rec.tid, rec.old_tid, rec.tgid, rec.comm,
+                          rec.filename)
+
+    def _exit(self, rec: Exit) -> None:
+        self._traced.exit(self._boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.status, rec.group)
+
+    def _signal(self, rec: Signal) -> None:
+        self._traced.signal(self._boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.signo, rec.errno,
+                            rec.code, rec.pid, rec.uid)
+
+    def _gone(self, rec: Gone) -> None:
+        self._traced.gone(self._boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.status)
+
+    def _attached(self, rec: Attached) -> None:
+        self._traced.attached(self._boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.comm)
+
+    def _comm(self, rec: Comm) -> None:
+        self._traced.comm(self._boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.comm)
+
+    def _faults(self, rec: Faults) -> None:
+        self._traced.faults(self._boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.minflt, rec.majflt)
+
+    def _maps(self, rec: Maps) -> None:
+        self._traced.maps(self._boot(rec.ts), rec.cpu, rec.tid, rec.tgid, rec.text)
+
+    def _ack(self, rec: Ack) -> None:
+        """A late ACK of a mode change already waited for."""
 
     # ------------------------------------------------------------------ mode
     def sync_mode(self) -> None:

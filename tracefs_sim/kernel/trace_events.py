@@ -42,6 +42,7 @@ end up in the buffer are the same, and this way a discarded record never touches
 from __future__ import annotations
 
 import errno
+import functools
 import gzip
 import re
 import struct
@@ -487,7 +488,9 @@ class Packer:
             rec += bytes(4 - len(rec) % 4)
         return rec
 
-    def defaults(self) -> list[FieldValue]:
+    @functools.cached_property
+    def default_values(self) -> tuple[FieldValue, ...]:
+        """Each field's value when a tracepoint passes none: "" / b"" / 0."""
         out: list[FieldValue] = []
         for f in self.fields:
             if f.is_char and (f.count or f.is_dynamic or f.is_rel):
@@ -496,7 +499,7 @@ class Packer:
                 out.append(b"")
             else:
                 out.append(0)
-        return out
+        return tuple(out)
 
 
 class TraceEventPrinter(Printer):
@@ -789,10 +792,13 @@ class Tracepoint:
         """Like fire() with missing trailing values taken as 0 / ""."""
         if self.call is None:
             return self.fire(*values)
-        vals = self.call.packer.defaults()
-        for i, v in enumerate(values[:len(vals)]):
-            vals[i] = v
-        self.fire(*vals)
+        dflt = self.call.packer.default_values
+        n = len(values)
+        vals = values[:len(dflt)] if n >= len(dflt) else (*values, *dflt[n:])
+        if self.probes:
+            self.fire(*vals)
+        elif self.files:
+            self.write_event(vals)      # fire() without probes
         return None
 
     def write_event(self, values: tuple[FieldValue, ...]) -> None:

@@ -119,9 +119,17 @@ class Workload:
         """The tracepoint ``name`` when something is attached to it, else None."""
         tp = self._tpc.get(name, False)
         if tp is False:
+            tp = self.tracepoint(name)
+        return tp if tp is not None and tp.enabled else None
+
+    def tracepoint(self, name: str) -> Tracepoint | None:
+        """The tracepoint ``name`` (None: the kernel has none), attached or not: a hot
+        path keeps it and tests its ``enabled`` itself."""
+        tp = self._tpc.get(name, False)
+        if tp is False:
             tp = self.k.events.tracepoint(name)
             self._tpc[name] = tp
-        return tp if tp is not None and tp.enabled else None
+        return tp
 
     def emit(self, name: str, *values: object) -> None:
         """trace_NAME(...) in the current context."""

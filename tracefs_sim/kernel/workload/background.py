@@ -170,6 +170,13 @@ class Background:
         hold = wl.traced.hold
         hrt = wl.hrtimers
         saved = clock.pinned
+        if min(hrt.expires_next) > now and self.next_shell > now:
+            # nothing due (a traced task's records come many times per tick): the loop
+            # below would fire nothing; its clock.pin(saved) is kept
+            clock.pin(saved)
+            self.done_ns = max(self.done_ns, now)
+            wl.ticks = now // TICK_NS
+            return
         fired = 0
         try:
             while fired < MAX_EVENTS:

@@ -119,6 +119,9 @@ class CallSites:
         self._rets: dict[tuple[str, str], int] = {}
         self._below: dict[str, list[int]] = {}
         self._links: dict[tuple[str | None, str], Entered] = {}
+        # enter_chain() with no site armed: (names, parent) -> its entries and frames
+        self._chains: dict[tuple[tuple[str, ...], str | None], tuple[tuple[Entered, ...],
+                                                                       tuple[Frame, ...]]] = {}
         self.stacks: dict[int, list[Entered]] = {}      # id(task) -> the functions it is in
         # a function's argument registers in the current context, registered by the
         # parts of the machine that know them (the syscall model: vfs_read's file, count)
@@ -325,12 +328,24 @@ class CallSites:
         if not self.armed():
             # no site patched: only the frames (a stack trace taken inside shows them)
             stack = self.stacks.setdefault(id(k.sched.current), [])
+            key = (names, parent)
+            known = self._chains.get(key)
+            if known is not None:
+                stack += known[0]
+                return list(known[1])
+            entries: list[Entered] = []
             for name in names:
                 idx = self.index(name)
                 if idx >= 0:
-                    stack.append(self._link(stack, name, parent))
+                    e = self._link(stack, name, parent)
+                    stack.append(e)
+                    entries.append(e)
                     frames.append((idx, name, None))
                     parent = name
+            if all(e[2] != JUMPED for e in entries):
+                # no tail call (whose parent_ip depends on the stack below): the same
+                # chain from the same caller always leaves the same entries
+                self._chains[key] = (tuple(entries), tuple(frames))
             return frames
         for name in names:
             idx = self.index(name)

@@ -52,6 +52,8 @@ class Fpu:
         return task_struct(pid) + self._off
 
     def _emit(self, name: str, pid: int, load: bool, flags: int, depth: int) -> None:
+        if not self.wl.tp(name):
+            return      # nothing attached: the address (a BTF lookup at first) is not needed
         xfeatures = 0 if pid in self.fresh else XFEATURES_IN_USE
         self.wl.emit_ctx(flags, depth, name, self.addr(pid), int(load), xfeatures, XCOMP_BV)
 

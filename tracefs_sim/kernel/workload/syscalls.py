@@ -281,9 +281,17 @@ class Syscalls:
         self.bodies: dict[str, Body] = {}
         self.ctxs: dict[int, SyscallCtx] = {}     # pid -> its traced syscall that ran
         self._provided: set[str] = set()
-        self._event_names: dict[int, tuple[str, str]] = {}
+        self._event_tps: dict[int, tuple[Tracepoint | None, Tracepoint | None]] = {}
+        self._raw_enter = self._raw("sys_enter")
+        self._raw_exit = self._raw("sys_exit")
         for name in FUNC_ARGS.keys() | FUNC_RET.keys():
             self._provide(name)
+
+    def _raw(self, name: str) -> Tracepoint:
+        tp = self.wl.tracepoint(name)
+        if tp is None:
+            raise RuntimeError(f"no raw_syscalls:{name} tracepoint")
+        return tp
 
     def begin(self, op: str, args: tuple[int, ...] = (), name: str = "",
               count: int = 0, path: str | tuple[str, ...] = "") -> list[Frame]:
@@ -329,25 +337,25 @@ class Syscalls:
         """The entry tracepoints of a traced task's syscall (syscall_trace_enter(): the
         raw_syscalls:sys_enter event, then ftrace_syscall_enter()'s syscalls:* event);
         an i386 syscall has no syscalls:* event (trace_get_syscall_nr() says -1)."""
-        wl = self.wl
         sc = ctx.sc
-        tp = wl.tp("sys_enter")
-        if tp:
+        tp = self._raw_enter
+        if tp.enabled:
             tp.fire(sc.nr, list(ctx.args))
         if not ctx.compat:
-            tp = wl.tp(self._events(sc)[0])
-            if tp:
+            tp = self._tracepoints(sc)[0]
+            if tp is not None and tp.enabled:
                 self._fire_syscall_event(tp, sc.nr, *ctx.args)
 
-    def _events(self, sc: Syscall) -> tuple[str, str]:
-        """The names of ``sc``'s syscalls:* events ("" for a number the kernel does not
-        implement: it has none)."""
-        names = self._event_names.get(sc.nr)
-        if names is None or sc.entry is None:
+    def _tracepoints(self, sc: Syscall) -> tuple[Tracepoint | None, Tracepoint | None]:
+        """``sc``'s syscalls:sys_enter_NAME and sys_exit_NAME tracepoints, looked up once
+        per number (None for a number the kernel does not implement: it has none)."""
+        tps = self._event_tps.get(sc.nr)
+        if tps is None or sc.entry is None:
             ev = sc.event
-            names = (f"sys_enter_{ev}", f"sys_exit_{ev}") if ev else ("", "")
-            self._event_names[sc.nr] = names
-        return names
+            tps = ((self.wl.tracepoint(f"sys_enter_{ev}"), self.wl.tracepoint(f"sys_exit_{ev}"))
+                   if ev else (None, None))
+            self._event_tps[sc.nr] = tps
+        return tps
 
     def run(self, ctx: SyscallCtx) -> None:
         """do_syscall_64() → x64_sys_call() → __x64_sys_NAME(): the syscall's path up to
@@ -382,11 +390,11 @@ class Syscalls:
             if self.ctxs.get(ctx.thread.task.pid) is ctx:
                 del self.ctxs[ctx.thread.task.pid]
         if not ctx.compat:
-            tp = wl.tp(self._events(sc)[1])
-            if tp:
+            tp = self._tracepoints(sc)[1]
+            if tp is not None and tp.enabled:
                 self._fire_syscall_event(tp, sc.nr, ret)
-        tp = wl.tp("sys_exit")
-        if tp:
+        tp = self._raw_exit
+        if tp.enabled:
             tp.fire(sc.nr, ret)
         wl.entry.syscall_exit(ctx, ret)
 
@@ -412,9 +420,13 @@ class Syscalls:
         open until its return.  Their registers are ``ctx.regs[name]``; without an entry
         in ``ctx.rets`` they return the syscall's value."""
         sites = self.wl.sites
+        provided = self._provided
+        rets = ctx.rets
         for name in names:
-            self._provide(name)
-            ctx.rets.setdefault(name, None)
+            if name not in provided:
+                self._provide(name)
+            if name not in rets:
+                rets[name] = None
         parent = ctx.frames[-1][1] if ctx.frames else None
         ctx.frames += sites.enter_chain(names, parent)
 

@@ -363,7 +363,7 @@ class TracedTasks:
         """Process what follows at boot time ``ts``: syscalls pending past the horizon
         sleep, the background catches up (held CPUs excepted), the clock reads ``ts``."""
         self.now = ts
-        for t in list(self._pending.values()):
+        for t in list(self._pending.values()) if self._pending else ():
             p = t.pending
             if (p is not None and t.state == T_RUNNING and ts - p.t0 > HORIZON_NS
                     and not p.restart):
