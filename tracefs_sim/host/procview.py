@@ -11,10 +11,20 @@ tracer's stop: an fd closed and reused meanwhile is named by its new file.
 
 from __future__ import annotations
 
+import logging
 import os
 import stat
+import threading
 
 from ..kernel.workload.files import FileAttrs
+
+log = logging.getLogger(__name__)
+
+# How long the server waits for /proc/PID/maps.  Opening it takes the process's
+# exec_update_lock (mm_access()); a thread of that process in execve holds it while it
+# waits for its other threads to die (de_thread()), and one of those may be blocked in a
+# FUSE request this very server has to answer: waiting longer would deadlock both.
+MAPS_TIMEOUT_S = 0.05
 
 # /proc/PID/net files whose inode column (10th; unix: 7th) names a socket's protocol
 SOCKET_TABLES = (("unix", 6, "UNIX"), ("tcp", 9, "TCP"), ("tcp6", 9, "TCPv6"),
@@ -25,6 +35,9 @@ UNIX_STREAM = 1                 # the unix table's Type column: SOCK_STREAM
 
 class ProcView:
     """The host's /proc, for the model's questions."""
+
+    def __init__(self, proc: str = "/proc") -> None:
+        self.proc = proc        # where /proc is (a test points it at a stand-in)
 
     def fd_link(self, tgid: int, fd: int) -> tuple[str, str] | None:
         try:
@@ -107,11 +120,26 @@ class ProcView:
         return v2
 
     def maps(self, tgid: int) -> str | None:
-        try:
-            with open(f"/proc/{tgid}/maps") as f:
-                return f.read()
-        except OSError:
+        """/proc/TGID/maps, read by a helper thread: None when it is not there, or not
+        readable within ``MAPS_TIMEOUT_S`` (the process is in execve: see above; the
+        helper thread finishes once the server has answered what blocked it)."""
+        got: list[str | None] = []
+
+        def read() -> None:
+            try:
+                with open(f"{self.proc}/{tgid}/maps") as f:
+                    got.append(f.read())
+            except OSError:
+                got.append(None)
+
+        reader = threading.Thread(target=read, name=f"maps-{tgid}", daemon=True)
+        reader.start()
+        reader.join(MAPS_TIMEOUT_S)
+        if not got:
+            log.warning("/proc/%d/maps not readable within %.0f ms (the process is in "
+                        "execve): its mm is modelled without it", tgid, MAPS_TIMEOUT_S * 1000)
             return None
+        return got[0]
 
     def lstat(self, tgid: int, path: str) -> FileAttrs | None:
         # the process's view while it lives, the server's (the same namespace) after
