@@ -19,7 +19,11 @@ def load():
 
 
 @pytest.mark.mount
-def test_read_trace_example(mounted: Path) -> None:
+def test_read_trace_example(mount_server) -> None:
+    """Unseeded: a seeded machine moves only when requests arrive (its clock is virtual),
+    and a reader blocked in poll(2) makes none; an idle real-time machine still switches
+    (its kernel threads, the reader itself)."""
+    mounted = mount_server(seed=None).path
     rt = load()
     t0 = time.monotonic()
     lines = rt.trace_event(str(mounted), "sched/sched_switch", timeout=3.0, max_lines=3)
