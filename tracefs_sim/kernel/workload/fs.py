@@ -164,11 +164,15 @@ class Fs:
         self.wl.slab.cache_free("names_cache", "putname", name)
 
     def _fdget(self, ctx: SyscallCtx, fd: int, fn: str = "fdget_pos") -> bool:
-        """fdget_pos(fd) (or fdget): False when the fd is bad (the call fails -EBADF)."""
+        """fdget_pos(fd) (or fdget): False when the fd is bad (the call fails -EBADF).
+        An fd the model cannot name (inherited, and gone from /proc by the time the
+        record is read) is good when the call's real return says so."""
         ctx.regs[fn] = (fd & 0xFFFFFFFF,)
         ctx.rets[fn] = self._file(ctx.file) if ctx.file is not None else 0
         self.wl.syscalls.call(ctx, fn)
-        return ctx.file is not None and ctx.ret != -EBADF
+        if ctx.ret == -EBADF:
+            return False
+        return ctx.file is not None or ctx.ret is not None
 
     def _verify(self, ctx: SyscallCtx, rw: int, file: int, pos: int, count: int) -> None:
         """rw_verify_area() → security_file_permission()."""
