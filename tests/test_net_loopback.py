@@ -8,15 +8,12 @@ state machine, the sequence numbers); then a real program under the real tracer.
 from __future__ import annotations
 
 import re
-import shutil
 import struct
-import subprocess
 from pathlib import Path
 
 import pytest
-from test_traced_tasks import Env, args, trace_program
+from test_traced_tasks import Env, args, build_with_tracer, trace_program
 
-from tracefs_sim.host.build import build
 from tracefs_sim.kernel import Kernel
 from tracefs_sim.tracefs import build_tree
 from tracefs_sim.tracefs.files import read_file, write_file
@@ -407,14 +404,7 @@ def test_function_graph_shows_the_send_path() -> None:
 # ------------------------------------------------------------------ the real tracer
 @pytest.fixture(scope="module")
 def netprog(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler (cc) to build the tracer and its test program")
-    d = tmp_path_factory.mktemp("net")
-    tracer = build(d / "tracefs-sim-tracer")
-    prog = d / "netprobe"
-    subprocess.run([cc, "-O1", "-o", str(prog), str(TESTS / "net_loopback_helper.c")], check=True)
-    return tracer, prog
+    return build_with_tracer(tmp_path_factory, "net_loopback_helper.c", "netprobe")
 
 
 def test_a_real_program_over_lo(netprog: tuple[Path, Path]) -> None:

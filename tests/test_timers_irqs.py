@@ -10,7 +10,7 @@ import re
 import struct
 from pathlib import Path
 
-from test_traced_tasks import NR, A, B, Env, args, sysprobe, trace_program, two_processes  # noqa: F401 (a fixture)
+from test_traced_tasks import NR, A, B, Env, args, pipe_wakeup, sysprobe, trace_program, two_processes  # noqa: F401 (a fixture)
 
 from tracefs_sim.kernel import Kernel
 from tracefs_sim.tracefs import build_tree
@@ -114,11 +114,7 @@ def test_a_wakeup_onto_an_idle_cpu_goes_through_its_wake_list_ipi() -> None:
     a fork child put on the idle CPU gets a reschedule IPI there."""
     env = Env(*FAMILY, "sched/sched_wakeup_new")
     two_processes(env)
-    tr = env.tr
-    tr.sys_enter(env.at(40), 0, B, B, NR["read"], args(3, 0x7FFE00, 100), {})
-    tr.sys_enter(env.at(500), 1, A, A, NR["write"], args(4, 0x7FF100, 5), {})
-    tr.sys_exit(env.at(510), 1, A, A, NR["write"], 5, {}, 0, 0)
-    tr.sys_exit(env.at(530), 0, B, B, NR["read"], 5, {}, 480_000, 1)
+    pipe_wakeup(env)
     ev = events(env)
     # the fork: wake_up_new_task() on idle CPU 0, a reschedule IPI
     new = next(i for i, e in enumerate(ev) if e[3] == "sched_wakeup_new")

@@ -463,6 +463,16 @@ def two_processes(env: Env) -> None:
     tr.sys_exit(env.at(35), 0, B, B, NR["rt_sigaction"], 0, {}, 0, 0)
 
 
+def pipe_wakeup(env: Env) -> None:
+    """B (CPU 0) reads the pipe from A and sleeps; A (CPU 1) writes 5 bytes, which wakes
+    B; B's read returns them (two_processes() set the pipe up)."""
+    tr = env.tr
+    tr.sys_enter(env.at(40), 0, B, B, NR["read"], args(3, 0x7FFE00, 100), {})
+    tr.sys_enter(env.at(500), 1, A, A, NR["write"], args(4, 0x7FF100, 5), {})
+    tr.sys_exit(env.at(510), 1, A, A, NR["write"], 5, {}, 0, 0)
+    tr.sys_exit(env.at(530), 0, B, B, NR["read"], 5, {}, 480_000, 1)
+
+
 def test_a_pipe_write_wakes_the_reader_and_a_kill_interrupts_it() -> None:
     """B's read of the empty pipe sleeps; A's write wakes it from A's context (the reader's
     CPU is idle: the wakeup is queued to it).  Then A's kill of B: signal_generate in A,
@@ -471,10 +481,7 @@ def test_a_pipe_write_wakes_the_reader_and_a_kill_interrupts_it() -> None:
     env = Env(*SYSCALLS, *SCHED, "signal")
     two_processes(env)
     tr = env.tr
-    tr.sys_enter(env.at(40), 0, B, B, NR["read"], args(3, 0x7FFE00, 100), {})
-    tr.sys_enter(env.at(500), 1, A, A, NR["write"], args(4, 0x7FF100, 5), {})
-    tr.sys_exit(env.at(510), 1, A, A, NR["write"], 5, {}, 0, 0)
-    tr.sys_exit(env.at(530), 0, B, B, NR["read"], 5, {}, 480_000, 1)
+    pipe_wakeup(env)
     tr.sys_enter(env.at(600), 0, B, B, NR["read"], args(3, 0x7FFE00, 100), {})
     tr.sys_enter(env.at(900), 1, A, A, NR["kill"], args(B, 10), {})
     tr.sys_exit(env.at(910), 1, A, A, NR["kill"], 0, {}, 0, 0)
@@ -673,19 +680,25 @@ def trace_program(k: Kernel, tracer: Path, argv: list[str]) -> int:
     return proc.pid
 
 
+def build_with_tracer(tmp_path_factory: pytest.TempPathFactory, source: str, name: str,
+                      *cflags: str) -> tuple[Path, Path]:
+    """The tracer and the test program tests/SOURCE built as NAME with ``cflags``."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler (cc) to build the tracer and its test program")
+    d = tmp_path_factory.mktemp(name)
+    tracer = build(d / "tracefs-sim-tracer")
+    prog = d / name
+    subprocess.run([cc, *cflags, "-O1", "-o", str(prog), str(TESTS / source)], check=True)
+    return tracer, prog
+
+
 @pytest.fixture(scope="module")
 def sysprobe(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
     """The tracer and tests/host_tracer_helper.c built static without libc (every syscall
     between its execve and exit_group is one it makes)."""
-    cc = shutil.which("cc") or shutil.which("gcc")
-    if cc is None:
-        pytest.skip("no C compiler (cc) to build the tracer and its test program")
-    d = tmp_path_factory.mktemp("traced")
-    tracer = build(d / "tracefs-sim-tracer")
-    helper = d / "sysprobe"
-    subprocess.run([cc, "-static", "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-no-pie",
-                    "-O1", "-o", str(helper), str(TESTS / "host_tracer_helper.c")], check=True)
-    return tracer, helper
+    return build_with_tracer(tmp_path_factory, "host_tracer_helper.c", "sysprobe", "-static",
+                             "-nostdlib", "-ffreestanding", "-fno-stack-protector", "-no-pie")
 
 
 def test_a_real_program_every_syscall_event(sysprobe: tuple[Path, Path], tmp_path: Path) -> None:
