@@ -36,27 +36,42 @@ EXIT_CHECK = 0.02      # seconds between scans of the watched processes
 FORK_CHECK = 0.005     # seconds between fork scans while the same processes make requests
 
 
-def _read(path: str) -> str | None:
+def read_proc(path: str) -> str | None:
+    """A /proc file's text (None: gone).  os.open/os.read, not open(): no buffered file
+    object for a read that runs on a request's path."""
     try:
-        with open(path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        chunks = []
+        while chunk := os.read(fd, 4096):
+            chunks.append(chunk)
+        return b"".join(chunks).decode("utf-8", "replace")
+    except OSError:
+        return None
+    finally:
+        os.close(fd)
 
 
-def proc_status(pid: int) -> dict[str, str] | None:
-    """Name, State, Tgid, PPid of ``pid`` (None: gone)."""
-    text = _read(f"/proc/{pid}/status")
+def status_fields(pid: int, keys: tuple[str, ...]) -> dict[str, str] | None:
+    """The fields ``keys`` of /proc/PID/status (None: gone)."""
+    text = read_proc(f"/proc/{pid}/status")
     if text is None:
         return None
     out: dict[str, str] = {}
     for line in text.splitlines():
         key, _, value = line.partition(":")
-        if key in ("Name", "State", "Tgid", "PPid", "voluntary_ctxt_switches"):
+        if key in keys:
             out[key] = value.strip()
-            if len(out) == 5:
+            if len(out) == len(keys):
                 break
     return out
+
+
+def proc_status(pid: int) -> dict[str, str] | None:
+    """Name, State, Tgid, PPid, voluntary_ctxt_switches of ``pid`` (None: gone)."""
+    return status_fields(pid, ("Name", "State", "Tgid", "PPid", "voluntary_ctxt_switches"))
 
 
 def _alive(st: dict[str, str] | None) -> bool:
@@ -67,10 +82,10 @@ class HostProcs:
     """Watches host pids between requests (one per adapter)."""
 
     def __init__(self) -> None:
-        last = _read(LAST_PID)
+        last = read_proc(LAST_PID)
         self.enabled = last is not None and last.strip().isdigit()
         self.last = int(last) if self.enabled and last is not None else 0
-        pid_max = _read(PID_MAX)
+        pid_max = read_proc(PID_MAX)
         self.pid_max = int(pid_max) if pid_max and pid_max.strip().isdigit() else 1 << 22
         self.me = os.getpid()
         self.known: dict[int, str] = {}     # pid -> comm, reported and watched for exit

@@ -12,6 +12,8 @@ from __future__ import annotations
 import os
 import time
 
+from ..hostprocs import read_proc, status_fields
+
 COMM_TTL = 0.2  # seconds a pid's comm is trusted (exec changes it)
 CPU_TTL = 0.02  # seconds a pid's last CPU is trusted (one request after another)
 CACHE_MAX = 4096  # pids remembered before the stale ones are dropped
@@ -37,34 +39,14 @@ def possible_cpus(path: str = "/sys/devices/system/cpu/possible") -> int:
     return highest + 1 if highest >= 0 else (os.cpu_count() or 1)
 
 
-def _read_proc(path: str) -> str | None:
-    """A /proc file's text (None: gone).  os.open/os.read, not open(): no buffered file
-    object for a read that runs on a request's path."""
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
-        return None
-    try:
-        return os.read(fd, 4096).decode("utf-8", "replace")
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-
-
 def signal_pending(pid: int) -> bool | None:
     """True if ``pid`` has a pending unblocked signal, None if it is gone (or a zombie).
 
     ``/proc/<pid>/status``: (SigPnd | ShdPnd) & ~SigBlk (notes/tools.md §4).
     """
-    text = _read_proc(f"/proc/{pid}/status")
-    if text is None:
+    fields = status_fields(pid, ("State", "SigPnd", "ShdPnd", "SigBlk"))
+    if fields is None:
         return None
-    fields: dict[str, str] = {}
-    for line in text.splitlines():
-        key, _, value = line.partition(":")
-        if key in ("State", "SigPnd", "ShdPnd", "SigBlk"):
-            fields[key] = value.strip()
     if fields.get("State", "").startswith(("Z", "X")):
         return None
     try:
@@ -88,7 +70,7 @@ def fd_nonblock(pid: int, ino: int, name: str) -> bool:
     except OSError:
         return False
     for fd in fds:
-        text = _read_proc(f"/proc/{pid}/fdinfo/{fd}")
+        text = read_proc(f"/proc/{pid}/fdinfo/{fd}")
         if text is None or f"\nino:\t{ino}\n" not in text + "\n":
             continue
         try:
@@ -136,7 +118,7 @@ class TaskInfo:
         now = time.monotonic()
         c = self._caller(pid, now)
         if now >= c.comm_until:
-            text = _read_proc(f"/proc/{pid}/comm")
+            text = read_proc(f"/proc/{pid}/comm")
             if text is not None:
                 c.comm = text.rstrip("\n")
             c.comm_until = now + COMM_TTL
@@ -167,7 +149,7 @@ class TaskInfo:
             return comm, next(iter(allowed)) % self.nr_cpus
         if now < c.cpu_until:
             return c.comm, c.cpu
-        text = _read_proc(f"/proc/{pid}/stat")
+        text = read_proc(f"/proc/{pid}/stat")
         if text is None:
             return self.comm(pid), 0
         head, _, tail = text.rpartition(")")
