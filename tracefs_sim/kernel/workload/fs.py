@@ -167,12 +167,11 @@ class Fs:
         """fdget_pos(fd) (or fdget): False when the fd is bad (the call fails -EBADF).
         An fd the model cannot name (inherited, and gone from /proc by the time the
         record is read) is good when the call's real return says so."""
+        good = ctx.ret != -EBADF and (ctx.file is not None or ctx.ret is not None)
         ctx.regs[fn] = (fd & 0xFFFFFFFF,)
-        ctx.rets[fn] = self._file(ctx.file) if ctx.file is not None else 0
+        ctx.rets[fn] = self._file(ctx.file) if good else 0
         self.wl.syscalls.call(ctx, fn)
-        if ctx.ret == -EBADF:
-            return False
-        return ctx.file is not None or ctx.ret is not None
+        return good
 
     def _verify(self, ctx: SyscallCtx, rw: int, file: int, pos: int, count: int) -> None:
         """rw_verify_area() → security_file_permission()."""
