@@ -247,6 +247,14 @@ class Operations(pyfuse3.Operations):
         files' attributes are built again."""
         self._file_attrs.clear()
 
+    def _unobserved(self) -> bool:
+        """Could a READ go without its syscall, the caller's identity and the host scan?
+        A read attaches nothing; while nothing is attached (``Workload.quiet``) its path,
+        its task and what the host did meanwhile leave no mark, and the next request
+        that can leave one learns them.  Not with mirrors (a sysctl write applies before
+        any request) or under ``run`` (the tracer's records come first)."""
+        return self.feed is None and self.sysctl is None and self.kernel.workload.quiet()
+
     def _traced(self, pid: int) -> bool:
         """Is ``pid`` traced (its syscalls reach the kernel from the tracer)?"""
         return self.feed is not None and self.kernel.workload.traced.owns(pid)
@@ -518,8 +526,13 @@ class Operations(pyfuse3.Operations):
         try:
             h = self._handle(fh)
             while True:
-                data = self._call(h.pid, h.uid, h.openfile.read, off, size, op="read",
-                                  name=self.inodes.name(h.ino), count=size)
+                if self._unobserved():
+                    # nothing attached can see this read: it is not run as a syscall
+                    self.kernel.workload.catch_up()    # a seeded clock still ticks
+                    data = h.openfile.read(off, size)
+                else:
+                    data = self._call(h.pid, h.uid, h.openfile.read, off, size, op="read",
+                                      name=self.inodes.name(h.ino), count=size)
                 if not isinstance(data, _WouldBlock):
                     return bytes(data)
                 if h.mode.nonblock or fd_nonblock(h.pid, h.ino, self.inodes.name(h.ino)):

@@ -178,8 +178,9 @@ class TracerFeed:
 
     # ------------------------------------------------------------------ mode
     def sync_mode(self) -> None:
-        """Syscalls mode while anything that could see a syscall is attached."""
-        want = MODE_LIFECYCLE if self.k.workload.quiet() else MODE_SYSCALLS
+        """Syscalls mode while anything that could see a syscall is attached
+        (``Workload.syscalls_visible``)."""
+        want = MODE_SYSCALLS if self.k.workload.syscalls_visible() else MODE_LIFECYCLE
         if want == self.mode or self.eof:
             return
         if want == MODE_SYSCALLS:

@@ -72,6 +72,13 @@ if TYPE_CHECKING:
 
 __all__ = ["Workload", "boot"]
 
+# The tracepoints that only the fork, exec and exit paths fire.  The tracer of host
+# programs reports forks, execs and exits in both of its modes, so while nothing else is
+# attached a traced task's syscalls need not be reported at all (ftracetest's trigger
+# tests hang their triggers and histograms on sched_process_fork).
+LIFECYCLE_TRACEPOINTS = ("sched_process_fork", "task_newtask", "sched_prepare_exec",
+                         "sched_process_exec", "sched_process_exit", "sched_process_free")
+
 
 class Workload:
     """Drives simulated tasks through real kernel code paths."""
@@ -83,6 +90,7 @@ class Workload:
         self.ticks = 0
         self.calls = 0
         self._tpc: dict[str, Tracepoint | None] = {}
+        self._lifecycle_tps: tuple[Tracepoint, ...] | None = None
         self.sites = CallSites(kernel)
         self.slab = Slab(self)
         # the machine's time: interrupts, timers, the idle loop, RCU, cross-CPU work
@@ -173,6 +181,34 @@ class Workload:
         if k.kprobes.nr_bp_armed:
             return False
         return not k.events.nr_enabled_tps
+
+    def syscalls_visible(self) -> bool:
+        """Could anything attached see a traced task's syscall (the tracer's syscalls
+        mode)?  Not while the only live tracepoints are the lifecycle ones, which the
+        fork, exec and exit records fire with the same values in either mode."""
+        k = self.k
+        ft = k.ftrace
+        if ft.nr_active and not ft.ops_quiet():
+            return True
+        if k.kprobes.nr_bp_armed:
+            return True
+        live = k.events.nr_enabled_tps
+        if not live:
+            return False
+        tps = self._lifecycle_tps
+        if tps is None:
+            tps = self._lifecycle_tps = tuple(self.lifecycle_tracepoint(n)
+                                              for n in LIFECYCLE_TRACEPOINTS)
+        for tp in tps:
+            if tp.enabled:
+                live -= 1
+        return live > 0
+
+    def lifecycle_tracepoint(self, name: str) -> Tracepoint:
+        tp = self.tracepoint(name)
+        if tp is None:
+            raise LookupError(f"the kernel has no tracepoint {name}")
+        return tp
 
     def catch_up(self) -> None:
         """Run what the machine did since the last call (deterministic: every fourth
