@@ -13,14 +13,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from types import MethodType
-from typing import TYPE_CHECKING, TypeVar
+from typing import Protocol, TypeVar
 
 from .syscalls import Body
 
-if TYPE_CHECKING:
-    from .syscalls import Syscalls
-
 F = TypeVar("F", bound=Callable[..., object])
+
+
+class BodyRegistry(Protocol):
+    """Where the bodies go: ``Syscalls`` (a fake in the tests)."""
+
+    def register(self, name: str, body: Body) -> None: ...
+
 
 # the parts of a Body, in its field order
 ENTER, EXIT, WAKE = 0, 1, 2
@@ -58,7 +62,7 @@ class SyscallDefines:
         """The method is the ``wake`` of these syscalls' bodies."""
         return self._define(WAKE, names)
 
-    def register(self, syscalls: Syscalls, family: object) -> None:
+    def register(self, syscalls: BodyRegistry, family: object) -> None:
         """Register the bodies with the methods bound to ``family`` (the instance)."""
         for name, parts in self._parts.items():
             enter, exit_, wake = (None if fn is None else MethodType(fn, family) for fn in parts)
