@@ -29,6 +29,7 @@ import stat
 import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
 from typing import Concatenate, ParamSpec, TypeVar
 
 import pyfuse3
@@ -71,26 +72,23 @@ ATTRS_CACHED = 4096  # files whose attributes are kept (eventfs nodes come and g
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
+@dataclass(slots=True, eq=False)
 class Handle:
     """An open file (FUSE fh): the tree's OpenFile plus what only the adapter tracks."""
 
-    __slots__ = ("fh", "ino", "openfile", "mode", "pid", "uid", "poll_handle", "poll_wq",
-                 "waits", "closed")
-
-    def __init__(self, fh: int, ino: int, openfile: OpenFile, mode: OpenMode, pid: int,
-                 uid: int) -> None:
-        self.fh = fh
-        self.ino = ino
-        self.openfile = openfile
-        self.mode = mode
-        self.pid = pid
-        self.uid = uid
-        self.poll_handle: pyfuse3.PollHandle | None = None
-        self.poll_wq: WaitQueue | None = None
-        self.waits: set[trio.Event] = set()
-        self.closed = False
+    fh: int
+    ino: int
+    openfile: OpenFile
+    mode: OpenMode
+    pid: int
+    uid: int
+    poll_handle: pyfuse3.PollHandle | None = None
+    poll_wq: WaitQueue | None = None
+    waits: set[trio.Event] = field(default_factory=set)
+    closed: bool = False
 
     def notify_poll(self) -> None:
         """Wait-queue callback: wake a poll()/select() sleeping on this file."""
@@ -102,16 +100,21 @@ class Handle:
                 log.debug("poll notify fh=%d: %s", self.fh, e)
 
 
+@dataclass(slots=True, eq=False)
 class DirHandle:
     """An open directory: its entries are snapshotted at the first readdir."""
 
-    __slots__ = ("ino", "entries", "pid", "uid")
+    ino: int
+    pid: int
+    uid: int
+    entries: list[tuple[bytes, Node]] | None = None
 
-    def __init__(self, ino: int, pid: int, uid: int) -> None:
-        self.ino = ino
-        self.pid = pid
-        self.uid = uid
-        self.entries: list[tuple[bytes, Node]] | None = None
+
+def _found(obj: T | None, err: int) -> T:
+    """A lookup's result, or the FUSE error ``err`` when it found nothing."""
+    if obj is None:
+        raise pyfuse3.FUSEError(err)
+    return obj
 
 
 def _fuse_error(name: str, args: tuple[object, ...], e: Exception) -> pyfuse3.FUSEError:
@@ -184,10 +187,7 @@ class Operations(pyfuse3.Operations):
 
     # ------------------------------------------------------------------ helpers
     def _node(self, ino: int) -> Node:
-        node = self.inodes.node(ino)
-        if node is None:
-            raise pyfuse3.FUSEError(errno.ENOENT)
-        return node
+        return _found(self.inodes.node(ino), errno.ENOENT)
 
     def _dir(self, ino: int) -> Dir:
         node = self._node(ino)
@@ -196,10 +196,7 @@ class Operations(pyfuse3.Operations):
         return node
 
     def _handle(self, fh: int) -> Handle:
-        h = self._handles.get(fh)
-        if h is None:
-            raise pyfuse3.FUSEError(errno.EBADF)
-        return h
+        return _found(self._handles.get(fh), errno.EBADF)
 
     def _abspath(self, ino: int) -> str:
         """The file's absolute path through the mount (what a caller's pathname names)."""
@@ -359,8 +356,7 @@ class Operations(pyfuse3.Operations):
             node = self._node(self.inodes.parent(parent_inode))
         else:
             node = self._call(ctx.pid, ctx.uid, parent.lookup, _fs_name(name))
-        if node is None:
-            raise pyfuse3.FUSEError(errno.ENOENT)
+        node = _found(node, errno.ENOENT)
         ino = self.inodes.ino(node, parent_inode, _fs_name(name))
         self.inodes.count_lookup(ino, node)
         return self.attrs(node, ino)
@@ -431,9 +427,7 @@ class Operations(pyfuse3.Operations):
 
     @_boundary
     def readdir(self, fh: int, start_id: int, token: pyfuse3.ReaddirToken) -> None:
-        dh = self._dirs.get(fh)
-        if dh is None:
-            raise pyfuse3.FUSEError(errno.EBADF)
+        dh = _found(self._dirs.get(fh), errno.EBADF)
         d = self._dir(dh.ino)
         if start_id == 0 or dh.entries is None:  # a snapshot per opendir/rewind: stable cookies
             parent = self._node(self.inodes.parent(dh.ino))

@@ -21,6 +21,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from dataclasses import asdict
 
 from ..kernel.syscall_table import SyscallTable
 from . import proto
@@ -80,7 +81,7 @@ def format_record(rec: proto.Record, table: SyscallTable) -> str:
         slept = f" slept={rec.asleep_ns // 1000}us/{rec.switches}" \
             if rec.switches not in (0, proto.SWITCHES_UNKNOWN) else ""
         return f"{head} sys_exit {sc.name if sc else rec.nr} = {rec.ret}{err}{outs}{slept}"
-    fields = rec._asdict()
+    fields = asdict(rec)
     if isinstance(rec, proto.NewTask):
         fields["event_name"] = EVENTS.get(rec.event, rec.event)
     elif isinstance(rec, proto.Signal):

@@ -7,13 +7,15 @@ read may end inside a message: :class:`StreamDecoder` keeps the tail.
 
 The server decodes ~40k records/s while the simulated kernel does the real work, so the
 decoder does one ``unpack_from`` per record on the receive buffer and builds one
-NamedTuple (captured bytes are the only copies).  tracer.c is the other half of this file:
-change both together.
+slotted dataclass (captured bytes are the only copies).  The records' classes follow
+the header: every message names a thread (``Message``), most also its thread group
+(``TaskMessage``).  tracer.c is the other half of this file: change both together.
 """
 
 from __future__ import annotations
 
 import struct
+from dataclasses import dataclass
 from enum import IntEnum
 from typing import NamedTuple
 
@@ -71,22 +73,31 @@ class Capture(NamedTuple):
     data: bytes
 
 
-class SysEnter(NamedTuple):
+@dataclass(slots=True)
+class Message:
+    """The header of a message about a task: when, on which CPU, which thread."""
     ts: int
     cpu: int
     tid: int
+
+
+@dataclass(slots=True)
+class TaskMessage(Message):
+    """A message about thread ``tid`` of thread group ``tgid``, the payload's first word
+    (all but NEW_TASK and EXEC, whose payloads name more than one task, and ACK)."""
     tgid: int
+
+
+@dataclass(slots=True)
+class SysEnter(TaskMessage):
     nr: int
     args: tuple[int, int, int, int, int, int]
     caps: tuple[Capture, ...]   # only the captures that could be read (a fault leaves one out)
     compat: bool = False        # an i386 syscall (int 0x80): nr is i386's
 
 
-class SysExit(NamedTuple):
-    ts: int
-    cpu: int
-    tid: int
-    tgid: int
+@dataclass(slots=True)
+class SysExit(TaskMessage):
     nr: int
     ret: int
     caps: tuple[Capture, ...] = ()   # the OUT captures (outputs the syscall wrote)
@@ -95,22 +106,18 @@ class SysExit(NamedTuple):
     compat: bool = False
 
 
-class Interrupted(NamedTuple):
+@dataclass(slots=True)
+class Interrupted(TaskMessage):
     """The switch to syscalls mode stopped the task on its way out of syscall ``nr``
     (its entry not reported): ``ret`` is what it returns, an -ERESTART* code when it
     will resume the syscall after the stop."""
-    ts: int
-    cpu: int
-    tid: int
-    tgid: int
     nr: int
     ret: int
 
 
-class NewTask(NamedTuple):
-    ts: int
-    cpu: int
-    tid: int            # the parent (the task that made the clone/fork/vfork)
+@dataclass(slots=True)
+class NewTask(Message):
+    """``tid`` is the parent (the task that made the clone/fork/vfork)."""
     child_tid: int
     child_tgid: int
     event: int          # EVENT_FORK/VFORK/CLONE, EVENT_UNKNOWN
@@ -119,30 +126,23 @@ class NewTask(NamedTuple):
     child_cpu: int = 0  # the CPU wake_up_new_task() put the child on
 
 
-class Exec(NamedTuple):
-    ts: int
-    cpu: int
-    tid: int            # the task after exec (== tgid)
+@dataclass(slots=True)
+class Exec(Message):
+    """``tid`` is the task after exec (== tgid)."""
     old_tid: int        # != tid when a non-leader thread exec'd: it took over tid, the old leader is gone
     tgid: int
     comm: str
     filename: str       # bprm->filename (AT_EXECFN), as sched_process_exec prints it
 
 
-class Exit(NamedTuple):
-    ts: int
-    cpu: int
-    tid: int
-    tgid: int
+@dataclass(slots=True)
+class Exit(TaskMessage):
     status: int         # wait status (PTRACE_EVENT_EXIT's message)
     group: bool         # the whole thread group exits
 
 
-class Signal(NamedTuple):
-    ts: int
-    cpu: int
-    tid: int
-    tgid: int
+@dataclass(slots=True)
+class Signal(TaskMessage):
     signo: int
     errno: int
     code: int
@@ -150,51 +150,37 @@ class Signal(NamedTuple):
     uid: int
 
 
-class Gone(NamedTuple):
-    ts: int
-    cpu: int
-    tid: int
-    tgid: int
+@dataclass(slots=True)
+class Gone(TaskMessage):
     status: int         # the final wait status
 
 
-class Attached(NamedTuple):
-    ts: int
-    cpu: int
-    tid: int
-    tgid: int
+@dataclass(slots=True)
+class Attached(TaskMessage):
     comm: str
 
 
-class Comm(NamedTuple):
-    ts: int
-    cpu: int
-    tid: int
-    tgid: int
+@dataclass(slots=True)
+class Comm(TaskMessage):
     comm: str           # the task's new comm (prctl(PR_SET_NAME), /proc/TID/comm)
 
 
-class Faults(NamedTuple):
+@dataclass(slots=True)
+class Faults(TaskMessage):
     """The task took ``minflt`` minor and ``majflt`` major page faults since its last
     report (/proc/TID/stat fields 10 and 12 at this stop; comes before the stop's record)."""
-    ts: int
-    cpu: int
-    tid: int
-    tgid: int
     minflt: int
     majflt: int
 
 
-class Maps(NamedTuple):
+@dataclass(slots=True)
+class Maps(TaskMessage):
     """/proc/TGID/maps of a new image at its exec stop (comes before its Exec)."""
-    ts: int
-    cpu: int
-    tid: int
-    tgid: int
     text: str
 
 
-class Ack(NamedTuple):
+@dataclass(slots=True)
+class Ack:
     seq: int
 
 

@@ -23,7 +23,8 @@ from .defs import T_ASLEEP
 from .files import DIRECTORY, PIPE, REGULAR, SOCKET, TTY, OpenFile
 from .fs9p.vfs import V9fs, V9Open
 from .signal import SI_USER, SIGPIPE
-from .syscalls import Body, SyscallCtx, arg_int
+from .syscall_define import SyscallDefines
+from .syscalls import SyscallCtx, arg_int
 
 if TYPE_CHECKING:
     from . import Workload
@@ -46,6 +47,9 @@ FILENAME = struct.Struct("<QQiiQ")      # struct filename: name, uptr, refcnt, p
 NAMES_ISIZE = FILENAME.size             # iname[] follows
 READ_ITER = {PIPE: "pipe_read", TTY: "tty_read", SOCKET: "sock_read_iter"}
 WRITE_ITER = {PIPE: "pipe_write", TTY: "tty_write", SOCKET: "sock_write_iter"}
+# read_write.c's plain reads and writes: (READ/WRITE, their ksys_*, with a position)
+KSYS_RW = {"read": (READ, "ksys_read", False), "write": (WRITE, "ksys_write", False),
+           "pread64": (READ, "ksys_pread64", True), "pwrite64": (WRITE, "ksys_pwrite64", True)}
 READS = frozenset(("read", "readv", "pread64", "preadv", "preadv2"))
 V9FS = "9p"                 # the file-ops kind of a file of the 9P root
 STAT_BUF = {"stat": 1, "lstat": 1, "fstat": 1, "newfstatat": 2, "statx": 4}   # the buffer's argument
@@ -63,61 +67,15 @@ def err_ptr(ret: int) -> int:
 class Fs:
     """The bodies of the VFS syscalls."""
 
+    SYSCALLS = SyscallDefines()
+
     def __init__(self, wl: Workload) -> None:
         self.wl = wl
         self.v9fs = V9fs(wl)
         # per kind of file: what its read_iter/write_iter run (``register_io``)
         self.io: dict[str, FileIo] = {PIPE: self._iter_io, TTY: self._iter_io, SOCKET: self._sock_io,
                                       V9FS: self._v9_io}
-        reg = wl.syscalls.register
-        reg("read", Body(self._read, self._read_exit))
-        reg("write", Body(self._write, self._advance))
-        reg("pread64", Body(self._pread))
-        reg("pwrite64", Body(self._pwrite))
-        reg("readv", Body(self._readv, self._read_exit))
-        reg("writev", Body(self._writev, self._advance))
-        reg("lseek", Body(self._lseek, self._seeked))
-        reg("openat", Body(self._openat, self._open_exit))
-        reg("open", Body(self._open, self._open_exit))
-        reg("creat", Body(self._creat, self._open_exit))
-        reg("openat2", Body(self._openat2, self._open_exit))
-        reg("close", Body(self._close))
-        reg("newfstatat", Body(self._fstatat))
-        reg("stat", Body(self._stat))
-        reg("lstat", Body(self._lstat))
-        reg("fstat", Body(self._fstat))
-        reg("statx", Body(self._statx))
-        reg("getdents64", Body(self._getdents64))
-        reg("mkdir", Body(self._mkdir))
-        reg("mkdirat", Body(self._mkdirat))
-        reg("rmdir", Body(self._rmdir))
-        reg("unlink", Body(self._unlink))
-        reg("unlinkat", Body(self._unlinkat))
-        reg("rename", Body(self._rename))
-        reg("renameat2", Body(self._renameat2))
-        reg("pipe", Body(self._pipe))
-        reg("pipe2", Body(self._pipe2))
-        reg("dup", Body(self._dup))
-        reg("dup2", Body(self._dup2))
-        reg("dup3", Body(self._dup3))
-        reg("fcntl", Body(self._fcntl))
-        reg("ioctl", Body(self._ioctl))
-        reg("chdir", Body(self._chdir))
-        reg("fchdir", Body(self._fchdir))
-        reg("getcwd", Body(self._getcwd))
-        reg("access", Body(self._access))
-        reg("faccessat", Body(self._faccessat))
-        reg("faccessat2", Body(self._faccessat))
-        reg("readlink", Body(self._readlink))
-        reg("readlinkat", Body(self._readlinkat))
-        reg("symlink", Body(self._symlink))
-        reg("symlinkat", Body(self._symlinkat))
-        reg("truncate", Body(self._truncate))
-        reg("ftruncate", Body(self._ftruncate))
-        reg("fsync", Body(self._fsync))
-        reg("fdatasync", Body(self._fdatasync))
-        reg("sync", Body(self._sync))
-        reg("syncfs", Body(self._syncfs))
+        self.SYSCALLS.register(wl.syscalls, self)
 
     def register_io(self, kind: str, io: FileIo) -> None:
         """What the read_iter/write_iter of files of ``kind`` run (a family's)."""
@@ -227,6 +185,7 @@ class Fs:
         else:
             self.v9fs.read(ctx, vo, at, count, done)
 
+    @SYSCALLS.exit("read", "readv")
     def _read_exit(self, ctx: SyscallCtx, ret: int) -> None:
         """read/readv returned: the position moves; a socket read that waited ends in
         the network family."""
@@ -236,6 +195,7 @@ class Fs:
                 and "done" not in ctx.data:
             self.wl.net.finish_recv(ctx, f.sock, ret)
 
+    @SYSCALLS.exit("write", "writev")
     def _advance(self, ctx: SyscallCtx, ret: int) -> None:
         """read/write/readv/writev moved the file position by what they moved (an
         O_APPEND write's to the file's end)."""
@@ -247,6 +207,7 @@ class Fs:
         else:
             f.pos += ret
 
+    @SYSCALLS.exit("lseek")
     def _seeked(self, ctx: SyscallCtx, ret: int) -> None:
         """lseek() returns the new position."""
         if ctx.file is not None and ret >= 0:
@@ -275,10 +236,12 @@ class Fs:
                     tr.wake(t, wl.k.sched.cpu, locks=1)     # the pipe's rd_wait lock
 
     # ------------------------------------------------------------------ read_write.c
-    def _ksys(self, ctx: SyscallCtx, rw: int, ksys: str, positioned: bool) -> None:
+    @SYSCALLS.enter("read", "write", "pread64", "pwrite64")
+    def _ksys(self, ctx: SyscallCtx) -> None:
         """read/write() → ksys_read/ksys_write(fd, buf, count) → fdget_pos(), vfs_read/
         vfs_write(); pread64/pwrite64() → ksys_pread64/ksys_pwrite64(fd, buf, count, pos)
         → fdget(), vfs_read/vfs_write(&pos)."""
+        rw, ksys, positioned = KSYS_RW[ctx.sc.name]
         fd, buf, count = ctx.args[0], ctx.args[1], ctx.args[2]
         ctx.regs[ksys] = (fd & 0xFFFFFFFF, buf, count, ctx.args[3]) if positioned else \
             (fd & 0xFFFFFFFF, buf, count)
@@ -287,22 +250,12 @@ class Fs:
             self._rw(ctx, rw, "vfs_write" if rw == WRITE else "vfs_read", buf, count,
                      ctx.args[3] if positioned else None)
 
-    def _read(self, ctx: SyscallCtx) -> None:
-        self._ksys(ctx, READ, "ksys_read", False)
-
-    def _write(self, ctx: SyscallCtx) -> None:
-        self._ksys(ctx, WRITE, "ksys_write", False)
-
-    def _pread(self, ctx: SyscallCtx) -> None:
-        self._ksys(ctx, READ, "ksys_pread64", True)
-
-    def _pwrite(self, ctx: SyscallCtx) -> None:
-        self._ksys(ctx, WRITE, "ksys_pwrite64", True)
-
-    def _vec(self, ctx: SyscallCtx, rw: int) -> None:
+    @SYSCALLS.enter("readv", "writev")
+    def _vec(self, ctx: SyscallCtx) -> None:
         """readv/writev() → do_readv/do_writev(fd, vec, vlen, 0) → vfs_readv/vfs_writev(
         file, vec, vlen, pos, 0) → do_iter_readv_writev() → the file's iter op."""
         s = self.wl.syscalls
+        rw = WRITE if ctx.sc.name == "writev" else READ
         fd, vec, vlen = ctx.args[:3]
         top, vfs = ("do_writev", "vfs_writev") if rw == WRITE else ("do_readv", "vfs_readv")
         ctx.regs[top] = (fd, vec, vlen, 0)
@@ -325,12 +278,7 @@ class Fs:
         if rw == WRITE:
             self._after_write(ctx)
 
-    def _readv(self, ctx: SyscallCtx) -> None:
-        self._vec(ctx, READ)
-
-    def _writev(self, ctx: SyscallCtx) -> None:
-        self._vec(ctx, WRITE)
-
+    @SYSCALLS.enter("lseek")
     def _lseek(self, ctx: SyscallCtx) -> None:
         """lseek() → ksys_lseek() → fdget_pos(), vfs_llseek() → the file's llseek."""
         s = self.wl.syscalls
@@ -347,22 +295,26 @@ class Fs:
             s.call(ctx, "generic_file_llseek")
 
     # ------------------------------------------------------------------ open.c
+    @SYSCALLS.enter("openat")
     def _openat(self, ctx: SyscallCtx) -> None:
         """openat() → do_sys_open() → do_sys_openat2(dfd, filename, &how)."""
         self._openat2_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1, arg_int(ctx.args[2]) | O_LARGEFILE,
                            ctx.args[3] & 0o7777)
 
+    @SYSCALLS.enter("open")
     def _open(self, ctx: SyscallCtx) -> None:
         ctx.regs["do_sys_open"] = (AT_FDCWD, ctx.args[0], ctx.args[1], ctx.args[2])
         self.wl.syscalls.open(ctx, "do_sys_open")
         self._openat2_path(ctx, AT_FDCWD, 0, arg_int(ctx.args[1]) | O_LARGEFILE, ctx.args[2] & 0o7777)
 
+    @SYSCALLS.enter("creat")
     def _creat(self, ctx: SyscallCtx) -> None:
         flags = O_CREAT | O_WRONLY | O_TRUNC | O_LARGEFILE
         ctx.regs["do_sys_open"] = (AT_FDCWD, ctx.args[0], flags, ctx.args[1])
         self.wl.syscalls.open(ctx, "do_sys_open")
         self._openat2_path(ctx, AT_FDCWD, 0, flags, ctx.args[1] & 0o7777)
 
+    @SYSCALLS.enter("openat2")
     def _openat2(self, ctx: SyscallCtx) -> None:
         raw = ctx.caps.get(2, b"")
         flags = int.from_bytes(raw[:8], "little") if len(raw) >= 8 else 0
@@ -435,6 +387,7 @@ class Fs:
                 ctx.file = OpenFile(vo.dentry.name, kind, v9=vo)
         ctx.data["file"] = f
 
+    @SYSCALLS.exit("openat", "open", "creat", "openat2")
     def _open_exit(self, ctx: SyscallCtx, ret: int) -> None:
         """do_sys_openat2()'s end: the open file installed or the fd given back, the
         name buffer freed."""
@@ -453,6 +406,7 @@ class Fs:
             s.call(ctx, "put_unused_fd")
         self._putname(ctx, ctx.data["name"])
 
+    @SYSCALLS.enter("close")
     def _close(self, ctx: SyscallCtx) -> None:
         """close() → file_close_fd(), filp_flush(), __fput_sync()."""
         s = self.wl.syscalls
@@ -592,16 +546,20 @@ class Fs:
         ctx.rets[fn] = 0
         self.wl.syscalls.call(ctx, fn)
 
+    @SYSCALLS.enter("newfstatat")
     def _fstatat(self, ctx: SyscallCtx) -> None:
         self._fstatat_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1, arg_int(ctx.args[3]))
 
+    @SYSCALLS.enter("stat")
     def _stat(self, ctx: SyscallCtx) -> None:
         """stat() → vfs_stat() = vfs_fstatat(AT_FDCWD, filename, stat, 0)."""
         self._fstatat_path(ctx, AT_FDCWD, 0, 0)
 
+    @SYSCALLS.enter("lstat")
     def _lstat(self, ctx: SyscallCtx) -> None:
         self._fstatat_path(ctx, AT_FDCWD, 0, AT_SYMLINK_NOFOLLOW)
 
+    @SYSCALLS.enter("fstat")
     def _fstat(self, ctx: SyscallCtx) -> None:
         """fstat() (newfstat) → vfs_fstat(fd), cp_new_stat()."""
         stat = ctx.frame + 0x100
@@ -610,6 +568,7 @@ class Fs:
         self.wl.syscalls.close(ctx, 1)
         self._cp_stat(ctx, "cp_new_stat", stat, ctx.args[1])
 
+    @SYSCALLS.enter("statx")
     def _statx(self, ctx: SyscallCtx) -> None:
         """statx() → getname_flags(), do_statx() → vfs_statx(), cp_statx(); putname()."""
         s = self.wl.syscalls
@@ -633,6 +592,7 @@ class Fs:
         self._putname(ctx, name)
 
     # ------------------------------------------------------------------ readdir.c
+    @SYSCALLS.enter("getdents64")
     def _getdents64(self, ctx: SyscallCtx) -> None:
         """getdents64() → fdget_pos(), iterate_dir(file, &buf.ctx) → the fs's iterate
         (filldir64 per entry)."""
@@ -678,9 +638,11 @@ class Fs:
         ctx.regs["done_path_create"] = (path, dentry)
         s.call(ctx, "done_path_create")
 
+    @SYSCALLS.enter("mkdir")
     def _mkdir(self, ctx: SyscallCtx) -> None:
         self._create_path(ctx, AT_FDCWD, 0, ctx.args[1] & 0xFFFF)
 
+    @SYSCALLS.enter("mkdirat")
     def _mkdirat(self, ctx: SyscallCtx) -> None:
         self._create_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1, ctx.args[2] & 0xFFFF)
 
@@ -701,12 +663,15 @@ class Fs:
             return
         s.call(ctx, vfs)
 
+    @SYSCALLS.enter("rmdir")
     def _rmdir(self, ctx: SyscallCtx) -> None:
         self._remove_path(ctx, "do_rmdir", "vfs_rmdir", AT_FDCWD, 0)
 
+    @SYSCALLS.enter("unlink")
     def _unlink(self, ctx: SyscallCtx) -> None:
         self._remove_path(ctx, "do_unlinkat", "vfs_unlink", AT_FDCWD, 0)
 
+    @SYSCALLS.enter("unlinkat")
     def _unlinkat(self, ctx: SyscallCtx) -> None:
         dfd = ctx.args[0] & 0xFFFFFFFF
         if arg_int(ctx.args[2]) & AT_REMOVEDIR:
@@ -732,18 +697,22 @@ class Fs:
             return
         s.call(ctx, "vfs_rename")
 
+    @SYSCALLS.enter("rename")
     def _rename(self, ctx: SyscallCtx) -> None:
         self._rename_path(ctx, AT_FDCWD, 0, AT_FDCWD, 1, 0)
 
+    @SYSCALLS.enter("renameat2")
     def _renameat2(self, ctx: SyscallCtx) -> None:
         self._rename_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1, ctx.args[2] & 0xFFFFFFFF, 3,
                           ctx.args[4] & 0xFFFFFFFF)
 
     # ------------------------------------------------------------------ pipe.c, file.c, fcntl.c
-    def _pipe_path(self, ctx: SyscallCtx, flags: int) -> None:
-        """do_pipe2(fildes, flags) → create_pipe_files(), get_unused_fd_flags() ×2,
-        fd_install() ×2."""
+    @SYSCALLS.enter("pipe", "pipe2")
+    def _pipe(self, ctx: SyscallCtx) -> None:
+        """pipe/pipe2() → do_pipe2(fildes, flags) → create_pipe_files(),
+        get_unused_fd_flags() ×2, fd_install() ×2 (pipe(): flags 0)."""
         s = self.wl.syscalls
+        flags = arg_int(ctx.args[1]) if ctx.sc.name == "pipe2" else 0
         ctx.regs["do_pipe2"] = (ctx.args[0], flags)
         s.open(ctx, "do_pipe2")
         files = ctx.frame + 0x20
@@ -762,12 +731,7 @@ class Fs:
             ctx.regs["fd_install"] = (fd, pipe)
             s.call(ctx, "fd_install")
 
-    def _pipe(self, ctx: SyscallCtx) -> None:
-        self._pipe_path(ctx, 0)
-
-    def _pipe2(self, ctx: SyscallCtx) -> None:
-        self._pipe_path(ctx, arg_int(ctx.args[1]))
-
+    @SYSCALLS.enter("dup")
     def _dup(self, ctx: SyscallCtx) -> None:
         """dup(fildes) → fget_raw(), get_unused_fd_flags(0), fd_install()."""
         s = self.wl.syscalls
@@ -799,14 +763,17 @@ class Fs:
         if tofree is not ctx.file and tofree.refs <= 1:
             self.release_files(ctx.thread, [tofree])
 
+    @SYSCALLS.enter("dup2")
     def _dup2(self, ctx: SyscallCtx) -> None:
         if ctx.args[0] == ctx.args[1]:
             return      # dup2(fd, fd): the fd is checked and returned
         self._dup3_path(ctx, 0)
 
+    @SYSCALLS.enter("dup3")
     def _dup3(self, ctx: SyscallCtx) -> None:
         self._dup3_path(ctx, arg_int(ctx.args[2]))
 
+    @SYSCALLS.enter("fcntl")
     def _fcntl(self, ctx: SyscallCtx) -> None:
         """fcntl() → fdget_raw(), do_fcntl(fd, cmd, arg, file) (F_DUPFD: f_dupfd();
         F_SETFD: set_close_on_exec())."""
@@ -824,6 +791,7 @@ class Fs:
             ctx.regs["set_close_on_exec"] = (fd, arg & 1)
             s.call(ctx, "set_close_on_exec")
 
+    @SYSCALLS.enter("ioctl")
     def _ioctl(self, ctx: SyscallCtx) -> None:
         """ioctl() → fdget(), do_vfs_ioctl(file, fd, cmd, arg) → vfs_ioctl() → the file's
         unlocked_ioctl (tty_ioctl for a terminal)."""
@@ -875,6 +843,7 @@ class Fs:
         self.v9fs.dput(ctx, d)
         s.close(ctx, 1)
 
+    @SYSCALLS.enter("chdir")
     def _chdir(self, ctx: SyscallCtx) -> None:
         """chdir() → user_path_at(), (found) set_fs_pwd(), path_put()."""
         s = self.wl.syscalls
@@ -887,6 +856,7 @@ class Fs:
         ctx.regs["path_put"] = (ctx.frame + 0x40,)
         s.call(ctx, "path_put")
 
+    @SYSCALLS.enter("fchdir")
     def _fchdir(self, ctx: SyscallCtx) -> None:
         s = self.wl.syscalls
         if not self._fdget(ctx, ctx.args[0], "fdget_raw"):
@@ -899,9 +869,11 @@ class Fs:
         self.v9fs.chdir(ctx, self.v9fs.hold(vo.dentry) if vo is not None else None)
 
     # ------------------------------------------------------------------ open.c, stat.c: by path
+    @SYSCALLS.enter("access")
     def _access(self, ctx: SyscallCtx) -> None:
         self._faccess_path(ctx, AT_FDCWD, 0, 0)
 
+    @SYSCALLS.enter("faccessat", "faccessat2")
     def _faccessat(self, ctx: SyscallCtx) -> None:
         flags = arg_int(ctx.args[3]) if ctx.sc.name == "faccessat2" else 0
         self._faccess_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1, flags)
@@ -918,9 +890,11 @@ class Fs:
         s.call(ctx, ("inode_permission", "generic_permission"))
         self._path_put(ctx, d)
 
+    @SYSCALLS.enter("readlink")
     def _readlink(self, ctx: SyscallCtx) -> None:
         self._readlink_path(ctx, AT_FDCWD, 0)
 
+    @SYSCALLS.enter("readlinkat")
     def _readlinkat(self, ctx: SyscallCtx) -> None:
         self._readlink_path(ctx, ctx.args[0] & 0xFFFFFFFF, 1)
 
@@ -939,9 +913,11 @@ class Fs:
             s.close(ctx, 1)
         self._path_put(ctx, d)
 
+    @SYSCALLS.enter("symlink")
     def _symlink(self, ctx: SyscallCtx) -> None:
         self._symlink_path(ctx, 0, AT_FDCWD, 1)
 
+    @SYSCALLS.enter("symlinkat")
     def _symlinkat(self, ctx: SyscallCtx) -> None:
         self._symlink_path(ctx, 0, ctx.args[1] & 0xFFFFFFFF, 2)
 
@@ -964,6 +940,7 @@ class Fs:
         self._putname(ctx, name)
         self._putname(ctx, target)
 
+    @SYSCALLS.enter("truncate")
     def _truncate(self, ctx: SyscallCtx) -> None:
         """truncate() → do_sys_truncate() → user_path_at(), vfs_truncate() → do_truncate()
         → notify_change() → the fs's setattr (9P: Tsetattr through the dentry's fid)."""
@@ -982,6 +959,7 @@ class Fs:
             s.close(ctx, 3)
         self._path_put(ctx, d)
 
+    @SYSCALLS.enter("ftruncate")
     def _ftruncate(self, ctx: SyscallCtx) -> None:
         """ftruncate() → do_sys_ftruncate() → do_ftruncate() → do_truncate(file) →
         notify_change() → the fs's setattr (9P: Tsetattr through the open fid)."""
@@ -999,16 +977,12 @@ class Fs:
         s.close(ctx, 3)
 
     # ------------------------------------------------------------------ sync.c
+    @SYSCALLS.enter("fsync", "fdatasync")
     def _fsync(self, ctx: SyscallCtx) -> None:
-        self._fsync_path(ctx, False)
-
-    def _fdatasync(self, ctx: SyscallCtx) -> None:
-        self._fsync_path(ctx, True)
-
-    def _fsync_path(self, ctx: SyscallCtx, datasync: bool) -> None:
         """fsync/fdatasync() → do_fsync() → vfs_fsync() → vfs_fsync_range() → the file's
         fsync (9P: v9fs_file_fsync_dotl, Tfsync)."""
         s = self.wl.syscalls
+        datasync = ctx.sc.name == "fdatasync"
         fd = ctx.args[0] & 0xFFFFFFFF
         ctx.regs["do_fsync"] = (fd, int(datasync))
         s.open(ctx, "do_fsync")
@@ -1020,10 +994,12 @@ class Fs:
         if ctx.file.v9 is not None:
             self.v9fs.fsync(ctx, ctx.file.v9, datasync)
 
+    @SYSCALLS.enter("sync")
     def _sync(self, ctx: SyscallCtx) -> None:
         """sync() → ksys_sync()."""
         self.v9fs.sync(ctx)
 
+    @SYSCALLS.enter("syncfs")
     def _syncfs(self, ctx: SyscallCtx) -> None:
         """syncfs(fd) → sync_filesystem() of the fd's superblock (the 9P root's inodes
         written as sync(2) writes them)."""
@@ -1066,6 +1042,7 @@ class Fs:
         sc = self.wl.traced.table.by_nr[231]              # exit_group
         return SyscallCtx(sc, (), {}, t, t0=self.wl.traced.now)
 
+    @SYSCALLS.enter("getcwd")
     def _getcwd(self, ctx: SyscallCtx) -> None:
         """getcwd() → d_path of the pwd: prepend_path()."""
         ctx.regs["prepend_path"] = (ctx.frame + 0x40, ctx.frame + 0x60, ctx.frame + 0x80)

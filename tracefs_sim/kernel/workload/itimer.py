@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from .defs import D
 from .hrtimer import CLOCK_MONOTONIC, HRTIMER_MODE_ABS, HRTIMER_MODE_REL, HrTimer
-from .syscalls import Body, SyscallCtx, arg_int
+from .syscall_define import SyscallDefines
+from .syscalls import SyscallCtx, arg_int
 
 if TYPE_CHECKING:
     from ..sched import Task
@@ -40,14 +41,14 @@ def signal_struct(tgid: int) -> int:
 
 
 class ITimers:
+    SYSCALLS = SyscallDefines()
+
     def __init__(self, wl: Workload) -> None:
         self.wl = wl
         self.timers: dict[int, HrTimer] = {}       # tgid -> its real_timer
         self.interval: dict[int, int] = {}         # tgid -> it_real_incr (ns)
         self._off = 0
-        reg = wl.syscalls.register
-        reg("setitimer", Body(self._setitimer))
-        reg("alarm", Body(self._alarm))
+        self.SYSCALLS.register(wl.syscalls, self)
 
     def _timer(self, tgid: int) -> HrTimer:
         t = self.timers.get(tgid)
@@ -69,6 +70,7 @@ class ITimers:
         self.interval.pop(proc.tgid, None)
 
     # ------------------------------------------------------------------ syscalls
+    @SYSCALLS.enter("setitimer")
     def _setitimer(self, ctx: SyscallCtx) -> None:
         """setitimer() → get_itimerval(), do_setitimer()."""
         which = arg_int(ctx.args[0])
@@ -80,6 +82,7 @@ class ITimers:
             return
         self._do_setitimer(ctx, vsec, vusec * 1000, isec, iusec * 1000)
 
+    @SYSCALLS.enter("alarm")
     def _alarm(self, ctx: SyscallCtx) -> None:
         """alarm() → alarm_setitimer(): a one-shot ITIMER_REAL of ``seconds``."""
         self._do_setitimer(ctx, ctx.args[0] & 0xFFFFFFFF, 0, 0, 0)

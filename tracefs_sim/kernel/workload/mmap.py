@@ -9,7 +9,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .mm.mm_types import MAP_ANONYMOUS, VM_EXEC, VM_READ, VM_WRITE, page_align
-from .syscalls import Body, SyscallCtx, arg_int
+from .syscall_define import SyscallDefines
+from .syscalls import SyscallCtx, arg_int
 
 if TYPE_CHECKING:
     from . import Workload
@@ -24,15 +25,11 @@ MREMAP_MAYMOVE, MREMAP_FIXED = 1, 2
 class Mmap:
     """The bodies of mmap, munmap, mprotect, brk, mremap and madvise."""
 
+    SYSCALLS = SyscallDefines()
+
     def __init__(self, wl: Workload) -> None:
         self.wl = wl
-        reg = wl.syscalls.register
-        reg("mmap", Body(self._mmap))
-        reg("munmap", Body(self._munmap))
-        reg("mprotect", Body(self._mprotect))
-        reg("brk", Body(self._brk))
-        reg("mremap", Body(self._mremap))
-        reg("madvise", Body(self._madvise))
+        self.SYSCALLS.register(wl.syscalls, self)
 
     @property
     def mm(self) -> Mm:
@@ -45,6 +42,7 @@ class Mmap:
             self.mm.path.begin(ctx.frames[-1][1] if ctx.frames else None)
         return mm
 
+    @SYSCALLS.enter("mmap")
     def _mmap(self, ctx: SyscallCtx) -> None:
         """mmap() → ksys_mmap_pgoff(addr, len, prot, flags, fd, off >> PAGE_SHIFT) →
         vm_mmap_pgoff(file, addr, len, prot, flags, pgoff) → do_mmap()."""
@@ -72,6 +70,7 @@ class Mmap:
             fam.vm_mmap_pgoff(mm, mapped, addr, length, prot, flags, pgoff, ret, True)
         fam.path.end()
 
+    @SYSCALLS.enter("munmap")
     def _munmap(self, ctx: SyscallCtx) -> None:
         """munmap() → __vm_munmap(start, len, true): the write lock, do_vmi_munmap()
         (downgraded to a read lock for the zap), the unlock."""
@@ -97,6 +96,7 @@ class Mmap:
         fam.lock.unlock(mm, not unmapped)
         fam.path.end()
 
+    @SYSCALLS.enter("mprotect")
     def _mprotect(self, ctx: SyscallCtx) -> None:
         """mprotect() → do_mprotect_pkey(start, len, prot, -1)."""
         start, length, prot = ctx.args[0], ctx.args[1], ctx.args[2]
@@ -114,6 +114,7 @@ class Mmap:
         fam.lock.unlock(mm, True)
         fam.path.end()
 
+    @SYSCALLS.enter("brk")
     def _brk(self, ctx: SyscallCtx) -> None:
         """brk() (__do_sys_brk): under the write lock the heap's end moves to the new
         break (do_brk_flags() when it grows, do_vmi_align_munmap() when it shrinks);
@@ -139,6 +140,7 @@ class Mmap:
         fam.lock.unlock(mm, True)
         fam.path.end()
 
+    @SYSCALLS.enter("mremap")
     def _mremap(self, ctx: SyscallCtx) -> None:
         """mremap(): the old range grown or shrunk in place, or moved (a new VMA at the
         returned address, the old range unmapped)."""
@@ -167,6 +169,7 @@ class Mmap:
         fam.lock.unlock(mm, True)
         fam.path.end()
 
+    @SYSCALLS.enter("madvise")
     def _madvise(self, ctx: SyscallCtx) -> None:
         """madvise() → do_madvise(): MADV_DONTNEED zaps the range under the read lock;
         other advice takes the lock only."""

@@ -36,7 +36,8 @@ from .defs import (
     D,
 )
 from .signal import SA_NOCLDWAIT, SIG_IGN, TRACE_SIGNAL_IGNORED
-from .syscalls import LIB_DIR, LIBS, Body, SyscallCtx, arg_int
+from .syscall_define import SyscallDefines
+from .syscalls import LIB_DIR, LIBS, SyscallCtx, arg_int
 
 if TYPE_CHECKING:
     from . import Workload
@@ -67,17 +68,11 @@ def child_code(status: int) -> int:
 
 
 class Process:
+    SYSCALLS = SyscallDefines()
+
     def __init__(self, wl: Workload) -> None:
         self.wl = wl
-        reg = wl.syscalls.register
-        for name in ("clone", "clone3", "fork", "vfork"):
-            reg(name, Body(self._kernel_clone))
-        reg("execve", Body(self._execve))
-        reg("execveat", Body(self._execve))
-        reg("exit", Body(self._exit))
-        reg("exit_group", Body(self._exit_group))
-        reg("wait4", Body(self._wait4, self._wait_exit))
-        reg("waitid", Body(self._waitid, self._wait_exit))
+        self.SYSCALLS.register(wl.syscalls, self)
 
     def clone(self, cpu: int, parent: Task, child: Task, flags: int = CLONE_FLAGS,
               target: int | None = None) -> None:
@@ -186,6 +181,7 @@ class Process:
 
 
     # ------------------------------------------------------------------ traced: fork
+    @SYSCALLS.enter("clone", "clone3", "fork", "vfork")
     def _kernel_clone(self, ctx: SyscallCtx) -> None:
         """clone/clone3/fork/vfork() → kernel_clone(&args): copy_process() comes with
         the tracer's NEW_TASK (traced_fork)."""
@@ -262,6 +258,7 @@ class Process:
             tr.wake(parent, self.wl.k.sched.cpu, locks=2)     # task_lock, the completion's
 
     # ------------------------------------------------------------------ traced: exec
+    @SYSCALLS.enter("execve", "execveat")
     def _execve(self, ctx: SyscallCtx) -> None:
         """execve/execveat() → do_execveat_common(): alloc_bprm() opens the file; when
         it can run, bprm_execve() → load_elf_binary() → begin_new_exec(), where the
@@ -332,10 +329,12 @@ class Process:
         wl.k.trace.record_task(task)
 
     # ------------------------------------------------------------------ traced: exit
+    @SYSCALLS.enter("exit")
     def _exit(self, ctx: SyscallCtx) -> None:
         ctx.regs["do_exit"] = (arg_int(ctx.args[0]) << 8 & 0xFF00,)
         self.wl.syscalls.open(ctx, "do_exit")
 
+    @SYSCALLS.enter("exit_group")
     def _exit_group(self, ctx: SyscallCtx) -> None:
         code = arg_int(ctx.args[0]) << 8 & 0xFF00
         ctx.regs["do_group_exit"] = (code,)
@@ -457,6 +456,7 @@ class Process:
             del tr.procs[proc.tgid]
 
     # ------------------------------------------------------------------ traced: wait
+    @SYSCALLS.enter("wait4")
     def _wait4(self, ctx: SyscallCtx) -> None:
         """wait4() → kernel_wait4(upid, stat_addr, options, ru) → do_wait(): the
         sched_process_wait event (the pid waited for: 0 for any child)."""
@@ -467,6 +467,7 @@ class Process:
         self.wl.syscalls.open(ctx, "kernel_wait4")
         self._do_wait(ctx, pid)
 
+    @SYSCALLS.enter("waitid")
     def _waitid(self, ctx: SyscallCtx) -> None:
         which, upid = arg_int(ctx.args[0]), arg_int(ctx.args[1])
         pid = upid if which == P_PID else (upid or ctx.thread.proc.pgid) if which == P_PGID else 0
@@ -484,6 +485,7 @@ class Process:
         ctx.regs["__do_wait"] = (ctx.frame + 0x40,)
         wl.syscalls.call(ctx, "__do_wait")
 
+    @SYSCALLS.exit("wait4", "waitid")
     def _wait_exit(self, ctx: SyscallCtx, ret: int) -> None:
         """The wait returned a child's end: wait_task_zombie() → release_task()."""
         if ret < 0:

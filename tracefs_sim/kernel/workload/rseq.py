@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from ..sched import Task
 from .process import CLONE_VM
-from .syscalls import Body, SyscallCtx, arg_int
+from .syscall_define import SyscallDefines
+from .syscalls import SyscallCtx, arg_int
 
 if TYPE_CHECKING:
     from . import Workload
@@ -30,12 +31,15 @@ RSEQ_FLAG_UNREGISTER = 1
 
 
 class Rseq:
+    SYSCALLS = SyscallDefines()
+
     def __init__(self, wl: Workload) -> None:
         self.wl = wl
         self.registered: dict[int, tuple[int, int, int]] = {}   # pid -> (area, len, sig)
         self.notify: set[int] = set()                            # TIF_NOTIFY_RESUME
-        wl.syscalls.register("rseq", Body(exit=self._sys_rseq))
+        self.SYSCALLS.register(wl.syscalls, self)
 
+    @SYSCALLS.exit("rseq")
     def _sys_rseq(self, ctx: SyscallCtx, ret: int) -> None:
         """sys_rseq() returned ``ret``: registered (notify-resume set) or unregistered."""
         if ret != 0:

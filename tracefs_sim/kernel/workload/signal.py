@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .defs import STATE_S, T_ASLEEP, T_STOPPED, D
-from .syscalls import Body, SyscallCtx, arg_int
+from .syscall_define import SyscallDefines
+from .syscalls import SyscallCtx, arg_int
 
 if TYPE_CHECKING:
     from . import Workload
@@ -75,18 +76,11 @@ class SigState:
 class Signals:
     """The signal paths of traced tasks and the bodies of the signal syscalls."""
 
+    SYSCALLS = SyscallDefines()
+
     def __init__(self, wl: Workload) -> None:
         self.wl = wl
-        reg = wl.syscalls.register
-        reg("kill", Body(self._kill))
-        reg("tkill", Body(self._tkill))
-        reg("tgkill", Body(self._tgkill))
-        reg("rt_sigqueueinfo", Body(self._sigqueueinfo))
-        reg("rt_tgsigqueueinfo", Body(self._tgsigqueueinfo))
-        reg("rt_sigaction", Body(self._sigaction_enter, self._sigaction_exit))
-        reg("rt_sigprocmask", Body(self._sigprocmask_enter, self._sigprocmask_exit))
-        reg("rt_sigreturn", Body(self._sigreturn))
-        reg("rt_sigsuspend", Body(self._sigsuspend))
+        self.SYSCALLS.register(wl.syscalls, self)
 
     # ------------------------------------------------------------------ generation
     def generate(self, sig: int, errno: int, code: int, proc: Proc, thread: Thread | None,
@@ -168,6 +162,7 @@ class Signals:
         self.generate_outside(sig, errno, code, pid, comm, group,
                               TRACE_SIGNAL_IGNORED if ignored else TRACE_SIGNAL_DELIVERED)
 
+    @SYSCALLS.enter("kill")
     def _kill(self, ctx: SyscallCtx) -> None:
         """kill() → kill_something_info() → kill_pid_info_type() → group_send_sig_info()
         → do_send_sig_info() → send_signal_locked() (SI_USER)."""
@@ -181,10 +176,12 @@ class Signals:
                 s.open(ctx, "do_send_sig_info", "send_signal_locked", "__send_signal_locked")
         self._send(ctx, pid, sig, SI_USER, 0, 0, True)
 
+    @SYSCALLS.enter("tkill")
     def _tkill(self, ctx: SyscallCtx) -> None:
         """tkill() → do_tkill() → do_send_specific() (SI_TKILL, to one thread)."""
         self._specific(ctx, 0, arg_int(ctx.args[0]), arg_int(ctx.args[1]), SI_TKILL, 0)
 
+    @SYSCALLS.enter("tgkill")
     def _tgkill(self, ctx: SyscallCtx) -> None:
         self._specific(ctx, arg_int(ctx.args[0]), arg_int(ctx.args[1]), arg_int(ctx.args[2]),
                        SI_TKILL, 0)
@@ -206,6 +203,7 @@ class Signals:
         _signo, errno, code = SIGINFO_HEAD.unpack_from(raw)
         return code, errno
 
+    @SYSCALLS.enter("rt_sigqueueinfo")
     def _sigqueueinfo(self, ctx: SyscallCtx) -> None:
         pid, sig = arg_int(ctx.args[0]), arg_int(ctx.args[1])
         code, errno = self._info(ctx, 2)
@@ -213,12 +211,14 @@ class Signals:
         s.open(ctx, "kill_pid_info", "kill_pid_info_type", "group_send_sig_info")
         self._send(ctx, pid, sig, code, errno, 0, True)
 
+    @SYSCALLS.enter("rt_tgsigqueueinfo")
     def _tgsigqueueinfo(self, ctx: SyscallCtx) -> None:
         code, errno = self._info(ctx, 3)
         self._specific(ctx, arg_int(ctx.args[0]), arg_int(ctx.args[1]), arg_int(ctx.args[2]),
                        code, errno)
 
     # ------------------------------------------------------------------ dispositions
+    @SYSCALLS.enter("rt_sigaction")
     def _sigaction_enter(self, ctx: SyscallCtx) -> None:
         """rt_sigaction() → do_sigaction(sig, act ? &new_ka : NULL, oact ? &old_ka : NULL)."""
         sig = arg_int(ctx.args[0])
@@ -226,12 +226,14 @@ class Signals:
         ctx.regs["do_sigaction"] = (sig, frame if ctx.args[1] else 0, frame + 0x40 if ctx.args[2] else 0)
         self.wl.syscalls.open(ctx, "do_sigaction")
 
+    @SYSCALLS.exit("rt_sigaction")
     def _sigaction_exit(self, ctx: SyscallCtx, ret: int) -> None:
         raw = ctx.caps.get(1)
         if ret == 0 and raw is not None and len(raw) >= SIGACTION.size:
             handler, flags = SIGACTION.unpack_from(raw)
             ctx.thread.proc.sig.handlers[arg_int(ctx.args[0])] = (handler, flags)
 
+    @SYSCALLS.enter("rt_sigprocmask")
     def _sigprocmask_enter(self, ctx: SyscallCtx) -> None:
         """rt_sigprocmask() → sigprocmask(how, &new_set, &old_set) → set_current_blocked()."""
         if ctx.args[1]:
@@ -239,6 +241,7 @@ class Signals:
             self.wl.syscalls.open(ctx, "sigprocmask")
             self.wl.syscalls.call(ctx, ("__set_current_blocked",))
 
+    @SYSCALLS.exit("rt_sigprocmask")
     def _sigprocmask_exit(self, ctx: SyscallCtx, ret: int) -> None:
         raw = ctx.caps.get(1)
         if ret != 0 or raw is None or len(raw) < 8:
@@ -253,12 +256,14 @@ class Signals:
         elif how == SIG_SETMASK:
             t.blocked = mask
 
+    @SYSCALLS.enter("rt_sigreturn")
     def _sigreturn(self, ctx: SyscallCtx) -> None:
         """rt_sigreturn() → restore_sigcontext(): the interrupted context comes back."""
         ctx.rets["restore_sigcontext"] = 0
         self.wl.syscalls.call(ctx, "restore_sigcontext")
         self.wl.entry.sigreturn(ctx.task, self.wl.k.sched.cpu)
 
+    @SYSCALLS.enter("rt_sigsuspend")
     def _sigsuspend(self, ctx: SyscallCtx) -> None:
         ctx.regs["sigsuspend"] = (ctx.frame,)
         self.wl.syscalls.open(ctx, "sigsuspend")

@@ -6,7 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .syscalls import Body, SyscallCtx, arg_int
+from .syscall_define import SyscallDefines
+from .syscalls import SyscallCtx, arg_int
 
 if TYPE_CHECKING:
     from . import Workload
@@ -17,16 +18,13 @@ UTS_SEM = 0xFFFFFFFFB2A4B5C0        # uts_sem (.data)
 class Sys:
     """The bodies of kernel/sys.c's syscalls."""
 
+    SYSCALLS = SyscallDefines()
+
     def __init__(self, wl: Workload) -> None:
         self.wl = wl
-        reg = wl.syscalls.register
-        reg("uname", Body(self._uname))
-        reg("getpid", Body(self._pid))
-        reg("gettid", Body(self._pid))
-        reg("getppid", Body(self._getppid))
-        reg("setpgid", Body(exit=self._setpgid))
-        reg("setsid", Body(exit=self._setsid))
+        self.SYSCALLS.register(wl.syscalls, self)
 
+    @SYSCALLS.enter("uname")
     def _uname(self, ctx: SyscallCtx) -> None:
         """newuname(): down_read(&uts_sem), the copy to user space, up_read()."""
         ctx.regs["down_read"] = (UTS_SEM,)
@@ -34,15 +32,18 @@ class Sys:
         self.wl.syscalls.call(ctx, "down_read")
         self.wl.syscalls.call(ctx, "up_read")
 
+    @SYSCALLS.enter("getpid", "gettid")
     def _pid(self, ctx: SyscallCtx) -> None:
         """getpid/gettid() → __task_pid_nr_ns(current, type, NULL)."""
         ctx.regs["__task_pid_nr_ns"] = (0, 0 if ctx.sc.name == "gettid" else 1, 0)
         self.wl.syscalls.call(ctx, "__task_pid_nr_ns")
 
+    @SYSCALLS.enter("getppid")
     def _getppid(self, ctx: SyscallCtx) -> None:
         """getppid() (__do_sys_getppid: task_tgid_vnr(rcu_dereference(current->real_parent)))."""
         self.wl.syscalls.call(ctx, "__task_pid_nr_ns")
 
+    @SYSCALLS.exit("setpgid")
     def _setpgid(self, ctx: SyscallCtx, ret: int) -> None:
         if ret != 0:
             return
@@ -52,6 +53,7 @@ class Sys:
         if proc is not None:
             proc.pgid = pgid or proc.tgid
 
+    @SYSCALLS.exit("setsid")
     def _setsid(self, ctx: SyscallCtx, ret: int) -> None:
         if ret > 0:
             ctx.thread.proc.pgid = ret

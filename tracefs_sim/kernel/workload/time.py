@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from .defs import T_ASLEEP
 from .hrtimer import CLOCK_BOOTTIME, CLOCK_MONOTONIC, HRTIMER_MODE_ABS, HRTIMER_MODE_REL, HrTimer
-from .syscalls import Body, SyscallCtx, arg_int, task_stack
+from .syscall_define import SyscallDefines
+from .syscalls import SyscallCtx, arg_int, task_stack
 
 if TYPE_CHECKING:
     from . import Workload
@@ -60,12 +61,12 @@ class Sleeper:
 class Time:
     """The hrtimer sleeps: nanosleep's bodies and the sleeper every one of them arms."""
 
+    SYSCALLS = SyscallDefines()
+
     def __init__(self, wl: Workload) -> None:
         self.wl = wl
         self.sleepers: dict[int, Sleeper] = {}     # pid -> its armed sleeper
-        reg = wl.syscalls.register
-        reg("nanosleep", Body(self._nanosleep, self.sleep_exit, self.expire))
-        reg("clock_nanosleep", Body(self._clock_nanosleep, self.sleep_exit, self.expire))
+        self.SYSCALLS.register(wl.syscalls, self)
 
     # ------------------------------------------------------------------ the sleeper
     def arm(self, ctx: SyscallCtx, off: int, clockid: int, mode: int, soft: int, slack: int,
@@ -100,6 +101,7 @@ class Time:
             wl.sites.leave_chain(frames)
         return None
 
+    @SYSCALLS.wake("nanosleep", "clock_nanosleep")
     def expire(self, ctx: SyscallCtx, at: int) -> bool:
         """The sleep ended by its timer before the machine fired it (the tracer saw the
         task back within the slack): the CPU's timer interrupt comes at ``at``."""
@@ -115,6 +117,7 @@ class Time:
         wl.irq.apic_timer(cpu)
         return sl.thread.state != T_ASLEEP
 
+    @SYSCALLS.exit("nanosleep", "clock_nanosleep")
     def sleep_exit(self, ctx: SyscallCtx, ret: int) -> None:
         """On the way out: a timer still queued is cancelled (hrtimer_cancel() after the
         wait: ``hrtimer_cancel``) when the task slept and was woken otherwise, dropped
@@ -132,10 +135,12 @@ class Time:
             wl.hrtimers.reprogram(sl.timer.cpu if sl.timer.cpu >= 0 else wl.k.sched.cpu, 1)
 
     # ------------------------------------------------------------------ nanosleep
+    @SYSCALLS.enter("nanosleep")
     def _nanosleep(self, ctx: SyscallCtx) -> None:
         """nanosleep() → get_timespec64(), hrtimer_nanosleep(rqtp, REL, CLOCK_MONOTONIC)."""
         self._sleep_path(ctx, 0, CLOCK_MONOTONIC, HRTIMER_MODE_REL)
 
+    @SYSCALLS.enter("clock_nanosleep")
     def _clock_nanosleep(self, ctx: SyscallCtx) -> None:
         """clock_nanosleep() → get_timespec64(), common_nsleep() → hrtimer_nanosleep()."""
         clock = arg_int(ctx.args[0])

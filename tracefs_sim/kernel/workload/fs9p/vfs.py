@@ -93,7 +93,6 @@ class Inode:
     ino: int
     mode: int
     size: int
-    nlink: int
     mtime: int
     target: str = ""
     state: int = 0
@@ -197,7 +196,7 @@ class V9fs:
         return FileAttrs(0x40000 + zlib.crc32(path.encode()) % 0x3FFFFF, mode, 0, 1, 0)
 
     def _new_inode(self, a: FileAttrs) -> Inode:
-        return Inode(a.ino, a.mode, a.size, a.nlink, a.mtime, a.target,
+        return Inode(a.ino, a.mode, a.size, a.mtime, a.target,
                      mapping=AddressSpace(a.ino, S_DEV))
 
     def kworker(self) -> Task:

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING
 
 from ..files import SOCKET, OpenFile
 from ..signal import SI_USER, SIGPIPE
-from ..syscalls import Body, SyscallCtx, arg_int
+from ..syscall_define import SyscallDefines
+from ..syscalls import SyscallCtx, arg_int
 from .calls import Calls
 from .dev import Dev
 from .icmp import ICMP_ECHO, Icmp
@@ -70,6 +71,8 @@ class Net:
     syscall above inet_*() and the protocols, sharing how a body finds its socket and
     result (``_sock``, ``_proto``, ``_result``); the protocols live in their own modules."""
 
+    SYSCALLS = SyscallDefines()
+
     def __init__(self, wl: Workload) -> None:
         self.wl = wl
         self.c = Calls(wl)
@@ -81,21 +84,7 @@ class Net:
         self.icmp = Icmp(wl, self.c, self.ip, self.core, self.skbs)
         self.udp = Udp(wl, self.c, self.ip, self.core, self.skbs)
         self.tcp = Tcp(wl, self.c, self.ip, self.core, self.skbs)
-        reg = wl.syscalls.register
-        reg("socket", Body(self._socket))
-        reg("bind", Body(self._bind))
-        reg("connect", Body(self._connect, self._connect_exit))
-        reg("listen", Body(self._listen))
-        reg("accept", Body(self._accept, self._accept_exit))
-        reg("accept4", Body(self._accept, self._accept_exit))
-        reg("sendto", Body(self._sendto))
-        reg("sendmsg", Body(self._sendmsg))
-        reg("recvfrom", Body(self._recvfrom, self._recv_exit))
-        reg("recvmsg", Body(self._recvmsg, self._recv_exit))
-        reg("shutdown", Body(self._shutdown))
-        reg("setsockopt", Body(self._setsockopt))
-        reg("getsockname", Body(self._getname))
-        reg("getpeername", Body(self._getname))
+        self.SYSCALLS.register(wl.syscalls, self)
 
     # ------------------------------------------------------------------ helpers
     def _sock(self, ctx: SyscallCtx) -> Sock | None:
@@ -121,6 +110,7 @@ class Net:
         return default if ctx.ret is None else ctx.ret
 
     # ------------------------------------------------------------------ socket, bind, listen
+    @SYSCALLS.enter("socket")
     def _socket(self, ctx: SyscallCtx) -> None:
         """__sys_socket() → sock_create() → __sock_create() → sock_alloc(), the family's
         create (inet_create() → sk_alloc(), the protocol's init); sock_map_fd()."""
@@ -157,6 +147,7 @@ class Net:
         c.leaf(ctx, "fd_install", fd, file)
         c.leave(ctx, "__sys_socket", fd)
 
+    @SYSCALLS.enter("bind")
     def _bind(self, ctx: SyscallCtx) -> None:
         """__sys_bind() → move_addr_to_kernel(), __sys_bind_socket() → the family's bind
         (inet_bind() → __inet_bind() → the port; raw_bind, ping_bind)."""
@@ -195,6 +186,7 @@ class Net:
         c.leave(ctx, "__sys_bind_socket", self._result(ctx, 0))
         c.leave(ctx, "__sys_bind", self._result(ctx, 0))
 
+    @SYSCALLS.enter("listen")
     def _listen(self, ctx: SyscallCtx) -> None:
         """__sys_listen() → __sys_listen_socket() → inet_listen() → __inet_listen_sk() →
         inet_csk_listen_start(): CLOSE → LISTEN."""
@@ -230,6 +222,7 @@ class Net:
         c.leave(ctx, sys_fn, self._result(ctx, 0))
 
     # ------------------------------------------------------------------ connect
+    @SYSCALLS.enter("connect")
     def _connect(self, ctx: SyscallCtx) -> None:
         """__sys_connect() → __sys_connect_file() → inet_dgram_connect() (datagram
         sockets: the route, the peer kept) or inet_stream_connect() (TCP: the handshake,
@@ -282,6 +275,7 @@ class Net:
         c.leave(ctx, "__sys_connect_file", self._result(ctx, 0))
         c.leave(ctx, "__sys_connect", self._result(ctx, 0))
 
+    @SYSCALLS.exit("connect")
     def _connect_exit(self, ctx: SyscallCtx, ret: int) -> None:
         """A TCP connect's end (after it waited for the handshake)."""
         if "tcp" not in ctx.data:
@@ -310,6 +304,7 @@ class Net:
         c.leave(ctx, "inet_autobind", 0)
 
     # ------------------------------------------------------------------ accept
+    @SYSCALLS.enter("accept", "accept4")
     def _accept(self, ctx: SyscallCtx) -> None:
         """__sys_accept4() → do_accept() → inet_accept() → inet_csk_accept(): the first
         established child of the accept queue, or the wait for one."""
@@ -353,6 +348,7 @@ class Net:
         file = self.wl.k.mem.file_object("TCP")[0]
         c.leaf(ctx, "alloc_file_pseudo", 0, 0, 0, 2, 0, ret=file)
 
+    @SYSCALLS.exit("accept", "accept4")
     def _accept_exit(self, ctx: SyscallCtx, ret: int) -> None:
         c = self.c
         f = ctx.file
@@ -374,6 +370,7 @@ class Net:
         c.leave(ctx, "__sys_accept4", ret)
 
     # ------------------------------------------------------------------ sending
+    @SYSCALLS.enter("sendto")
     def _sendto(self, ctx: SyscallCtx) -> None:
         """__sys_sendto() → move_addr_to_kernel(), __sock_sendmsg()."""
         c = self.c
@@ -387,6 +384,7 @@ class Net:
             self.sendmsg(ctx, sock, length, sockaddr_in(ctx.caps.get(4)), arg_int(ctx.args[3]))
         c.leave(ctx, "__sys_sendto", self._result(ctx, length))
 
+    @SYSCALLS.enter("sendmsg")
     def _sendmsg(self, ctx: SyscallCtx) -> None:
         """__sys_sendmsg() → ___sys_sendmsg() → ____sys_sendmsg() → __sock_sendmsg(): the
         length is what it returned (the msghdr is not captured: the destination is the
@@ -448,6 +446,7 @@ class Net:
             wl.signals.generate(SIGPIPE, 0, SI_USER, ctx.thread.proc, ctx.thread)
 
     # ------------------------------------------------------------------ receiving
+    @SYSCALLS.enter("recvfrom")
     def _recvfrom(self, ctx: SyscallCtx) -> None:
         """__sys_recvfrom() → sock_recvmsg()."""
         c = self.c
@@ -458,6 +457,7 @@ class Net:
         if sock is not None:
             self.recvmsg(ctx, sock, ctx.args[2], flags)
 
+    @SYSCALLS.enter("recvmsg")
     def _recvmsg(self, ctx: SyscallCtx) -> None:
         """__sys_recvmsg() → ___sys_recvmsg() → ____sys_recvmsg() → sock_recvmsg()."""
         c = self.c
@@ -558,6 +558,7 @@ class Net:
         if ctx.sc.name == "recvfrom" and ctx.args[4] and ret >= 0:
             c.leaf(ctx, "move_addr_to_user", ctx.frame + 0x40, 16, ctx.args[4], ctx.args[5])
 
+    @SYSCALLS.exit("recvfrom", "recvmsg")
     def _recv_exit(self, ctx: SyscallCtx, ret: int) -> None:
         """A receive returns: a wait ends with the skb its waker queued (or one an
         untraced sender queued: taken as it is), the rest of the path."""
@@ -601,11 +602,13 @@ class Net:
         self._datagram(ctx, sock, proto, size, skb)
 
     # ------------------------------------------------------------------ the rest
+    @SYSCALLS.enter("shutdown")
     def _shutdown(self, ctx: SyscallCtx) -> None:
         """__sys_shutdown() → __sys_shutdown_sock() → inet_shutdown() → tcp_shutdown()."""
         self._tcp_call(ctx, ("__sys_shutdown", "__sys_shutdown_sock", "inet_shutdown"), self.tcp.shutdown,
                        lock=False)
 
+    @SYSCALLS.enter("setsockopt")
     def _setsockopt(self, ctx: SyscallCtx) -> None:
         """__sys_setsockopt() → do_sock_setsockopt(): SOL_SOCKET → sock_setsockopt(); other
         levels → sock_common_setsockopt() → the protocol's (raw ICMP_FILTER kept)."""
@@ -631,6 +634,7 @@ class Net:
             c.leave(ctx, "do_sock_setsockopt", self._result(ctx, 0))
         c.leave(ctx, "__sys_setsockopt", self._result(ctx, 0))
 
+    @SYSCALLS.enter("getsockname", "getpeername")
     def _getname(self, ctx: SyscallCtx) -> None:
         """__sys_getsockname()/__sys_getpeername() → inet_getname(), move_addr_to_user()."""
         c = self.c
