@@ -17,6 +17,8 @@ from adapter_tree import build
 from tracefs_sim.fuse.caller import TaskInfo, possible_cpus, signal_pending
 from tracefs_sim.fuse.handlers import REMOUNT_XATTR, Operations
 from tracefs_sim.fuse.serve import connection_aborted
+from tracefs_sim.tracefs import build_tree
+from tracefs_sim.tracefs.files import write_file
 
 
 @pytest.fixture
@@ -94,6 +96,31 @@ def test_every_request_runs_in_a_syscall(ops):
     # lookup, open, write, flush (the close(2)); RELEASE is asynchronous: no syscall
     assert kinds == ["enter", "exit"] * 4
     assert ops.calls[0][1] == os.getpid()
+
+
+def test_a_read_nobody_can_observe_runs_without_its_syscall(ops):
+    """While nothing is attached a READ is not run as a syscall (it attaches nothing and
+    its path would leave no mark); once something is attached it is again."""
+    tree = build_tree(ops.kernel)
+
+    async def main():
+        a = await ops.lookup(ROOT, b"data", CTX)
+        fi = await ops.open(a.st_ino, os.O_RDONLY, CTX)
+        ops.calls.clear()
+        await ops.read(fi.fh, 0, 10)
+        assert ops.calls == []
+        write_file(tree, "events/sched/sched_switch/enable", b"1")
+        await ops.read(fi.fh, 0, 10)
+        assert [c[0] for c in ops.calls] == ["enter", "exit"]
+        write_file(tree, "events/sched/sched_switch/enable", b"0")
+        ops.calls.clear()
+        await ops.read(fi.fh, 0, 10)
+        assert ops.calls == []
+        # a write always runs as its syscall: it may attach something its exit then sees
+        fw = await ops.open(a.st_ino, os.O_WRONLY, CTX)
+        await ops.write(fw.fh, 0, b"x")
+        assert [c[0] for c in ops.calls] == ["enter", "exit", "enter", "exit"]
+    run(main)
 
 
 def test_blocking_read_is_woken_by_a_write(ops):

@@ -761,3 +761,36 @@ def test_user_memory_is_readable_in_the_exit_path(env: Env) -> None:
     got = [plain(ln) for ln in env.lines() if "eprobe_open" in ln]
     assert got == ['eprobe_open: (synthetic.synth_open) file="/etc/passwd" ret=3'], got
     assert env.k.mem.read(0x40200B, 4, user=True) is None
+
+
+def test_the_tracer_mode_follows_what_could_see_a_syscall() -> None:
+    """Syscalls mode while anything attached could see a syscall; the lifecycle
+    tracepoints alone (the fork, exec and exit paths fire them, in either mode) do not
+    need it: ftracetest's histograms on sched_process_fork run in lifecycle mode."""
+    k = Kernel(nr_cpus=2, seed=1)
+    root = build_tree(k)
+    wl = k.workload
+    assert wl.quiet() and not wl.syscalls_visible()
+    write_file(root, "events/sched/sched_process_fork/trigger", "hist:keys=parent_pid")
+    for ev in ("sched_process_exec", "sched_process_exit", "sched_prepare_exec"):
+        write_file(root, f"events/sched/{ev}/enable", "1")
+    write_file(root, "events/task/task_newtask/enable", "1")
+    assert not wl.quiet() and not wl.syscalls_visible()
+    # a child is freed when its parent's wait4 reaps it: a syscall
+    write_file(root, "events/sched/sched_process_free/enable", "1")
+    assert wl.syscalls_visible()
+    write_file(root, "events/sched/sched_process_free/enable", "0")
+    write_file(root, "events/kmem/kmalloc/trigger", "hist:keys=call_site")
+    assert wl.syscalls_visible()
+    write_file(root, "events/kmem/kmalloc/trigger", "!hist:keys=call_site")
+    assert not wl.syscalls_visible()
+    write_file(root, "current_tracer", "function")
+    assert wl.syscalls_visible()
+    write_file(root, "tracing_on", "0")     # the function tracer can record nothing
+    assert not wl.syscalls_visible()
+    write_file(root, "tracing_on", "1")
+    write_file(root, "current_tracer", "nop")
+    write_file(root, "kprobe_events", "p:kp vfs_read")
+    assert not wl.syscalls_visible()
+    write_file(root, "events/kprobes/kp/enable", "1")
+    assert wl.syscalls_visible()

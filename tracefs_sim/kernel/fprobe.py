@@ -85,6 +85,9 @@ class Fprobe:
 def _embedded_ops(fp: Fprobe) -> FtraceOps:
     ops = FtraceOps(name="fprobe")
     ops.owner = fp                # container_of(ops, struct fprobe, ops)
+    # a disabled fprobe's handler returns at once (trace_fprobe registers its probe
+    # disabled when the event is defined): its call sites can leave no mark
+    ops.quiet = fp.disabled
     return ops
 
 

@@ -564,12 +564,13 @@ class EventFile:
     __slots__ = ("call", "tr", "inst", "flags", "sm_ref", "tm_ref", "filter", "triggers",
                  "events", "__weakref__")
 
-    def __init__(self, events: TraceEvents, call: EventCall, inst: InstanceEvents) -> None:
+    def __init__(self, events: TraceEvents, call: EventCall, inst: InstanceEvents,
+                 flags: int) -> None:
         self.events = events
         self.call = call
         self.inst = inst
         self.tr = inst.tr
-        self.flags = EVENT_FILE_FL_PID_FILTER if inst.has_pid_lists() else 0
+        self.flags = flags      # EVENT_FILE_FL_PID_FILTER when the array has pid lists
         self.sm_ref = 0
         self.tm_ref = 0
         self.filter: EventFilter | None = None
@@ -929,7 +930,8 @@ class TraceEvents:
         self.kernel.trace.output.register(type_id, call.printer or EventPrinter(call))
         self.kernel.workload.syscalls.eventfs_create_dir(name)  # event_create_dir(), top instance
         for inst in self.instances.values():
-            inst.files = {call: EventFile(self, call, inst), **inst.files}
+            flags = EVENT_FILE_FL_PID_FILTER if inst.has_pid_lists() else 0
+            inst.files = {call: EventFile(self, call, inst, flags), **inst.files}
         self._changed()
         return 0
 
@@ -971,8 +973,10 @@ class TraceEvents:
     def init_instance(self, tr: TraceArray) -> InstanceEvents:
         """event_trace_add_tracer(): one EventFile per call for this array."""
         inst = InstanceEvents(tr)
+        flags = EVENT_FILE_FL_PID_FILTER if inst.has_pid_lists() else 0
+        files = inst.files
         for call in self.calls:
-            inst.files[call] = EventFile(self, call, inst)
+            files[call] = EventFile(self, call, inst, flags)
         self.instances[id(tr)] = inst
         tr.events = inst
         return inst
@@ -983,9 +987,13 @@ class TraceEvents:
         if inst is None:
             return
         self.clear_pids(tr, True, True)
+        # (a file neither enabled nor in soft mode has nothing to disable)
+        live = EVENT_FILE_FL_ENABLED | EVENT_FILE_FL_SOFT_MODE | EVENT_FILE_FL_SOFT_DISABLED
         for f in list(inst.files.values()):
-            self.triggers.clear_event_triggers(f)
-            self.event_enable_disable(f, False)
+            if f.triggers:
+                self.triggers.clear_event_triggers(f)
+            if f.flags & live:
+                self.event_enable_disable(f, False)
             f.flags |= EVENT_FILE_FL_FREED
         inst.files.clear()
         del self.instances[id(tr)]

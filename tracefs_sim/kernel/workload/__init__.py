@@ -75,9 +75,10 @@ __all__ = ["Workload", "boot"]
 # The tracepoints that only the fork, exec and exit paths fire.  The tracer of host
 # programs reports forks, execs and exits in both of its modes, so while nothing else is
 # attached a traced task's syscalls need not be reported at all (ftracetest's trigger
-# tests hang their triggers and histograms on sched_process_fork).
+# tests hang their triggers and histograms on sched_process_fork).  Not
+# sched_process_free: the parent's wait4 that reaps a child is a syscall.
 LIFECYCLE_TRACEPOINTS = ("sched_process_fork", "task_newtask", "sched_prepare_exec",
-                         "sched_process_exec", "sched_process_exit", "sched_process_free")
+                         "sched_process_exec", "sched_process_exit")
 
 
 class Workload:

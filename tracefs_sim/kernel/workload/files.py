@@ -86,6 +86,9 @@ class FdTable:
 
     fds: dict[int, OpenFile] = field(default_factory=dict)
     cloexec: set[int] = field(default_factory=set)
+    # another process was given this very table (CLONE_FILES without CLONE_THREAD):
+    # only then can its exit leave users behind (files_struct.count)
+    shared: bool = False
 
     def get(self, fd: int) -> OpenFile | None:
         return self.fds.get(fd)

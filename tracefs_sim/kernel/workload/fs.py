@@ -1030,7 +1030,8 @@ class Fs:
         """exit_files(): the table's last user gone, every fd is closed."""
         proc = t.proc
         table = proc.files
-        if any(p is not proc and p.files is table and p.live() for p in self.wl.traced.procs.values()):
+        if table.shared and any(p is not proc and p.files is table and p.live()
+                                for p in self.wl.traced.procs.values()):
             return
         self.release_files(t, table.close_all())
 

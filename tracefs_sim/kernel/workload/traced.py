@@ -914,7 +914,11 @@ class TracedTasks:
         else:
             proc = self._new_proc(tgid, pp)
             pp.children.append(proc)
-            proc.files = pp.files if flags & CLONE_FILES else pp.files.copy()
+            if flags & CLONE_FILES:
+                proc.files = pp.files
+                pp.files.shared = True
+            else:
+                proc.files = pp.files.copy()
             proc.sig = pp.sig if flags & CLONE_SIGHAND else pp.sig.copy()
             proc.exit_signal = flags & 0xFF
             proc.pgid = pp.pgid
