@@ -175,37 +175,30 @@ class Workload:
         nothing, such as the function tracer with tracing off) and no tracepoint is
         live, so the background and the syscall paths would leave no trace and can be
         skipped (an idle machine with tracing off costs nothing observable)."""
+        return not self._sites_live() and not self.k.events.nr_enabled_tps
+
+    def _sites_live(self) -> bool:
+        """An ftrace callback that can record, or an armed int3 kprobe."""
         k = self.k
         ft = k.ftrace
-        if ft.nr_active and not ft.ops_quiet():
-            return False
-        if k.kprobes.nr_bp_armed:
-            return False
-        return not k.events.nr_enabled_tps
+        return bool(ft.nr_active and not ft.ops_quiet()) or bool(k.kprobes.nr_bp_armed)
 
     def syscalls_visible(self) -> bool:
         """Could anything attached see a traced task's syscall (the tracer's syscalls
         mode)?  Not while the only live tracepoints are the lifecycle ones, which the
         fork, exec and exit records fire with the same values in either mode."""
-        k = self.k
-        ft = k.ftrace
-        if ft.nr_active and not ft.ops_quiet():
+        if self._sites_live():
             return True
-        if k.kprobes.nr_bp_armed:
-            return True
-        live = k.events.nr_enabled_tps
+        live = self.k.events.nr_enabled_tps
         if not live:
             return False
         tps = self._lifecycle_tps
         if tps is None:
-            tps = self._lifecycle_tps = tuple(self.lifecycle_tracepoint(n)
+            tps = self._lifecycle_tps = tuple(self._lifecycle_tracepoint(n)
                                               for n in LIFECYCLE_TRACEPOINTS)
-        for tp in tps:
-            if tp.enabled:
-                live -= 1
-        return live > 0
+        return live > sum(tp.enabled for tp in tps)
 
-    def lifecycle_tracepoint(self, name: str) -> Tracepoint:
+    def _lifecycle_tracepoint(self, name: str) -> Tracepoint:
         tp = self.tracepoint(name)
         if tp is None:
             raise LookupError(f"the kernel has no tracepoint {name}")
