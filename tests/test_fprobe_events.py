@@ -16,7 +16,7 @@ import pytest
 
 from tracefs_sim.kernel import Kernel
 from tracefs_sim.tracefs import build_tree
-from tracefs_sim.tracefs.files import read_file, write_errno
+from tracefs_sim.tracefs.files import read_file, write_errno, write_file
 from tracefs_sim.tracefs.node import READ_ONLY, walk
 
 EBUSY, ENOENT, EEXIST, EINVAL = errno.EBUSY, errno.ENOENT, errno.EEXIST, errno.EINVAL
@@ -295,3 +295,18 @@ def test_eprobe_on_a_dynamic_event_holds_it(env):
     env.write("events/eprobes/ep/enable", "0")
     assert env.write("dynamic_events", "-:eprobes/ep\n") == 0
     assert env.write("dynamic_events", "-:fprobes/myprobe\n") == 0
+
+
+def test_a_defined_but_disabled_fprobe_leaves_the_machine_quiet() -> None:
+    """trace_fprobe registers its fprobe when the event is defined, disabled: the
+    function's site is patched (enabled_functions lists it) but its handler returns at
+    once, so nothing can see a syscall until the event is enabled."""
+    k = Kernel(nr_cpus=2, seed=1)
+    root = build_tree(k)
+    write_file(root, "dynamic_events", "f:myprobe vfs_read\n", append=True)
+    assert "vfs_read" in read_file(root, "enabled_functions").decode()
+    assert k.workload.quiet() and not k.workload.syscalls_visible()
+    write_file(root, "events/fprobes/myprobe/enable", "1")
+    assert not k.workload.quiet() and k.workload.syscalls_visible()
+    write_file(root, "events/fprobes/myprobe/enable", "0")
+    assert k.workload.quiet()

@@ -794,3 +794,23 @@ def test_the_tracer_mode_follows_what_could_see_a_syscall() -> None:
     assert not wl.syscalls_visible()
     write_file(root, "events/kprobes/kp/enable", "1")
     assert wl.syscalls_visible()
+
+
+def test_a_wait4_the_mode_switch_interrupted_is_restarted_with_its_arguments() -> None:
+    """A shell asleep in wait4 when syscalls mode begins: the interrupt makes it return
+    -ERESTARTSYS and enter wait4 again with the same arguments, unseen before; the
+    child's exit then wakes it (it waits for that child) and its return is shown."""
+    env = Env("sched/sched_process_exit", "sched/sched_waking", "syscalls/sys_exit_wait4")
+    tr = env.tr
+    tr.attached(env.at(0), 1, A, A, "sh")
+    tr.new_task(env.at(100), 1, A, B, B, 1, 17, "sh", 0)
+    tr.interrupted(env.at(3000), 1, A, A, NR["wait4"], -512)     # -ERESTARTSYS
+    tr.sys_enter(env.at(3010), 1, A, A, NR["wait4"], args(B, 0x7FFC0000), {})
+    tr.sys_enter(env.at(3100), 0, B, B, NR["exit_group"], args(0), {})
+    tr.exit(env.at(3110), 0, B, B, 0, True)
+    tr.gone(env.at(3120), 0, B, B, 0)
+    tr.sys_exit(env.at(3200), 1, A, A, NR["wait4"], B, {}, 150_000, 1)
+    got = [ln.split(None, 4)[4] for ln in env.lines()]
+    assert got == ["sched_process_exit: comm=sh pid=2000 prio=120",
+                   "sched_waking: comm=sh pid=1000 prio=120 target_cpu=001",
+                   "sys_wait4 -> 0x7d0"]
