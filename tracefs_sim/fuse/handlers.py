@@ -36,6 +36,7 @@ import pyfuse3
 import trio
 
 from ..host.feed import TracerFeed
+from ..host.proto import MODE_LIFECYCLE
 from ..hostprocs import HostProcs
 from ..kernel import Kernel
 from ..kernel.errors import KernelError, _WouldBlock
@@ -248,9 +249,11 @@ class Operations(pyfuse3.Operations):
         """Could a READ go without its syscall, the caller's identity and the host scan?
         A read attaches nothing; while nothing is attached (``Workload.quiet``) its path,
         its task and what the host did meanwhile leave no mark, and the next request
-        that can leave one learns them.  Not with mirrors (a sysctl write applies before
-        any request) or under ``run`` (the tracer's records come first)."""
-        return self.feed is None and self.sysctl is None and self.kernel.workload.quiet()
+        that can leave one learns them.  Under ``run`` only while the tracer reports no
+        syscalls (its lifecycle mode): the records it sent are still drained as they
+        come (``serve._tracer_records``), none is a syscall this read would run in."""
+        feed = self.feed
+        return self.kernel.workload.quiet() and (feed is None or feed.mode == MODE_LIFECYCLE)
 
     def _traced(self, pid: int) -> bool:
         """Is ``pid`` traced (its syscalls reach the kernel from the tracer)?"""
@@ -522,6 +525,8 @@ class Operations(pyfuse3.Operations):
             while True:
                 if self._unobserved():
                     # nothing attached can see this read: it is not run as a syscall
+                    if self.sysctl is not None:
+                        self.sysctl.sync()      # a sysctl written meanwhile applies first
                     self.kernel.workload.catch_up()    # a seeded clock still ticks
                     data = h.openfile.read(off, size)
                 else:
@@ -551,7 +556,8 @@ class Operations(pyfuse3.Operations):
             raise KernelError(errno.EIO, "WOULD_BLOCK without a wait queue")
         if self.closing or h.closed:
             return False
-        traced = self._traced(h.pid)
+        # (an unobserved read did not run as a syscall: its task does not sleep in one)
+        traced = self._traced(h.pid) and not self._unobserved()
         if traced:
             self.kernel.workload.traced.request_block(h.pid)   # asleep in its syscall
         ev = trio.Event()
