@@ -632,6 +632,24 @@ INSTANCE_SNAPSHOT = ["set_event", "current_tracer", "trace_options", "trace_cloc
 _COUNT_RE = re.compile(rb"count=\d+|:unlimited|:\d+(?=\n| )")
 
 
+def _normalize_soft_mode(snap: Snapshot) -> None:
+    """An event in soft mode (``enable`` reads ``0*`` or ``1*``) is switched by an
+    enable_event/disable_event trigger each time the trigger's event fires, which the
+    background workload does at its own pace: activity, not state.  Its enable file
+    reads ``?*`` and its line in the same array's ``set_event`` is left out."""
+    for path, data in list(snap.items()):
+        if not (isinstance(data, bytes) and path.endswith("/enable") and data in (b"0*\n", b"1*\n")):
+            continue
+        snap[path] = b"?*\n"
+        head, _, rest = path.partition("events/")
+        system, _, event = rest.removesuffix("/enable").partition("/")
+        set_event = head + "set_event"
+        listed = snap.get(set_event)
+        if isinstance(listed, bytes):
+            line = f"{system}:{event}\n".encode()
+            snap[set_event] = b"".join(ln for ln in listed.splitlines(keepends=True) if ln != line)
+
+
 @dataclass
 class Finding:
     kind: str  # "crash", "hang", "state-change", "bad-return", "twin-diverged"
@@ -706,6 +724,8 @@ class Fuzzer:
                 data = _COUNT_RE.sub(b"#", data)
             snap[p] = data
             size += len(data) if data is not None else 0
+        if self.normalize_counts:
+            _normalize_soft_mode(snap)
         # a filter of every function (43k lines, with probes) makes each snapshot cost
         # a second: bring the state back to small before the next command
         self.big = size > BIG_SNAPSHOT
