@@ -570,7 +570,7 @@ class EventFile:
         self.call = call
         self.inst = inst
         self.tr = inst.tr
-        self.flags = flags      # EVENT_FILE_FL_PID_FILTER when the array has pid lists
+        self.flags = flags      # InstanceEvents.new_file_flags()
         self.sm_ref = 0
         self.tm_ref = 0
         self.filter: EventFilter | None = None
@@ -620,6 +620,11 @@ class InstanceEvents:
 
     def has_pid_lists(self) -> bool:
         return bool(self.filtered_pids or self.filtered_no_pids)
+
+    def new_file_flags(self) -> int:
+        """The flags an event file of this array starts with: the pid filter's while
+        the array has pid lists."""
+        return EVENT_FILE_FL_PID_FILTER if self.has_pid_lists() else 0
 
     def ignore_task(self, pid: int) -> bool:
         """trace_ignore_this_task(): not in set_event_pid, or in set_event_notrace_pid."""
@@ -930,8 +935,7 @@ class TraceEvents:
         self.kernel.trace.output.register(type_id, call.printer or EventPrinter(call))
         self.kernel.workload.syscalls.eventfs_create_dir(name)  # event_create_dir(), top instance
         for inst in self.instances.values():
-            flags = EVENT_FILE_FL_PID_FILTER if inst.has_pid_lists() else 0
-            inst.files = {call: EventFile(self, call, inst, flags), **inst.files}
+            inst.files = {call: EventFile(self, call, inst, inst.new_file_flags()), **inst.files}
         self._changed()
         return 0
 
@@ -973,7 +977,7 @@ class TraceEvents:
     def init_instance(self, tr: TraceArray) -> InstanceEvents:
         """event_trace_add_tracer(): one EventFile per call for this array."""
         inst = InstanceEvents(tr)
-        flags = EVENT_FILE_FL_PID_FILTER if inst.has_pid_lists() else 0
+        flags = inst.new_file_flags()
         files = inst.files
         for call in self.calls:
             files[call] = EventFile(self, call, inst, flags)

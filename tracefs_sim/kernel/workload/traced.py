@@ -686,12 +686,13 @@ class TracedTasks:
             return self.sys_enter(ts, cpu, tid, tgid, nr, args, caps, compat)
         if t.restart_nr >= 0 and nr in (t.restart_nr, NR_RESTART_SYSCALL) and not compat:
             # the restart of a syscall the mode switch interrupted: it goes on asleep.
-            # Re-entered as itself (-ERESTARTSYS & co) it has its own arguments again;
-            # restart_syscall's are not its (the restart block holds them)
+            # Re-entered as itself (-ERESTARTSYS & co) it has its own arguments and
+            # captures again; restart_syscall's are not its (the restart block holds them)
             sc = self.table.by_nr[t.restart_nr]
             t.restart_nr = -1
-            own = tuple(args) if nr == sc.nr else ()
-            ctx = SyscallCtx(sc, own, {}, t, entered=False, t0=ts)
+            own = nr == sc.nr
+            ctx = SyscallCtx(sc, tuple(args) if own else (), caps if own else {}, t,
+                             entered=False, t0=ts)
             t.pending = Pending(ctx, cpu % self.wl.k.nr_cpus, restarted=True)
             self._pending[tid] = t
             t.state = T_ASLEEP
