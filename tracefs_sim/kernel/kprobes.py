@@ -250,6 +250,9 @@ class KprobeCore:
         self.allow_optimization = True                # sysctl debug/kprobes-optimization
         kernel.sysctls[SYSCTL_OPTIMIZATION] = (self.sysctl_read, self.sysctl_write)
         kernel.debugfs["kprobes/list"] = self.list_text
+        # its text, kept until the table, a probe's flags or an optimization changes
+        # (the host's debugfs mirror compares it after every request)
+        self._list: str | None = None
         self.ops = FtraceOps(self.kprobe_ftrace_handler, OPS_FL_SAVE_REGS, self,
                              core_data=True, name="kprobe_ftrace_ops")
 
@@ -364,6 +367,7 @@ class KprobeCore:
 
     # ------------------------------------------------------------------ registration
     def register_kprobe(self, p: Kprobe) -> int:
+        self._list = None
         addr, on_entry = self._kprobe_addr(p.addr, p.symbol_name, p.offset)
         if addr < 0:
             return addr
@@ -406,6 +410,7 @@ class KprobeCore:
         return 0
 
     def unregister_kprobe(self, p: Kprobe) -> None:
+        self._list = None
         ap = self.table.get(p.addr)
         if ap is None or p not in ap.probes:
             return
@@ -418,6 +423,7 @@ class KprobeCore:
             del self.table[p.addr]
 
     def enable_kprobe(self, p: Kprobe) -> int:
+        self._list = None
         ap = self.table.get(p.addr)
         if ap is None or p not in ap.probes or p.flags & KPROBE_FLAG_GONE:
             return -errno.EINVAL
@@ -430,6 +436,7 @@ class KprobeCore:
         return 0
 
     def disable_kprobe(self, p: Kprobe) -> int:
+        self._list = None
         ap = self.table.get(p.addr)
         if ap is None or p not in ap.probes:
             return -errno.EINVAL
@@ -487,6 +494,7 @@ class KprobeCore:
     def _optimize(self, ap: _Aggr) -> None:
         """``optimize_kprobe()``: only int3 probes, while allowed and enabled.  The kernel
         queues the work for the optimizer (OPTIMIZE_DELAY); here it is done at once."""
+        self._list = None
         ap.optimized = (self.allow_optimization and ap.armed and not ap.ftrace
                         and not ap.all_disabled() and self.can_optimize(ap.addr))
 
@@ -508,6 +516,8 @@ class KprobeCore:
     def list_text(self) -> str:
         """debugfs kprobes/list: the kprobe hash table in bucket order (hash_ptr of the
         address, KPROBE_HASH_BITS), newest first in a bucket, one line per probe."""
+        if self._list is not None:
+            return self._list
         buckets: dict[int, list[_Aggr]] = {}
         for ap in self.table.values():
             buckets.setdefault(_hash_ptr(ap.addr, KPROBE_HASH_BITS), []).insert(0, ap)
@@ -526,7 +536,8 @@ class KprobeCore:
                                + ("[DISABLED]" if p.disabled() and not gone else "")
                                + ("[OPTIMIZED]" if ap.optimized else "")
                                + ("[FTRACE]" if ap.ftrace else "") + "\n")
-        return "".join(out)
+        self._list = "".join(out)
+        return self._list
 
     # ------------------------------------------------------------------ arming
     def _arm(self, ap: _Aggr) -> int:
@@ -542,6 +553,7 @@ class KprobeCore:
         return 0
 
     def _disarm(self, ap: _Aggr) -> None:
+        self._list = None
         if ap.ftrace:
             self._disarm_ftrace(ap.addr)
         else:
