@@ -63,13 +63,20 @@ class FuseReader(trio.abc.Instrument):
 
     def before_run(self) -> None:
         runner = GLOBAL_RUN_CONTEXT.runner
-        for attr in ("deadlines", "current_time", "io_manager"):
+        for attr in ("deadlines", "current_time", "io_manager", "clock"):
             if not hasattr(runner, attr):
                 raise RuntimeError(f"trio {trio.__version__}: no run loop {attr!r} (fuse_reader.py)")
         epoll = getattr(runner.io_manager, "_epoll", None)
         if not isinstance(epoll, select.epoll):
             raise RuntimeError(f"trio {trio.__version__}: not the epoll I/O manager (fuse_reader.py)")
+        # the poll stands for trio's own wait: a real clock, trio running the host loop
+        if getattr(runner, "is_guest", False) or type(runner.clock).__name__ != "SystemClock":
+            raise RuntimeError("FuseReader needs trio's own loop and clock")
         self.runner, self.epoll_fd = runner, epoll.fileno()
+        # one run's state: the counts start at the first task, the fds are this run's
+        self.runnable, self.serving, self.on_fd, self.closed = 0, None, False, False
+        self.lot = trio.lowlevel.ParkingLot()
+        self._polls.clear()
 
     def task_scheduled(self, task: trio.lowlevel.Task) -> None:
         self.runnable += 1
@@ -134,7 +141,10 @@ class FuseReader(trio.abc.Instrument):
 
 
 class _NoLock:
-    """pyfuse3's read lock: the exclusion is ``FuseReader.wait_readable``'s."""
+    """pyfuse3's read lock: the exclusion is ``FuseReader.wait_readable``'s.  pyfuse3
+    creates its lock once per process, so a process serves one session this way (a
+    later stock ``pyfuse3.main()`` would keep this lock and let two workers wait on the
+    fd)."""
 
     async def __aenter__(self) -> None:
         return None
