@@ -34,11 +34,10 @@ import select
 import types
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
 
 import pyfuse3
 import trio
-from trio._core._run import GLOBAL_RUN_CONTEXT
+from trio._core._run import GLOBAL_RUN_CONTEXT, Runner
 
 MAX_POLL_S = 1.0   # the longest single poll() (trio's own epoll fd wakes it earlier)
 
@@ -52,7 +51,7 @@ class FuseReader(trio.abc.Instrument):
     exact."""
 
     def __init__(self) -> None:
-        self.runner: Any = None
+        self.runner: Runner | None = None
         self.epoll_fd = -1
         self.runnable = 0                                # scheduled, not yet stepped
         self.serving: trio.lowlevel.Task | None = None   # read a request, not back yet
@@ -105,6 +104,7 @@ class FuseReader(trio.abc.Instrument):
         if self.runnable:
             return False
         runner = self.runner
+        assert runner is not None, "FuseReader: before_run did not run"
         deadline = runner.deadlines.next_deadline()
         timeout = MAX_POLL_S if deadline == math.inf else deadline - runner.current_time()
         if timeout <= 0:
