@@ -796,6 +796,23 @@ def test_the_tracer_mode_follows_what_could_see_a_syscall() -> None:
     assert wl.syscalls_visible()
 
 
+def test_a_trigger_on_the_marker_event_leaves_the_machine_quiet() -> None:
+    """ftrace/print is written by trace_marker itself, never fired from a code path of
+    the workload: its histogram (ftracetest's trace-marker trigger tests) needs neither
+    the syscalls mode nor the background, and still counts every marker write."""
+    k = Kernel(nr_cpus=2, seed=1)
+    root = build_tree(k)
+    wl = k.workload
+    write_file(root, "events/ftrace/print/trigger", "hist:keys=common_pid")
+    assert wl.quiet() and not wl.syscalls_visible()
+    for _ in range(3):
+        write_file(root, "trace_marker", "hello")
+    hist = read_file(root, "events/ftrace/print/hist").decode()
+    assert "hitcount:          3" in hist, hist
+    write_file(root, "events/sched/sched_switch/enable", "1")
+    assert not wl.quiet() and wl.syscalls_visible()
+
+
 def test_a_wait4_the_mode_switch_interrupted_is_restarted_with_its_arguments() -> None:
     """A shell asleep in wait4 when syscalls mode begins: the interrupt makes it return
     -ERESTARTSYS and enter wait4 again with the same arguments, unseen before; the

@@ -725,7 +725,7 @@ class Tracepoint:
     """
 
     __slots__ = ("name", "call", "events", "files", "probes", "enabled", "probestub",
-                 "pid_fields")
+                 "pid_fields", "workload_fired")
 
     def __init__(self, events: TraceEvents, call: EventCall | None, name: str,
                  probestub: int = 0) -> None:
@@ -736,6 +736,11 @@ class Tracepoint:
         self.probes: list[tuple[ProbeFn | int, object]] = []
         self.enabled = False
         self.probestub = probestub
+        # The ftrace system's events (print, function, ...) are written by the tracers
+        # and by trace_marker itself, never fired from the workload's code paths: a
+        # trigger on ftrace/print does not make the machine's syscalls visible
+        # (``Workload.quiet``: nr_enabled_tps counts only the others).
+        self.workload_fired = call is None or not call.ignore_enable
         # event_filter_pid_sched_switch/wakeup_probe_pre(): while these fire, an
         # instance's pid filter also lets a record through when the task switched to
         # or woken is traced; the value indexes of those tasks' pids
@@ -748,7 +753,7 @@ class Tracepoint:
 
     def _update(self) -> None:
         enabled = bool(self.files or self.probes)
-        if enabled != self.enabled:
+        if enabled != self.enabled and self.workload_fired:
             # a count of live tracepoints lets an idle workload skip its work in O(1)
             self.events.nr_enabled_tps += 1 if enabled else -1
         self.enabled = enabled
