@@ -65,7 +65,10 @@ class FuseReader(trio.abc.Instrument):
         for attr in ("deadlines", "current_time", "io_manager", "clock"):
             if not hasattr(runner, attr):
                 raise RuntimeError(f"trio {trio.__version__}: no run loop {attr!r} (fuse_reader.py)")
-        epoll = getattr(runner.io_manager, "_epoll", None)
+        try:
+            epoll = runner.io_manager._epoll
+        except AttributeError:
+            epoll = None
         if not isinstance(epoll, select.epoll):
             raise RuntimeError(f"trio {trio.__version__}: not the epoll I/O manager (fuse_reader.py)")
         # the poll stands for trio's own wait: a real clock, trio running the host loop

@@ -409,10 +409,15 @@ class KprobeCore:
                 return ret
         return 0
 
-    def unregister_kprobe(self, p: Kprobe) -> None:
+    def _aggr_of(self, p: Kprobe) -> _Aggr | None:
+        """The aggregate ``p`` is registered on, about to change (its cached list text goes)."""
         self._list = None
         ap = self.table.get(p.addr)
-        if ap is None or p not in ap.probes:
+        return ap if ap is not None and p in ap.probes else None
+
+    def unregister_kprobe(self, p: Kprobe) -> None:
+        ap = self._aggr_of(p)
+        if ap is None:
             return
         ap.probes.remove(p)
         p.registered = False
@@ -423,9 +428,8 @@ class KprobeCore:
             del self.table[p.addr]
 
     def enable_kprobe(self, p: Kprobe) -> int:
-        self._list = None
-        ap = self.table.get(p.addr)
-        if ap is None or p not in ap.probes or p.flags & KPROBE_FLAG_GONE:
+        ap = self._aggr_of(p)
+        if ap is None or p.flags & KPROBE_FLAG_GONE:
             return -errno.EINVAL
         p.flags &= ~KPROBE_FLAG_DISABLED
         if not ap.armed:
@@ -436,9 +440,8 @@ class KprobeCore:
         return 0
 
     def disable_kprobe(self, p: Kprobe) -> int:
-        self._list = None
-        ap = self.table.get(p.addr)
-        if ap is None or p not in ap.probes:
+        ap = self._aggr_of(p)
+        if ap is None:
             return -errno.EINVAL
         p.flags |= KPROBE_FLAG_DISABLED
         if ap.armed and ap.all_disabled():
