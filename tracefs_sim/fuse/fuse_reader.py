@@ -133,7 +133,7 @@ class FuseReader(trio.abc.Instrument):
                 finally:
                     self.on_fd = False
                 if not alone.poll(0):
-                    continue         # woken without a request (a wake-up from ``lot``)
+                    continue         # woken, but the request is gone (its caller withdrew it)
             self.serving = task
             return
 
