@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from test_mm_family import events, tracer  # noqa: F401 (tracer: a fixture)
-from test_traced_tasks import AT_FDCWD, Env, args, trace_real
+from test_traced_tasks import AT_FDCWD, Env, Host, args, trace_real
 
 A = 1000
 NR = {"read": 0, "write": 1, "close": 3, "getpid": 39, "sync": 162, "unlink": 87, "openat": 257}
@@ -291,3 +291,31 @@ def test_a_real_shell_reads_writes_and_syncs(tracer: Path, tmp_path: Path) -> No
     assert {"P9_TWALK", "P9_TLOPEN", "P9_TREAD", "P9_TWRITE", "P9_TLCREATE", "P9_TUNLINKAT"} <= set(types)
     assert_fid_refs_balanced(evs)
     assert_netfs_refs_balanced(evs)
+
+
+class CwdHost(Host):
+    """The host's answers, with the working directory the host reports."""
+
+    def __init__(self, cwd: str) -> None:
+        self.dir = cwd
+
+    def cwd(self, tgid: int) -> str | None:
+        return self.dir
+
+
+def test_a_chdir_the_model_did_not_see_is_taken_from_the_host() -> None:
+    """A relative open walks the 9P root from the working directory; after a time the
+    tracer reported no syscalls (its lifecycle mode), the shell may have changed
+    directory unseen (ftracetest's ``cd`` into the tracing dir): the host's working
+    directory is asked again, and a tracefs one takes no 9P request."""
+    env = Env(*FS)
+    host = env.tr.host = CwdHost("/home/u")
+    env.tr.attached(env.at(0), 1, A, A, "prog")
+    call(env, 10, "openat", (AT_FDCWD, 0x402000, 0, 0), 3, {1: b"notes.txt"})
+    walked = [t for t, _ in assert_requests_answered(events(env))]
+    assert "P9_TWALK" in walked, walked
+    host.dir = "/sys/kernel/tracing"
+    env.tr.resync()
+    before = len(p9(events(env)))
+    call(env, 100, "openat", (AT_FDCWD, 0x402000, 0, 0), 4, {1: b"events/sched/enable"})
+    assert p9(events(env))[before:] == []

@@ -658,6 +658,25 @@ def test_a_request_runs_inside_the_pending_syscall(env: Env) -> None:
     assert not tr.in_syscall(A)
 
 
+def test_a_served_syscall_does_not_sleep_for_the_fuse_round_trip(env: Env) -> None:
+    """The host task waited for the mount's answer (the tracer's schedstat says it slept
+    half a millisecond), but on the kernel the tracefs file's code runs inside the read:
+    no switch away, no wakeup.  The same wait in a read the mount did not serve is a
+    sleep."""
+    tr = env.tr
+    tr.attached(env.at(0), 1, A, A, "cat")
+    t0 = env.at(100)
+    tr.sys_enter(t0, 1, A, A, NR["read"], args(3, 0x7FFE00, 4096), {})
+    assert tr.request_enter(A, 1) is not None
+    tr.request_exit(A)
+    tr.sys_exit(t0 + 600_000, 1, A, A, NR["read"], 11, {}, 500_000, 2)
+    assert not [ln for ln in env.lines() if "prev_comm=cat" in ln or "sched_waking" in ln]
+    tr.sys_enter(env.at(1000), 1, A, A, NR["read"], args(0, 0x7FFE00, 4096), {})
+    tr.sys_exit(env.at(1600), 1, A, A, NR["read"], 11, {}, 500_000, 2)
+    slept = [ln for ln in env.lines() if "prev_comm=cat" in ln]
+    assert len(slept) == 1 and "prev_state=S" in slept[0], slept
+
+
 # ------------------------------------------------------------------ the real tracer
 def trace_program(k: Kernel, tracer: Path, argv: list[str]) -> int:
     """Run ``argv`` under the real tracer, its records fed to ``k`` until it exits (0);

@@ -207,6 +207,8 @@ class Pending:
     slept: bool = False         # it was switched out asleep in it
     restarted: bool = False     # its restart (restart_syscall, or the same number) goes on
     renaming: bool = False      # a prctl(PR_SET_NAME) returned: held until the new comm shows
+    served: bool = False        # the mount served a request of it: the host's wait was the
+                                # FUSE round trip, which is no sleep of the syscall's
 
     @property
     def t0(self) -> int:
@@ -316,6 +318,7 @@ class TracedTasks:
         p = t.pending
         ctx = p.ctx if p is not None and p.ctx.entered else None
         if p is not None and ctx is not None:
+            p.served = True
             if not ctx.ran:
                 self.run_path(t)
             cpu = p.cpu
@@ -442,11 +445,12 @@ class TracedTasks:
     def resync(self) -> None:
         """Syscalls are reported again after a time they were not (the tracer's lifecycle
         mode): the fd tables may have changed unseen, so they are forgotten (the host
-        names each fd again when it is used)."""
+        names each fd again when it is used), and so may the working directories."""
         for proc in self.procs.values():
             proc.files.fds.clear()
             proc.files.cloexec.clear()
         self.wl.mm.resync()
+        self.wl.fs.v9fs.syscalls_unseen()
 
     def file(self, proc: Proc, fd: int) -> OpenFile | None:
         """The open file ``fd`` names in ``proc``: the model's, else the host's (an fd
@@ -755,6 +759,12 @@ class TracedTasks:
         self._close(t, ts, cpu, ret, outs or {}, self._slept(p, ts, asleep_ns, switches))
 
     def _slept(self, p: Pending, ts: int, asleep_ns: int, switches: int) -> bool:
+        """Did the task sleep in the syscall of ``p``?  Not when the mount served it: the
+        host task waited for the FUSE answer, which on the kernel is the tracefs file's
+        own code running in the syscall (a request that waits sleeps in
+        ``request_block``)."""
+        if p.served:
+            return False
         name = p.ctx.sc.name
         if switches == SWITCHES_UNKNOWN:
             return (name in MAY_SLEEP or name in SLEEP_D) and ts - p.t0 > BLOCK_NS

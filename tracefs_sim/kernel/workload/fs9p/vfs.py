@@ -167,6 +167,10 @@ class V9fs:
         self.root.fids.append(self.client.system_fid())
         self.attrs: dict[str, FileAttrs | None] = {}
         self.cwds: dict[int, Dentry | None] = {}   # tgid -> its working directory (None: elsewhere)
+        # tgid -> the ``unseen`` count when its entry was last known true: an entry from
+        # before syscalls went unseen may miss a chdir, so the host is asked again
+        self.cwd_known: dict[int, int] = {}
+        self.unseen = 0
         self.machine_pins = False
 
     # ------------------------------------------------------------------ host facts
@@ -233,24 +237,38 @@ class V9fs:
 
     def cwd(self, ctx: SyscallCtx) -> Dentry | None:
         """The working directory of the calling process (a forked one inherits its
-        parent's; CMD's comes from the host).  None: not on the 9P root."""
+        parent's; CMD's comes from the host).  None: not on the 9P root.  After a time
+        the tracer reported no syscalls (``syscalls_unseen``) a chdir may have gone
+        unseen: the host names the directory again, and a changed one replaces the
+        model's (the old one's reference stays: its dput went unseen too)."""
         proc = ctx.thread.proc
         p: Proc | None = proc
         while p is not None:
             if p.tgid in self.cwds:
                 d = self.cwds[p.tgid]
+                if self.cwd_known.get(p.tgid) != self.unseen:
+                    break
                 if p is not proc:
                     self.cwds[proc.tgid] = d
+                    self.cwd_known[proc.tgid] = self.unseen
                 return d
             p = p.parent
-        path = self.wl.traced.host.cwd(proc.tgid) or "/"
+        path = posixpath.normpath(self.wl.traced.host.cwd(proc.tgid) or "/")
+        self.cwd_known[proc.tgid] = self.unseen
         if not self.on_9p(path):
             self.cwds[proc.tgid] = None
             return None
-        d = self._alive(ctx, path)
-        self.pin(d)
+        d = self.cwds.get(proc.tgid)
+        if d is None or d.path != path:
+            d = self._alive(ctx, path)
+            self.pin(d)
         self.cwds[proc.tgid] = d
         return d
+
+    def syscalls_unseen(self) -> None:
+        """The tracer reported no syscalls for a while: every working directory the
+        model holds is checked against the host's at its next use."""
+        self.unseen += 1
 
     def _get(self, d: Dentry) -> Dentry:
         d.count += 1
@@ -879,6 +897,7 @@ class V9fs:
         tgid = ctx.thread.proc.tgid
         old = self.cwds.get(tgid)
         self.cwds[tgid] = d
+        self.cwd_known[tgid] = self.unseen
         if old is None or old is d:
             if old is d and d is not None:
                 self.dput(ctx, d)             # the same directory: one reference is enough
