@@ -97,7 +97,7 @@ def test_fprobe_event_records_and_prints(k: Kernel) -> None:
         file = k.events.file(tr, tf.event.call)
         assert file is not None and k.events.event_enable_disable(file, True) == 0
     _run(k, "vfs_read", "ksys_read", [0xFFFF1, 2, 832, 3], 832)
-    text = "".join(x if isinstance(x, str) else x.decode() for x in trace_file_text(tr))
+    text = "".join(x.decode() for x in trace_file_text(tr))
     lines = [ln.split(": ", 1)[1] for ln in text.splitlines() if not ln.startswith("#")]
     assert lines == ["myprobe: (vfs_read+0x4/0x370) count=832",
                      "myret: (ksys_read+0x2f/0xf0 <- vfs_read) arg1=832 cnt=0x340"]

@@ -42,15 +42,22 @@ def test_repeats_are_counted_then_flushed_by_the_next_function() -> None:
 
 
 def _plain_and_lines(k: Kernel, annotate: bool) -> tuple[str, str]:
-    """The trace text of the top buffer by the fast renderer and by print_trace_line()."""
-    from tracefs_sim.kernel.trace_output import TraceIter, _render_lines, _render_plain, merged_records
+    """The trace text of the top buffer by the fast renderer (over the records copied
+    out) and by print_trace_line() (over the records in their pages)."""
+    from tracefs_sim.kernel.trace_output import (
+        TraceIter,
+        _render_lines,
+        _render_plain,
+        merged_copies,
+        merged_records,
+    )
 
     tr = k.trace.global_trace
-    recs = merged_records(tr.buffer, list(range(k.nr_cpus)))
-    plain: list[str | bytes] = []
-    _render_plain(k.trace.output, TraceIter(tr), recs, plain, annotate)
-    lines = list(_render_lines(k.trace.output, TraceIter(tr), recs, annotate))
-    return "".join(map(str, plain)), "".join(map(str, lines))
+    cpus = list(range(k.nr_cpus))
+    plain: list[bytes] = []
+    _render_plain(k.trace.output, TraceIter(tr), merged_copies(tr.buffer, cpus), plain, annotate)
+    lines = list(_render_lines(k.trace.output, TraceIter(tr), merged_records(tr.buffer, cpus), annotate))
+    return b"".join(plain).decode(), "".join(map(str, lines))
 
 
 def test_fast_trace_rendering_matches_print_trace_line() -> None:
@@ -81,6 +88,25 @@ def test_fast_trace_rendering_matches_print_trace_line() -> None:
     write_file(root, "options/record-tgid", b"1")
     plain, lines = _plain_and_lines(k, annotate=False)
     assert plain == lines and "vfs_read+0x" in plain
+
+
+def test_fast_trace_rendering_of_a_single_cpu_s_records() -> None:
+    """Records on one CPU only are rendered straight from what was copied out (no merge):
+    the same text as print_trace_line(), with that CPU's number."""
+    k = Kernel(nr_cpus=2, seed=3)
+    root = build_tree(k)
+    k.workload.enabled = False
+    write_file(root, "current_tracer", b"function")
+    write_file(root, "set_event", b"syscalls:sys_enter_read")
+    for _ in range(50):
+        k.syscall_enter(300, "cat", 1, op="read", name="trace", count=4096)
+        k.syscall_exit(4096)
+    write_file(root, "tracing_on", b"0")
+    assert k.trace.global_trace.buffer.entries(0) == 0
+    plain, lines = _plain_and_lines(k, annotate=False)
+    assert plain == lines and " vfs_read <-ksys_read\n" in plain
+    assert "[001]" in plain and "[000]" not in plain
+    assert read_file(root, "trace").decode().endswith(plain)
 
 
 def test_function_tracer_with_tracing_off_lets_the_machine_idle() -> None:

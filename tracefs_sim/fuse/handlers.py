@@ -533,7 +533,9 @@ class Operations(pyfuse3.Operations):
                     data = self._call(h.pid, h.uid, h.openfile.read, off, size, op="read",
                                       name=self.inodes.name(h.ino), count=size)
                 if not isinstance(data, _WouldBlock):
-                    return bytes(data)
+                    # pyfuse3 replies from the buffer before anything can run: a view
+                    # (a big file's slice) needs no copy of its own
+                    return data if isinstance(data, memoryview) else bytes(data)
                 if h.mode.nonblock or fd_nonblock(h.pid, h.ino, self.inodes.name(h.ino)):
                     raise pyfuse3.FUSEError(errno.EAGAIN)
                 if not await self._wait(h):

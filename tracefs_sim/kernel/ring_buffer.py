@@ -53,7 +53,7 @@ from __future__ import annotations
 import builtins
 import errno
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from itertools import accumulate, repeat
 from operator import rshift
 
@@ -242,12 +242,32 @@ class CpuBuffer:
 _NOT_TL = [bytes(0 if b & 31 == tl else 1 for b in range(256)) for tl in range(32)]
 
 
+PageRecord = tuple[int, int, bytearray, int, int]   # ts, cpu, page, payload offset, length
+
+
+class CopiedRecords:
+    """One CPU's records with their payloads copied out, as parallel lists (no object
+    per record besides its time stamp and payload: a whole buffer's worth is kept at
+    once, and a payload is hashable)."""
+
+    __slots__ = ("ts", "payloads")
+
+    def __init__(self) -> None:
+        self.ts: list[int] = []
+        self.payloads: list[bytes] = []
+
+
 def _decode_page(data: bytearray, pos: int, end: int, stamp: int, cpu: int,
-                 out: list[tuple[int, int, bytearray, int, int]]) -> bool:
+                 out: list[PageRecord] | CopiedRecords) -> bool:
     """Append ``(ts, cpu, data, payload_offset, payload_len)`` for the data events of
-    ``data[pos:end]`` (``stamp``: the time the first delta applies to).  False when an
-    absolute TIME_STAMP went backwards."""
-    add = out.append
+    ``data[pos:end]`` to a list (``stamp``: the time the first delta applies to), or
+    their time stamps and payloads to ``CopiedRecords``.  False when an absolute
+    TIME_STAMP went backwards."""
+    if isinstance(out, CopiedRecords):
+        add_ts, add_payload, add = out.ts.append, out.payloads.append, None
+    else:
+        add_ts = add_payload = None
+        add = out.append
     monotonic = True
     # the events are word-aligned: index the page as u32 words (no unpack per event;
     # cast() refuses a sub-buffer that is not a whole number of words)
@@ -263,23 +283,40 @@ def _decode_page(data: bytearray, pos: int, end: int, stamp: int, cpu: int,
             if n < 0:
                 n = (run_end - pos) // stride
             run_end = pos + n * stride
-            stamps = list(accumulate(map(rshift, words[pos >> 2:run_end >> 2:stride >> 2], repeat(5)),
-                                     initial=stamp))
-            stamp = stamps[-1]
-            out.extend(zip(stamps[1:], repeat(cpu), repeat(data), range(pos + 4, run_end, stride),
-                           repeat(tl << 2)))
+            stamps = accumulate(map(rshift, words[pos >> 2:run_end >> 2:stride >> 2], repeat(5)),
+                                initial=stamp)
+            if isinstance(out, CopiedRecords):
+                next(stamps)
+                out.ts.extend(stamps)
+                if n:
+                    stamp = out.ts[-1]
+                    out.payloads.extend(_run_payloads(n, stride)(data, pos))
+            else:
+                ts = list(stamps)
+                stamp = ts[-1]
+                out.extend(zip(ts[1:], repeat(cpu), repeat(data), range(pos + 4, run_end, stride),
+                               repeat(tl << 2)))
             pos = run_end
         while pos < end:
             w = words[pos >> 2]
             tl = w & 31
             if 0 < tl <= RINGBUF_TYPE_DATA_TYPE_LEN_MAX:
                 stamp += w >> 5
-                add((stamp, cpu, data, pos + 4, tl << 2))
-                pos += 4 + (tl << 2)
+                size = tl << 2
+                if add is None:
+                    add_ts(stamp)
+                    add_payload(bytes(data[pos + 4:pos + 4 + size]))
+                else:
+                    add((stamp, cpu, data, pos + 4, size))
+                pos += 4 + size
             elif tl == 0:
                 a0 = words[(pos >> 2) + 1]
                 stamp += w >> 5
-                add((stamp, cpu, data, pos + 8, a0 - 4))
+                if add is None:
+                    add_ts(stamp)
+                    add_payload(bytes(data[pos + 8:pos + 4 + a0]))
+                else:
+                    add((stamp, cpu, data, pos + 8, a0 - 4))
                 pos += 4 + a0
             elif tl == RINGBUF_TYPE_PADDING:
                 if not w >> 5:
@@ -294,6 +331,17 @@ def _decode_page(data: bytearray, pos: int, end: int, stamp: int, cpu: int,
                 stamp = abs_ts
                 pos += RB_LEN_TIME_EXTEND
     return monotonic
+
+
+# (records, stride) -> the Struct that cuts the payloads of a run of equal records
+_RUN_PAYLOADS: dict[tuple[int, int], Callable[[bytearray, int], tuple[bytes, ...]]] = {}
+
+
+def _run_payloads(n: int, stride: int) -> Callable[[bytearray, int], tuple[bytes, ...]]:
+    fn = _RUN_PAYLOADS.get((n, stride))
+    if fn is None:
+        fn = _RUN_PAYLOADS[(n, stride)] = struct.Struct("<" + f"4x{stride - 4}s" * n).unpack_from
+    return fn
 
 
 class RingBuffer:
@@ -874,9 +922,10 @@ class RingBuffer:
             if pos < end:
                 yield page.data, pos + BUF_PAGE_HDR_SIZE, end + BUF_PAGE_HDR_SIZE, stamp
 
-    def read_records(self, cpu: int, out: list[tuple[int, int, bytearray, int, int]]) -> bool:
+    def read_records(self, cpu: int, out: list[PageRecord] | CopiedRecords) -> bool:
         """Append ``(ts, cpu, page, payload_offset, payload_len)`` for every unconsumed
-        data event of ``cpu`` to ``out``, oldest first: the non-consuming walk
+        data event of ``cpu`` to a list (or their time stamps and payloads to
+        ``CopiedRecords``), oldest first: the non-consuming walk
         (``ring_buffer_read_start``/``ring_buffer_iter_peek``) in bulk, for the ``trace``
         file, which renders everything at once.  False when a time stamp went backwards
         (an absolute TIME_STAMP), so CPUs cannot be merged by a sort.  Writers must not
@@ -890,7 +939,7 @@ class RingBuffer:
         """Non-consuming iteration over the unconsumed data events of ``cpu``, oldest
         first, ``(ts, page, payload_offset, payload_len)``; decoded a page at a time."""
         for data, pos, end, stamp in self._read_pages(cpu):
-            recs: list[tuple[int, int, bytearray, int, int]] = []
+            recs: list[PageRecord] = []
             _decode_page(data, pos, end, stamp, cpu, recs)
             for ts, _cpu, page, off, length in recs:
                 yield ts, page, off, length

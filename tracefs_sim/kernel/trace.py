@@ -25,7 +25,7 @@ from .kconfig import IS_ENABLED
 from .lib import strim
 from .ring_buffer import RingBuffer
 from .sched import TASK_COMM_LEN, TRACE_FLAG_NMI, Task
-from .trace_output import TraceIter, TraceOutput, merged_records, render_records
+from .trace_output import TraceIter, TraceOutput, render_records
 
 if TYPE_CHECKING:
     from .core import Kernel
@@ -751,8 +751,9 @@ def buffer_totals(rb: RingBuffer, cpus: list[int]) -> tuple[int, int]:
     return entries, total
 
 
-def trace_file_text(tr: TraceArray, cpu: int | None = None, snapshot: bool = False) -> list[str | bytes]:
-    """The ``trace`` (or ``snapshot``) file: header then every record, non-consuming."""
+def trace_file_text(tr: TraceArray, cpu: int | None = None, snapshot: bool = False) -> list[bytes]:
+    """The ``trace`` (or ``snapshot``) file, encoded: header then every record,
+    non-consuming."""
     tracing = tr.tracing
     out = tracing.output
     rb = tr.max_buffer if snapshot else tr.buffer
@@ -763,12 +764,9 @@ def trace_file_text(tr: TraceArray, cpu: int | None = None, snapshot: bool = Fal
     else:
         entries, total = buffer_totals(rb, cpus)
         empty = all(rb.empty(c) for c in cpus)
-    chunks: list[str | bytes] = []
     if snapshot and empty:
-        chunks.append(f"# tracer: {tr.current_trace.name}\n#\n")
-        chunks.append(snapshot_help(tr, cpu))
-        return chunks
-    chunks.append(out.header(tr, entries, total, empty, cpu))
+        return [(f"# tracer: {tr.current_trace.name}\n#\n" + snapshot_help(tr, cpu)).encode()]
+    chunks = [out.header(tr, entries, total, empty, cpu).encode("utf-8", "surrogateescape")]
     if rb is not None and not empty:
         annotate = bool(tr.flags & ITER_ANNOTATE) and any(rb.overrun(c) for c in cpus)
         # tens of thousands of records and text fragments that all stay alive until the
@@ -777,11 +775,23 @@ def trace_file_text(tr: TraceArray, cpu: int | None = None, snapshot: bool = Fal
         enabled = gc.isenabled()
         gc.disable()
         try:
-            chunks.extend(render_records(out, tr, merged_records(rb, cpus), annotate))
+            chunks.extend(render_records(out, tr, rb, cpus, annotate))
         finally:
             if enabled:
                 gc.enable()
     return chunks
+
+
+def join_text(parts: list[bytes]) -> bytes:
+    """The text of ``parts`` as one bytes object.  Joined in slices: ``bytes.join`` keeps
+    an 80-byte buffer view per part while it copies, so one join of a big trace's
+    fragments (four per record) would first touch several megabytes of fresh memory."""
+    if len(parts) <= _JOIN_SLICE:
+        return b"".join(parts)
+    return b"".join([b"".join(parts[i:i + _JOIN_SLICE]) for i in range(0, len(parts), _JOIN_SLICE)])
+
+
+_JOIN_SLICE = 4096
 
 
 def snapshot_help(tr: TraceArray, cpu: int | None) -> str:

@@ -14,11 +14,12 @@ from __future__ import annotations
 import heapq
 import struct
 from collections.abc import Iterable, Iterator
+from itertools import repeat
 from operator import itemgetter
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from .lib import MASK64
-from .ring_buffer import RingBuffer
+from .ring_buffer import CopiedRecords, PageRecord, RingBuffer
 from .sched import (
     TRACE_FLAG_BH_OFF,
     TRACE_FLAG_HARDIRQ,
@@ -367,21 +368,42 @@ def find_mark(d: int) -> str:
 
 
 # ------------------------------------------------------------------ merged iteration
-Record = tuple[int, int, bytearray, int, int]  # ts, cpu, page, payload offset, length
+CopiedRecord = tuple[int, int, bytes]   # ts, cpu, payload
+_R = TypeVar("_R", PageRecord, CopiedRecord)
 
 
-def merged_records(rb: RingBuffer, cpus: list[int]) -> list[Record]:
+def merged_records(rb: RingBuffer, cpus: list[int]) -> list[PageRecord]:
     """All records of ``cpus`` in timestamp order (non-consuming; trace_find_next_entry).
 
     trace_find_next_entry() takes the oldest head, the lowest CPU on a tie: a stable
     sort of the CPUs' records concatenated in CPU order, as long as every CPU's time
     stamps only go forward (otherwise the heads are merged as the kernel does)."""
-    per_cpu: list[list[Record]] = []
+    per_cpu: list[list[PageRecord]] = []
     monotonic = True
     for cpu in cpus:
-        recs: list[Record] = []
+        recs: list[PageRecord] = []
         monotonic = rb.read_records(cpu, recs) and monotonic
         per_cpu.append(recs)
+    return _merge(per_cpu, monotonic)
+
+
+def merged_copies(rb: RingBuffer, cpus: list[int]) -> Iterable[CopiedRecord]:
+    """``merged_records`` with each payload copied out, ``(ts, cpu, payload)``: while a
+    single CPU has records they are walked as they are, without an object per record."""
+    copies: list[tuple[int, CopiedRecords]] = []
+    monotonic = True
+    for cpu in cpus:
+        c = CopiedRecords()
+        monotonic = rb.read_records(cpu, c) and monotonic
+        if c.ts:
+            copies.append((cpu, c))
+    if len(copies) == 1:
+        cpu, c = copies[0]
+        return zip(c.ts, repeat(cpu), c.payloads)
+    return _merge([list(zip(c.ts, repeat(cpu), c.payloads)) for cpu, c in copies], monotonic)
+
+
+def _merge(per_cpu: list[list[_R]], monotonic: bool) -> list[_R]:
     if len(per_cpu) == 1:
         return per_cpu[0]
     if not monotonic:
@@ -391,28 +413,34 @@ def merged_records(rb: RingBuffer, cpus: list[int]) -> list[Record]:
     return merged
 
 
-def render_records(out: TraceOutput, tr: TraceArray, records: Iterable[Record],
-                   annotate: bool = False) -> list[str | bytes]:
-    """The text of ``records`` (lines, or fragments of lines in the common case)."""
+def render_records(out: TraceOutput, tr: TraceArray, rb: RingBuffer, cpus: list[int],
+                   annotate: bool = False) -> list[bytes]:
+    """The text of the records of ``cpus`` in ``rb``, in fragments of lines (the common
+    case) or lines, encoded."""
     it = TraceIter(tr)
     slow = (ITER_BIN | ITER_HEX | ITER_RAW | ITER_LATENCY_FMT | ITER_PRINTK_MSGONLY)
     if not tr.flags & slow and tr.flags & ITER_CONTEXT_INFO and tr.current_trace.print_line is None:
-        text: list[str | bytes] = []
-        _render_plain(out, it, records, text, annotate)
+        text: list[bytes] = []
+        _render_plain(out, it, merged_copies(rb, cpus), text, annotate)
         return text
-    return list(_render_lines(out, it, records, annotate))
+    # a tracer's own lines (the graph tracer's look-ahead) find records in their pages
+    return [_encode(t) for t in _render_lines(out, it, merged_records(rb, cpus), annotate)]
 
 
-def _render_lines(out: TraceOutput, it: TraceIter, records: Iterable[Record],
+def _encode(text: str | bytes) -> bytes:
+    return text.encode("utf-8", "surrogateescape") if isinstance(text, str) else text
+
+
+def _render_lines(out: TraceOutput, it: TraceIter, records: Iterable[PageRecord],
                   annotate: bool) -> Iterator[str | bytes]:
     """Render records one line group at a time; lat-format needs the next timestamp."""
     tr = it.tr
 
     lat = bool(tr.flags & ITER_LATENCY_FMT)
-    pending: Record | None = None
+    pending: PageRecord | None = None
     started: set[int] = set()
 
-    def emit(rec: Record, next_ts: int | None) -> str | bytes:
+    def emit(rec: PageRecord, next_ts: int | None) -> str | bytes:
         it.ts, it.cpu, it.buf, it.off, it.size = rec
         it.idx += 1
         text = out.print_line(it, next_ts)
@@ -433,81 +461,76 @@ def _render_lines(out: TraceOutput, it: TraceIter, records: Iterable[Record],
         yield emit(pending, pending[0])
 
 
-_FN_KEY = struct.Struct("<QQQ").unpack_from    # entry header, ip, parent_ip
-_HDR_KEY = struct.Struct("<Q").unpack_from      # entry header: type, flags, preempt, pid
+_HDR_LEN = 8        # the entry header: type, flags, preempt count, pid
+_FN_LEN = 24        # a function entry: the header, ip, parent_ip
 
 
-_USEC3 = tuple(f"{n:03d}" for n in range(1000))  # the microseconds, three digits at a time
+_USEC3 = tuple(f"{n:03d}".encode() for n in range(1000))  # the microseconds, three digits at a time
 
 
-def _render_plain(out: TraceOutput, it: TraceIter, records: Iterable[Record],
-                  text: list[str | bytes], annotate: bool = False) -> None:
+def _render_plain(out: TraceOutput, it: TraceIter, records: Iterable[CopiedRecord],
+                  text: list[bytes], annotate: bool = False) -> None:
     """The common case of print_trace_line() (context info, no raw/hex/bin/latency, the
     tracer prints no lines of its own), without its per-line option checks; appends the
-    text to ``text`` in fragments (the ``trace`` file joins them).
+    encoded text to ``text`` in fragments (the ``trace`` file joins them).
 
     Per rendering pass (saved comms change as tasks run) the context columns are kept per
     entry header and CPU, and a function record's whole text around the time stamp per
-    header, ip, parent and CPU; the seconds and milliseconds once per millisecond.
-    ``annotate``: mark where each CPU's records start (some were overwritten)."""
+    record (header, ip and parent: its payload) and CPU; the seconds and milliseconds
+    once per millisecond.  ``annotate``: mark where each CPU's records start (some were
+    overwritten)."""
     printers = out.printers
     fn_printer = printers.get(TRACE_FN)
     prefix = out.context_prefix
     nr = it.kernel.nr_cpus
-    fn_cache: list[dict[tuple[int, int, int], tuple[str, str]]] = [{} for _ in range(nr)]
-    ctx_cache: list[dict[tuple[int], str]] = [{} for _ in range(nr)]
-    fn_body: dict[tuple[int, int], str] = {}
+    fn_cache: list[dict[bytes, tuple[bytes, bytes]]] = [{} for _ in range(nr)]
+    ctx_cache: list[dict[bytes, bytes]] = [{} for _ in range(nr)]
+    fn_body: dict[bytes, bytes] = {}
     in_ns = it.in_ns
     last_ms = -1
-    sec_ms = ""
+    sec_ms = b""
     usec3 = _USEC3
     add = text.extend
     started = [False] * nr if annotate else None
-    for rec in records:
-        ts, cpu, buf, off, _size = rec
+    for ts, cpu, payload in records:
         if started is not None and not started[cpu]:
             # print_trace_line()'s annotation: a CPU whose first records were lost
             started[cpu] = True
             if text:
-                text.append(f"##### CPU {cpu} buffer started ####\n")
-        try:
-            key = _FN_KEY(buf, off)
-        except struct.error:    # a short record at the end of a page: not a function's
-            key = None
-        parts = fn_cache[cpu].get(key)      # only function records are kept there
+                text.append(f"##### CPU {cpu} buffer started ####\n".encode())
+        parts = fn_cache[cpu].get(payload)      # only function records are kept there
         if parts is None:
-            type_id = buf[off] | (buf[off + 1] << 8)
-            it.ts, it.cpu, it.buf, it.off, it.size = rec
-            if type_id == TRACE_FN and fn_printer is not None and key is not None:
+            type_id = payload[0] | (payload[1] << 8)
+            it.ts, it.cpu, it.buf, it.off, it.size = ts, cpu, payload, 0, len(payload)
+            hkey = payload[:_HDR_LEN]
+            if type_id == TRACE_FN and fn_printer is not None and len(payload) >= _FN_LEN:
                 # a new combination of known columns and a known function is common
-                hkey = (key[0],)
                 pre = ctx_cache[cpu].get(hkey)
                 if pre is None:
-                    pre = ctx_cache[cpu][hkey] = prefix(it) + " "
-                body = fn_body.get(key[1:])
+                    pre = ctx_cache[cpu][hkey] = _encode(prefix(it) + " ")
+                body = fn_body.get(payload[_HDR_LEN:])
                 if body is None:
-                    body = fn_body[key[1:]] = ": " + fn_printer.trace(it)
-                parts = fn_cache[cpu][key] = (pre, body)
+                    body = fn_body[payload[_HDR_LEN:]] = _encode(": " + fn_printer.trace(it))
+                parts = fn_cache[cpu][payload] = (pre, body)
             else:
                 p = printers.get(type_id)
                 it.idx += 1
                 if p is None:
-                    text.append(out.print_line(it, None))
+                    text.append(_encode(out.print_line(it, None)))
                     continue
-                hkey = _HDR_KEY(buf, off)
                 pre = ctx_cache[cpu].get(hkey)
                 if pre is None:
-                    pre = ctx_cache[cpu][hkey] = prefix(it) + " "
-                parts = (pre, ": " + p.trace(it))
+                    pre = ctx_cache[cpu][hkey] = _encode(prefix(it) + " ")
+                parts = (pre, _encode(": " + p.trace(it)))
         if in_ns:
             t = (ts + 500) // 1000
             ms = t // 1000
             if ms != last_ms:
                 last_ms = ms
-                sec_ms = f"{ms // 1000:5d}.{usec3[ms % 1000]}"
+                sec_ms = f"{ms // 1000:5d}.{ms % 1000:03d}".encode()
             add((parts[0], sec_ms, usec3[t - ms * 1000], parts[1]))
         else:
-            add((parts[0], f"{ts:12d}", parts[1]))
+            add((parts[0], b"%12d" % ts, parts[1]))
 
 
 # ------------------------------------------------------------------ core printers

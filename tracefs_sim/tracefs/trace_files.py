@@ -16,7 +16,6 @@ from __future__ import annotations
 import errno
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import cast
 
 from ..kernel import Kernel
 from ..kernel.errors import WOULD_BLOCK, KernelError, _WouldBlock
@@ -31,6 +30,7 @@ from ..kernel.trace import (
     PipeReader,
     TraceArray,
     Tracer,
+    join_text,
     trace_file_text,
 )
 from ..kernel.waitqueue import WaitQueue
@@ -96,15 +96,12 @@ class TraceOpenFile(OpenFile):
             tr.tracing.reset_buffer(tr, cpu)
         self._data: bytes | None = None
 
-    def read(self, offset: int, size: int) -> bytes | _WouldBlock:
+    def read(self, offset: int, size: int) -> memoryview | _WouldBlock:
+        """The text from ``offset`` (a view of the text rendered at the first read: a
+        128 KiB read of a big trace is not copied before the reply copies it)."""
         if self._data is None or offset == 0:
-            parts = trace_file_text(self.tr, self.cpu, self.snapshot)
-            try:    # one encode for the whole text, which is text unless options/bin
-                self._data = "".join(cast("list[str]", parts)).encode("utf-8", "surrogateescape")
-            except TypeError:   # binary records (options/bin) among the text
-                self._data = b"".join(p.encode("utf-8", "surrogateescape") if isinstance(p, str)
-                                      else p for p in parts)
-        return self._data[offset:offset + size]
+            self._data = join_text(trace_file_text(self.tr, self.cpu, self.snapshot))
+        return memoryview(self._data)[offset:offset + size]
 
     def write(self, offset: int, data: bytes) -> int:
         if not self.snapshot:
