@@ -160,3 +160,55 @@ def test_the_facade_is_removed_after_the_session() -> None:
     _serve(Requests(), body, workers="")
     assert inside and inside[0] is not before
     assert pyfuse3.trio is before
+
+
+def test_a_worker_polls_without_blocking_while_requests_come_back_to_back(monkeypatch) -> None:
+    """A request that was there at once makes the next wait poll without blocking first
+    (a CPU that idles wakes late); one that took long makes the next wait block at once."""
+    polls: list[tuple[float, bool]] = []     # (timeout, ready) of each poll of fd + trio's fd
+
+    class Recorder:
+        def __init__(self, p: object) -> None:
+            self.p = p
+
+        def poll(self, timeout: float = -1) -> list[tuple[int, int]]:
+            got = self.p.poll(timeout)
+            polls.append((timeout, bool(got)))
+            return got
+
+    pollers = FuseReader._pollers
+
+    def recording(self: FuseReader, fd: int) -> tuple[object, object]:
+        alone, both = pollers(self, fd)
+        return alone, Recorder(both)
+
+    monkeypatch.setattr(FuseReader, "_pollers", recording)
+    req = Requests()
+    marks: list[int] = []
+
+    async def body() -> None:
+        await trio.sleep(0.02)
+        marks.append(len(polls))
+        req.send(b"xxx")            # three at once: the later two are there at once
+        with trio.fail_after(5):
+            while len(req.served) < 3:
+                await trio.sleep(0.001)
+        await trio.sleep(0.02)      # the spin after the third found nothing: it blocks
+        marks.append(len(polls))
+        req.send(b"y")
+        with trio.fail_after(5):
+            while len(req.served) < 4:
+                await trio.sleep(0.001)
+        await trio.sleep(0.02)
+        marks.append(len(polls))
+
+    _serve(req, body, workers="a")
+    first, second, third = (polls[:marks[0]], polls[marks[0]:marks[1]], polls[marks[1]:marks[2]])
+    assert first and all(t > 0 for t, _ in first)
+    # a request that was there at once: the next one is found without blocking, and a
+    # spin that runs dry ends in a blocking poll
+    assert (0, True) in second, second
+    last_spin = max(i for i, (t, _) in enumerate(second) if t == 0)
+    assert any(t > 0 for t, _ in second[last_spin:]), second
+    # the request after a long wait: the wait that follows it blocks at once
+    assert third and all(t > 0 for t, _ in third), third
