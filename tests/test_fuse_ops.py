@@ -123,6 +123,26 @@ def test_a_read_nobody_can_observe_runs_without_its_syscall(ops):
     run(main)
 
 
+def test_a_trace_read_returns_its_length_to_the_syscall(kernel):
+    """The ``trace`` file answers from a view of its rendered text; the syscall the read
+    runs as still returns the byte count (what a return probe of vfs_read sees)."""
+    tree = build_tree(kernel)
+    ops = Operations(kernel, tree)
+    rets: list[int] = []
+    leave = kernel.syscall_exit
+    kernel.syscall_exit = lambda ret=0: (rets.append(ret), leave(ret))[1]
+    write_file(tree, "events/sched/sched_switch/enable", b"1")   # the read is observed
+
+    async def main():
+        a = await ops.lookup(ROOT, b"trace", CTX)
+        fi = await ops.open(a.st_ino, os.O_RDONLY, CTX)
+        rets.clear()
+        data = await ops.read(fi.fh, 0, 100)
+        assert len(data) == 100 and bytes(data).startswith(b"# tracer: nop")
+        assert rets == [100]
+    run(main)
+
+
 def test_blocking_read_is_woken_by_a_write(ops):
     async def main():
         p = (await ops.lookup(ROOT, b"pipe", CTX)).st_ino

@@ -314,7 +314,7 @@ class Operations(pyfuse3.Operations):
             self._exit(pid, traced, 0)
             raise
         # the syscall's return value (what a return probe of vfs_read sees)
-        if isinstance(res, (bytes, bytearray)):
+        if isinstance(res, (bytes, bytearray, memoryview)):
             self._exit(pid, traced, len(res))
         elif isinstance(res, int) and not isinstance(res, bool):
             self._exit(pid, traced, res)
