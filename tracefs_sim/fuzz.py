@@ -632,17 +632,26 @@ INSTANCE_SNAPSHOT = ["set_event", "current_tracer", "trace_options", "trace_cloc
 _COUNT_RE = re.compile(rb"count=\d+|:unlimited|:\d+(?=\n| )")
 
 
-def _normalize_soft_mode(snap: Snapshot) -> None:
+# what an enable_event/disable_event trigger or function probe switches: SYSTEM:EVENT
+_SWITCH_TARGET = re.compile(rb"(?:enable|disable)_event:([^:\s\[]+):([^:\s\[]+)")
+
+
+def _normalize_soft_mode(snap: Snapshot, switched: set[tuple[str, str]]) -> None:
     """An event in soft mode (``enable`` reads ``0*`` or ``1*``) is switched by an
     enable_event/disable_event trigger each time the trigger's event fires, which the
-    background workload does at its own pace: activity, not state.  Its enable file
-    reads ``?*`` and its line in the same array's ``set_event`` is left out."""
+    background workload does at its own pace: activity, not state.  So is one such a
+    trigger switched before it was removed (``switched``: the targets named since the
+    last reset): when the trigger goes, the event stays as its last firing left it.
+    Its enable file reads ``?*`` and its line in the same array's ``set_event`` is left
+    out."""
     for path, data in list(snap.items()):
-        if not (isinstance(data, bytes) and path.endswith("/enable") and data in (b"0*\n", b"1*\n")):
+        if not (isinstance(data, bytes) and path.endswith("/enable")):
             continue
-        snap[path] = b"?*\n"
         head, _, rest = path.partition("events/")
         system, _, event = rest.removesuffix("/enable").partition("/")
+        if data not in (b"0*\n", b"1*\n") and (system, event) not in switched:
+            continue
+        snap[path] = b"?*\n"
         set_event = head + "set_event"
         listed = snap.get(set_event)
         if isinstance(listed, bytes):
@@ -709,6 +718,9 @@ class Fuzzer:
         self.last: Command | None = None
         self.big = False
         self.diverged = False   # the twin's state differs: comparisons wait for a reset
+        # events an enable_event/disable_event trigger or probe may have switched since
+        # the last reset (named in a command, whether or not it was taken)
+        self.switched: set[tuple[str, str]] = set()
 
     def snapshot(self, driver: Driver) -> Snapshot:
         snap: Snapshot = {}
@@ -725,7 +737,7 @@ class Fuzzer:
             snap[p] = data
             size += len(data) if data is not None else 0
         if self.normalize_counts:
-            _normalize_soft_mode(snap)
+            _normalize_soft_mode(snap, self.switched)
         # a filter of every function (43k lines, with probes) makes each snapshot cost
         # a second: bring the state back to small before the next command
         self.big = size > BIG_SNAPSHOT
@@ -736,6 +748,7 @@ class Fuzzer:
         ignored); a diverged twin is compared again after it."""
         for d in (self.driver, self.twin):
             self._reset(d)
+        self.switched.clear()    # set_event emptied, the triggers and probes removed
         if self.diverged and _differences(self.snapshot(self.driver), self.snapshot(self.twin)) == []:
             self.diverged = False
         self.big = False
@@ -807,6 +820,8 @@ class Fuzzer:
     def run_one(self, cmd: Command) -> None:
         st = self.stats
         st.commands += 1
+        self.switched.update((m[1].decode(errors="replace"), m[2].decode(errors="replace"))
+                             for m in _SWITCH_TARGET.finditer(cmd.data))
         st.kinds[cmd.kind] = st.kinds.get(cmd.kind, 0) + 1
         st.bytes += len(cmd.data)
         log, err = WriteLog(), 0
