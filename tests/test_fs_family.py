@@ -319,3 +319,19 @@ def test_a_chdir_the_model_did_not_see_is_taken_from_the_host() -> None:
     before = len(p9(events(env)))
     call(env, 100, "openat", (AT_FDCWD, 0x402000, 0, 0), 4, {1: b"events/sched/enable"})
     assert p9(events(env))[before:] == []
+
+
+def test_a_relative_chdir_right_after_lifecycle_mode_starts_from_the_old_directory() -> None:
+    """The host's working directory is taken when syscalls become visible again, before
+    any of them runs: a relative chdir at the first syscall starts from there, although
+    the host has already moved when its exit is reported."""
+    env = Env(*FS)
+    host = env.tr.host = CwdHost("/home/u")
+    env.tr.attached(env.at(0), 1, A, A, "prog")
+    call(env, 10, "openat", (AT_FDCWD, 0x402000, 0, 0), 3, {1: b"notes.txt"})
+    env.tr.resync()
+    host.dir = "/home/u/sub"        # where the chdir below leads
+    env.tr.sys_enter(env.at(100), 1, A, A, 80, args(0x402000), {0: b"sub"})
+    env.tr.sys_exit(env.at(110), 1, A, A, 80, 0, {}, 0, 0)
+    d = env.k.workload.fs.v9fs.cwds[A]
+    assert d is not None and d.path == "/home/u/sub"

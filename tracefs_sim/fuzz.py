@@ -636,12 +636,13 @@ _COUNT_RE = re.compile(rb"count=\d+|:unlimited|:\d+(?=\n| )")
 _SWITCH_TARGET = re.compile(rb"(?:enable|disable)_event:([^:\s\[]+):([^:\s\[]+)")
 
 
-def _normalize_soft_mode(snap: Snapshot, switched: set[tuple[str, str]]) -> None:
+def _normalize_soft_mode(snap: Snapshot, switched: set[tuple[str, str, str]]) -> None:
     """An event in soft mode (``enable`` reads ``0*`` or ``1*``) is switched by an
     enable_event/disable_event trigger each time the trigger's event fires, which the
     background workload does at its own pace: activity, not state.  So is one such a
-    trigger switched before it was removed (``switched``: the targets named since the
-    last reset): when the trigger goes, the event stays as its last firing left it.
+    trigger switched before it was removed (``switched``: (instance path, system, event)
+    named by a command that took effect since the last reset): when the trigger goes,
+    the event stays as its last firing left it.
     Its enable file reads ``?*`` and its line in the same array's ``set_event`` is left
     out."""
     for path, data in list(snap.items()):
@@ -649,7 +650,7 @@ def _normalize_soft_mode(snap: Snapshot, switched: set[tuple[str, str]]) -> None
             continue
         head, _, rest = path.partition("events/")
         system, _, event = rest.removesuffix("/enable").partition("/")
-        if data not in (b"0*\n", b"1*\n") and (system, event) not in switched:
+        if data not in (b"0*\n", b"1*\n") and (head, system, event) not in switched:
             continue
         snap[path] = b"?*\n"
         set_event = head + "set_event"
@@ -719,8 +720,9 @@ class Fuzzer:
         self.big = False
         self.diverged = False   # the twin's state differs: comparisons wait for a reset
         # events an enable_event/disable_event trigger or probe may have switched since
-        # the last reset (named in a command, whether or not it was taken)
-        self.switched: set[tuple[str, str]] = set()
+        # the last reset: (instance path, system, event) named by a command that took
+        # effect (a write(2) of it succeeded)
+        self.switched: set[tuple[str, str, str]] = set()
 
     def snapshot(self, driver: Driver) -> Snapshot:
         snap: Snapshot = {}
@@ -820,8 +822,6 @@ class Fuzzer:
     def run_one(self, cmd: Command) -> None:
         st = self.stats
         st.commands += 1
-        self.switched.update((m[1].decode(errors="replace"), m[2].decode(errors="replace"))
-                             for m in _SWITCH_TARGET.finditer(cmd.data))
         st.kinds[cmd.kind] = st.kinds.get(cmd.kind, 0) + 1
         st.bytes += len(cmd.data)
         log, err = WriteLog(), 0
@@ -853,6 +853,11 @@ class Fuzzer:
                 signal.signal(signal.SIGALRM, old)
         if time.monotonic() - t0 > HANG_SECONDS:
             self.findings.append(Finding("hang", cmd, f"took {time.monotonic() - t0:.1f} s"))
+        if not err or log.calls:
+            head = cmd.path.partition("events/")[0] if "events/" in cmd.path else cmd.path.rpartition("/")[0]
+            head = head + "/" if head and not head.endswith("/") else head
+            self.switched.update((head, m[1].decode(errors="replace"), m[2].decode(errors="replace"))
+                                 for m in _SWITCH_TARGET.finditer(cmd.data))
         st.writes += len(log.calls) + (1 if log.err and not log.open_failed else 0)
         st.short += sum(1 for data, n in log.calls if n < len(data))
         bad = check_returns(write_class(cmd.path), log) if cmd.op == "write" else None

@@ -127,15 +127,21 @@ class FuseReader(trio.abc.Instrument):
             return False
         start = time.perf_counter()
         if self.back_to_back:
+            spin = min(SPIN_S, timeout)      # never past trio's next deadline
             while not (ready := both.poll(0)):
-                if time.perf_counter() - start >= SPIN_S:
+                if time.perf_counter() - start >= spin:
                     break
                 os.sched_yield()     # a task waiting for this CPU runs first
             else:
                 return len(ready) == 1 and ready[0][0] == fd
+            self.back_to_back = False
+            timeout -= time.perf_counter() - start
+            if timeout <= 0:
+                return False
         ready = both.poll(min(timeout, MAX_POLL_S) * 1000)
-        self.back_to_back = time.perf_counter() - start < SPIN_S
-        return len(ready) == 1 and ready[0][0] == fd
+        alone = len(ready) == 1 and ready[0][0] == fd
+        self.back_to_back = alone and time.perf_counter() - start < SPIN_S
+        return alone
 
     async def wait_readable(self, fd: int) -> None:
         task = trio.lowlevel.current_task()

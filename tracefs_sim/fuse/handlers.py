@@ -516,7 +516,7 @@ class Operations(pyfuse3.Operations):
         self.inodes.count_lookup(ino, node)
         return fi, self.attrs(node, ino)
 
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:
         """READ: the one handler that may wait (``_wait``), and the busiest (a
         trace_pipe_raw reader makes one per page), so its error boundary is written
         out here instead of wrapping it in a second coroutine."""

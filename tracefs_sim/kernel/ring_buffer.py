@@ -258,11 +258,12 @@ class CopiedRecords:
 
 
 def _decode_page(data: bytearray, pos: int, end: int, stamp: int, cpu: int,
-                 out: list[PageRecord] | CopiedRecords) -> bool:
+                 out: list[PageRecord] | CopiedRecords, structs: RunPayloads | None = None) -> bool:
     """Append ``(ts, cpu, data, payload_offset, payload_len)`` for the data events of
     ``data[pos:end]`` to a list (``stamp``: the time the first delta applies to), or
-    their time stamps and payloads to ``CopiedRecords``.  False when an absolute
-    TIME_STAMP went backwards."""
+    their time stamps and payloads to ``CopiedRecords`` (``structs``: the buffer's cache
+    of the Structs that cut a run's payloads).  False when an absolute TIME_STAMP went
+    backwards."""
     if isinstance(out, CopiedRecords):
         add_ts, add_payload, add = out.ts.append, out.payloads.append, None
     else:
@@ -290,7 +291,7 @@ def _decode_page(data: bytearray, pos: int, end: int, stamp: int, cpu: int,
                 out.ts.extend(stamps)
                 if n:
                     stamp = out.ts[-1]
-                    out.payloads.extend(_run_payloads(n, stride)(data, pos))
+                    out.payloads.extend(_run_payloads({} if structs is None else structs, n, stride)(data, pos))
             else:
                 ts = list(stamps)
                 stamp = ts[-1]
@@ -333,14 +334,17 @@ def _decode_page(data: bytearray, pos: int, end: int, stamp: int, cpu: int,
     return monotonic
 
 
-# (records, stride) -> the Struct that cuts the payloads of a run of equal records
-_RUN_PAYLOADS: dict[tuple[int, int], Callable[[bytearray, int], tuple[bytes, ...]]] = {}
+RunPayloads = dict[tuple[int, int], Callable[[bytearray, int], tuple[bytes, ...]]]
+RUN_PAYLOADS_MAX = 1024     # Structs kept per buffer (one per run length and stride seen)
 
 
-def _run_payloads(n: int, stride: int) -> Callable[[bytearray, int], tuple[bytes, ...]]:
-    fn = _RUN_PAYLOADS.get((n, stride))
+def _run_payloads(cache: RunPayloads, n: int, stride: int) -> Callable[[bytearray, int], tuple[bytes, ...]]:
+    """The Struct that cuts the payloads of a run of ``n`` records ``stride`` apart."""
+    fn = cache.get((n, stride))
     if fn is None:
-        fn = _RUN_PAYLOADS[(n, stride)] = struct.Struct("<" + f"4x{stride - 4}s" * n).unpack_from
+        if len(cache) >= RUN_PAYLOADS_MAX:
+            cache.clear()
+        fn = cache[(n, stride)] = struct.Struct("<" + f"4x{stride - 4}s" * n).unpack_from
     return fn
 
 
@@ -368,6 +372,7 @@ class RingBuffer:
         self._any_wl: list = self.waitq._waiters
         nr_pages = self._pages_for(size_bytes)
         self.cpu_buffers = [CpuBuffer(cpu, nr_pages, subbuf_size) for cpu in range(nr_cpus)]
+        self._run_structs: RunPayloads = {}
 
     # ------------------------------------------------------------------ sizes
     def _pages_for(self, size: int) -> int:
@@ -932,7 +937,7 @@ class RingBuffer:
         run meanwhile (the kernel's ``trace`` file stops them too)."""
         monotonic = True
         for data, pos, end, stamp in self._read_pages(cpu):
-            monotonic = _decode_page(data, pos, end, stamp, cpu, out) and monotonic
+            monotonic = _decode_page(data, pos, end, stamp, cpu, out, self._run_structs) and monotonic
         return monotonic
 
     def iter_cpu(self, cpu: int) -> Iterator[tuple[int, bytearray, int, int]]:

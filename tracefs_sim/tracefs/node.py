@@ -89,7 +89,9 @@ class OpenFile:
         self.node = node
         self.mode = mode
 
-    def read(self, offset: int, size: int) -> bytes | _WouldBlock:
+    def read(self, offset: int, size: int) -> bytes | memoryview | _WouldBlock:
+        """The bytes at ``offset`` (a view of immutable bytes when a big text is answered
+        a slice at a time), or ``WOULD_BLOCK``."""
         raise KernelError(errno.EINVAL)
 
     def write(self, offset: int, data: bytes) -> int:

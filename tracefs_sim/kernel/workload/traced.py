@@ -207,8 +207,9 @@ class Pending:
     slept: bool = False         # it was switched out asleep in it
     restarted: bool = False     # its restart (restart_syscall, or the same number) goes on
     renaming: bool = False      # a prctl(PR_SET_NAME) returned: held until the new comm shows
-    served: bool = False        # the mount served a request of it: the host's wait was the
-                                # FUSE round trip, which is no sleep of the syscall's
+    served: int = 0             # requests of it the mount served: the host task's waits for
+    served_ns: int = 0          # their answers (this long in all) are no sleeps of the syscall
+    request_t0: int = 0         # when the request being served reached the mount
 
     @property
     def t0(self) -> int:
@@ -318,7 +319,8 @@ class TracedTasks:
         p = t.pending
         ctx = p.ctx if p is not None and p.ctx.entered else None
         if p is not None and ctx is not None:
-            p.served = True
+            p.served += 1
+            p.request_t0 = self.now
             if not ctx.ran:
                 self.run_path(t)
             cpu = p.cpu
@@ -356,7 +358,10 @@ class TracedTasks:
         tracer's ``SYS_EXIT``)."""
         t = self.threads.get(tid)
         if t is not None and t.pending is not None:
-            t.pending.cpu = t.cpu
+            p = t.pending
+            p.cpu = t.cpu
+            if p.served:
+                p.served_ns += self.wl.k.boot_clock.peek() - p.request_t0
         sched = self.wl.k.sched
         sched.irq_flags = 0
         sched.preempt_count = 0
@@ -369,7 +374,8 @@ class TracedTasks:
         for t in list(self._pending.values()) if self._pending else ():
             p = t.pending
             if (p is not None and t.state == T_RUNNING and ts - p.t0 > HORIZON_NS
-                    and not p.restart):
+                    and not p.restart and not p.served):
+                # (a served one runs the file's code, or sleeps where its request waits)
                 if p.ctx.sc.name in MAY_SLEEP:
                     self.sleep(t)
                 elif not p.ctx.ran and p.ctx.entered:
@@ -450,7 +456,8 @@ class TracedTasks:
             proc.files.fds.clear()
             proc.files.cloexec.clear()
         self.wl.mm.resync()
-        self.wl.fs.v9fs.syscalls_unseen()
+        self.wl.fs.v9fs.syscalls_unseen({tgid: self.host.cwd(tgid) for tgid in
+                                         {proc.tgid for proc in self.procs.values()}})
 
     def file(self, proc: Proc, fd: int) -> OpenFile | None:
         """The open file ``fd`` names in ``proc``: the model's, else the host's (an fd
@@ -759,13 +766,17 @@ class TracedTasks:
         self._close(t, ts, cpu, ret, outs or {}, self._slept(p, ts, asleep_ns, switches))
 
     def _slept(self, p: Pending, ts: int, asleep_ns: int, switches: int) -> bool:
-        """Did the task sleep in the syscall of ``p``?  Not when the mount served it: the
-        host task waited for the FUSE answer, which on the kernel is the tracefs file's
-        own code running in the syscall (a request that waits sleeps in
-        ``request_block``)."""
-        if p.served:
-            return False
+        """Did the task sleep in the syscall of ``p``?  The host task waited for each
+        FUSE answer the mount gave it (one switch each), which on the kernel is the
+        tracefs file's own code running in the syscall (a request that waits sleeps in
+        ``request_block``): only a wait beyond those is a sleep (a poll that blocks
+        after its FUSE_POLL)."""
         name = p.ctx.sc.name
+        if p.served:
+            if switches == SWITCHES_UNKNOWN:
+                return (name in MAY_SLEEP and ts - p.t0 - p.served_ns > BLOCK_NS)
+            return (switches > p.served and asleep_ns - p.served_ns >= SLEPT_NS
+                    and name not in EVENT_STOPS)
         if switches == SWITCHES_UNKNOWN:
             return (name in MAY_SLEEP or name in SLEEP_D) and ts - p.t0 > BLOCK_NS
         return switches > 0 and asleep_ns >= SLEPT_NS and name not in EVENT_STOPS

@@ -171,6 +171,7 @@ class V9fs:
         # before syscalls went unseen may miss a chdir, so the host is asked again
         self.cwd_known: dict[int, int] = {}
         self.unseen = 0
+        self.resync_dirs: dict[int, str | None] = {}   # tgid -> host's cwd at the last resync
         self.machine_pins = False
 
     # ------------------------------------------------------------------ host facts
@@ -237,38 +238,47 @@ class V9fs:
 
     def cwd(self, ctx: SyscallCtx) -> Dentry | None:
         """The working directory of the calling process (a forked one inherits its
-        parent's; CMD's comes from the host).  None: not on the 9P root.  After a time
-        the tracer reported no syscalls (``syscalls_unseen``) a chdir may have gone
-        unseen: the host names the directory again, and a changed one replaces the
-        model's (the old one's reference stays: its dput went unseen too)."""
+        parent's; CMD's comes from the host).  None: not on the 9P root.  An entry from
+        before a time the tracer reported no syscalls may miss a chdir: the directory
+        the host named when syscalls became visible again (``syscalls_unseen``) replaces
+        it (the old one's reference stays: its dput went unseen too)."""
         proc = ctx.thread.proc
         p: Proc | None = proc
         while p is not None:
-            if p.tgid in self.cwds:
+            if p.tgid in self.resync_dirs:
+                self._set_host_cwd(ctx, p.tgid, self.resync_dirs.pop(p.tgid))
+            if p.tgid in self.cwds and self.cwd_known.get(p.tgid) == self.unseen:
                 d = self.cwds[p.tgid]
-                if self.cwd_known.get(p.tgid) != self.unseen:
-                    break
                 if p is not proc:
                     self.cwds[proc.tgid] = d
                     self.cwd_known[proc.tgid] = self.unseen
                 return d
             p = p.parent
-        path = posixpath.normpath(self.wl.traced.host.cwd(proc.tgid) or "/")
-        self.cwd_known[proc.tgid] = self.unseen
+        return self._set_host_cwd(ctx, proc.tgid, self.wl.traced.host.cwd(proc.tgid))
+
+    def _set_host_cwd(self, ctx: SyscallCtx, tgid: int, host_path: str | None) -> Dentry | None:
+        """``tgid``'s working directory is the host's ``host_path`` (kept alive by the VM:
+        a process's first directory)."""
+        path = posixpath.normpath(host_path or "/")
+        self.cwd_known[tgid] = self.unseen
         if not self.on_9p(path):
-            self.cwds[proc.tgid] = None
+            self.cwds[tgid] = None
             return None
-        d = self.cwds.get(proc.tgid)
+        d = self.cwds.get(tgid)
         if d is None or d.path != path:
             d = self._alive(ctx, path)
             self.pin(d)
-        self.cwds[proc.tgid] = d
+        self.cwds[tgid] = d
         return d
 
-    def syscalls_unseen(self) -> None:
-        """The tracer reported no syscalls for a while: every working directory the
-        model holds is checked against the host's at its next use."""
+    def syscalls_unseen(self, host_dirs: dict[int, str | None]) -> None:
+        """The tracer reports syscalls again after a while it did not: a chdir may have
+        gone unseen.  ``host_dirs``: each traced process's working directory as the host
+        names it now, before any syscall of the new mode runs (a relative chdir at the
+        first syscall must start from there, not from where it leads); each replaces
+        the model's at its next use."""
         self.unseen += 1
+        self.resync_dirs = dict(host_dirs)
 
     def _get(self, d: Dentry) -> Dentry:
         d.count += 1
