@@ -486,8 +486,9 @@ def _render_plain(out: TraceOutput, it: TraceIter, records: Iterable[CopiedRecor
     fn_cache: list[dict[bytes, tuple[bytes, bytes]]] = [{} for _ in range(nr)]
     ctx_cache: list[dict[bytes, bytes]] = [{} for _ in range(nr)]
     fn_body: dict[bytes, bytes] = {}
+    fn_get = [c.get for c in fn_cache]
     in_ns = it.in_ns
-    last_ms = -1
+    ms_start = ms_end = 0   # the millisecond sec_ms names: [ms_start, ms_end) in µs
     sec_ms = b""
     usec3 = _USEC3
     add = text.extend
@@ -498,7 +499,7 @@ def _render_plain(out: TraceOutput, it: TraceIter, records: Iterable[CopiedRecor
             started[cpu] = True
             if text:
                 text.append(f"##### CPU {cpu} buffer started ####\n".encode())
-        parts = fn_cache[cpu].get(payload)      # only function records are kept there
+        parts = fn_get[cpu](payload)      # only function records are kept there
         if parts is None:
             type_id = payload[0] | (payload[1] << 8)
             it.ts, it.cpu, it.buf, it.off, it.size = ts, cpu, payload, 0, len(payload)
@@ -524,11 +525,11 @@ def _render_plain(out: TraceOutput, it: TraceIter, records: Iterable[CopiedRecor
                 parts = (pre, _encode(": " + p.trace(it)))
         if in_ns:
             t = (ts + 500) // 1000
-            ms = t // 1000
-            if ms != last_ms:
-                last_ms = ms
+            if not ms_start <= t < ms_end:
+                ms = t // 1000
+                ms_start, ms_end = ms * 1000, ms * 1000 + 1000
                 sec_ms = f"{ms // 1000:5d}.{ms % 1000:03d}".encode()
-            add((parts[0], sec_ms, usec3[t - ms * 1000], parts[1]))
+            add((parts[0], sec_ms, usec3[t - ms_start], parts[1]))
         else:
             add((parts[0], b"%12d" % ts, parts[1]))
 
