@@ -683,6 +683,21 @@ def test_a_served_syscall_does_not_sleep_for_the_fuse_round_trip(env: Env) -> No
     assert len([ln for ln in env.lines() if "prev_comm=cat" in ln]) == 2
 
 
+def test_a_long_served_syscall_is_not_taken_as_asleep_by_the_horizon(env: Env) -> None:
+    """Another task's record 3 ms into a served read (a long `cat trace` render) does not
+    put the reader to sleep: the file's code runs in the syscall the whole time."""
+    tr = env.tr
+    tr.attached(env.at(0), 1, A, A, "cat")
+    tr.attached(env.at(0), 0, B, B, "other")
+    tr.sys_enter(env.at(100), 1, A, A, NR["read"], args(3, 0x7FFE00, 131072), {})
+    assert tr.request_enter(A, 1) is not None
+    tr.sys_enter(env.at(3100), 0, B, B, NR["getpid"], args(), {})
+    tr.sys_exit(env.at(3110), 0, B, B, NR["getpid"], B, {}, 0, 0)
+    tr.request_exit(A)
+    tr.sys_exit(env.at(3200), 1, A, A, NR["read"], 131072, {}, 3_000_000, 1)
+    assert not [ln for ln in env.lines() if "prev_comm=cat" in ln or "comm=cat pid" in ln]
+
+
 # ------------------------------------------------------------------ the real tracer
 def trace_program(k: Kernel, tracer: Path, argv: list[str]) -> int:
     """Run ``argv`` under the real tracer, its records fed to ``k`` until it exits (0);
