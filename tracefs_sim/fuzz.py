@@ -854,8 +854,8 @@ class Fuzzer:
         if time.monotonic() - t0 > HANG_SECONDS:
             self.findings.append(Finding("hang", cmd, f"took {time.monotonic() - t0:.1f} s"))
         if not err or log.calls:
-            head = cmd.path.partition("events/")[0] if "events/" in cmd.path else cmd.path.rpartition("/")[0]
-            head = head + "/" if head and not head.endswith("/") else head
+            parts = cmd.path.split("/")     # the instance whose events it may switch
+            head = f"instances/{parts[1]}/" if parts[0] == "instances" and len(parts) > 2 else ""
             self.switched.update((head, m[1].decode(errors="replace"), m[2].decode(errors="replace"))
                                  for m in _SWITCH_TARGET.finditer(cmd.data))
         st.writes += len(log.calls) + (1 if log.err and not log.open_failed else 0)

@@ -258,7 +258,7 @@ class CopiedRecords:
 
 
 def _decode_page(data: bytearray, pos: int, end: int, stamp: int, cpu: int,
-                 out: list[PageRecord] | CopiedRecords, structs: RunPayloads | None = None) -> bool:
+                 out: list[PageRecord] | CopiedRecords, structs: RunPayloads) -> bool:
     """Append ``(ts, cpu, data, payload_offset, payload_len)`` for the data events of
     ``data[pos:end]`` to a list (``stamp``: the time the first delta applies to), or
     their time stamps and payloads to ``CopiedRecords`` (``structs``: the buffer's cache
@@ -291,7 +291,7 @@ def _decode_page(data: bytearray, pos: int, end: int, stamp: int, cpu: int,
                 out.ts.extend(stamps)
                 if n:
                     stamp = out.ts[-1]
-                    out.payloads.extend(_run_payloads({} if structs is None else structs, n, stride)(data, pos))
+                    out.payloads.extend(_run_payloads(structs, n, stride)(data, pos))
             else:
                 ts = list(stamps)
                 stamp = ts[-1]
@@ -945,7 +945,7 @@ class RingBuffer:
         first, ``(ts, page, payload_offset, payload_len)``; decoded a page at a time."""
         for data, pos, end, stamp in self._read_pages(cpu):
             recs: list[PageRecord] = []
-            _decode_page(data, pos, end, stamp, cpu, recs)
+            _decode_page(data, pos, end, stamp, cpu, recs, self._run_structs)
             for ts, _cpu, page, off, length in recs:
                 yield ts, page, off, length
 

@@ -456,8 +456,7 @@ class TracedTasks:
             proc.files.fds.clear()
             proc.files.cloexec.clear()
         self.wl.mm.resync()
-        self.wl.fs.v9fs.syscalls_unseen({tgid: self.host.cwd(tgid) for tgid in
-                                         {proc.tgid for proc in self.procs.values()}})
+        self.wl.fs.v9fs.syscalls_unseen({tgid: self.host.cwd(tgid) for tgid in self.procs})
 
     def file(self, proc: Proc, fd: int) -> OpenFile | None:
         """The open file ``fd`` names in ``proc``: the model's, else the host's (an fd

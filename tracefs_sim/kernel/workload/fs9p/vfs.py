@@ -167,11 +167,8 @@ class V9fs:
         self.root.fids.append(self.client.system_fid())
         self.attrs: dict[str, FileAttrs | None] = {}
         self.cwds: dict[int, Dentry | None] = {}   # tgid -> its working directory (None: elsewhere)
-        # tgid -> the ``unseen`` count when its entry was last known true: an entry from
-        # before syscalls went unseen may miss a chdir, so the host is asked again
-        self.cwd_known: dict[int, int] = {}
-        self.unseen = 0
-        self.resync_dirs: dict[int, str | None] = {}   # tgid -> host's cwd at the last resync
+        # tgid -> the host's cwd when syscalls were reported again, not applied yet
+        self.resync_dirs: dict[int, str | None] = {}
         self.machine_pins = False
 
     # ------------------------------------------------------------------ host facts
@@ -247,11 +244,10 @@ class V9fs:
         while p is not None:
             if p.tgid in self.resync_dirs:
                 self._set_host_cwd(ctx, p.tgid, self.resync_dirs.pop(p.tgid))
-            if p.tgid in self.cwds and self.cwd_known.get(p.tgid) == self.unseen:
+            if p.tgid in self.cwds:
                 d = self.cwds[p.tgid]
                 if p is not proc:
                     self.cwds[proc.tgid] = d
-                    self.cwd_known[proc.tgid] = self.unseen
                 return d
             p = p.parent
         return self._set_host_cwd(ctx, proc.tgid, self.wl.traced.host.cwd(proc.tgid))
@@ -260,7 +256,6 @@ class V9fs:
         """``tgid``'s working directory is the host's ``host_path`` (kept alive by the VM:
         a process's first directory)."""
         path = posixpath.normpath(host_path or "/")
-        self.cwd_known[tgid] = self.unseen
         if not self.on_9p(path):
             self.cwds[tgid] = None
             return None
@@ -276,8 +271,8 @@ class V9fs:
         gone unseen.  ``host_dirs``: each traced process's working directory as the host
         names it now, before any syscall of the new mode runs (a relative chdir at the
         first syscall must start from there, not from where it leads); each replaces
-        the model's at its next use."""
-        self.unseen += 1
+        the model's at its next use (or its first child's that inherits it).  A process
+        that is not traced any more keeps its stale entry; nothing asks for it."""
         self.resync_dirs = dict(host_dirs)
 
     def _get(self, d: Dentry) -> Dentry:
@@ -907,7 +902,6 @@ class V9fs:
         tgid = ctx.thread.proc.tgid
         old = self.cwds.get(tgid)
         self.cwds[tgid] = d
-        self.cwd_known[tgid] = self.unseen
         if old is None or old is d:
             if old is d and d is not None:
                 self.dput(ctx, d)             # the same directory: one reference is enough
