@@ -27,7 +27,20 @@ TESTS = Path(__file__).resolve().parent
 MOUNT_FIXTURE = "mount_server"  # every mount fixture builds on this one
 
 
+# The longest tests, started first: scripts/test spreads the suite over one worker per
+# CPU (pytest-xdist, work stealing), and the run ends when its longest test ends, so
+# that test must not start last (longest-first is the classic makespan heuristic)
+LONGEST_FIRST = ("test_ftracetest.py", "test_soak.py", "test_golden.py", "test_fuzz.py",
+                 "test_tools.py")
+
+
+def _start_rank(item: pytest.Item) -> int:
+    name = item.path.name
+    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    items.sort(key=_start_rank)    # stable: collection order within each rank
     skip = None if have_fuse() else pytest.mark.skip(reason="needs /dev/fuse and fusermount3")
     for item in items:
         if isinstance(item, pytest.Function) and MOUNT_FIXTURE in item.fixturenames:

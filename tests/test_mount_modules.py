@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import socket
 import subprocess
 import sys
@@ -118,3 +119,21 @@ def test_the_channel_refuses_other_users(mount_server) -> None:
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         s.connect(modctl.address(mnt))
         assert modctl.peer_uid(s)[1] == os.geteuid()
+
+
+def test_each_mount_namespace_has_its_own_channel() -> None:
+    """Every ``tracefs-sim run`` mounts at /sys/kernel/tracing in a mount namespace of
+    its own, beside the host's network namespace (where abstract socket names live):
+    the channel's name must differ between namespaces, or one run's ``insmod`` would
+    load into another run's kernel."""
+    if os.geteuid() != 0 or not shutil.which("unshare"):
+        pytest.skip("needs root and unshare for a second mount namespace")
+    code = ("from tracefs_sim import modctl; "
+            "print(modctl.address('/sys/kernel/tracing').hex())")
+    here = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                          timeout=30, cwd=PACKAGE_ROOT)
+    other = subprocess.run(["unshare", "--mount", sys.executable, "-c", code],
+                           capture_output=True, text=True, timeout=30, cwd=PACKAGE_ROOT)
+    assert here.returncode == other.returncode == 0, here.stderr + other.stderr
+    assert here.stdout == modctl.address("/sys/kernel/tracing").hex() + "\n"
+    assert other.stdout.strip() and other.stdout != here.stdout

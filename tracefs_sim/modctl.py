@@ -45,8 +45,14 @@ def mount_key(mountpoint: str) -> str:
 
 
 def address(mountpoint: str) -> bytes:
-    """The abstract socket name of a mount's control channel."""
-    digest = hashlib.sha256(mount_key(mountpoint).encode()).hexdigest()[:32]
+    """The abstract socket name of a mount's control channel: the mountpoint and the
+    mount namespace it is seen in.  Abstract names are per network namespace, and every
+    ``tracefs-sim run`` mounts at /sys/kernel/tracing in a mount namespace of its own
+    beside the host's network: without the namespace, two runs at once would share one
+    name, and one's ``insmod`` would load into the other's kernel."""
+    ns = os.stat("/proc/self/ns/mnt")
+    key = f"{ns.st_dev}:{ns.st_ino}:{mount_key(mountpoint)}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:32]
     return b"\0tracefs-sim-ctl:" + digest.encode()
 
 
