@@ -98,6 +98,39 @@ def test_every_request_runs_in_a_syscall(ops):
     assert ops.calls[0][1] == os.getpid()
 
 
+
+def test_a_release_after_the_closer_exited_keeps_its_comm(ops):
+    """RELEASE is asynchronous and often comes once the closer has exited (``cat``
+    closes and exits at once), when /proc no longer names it: the task the kernel knows
+    keeps its comm (saved_cmdlines showed "<...>" for such a ``cat``), and a pid the
+    kernel no longer knows is not added to its task table."""
+    procs = [subprocess.Popen(["sleep", "30"]) for _ in range(2)]
+    try:
+        async def main():
+            a = await ops.lookup(ROOT, b"data", CTX)
+            fhs = []
+            for p in procs:
+                ctx = SimpleNamespace(pid=p.pid, uid=os.getuid(), gid=os.getgid(), umask=0o22)
+                fi = await ops.open(a.st_ino, os.O_RDONLY, ctx)
+                await ops.flush(fi.fh)
+                fhs.append(fi.fh)
+            assert [ops.kernel.sched.tasks[p.pid].comm for p in procs] == ["sleep", "sleep"]
+            for p in procs:
+                p.kill()
+                p.wait()
+                ops.tasks.refresh(p.pid)     # nothing cached: /proc is all it could ask
+            del ops.kernel.sched.tasks[procs[1].pid]      # the kernel saw this one go
+            for fh in fhs:
+                await ops.release(fh)
+        run(main)
+        assert ops.kernel.sched.tasks[procs[0].pid].comm == "sleep"
+        assert procs[1].pid not in ops.kernel.sched.tasks
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
 def test_a_read_nobody_can_observe_runs_without_its_syscall(ops):
     """While nothing is attached a READ is not run as a syscall (it attaches nothing and
     its path would leave no mark); once something is attached it is again."""

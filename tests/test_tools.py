@@ -221,6 +221,8 @@ def test_trace_cmd_report_of_a_recorded_sequence(tmp_path: Path, trace_cmd: str)
     assert r.returncode == 0, r.stdout
     lines = r.stdout.splitlines()
     assert lines[0] == "cpus=2", r.stdout[:2000]
+    # every task is named (a RELEASE that came after a cat exited once renamed it "<...>")
+    assert not [line for line in lines if line.lstrip().startswith("<...>-")], r.stdout[:4000]
     graph = [line.split() for line in lines if "funcgraph_" in line and line.lstrip().startswith("cat-")]
     # each cat reads tracing_on through vfs_read (and a second read at EOF), on CPU 0
     opened = [g for g in graph if g[-2:] == ["vfs_read()", "{"]]
@@ -242,6 +244,9 @@ def test_trace_cmd_start_show_stop(tmp_path: Path, trace_cmd: str) -> None:
     assert lines[-1] == "0"
 
 
+# a command recorded by trace-cmd starts once its recorders have (see the test below)
+LATE = "sh -c 'sleep 1; exec \"$@\"' late"
+
 def test_trace_cmd_options_graph_events_and_fprobe_record(tmp_path: Path, trace_cmd: str) -> None:
     """list -o; start -p function_graph -g; start -e sched; record in the default (splice)
     mode; record --nosplice of an fprobe event and of function_graph.
@@ -253,10 +258,15 @@ def test_trace_cmd_options_graph_events_and_fprobe_record(tmp_path: Path, trace_
     when other activity fell in the window), the sched check the requester change of
     ``trace-cmd show`` itself, the fprobe check cat's own open of /etc/hostname (mirrored
     synchronously: cat waits for the server; pinned, so the CPU is always the same).  The
-    default mode (splice, which FUSE never hands to the server) lost cat's records now and
-    then under load: the recorder of cat's CPU ended with the CPU's entries still in the
-    buffer and none read.  That record is checked for finishing with a readable
-    trace.dat; the records are checked through --nosplice."""
+    default mode (splice, which FUSE never hands to the server) is checked for finishing
+    with a readable trace.dat; the records are checked through --nosplice.
+
+    The recorded commands start late (``LATE``): trace-cmd forks its per-CPU recorders
+    and then the command without waiting for them, and a recorder told to stop before it
+    began recording exits without reading its CPU's buffer.  Under load the recorders'
+    start-up (each request a FUSE round trip, each syscall a ptrace stop) could outlast
+    a bare ``cat``, and cat's records were then never read (one recorder made no read at
+    all: the server's log of a failing run)."""
     r = run("trace-cmd list -o | grep -x -e irq-info -e nofuncgraph-proc ; echo ===;"
             " trace-cmd start -p function_graph -g vfs_read && cat /sys/kernel/tracing/tracing_on > /dev/null"
             " && trace-cmd show | grep -m1 'vfs_read() {' ; trace-cmd stop; trace-cmd reset; echo ===;"
@@ -265,9 +275,9 @@ def test_trace_cmd_options_graph_events_and_fprobe_record(tmp_path: Path, trace_
             f" trace-cmd record -o {tmp_path}/s.dat -e sched:sched_switch -- cat /etc/hostname > /dev/null 2>&1"
             f" && trace-cmd report -i {tmp_path}/s.dat | head -1 ; echo ===;"
             " echo 'f:myopen do_sys_openat2 path=+0($arg2):ustring' >> /sys/kernel/tracing/dynamic_events"
-            f" && trace-cmd record --nosplice -o {tmp_path}/f.dat -e fprobes:myopen -- taskset -c 0 cat /etc/hostname"
+            f" && trace-cmd record --nosplice -o {tmp_path}/f.dat -e fprobes:myopen -- taskset -c 0 {LATE} cat /etc/hostname"
             f" > /dev/null 2>&1 && trace-cmd report -i {tmp_path}/f.dat | grep -c 'cat-.*myopen:.*path=\"/etc/hostname\"' ; echo ===;"
-            f" trace-cmd record --nosplice -o {tmp_path}/g.dat -p function_graph -g vfs_read -- cat /sys/kernel/tracing/README"
+            f" trace-cmd record --nosplice -o {tmp_path}/g.dat -p function_graph -g vfs_read -- {LATE} cat /sys/kernel/tracing/README"
             f" > /dev/null 2>&1 && trace-cmd report -i {tmp_path}/g.dat | grep -m1 -o 'cat-[0-9]* .*funcgraph_entry:.*vfs_read() {{'",
             tmp_path, timeout=240)
     parts = r.stdout.split("===")

@@ -239,6 +239,19 @@ def test_saved_cmdlines_size_quirk(kt):
             write_file(root, "saved_cmdlines_size", bad)
 
 
+
+def test_a_caller_gone_from_proc_keeps_its_comm_in_saved_cmdlines(kt):
+    """A request of a caller that has exited names it "<...>" (/proc has no comm for
+    it): the task the kernel knows keeps its name, so saved_cmdlines (what trace-cmd
+    and the trace file name a pid by) still says ``cat``; an exec's comm renames it."""
+    k, root = kt
+    write_file(root, "events/sched/sched_switch/enable", "1")
+    for comm in ("sh", "cat", "<...>"):
+        k.syscall_enter(4321, comm, 0)
+        k.syscall_exit(0)
+    assert k.sched.tasks[4321].comm == "cat"
+    assert "4321 cat\n" in text(root, "saved_cmdlines")
+
 def test_snapshot(kt):
     k, root = kt
     assert "# * Snapshot is freed *" in text(root, "snapshot")

@@ -40,6 +40,7 @@ from ..host.proto import MODE_LIFECYCLE
 from ..hostprocs import HostProcs
 from ..kernel import Kernel
 from ..kernel.errors import KernelError, _WouldBlock
+from ..kernel.sched import TASK_COMM_LEN, Task
 from ..kernel.waitqueue import WaitQueue
 from ..sysctl_mirror import SysctlMirror
 from ..tracefs.node import DEFAULT_POLL, Dir, File, Node, OpenFile, OpenMode
@@ -326,12 +327,20 @@ class Operations(pyfuse3.Operations):
         """Run ``fn`` as task ``pid`` without a syscall of its own: RELEASE reaches us
         asynchronously (the closer does not wait for it), so it neither advances the
         background workload nor schedules the task (a seeded run stays reproducible);
-        the close(2) itself ran at FLUSH."""
+        the close(2) itself ran at FLUSH.
+
+        It often comes after the closer has exited (``cat`` closes and exits at once),
+        when /proc no longer names it: a task the kernel knows keeps its comm (taking
+        "<...>" from a gone process renamed it, and saved_cmdlines showed that), and a
+        pid it no longer knows is not added to its task table."""
         sched = self.kernel.sched
         comm, cpu = self.tasks.lookup(pid)
         cpu %= self.kernel.nr_cpus
+        task = sched.tasks.get(pid)
+        if task is None:
+            task = Task(pid, pid, comm[:TASK_COMM_LEN - 1])
         saved = sched.cpu, sched.current, sched.curr[cpu]
-        sched.set_current(cpu, sched.task(pid, comm))
+        sched.set_current(cpu, task)
         try:
             fn()
         finally:

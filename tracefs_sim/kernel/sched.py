@@ -58,13 +58,15 @@ class Sched:
 
     def task(self, pid: int, comm: str | None = None, tgid: int | None = None,
              kthread: bool = False) -> Task:
-        """Find or create task ``pid``; a changed comm is updated (exec)."""
+        """Find or create task ``pid``; a changed comm is updated (exec).  "<...>" is
+        what a caller's comm reads as once it is gone from /proc: it names a new task
+        but never renames a known one."""
         t = self.tasks.get(pid)
         if t is None:
             t = Task(pid, tgid if tgid is not None else pid, (comm or "<...>")[:TASK_COMM_LEN - 1],
                      kthread=kthread)
             self.tasks[pid] = t
-        elif comm is not None and t.comm != comm[:TASK_COMM_LEN - 1]:
+        elif comm is not None and comm != "<...>" and t.comm != comm[:TASK_COMM_LEN - 1]:
             t.comm = comm[:TASK_COMM_LEN - 1]
         return t
 
