@@ -14,6 +14,7 @@ when the server logged a Traceback (unless the test expects one).
 
 from __future__ import annotations
 
+import os
 import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -28,19 +29,43 @@ MOUNT_FIXTURE = "mount_server"  # every mount fixture builds on this one
 
 
 # The longest tests, started first: scripts/test spreads the suite over one worker per
-# CPU (pytest-xdist, work stealing), and the run ends when its longest test ends, so
-# that test must not start last (longest-first is the classic makespan heuristic)
-LONGEST_FIRST = ("test_ftracetest.py", "test_soak.py", "test_golden.py", "test_fuzz.py",
-                 "test_tools.py")
+# CPU (pytest-xdist, work stealing), and the run ends when its last test ends, so a long
+# test must not start late.  Each file's tests, with roughly what one of them takes (s)
+# on a 2-core machine under the full run's load: only their order matters.
+LONGEST_FIRST = {"test_ftracetest.py": 480, "test_soak.py": 120, "test_golden.py": 70,
+                 "test_fuzz.py": 20, "test_tools.py": 10}
 
 
-def _start_rank(item: pytest.Item) -> int:
-    name = item.path.name
-    return LONGEST_FIRST.index(name) if name in LONGEST_FIRST else len(LONGEST_FIRST)
+def _spread_longest(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
+    """The order that starts the longest tests at once and balances them over workers.
+
+    xdist's work stealing hands worker i the i-th contiguous share of the list (each
+    takes an equal part of what is left) and steals from a queue's end, so the tests at
+    the head of a share run first on its worker.  The longest go to the heads of the
+    shares, each to the share with the least of them so far (longest processing time
+    first), the rest fill the shares in collection order.  Another split only costs
+    time, never a result."""
+    long = sorted((it for it in items if it.path.name in LONGEST_FIRST),
+                  key=lambda it: -LONGEST_FIRST[it.path.name])
+    rest = [it for it in items if it.path.name not in LONGEST_FIRST]
+    sizes, left = [], len(items)
+    for i in range(workers):
+        sizes.append(left // (workers - i))
+        left -= sizes[-1]
+    shares: list[list[pytest.Item]] = [[] for _ in range(workers)]
+    load = [0] * workers
+    for it in long:
+        i = min(range(workers), key=lambda w: (load[w], w))
+        shares[i].append(it)
+        load[i] += LONGEST_FIRST[it.path.name]
+    for share, size in zip(shares, sizes, strict=True):
+        while len(share) < size and rest:
+            share.append(rest.pop(0))
+    return [it for share in shares for it in share] + rest
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items.sort(key=_start_rank)    # stable: collection order within each rank
+    items[:] = _spread_longest(items, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     skip = None if have_fuse() else pytest.mark.skip(reason="needs /dev/fuse and fusermount3")
     for item in items:
         if isinstance(item, pytest.Function) and MOUNT_FIXTURE in item.fixturenames:
