@@ -15,6 +15,11 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FLOORS = json.loads((ROOT / "tests" / "golden_floors.json").read_text())
+# seconds a topic's replay may take: topic 26 takes ~40 s on an idle 2-core machine,
+# nearly all of it sort(1) spilling a temporary file per line of a tracefs file (its size
+# is 0) onto a disk /tmp (the replay tool passes no TMPDIR), and more than the script's
+# default 60 s while ftracetest runs beside it in scripts/test
+TOPIC_TIMEOUT = 180
 
 
 def shared_dir() -> Path:
@@ -37,8 +42,9 @@ def test_golden_topics_meet_their_floors(tmp_path):
 
 def below_floors(out: Path, topics: list[str]) -> dict[str, tuple[float, float]]:
     r = subprocess.run([sys.executable, str(ROOT / "scripts" / "golden"), *topics,
-                        "--out", str(out), "--json", str(out / "results.json")],
-                       capture_output=True, text=True, timeout=60 * 2 * len(topics))
+                        "--out", str(out), "--json", str(out / "results.json"),
+                        "--timeout", str(TOPIC_TIMEOUT)],
+                       capture_output=True, text=True, timeout=(TOPIC_TIMEOUT + 30) * len(topics))
     print(r.stdout)
     assert r.returncode == 0, r.stderr
     results = json.loads((out / "results.json").read_text())["topics"]
