@@ -30,10 +30,20 @@ MOUNT_FIXTURE = "mount_server"  # every mount fixture builds on this one
 
 # The longest tests, started first: scripts/test spreads the suite over one worker per
 # CPU (pytest-xdist, work stealing), and the run ends when its last test ends, so a long
-# test must not start late.  Each file's tests, with roughly what one of them takes (s)
-# on a 2-core machine under the full run's load: only their order matters.
-LONGEST_FIRST = {"test_ftracetest.py": 480, "test_soak.py": 120, "test_golden.py": 70,
-                 "test_fuzz.py": 20, "test_tools.py": 10}
+# test must not start late.  Roughly what each takes (s) on a 2-core machine under the
+# full run's load (a file's name alone: each of its tests): only their order matters.
+LONGEST_FIRST = {"test_ftracetest.py::test_expected_ftracetest_cases_pass": 480,
+                 "test_soak.py::test_short_soak": 120,
+                 "test_golden.py::test_golden_topics_meet_their_floors": 70,
+                 "test_fuzz.py::test_fuzz_tree_layer": 25,
+                 "test_fuzz.py::test_fuzz_through_the_mount": 15,
+                 "test_tools.py": 10}
+
+
+def _weight(item: pytest.Item) -> int:
+    name = item.path.name
+    return LONGEST_FIRST.get(f"{name}::{getattr(item, 'originalname', item.name)}",
+                             LONGEST_FIRST.get(name, 0))
 
 
 def _spread_longest(items: list[pytest.Item], workers: int) -> list[pytest.Item]:
@@ -45,9 +55,8 @@ def _spread_longest(items: list[pytest.Item], workers: int) -> list[pytest.Item]
     shares, each to the share with the least of them so far (longest processing time
     first), the rest fill the shares in collection order.  Another split only costs
     time, never a result."""
-    long = sorted((it for it in items if it.path.name in LONGEST_FIRST),
-                  key=lambda it: -LONGEST_FIRST[it.path.name])
-    rest = [it for it in items if it.path.name not in LONGEST_FIRST]
+    long = sorted((it for it in items if _weight(it)), key=lambda it: -_weight(it))
+    rest = [it for it in items if not _weight(it)]
     sizes, left = [], len(items)
     for i in range(workers):
         sizes.append(left // (workers - i))
@@ -57,7 +66,7 @@ def _spread_longest(items: list[pytest.Item], workers: int) -> list[pytest.Item]
     for it in long:
         i = min(range(workers), key=lambda w: (load[w], w))
         shares[i].append(it)
-        load[i] += LONGEST_FIRST[it.path.name]
+        load[i] += _weight(it)
     for share, size in zip(shares, sizes, strict=True):
         while len(share) < size and rest:
             share.append(rest.pop(0))
@@ -65,13 +74,28 @@ def _spread_longest(items: list[pytest.Item], workers: int) -> list[pytest.Item]
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    items[:] = _spread_longest(items, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1")))
     skip = None if have_fuse() else pytest.mark.skip(reason="needs /dev/fuse and fusermount3")
     for item in items:
         if isinstance(item, pytest.Function) and MOUNT_FIXTURE in item.fixturenames:
             item.add_marker(pytest.mark.mount)
         if skip is not None and "mount" in item.keywords:
             item.add_marker(skip)
+
+
+class _LongestFirst:
+    """The order of the tests left once ``-m``/``-k``/``--deselect`` have removed theirs
+    (a conftest's own hook runs before those: it adds the ``mount`` marker ``-m`` needs).
+    One process running every test (``-n 0``) keeps collection order."""
+
+    @pytest.hookimpl(trylast=True)
+    def pytest_collection_modifyitems(self, items: list[pytest.Item]) -> None:
+        workers = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+        if workers > 1:
+            items[:] = _spread_longest(items, workers)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(_LongestFirst(), "tracefs-sim-longest-first")
 
 
 @pytest.fixture

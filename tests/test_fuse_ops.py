@@ -98,7 +98,6 @@ def test_every_request_runs_in_a_syscall(ops):
     assert ops.calls[0][1] == os.getpid()
 
 
-
 def test_a_release_after_the_closer_exited_keeps_its_comm(ops):
     """RELEASE is asynchronous and often comes once the closer has exited (``cat``
     closes and exits at once), when /proc no longer names it: the task the kernel knows
@@ -130,6 +129,7 @@ def test_a_release_after_the_closer_exited_keeps_its_comm(ops):
             if p.poll() is None:
                 p.kill()
                 p.wait()
+
 
 def test_a_read_nobody_can_observe_runs_without_its_syscall(ops):
     """While nothing is attached a READ is not run as a syscall (it attaches nothing and

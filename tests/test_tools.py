@@ -247,6 +247,7 @@ def test_trace_cmd_start_show_stop(tmp_path: Path, trace_cmd: str) -> None:
 # a command recorded by trace-cmd starts once its recorders have (see the test below)
 LATE = "sh -c 'sleep 1; exec \"$@\"' late"
 
+
 def test_trace_cmd_options_graph_events_and_fprobe_record(tmp_path: Path, trace_cmd: str) -> None:
     """list -o; start -p function_graph -g; start -e sched; record in the default (splice)
     mode; record --nosplice of an fprobe event and of function_graph.

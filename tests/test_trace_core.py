@@ -239,7 +239,6 @@ def test_saved_cmdlines_size_quirk(kt):
             write_file(root, "saved_cmdlines_size", bad)
 
 
-
 def test_a_caller_gone_from_proc_keeps_its_comm_in_saved_cmdlines(kt):
     """A request of a caller that has exited names it "<...>" (/proc has no comm for
     it): the task the kernel knows keeps its name, so saved_cmdlines (what trace-cmd
@@ -251,6 +250,7 @@ def test_a_caller_gone_from_proc_keeps_its_comm_in_saved_cmdlines(kt):
         k.syscall_exit(0)
     assert k.sched.tasks[4321].comm == "cat"
     assert "4321 cat\n" in text(root, "saved_cmdlines")
+
 
 def test_snapshot(kt):
     k, root = kt

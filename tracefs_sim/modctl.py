@@ -87,9 +87,10 @@ def read_message(sock: socket.socket) -> dict[str, object]:
 
 def request(mountpoint: str, req: dict[str, object]) -> dict[str, object]:
     """Send ``req`` to the server of ``mountpoint``; its reply (raises OSError)."""
+    addr = address(mountpoint)      # outside the try: a missing /proc is no "no server"
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
         try:
-            s.connect(address(mountpoint))
+            s.connect(addr)
         except (ConnectionRefusedError, FileNotFoundError):
             raise OSError(errno.ENOENT, f"{mountpoint}: no tracefs-sim server serves it") from None
         _pid, uid = peer_uid(s)
