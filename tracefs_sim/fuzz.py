@@ -525,8 +525,14 @@ FTRACE_BUFF_MAX = 670         # KSYM_SYMBOL_LEN + 4
 _BLANK = frozenset(b"\t\n\v\f\r \xa0")
 
 
+def instance_head(path: str) -> str:
+    """``instances/NAME/`` for a path inside an instance, else "" (the top level)."""
+    parts = path.split("/", 2)
+    return f"instances/{parts[1]}/" if parts[0] == "instances" and len(parts) > 2 else ""
+
+
 def write_class(path: str) -> str:
-    base = path.split("/", 2)[2] if path.startswith("instances/") else path
+    base = path[len(instance_head(path)):]
     if base == "set_event":
         return WORD_EVENT
     if base in ("set_ftrace_filter", "set_ftrace_notrace", "set_graph_function",
@@ -854,8 +860,7 @@ class Fuzzer:
         if time.monotonic() - t0 > HANG_SECONDS:
             self.findings.append(Finding("hang", cmd, f"took {time.monotonic() - t0:.1f} s"))
         if not err or log.calls:
-            parts = cmd.path.split("/")     # the instance whose events it may switch
-            head = f"instances/{parts[1]}/" if parts[0] == "instances" and len(parts) > 2 else ""
+            head = instance_head(cmd.path)     # the instance whose events it may switch
             self.switched.update((head, m[1].decode(errors="replace"), m[2].decode(errors="replace"))
                                  for m in _SWITCH_TARGET.finditer(cmd.data))
         st.writes += len(log.calls) + (1 if log.err and not log.open_failed else 0)
