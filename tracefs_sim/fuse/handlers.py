@@ -330,15 +330,13 @@ class Operations(pyfuse3.Operations):
         the close(2) itself ran at FLUSH.
 
         It often comes after the closer has exited (``cat`` closes and exits at once),
-        when /proc no longer names it: a task the kernel knows keeps its comm (taking
-        "<...>" from a gone process renamed it, and saved_cmdlines showed that), and a
-        pid it no longer knows is not added to its task table."""
+        when /proc no longer names it: a task the kernel knows runs as it is (its comm
+        is what saved_cmdlines keeps), and a pid it no longer knows is not added to its
+        task table."""
         sched = self.kernel.sched
         comm, cpu = self.tasks.lookup(pid)
         cpu %= self.kernel.nr_cpus
-        task = sched.tasks.get(pid)
-        if task is None:
-            task = Task(pid, pid, comm[:TASK_COMM_LEN - 1])
+        task = sched.tasks.get(pid) or Task(pid, pid, comm[:TASK_COMM_LEN - 1])
         saved = sched.cpu, sched.current, sched.curr[cpu]
         sched.set_current(cpu, task)
         try:
