@@ -836,6 +836,72 @@ def test_the_tracer_mode_follows_what_could_see_a_syscall() -> None:
     assert wl.syscalls_visible()
 
 
+def test_events_enabled_only_where_tracing_is_off_leave_the_machine_quiet() -> None:
+    """An event file takes nothing while its instance's tracing_on is 0 and it has no
+    trigger (ftracetest's reset greps 1,500 files with tracing off and the last case's
+    events still enabled): nothing can see a syscall then.  A trigger, an instance that
+    records, or a kprobe event (its hit count grows with tracing off) can."""
+    k = Kernel(nr_cpus=2, seed=1)
+    root = build_tree(k)
+    wl = k.workload
+    write_file(root, "events/sched/sched_switch/enable", "1")
+    write_file(root, "events/kmem/kmalloc/enable", "1")
+    assert not wl.quiet() and wl.syscalls_visible()
+    write_file(root, "tracing_on", "0")
+    assert wl.quiet() and not wl.syscalls_visible()
+    write_file(root, "events/kmem/kmalloc/trigger", "traceon")     # runs without a record
+    assert not wl.quiet() and wl.syscalls_visible()
+    write_file(root, "events/kmem/kmalloc/trigger", "!traceon")
+    assert wl.quiet()
+    root.lookup("instances").mkdir("rec")
+    write_file(root, "instances/rec/events/sched/sched_switch/enable", "1")
+    assert not wl.quiet() and wl.syscalls_visible()
+    write_file(root, "instances/rec/tracing_on", "0")
+    assert wl.quiet()
+    write_file(root, "dynamic_events", "f:fp vfs_read\n", append=True)
+    write_file(root, "events/fprobes/fp/enable", "1")
+    assert wl.quiet(), "a trace_fprobe counts no hits"
+    write_file(root, "kprobe_events", "p:kp vfs_read")
+    write_file(root, "events/kprobes/kp/enable", "1")
+    assert not wl.quiet() and wl.syscalls_visible()
+    write_file(root, "events/kprobes/kp/enable", "0")
+    assert wl.quiet()
+    write_file(root, "tracing_on", "1")
+    assert not wl.quiet() and wl.syscalls_visible()
+
+
+def test_with_tracing_off_nothing_is_recorded_and_recording_resumes() -> None:
+    """While the enabled events take nothing the machine's paths are skipped: no record;
+    the hit counts of kprobe events grow all along (they keep the paths running), and
+    with tracing on again the same syscall path records."""
+    k = Kernel(nr_cpus=2, seed=1)
+    root = build_tree(k)
+    write_file(root, "kprobe_events", "p:kp vfs_read")
+    write_file(root, "events/sched/sched_switch/enable", "1")
+    write_file(root, "events/syscalls/sys_enter_read/enable", "1")
+    write_file(root, "tracing_on", "0")
+    write_file(root, "trace", "")
+
+    def reads(pid: int, comm: str) -> None:
+        for _ in range(3):
+            k.syscall_enter(pid, comm, 1, op="read", name="tracing_on", count=4096)
+            k.syscall_exit(2)
+
+    reads(4242, "quietcat")
+    assert read_file(root, "kprobe_profile").split()[1] == b"0"
+    write_file(root, "events/kprobes/kp/enable", "1")    # live again: its hits count
+    reads(4242, "quietcat")
+    assert read_file(root, "kprobe_profile").split()[1] == b"3"
+    assert not any(b"sys_read" in ln for ln in read_file(root, "trace").splitlines()
+                   if not ln.startswith(b"#"))
+    write_file(root, "events/kprobes/kp/enable", "0")
+    write_file(root, "tracing_on", "1")
+    reads(4343, "loudcat")
+    trace = read_file(root, "trace").decode()
+    assert "loudcat-4343" in trace and "sys_read(fd:" in trace, trace
+    assert "next_comm=loudcat" in trace
+
+
 def test_a_trigger_on_the_marker_event_leaves_the_machine_quiet() -> None:
     """ftrace/print is written by trace_marker itself, never fired from a code path of
     the workload: its histogram (ftracetest's trace-marker trigger tests) needs neither

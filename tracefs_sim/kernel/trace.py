@@ -261,6 +261,7 @@ class Tracing:
         self.cmdlines: dict[int, str] = {}
         self.tgids: dict[int, int] = {}
         self.cmdline_ref = 0
+        self.onoff_gen = 0      # bumped by each tracing_on switch of any instance
         self.tgid_ref = 0
         # each tracer's ``struct tracer_flags``: one value for every trace array, whose
         # options/ files and trace_options all show and set it
@@ -373,9 +374,11 @@ class Tracing:
     # -------------------------------------------------------------- tracing on/off
     def tracer_tracing_on(self, tr: TraceArray) -> None:
         tr.buffer.record_on()
+        self.onoff_gen += 1     # an event may record again (Tracepoint.silent)
 
     def tracer_tracing_off(self, tr: TraceArray) -> None:
         tr.buffer.record_off()
+        self.onoff_gen += 1
 
     # --------------------------------------------------------------------- flags
     def set_flag(self, tr: TraceArray, mask: int, enabled: bool) -> None:

@@ -706,6 +706,14 @@ def trace_event_buffer_commit(file: EventFile, rec: bytes | bytearray) -> None:
         file.events.triggers.event_triggers_post_call(file, tt, rec)
 
 
+def file_takes_nothing(file: EventFile) -> bool:
+    """An event file whose records go nowhere: its instance's recording is switched off
+    (tracing_on 0), so trace_event_buffer_reserve() takes none and nothing is committed
+    (no trace_taskinfo_save either), and it has no trigger to run on the temp_buffer.
+    Its filter and the pid filter only decide what would be written."""
+    return not file.triggers and not file.tr.buffer.record_is_set_on()
+
+
 def filter_match_preds(file: EventFile, rec: bytes | bytearray) -> bool:
     """The event ``filter`` of a FILTERED file on the record at offset 0."""
     flt = file.filter
@@ -753,10 +761,21 @@ class Tracepoint:
 
     def _update(self) -> None:
         enabled = bool(self.files or self.probes)
+        events = self.events
         if enabled != self.enabled and self.workload_fired:
             # a count of live tracepoints lets an idle workload skip its work in O(1)
-            self.events.nr_enabled_tps += 1 if enabled else -1
+            events.nr_enabled_tps += 1 if enabled else -1
+            if enabled:
+                events.enabled_tps[self.name] = self
+            else:
+                del events.enabled_tps[self.name]
         self.enabled = enabled
+        events.attach_gen += 1
+
+    def silent(self) -> bool:
+        """Would firing it now leave no mark anywhere?  No probe is registered and each
+        linked file takes nothing (``file_takes_nothing``)."""
+        return not self.probes and all(map(file_takes_nothing, self.files))
 
     def link(self, file: EventFile) -> None:
         if file not in self.files:
@@ -850,6 +869,10 @@ class TraceEvents:
 
     def __init__(self, kernel: Kernel) -> None:
         self.nr_enabled_tps = 0  # Tracepoints with a file or probe attached (see Tracepoint._update)
+        self.enabled_tps: dict[str, Tracepoint] = {}    # those tracepoints, by name
+        # bumped when what is attached to a tracepoint changes (a file linked or
+        # unlinked, a probe, a trigger): Workload.quiet() recomputes what is live then
+        self.attach_gen = 0
         self._calls_gen = 0  # bumped when calls change: invalidates the set_event index
         self._index_gen = -1
         self._by_system: dict[str, list[EventCall]] = {}

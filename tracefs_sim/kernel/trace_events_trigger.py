@@ -474,6 +474,7 @@ class TriggerCommands:
 
     def trigger_enable_disable(self, file: EventFile, on: bool) -> None:
         """trace_event_trigger_enable_disable()."""
+        self.events.attach_gen += 1     # the file's triggers changed (Tracepoint.silent)
         if on:
             file.tm_ref += 1
             if file.tm_ref != 1:

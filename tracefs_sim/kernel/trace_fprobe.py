@@ -21,11 +21,12 @@ from typing import TYPE_CHECKING
 
 from .fprobe import Fprobe, disable_fprobe, enable_fprobe
 from .lib import isalnum, isdigit
-from .trace_events import Tracepoint
+from .trace_events import Tracepoint, file_takes_nothing
 from .trace_events_h import TRACE_EVENT_FL_FPROBE
 from .trace_probe import (
     PROBE_HEAD_SIZE,
     PROBE_RET_HEAD_SIZE,
+    TP_FLAG_PROFILE,
     TP_FLAG_TRACE,
     TPARG_FL_FENTRY,
     TPARG_FL_FPROBE,
@@ -83,7 +84,16 @@ class TraceFprobe(ProbeDynEvent):
         else:
             self.fp.entry_handler = self.fentry_dispatcher
         self.fp.nr_maxactive = maxactive
+        self.fp.ops.quiet = self.records_nothing
         self.event.call.printer = func_probe_printer(self.event, is_return)
+
+    def records_nothing(self) -> bool:
+        """Its call sites can leave no mark now (``FtraceOps.quiet``): the fprobe is
+        disabled, or the event is traced only (no perf) into files that take nothing
+        (tracing off there, no trigger).  A trace_fprobe counts no hits."""
+        pe = self.event
+        return self.fp.disabled() or (pe.flags & TP_FLAG_PROFILE == 0
+                                      and all(map(file_takes_nothing, pe.files)))
 
     # trace_fprobe_is_return / is_tracepoint
     def is_return(self) -> bool:

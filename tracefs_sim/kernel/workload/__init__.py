@@ -91,7 +91,9 @@ class Workload:
         self.ticks = 0
         self.calls = 0
         self._tpc: dict[str, Tracepoint | None] = {}
-        self._lifecycle_tps: tuple[Tracepoint, ...] | None = None
+        self._lifecycle_tps: frozenset[Tracepoint] | None = None
+        self._tps_key = (-1, -1)     # what _tps_live() last computed its answer for
+        self._tps_state = (False, False)
         self.sites = CallSites(kernel)
         self.slab = Slab(self)
         # the machine's time: interrupts, timers, the idle loop, RCU, cross-CPU work
@@ -171,11 +173,13 @@ class Workload:
 
     # ------------------------------------------------------------------ time
     def quiet(self) -> bool:
-        """Nothing attached anywhere: no ftrace site (or only callbacks that can record
-        nothing, such as the function tracer with tracing off) and no tracepoint is
-        live, so the background and the syscall paths would leave no trace and can be
-        skipped (an idle machine with tracing off costs nothing observable)."""
-        return not self._sites_live() and not self.k.events.nr_enabled_tps
+        """Nothing attached anywhere could leave a mark: no ftrace site (or only callbacks
+        that can record nothing, such as the function tracer with tracing off), and no
+        tracepoint that is live (``Tracepoint.silent``: an event enabled only where
+        tracing is off, with no trigger, records nothing), so the background and the
+        syscall paths would leave no trace and can be skipped (an idle machine with
+        tracing off costs nothing observable)."""
+        return not self._sites_live() and not self._tps_live()[0]
 
     def _sites_live(self) -> bool:
         """An ftrace callback that can record, or an armed int3 kprobe."""
@@ -183,20 +187,32 @@ class Workload:
         ft = k.ftrace
         return bool(ft.nr_active and not ft.ops_quiet()) or bool(k.kprobes.nr_bp_armed)
 
+    def _tps_live(self) -> tuple[bool, bool]:
+        """(a tracepoint is live, one other than the lifecycle ones is live).
+
+        Recomputed only when what is attached to a tracepoint or an instance's
+        tracing_on changed (``TraceEvents.attach_gen``, ``Tracing.onoff_gen``): the
+        check runs on every syscall path and interrupt."""
+        k = self.k
+        events = k.events
+        if not events.nr_enabled_tps:
+            return False, False
+        key = (events.attach_gen, k.trace.onoff_gen)
+        if key != self._tps_key:
+            lifecycle = self._lifecycle_tps
+            if lifecycle is None:
+                lifecycle = self._lifecycle_tps = frozenset(
+                    self._lifecycle_tracepoint(n) for n in LIFECYCLE_TRACEPOINTS)
+            live = [tp for tp in events.enabled_tps.values() if not tp.silent()]
+            self._tps_state = (bool(live), any(tp not in lifecycle for tp in live))
+            self._tps_key = key
+        return self._tps_state
+
     def syscalls_visible(self) -> bool:
         """Could anything attached see a traced task's syscall (the tracer's syscalls
         mode)?  Not while the only live tracepoints are the lifecycle ones, which the
         fork, exec and exit records fire with the same values in either mode."""
-        if self._sites_live():
-            return True
-        live = self.k.events.nr_enabled_tps
-        if not live:
-            return False
-        tps = self._lifecycle_tps
-        if tps is None:
-            tps = self._lifecycle_tps = tuple(self._lifecycle_tracepoint(n)
-                                              for n in LIFECYCLE_TRACEPOINTS)
-        return live > sum(tp.enabled for tp in tps)
+        return self._sites_live() or self._tps_live()[1]
 
     def _lifecycle_tracepoint(self, name: str) -> Tracepoint:
         tp = self.tracepoint(name)
