@@ -157,6 +157,7 @@ class Ftrace:
         self.site_func = records.site_func
         self.nr_records = records.nr_records
         self.nr_active = 0  # sites with something attached (Workload.quiet)
+        self.site_gen = 0   # bumped when call sites are patched (CallSites.live)
         # ftrace_ops_list (newest first, like add_ftrace_ops())
         self.ops_list: list[FtraceOps] = []
         self.global_ops = FtraceOps(flags=OPS_FL_INITIALIZED | OPS_FL_PID, core_data=True,

@@ -281,6 +281,7 @@ class FtraceUpdate:
             active += 1
             site[i] = site_for(i, bool(f & FL_TRAMP_EN))
         ft.nr_active = active  # sites with something attached: 0 lets the workload idle
+        ft.site_gen += 1
 
     # ------------------------------------------------------------------ IPMODIFY
     def _ipmodify_update(self, ops: FtraceOps, old: FtraceHash | None, new: FtraceHash | None) -> None:

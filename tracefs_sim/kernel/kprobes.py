@@ -239,6 +239,7 @@ class KprobeCore:
         self.table: dict[int, _Aggr] = {}
         self.bp_funcs: dict[int, list[_Aggr]] = {}   # int3 probes by ftrace record index
         self.nr_bp_armed = 0
+        self.bp_gen = 0     # bumped when an int3 probe is armed or disarmed (CallSites.live)
         self.ftrace_enabled = 0                       # kprobe_ftrace_enabled
         # per-CPU current_kprobe: the probe whose handlers run there (kprobe_running())
         self.current_kprobe: list[Kprobe | None] = [None] * kernel.nr_cpus
@@ -551,6 +552,7 @@ class KprobeCore:
         else:
             self.bp_funcs.setdefault(ap.func_index, []).append(ap)
             self.nr_bp_armed += 1
+            self.bp_gen += 1
         ap.armed = True
         self._optimize(ap)
         return 0
@@ -564,6 +566,7 @@ class KprobeCore:
             if lst is not None and ap in lst:
                 lst.remove(ap)
                 self.nr_bp_armed -= 1
+                self.bp_gen += 1
                 if not lst:
                     del self.bp_funcs[ap.func_index]
         ap.armed = False

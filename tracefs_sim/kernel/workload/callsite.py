@@ -29,13 +29,14 @@ from typing import TYPE_CHECKING
 
 from ..ftrace_ops import MCOUNT_INSN_SIZE
 from ..mm import Regs
-from .defs import Tree
+from .defs import Tree, tree_names
 
 if TYPE_CHECKING:
     from ..core import Kernel
     from ..ftrace import RetToken
 
 CALL_INSN_SIZE = 5
+LIVE_CACHED = 4096   # code paths whose liveness is kept (CallSites.live)
 
 # Calls the reference kernel compiles as jumps (sibling calls), caller -> the callees it
 # jumps to (None: every callee).  Read off the 6.12 source of the functions the
@@ -129,6 +130,10 @@ class CallSites:
         self.rets: dict[str, ArgsFn] = {}
         # set by _enter when a callback moved the ip: (new ip, the call's registers)
         self.jump: tuple[int, Regs] | None = None
+        # code path (tree or chain) -> has one of its functions a live site (see live());
+        # valid for the (site_gen, bp_gen) it was computed at
+        self._live: dict[Tree | str, bool] = {}
+        self._live_gen = (-1, -1)
 
     # ------------------------------------------------------------------ addresses
     def index(self, name: str) -> int:
@@ -239,6 +244,33 @@ class CallSites:
         kprobe armed inside some function body?"""
         return bool(self.k.ftrace.nr_active or self.k.kprobes.nr_bp_armed)
 
+    def live(self, tree: Tree | str) -> bool:
+        """Has a function of ``tree`` (a code path, or a chain of names) a patched ftrace
+        site or an armed int3 kprobe?  A tree is code with no tracepoint inside: one
+        whose every site is off returns having left no mark (its frames are popped
+        again, and only a live site inside it could have seen them), so it is skipped
+        even while other functions' sites are patched (a kprobe on kernel_clone does
+        not make every syscall walk its paths function by function)."""
+        k = self.k
+        ft, kp = k.ftrace, k.kprobes
+        gen = (ft.site_gen, kp.bp_gen)
+        if gen != self._live_gen:
+            self._live.clear()
+            self._live_gen = gen
+        hit = self._live.get(tree)
+        if hit is None:
+            site, bp = ft.site_func, kp.bp_funcs
+            hit = False
+            for name in tree_names(tree):
+                i = self.index(name)
+                if i >= 0 and (site[i] is not None or i in bp):
+                    hit = True
+                    break
+            if len(self._live) >= LIVE_CACHED:
+                self._live.clear()
+            self._live[tree] = hit
+        return hit
+
     def _enter(self, idx: int, name: str, parent: str | int | None) -> RetToken | None:
         """Pass a function's ftrace call site: one list lookup when the site is off."""
         k = self.k
@@ -299,11 +331,12 @@ class CallSites:
 
     def call(self, tree: Tree | str, parent: str | int | None = None) -> None:
         """Run one function (and its callees) through the ftrace call sites.  With no
-        site patched and no int3 probe armed the whole call returns having left no
-        mark (its frames are popped again), so it is skipped: a disabled call site
-        costs almost nothing."""
-        if not self.armed():
-            return
+        site of the tree live (``live``) the whole call returns having left no mark, so
+        it is skipped: a disabled call site costs almost nothing."""
+        if self.armed() and self.live(tree):
+            self._walk(tree, parent)
+
+    def _walk(self, tree: Tree | str, parent: str | int | None) -> None:
         if isinstance(tree, str):
             name, kids = tree, ()
         else:
@@ -311,22 +344,23 @@ class CallSites:
         idx = self.index(name)
         if idx < 0:
             for kid in kids:
-                self.call(kid, parent)
+                self._walk(kid, parent)
             return
         token = self._enter(idx, name, parent)
         if self.jump is not None:
             self._exit(idx, name, token, self._jump(name, self._top_pip()))
             return
         for kid in kids:
-            self.call(kid, name)
+            self._walk(kid, name)
         self._exit(idx, name, token)
 
     def enter_chain(self, names: tuple[str, ...], parent: str | None = None) -> list[Frame]:
         """Enter nested functions without returning (the syscall is in progress)."""
         frames: list[Frame] = []
         k = self.k
-        if not self.armed():
-            # no site patched: only the frames (a stack trace taken inside shows them)
+        if not self.armed() or not self.live(names):
+            # no site of the chain live: only the frames (a stack trace taken inside
+            # shows them)
             stack = self.stacks.setdefault(id(k.sched.current), [])
             key = (names, parent)
             known = self._chains.get(key)

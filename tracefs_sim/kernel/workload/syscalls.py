@@ -450,7 +450,7 @@ class Syscalls:
         ``parent`` (default: the innermost open function), with the registers and
         return values of ``ctx.regs``/``ctx.rets`` (0 when not given)."""
         sites = self.wl.sites
-        if not sites.armed():
+        if not sites.armed() or not sites.live(tree):
             return
         self._provide_tree(tree)
         sites.call(tree, parent if parent is not None else ctx.frames[-1][1] if ctx.frames else None)
