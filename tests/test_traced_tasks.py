@@ -343,6 +343,28 @@ def test_pid_lists_follow_forks_and_frees(env: Env) -> None:
     assert any("sys_exit_group(error_code: 0)" in ln and "-2000 " in ln for ln in env.lines())
 
 
+def test_without_the_fork_options_a_freed_pid_stays_listed(env: Env) -> None:
+    """Only event-fork (function-fork) registers the sched_process_free hook that takes
+    a freed task off set_event_pid (set_ftrace_pid): without the options a listed pid
+    that exits stays listed."""
+    env.write("set_event_pid", f"{A} {B}")
+    env.write("set_ftrace_pid", f"{A} {B}")
+    tr = env.tr
+    tr.attached(env.at(0), 1, A, A, "sh")
+    tr.sys_enter(env.at(10), 1, A, A, NR["fork"], args(), {})
+    tr.new_task(env.at(20), 1, A, B, B, 1, 17, "sh", 1)
+    tr.sys_exit(env.at(30), 1, A, A, NR["fork"], B, {}, 0, 0)
+    tr.sys_enter(env.at(40), 0, B, B, NR["exit_group"], args(0), {})
+    tr.exit(env.at(50), 0, B, B, 0, True)
+    tr.gone(env.at(60), 0, B, B, 0)
+    tr.sys_enter(env.at(70), 1, A, A, NR["wait4"], args(B), {})
+    tr.sys_exit(env.at(80), 1, A, A, NR["wait4"], B, {}, 0, 0)
+    env.tick(20_000)
+    assert any("sched_process_free: comm=sh pid=2000" in ln for ln in env.lines())
+    assert read_file(env.root, "set_event_pid").split() == [b"1000", b"2000"]
+    assert read_file(env.root, "set_ftrace_pid").split() == [b"1000", b"2000"]
+
+
 def test_vfork_parent_sleeps_until_the_child_execs(env: Env) -> None:
     """vfork: the parent waits uninterruptibly (D) from the fork on; the child's exec
     (exec_mmap → complete_vfork_done) wakes it, in the child's context."""
@@ -849,6 +871,12 @@ def test_events_enabled_only_where_tracing_is_off_leave_the_machine_quiet() -> N
     assert not wl.quiet() and wl.syscalls_visible()
     write_file(root, "tracing_on", "0")
     assert wl.quiet() and not wl.syscalls_visible()
+    # a filtered file's match is committed to the per-CPU buffered event (task info is
+    # saved at the next switch) before the ring buffer refuses it
+    write_file(root, "events/sched/sched_switch/filter", "prev_pid >= 0")
+    assert not wl.quiet() and wl.syscalls_visible()
+    write_file(root, "events/sched/sched_switch/filter", "0")
+    assert wl.quiet()
     write_file(root, "events/kmem/kmalloc/trigger", "traceon")     # runs without a record
     assert not wl.quiet() and wl.syscalls_visible()
     write_file(root, "events/kmem/kmalloc/trigger", "!traceon")
@@ -868,6 +896,23 @@ def test_events_enabled_only_where_tracing_is_off_leave_the_machine_quiet() -> N
     assert wl.quiet()
     write_file(root, "tracing_on", "1")
     assert not wl.quiet() and wl.syscalls_visible()
+
+
+def test_a_synthetic_event_named_as_a_static_one_keeps_the_count_right() -> None:
+    """synthetic_events accepts a static event's name (only another synthetic event's is
+    refused): two tracepoints of one name, each enabled and disabled on its own."""
+    k = Kernel(nr_cpus=2, seed=1)
+    root = build_tree(k)
+    wl = k.workload
+    write_file(root, "synthetic_events", "sched_switch u64 lat")
+    write_file(root, "events/synthetic/sched_switch/enable", "1")
+    write_file(root, "events/sched/sched_switch/enable", "1")
+    write_file(root, "events/synthetic/sched_switch/enable", "0")
+    assert not wl.quiet() and wl.syscalls_visible()
+    write_file(root, "events/synthetic/sched_switch/enable", "1")
+    write_file(root, "events/sched/sched_switch/enable", "0")
+    write_file(root, "events/synthetic/sched_switch/enable", "0")
+    assert wl.quiet()
 
 
 def test_with_tracing_off_nothing_is_recorded_and_recording_resumes() -> None:

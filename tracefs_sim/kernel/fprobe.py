@@ -55,6 +55,8 @@ class Fprobe:
     def __init__(self, entry_handler: EntryHandler | None = None,
                  exit_handler: ExitHandler | None = None, entry_data_size: int = 0,
                  nr_maxactive: int = 0, flags: int = 0) -> None:
+        # what its ops answers to FtraceOps.quiet (a user of the fprobe may say more)
+        self.quiet: Callable[[], bool] = self.disabled
         self.ops = _embedded_ops(self)
         self.nmissed = 0
         self.flags = flags
@@ -87,7 +89,7 @@ def _embedded_ops(fp: Fprobe) -> FtraceOps:
     ops.owner = fp                # container_of(ops, struct fprobe, ops)
     # a disabled fprobe's handler returns at once (trace_fprobe registers its probe
     # disabled when the event is defined): its call sites can leave no mark
-    ops.quiet = fp.disabled
+    ops.quiet = fp.quiet
     return ops
 
 

@@ -708,10 +708,14 @@ def trace_event_buffer_commit(file: EventFile, rec: bytes | bytearray) -> None:
 
 def file_takes_nothing(file: EventFile) -> bool:
     """An event file whose records go nowhere: its instance's recording is switched off
-    (tracing_on 0), so trace_event_buffer_reserve() takes none and nothing is committed
-    (no trace_taskinfo_save either), and it has no trigger to run on the temp_buffer.
-    Its filter and the pid filter only decide what would be written."""
-    return not file.triggers and not file.tr.buffer.record_is_set_on()
+    (tracing_on 0), so trace_event_buffer_reserve() takes none and nothing is committed,
+    and it has no trigger to run on the temp_buffer.  Not a filtered file: its record
+    goes to the per-CPU trace_buffered_event whatever the buffer's state, and a match
+    is committed (trace_taskinfo_save is set, so the next switch saves comms) before
+    ring_buffer_write() finds recording off.  The pid filter only decides what would
+    be written."""
+    return (not file.triggers and not file.flags & EVENT_FILE_FL_FILTERED
+            and not file.tr.buffer.record_is_set_on())
 
 
 def filter_match_preds(file: EventFile, rec: bytes | bytearray) -> bool:
@@ -766,9 +770,9 @@ class Tracepoint:
             # a count of live tracepoints lets an idle workload skip its work in O(1)
             events.nr_enabled_tps += 1 if enabled else -1
             if enabled:
-                events.enabled_tps[self.name] = self
+                events.enabled_tps.add(self)
             else:
-                del events.enabled_tps[self.name]
+                events.enabled_tps.discard(self)
         self.enabled = enabled
         events.attach_gen += 1
 
@@ -869,7 +873,8 @@ class TraceEvents:
 
     def __init__(self, kernel: Kernel) -> None:
         self.nr_enabled_tps = 0  # Tracepoints with a file or probe attached (see Tracepoint._update)
-        self.enabled_tps: dict[str, Tracepoint] = {}    # those tracepoints, by name
+        # those tracepoints (a synthetic event may share a static event's name)
+        self.enabled_tps: set[Tracepoint] = set()
         # bumped when what is attached to a tracepoint changes (a file linked or
         # unlinked, a probe, a trigger): Workload.quiet() recomputes what is live then
         self.attach_gen = 0
@@ -1286,8 +1291,12 @@ class TraceEvents:
                     pids.add(child_pid)
 
     def on_exit(self, pid: int) -> None:
-        """event_filter_pid_sched_process_exit(): an exiting task leaves the lists."""
+        """event_filter_pid_sched_process_exit() on sched_process_free: a freed task
+        leaves the lists of the instances with event-fork (trace_event_follow_fork()
+        registers it with the fork hook; without it a freed pid stays listed)."""
         for inst in self.instances.values():
+            if not inst.tr.flags & ITER_EVENT_FORK:
+                continue
             for pids in (inst.filtered_pids, inst.filtered_no_pids):
                 if pids is not None:
                     pids.discard(pid)

@@ -787,6 +787,7 @@ def apply_event_filter(events: TraceEvents, file: EventFile, data: bytes | str) 
     """apply_event_filter(): raises KernelError with the kernel's code on error."""
     if file.flags & EVENT_FILE_FL_FREED:
         raise KernelError(errno.ENODEV)
+    events.attach_gen += 1      # the file's FILTERED flag may change (file_takes_nothing)
     text = _strip_input(data)
     if text.lstrip(" \t\n\v\f\r") == "0":
         file.flags &= ~EVENT_FILE_FL_FILTERED
@@ -816,6 +817,7 @@ def apply_subsystem_filter(events: TraceEvents, tr: TraceArray, system: str, dat
     if not files:
         raise KernelError(errno.ENODEV)
     sub = inst.systems.setdefault(system, Subsystem(system))
+    events.attach_gen += 1      # the files' FILTERED flags may change (file_takes_nothing)
     text = _strip_input(data)
     if text.lstrip(" \t\n\v\f\r") == "0":
         for f in files:

@@ -84,6 +84,7 @@ class TraceFprobe(ProbeDynEvent):
         else:
             self.fp.entry_handler = self.fentry_dispatcher
         self.fp.nr_maxactive = maxactive
+        self.fp.quiet = self.records_nothing
         self.fp.ops.quiet = self.records_nothing
         self.event.call.printer = func_probe_printer(self.event, is_return)
 
@@ -92,7 +93,7 @@ class TraceFprobe(ProbeDynEvent):
         disabled, or the event is traced only (no perf) into files that take nothing
         (tracing off there, no trigger).  A trace_fprobe counts no hits."""
         pe = self.event
-        return self.fp.disabled() or (pe.flags & TP_FLAG_PROFILE == 0
+        return self.fp.disabled() or (not pe.flags & TP_FLAG_PROFILE
                                       and all(map(file_takes_nothing, pe.files)))
 
     # trace_fprobe_is_return / is_tracepoint

@@ -203,7 +203,7 @@ class Workload:
             if lifecycle is None:
                 lifecycle = self._lifecycle_tps = frozenset(
                     self._lifecycle_tracepoint(n) for n in LIFECYCLE_TRACEPOINTS)
-            live = [tp for tp in events.enabled_tps.values() if not tp.silent()]
+            live = [tp for tp in events.enabled_tps if not tp.silent()]
             self._tps_state = (bool(live), any(tp not in lifecycle for tp in live))
             self._tps_key = key
         return self._tps_state
