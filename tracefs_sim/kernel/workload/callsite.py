@@ -334,9 +334,10 @@ class CallSites:
         site of the tree live (``live``) the whole call returns having left no mark, so
         it is skipped: a disabled call site costs almost nothing."""
         if self.armed() and self.live(tree):
-            self._walk(tree, parent)
+            self.walk(tree, parent)
 
-    def _walk(self, tree: Tree | str, parent: str | int | None) -> None:
+    def walk(self, tree: Tree | str, parent: str | int | None) -> None:
+        """``call`` once its caller knows the tree is live."""
         if isinstance(tree, str):
             name, kids = tree, ()
         else:
@@ -344,14 +345,14 @@ class CallSites:
         idx = self.index(name)
         if idx < 0:
             for kid in kids:
-                self._walk(kid, parent)
+                self.walk(kid, parent)
             return
         token = self._enter(idx, name, parent)
         if self.jump is not None:
             self._exit(idx, name, token, self._jump(name, self._top_pip()))
             return
         for kid in kids:
-            self._walk(kid, name)
+            self.walk(kid, name)
         self._exit(idx, name, token)
 
     def enter_chain(self, names: tuple[str, ...], parent: str | None = None) -> list[Frame]:

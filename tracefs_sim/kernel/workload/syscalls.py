@@ -453,7 +453,7 @@ class Syscalls:
         if not sites.armed() or not sites.live(tree):
             return
         self._provide_tree(tree)
-        sites.call(tree, parent if parent is not None else ctx.frames[-1][1] if ctx.frames else None)
+        sites.walk(tree, parent if parent is not None else ctx.frames[-1][1] if ctx.frames else None)
 
     def _provide_tree(self, tree: Tree | str) -> None:
         if isinstance(tree, str):
