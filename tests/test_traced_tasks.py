@@ -318,6 +318,26 @@ def test_fork_exit_wait(env: Env) -> None:
         " 10000.0 sh-1000 [001] ..s.. sched_process_free: comm=sh pid=2000 prio=120"]
 
 
+def fork_child(env: Env) -> None:
+    """``sh`` (A) forks B."""
+    tr = env.tr
+    tr.attached(env.at(0), 1, A, A, "sh")
+    tr.sys_enter(env.at(10), 1, A, A, NR["fork"], args(), {})
+    tr.new_task(env.at(20), 1, A, B, B, 1, 17, "sh", 1)
+    tr.sys_exit(env.at(30), 1, A, A, NR["fork"], B, {}, 0, 0)
+
+
+def child_exits_and_is_reaped(env: Env) -> None:
+    """B exits, A's wait4 reaps it, and the RCU callback that frees it has run."""
+    tr = env.tr
+    tr.sys_enter(env.at(40), 0, B, B, NR["exit_group"], args(0), {})
+    tr.exit(env.at(50), 0, B, B, 0, True)
+    tr.gone(env.at(60), 0, B, B, 0)
+    tr.sys_enter(env.at(70), 1, A, A, NR["wait4"], args(B), {})
+    tr.sys_exit(env.at(80), 1, A, A, NR["wait4"], B, {}, 0, 0)
+    env.tick(20_000)
+
+
 def test_pid_lists_follow_forks_and_frees(env: Env) -> None:
     """set_event_pid with event-fork and set_ftrace_pid with function-fork: the hooks of
     sched_process_fork add the child, those of sched_process_free remove it."""
@@ -325,19 +345,10 @@ def test_pid_lists_follow_forks_and_frees(env: Env) -> None:
     env.write("options/function-fork", "1")
     env.write("set_event_pid", str(A))
     env.write("set_ftrace_pid", str(A))
-    tr = env.tr
-    tr.attached(env.at(0), 1, A, A, "sh")
-    tr.sys_enter(env.at(10), 1, A, A, NR["fork"], args(), {})
-    tr.new_task(env.at(20), 1, A, B, B, 1, 17, "sh", 1)
-    tr.sys_exit(env.at(30), 1, A, A, NR["fork"], B, {}, 0, 0)
+    fork_child(env)
     assert read_file(env.root, "set_event_pid").split() == [b"1000", b"2000"]
     assert read_file(env.root, "set_ftrace_pid").split() == [b"1000", b"2000"]
-    tr.sys_enter(env.at(40), 0, B, B, NR["exit_group"], args(0), {})
-    tr.exit(env.at(50), 0, B, B, 0, True)
-    tr.gone(env.at(60), 0, B, B, 0)
-    tr.sys_enter(env.at(70), 1, A, A, NR["wait4"], args(B), {})
-    tr.sys_exit(env.at(80), 1, A, A, NR["wait4"], B, {}, 0, 0)
-    env.tick(20_000)
+    child_exits_and_is_reaped(env)
     assert read_file(env.root, "set_event_pid").split() == [b"1000"]
     assert read_file(env.root, "set_ftrace_pid").split() == [b"1000"]
     assert any("sys_exit_group(error_code: 0)" in ln and "-2000 " in ln for ln in env.lines())
@@ -349,17 +360,8 @@ def test_without_the_fork_options_a_freed_pid_stays_listed(env: Env) -> None:
     that exits stays listed."""
     env.write("set_event_pid", f"{A} {B}")
     env.write("set_ftrace_pid", f"{A} {B}")
-    tr = env.tr
-    tr.attached(env.at(0), 1, A, A, "sh")
-    tr.sys_enter(env.at(10), 1, A, A, NR["fork"], args(), {})
-    tr.new_task(env.at(20), 1, A, B, B, 1, 17, "sh", 1)
-    tr.sys_exit(env.at(30), 1, A, A, NR["fork"], B, {}, 0, 0)
-    tr.sys_enter(env.at(40), 0, B, B, NR["exit_group"], args(0), {})
-    tr.exit(env.at(50), 0, B, B, 0, True)
-    tr.gone(env.at(60), 0, B, B, 0)
-    tr.sys_enter(env.at(70), 1, A, A, NR["wait4"], args(B), {})
-    tr.sys_exit(env.at(80), 1, A, A, NR["wait4"], B, {}, 0, 0)
-    env.tick(20_000)
+    fork_child(env)
+    child_exits_and_is_reaped(env)
     assert any("sched_process_free: comm=sh pid=2000" in ln for ln in env.lines())
     assert read_file(env.root, "set_event_pid").split() == [b"1000", b"2000"]
     assert read_file(env.root, "set_ftrace_pid").split() == [b"1000", b"2000"]
