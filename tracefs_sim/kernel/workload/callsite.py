@@ -12,8 +12,9 @@ really calls it (``ROOT_FRAMES``: do_syscall_64 for ``x64_sys_call``), and stack
 continue below it as the ORC unwinder does.
 
 The argument registers of each function are handed to the ftrace ops and kprobes that
-are attached.  A disabled site costs one list lookup; with no site patched and no int3
-probe armed a whole call tree is skipped (it would leave no mark).
+are attached.  A disabled site costs one list lookup; a call tree none of whose
+functions has a patched site or an armed int3 probe is skipped (it would leave no mark),
+whatever other functions' sites do.
 
 An ftrace callback may move the instruction pointer of the registers (IPMODIFY, as a
 livepatch does): the ftrace trampoline returns there, so the function's own body does not
@@ -120,7 +121,7 @@ class CallSites:
         self._rets: dict[tuple[str, str], int] = {}
         self._below: dict[str, list[int]] = {}
         self._links: dict[tuple[str | None, str], Entered] = {}
-        # enter_chain() with no site armed: (names, parent) -> its entries and frames
+        # enter_chain() of a chain with no live site: (names, parent) -> its entries and frames
         self._chains: dict[tuple[tuple[str, ...], str | None], tuple[tuple[Entered, ...],
                                                                        tuple[Frame, ...]]] = {}
         self.stacks: dict[int, list[Entered]] = {}      # id(task) -> the functions it is in

@@ -281,6 +281,7 @@ class Syscalls:
         self.bodies: dict[str, Body] = {}
         self.ctxs: dict[int, SyscallCtx] = {}     # pid -> its traced syscall that ran
         self._provided: set[str] = set()
+        self._provided_trees: set[Tree | str] = set()   # every name of these is provided
         self._event_tps: dict[int, tuple[Tracepoint | None, Tracepoint | None]] = {}
         self._raw_enter = self._raw("sys_enter")
         self._raw_exit = self._raw("sys_exit")
@@ -450,9 +451,15 @@ class Syscalls:
         ``parent`` (default: the innermost open function), with the registers and
         return values of ``ctx.regs``/``ctx.rets`` (0 when not given)."""
         sites = self.wl.sites
-        if not sites.armed() or not sites.live(tree):
+        if not sites.armed():
             return
-        self._provide_tree(tree)
+        # its names' register sources, as soon as anything is armed (whether this tree
+        # is live or not): another path may walk one of them before this one does
+        if tree not in self._provided_trees:
+            self._provide_tree(tree)
+            self._provided_trees.add(tree)
+        if not sites.live(tree):
+            return
         sites.walk(tree, parent if parent is not None else ctx.frames[-1][1] if ctx.frames else None)
 
     def _provide_tree(self, tree: Tree | str) -> None:
