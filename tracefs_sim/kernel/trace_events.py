@@ -751,7 +751,7 @@ class Tracepoint:
         # The ftrace system's events (print, function, ...) are written by the tracers
         # and by trace_marker itself, never fired from the workload's code paths: a
         # trigger on ftrace/print does not make the machine's syscalls visible
-        # (``Workload.quiet``: nr_enabled_tps counts only the others).
+        # (``Workload.quiet``: enabled_tps holds only the others).
         self.workload_fired = call is None or not call.ignore_enable
         # event_filter_pid_sched_switch/wakeup_probe_pre(): while these fire, an
         # instance's pid filter also lets a record through when the task switched to
@@ -767,8 +767,7 @@ class Tracepoint:
         enabled = bool(self.files or self.probes)
         events = self.events
         if enabled != self.enabled and self.workload_fired:
-            # a count of live tracepoints lets an idle workload skip its work in O(1)
-            events.nr_enabled_tps += 1 if enabled else -1
+            # the set of live tracepoints: an idle workload skips its work in O(1)
             if enabled:
                 events.enabled_tps.add(self)
             else:
@@ -872,8 +871,8 @@ class TraceEvents:
     triggers: TriggerCommands       # event_command registry (set at boot, after events)
 
     def __init__(self, kernel: Kernel) -> None:
-        self.nr_enabled_tps = 0  # Tracepoints with a file or probe attached (see Tracepoint._update)
-        # those tracepoints (a synthetic event may share a static event's name)
+        # the Tracepoints with a file or probe attached (see Tracepoint._update); a set,
+        # not by name: a synthetic event may share a static event's name
         self.enabled_tps: set[Tracepoint] = set()
         # bumped when what is attached to a tracepoint changes (a file linked or
         # unlinked, a probe, a trigger): Workload.quiet() recomputes what is live then

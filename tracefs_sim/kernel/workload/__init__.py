@@ -195,7 +195,7 @@ class Workload:
         check runs on every syscall path and interrupt."""
         k = self.k
         events = k.events
-        if not events.nr_enabled_tps:
+        if not events.enabled_tps:
             return False, False
         key = (events.attach_gen, k.trace.onoff_gen)
         if key != self._tps_key:
