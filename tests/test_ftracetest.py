@@ -30,8 +30,8 @@ def test_expected_ftracetest_cases_pass(tmp_path):
     if os.getuid() != 0 or not shutil.which("unshare"):
         pytest.skip("scripts/ftracetest needs root and unshare")
     cases = sorted({c.removesuffix(" (instance)") for c in EXPECTED})
-    # one shard more than there are CPUs (each its own namespace and mount): the run is
-    # bound by request and ptrace round trips, so with one shard per CPU the CPUs idle
+    # two shards per CPU, each its own namespace and mount on one CPU (scripts/ftracetest):
+    # a second shard fills a CPU while the first sleeps in a case
     results, r = run_cases(tmp_path / "results.tsv", cases, jobs=JOBS)
     bad = {c: results.get(c, "MISSING") for c, want in EXPECTED.items() if results.get(c) != want}
     if bad:
@@ -43,8 +43,8 @@ def test_expected_ftracetest_cases_pass(tmp_path):
     assert not bad, f"expected PASS: {bad}\n{r.stdout[-3000:]}"
 
 
-JOBS = len(os.sched_getaffinity(0)) + 1
-TIMEOUT = 2700   # seconds for one run; every case in three shards on 2 CPUs takes about 520
+JOBS = 2 * len(os.sched_getaffinity(0))   # two shards per CPU, each shard on one CPU
+TIMEOUT = 2700   # seconds for one run; every case in four shards on 2 CPUs takes 150-300
 
 
 def run_cases(tsv: Path, cases: list[str], jobs: int = 1

@@ -105,6 +105,11 @@ def test_a_release_after_the_closer_exited_keeps_its_comm(ops):
     kernel no longer knows is not added to its task table."""
     procs = [subprocess.Popen(["sleep", "30"]) for _ in range(2)]
     try:
+        deadline = time.monotonic() + 10     # until both have exec'd sleep (a loaded machine)
+        while (any(open(f"/proc/{p.pid}/comm").read().strip() != "sleep" for p in procs)
+               and time.monotonic() < deadline):
+            time.sleep(0.02)
+
         async def main():
             a = await ops.lookup(ROOT, b"data", CTX)
             fhs = []
