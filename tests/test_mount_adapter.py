@@ -119,7 +119,13 @@ def test_200_blocked_readers_do_not_stall_the_mount(adapter_mount):
 
 
 def test_sigint_ends_a_blocked_cat(adapter_mount):
-    cat = subprocess.Popen(["cat", "pipe"], cwd=adapter_mount.path, stdout=subprocess.PIPE)
+    # SIGINT handled here, so cat starts with its default action even when the tests run
+    # as a background job of a non-interactive shell (which ignores it)
+    saved = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        cat = subprocess.Popen(["cat", "pipe"], cwd=adapter_mount.path, stdout=subprocess.PIPE)
+    finally:
+        signal.signal(signal.SIGINT, saved)
     try:
         time.sleep(0.3)
         assert cat.poll() is None
