@@ -335,13 +335,18 @@ def test_perf_ftrace_functions_of_a_command(tmp_path: Path) -> None:
 
 def test_perf_tools_kprobe_sees_a_commands_reads(tmp_path: Path) -> None:
     """perf-tools' kprobe on vfs_read's return, while a command runs beside it: the
-    return values of the command's real reads (6 bytes of a 6-byte file, then 0)."""
+    return values of the command's real reads (6 bytes of a 6-byte file, then 0).
+
+    kprobe-perf enables the event, then clears the buffer (``echo > trace``), sleeps for
+    its duration and reads ``trace``: the command runs a second after the enable and
+    well before the read, so that neither the clear nor the read can race it on a
+    loaded machine (as they could on the kernel)."""
     _need("kprobe-perf", "perf-tools-unstable")
     six = tmp_path / "six"
     six.write_text("hello\n")
     enabled = "/sys/kernel/tracing/events/kprobes/vfs_read/enable"
-    r = run(f"(until grep -qs 1 {enabled}; do sleep 0.1; done; cat {six} > /dev/null) &"
-            " timeout -k 10 60 kprobe-perf -d 3 'r:vfs_read ret=$retval' | grep '^ *cat-'; wait",
+    r = run(f"(until grep -qs 1 {enabled}; do sleep 0.1; done; sleep 1; cat {six} > /dev/null) &"
+            " timeout -k 10 60 kprobe-perf -d 6 'r:vfs_read ret=$retval' | grep '^ *cat-'; wait",
             tmp_path, seed=None)
     rets = [line.rsplit("ret=", 1)[1] for line in r.stdout.splitlines()
             if "(ksys_read+" in line and "<- vfs_read)" in line]
