@@ -339,8 +339,8 @@ def test_perf_tools_kprobe_sees_a_commands_reads(tmp_path: Path) -> None:
 
     kprobe-perf enables the event, then clears the buffer (``echo > trace``), sleeps for
     its duration and reads ``trace``: the command runs a second after the enable and
-    well before the read, so that neither the clear nor the read can race it on a
-    loaded machine (as they could on the kernel)."""
+    well before the read, so that on a loaded machine neither the clear nor the read is
+    likely to race it (as they could on the kernel)."""
     _need("kprobe-perf", "perf-tools-unstable")
     six = tmp_path / "six"
     six.write_text("hello\n")
