@@ -417,8 +417,8 @@ def test_a_real_program_over_lo(netprog: tuple[Path, Path]) -> None:
     for system in NET:
         write_file(root, f"events/{system}/enable", "1")
     trace_program(k, tracer, [str(prog)])
-    text = [ln.split(": ", 1)[1] for ln in read_file(root, "trace").decode().splitlines()
-            if not ln.startswith("#") and "netprobe" in ln]
+    lines = [ln for ln in read_file(root, "trace").decode().splitlines() if not ln.startswith("#")]
+    text = [ln.split(": ", 1)[1] for ln in lines if "netprobe" in ln]
     kinds = {t.split(":")[0] for t in text}
     assert {"net_dev_queue", "net_dev_start_xmit", "net_dev_xmit", "netif_rx_entry", "netif_rx",
             "netif_rx_exit", "netif_receive_skb", "napi_poll", "consume_skb", "sk_data_ready",
@@ -438,8 +438,7 @@ def test_a_real_program_over_lo(netprog: tuple[Path, Path]) -> None:
     # netprobe's skbs, ended in whatever context ends them: a softirq that runs on
     # another task's time (an interrupt's exit while that task runs) frees there, as on
     # the kernel
-    everything = [ln.split(": ", 1)[1] for ln in read_file(root, "trace").decode().splitlines()
-                  if not ln.startswith("#") and ": " in ln]
+    everything = [ln.split(": ", 1)[1] for ln in lines if ": " in ln]
     mine = set(text)
     live: set[str] = set()
     for t in everything:
