@@ -303,6 +303,31 @@ def test_task_info_sees_a_pin_made_right_after_a_request():
         child.wait()
 
 
+def test_task_info_sees_an_exec_right_after_a_lookup():
+    """perf's child is looked up when its fork is noticed, then execs the command at
+    once: the command's first request names the command, not ``perf-exec``."""
+    info = TaskInfo(2)
+    child = subprocess.Popen(["bash", "-c", "read x; exec sleep 5"], stdin=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 10
+        while info.lookup(child.pid)[0] != "bash" and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert info.lookup(child.pid)[0] == "bash"
+        child.stdin.write(b"\n")
+        child.stdin.flush()
+        while (open(f"/proc/{child.pid}/comm").read().strip() != "sleep"
+               and time.monotonic() < deadline):
+            time.sleep(0.001)
+        assert info.lookup(child.pid)[0] == "sleep"
+    finally:
+        child.kill()
+        child.wait()
+    # gone: the comm last read once, then nothing is known of the pid
+    assert info.lookup(child.pid) == ("sleep", 0)
+    assert info.lookup(child.pid) == ("<...>", 0)
+    info.close()
+
+
 def test_possible_cpus(tmp_path):
     f = tmp_path / "possible"
     f.write_text("0-3\n")

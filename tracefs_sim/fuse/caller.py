@@ -2,9 +2,8 @@
 
 A record carries the comm, pid and CPU of the task that made the syscall, and a
 blocked read must end when its reader is signalled; FUSE hands us only the caller's
-pid (and uid), so the rest comes from ``/proc/<pid>``.  Everything here is read-only
-and cached just long enough to stay cheap on every request (see
-../shared/notes/fuse.md for the measurements).
+pid (and uid), so the rest comes from ``/proc/<pid>``.  Everything here is read-only;
+what runs on every request is a pread(2) of a file kept open (see TaskInfo).
 """
 
 from __future__ import annotations
@@ -14,9 +13,8 @@ import time
 
 from ..hostprocs import read_proc, status_fields
 
-COMM_TTL = 0.2  # seconds a pid's comm is trusted (exec changes it)
+COMM_FDS_MAX = 256  # callers whose /proc/<pid>/comm stays open (the oldest is closed)
 CPU_TTL = 0.02  # seconds a pid's last CPU is trusted (one request after another)
-CACHE_MAX = 4096  # pids remembered before the stale ones are dropped
 
 
 def possible_cpus(path: str = "/sys/devices/system/cpu/possible") -> int:
@@ -85,78 +83,96 @@ def fd_nonblock(pid: int, ino: int, name: str) -> bool:
 
 
 class _Caller:
-    """What is cached of one caller pid: its comm and the CPU it last ran on, each with
-    the monotonic time until which it is trusted."""
+    """What is kept of one caller pid: an fd on its comm, the comm last read from it,
+    and the CPU it last ran on with the monotonic time until which that is trusted."""
 
-    __slots__ = ("comm", "comm_until", "cpu", "cpu_until")
+    __slots__ = ("fd", "comm", "cpu", "cpu_until")
 
-    def __init__(self) -> None:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
         self.comm = "<...>"
-        self.comm_until = 0.0
         self.cpu = 0
         self.cpu_until = 0.0
 
 
 class TaskInfo:
-    """comm and CPU of a caller pid, cheap enough to ask on every request: one dict
-    lookup and one sched_getaffinity(2) while the cached values are fresh."""
+    """comm and CPU of a caller pid, cheap enough to ask on every request.
+
+    A pid's comm changes at its exec, which nothing tells us; a cache with a lifetime
+    gave a command exec'd right after its pid was looked up (perf's child, a subshell's
+    ``exec``) the comm of what it was before.  So each caller's ``/proc/<pid>/comm``
+    stays open and is read again with pread(2) at offset 0 on every request: proc
+    formats it anew from the task (the new comm after an exec, ESRCH once the task is
+    gone), a third of a microsecond against six for an open/read/close.  The CPU it
+    last ran on is read from /proc/<pid>/stat at most every CPU_TTL."""
 
     def __init__(self, nr_cpus: int) -> None:
         self.nr_cpus = max(1, nr_cpus)
         self._callers: dict[int, _Caller] = {}
 
-    def _caller(self, pid: int, now: float) -> _Caller:
+    def _caller(self, pid: int) -> _Caller | None:
+        """The caller entry of the task with ``pid`` now, its comm read afresh (None:
+        there is no such task).  The fd of a task that is gone gives ESRCH: the pid may
+        be another task's by now, so its comm file is opened again."""
         c = self._callers.get(pid)
-        if c is None:
-            if len(self._callers) > CACHE_MAX:  # drop the stale entries now and then
-                self._callers = {p: v for p, v in self._callers.items()
-                                 if now < v.comm_until or now < v.cpu_until}
-            c = self._callers[pid] = _Caller()
+        if c is not None:
+            try:
+                c.comm = os.pread(c.fd, 64, 0).decode("utf-8", "replace").rstrip("\n")
+                return c
+            except OSError:
+                self.refresh(pid)
+        try:
+            fd = os.open(f"/proc/{pid}/comm", os.O_RDONLY | os.O_CLOEXEC)
+        except OSError:
+            return None
+        if len(self._callers) >= COMM_FDS_MAX:
+            self.refresh(next(iter(self._callers)))
+        c = self._callers[pid] = _Caller(fd)
+        try:
+            c.comm = os.pread(fd, 64, 0).decode("utf-8", "replace").rstrip("\n")
+        except OSError:
+            self.refresh(pid)
+            return None
         return c
 
-    def comm(self, pid: int) -> str:
-        now = time.monotonic()
-        c = self._caller(pid, now)
-        if now >= c.comm_until:
-            text = read_proc(f"/proc/{pid}/comm")
-            if text is not None:
-                c.comm = text.rstrip("\n")
-            c.comm_until = now + COMM_TTL
-        return c.comm
-
     def refresh(self, pid: int) -> None:
-        """Forget what is cached of ``pid`` (a syscall it makes right after an exec
-        must see the new comm)."""
-        self._callers.pop(pid, None)
+        """Forget ``pid``: its comm fd is closed."""
+        c = self._callers.pop(pid, None)
+        if c is not None:
+            os.close(c.fd)
+
+    def close(self) -> None:
+        for pid in list(self._callers):
+            self.refresh(pid)
 
     def lookup(self, pid: int) -> tuple[str, int]:
         """(comm, cpu) of ``pid``: a pinned task runs on its one allowed CPU, any other
         on the CPU it last ran on (field 39 of /proc/<pid>/stat), modulo nr_cpus.  The
         affinity is asked every time: ``taskset -c 1 echo x > trace_marker`` opens the
-        file before taskset pins the process and writes right after."""
+        file before taskset pins the process and writes right after.  A task just gone
+        (``cat`` closes and exits at once) keeps the comm last read, once; a pid never
+        seen is "<...>"."""
         if pid <= 0:
             return "<idle>", 0
+        last = self._callers.get(pid)
+        last_comm = last.comm if last is not None else "<...>"
+        c = self._caller(pid)
+        if c is None:
+            return last_comm, 0
         try:
             allowed = os.sched_getaffinity(pid)
         except OSError:
             allowed = set()
-        now = time.monotonic()
-        c = self._callers.get(pid)
-        if c is None:
-            c = self._caller(pid, now)
         if len(allowed) == 1:
-            comm = c.comm if now < c.comm_until else self.comm(pid)
-            return comm, next(iter(allowed)) % self.nr_cpus
+            return c.comm, next(iter(allowed)) % self.nr_cpus
+        now = time.monotonic()
         if now < c.cpu_until:
             return c.comm, c.cpu
         text = read_proc(f"/proc/{pid}/stat")
         if text is None:
-            return self.comm(pid), 0
-        head, _, tail = text.rpartition(")")
-        c.comm = head.partition("(")[2]
-        c.comm_until = now + COMM_TTL
+            return c.comm, c.cpu
         try:
-            c.cpu = int(tail.split()[36]) % self.nr_cpus  # field 39; tail starts at field 3
+            c.cpu = int(text.rpartition(")")[2].split()[36]) % self.nr_cpus  # field 39
         except (IndexError, ValueError):
             c.cpu = 0
         c.cpu_until = now + CPU_TTL

@@ -143,6 +143,7 @@ def run(mountpoint: str, kernel: Kernel, tree: Dir, allow_other: bool = False,
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         pyfuse3.close(unmount=True)
         ops.hostprocs.close()
+        ops.tasks.close()
         ru = resource.getrusage(resource.RUSAGE_SELF)
         log.info("unmounted: %.2f s user, %.2f s system, max RSS %d KiB",
                  ru.ru_utime, ru.ru_stime, ru.ru_maxrss)
