@@ -39,6 +39,37 @@ def _poll_until(hp: HostProcs, k: Kernel, done, deadline: float) -> None:
         time.sleep(0.01)
 
 
+def test_a_rename_is_no_exec_and_an_exec_names_its_program():
+    """A host process that renames itself (prctl(PR_SET_NAME), as perf's child does
+    before its exec) keeps its image: a task_rename, no sched_process_exec.  Its exec
+    later is one, with the program /proc names."""
+    hp = _host()
+    k = Kernel(nr_cpus=2)
+    root = build_tree(k)
+    for ev in ("sched/sched_process_exec", "task/task_rename"):
+        write_file(root, f"events/{ev}/enable", "1")
+    code = ("import ctypes, os, time\ntime.sleep(0.3)\n"
+            "ctypes.CDLL(None).prctl(15, b'renamed', 0, 0, 0)\ntime.sleep(0.3)\n"
+            "os.execvp('sleep', ['sleep', '0.3'])")
+    proc = subprocess.Popen([sys.executable, "-c", code])
+    try:
+        deadline = time.monotonic() + 10
+        _poll_until(hp, k, lambda: proc.pid in hp.known, deadline)
+        assert proc.pid in hp.known
+        _poll_until(hp, k, lambda: hp.known.get(proc.pid) == "renamed", deadline)
+        assert hp.known.get(proc.pid) == "renamed"
+        _poll_until(hp, k, lambda: hp.known.get(proc.pid) == "sleep", deadline)
+        assert hp.known.get(proc.pid) == "sleep"
+        sleep_exe = os.readlink(f"/proc/{proc.pid}/exe")
+    finally:
+        proc.wait(timeout=10)
+    text = read_file(root, "trace").decode()
+    mine = [ln for ln in text.splitlines() if f"pid={proc.pid} " in ln]
+    assert any("task_rename:" in ln and "newcomm=renamed" in ln for ln in mine), mine
+    assert any(f"sched_process_exec: filename={sleep_exe} pid={proc.pid} " in ln for ln in mine), mine
+    assert not any("renamed" in ln for ln in mine if "sched_process_exec" in ln), mine
+
+
 def test_a_sleeping_host_process_wakes_up_in_the_trace():
     hp = _host()
     k = Kernel(nr_cpus=2)          # unseeded: host activity is mirrored

@@ -153,6 +153,41 @@ def test_host_spawn_exec_exit_follows_fork_pid_lists(kt) -> None:
     assert "task_newtask: pid=5002 comm=bash clone_flags=1200011" in text
 
 
+def test_host_spawn_renamed_without_exec_is_a_prctl(kt) -> None:
+    """perf's child names itself perf-exec (prctl(PR_SET_NAME)) before it execs the
+    command: a rename inside sys_prctl, no exec until the command's."""
+    k, root = kt
+    wl = k.workload
+    enable(root, ("sched", "task", "syscalls/sys_enter_prctl", "syscalls/sys_exit_prctl"))
+    write_file(root, "set_graph_function", "__x64_sys_prctl")
+    write_file(root, "current_tracer", "function_graph")
+    write_file(root, "trace_options", "nofuncgraph-irqs")
+    wl.hostprocs.host_spawn(5000, "perf", 5001, "perf-exec", 1, "/usr/bin/perf", execd=False)
+    wl.hostprocs.host_rename(5001, "perf-exec")          # its comm already: nothing more
+    wl.hostprocs.host_exec(5001, "cat", "/usr/bin/cat")
+    text = "\n".join(body(root))
+    assert "sched_process_exec: filename=/usr/bin/perf" not in text
+    assert "filename=/usr/bin/perf-exec" not in text
+    assert text.count("task_rename: pid=5001 oldcomm=perf newcomm=perf-exec") == 1
+    assert "sched_process_exec: filename=/usr/bin/cat pid=5001 old_pid=5001" in text
+    assert "sys_prctl(option: f, arg2: 55d1e7b6a4c8, arg3: 0, arg4: 0, arg5: 0)" in text
+    assert "sys_prctl -> 0x0" in text
+    graph = [ln.split("|", 1)[1].rstrip() for ln in body(root) if "|" in ln]
+    start = graph.index("  __x64_sys_prctl() {")
+    assert graph[start:start + 11] == [
+        "  __x64_sys_prctl() {",
+        "    security_task_prctl() {",
+        "      cap_task_prctl();",
+        "      yama_task_prctl();",
+        "    }",
+        "    __set_task_comm() {",
+        "      /* task_rename: pid=5001 oldcomm=perf newcomm=perf-exec oom_score_adj=0 */",
+        "      perf_event_comm();",
+        "    }",
+        "    proc_comm_connector();",
+        "  }"], graph[start:start + 12]
+
+
 def test_requests_switch_tasks_in_and_out(kt) -> None:
     k, root = kt
     enable(root, ("sched",))

@@ -16,7 +16,7 @@ The kernel turns them into its clone / exec / exit paths (``Workload.host_spawn`
 fork/exit scan, plus — while a scheduler tracepoint is enabled — the watched processes'
 voluntary context switches and comm: each switch the host scheduler made is a sleep and
 a wakeup of the simulated task (``Workload.host_run``: sched_waking, sched_wakeup,
-sched_switch in and out), a comm change is its exec.  So ``ping -c 5`` run next to the
+sched_switch in and out), a comm change is its exec or its rename.  So ``ping -c 5`` run next to the
 mount wakes up in the trace the way it does on the machine.  Deterministic kernels (``--seed``) are left alone: host activity is
 not reproducible.  The server's own threads are not reported.
 """
@@ -74,6 +74,24 @@ def proc_status(pid: int) -> dict[str, str] | None:
     return status_fields(pid, ("Name", "State", "Tgid", "PPid", "voluntary_ctxt_switches"))
 
 
+def image_of(pid: int) -> tuple[str, str] | None:
+    """What an exec replaces and a rename keeps: the program (``/proc/PID/exe``) and the
+    start of its stack (field 28 of ``/proc/PID/stat``, placed anew by each exec).  None
+    when the host does not show them (a process we may not ptrace-read: proc hides
+    both), or the process is gone."""
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return None
+    text = read_proc(f"/proc/{pid}/stat")
+    if text is None:
+        return None
+    fields = text.rpartition(")")[2].split()      # from field 3 on
+    if len(fields) < 26 or fields[25] == "0":
+        return None
+    return exe, fields[25]
+
+
 def _alive(st: dict[str, str] | None) -> bool:
     return st is not None and not st.get("State", "").startswith(("Z", "X"))
 
@@ -89,6 +107,7 @@ class HostProcs:
         self.pid_max = int(pid_max) if pid_max and pid_max.strip().isdigit() else 1 << 22
         self.me = os.getpid()
         self.known: dict[int, str] = {}     # pid -> comm, reported and watched for exit
+        self.images: dict[int, tuple[str, str] | None] = {}   # pid -> image_of() when seen
         self.vcs: dict[int, int] = {}       # pid -> voluntary context switches seen
         self.cwd: dict[int, str] = {}       # pid -> working directory at its last request
         self.next_check = 0.0
@@ -164,8 +183,7 @@ class HostProcs:
         elif pid > 0:
             comm = cpu_of(pid)[0]
             if comm not in ("", "<...>") and comm != self.known[pid]:
-                self.known[pid] = comm          # it exec'd since its last request
-                wl.hostprocs.host_exec(pid, comm)
+                self._comm_changed(wl, pid, comm)   # since its last request
 
     def chdir(self, kernel: Any, pid: int) -> None:
         """Once ``pid`` runs in the kernel: a working directory changed since its last
@@ -200,10 +218,24 @@ class HostProcs:
         except OSError:
             return True
 
-    def _watch(self, pid: int, comm: str) -> None:
+    def _comm_changed(self, wl: Any, pid: int, comm: str) -> None:
+        """Watched ``pid`` goes by ``comm`` now.  A new image (another program, or a
+        stack placed anew) says it exec'd; the same one that it renamed itself
+        (prctl(PR_SET_NAME): perf's child calls itself perf-exec until it execs the
+        command).  When the host shows no image a new comm is taken for an exec."""
+        self.known[pid] = comm
+        old = self.images.get(pid)
+        new = self.images[pid] = image_of(pid)
+        if old is not None and old == new:
+            wl.hostprocs.host_rename(pid, comm)
+        else:
+            wl.hostprocs.host_exec(pid, comm, new[0] if new is not None else None)
+
+    def _watch(self, pid: int, comm: str, image: tuple[str, str] | None = None) -> None:
         if len(self.known) >= MAX_KNOWN:
             self._forget(next(iter(self.known)))
         self.known[pid] = comm
+        self.images[pid] = image if image is not None else image_of(pid)
         try:
             fd = os.pidfd_open(pid)
         except (OSError, AttributeError):
@@ -213,6 +245,7 @@ class HostProcs:
 
     def _forget(self, pid: int) -> None:
         self.known.pop(pid, None)
+        self.images.pop(pid, None)
         self.vcs.pop(pid, None)
         fd = self.pidfds.pop(pid, None)
         if fd is not None:
@@ -258,8 +291,7 @@ class HostProcs:
             assert st is not None
             name = st.get("Name", "")
             if name and name != self.known[p]:
-                self.known[p] = name
-                wl.hostprocs.host_exec(p, name)
+                self._comm_changed(wl, p, name)
             vcs = st.get("voluntary_ctxt_switches", "")
             if not sched or not vcs.isdigit():
                 continue
@@ -289,15 +321,16 @@ class HostProcs:
                     continue
                 comm = st.get("Name", "<...>")
                 pcomm = self._comm(parent)
-                exe = None
-                if comm != pcomm and not thread:
-                    try:
-                        exe = os.readlink(f"/proc/{p}/exe")
-                    except OSError:
-                        exe = None
+                # the child's image against its parent's: a fork shares it, an exec
+                # (even of the parent's program) does not, a prctl rename keeps it
+                image = image_of(p)
+                pimage = self.images.get(parent) or image_of(parent)
+                execd = None if image is None or pimage is None or thread else image != pimage
+                exe = image[0] if image is not None and not thread else None
                 cpu = cpu_of(p)[1]
-                wl.hostprocs.host_spawn(parent, pcomm, p, comm, cpu, exe, alive=True, thread=thread)
-                self._watch(p, comm)
+                wl.hostprocs.host_spawn(parent, pcomm, p, comm, cpu, exe, alive=True,
+                                        thread=thread, execd=execd)
+                self._watch(p, comm, image)
             else:
                 # gone already: forked by whoever forked the next live newcomer
                 parent = fallback

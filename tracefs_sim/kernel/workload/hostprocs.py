@@ -4,6 +4,7 @@ real kernel would have run for them."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from ..trace_flags import ITER_EVENT_FORK, ITER_FUNC_FORK
@@ -24,9 +25,12 @@ class HostProcs:
         self.synth_host_start = False
 
     def host_spawn(self, parent_pid: int, parent_comm: str, pid: int, comm: str, cpu: int,
-                   exe: str | None = None, alive: bool = True, thread: bool = False) -> None:
+                   exe: str | None = None, alive: bool = True, thread: bool = False,
+                   execd: bool | None = None) -> None:
         """A host process forked ``pid`` (seen by the adapter): the clone in the
-        parent, the exec when its comm changed, its exit when it is already gone."""
+        parent; the exec of ``exe`` when it exec'd (``execd``; None: the adapter could
+        not tell, so a comm other than the parent's says it did), else a comm of its own
+        is a prctl(PR_SET_NAME); its exit when it is already gone."""
         wl = self.wl
         if not wl.enabled or wl.traced.owns(pid) or wl.traced.owns(parent_pid):
             return      # the tracer reports what traced tasks do
@@ -45,8 +49,12 @@ class HostProcs:
         wl.process.clone(pcpu, parent, child, CLONE_THREAD_FLAGS if thread else CLONE_FLAGS, target=cpu)
         wl.sched.host_tick[pcpu] = wl.ticks
         wl.sched.run_task(cpu, child)
-        if not thread and comm != parent.comm:
+        if execd is None:
+            execd = comm != parent.comm
+        if not thread and execd:
             wl.process.execve(child, comm, exe or f"/usr/bin/{comm}")
+        elif not thread and comm != child.comm:
+            wl.process.prctl_set_name(child, comm)
         elif comm != child.comm:
             child.comm = comm[:15]
         if not alive:
@@ -98,8 +106,21 @@ class HostProcs:
         wl.syscalls.end("chdir", wl.syscalls.begin("chdir", name=path.rsplit("/", 1)[-1],
                                                      path=path), 0)
 
-    def host_exec(self, pid: int, comm: str) -> None:
-        """Host task ``pid`` changed its comm: it exec'd ``comm``."""
+    def host_exec(self, pid: int, comm: str, filename: str | None = None) -> None:
+        """Host task ``pid`` exec'd ``filename`` (the program the host names; without
+        one, the adapter knows only the new comm)."""
+        self._as_host_task(pid, comm, lambda task: self.wl.process.execve(
+            task, comm, filename or f"/usr/bin/{comm}"))
+
+    def host_rename(self, pid: int, comm: str) -> None:
+        """Host task ``pid`` renamed itself without an exec: prctl(PR_SET_NAME) (perf's
+        child becomes ``perf-exec`` before it execs the command)."""
+        self._as_host_task(pid, comm, lambda task: self.wl.process.prctl_set_name(task, comm))
+
+    def _as_host_task(self, pid: int, comm: str, fn: Callable[[Task], None]) -> None:
+        """Run ``fn`` as host task ``pid`` on its CPU, which it then leaves asleep; not
+        for a task the kernel does not know, one whose comm is ``comm`` already, or one
+        the tracer reports."""
         wl = self.wl
         task = wl.k.sched.tasks.get(pid)
         if task is None or not wl.enabled or task.comm == comm[:15] or wl.traced.owns(pid):
@@ -108,7 +129,7 @@ class HostProcs:
         saved = sched.cpu, sched.current
         cpu = wl.sched.task_cpu.get(pid, 0) % wl.k.nr_cpus
         wl.sched.run_task(cpu, task)
-        wl.process.execve(task, comm, f"/usr/bin/{comm}")
+        fn(task)
         wl.sched.host_off(cpu, STATE_S)
         sched.cpu, sched.current = saved
 

@@ -63,6 +63,7 @@ SYSCALL_ENTRY: dict[str, tuple[str, ...]] = {
     "execve": ("x64_sys_call", "__x64_sys_execve"),
     "exit_group": ("x64_sys_call", "__x64_sys_exit_group", "do_group_exit", "do_exit"),
     "wait4": ("x64_sys_call", "__x64_sys_wait4", "kernel_wait4", "do_wait"),
+    "prctl": ("x64_sys_call", "__x64_sys_prctl"),
 }
 # do_sys_openat2() (openat and open): getname(), a free fd, the security hook, fd_install()
 OPEN_LEAVES: tuple[Tree, ...] = (("getname", "getname_flags", "kmem_cache_alloc_noprof"),
@@ -93,12 +94,14 @@ SYSCALL_LEAVES: dict[str, tuple[Tree, ...]] = {
     "execve": (("alloc_bprm", OPEN_EXEC), ("bprm_execve", ("load_elf_binary", ("open_exec", OPEN_EXEC),
                                                            "begin_new_exec"))),
     "exit_group": (), "wait4": (),
+    # security_task_prctl(): capability's hook, then Yama's (both return -ENOSYS)
+    "prctl": (("security_task_prctl", "cap_task_prctl", "yama_task_prctl"),),
 }
 # x86_64 syscall numbers
 SYSCALL_NR = {"read": 0, "write": 1, "close": 3, "newfstatat": 262, "openat": 257, "mkdir": 83,
               "rmdir": 84, "getdents64": 217, "clock_nanosleep": 230, "execve": 59,
               "exit_group": 231, "clone": 56, "wait4": 61, "pread64": 17, "mmap": 9, "access": 21,
-              "chdir": 80, "open": 2, "symlink": 88, "symlinkat": 266}
+              "chdir": 80, "open": 2, "symlink": 88, "symlinkat": 266, "prctl": 157}
 # ops that are a special path of another syscall (its number and tracepoints)
 SYSCALL_ALIAS = {"fstat": "newfstatat"}
 AT_EMPTY_PATH = 0x1000
@@ -122,6 +125,7 @@ SYSCALL_ARGS: dict[str, tuple[int, ...]] = {
     "fstat": (3, 0x7F3A5C1F8F2D, 0x7FFC00001E30, AT_EMPTY_PATH),
     "pread64": (3, 0x7FFC00001B60, 784, 64), "mmap": (0, 0x2000, 1, 0x802, 3, 0),
     "access": (0x7F3A5C1F9B20, 4),
+    "prctl": (15, 0x55D1E7B6A4C8, 0, 0, 0),    # PR_SET_NAME, a string in the program
 }
 # the dynamic loader (glibc's ld.so) of a new image: the libraries it maps
 LIB_DIR = "/lib/x86_64-linux-gnu"
