@@ -111,6 +111,15 @@ def test_execname_and_syscall_keys(env):
     assert f"{{ common_pid: {comm:<16}[{pid:10d}] }}" in env.read(f"{KMALLOC}/hist")
     assert "{ id: sys_read                      [  0] }" in env.read(
         "events/raw_syscalls/sys_enter/hist")
+    # any number the table implements is named by its metadata (stat is sys_newstat);
+    # one the kernel does not implement (afs_syscall) has none
+    tp = env.wl.tp("sys_enter")
+    for nr in (4, 110, 183):
+        tp.fire(nr, [0] * 6)
+    hist = env.read("events/raw_syscalls/sys_enter/hist")
+    assert "{ id: sys_newstat                   [  4] }" in hist, hist
+    assert "{ id: sys_getppid                   [110] }" in hist, hist
+    assert "{ id: unknown_syscall               [183] }" in hist, hist
 
 
 @pytest.mark.parametrize("expr,value", [

@@ -12,19 +12,20 @@ from typing import TYPE_CHECKING
 
 from . import trace_events_hist_field as hist_field
 from .lib import MASK64
+from .syscall_table import SyscallTable
 from .trace_events_hist_actions import ACTION_SAVE, ACTION_SNAPSHOT, HANDLER_ONMATCH, HANDLER_ONMAX
 from .trace_events_hist_data import HistData, HistEltData
 from .trace_events_hist_field import HistField, field_name, field_print
 from .tracing_map import Elt, KeyValue
-from .workload.syscalls import SYSCALL_NR
 
 if TYPE_CHECKING:
     from .kallsyms import Kallsyms
     from .trace_events import EventFile
     from .trace_events_trigger import TriggerData
 
-# get_syscall_name(): the syscall's metadata name
-SYSCALL_NAMES = {nr: f"sys_{name}" for name, nr in SYSCALL_NR.items()}
+# get_syscall_name(): the name in the syscall's metadata ("sys_newstat" for nr 4); a
+# number without metadata (not implemented) prints as unknown_syscall
+SYSCALL_NAMES = {s.nr: s.entry for s in SyscallTable.load().by_nr.values() if s.entry}
 
 
 def trigger_print(data: TriggerData) -> str:
