@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from tracefs_sim.hostprocs import HostProcs
+from tracefs_sim.hostprocs import HostProcs, exec_filename
 from tracefs_sim.kernel import Kernel
 from tracefs_sim.tracefs import build_tree
 from tracefs_sim.tracefs.files import read_file, write_file
@@ -28,8 +28,8 @@ def _host() -> HostProcs:
     return hp
 
 
-def _cpu_of(pid: int) -> tuple[str, int]:
-    return "", 0                   # the adapter's (comm, cpu) lookup
+def _cpu_of(pid: int) -> int:
+    return 0                       # the adapter's CPU of a host task
 
 
 def _poll_until(hp: HostProcs, k: Kernel, done, deadline: float) -> None:
@@ -48,26 +48,41 @@ def test_a_rename_is_no_exec_and_an_exec_names_its_program():
     root = build_tree(k)
     for ev in ("sched/sched_process_exec", "task/task_rename"):
         write_file(root, f"events/{ev}/enable", "1")
-    code = ("import ctypes, os, time\ntime.sleep(0.3)\n"
-            "ctypes.CDLL(None).prctl(15, b'renamed', 0, 0, 0)\ntime.sleep(0.3)\n"
-            "os.execvp('sleep', ['sleep', '0.3'])")
-    proc = subprocess.Popen([sys.executable, "-c", code])
+    # each step waits for a line, written once the poll has seen the step before
+    code = ("import ctypes, os, sys\nsys.stdin.readline()\n"
+            "ctypes.CDLL(None).prctl(15, b'renamed', 0, 0, 0)\nsys.stdin.readline()\n"
+            "os.execvp('sleep', ['sleep', '30'])")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE)
     try:
-        deadline = time.monotonic() + 10
-        _poll_until(hp, k, lambda: proc.pid in hp.known, deadline)
-        assert proc.pid in hp.known
-        _poll_until(hp, k, lambda: hp.known.get(proc.pid) == "renamed", deadline)
-        assert hp.known.get(proc.pid) == "renamed"
-        _poll_until(hp, k, lambda: hp.known.get(proc.pid) == "sleep", deadline)
-        assert hp.known.get(proc.pid) == "sleep"
+        deadline = time.monotonic() + 20
+        for step, comm in ((b"", None), (b"\n", "renamed"), (b"\n", "sleep")):
+            proc.stdin.write(step)
+            proc.stdin.flush()
+            if comm is None:
+                _poll_until(hp, k, lambda: proc.pid in hp.known, deadline)
+                assert proc.pid in hp.known
+            else:
+                _poll_until(hp, k, lambda c=comm: hp.known.get(proc.pid) == c, deadline)
+                assert hp.known.get(proc.pid) == comm
         sleep_exe = os.readlink(f"/proc/{proc.pid}/exe")
     finally:
+        proc.kill()
         proc.wait(timeout=10)
     text = read_file(root, "trace").decode()
     mine = [ln for ln in text.splitlines() if f"pid={proc.pid} " in ln]
     assert any("task_rename:" in ln and "newcomm=renamed" in ln for ln in mine), mine
     assert any(f"sched_process_exec: filename={sleep_exe} pid={proc.pid} " in ln for ln in mine), mine
     assert not any("renamed" in ln for ln in mine if "sched_process_exec" in ln), mine
+
+
+def test_the_exec_filename_is_named_as_the_comm():
+    """sched_process_exec prints the path execve() was given, whose last part is the
+    comm: /proc's exe is the program a link led to (sh runs dash)."""
+    assert exec_filename("sleep", ("/usr/bin/sleep", "7ffd0")) == "/usr/bin/sleep"
+    assert exec_filename("sh", ("/usr/bin/dash", "7ffd0")) == "/usr/bin/sh"
+    assert exec_filename("a-very-long-pro", ("/opt/x/a-very-long-program", "1")) == \
+        "/opt/x/a-very-long-program"     # the comm is the name's first 15 bytes
+    assert exec_filename("cat", None) is None
 
 
 def test_a_sleeping_host_process_wakes_up_in_the_trace():

@@ -174,18 +174,20 @@ def test_host_spawn_renamed_without_exec_is_a_prctl(kt) -> None:
     assert "sys_prctl -> 0x0" in text
     graph = [ln.split("|", 1)[1].rstrip() for ln in body(root) if "|" in ln]
     start = graph.index("  __x64_sys_prctl() {")
-    assert graph[start:start + 11] == [
+    assert graph[start:start + 13] == [
         "  __x64_sys_prctl() {",
         "    security_task_prctl() {",
         "      cap_task_prctl();",
         "      yama_task_prctl();",
         "    }",
         "    __set_task_comm() {",
+        "      _raw_spin_lock();",
         "      /* task_rename: pid=5001 oldcomm=perf newcomm=perf-exec oom_score_adj=0 */",
+        "      _raw_spin_unlock();",
         "      perf_event_comm();",
         "    }",
         "    proc_comm_connector();",
-        "  }"], graph[start:start + 12]
+        "  }"], graph[start:start + 14]
 
 
 def test_requests_switch_tasks_in_and_out(kt) -> None:
@@ -258,7 +260,7 @@ def test_host_procs_reports_forks_and_exits() -> None:
                 break
         time.sleep(0.005)
     try:
-        hp.sync(k, live.pid, lambda pid: ("x", 0))
+        hp.sync(k, live.pid, "sleep", lambda pid: 0)
         text = read_file(root, "trace").decode()
         assert f"child_comm=sleep child_pid={live.pid}" in text or \
             f"child_pid={live.pid}" in text, text[-2000:]
@@ -267,7 +269,7 @@ def test_host_procs_reports_forks_and_exits() -> None:
         live.wait()
     time.sleep(0.05)
     hp.next_check = 0
-    hp.sync(k, 1, lambda pid: ("x", 0))
+    hp.sync(k, 1, "", lambda pid: 0)
     assert re.search(rf"sched_process_exit: comm=\S+ pid={live.pid} ", read_file(root, "trace").decode())
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import os
 import select
 import time
+from collections.abc import Callable
 from typing import Any
 
 LAST_PID = "/proc/sys/kernel/ns_last_pid"
@@ -92,6 +93,31 @@ def image_of(pid: int) -> tuple[str, str] | None:
     return exe, fields[25]
 
 
+def settled(pid: int) -> tuple[str | None, tuple[str, str] | None]:
+    """``pid``'s comm and image, both of one program: the image, the comm, then the image
+    again; an exec in between (perf's child leaves its go-pipe wait at any time) makes
+    the two images differ and the three are read again.  comm None: gone."""
+    for _ in range(3):
+        image = image_of(pid)
+        text = read_proc(f"/proc/{pid}/comm")
+        comm = text.rstrip("\n") if text is not None else None
+        if image_of(pid) == image:
+            break
+    return comm, image
+
+
+def exec_filename(comm: str, image: tuple[str, str] | None) -> str | None:
+    """The path an exec of ``comm`` was given, as far as the host tells: its program
+    when that is named ``comm``; else ``comm`` in the program's directory (``sh`` runs
+    /usr/bin/dash, ``python3`` python3.11: the path named the link, and the comm is the
+    path's last part).  None when the host shows no image."""
+    if image is None:
+        return None
+    exe = image[0]
+    head, _, base = exe.rpartition("/")
+    return exe if base[:15] == comm else f"{head}/{comm}"
+
+
 def _alive(st: dict[str, str] | None) -> bool:
     return st is not None and not st.get("State", "").startswith(("Z", "X"))
 
@@ -154,9 +180,9 @@ class HostProcs:
         st = st or proc_status(pid)
         return st.get("Name", "<...>") if st else "<...>"
 
-    def sync(self, kernel: Any, pid: int, cpu_of: Any) -> None:
-        """Report to ``kernel`` what happened on the host before ``pid``'s request.
-        ``cpu_of(pid) -> (comm, cpu)`` is the adapter's caller lookup."""
+    def sync(self, kernel: Any, pid: int, comm: str, cpu_of: Callable[[int], int]) -> None:
+        """Report to ``kernel`` what happened on the host before ``pid``'s request
+        (``comm``: its comm now).  ``cpu_of(pid)`` is the CPU of a host task."""
         if not self.enabled or kernel.deterministic:
             return
         wl = kernel.workload
@@ -179,11 +205,9 @@ class HostProcs:
         if pid > 0:
             self.last_req = pid
         if pid > 0 and pid not in self.known:
-            self._watch(pid, self._comm(pid))
-        elif pid > 0:
-            comm = cpu_of(pid)[0]
-            if comm not in ("", "<...>") and comm != self.known[pid]:
-                self._comm_changed(wl, pid, comm)   # since its last request
+            self._watch(pid, comm if comm not in ("", "<...>") else self._comm(pid))
+        elif pid > 0 and comm not in ("", "<...>") and comm != self.known[pid]:
+            self._comm_changed(wl, pid)   # since its last request
 
     def chdir(self, kernel: Any, pid: int) -> None:
         """Once ``pid`` runs in the kernel: a working directory changed since its last
@@ -218,18 +242,21 @@ class HostProcs:
         except OSError:
             return True
 
-    def _comm_changed(self, wl: Any, pid: int, comm: str) -> None:
-        """Watched ``pid`` goes by ``comm`` now.  A new image (another program, or a
-        stack placed anew) says it exec'd; the same one that it renamed itself
+    def _comm_changed(self, wl: Any, pid: int) -> None:
+        """Watched ``pid`` was seen with another comm.  A new image (another program, or
+        a stack placed anew) says it exec'd; the same one that it renamed itself
         (prctl(PR_SET_NAME): perf's child calls itself perf-exec until it execs the
         command).  When the host shows no image a new comm is taken for an exec."""
+        comm, new = settled(pid)
+        if comm is None or comm == self.known[pid]:
+            return                  # gone (its exit comes next), or back to what it was
         self.known[pid] = comm
         old = self.images.get(pid)
-        new = self.images[pid] = image_of(pid)
+        self.images[pid] = new
         if old is not None and old == new:
             wl.hostprocs.host_rename(pid, comm)
         else:
-            wl.hostprocs.host_exec(pid, comm, new[0] if new is not None else None)
+            wl.hostprocs.host_exec(pid, comm, exec_filename(comm, new))
 
     def _watch(self, pid: int, comm: str, image: tuple[str, str] | None = None) -> None:
         if len(self.known) >= MAX_KNOWN:
@@ -265,7 +292,7 @@ class HostProcs:
             os.close(self._last_fd)
             self._last_fd = None
 
-    def poll(self, kernel: Any, cpu_of: Any) -> None:
+    def poll(self, kernel: Any, cpu_of: Callable[[int], int]) -> None:
         """Between requests (idle ticker): forks; the watched processes' execs and exits
         while anything is attached; their sleeps and wakeups while the scheduler's events
         are traced."""
@@ -291,16 +318,16 @@ class HostProcs:
             assert st is not None
             name = st.get("Name", "")
             if name and name != self.known[p]:
-                self._comm_changed(wl, p, name)
+                self._comm_changed(wl, p)
             vcs = st.get("voluntary_ctxt_switches", "")
             if not sched or not vcs.isdigit():
                 continue
             n, seen = int(vcs), self.vcs.get(p)
             self.vcs[p] = n
             if seen is not None and n > seen:
-                wl.hostprocs.host_run(p, cpu_of(p)[1], n - seen)
+                wl.hostprocs.host_run(p, cpu_of(p), n - seen)
 
-    def _spawned(self, wl: Any, pids: list[int], req: int, cpu_of: Any) -> None:
+    def _spawned(self, wl: Any, pids: list[int], req: int, cpu_of: Callable[[int], int]) -> None:
         sts = [(p, proc_status(p)) for p in pids]
         req_new = req in pids
         req_st = dict(sts).get(req) if req_new else None
@@ -319,16 +346,15 @@ class HostProcs:
                 parent = tgid if thread else int(st.get("PPid", "0"))
                 if parent <= 0:
                     continue
-                comm = st.get("Name", "<...>")
+                now_comm, image = settled(p)
+                comm = now_comm or st.get("Name", "<...>")
                 pcomm = self._comm(parent)
                 # the child's image against its parent's: a fork shares it, an exec
                 # (even of the parent's program) does not, a prctl rename keeps it
-                image = image_of(p)
-                pimage = self.images.get(parent) or image_of(parent)
+                pimage = image_of(parent) or self.images.get(parent)
                 execd = None if image is None or pimage is None or thread else image != pimage
-                exe = image[0] if image is not None and not thread else None
-                cpu = cpu_of(p)[1]
-                wl.hostprocs.host_spawn(parent, pcomm, p, comm, cpu, exe, alive=True,
+                exe = None if thread else exec_filename(comm, image)
+                wl.hostprocs.host_spawn(parent, pcomm, p, comm, cpu_of(p), exe, alive=True,
                                         thread=thread, execd=execd)
                 self._watch(p, comm, image)
             else:
@@ -341,5 +367,4 @@ class HostProcs:
                 if parent <= 0:
                     continue
                 pcomm = self._comm(parent)
-                cpu = cpu_of(parent)[1]
-                wl.hostprocs.host_spawn(parent, pcomm, p, pcomm, cpu, None, alive=False)
+                wl.hostprocs.host_spawn(parent, pcomm, p, pcomm, cpu_of(parent), None, alive=False)

@@ -103,8 +103,9 @@ class TaskInfo:
     ``exec``) the comm of what it was before.  So each caller's ``/proc/<pid>/comm``
     stays open and is read again with pread(2) at offset 0 on every request: proc
     formats it anew from the task (the new comm after an exec, ESRCH once the task is
-    gone), a third of a microsecond against six for an open/read/close.  The CPU it
-    last ran on is read from /proc/<pid>/stat at most every CPU_TTL."""
+    gone), several times cheaper than an open/read/close.  The CPU it last ran on is
+    read from /proc/<pid>/stat at most every CPU_TTL.  A missing task is ESRCH or
+    ENOENT; any other error (no fd left) is a fault and propagates."""
 
     def __init__(self, nr_cpus: int) -> None:
         self.nr_cpus = max(1, nr_cpus)
@@ -119,18 +120,18 @@ class TaskInfo:
             try:
                 c.comm = os.pread(c.fd, 64, 0).decode("utf-8", "replace").rstrip("\n")
                 return c
-            except OSError:
+            except ProcessLookupError:
                 self.refresh(pid)
         try:
             fd = os.open(f"/proc/{pid}/comm", os.O_RDONLY | os.O_CLOEXEC)
-        except OSError:
+        except (FileNotFoundError, ProcessLookupError):
             return None
         if len(self._callers) >= COMM_FDS_MAX:
             self.refresh(next(iter(self._callers)))
         c = self._callers[pid] = _Caller(fd)
         try:
             c.comm = os.pread(fd, 64, 0).decode("utf-8", "replace").rstrip("\n")
-        except OSError:
+        except ProcessLookupError:
             self.refresh(pid)
             return None
         return c
@@ -145,35 +146,56 @@ class TaskInfo:
         for pid in list(self._callers):
             self.refresh(pid)
 
+    def _pinned(self, pid: int) -> int | None:
+        """The one CPU ``pid`` may run on (None: several, or the task is gone)."""
+        try:
+            allowed = os.sched_getaffinity(pid)
+        except ProcessLookupError:
+            return None
+        return next(iter(allowed)) % self.nr_cpus if len(allowed) == 1 else None
+
+    def _last_cpu(self, pid: int) -> int | None:
+        """The CPU ``pid`` last ran on (field 39 of /proc/<pid>/stat; None: gone)."""
+        text = read_proc(f"/proc/{pid}/stat")
+        if text is None:
+            return None
+        try:
+            return int(text.rpartition(")")[2].split()[36]) % self.nr_cpus
+        except (IndexError, ValueError):
+            return 0
+
+    def cpu(self, pid: int) -> int:
+        """The CPU of a host task that is not making a request (a newcomer the host
+        scan found, a sleeper it saw wake): nothing of it is kept."""
+        if pid <= 0:
+            return 0
+        pinned = self._pinned(pid)
+        if pinned is not None:
+            return pinned
+        cpu = self._last_cpu(pid)
+        return 0 if cpu is None else cpu
+
     def lookup(self, pid: int) -> tuple[str, int]:
-        """(comm, cpu) of ``pid``: a pinned task runs on its one allowed CPU, any other
-        on the CPU it last ran on (field 39 of /proc/<pid>/stat), modulo nr_cpus.  The
-        affinity is asked every time: ``taskset -c 1 echo x > trace_marker`` opens the
-        file before taskset pins the process and writes right after.  A task just gone
-        (``cat`` closes and exits at once) keeps the comm last read, once; a pid never
-        seen is "<...>"."""
+        """(comm, cpu) of a caller ``pid``: a pinned task runs on its one allowed CPU,
+        any other on the CPU it last ran on, modulo nr_cpus.  The affinity is asked
+        every time: ``taskset -c 1 echo x > trace_marker`` opens the file before
+        taskset pins the process and writes right after.  A task just gone (``cat``
+        closes and exits at once) keeps the comm and CPU last read, once; a pid never
+        seen is "<...>" on CPU 0."""
         if pid <= 0:
             return "<idle>", 0
         last = self._callers.get(pid)
-        last_comm = last.comm if last is not None else "<...>"
         c = self._caller(pid)
         if c is None:
-            return last_comm, 0
-        try:
-            allowed = os.sched_getaffinity(pid)
-        except OSError:
-            allowed = set()
-        if len(allowed) == 1:
-            return c.comm, next(iter(allowed)) % self.nr_cpus
+            return (last.comm, last.cpu) if last is not None else ("<...>", 0)
+        pinned = self._pinned(pid)
+        if pinned is not None:
+            return c.comm, pinned
         now = time.monotonic()
         if now < c.cpu_until:
             return c.comm, c.cpu
-        text = read_proc(f"/proc/{pid}/stat")
-        if text is None:
-            return c.comm, c.cpu
-        try:
-            c.cpu = int(text.rpartition(")")[2].split()[36]) % self.nr_cpus  # field 39
-        except (IndexError, ValueError):
-            c.cpu = 0
-        c.cpu_until = now + CPU_TTL
+        cpu = self._last_cpu(pid)
+        if cpu is not None:
+            c.cpu = cpu
+            c.cpu_until = now + CPU_TTL
         return c.comm, c.cpu

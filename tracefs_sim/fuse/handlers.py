@@ -284,7 +284,8 @@ class Operations(pyfuse3.Operations):
         if kernel.deterministic:    # host activity is not reproducible: never reported
             kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count, path=path)
             return False
-        self.hostprocs.sync(kernel, pid, lambda p: (comm, cpu) if p == pid else lookup(p))
+        tasks = self.tasks
+        self.hostprocs.sync(kernel, pid, comm, lambda p: cpu if p == pid else tasks.cpu(p))
         kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count, path=path,
                              before=lambda: self.hostprocs.chdir(kernel, pid))
         return False

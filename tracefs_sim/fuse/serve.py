@@ -43,7 +43,7 @@ async def _idle_ticker(kernel: Kernel, ops: Operations) -> None:
         await trio.sleep(IDLE_TICK)
         try:
             kernel.idle_tick()
-            ops.hostprocs.poll(kernel, ops.tasks.lookup)
+            ops.hostprocs.poll(kernel, ops.tasks.cpu)
         except Exception:
             log.exception("idle_tick failed")
 

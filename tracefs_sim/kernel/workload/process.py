@@ -320,23 +320,25 @@ class Process:
         wl.emit("sched_process_exec", filename, task.pid, old_tid)
 
     def prctl_set_name(self, task: Task, comm: str) -> None:
-        """prctl(PR_SET_NAME) of a host task the adapter saw rename itself: the LSMs'
-        task_prctl hooks (capability, then Yama, as CONFIG_LSM orders them; both pass
-        PR_SET_NAME on), set_task_comm() → __set_task_comm() with its task_rename and
+        """prctl(PR_SET_NAME) of a host task the adapter saw rename itself (or a write
+        to its /proc/PID/comm: the host does not say which): the LSMs' task_prctl hooks
+        (capability, then Yama, as CONFIG_LSM orders them; both pass PR_SET_NAME on),
+        set_task_comm() → __set_task_comm() with task_rename under task_lock() and
         perf_event_comm(), then the proc connector's comm event."""
         wl = self.wl
         frames = wl.syscalls.begin("prctl")
         call = wl.sites.enter_chain(("__set_task_comm",), "__x64_sys_prctl")
+        wl.sites.call("_raw_spin_lock", "__set_task_comm")     # task_lock()
         self.rename(task, comm[:TASK_COMM_LEN - 1])
+        wl.sites.call("_raw_spin_unlock", "__set_task_comm")
         wl.sites.call("perf_event_comm", "__set_task_comm")
         wl.sites.leave_chain(call)
         wl.sites.call("proc_comm_connector", "__x64_sys_prctl")
         wl.syscalls.end("prctl", frames, ret=0)
 
     def rename(self, task: Task, comm: str) -> None:
-        """__set_task_comm(): task_rename (under task_lock) when the comm changes."""
-        if task.comm == comm:
-            return
+        """__set_task_comm(): task_rename (under task_lock), also when the comm stays
+        what it was (an exec of the same program)."""
         wl = self.wl
         wl.emit_ctx(0, 1, "task_rename", task.pid, task.comm, comm, OOM_SCORE_ADJ)
         task.comm = comm
