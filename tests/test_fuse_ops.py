@@ -328,6 +328,31 @@ def test_task_info_sees_an_exec_right_after_a_lookup():
     info.close()
 
 
+def test_task_info_of_a_task_hidden_from_the_server(monkeypatch):
+    """/proc mounted hidepid=1 (or a non-dumpable caller) refuses its comm with EPERM,
+    an LSM may refuse its affinity: the request goes on with the comm unknown, as
+    for any task /proc does not show, instead of failing."""
+    real_open, real_affinity = os.open, os.sched_getaffinity
+
+    def refusing_open(path, *args, **kwargs):
+        if str(path).endswith("/comm"):
+            raise PermissionError(errno.EPERM, "Operation not permitted")
+        return real_open(path, *args, **kwargs)
+
+    def refusing_affinity(pid):
+        raise PermissionError(errno.EACCES, "Permission denied")
+
+    monkeypatch.setattr(os, "open", refusing_open)
+    monkeypatch.setattr(os, "sched_getaffinity", refusing_affinity)
+    info = TaskInfo(2)
+    assert info.lookup(os.getpid())[0] == "<...>"
+    assert 0 <= info.cpu(os.getpid()) < 2
+    monkeypatch.setattr(os, "open", real_open)
+    monkeypatch.setattr(os, "sched_getaffinity", real_affinity)
+    assert info.lookup(os.getpid())[0] == open(f"/proc/{os.getpid()}/comm").read().strip()
+    info.close()
+
+
 def test_possible_cpus(tmp_path):
     f = tmp_path / "possible"
     f.write_text("0-3\n")

@@ -105,7 +105,8 @@ class TaskInfo:
     formats it anew from the task (the new comm after an exec, ESRCH once the task is
     gone), several times cheaper than an open/read/close.  The CPU it last ran on is
     read from /proc/<pid>/stat at most every CPU_TTL.  A missing task is ESRCH or
-    ENOENT; any other error (no fd left) is a fault and propagates."""
+    ENOENT, a hidden one EPERM/EACCES (its comm is then unknown: "<...>"); any other
+    error (no fd left) is a fault and propagates."""
 
     def __init__(self, nr_cpus: int) -> None:
         self.nr_cpus = max(1, nr_cpus)
@@ -124,8 +125,8 @@ class TaskInfo:
                 self.refresh(pid)
         try:
             fd = os.open(f"/proc/{pid}/comm", os.O_RDONLY | os.O_CLOEXEC)
-        except (FileNotFoundError, ProcessLookupError):
-            return None
+        except (FileNotFoundError, ProcessLookupError, PermissionError):
+            return None     # gone, or hidden from us (hidepid=1, a non-dumpable task)
         if len(self._callers) >= COMM_FDS_MAX:
             self.refresh(next(iter(self._callers)))
         c = self._callers[pid] = _Caller(fd)
@@ -147,10 +148,11 @@ class TaskInfo:
             self.refresh(pid)
 
     def _pinned(self, pid: int) -> int | None:
-        """The one CPU ``pid`` may run on (None: several, or the task is gone)."""
+        """The one CPU ``pid`` may run on (None: several, the task is gone, or an LSM
+        refuses to tell: SELinux process:getsched)."""
         try:
             allowed = os.sched_getaffinity(pid)
-        except ProcessLookupError:
+        except (ProcessLookupError, PermissionError):
             return None
         return next(iter(allowed)) % self.nr_cpus if len(allowed) == 1 else None
 
