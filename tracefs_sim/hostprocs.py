@@ -16,9 +16,10 @@ The kernel turns them into its clone / exec / exit paths (``Workload.host_spawn`
 fork/exit scan, plus — while a scheduler tracepoint is enabled — the watched processes'
 voluntary context switches and comm: each switch the host scheduler made is a sleep and
 a wakeup of the simulated task (``Workload.host_run``: sched_waking, sched_wakeup,
-sched_switch in and out), a comm change is its exec or its rename.  So ``ping -c 5`` run next to the
-mount wakes up in the trace the way it does on the machine.  Deterministic kernels (``--seed``) are left alone: host activity is
-not reproducible.  The server's own threads are not reported.
+sched_switch in and out), a comm change is its exec or its rename.  So ``ping -c 5``
+run next to the mount wakes up in the trace the way it does on the machine.
+Deterministic kernels (``--seed``) are left alone: host activity is not reproducible.
+The server's own threads are not reported.
 """
 
 from __future__ import annotations
