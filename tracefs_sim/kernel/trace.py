@@ -261,8 +261,8 @@ class Tracing:
         self.cmdlines: dict[int, str] = {}
         self.tgids: dict[int, int] = {}
         self.cmdline_ref = 0
-        self.onoff_gen = 0      # bumped by each tracing_on switch of any instance
         self.tgid_ref = 0
+        self.onoff_gen = 0      # bumped by each tracing_on switch of any instance
         # each tracer's ``struct tracer_flags``: one value for every trace array, whose
         # options/ files and trace_options all show and set it
         self.tracer_flags: dict[str, bool] = {}
