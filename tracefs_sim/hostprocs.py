@@ -76,6 +76,14 @@ def proc_status(pid: int) -> dict[str, str] | None:
     return status_fields(pid, ("Name", "State", "Tgid", "PPid", "voluntary_ctxt_switches"))
 
 
+def stat_fields(pid: int) -> list[str] | None:
+    """The fields of /proc/PID/stat from the third (state) on, so field N is at index
+    N - 3 (None: gone).  Split after the comm's closing parenthesis: a comm may hold
+    spaces and parentheses itself."""
+    text = read_proc(f"/proc/{pid}/stat")
+    return None if text is None else text.rpartition(")")[2].split()
+
+
 def image_of(pid: int) -> tuple[str, str] | None:
     """What an exec replaces and a rename keeps: the program (``/proc/PID/exe``) and the
     start of its stack (field 28 of ``/proc/PID/stat``, placed anew by each exec).  None
@@ -85,11 +93,8 @@ def image_of(pid: int) -> tuple[str, str] | None:
         exe = os.readlink(f"/proc/{pid}/exe")
     except OSError:
         return None
-    text = read_proc(f"/proc/{pid}/stat")
-    if text is None:
-        return None
-    fields = text.rpartition(")")[2].split()      # from field 3 on
-    if len(fields) < 26 or fields[25] == "0":
+    fields = stat_fields(pid)
+    if fields is None or len(fields) < 26 or fields[25] == "0":    # field 28, startstack
         return None
     return exe, fields[25]
 

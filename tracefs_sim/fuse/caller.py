@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 import time
 
-from ..hostprocs import read_proc, status_fields
+from ..hostprocs import read_proc, stat_fields, status_fields
 
 COMM_FDS_MAX = 256  # callers whose /proc/<pid>/comm stays open (the oldest is closed)
 CPU_TTL = 0.02  # seconds a pid's last CPU is trusted (one request after another)
@@ -82,6 +82,11 @@ def fd_nonblock(pid: int, ino: int, name: str) -> bool:
     return False
 
 
+def _read_comm(fd: int) -> str:
+    """The comm behind an fd on /proc/<pid>/comm, formatted anew by this read."""
+    return os.pread(fd, 64, 0).decode("utf-8", "replace").rstrip("\n")
+
+
 class _Caller:
     """What is kept of one caller pid: an fd on its comm, the comm last read from it,
     and the CPU it last ran on with the monotonic time until which that is trusted."""
@@ -119,7 +124,7 @@ class TaskInfo:
         c = self._callers.get(pid)
         if c is not None:
             try:
-                c.comm = os.pread(c.fd, 64, 0).decode("utf-8", "replace").rstrip("\n")
+                c.comm = _read_comm(c.fd)
                 return c
             except ProcessLookupError:
                 self.refresh(pid)
@@ -131,7 +136,7 @@ class TaskInfo:
             self.refresh(next(iter(self._callers)))
         c = self._callers[pid] = _Caller(fd)
         try:
-            c.comm = os.pread(fd, 64, 0).decode("utf-8", "replace").rstrip("\n")
+            c.comm = _read_comm(fd)
         except ProcessLookupError:
             self.refresh(pid)
             return None
@@ -158,11 +163,11 @@ class TaskInfo:
 
     def _last_cpu(self, pid: int) -> int | None:
         """The CPU ``pid`` last ran on (field 39 of /proc/<pid>/stat; None: gone)."""
-        text = read_proc(f"/proc/{pid}/stat")
-        if text is None:
+        fields = stat_fields(pid)
+        if fields is None:
             return None
         try:
-            return int(text.rpartition(")")[2].split()[36]) % self.nr_cpus
+            return int(fields[36]) % self.nr_cpus
         except (IndexError, ValueError):
             return 0
 

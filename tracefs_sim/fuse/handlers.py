@@ -279,12 +279,11 @@ class Operations(pyfuse3.Operations):
                 cpu = 0 if traced.in_syscall(pid) else self.tasks.lookup(pid)[1]
                 traced.request_enter(pid, cpu)
                 return True
-        lookup = self.tasks.lookup
-        comm, cpu = lookup(pid)
+        tasks = self.tasks
+        comm, cpu = tasks.lookup(pid)
         if kernel.deterministic:    # host activity is not reproducible: never reported
             kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count, path=path)
             return False
-        tasks = self.tasks
         self.hostprocs.sync(kernel, pid, comm, lambda p: cpu if p == pid else tasks.cpu(p))
         kernel.syscall_enter(pid, comm, cpu, uid, op=op, name=name, count=count, path=path,
                              before=lambda: self.hostprocs.chdir(kernel, pid))
